@@ -1,0 +1,63 @@
+// Lint: type-checked typescript-eslint rules plus the import rules of docs/architecture.md
+// (who may import whom). The boundary rules are the point; style is prettier's job.
+import tseslint from 'typescript-eslint';
+
+const layer = (dir, banned, message) => ({
+  files: [`src/${dir}/**/*.ts`],
+  rules: {
+    'no-restricted-imports': [
+      'error',
+      { patterns: banned.map((group) => ({ group: [group], message })) },
+    ],
+  },
+});
+
+const upper = ['**/main.ts', '**/cli/**', '**/admin/**'];
+
+export default tseslint.config(
+  { ignores: ['node_modules/**', 'data/**', 'bench/peers/work/**', 'bench/results/**', 'eslint.config.js'] },
+  ...tseslint.configs.recommendedTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    files: ['**/*.test.ts', 'test/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-non-null-assertion': 'off',
+      '@typescript-eslint/no-floating-promises': 'off',
+    },
+  },
+  layer(
+    'core',
+    ['**/config/**', '**/protocol/**', '**/policy/**', '**/directory/**', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper],
+    'core imports nothing of the project',
+  ),
+  layer(
+    'protocol',
+    ['node:net', 'node:tls', 'node:fs', 'node:fs/*', 'node:dns', 'node:dns/*', 'node:timers', 'node:timers/*', '**/config/**', '**/policy/**', '**/directory/**', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper],
+    'protocol is pure: only core; no sockets, files, DNS or timers',
+  ),
+  layer(
+    'policy',
+    ['node:net', 'node:tls', 'node:fs', 'node:fs/*', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper],
+    'policy uses core, config, protocol header parsing and ports only',
+  ),
+  ...['queue', 'store', 'directory', 'net'].map((dir) =>
+    layer(
+      dir,
+      ['**/protocol/**', '**/policy/**', '**/delivery/**', '**/server/**', ...upper, ...['queue', 'store', 'directory', 'net'].filter((d) => d !== dir).map((d) => `**/${d}/**`)],
+      `${dir} uses core and config only`,
+    ),
+  ),
+  layer('delivery', ['**/server/**', ...upper], 'delivery never reaches back into server'),
+  layer('server', ['**/delivery/**', ...upper], 'sessions enqueue, they never deliver'),
+  layer('config', ['**/protocol/**', '**/policy/**', '**/directory/**', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper], 'config uses core only'),
+);

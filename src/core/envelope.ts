@@ -1,0 +1,50 @@
+// The envelope of one SMTP transaction as it travels: session → queue → delivery.
+// DSN parameters (RFC 3461 §4) are kept parsed and validated so the outbound side can honour them.
+
+export type BodyType = '7BIT' | '8BITMIME' | 'BINARYMIME';
+export type DsnNotify = 'SUCCESS' | 'FAILURE' | 'DELAY';
+
+export interface Orcpt {
+  /** addr-type, e.g. "rfc822" or "utf-8" (RFC 6533). */
+  readonly addrType: string;
+  /** The original recipient, xtext/utf-8-addr decoded. */
+  readonly address: string;
+}
+
+export interface EnvelopeRecipient {
+  /** Forward-path as the client gave it (canonical text, no brackets). */
+  readonly address: string;
+  /** NOTIFY=NEVER is an empty list; null when the client gave no NOTIFY. */
+  readonly notify: readonly DsnNotify[] | null;
+  readonly orcpt: Orcpt | null;
+}
+
+export interface ClientInfo {
+  readonly ip: string;
+  readonly port: number;
+  /** Reverse-DNS name when known. */
+  readonly hostname: string | null;
+  /** The EHLO/HELO argument, exactly as sent (escape before putting it in a header). */
+  readonly helo: string;
+  readonly esmtp: boolean;
+  /** TLS protocol and cipher when the session is encrypted, e.g. { version: 'TLSv1.3', cipher: 'TLS_AES_256_GCM_SHA384' }. */
+  readonly tls: { readonly version: string; readonly cipher: string } | null;
+  readonly authUser: string | null;
+  /** Listener service name ("smtp", "submission", ...). */
+  readonly service: string;
+}
+
+export interface Envelope {
+  /** Reverse-path without brackets; "" for the null sender. */
+  readonly sender: string;
+  readonly body: BodyType;
+  readonly smtputf8: boolean;
+  /** RET=FULL|HDRS or null. */
+  readonly ret: 'FULL' | 'HDRS' | null;
+  /** ENVID, xtext decoded, or null. */
+  readonly envid: string | null;
+  readonly recipients: readonly EnvelopeRecipient[];
+  readonly client: ClientInfo;
+  /** Milliseconds since the epoch when end of data was reached. */
+  readonly receivedAtMs: number;
+}

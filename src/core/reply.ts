@@ -1,0 +1,121 @@
+// SMTP replies: the one catalogue of codes and texts (RFC 5321 §4.2, enhanced codes RFC 3463/RFC 2034).
+// Reply text here is generic on purpose; the specifics go to the log, never to the client.
+// Only the session driver writes replies; everything else returns or throws one of these.
+
+export interface Reply {
+  readonly code: number;
+  /** Enhanced status code (RFC 3463) without the class digit ambiguity: "5.1.1". Empty for 220/221 banners. */
+  readonly enhanced: string;
+  readonly text: string;
+}
+
+export const Replies = {
+  // 2xx
+  ok: { code: 250, enhanced: '2.0.0', text: 'OK' },
+  senderOk: { code: 250, enhanced: '2.1.0', text: 'Sender OK' },
+  recipientOk: { code: 250, enhanced: '2.1.5', text: 'Recipient OK' },
+  queued: { code: 250, enhanced: '2.0.0', text: 'OK: queued' },
+  chunkOk: { code: 250, enhanced: '2.0.0', text: 'Chunk received' },
+  resetOk: { code: 250, enhanced: '2.0.0', text: 'Reset' },
+  noopOk: { code: 250, enhanced: '2.0.0', text: 'OK' },
+  bye: { code: 221, enhanced: '2.0.0', text: 'Bye' },
+  cannotVrfy: {
+    code: 252,
+    enhanced: '2.1.5',
+    text: 'Cannot VRFY user, but will accept message and attempt delivery',
+  },
+  help: { code: 214, enhanced: '2.0.0', text: 'See https://www.rfc-editor.org/rfc/rfc5321' },
+  readyForTls: { code: 220, enhanced: '2.0.0', text: 'Ready to start TLS' },
+  // 3xx
+  startData: { code: 354, enhanced: '', text: 'End data with <CR><LF>.<CR><LF>' },
+  // 4xx
+  shuttingDown: { code: 421, enhanced: '4.3.2', text: 'Service shutting down, closing connection' },
+  tooManyConnections: { code: 421, enhanced: '4.7.0', text: 'Too many connections, try again later' },
+  tooManyConnectionsFromIp: {
+    code: 421,
+    enhanced: '4.7.0',
+    text: 'Too many connections from your address, try again later',
+  },
+  commandTimeout: { code: 421, enhanced: '4.4.2', text: 'Timeout, closing connection' },
+  tooManyErrors: { code: 421, enhanced: '4.7.0', text: 'Too many errors, closing connection' },
+  earlyTalker: { code: 554, enhanced: '5.5.0', text: 'Protocol violation: talking before the greeting' },
+  tooManyTransactions: { code: 421, enhanced: '4.7.0', text: 'Too many transactions, reconnect to continue' },
+  localError: { code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' },
+  tooManyRecipients: { code: 452, enhanced: '4.5.3', text: 'Too many recipients' },
+  insufficientStorage: { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage' },
+  tlsUnavailable: { code: 454, enhanced: '4.7.0', text: 'TLS not available' },
+  // 5xx syntax and sequence
+  unknownCommand: { code: 500, enhanced: '5.5.1', text: 'Command unrecognized' },
+  lineTooLong: { code: 500, enhanced: '5.5.6', text: 'Line too long' },
+  syntaxError: { code: 501, enhanced: '5.5.4', text: 'Syntax error in parameters or arguments' },
+  badAddressSyntax: { code: 501, enhanced: '5.1.3', text: 'Bad address syntax' },
+  badSenderSyntax: { code: 501, enhanced: '5.1.7', text: 'Bad sender address syntax' },
+  badHeloArgument: { code: 501, enhanced: '5.5.4', text: 'Invalid domain or address literal' },
+  notImplemented: { code: 502, enhanced: '5.5.1', text: 'Command not implemented' },
+  badSequence: { code: 503, enhanced: '5.5.1', text: 'Bad sequence of commands' },
+  needHelo: { code: 503, enhanced: '5.5.1', text: 'Send EHLO or HELO first' },
+  needMail: { code: 503, enhanced: '5.5.1', text: 'Need MAIL before RCPT' },
+  needRcpt: { code: 503, enhanced: '5.5.1', text: 'Need RCPT before DATA' },
+  nestedMail: { code: 503, enhanced: '5.5.1', text: 'Sender already specified' },
+  bdatMixed: { code: 503, enhanced: '5.5.1', text: 'DATA not allowed after BDAT' },
+  badParameter: { code: 555, enhanced: '5.5.4', text: 'MAIL FROM/RCPT TO parameters not recognized or not implemented' },
+  alreadyTls: { code: 503, enhanced: '5.5.1', text: 'TLS already active' },
+  // 5xx content and policy
+  bareLineEnding: {
+    code: 550,
+    enhanced: '5.6.11',
+    text: 'Bare CR or LF not allowed, use CRLF line endings',
+  },
+  bareLineEndingCommand: { code: 500, enhanced: '5.5.2', text: 'Bare CR or LF not allowed in commands' },
+  textLineTooLong: { code: 550, enhanced: '5.6.0', text: 'Message line longer than 1000 octets' },
+  messageTooBig: { code: 552, enhanced: '5.3.4', text: 'Message size exceeds fixed maximum message size' },
+  messageTooBigDeclared: {
+    code: 552,
+    enhanced: '5.3.4',
+    text: 'Declared message size exceeds fixed maximum message size',
+  },
+  needUtf8: { code: 553, enhanced: '5.6.7', text: 'SMTPUTF8 required for non-ASCII addresses' },
+  badRecipientAddress: { code: 553, enhanced: '5.1.3', text: 'Recipient address syntax not accepted' },
+  noSuchUser: { code: 550, enhanced: '5.1.1', text: 'No such user here' },
+  relayDenied: { code: 554, enhanced: '5.7.1', text: 'Relay access denied' },
+  needTls: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
+  authRequired: { code: 530, enhanced: '5.7.0', text: 'Authentication required' },
+  transactionFailed: { code: 554, enhanced: '5.0.0', text: 'Transaction failed' },
+  noValidRecipients: { code: 554, enhanced: '5.5.1', text: 'No valid recipients' },
+  binaryNeedsBdat: { code: 503, enhanced: '5.5.1', text: 'BODY=BINARYMIME requires BDAT' },
+} as const satisfies Record<string, Reply>;
+
+export type ReplyName = keyof typeof Replies;
+
+/** The one error type that crosses into the session: it knows its reply. Unknown errors map to 451 4.3.0. */
+export class ReplyError extends Error {
+  readonly reply: Reply;
+  constructor(reply: Reply, options?: { cause?: unknown }) {
+    super(`${reply.code} ${reply.enhanced} ${reply.text}`, options);
+    this.name = 'ReplyError';
+    this.reply = reply;
+  }
+}
+
+/** Map anything thrown to a reply: ReplyError keeps its own, the rest is a temporary local error. */
+export function replyFor(err: unknown): Reply {
+  if (err instanceof ReplyError) return err.reply;
+  return Replies.localError;
+}
+
+/** A reply with a different text (e.g. the EHLO greeting line or a queue id); keeps code and enhanced code. */
+export function withText(reply: Reply, text: string): Reply {
+  return { code: reply.code, enhanced: reply.enhanced, text };
+}
+
+/**
+ * Wire form of a reply, CRLF-terminated. Multiline replies use "code-" on all but the last line
+ * (RFC 5321 §4.2.1). Enhanced codes go on every line when enabled (RFC 2034 §4).
+ */
+export function formatReply(reply: Reply, enhanced: boolean, extraLines: readonly string[] = []): string {
+  const lines = [reply.text, ...extraLines];
+  const prefix = enhanced && reply.enhanced !== '' ? `${reply.enhanced} ` : '';
+  return lines
+    .map((line, i) => `${reply.code}${i === lines.length - 1 ? ' ' : '-'}${prefix}${line}\r\n`)
+    .join('');
+}
