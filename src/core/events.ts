@@ -1,0 +1,36 @@
+// Log event names: the one place they live, so a grep of the log and a grep of the code meet here.
+// Names are "<stage>.<what>[.<detail>]", lower case, stable: operators alert on them. Add new names here,
+// never inline a string at the call site. Deliberately no field schemas: fields are per call site.
+
+export const Events = {
+  // SMTP sessions (src/server)
+  smtpConnect: 'smtp.connect',
+  smtpClose: 'smtp.close',
+  smtpCommand: 'smtp.command',
+  smtpReply: 'smtp.reply',
+  smtpRcptRejected: 'smtp.rcpt.rejected',
+  smtpQueued: 'smtp.queued',
+  tlsHandshake: 'smtp.tls',
+  tlsFailed: 'smtp.tls.failed',
+  // TLS material (src/net/tls.ts)
+  tlsCertLoaded: 'tls.cert.loaded',
+  tlsSelfSignedCreated: 'tls.selfsigned.created',
+  tlsSelfSignedLoaded: 'tls.selfsigned.loaded',
+  tlsSelfSignedReplaced: 'tls.selfsigned.replaced',
+  // Queue
+  queueCommitted: 'queue.committed',
+  // Delivery (src/delivery)
+  deliveryLocal: 'delivery.local',
+  deliveryDeferred: 'delivery.deferred',
+  deliveryFailed: 'delivery.failed',
+  deliveryRemotePending: 'delivery.remote.pending',
+  deliveryWorkerStarted: 'delivery.worker.started',
+  deliveryWorkerStopped: 'delivery.worker.stopped',
+  deliveryWorkerStopTimeout: 'delivery.worker.stop_timeout',
+  deliveryWorkerError: 'delivery.worker.error',
+  // Process lifecycle
+  serverListening: 'server.listening',
+  serverStopping: 'server.stopping',
+} as const;
+
+export type EventName = (typeof Events)[keyof typeof Events];
