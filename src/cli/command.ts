@@ -1,0 +1,54 @@
+// The shape of one `tern` subcommand and the context it runs in. A command declares its positional
+// arguments and boolean flags; main.ts parses argv against that (node:util parseArgs, strict) so a
+// handler only sees validated input. Services are opened per command through the context (only the
+// ones it needs) and always closed, even when the handler throws.
+
+import type { Config } from '../config/config.ts';
+import type { Clock, Logger } from '../core/ports.ts';
+import type { Directory } from '../directory/directory.ts';
+import type { Queue } from '../queue/queue.ts';
+import type { MailboxStore } from '../store/mailbox-store.ts';
+import type { CliIo } from './io.ts';
+
+export interface ParsedArgs {
+  readonly positionals: readonly string[];
+  /** Boolean flags given, by long name (`--json` → `json`). */
+  readonly flags: ReadonlySet<string>;
+}
+
+export interface Command {
+  /** Words after `tern`, e.g. `user add`. */
+  readonly name: string;
+  /** Arguments as shown in usage, e.g. `ADDRESS [--password-stdin]`. */
+  readonly args: string;
+  readonly summary: string;
+  /** Names of boolean flags the command accepts (`--config FILE` and `--help` are always accepted). */
+  readonly flags: readonly string[];
+  readonly minPositionals: number;
+  readonly maxPositionals: number;
+  run(ctx: CommandContext, args: ParsedArgs): Promise<number>;
+}
+
+export interface OpenedServices {
+  readonly directory: Directory;
+  readonly store: MailboxStore;
+  readonly queue: Queue;
+}
+
+export interface CommandContext {
+  readonly io: CliIo;
+  /** The configuration, loaded on first use (so `--help` never reads a file). */
+  config(): Config;
+  /** The logger for management commands: warnings and errors only, to stderr. */
+  logger(): Logger;
+  readonly clock: Clock;
+  /** Open the named services, run fn, close them whatever happens. */
+  withServices<K extends keyof OpenedServices, T>(
+    names: readonly K[],
+    fn: (services: Pick<OpenedServices, K>) => Promise<T>,
+  ): Promise<T>;
+}
+
+export function usageLine(cmd: Pick<Command, 'name' | 'args'>): string {
+  return `tern ${cmd.name}${cmd.args === '' ? '' : ` ${cmd.args}`} [--config FILE]`;
+}
