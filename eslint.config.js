@@ -37,27 +37,32 @@ export default tseslint.config(
   },
   layer(
     'core',
-    ['**/config/**', '**/protocol/**', '**/policy/**', '**/directory/**', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper],
+    ['**/config/**', '**/db/**', '**/protocol/**', '**/policy/**', '**/directory/**', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper],
     'core imports nothing of the project',
   ),
   layer(
     'protocol',
-    ['node:net', 'node:tls', 'node:fs', 'node:fs/*', 'node:dns', 'node:dns/*', 'node:timers', 'node:timers/*', '**/config/**', '**/policy/**', '**/directory/**', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper],
+    ['node:net', 'node:tls', 'node:fs', 'node:fs/*', 'node:dns', 'node:dns/*', 'node:timers', 'node:timers/*', '**/config/**', '**/db/**', '**/policy/**', '**/directory/**', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper],
     'protocol is pure: only core; no sockets, files, DNS or timers',
   ),
   layer(
     'policy',
-    ['node:net', 'node:tls', 'node:fs', 'node:fs/*', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper],
+    ['node:net', 'node:tls', 'node:fs', 'node:fs/*', '**/db/**', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper],
     'policy uses core, config, protocol header parsing and ports only',
   ),
   ...['queue', 'store', 'directory', 'net'].map((dir) =>
     layer(
       dir,
-      ['**/protocol/**', '**/policy/**', '**/delivery/**', '**/server/**', ...upper, ...['queue', 'store', 'directory', 'net'].filter((d) => d !== dir).map((d) => `**/${d}/**`)],
-      `${dir} uses core and config only`,
+      ['**/protocol/**', '**/policy/**', '**/delivery/**', '**/server/**', ...upper, ...(dir === 'net' ? ['**/db/**'] : []), ...['queue', 'store', 'directory', 'net'].filter((d) => d !== dir).map((d) => `**/${d}/**`)],
+      dir === 'net' ? 'net uses core and config only' : `${dir} uses core, config and db only`,
     ),
   ),
   layer('delivery', ['**/server/**', ...upper], 'delivery never reaches back into server'),
   layer('server', ['**/delivery/**', ...upper], 'sessions enqueue, they never deliver'),
-  layer('config', ['**/protocol/**', '**/policy/**', '**/directory/**', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper], 'config uses core only'),
+  layer(
+    'db',
+    ['**/config/**', '**/protocol/**', '**/policy/**', '**/directory/**', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper],
+    'db (embedded storage helpers) imports only core and node builtins',
+  ),
+  layer('config', ['**/db/**', '**/protocol/**', '**/policy/**', '**/directory/**', '**/queue/**', '**/delivery/**', '**/store/**', '**/net/**', '**/server/**', ...upper], 'config uses core only'),
 );
