@@ -1,0 +1,323 @@
+// The Queue contract: what every implementation (sqlite-queue.ts today, PostgreSQL later) must do,
+// as one node:test suite each implementation's test file runs with its own harness. Covers durability
+// across a restart, invisibility before commit, abort, large bodies byte-exact, group commit, the
+// per-recipient lifecycle (due → settle → removal), listeners, and a full disk (452 4.3.1, nothing left).
+// Not here: implementation details (spool file names, transaction internals): those are in the
+// implementation's own test file.
+
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { describe, it } from 'node:test';
+import type { Envelope } from '../core/envelope.ts';
+import { Replies, ReplyError } from '../core/reply.ts';
+import type { Queue } from './queue.ts';
+
+export interface QueueHarness {
+  readonly queue: Queue;
+  /** Close the current instance and open a new one on the same storage, as after a restart. */
+  reopen(): Promise<Queue>;
+  /** Simulate a full disk: every write (body and database) fails while on. */
+  setDiskFull(full: boolean): void;
+  /** Transactions (fsyncs) used so far by commits and settles, to measure group commit. */
+  transactions(): number;
+  /** Close whatever is open and remove the storage. */
+  cleanup(): Promise<void>;
+}
+
+/** The harness clock reads this; tests of due() pass times relative to it. */
+export const CONTRACT_NOW_MS = Date.UTC(2026, 0, 15, 12, 0, 0);
+
+export function testEnvelope(
+  recipients: readonly string[] = ['alice@example.org'],
+  sender = 'bob@example.net',
+): Envelope {
+  return {
+    sender,
+    body: '8BITMIME',
+    smtputf8: false,
+    ret: null,
+    envid: 'env-1',
+    recipients: recipients.map((address) => ({ address, notify: null, orcpt: null })),
+    client: {
+      ip: '192.0.2.1',
+      port: 40000,
+      hostname: null,
+      helo: 'client.example.net',
+      esmtp: true,
+      tls: null,
+      authUser: null,
+      service: 'smtp',
+    },
+    receivedAtMs: CONTRACT_NOW_MS,
+  };
+}
+
+const enc = new TextEncoder();
+
+async function readAll(body: AsyncIterable<Uint8Array>): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  for await (const c of body) chunks.push(c);
+  return Buffer.concat(chunks);
+}
+
+async function enqueue(
+  queue: Queue,
+  body: Uint8Array,
+  envelope = testEnvelope(),
+  chunkBytes = 65_536,
+): Promise<string> {
+  const w = queue.begin();
+  for (let i = 0; i < body.byteLength; i += chunkBytes) await w.write(body.subarray(i, i + chunkBytes));
+  await w.commit(envelope);
+  return w.id;
+}
+
+function isInsufficientStorage(err: unknown): boolean {
+  return err instanceof ReplyError && err.reply === Replies.insufficientStorage;
+}
+
+export function runQueueContract(name: string, make: () => Promise<QueueHarness>): void {
+  void describe(`Queue contract: ${name}`, () => {
+    const withHarness = (title: string, fn: (h: QueueHarness) => Promise<void>): void => {
+      void it(title, async () => {
+        const h = await make();
+        try {
+          await fn(h);
+        } finally {
+          await h.cleanup();
+        }
+      });
+    };
+
+    withHarness('ids are known at begin(), unique and increasing', async (h) => {
+      const writers = Array.from({ length: 200 }, () => h.queue.begin());
+      const ids = writers.map((w) => w.id);
+      assert.equal(new Set(ids).size, ids.length);
+      assert.deepEqual([...ids].sort(), ids);
+      for (const w of writers) await w.abort();
+    });
+
+    withHarness('a committed message reads back: envelope, size, recipients, body', async (h) => {
+      const body = enc.encode('Subject: hi\r\n\r\nhello\r\n');
+      const env = testEnvelope(['a@example.org', 'b@example.com']);
+      const id = await enqueue(h.queue, body, env);
+      const m = await h.queue.get(id);
+      assert.ok(m);
+      assert.deepEqual(m.envelope, env);
+      assert.equal(m.sizeBytes, body.byteLength);
+      assert.equal(m.held, false);
+      assert.deepEqual(
+        m.recipients.map((r) => [r.index, r.address, r.status, r.attempts, r.lastReply]),
+        [
+          [0, 'a@example.org', 'queued', 0, null],
+          [1, 'b@example.com', 'queued', 0, null],
+        ],
+      );
+      assert.deepEqual(await readAll(h.queue.readBody(id)), Buffer.from(body));
+      assert.deepEqual(
+        (await h.queue.list()).map((x) => x.id),
+        [id],
+      );
+    });
+
+    withHarness('nothing is visible before commit resolves', async (h) => {
+      const w = h.queue.begin();
+      await w.write(enc.encode('Subject: x\r\n\r\nbody\r\n'));
+      assert.equal(await h.queue.get(w.id), null);
+      assert.deepEqual(await h.queue.list(), []);
+      const committing = w.commit(testEnvelope());
+      assert.equal(await h.queue.get(w.id), null);
+      assert.deepEqual(await h.queue.due(CONTRACT_NOW_MS + 1, 10), []);
+      await committing;
+      assert.notEqual(await h.queue.get(w.id), null);
+    });
+
+    withHarness('a committed message survives a restart (small and large)', async (h) => {
+      const small = enc.encode('Subject: small\r\n\r\nx\r\n');
+      const large = randomBytes(700_001);
+      const a = await enqueue(h.queue, small);
+      const b = await enqueue(h.queue, large);
+      const q = await h.reopen();
+      assert.deepEqual(
+        (await q.list()).map((m) => m.id),
+        [a, b],
+      );
+      assert.deepEqual(await readAll(q.readBody(a)), Buffer.from(small));
+      assert.deepEqual(await readAll(q.readBody(b)), large);
+      assert.equal((await q.get(b))?.sizeBytes, large.byteLength);
+    });
+
+    withHarness('abort leaves nothing, before or after spilling', async (h) => {
+      for (const size of [10, 3_000_000]) {
+        const w = h.queue.begin();
+        await w.write(randomBytes(size));
+        await w.abort();
+        assert.equal(await h.queue.get(w.id), null);
+        await assert.rejects(w.commit(testEnvelope()));
+      }
+      assert.deepEqual(await h.queue.list(), []);
+      const q = await h.reopen();
+      assert.deepEqual(await q.list(), []);
+    });
+
+    withHarness('a large body written in odd chunks reads back byte-exact', async (h) => {
+      const body = randomBytes(5 * 1024 * 1024 + 7);
+      const id = await enqueue(h.queue, body, testEnvelope(), 12_345);
+      const back = await readAll(h.queue.readBody(id));
+      assert.equal(back.byteLength, body.byteLength);
+      assert.ok(back.equals(body));
+    });
+
+    withHarness('an empty body is a valid (if odd) message', async (h) => {
+      const id = await enqueue(h.queue, new Uint8Array(0));
+      assert.equal((await h.queue.get(id))?.sizeBytes, 0);
+      assert.equal((await readAll(h.queue.readBody(id))).byteLength, 0);
+    });
+
+    withHarness('group commit: 500 concurrent commits take far fewer than 500 transactions', async (h) => {
+      const before = h.transactions();
+      const ids = await Promise.all(
+        Array.from({ length: 500 }, (_, i) =>
+          enqueue(h.queue, enc.encode(`Subject: ${i}\r\n\r\nbody ${i}\r\n`)),
+        ),
+      );
+      const used = h.transactions() - before;
+      assert.ok(used >= 1 && used <= 25, `500 commits used ${used} transactions`);
+      assert.equal(new Set(ids).size, 500);
+      assert.equal((await h.queue.list()).length, 500);
+      assert.equal(
+        (await readAll(h.queue.readBody(ids[321]!))).toString(),
+        'Subject: 321\r\n\r\nbody 321\r\n',
+      );
+    });
+
+    withHarness('onCommit listeners hear committed ids, and stop when unsubscribed', async (h) => {
+      const heard: string[] = [];
+      const off = h.queue.onCommit((id) => heard.push(id));
+      const a = await enqueue(h.queue, enc.encode('a'));
+      const aborted = h.queue.begin();
+      await aborted.abort();
+      off();
+      await enqueue(h.queue, enc.encode('b'));
+      assert.deepEqual(heard, [a]);
+    });
+
+    withHarness(
+      'settle: delivered, deferred, bounced; the message goes when no recipient is pending',
+      async (h) => {
+        const now = CONTRACT_NOW_MS;
+        const id = await enqueue(
+          h.queue,
+          randomBytes(400_000),
+          testEnvelope(['a@example.org', 'b@example.com', 'c@example.com']),
+        );
+        let due = await h.queue.due(now, 10);
+        assert.deepEqual(
+          due.map((m) => [m.id, m.recipients.map((r) => r.index)]),
+          [[id, [0, 1, 2]]],
+        );
+        await h.queue.settle(id, 0, { status: 'delivered', reply: '250 2.0.0 delivered' });
+        await h.queue.settle(id, 1, {
+          status: 'deferred',
+          reply: '451 4.4.1 no answer',
+          nextAttemptMs: now + 60_000,
+        });
+        const m = await h.queue.get(id);
+        assert.deepEqual(
+          m?.recipients.map((r) => [r.status, r.attempts, r.lastReply]),
+          [
+            ['delivered', 1, '250 2.0.0 delivered'],
+            ['deferred', 1, '451 4.4.1 no answer'],
+            ['queued', 0, null],
+          ],
+        );
+        assert.equal(m?.recipients[1]?.nextAttemptMs, now + 60_000);
+        due = await h.queue.due(now, 10);
+        assert.deepEqual(
+          due.map((x) => x.recipients.map((r) => r.index)),
+          [[2]],
+        );
+        await h.queue.settle(id, 2, { status: 'bounced', reply: '550 5.1.1 no such user' });
+        assert.deepEqual(await h.queue.due(now + 59_999, 10), []);
+        due = await h.queue.due(now + 60_000, 10);
+        assert.deepEqual(
+          due.map((x) => [x.id, x.recipients.map((r) => r.index)]),
+          [[id, [1]]],
+        );
+        await assert.rejects(h.queue.settle(id, 0, { status: 'bounced', reply: '550 5.0.0 again' }));
+        // Survives a restart mid-way.
+        const q = await h.reopen();
+        assert.equal((await q.get(id))?.recipients[1]?.status, 'deferred');
+        await q.settle(id, 1, { status: 'delivered', reply: '250 2.0.0 ok' });
+        assert.equal(await q.get(id), null);
+        assert.deepEqual(await q.list(), []);
+        await assert.rejects(readAll(q.readBody(id)));
+        await assert.rejects(q.settle(id, 1, { status: 'delivered', reply: '250 2.0.0 ok' }));
+      },
+    );
+
+    withHarness('due() orders by due time and honours the limit', async (h) => {
+      const now = CONTRACT_NOW_MS;
+      const ids: string[] = [];
+      for (let i = 0; i < 3; i++) ids.push(await enqueue(h.queue, enc.encode(`m${i}`)));
+      await h.queue.settle(ids[0]!, 0, {
+        status: 'deferred',
+        reply: '451 4.0.0 later',
+        nextAttemptMs: now + 10,
+      });
+      assert.deepEqual(
+        (await h.queue.due(now, 10)).map((m) => m.id),
+        [ids[1], ids[2]],
+      );
+      assert.deepEqual(
+        (await h.queue.due(now + 10, 2)).map((m) => m.id),
+        [ids[1], ids[2]],
+      );
+      assert.equal((await h.queue.due(now + 10, 10)).length, 3);
+      assert.deepEqual(await h.queue.due(now + 10, 0), []);
+    });
+
+    withHarness('settle of an unknown message or recipient fails', async (h) => {
+      const id = await enqueue(h.queue, enc.encode('x'));
+      await assert.rejects(h.queue.settle(id, 5, { status: 'delivered', reply: '250 ok' }));
+      await assert.rejects(h.queue.settle('NOSUCHMESSAGE', 0, { status: 'delivered', reply: '250 ok' }));
+    });
+
+    withHarness('a full disk fails with 452 4.3.1 and leaves nothing; space coming back heals', async (h) => {
+      const small = randomBytes(200_000);
+      const large = randomBytes(2_000_000);
+      h.setDiskFull(true);
+      for (const body of [small, large]) {
+        const w = h.queue.begin();
+        await assert.rejects(async () => {
+          for (let i = 0; i < body.byteLength; i += 65_536) await w.write(body.subarray(i, i + 65_536));
+          await w.commit(testEnvelope());
+        }, isInsufficientStorage);
+        await w.abort();
+        assert.equal(await h.queue.get(w.id), null);
+      }
+      assert.deepEqual(await h.queue.list(), []);
+      h.setDiskFull(false);
+      const a = await enqueue(h.queue, small);
+      const b = await enqueue(h.queue, large);
+      assert.deepEqual(await readAll(h.queue.readBody(a)), small);
+      assert.deepEqual(await readAll(h.queue.readBody(b)), large);
+      const q = await h.reopen();
+      assert.deepEqual(
+        (await q.list()).map((m) => m.id),
+        [a, b],
+      );
+    });
+
+    withHarness('the disk filling up between the body and the commit fails cleanly', async (h) => {
+      const w = h.queue.begin();
+      await w.write(randomBytes(1_000_000));
+      h.setDiskFull(true);
+      await assert.rejects(w.commit(testEnvelope()), isInsufficientStorage);
+      h.setDiskFull(false);
+      assert.equal(await h.queue.get(w.id), null);
+      const q = await h.reopen();
+      assert.deepEqual(await q.list(), []);
+    });
+  });
+}

@@ -1,0 +1,218 @@
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { DatabaseSync } from 'node:sqlite';
+import { describe, it } from 'node:test';
+import { pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { faultyStorageFs } from '../db/storage-fs.ts';
+import { CONTRACT_NOW_MS, runQueueContract, testEnvelope } from './queue.contract.ts';
+import type { SqliteQueueOptions } from './sqlite-queue.ts';
+import { SqliteQueue } from './sqlite-queue.ts';
+
+const clock = { nowMs: () => CONTRACT_NOW_MS };
+
+/** Make the database "full": it may not grow past its current size (real SQLITE_FULL errors). */
+function setDbFull(db: DatabaseSync, full: boolean): void {
+  if (full) {
+    const pages = db.prepare('PRAGMA page_count').get()!['page_count'] as number;
+    db.exec(`PRAGMA max_page_count = ${pages}`);
+  } else {
+    db.exec('PRAGMA max_page_count = 4294967294');
+  }
+}
+
+async function tempDir(): Promise<string> {
+  return mkdtemp(join(tmpdir(), 'tern-queue-'));
+}
+
+runQueueContract('sqlite', async () => {
+  const dir = await tempDir();
+  let full = false;
+  let db: DatabaseSync | null = null;
+  const options: SqliteQueueOptions = {
+    dir,
+    clock,
+    fs: faultyStorageFs(() => full),
+    onDatabase: (d) => {
+      db = d;
+      setDbFull(d, full);
+    },
+  };
+  let queue = await SqliteQueue.open(options);
+  let transactionsBefore = 0;
+  return {
+    get queue() {
+      return queue;
+    },
+    async reopen() {
+      transactionsBefore += queue.commitStats.transactions;
+      await queue.close();
+      queue = await SqliteQueue.open(options);
+      return queue;
+    },
+    setDiskFull(on) {
+      full = on;
+      if (db !== null) setDbFull(db, on);
+    },
+    transactions: () => transactionsBefore + queue.commitStats.transactions,
+    async cleanup() {
+      await queue.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('SqliteQueue specifics', () => {
+  const withQueue = (
+    title: string,
+    fn: (q: SqliteQueue, dir: string) => Promise<void>,
+    extra: Partial<SqliteQueueOptions> = {},
+  ): void => {
+    it(title, async () => {
+      const dir = await tempDir();
+      const q = await SqliteQueue.open({ dir, clock, ...extra });
+      try {
+        await fn(q, dir);
+      } finally {
+        await q.close();
+        await rm(dir, { recursive: true, force: true });
+      }
+    });
+  };
+
+  withQueue('lays out queue.db (WAL, schema version 1) and spool/', async (_q, dir) => {
+    assert.ok(existsSync(join(dir, 'queue.db')));
+    assert.ok(existsSync(join(dir, 'queue.db-wal')));
+    assert.deepEqual(await readdir(join(dir, 'spool')), []);
+  });
+
+  withQueue('small bodies stay in the database, large ones are spooled while they arrive', async (q, dir) => {
+    const small = q.begin();
+    await small.write(randomBytes(1000));
+    assert.deepEqual(await readdir(join(dir, 'spool')), []);
+    await small.commit(testEnvelope());
+    assert.deepEqual(await readdir(join(dir, 'spool')), []);
+
+    const big = q.begin();
+    const chunk = randomBytes(64 * 1024);
+    for (let i = 0; i < 4; i++) await big.write(chunk); // exactly the threshold: still in memory
+    assert.deepEqual(await readdir(join(dir, 'spool')), []);
+    await big.write(chunk);
+    assert.equal((await stat(join(dir, 'spool', big.id))).size, 5 * chunk.byteLength);
+    for (let i = 0; i < 11; i++) await big.write(chunk);
+    // Written as it arrives, not gathered for the commit.
+    assert.equal((await stat(join(dir, 'spool', big.id))).size, 16 * chunk.byteLength);
+    await big.commit(testEnvelope());
+    assert.deepEqual(await readdir(join(dir, 'spool')), [big.id]);
+  });
+
+  withQueue('abort removes the spool file', async (q, dir) => {
+    const w = q.begin();
+    await w.write(randomBytes(1_000_000));
+    assert.deepEqual(await readdir(join(dir, 'spool')), [w.id]);
+    await w.abort();
+    assert.deepEqual(await readdir(join(dir, 'spool')), []);
+  });
+
+  withQueue('the spool file goes with the last settled recipient', async (q, dir) => {
+    const w = q.begin();
+    await w.write(randomBytes(1_000_000));
+    await w.commit(testEnvelope(['a@example.org', 'b@example.org']));
+    await q.settle(w.id, 0, { status: 'delivered', reply: '250 2.0.0 ok' });
+    assert.deepEqual(await readdir(join(dir, 'spool')), [w.id]);
+    await q.settle(w.id, 1, { status: 'bounced', reply: '550 5.1.1 no' });
+    assert.deepEqual(await readdir(join(dir, 'spool')), []);
+  });
+
+  withQueue('settles are group-committed too', async (q) => {
+    const ids: string[] = [];
+    for (let i = 0; i < 50; i++) {
+      const w = q.begin();
+      await w.write(new TextEncoder().encode(`m${i}`));
+      await w.commit(testEnvelope());
+      ids.push(w.id);
+    }
+    const before = q.commitStats.transactions;
+    await Promise.all(ids.map((id) => q.settle(id, 0, { status: 'delivered', reply: '250 ok' })));
+    assert.ok(q.commitStats.transactions - before <= 2);
+    assert.deepEqual(await q.list(), []);
+  });
+
+  it('on open, old orphan spool files (a crash before commit) are removed and fresh ones kept', async () => {
+    const dir = await tempDir();
+    try {
+      let q = await SqliteQueue.open({ dir, clock });
+      const kept = q.begin();
+      await kept.write(randomBytes(500_000));
+      await kept.commit(testEnvelope());
+      await q.close();
+      const old = join(dir, 'spool', 'OLDORPHAN');
+      const fresh = join(dir, 'spool', 'FRESHORPHAN');
+      await writeFile(old, 'partial');
+      await writeFile(fresh, 'in progress in another process');
+      const hourAgo = new Date(Date.now() - 2 * 60 * 60 * 1000);
+      await utimes(old, hourAgo, hourAgo);
+      await utimes(join(dir, 'spool', kept.id), hourAgo, hourAgo);
+      q = await SqliteQueue.open({ dir, clock });
+      assert.deepEqual((await readdir(join(dir, 'spool'))).sort(), ['FRESHORPHAN', kept.id].sort());
+      assert.equal((await q.get(kept.id))?.sizeBytes, 500_000);
+      await q.close();
+      q = await SqliteQueue.open({ dir, clock, orphanGraceMs: 0 });
+      assert.deepEqual(await readdir(join(dir, 'spool')), [kept.id]);
+      await q.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('another process can list and read while the queue is open', async () => {
+    const dir = await tempDir();
+    const q = await SqliteQueue.open({ dir, clock });
+    try {
+      const w = q.begin();
+      await w.write(new TextEncoder().encode('Subject: from afar\r\n\r\nhi\r\n'));
+      await w.commit(testEnvelope(['x@example.org']));
+      const moduleUrl = pathToFileURL(join(import.meta.dirname, 'sqlite-queue.ts')).href;
+      const script = `
+        const { SqliteQueue } = await import(${JSON.stringify(moduleUrl)});
+        const q = await SqliteQueue.open({ dir: ${JSON.stringify(dir)}, clock: { nowMs: () => Date.now() } });
+        const list = await q.list();
+        const chunks = [];
+        for await (const c of q.readBody(list[0].id)) chunks.push(c);
+        console.log(JSON.stringify({ ids: list.map((m) => m.id), rcpt: list[0].recipients[0].address, body: Buffer.concat(chunks).toString() }));
+        await q.close();`;
+      const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
+      assert.deepEqual(JSON.parse(stdout), {
+        ids: [w.id],
+        rcpt: 'x@example.org',
+        body: 'Subject: from afar\r\n\r\nhi\r\n',
+      });
+      // And the server side keeps working afterwards.
+      const w2 = q.begin();
+      await w2.write(new TextEncoder().encode('again'));
+      await w2.commit(testEnvelope());
+      assert.equal((await q.list()).length, 2);
+    } finally {
+      await q.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  withQueue(
+    'a write after a failed write fails too, and commit reports the first failure',
+    async (q) => {
+      const w = q.begin();
+      await w.write(randomBytes(200_000));
+      await assert.rejects(w.write(randomBytes(200_000)), /Insufficient system storage/);
+      await assert.rejects(w.write(randomBytes(10)), /Insufficient system storage/);
+      await assert.rejects(w.commit(testEnvelope()), /Insufficient system storage/);
+      assert.equal(await q.get(w.id), null);
+    },
+    { fs: faultyStorageFs(() => true) },
+  );
+});
