@@ -1,0 +1,99 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { CONTRACT_LOCAL_DOMAINS, runDirectoryContract } from './directory.contract.ts';
+import { DirectoryError, normalizeAddress, SqliteDirectory } from './sqlite-directory.ts';
+
+runDirectoryContract('sqlite', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tern-directory-'));
+  const options = { path: join(dir, 'directory.sqlite'), localDomains: CONTRACT_LOCAL_DOMAINS };
+  let directory = await SqliteDirectory.open(options);
+  return {
+    get directory() {
+      return directory;
+    },
+    async reopen() {
+      await directory.close();
+      directory = await SqliteDirectory.open(options);
+      return directory;
+    },
+    async cleanup() {
+      await directory.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('normalizeAddress', () => {
+  it('lower-cases local part and domain, drops a trailing dot', () => {
+    assert.equal(normalizeAddress('Alice@Example.ORG'), 'alice@example.org');
+    assert.equal(normalizeAddress(' bob@example.org. '), 'bob@example.org');
+  });
+
+  it('accepts quoted local parts and their unquoted key form alike', () => {
+    assert.equal(normalizeAddress('"John Smith"@example.org'), 'john smith@example.org');
+    assert.equal(normalizeAddress('john smith@example.org'), 'john smith@example.org');
+    assert.equal(normalizeAddress('john smith@example.org', false), null);
+  });
+
+  it('refuses what is not an address', () => {
+    for (const bad of ['', 'alice', '@example.org', 'alice@', 'a@b@', 'alice@-bad-.org']) {
+      assert.equal(normalizeAddress(bad), null, bad);
+    }
+  });
+});
+
+describe('SqliteDirectory specifics', () => {
+  it('throws DirectoryError with a code and a message naming the address', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-directory-'));
+    const d = await SqliteDirectory.open({ path: join(dir, 'd.sqlite'), localDomains: ['example.org'] });
+    try {
+      await d.addUser('alice@example.org', null);
+      const err = await d.addUser('Alice@example.org', null).catch((e: unknown) => e);
+      assert.ok(err instanceof DirectoryError);
+      assert.equal(err.code, 'exists');
+      assert.match(err.message, /alice@example\.org already exists/);
+    } finally {
+      await d.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('sees changes made by another instance (the CLI) without reopening', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-directory-'));
+    const options = { path: join(dir, 'd.sqlite'), localDomains: ['example.org'] };
+    const server = await SqliteDirectory.open(options);
+    const cli = await SqliteDirectory.open(options);
+    try {
+      assert.deepEqual(await server.resolve('alice@example.org'), { kind: 'unknown' });
+      await cli.addUser('alice@example.org', null);
+      assert.equal((await server.resolve('alice@example.org')).kind, 'local');
+    } finally {
+      await cli.close();
+      await server.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('the depth limit is configurable', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-directory-'));
+    const d = await SqliteDirectory.open({
+      path: join(dir, 'd.sqlite'),
+      localDomains: ['example.org'],
+      maxAliasDepth: 2,
+    });
+    try {
+      await d.addUser('end@example.org', null);
+      await d.addAlias('a@example.org', 'b@example.org');
+      await d.addAlias('b@example.org', 'end@example.org');
+      await d.addAlias('x@example.org', 'a@example.org');
+      assert.equal((await d.resolve('a@example.org')).kind, 'local');
+      assert.equal((await d.resolve('x@example.org')).kind, 'unknown');
+    } finally {
+      await d.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
