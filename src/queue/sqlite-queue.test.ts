@@ -111,6 +111,35 @@ describe('SqliteQueue specifics', () => {
     assert.deepEqual(await readdir(join(dir, 'spool')), [big.id]);
   });
 
+  withQueue('a 100 MiB message passes through without being held in memory', async (q) => {
+    const chunk = randomBytes(64 * 1024);
+    const baseline = process.memoryUsage().arrayBuffers;
+    let peak = 0;
+    const w = q.begin();
+    for (let i = 0; i < 1600; i++) {
+      await w.write(chunk);
+      if (i % 50 === 0) peak = Math.max(peak, process.memoryUsage().arrayBuffers - baseline);
+    }
+    await w.commit(testEnvelope());
+    // The writer keeps at most the spill threshold; a copy of the body would show as 100 MiB here.
+    assert.ok(peak < 16 * 1024 * 1024, `peak ${peak} bytes of buffers while writing`);
+    let size = 0;
+    let chunks = 0;
+    let largest = 0;
+    let mismatch = 0;
+    for await (const c of q.readBody(w.id)) {
+      if (!Buffer.from(c).equals(chunk)) mismatch++; // every 64 KiB block of the body is `chunk`
+      size += c.byteLength;
+      chunks++;
+      largest = Math.max(largest, c.byteLength);
+    }
+    assert.equal(size, 100 * 1024 * 1024);
+    assert.equal(mismatch, 0);
+    assert.equal(chunks, 1600, 'read back as a stream of pieces, not one buffer');
+    assert.equal(largest, 64 * 1024);
+    assert.equal((await q.get(w.id))?.sizeBytes, 100 * 1024 * 1024);
+  });
+
   withQueue('abort removes the spool file', async (q, dir) => {
     const w = q.begin();
     await w.write(randomBytes(1_000_000));
