@@ -83,6 +83,18 @@ export function transaction<T>(db: DatabaseSync, fn: () => T): T {
   }
 }
 
+/**
+ * Run a synchronous database body behind an async API: a throw becomes a rejection, as callers of a
+ * Promise-returning method expect (node:sqlite is synchronous, the service interfaces are not).
+ */
+export function attempt<T>(fn: () => T): Promise<T> {
+  try {
+    return Promise.resolve(fn());
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+  }
+}
+
 /** Prepared statements, prepared once per database and SQL text. */
 export class Statements {
   readonly #db: DatabaseSync;

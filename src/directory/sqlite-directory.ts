@@ -18,7 +18,7 @@ import {
 } from '../core/address.ts';
 import type { Clock } from '../core/ports.ts';
 import { systemClock } from '../core/ports.ts';
-import { integer, openDatabase, Statements, text, textOrNull } from '../db/sqlite.ts';
+import { attempt, integer, openDatabase, Statements, text, textOrNull } from '../db/sqlite.ts';
 import type { Alias, Directory, Resolution, User } from './directory.ts';
 
 export type DirectoryErrorCode = 'exists' | 'not-found' | 'invalid';
@@ -83,15 +83,6 @@ function normalizeCatchAll(alias: string): string | null {
   return `@${normalizeDomain(domain)}`;
 }
 
-/** Run a synchronous body as a promise: its throw becomes a rejection, as callers of an async API expect. */
-function attempt<T>(fn: () => T): Promise<T> {
-  try {
-    return Promise.resolve(fn());
-  } catch (err) {
-    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
-  }
-}
-
 function domainOf(key: string): string {
   return key.slice(key.lastIndexOf('@') + 1);
 }
@@ -112,8 +103,8 @@ export class SqliteDirectory implements Directory {
   }
 
   static open(options: SqliteDirectoryOptions): Promise<SqliteDirectory> {
-    return Promise.resolve(
-      new SqliteDirectory(options, openDatabase(options.path, { migrations: MIGRATIONS })),
+    return attempt(
+      () => new SqliteDirectory(options, openDatabase(options.path, { migrations: MIGRATIONS })),
     );
   }
 

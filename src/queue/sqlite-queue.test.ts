@@ -140,6 +140,24 @@ describe('SqliteQueue specifics', () => {
     assert.equal((await q.get(w.id))?.sizeBytes, 100 * 1024 * 1024);
   });
 
+  withQueue('abort() once commit() has started does not undo it', async (q) => {
+    const w = q.begin();
+    await w.write(randomBytes(300_000));
+    const committing = w.commit(testEnvelope());
+    await w.abort();
+    await committing;
+    assert.equal((await q.get(w.id))?.sizeBytes, 300_000);
+  });
+
+  withQueue('after close, calls reject instead of throwing', async (q) => {
+    await q.close();
+    await assert.rejects(q.get('X'));
+    await assert.rejects(q.list());
+    await assert.rejects(q.due(0, 1));
+    await assert.rejects(q.settle('X', 0, { status: 'delivered', reply: '250 ok' }));
+    assert.throws(() => q.begin(), /closed/);
+  });
+
   withQueue('abort removes the spool file', async (q, dir) => {
     const w = q.begin();
     await w.write(randomBytes(1_000_000));

@@ -23,7 +23,7 @@ import type { GroupCommitStats } from '../db/group-commit.ts';
 import { GroupCommit } from '../db/group-commit.ts';
 import { SORTABLE_ID_PATTERN, SortableIds } from '../db/sortable-id.ts';
 import type { Row } from '../db/sqlite.ts';
-import { bytesOrNull, integer, openDatabase, Statements, text, textOrNull } from '../db/sqlite.ts';
+import { attempt, bytesOrNull, integer, openDatabase, Statements, text, textOrNull } from '../db/sqlite.ts';
 import type { StorageFs } from '../db/storage-fs.ts';
 import { nodeStorageFs, removeQuietly, storageError } from '../db/storage-fs.ts';
 import type {
@@ -182,7 +182,7 @@ export class SqliteQueue implements Queue {
   }
 
   get(id: string): Promise<QueuedMessage | null> {
-    return Promise.resolve(this.#get(id, false));
+    return attempt(() => this.#get(id, false));
   }
 
   #get(id: string, dueAt: number | false): QueuedMessage | null {
@@ -200,6 +200,10 @@ export class SqliteQueue implements Queue {
   }
 
   list(): Promise<QueuedMessage[]> {
+    return attempt(() => this.#list());
+  }
+
+  #list(): QueuedMessage[] {
     const byMessage = new Map<string, QueuedRecipient[]>();
     for (const r of this.#sql.sql('SELECT * FROM recipients ORDER BY message_id, idx').all()) {
       const id = text(r, 'message_id');
@@ -208,7 +212,7 @@ export class SqliteQueue implements Queue {
       list.push(toRecipient(r));
     }
     const rows = this.#sql.sql('SELECT id, envelope, size_bytes, held FROM messages ORDER BY id').all();
-    return Promise.resolve(rows.map((row) => toMessage(row, byMessage.get(text(row, 'id')) ?? [])));
+    return rows.map((row) => toMessage(row, byMessage.get(text(row, 'id')) ?? []));
   }
 
   async *readBody(id: string): AsyncIterable<Uint8Array> {
@@ -231,6 +235,10 @@ export class SqliteQueue implements Queue {
 
   /** Messages with recipients due at nowMs (not held), oldest due first; each lists only its due recipients. */
   due(nowMs: number, limit: number): Promise<QueuedMessage[]> {
+    return attempt(() => this.#due(nowMs, limit));
+  }
+
+  #due(nowMs: number, limit: number): QueuedMessage[] {
     const ids = this.#sql
       .sql(
         `SELECT r.message_id AS id FROM recipients r JOIN messages m ON m.id = r.message_id
@@ -243,7 +251,7 @@ export class SqliteQueue implements Queue {
       const m = this.#get(text(row, 'id'), nowMs);
       if (m !== null) out.push(m);
     }
-    return Promise.resolve(out);
+    return out;
   }
 
   async settle(id: string, index: number, outcome: RecipientOutcome): Promise<void> {

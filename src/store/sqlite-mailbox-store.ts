@@ -19,7 +19,7 @@ import type { GroupCommitStats } from '../db/group-commit.ts';
 import { GroupCommit } from '../db/group-commit.ts';
 import { SortableIds } from '../db/sortable-id.ts';
 import type { Row } from '../db/sqlite.ts';
-import { bytesOrNull, integer, openDatabase, Statements, text, textOrNull } from '../db/sqlite.ts';
+import { attempt, bytesOrNull, integer, openDatabase, Statements, text, textOrNull } from '../db/sqlite.ts';
 import type { StorageFs } from '../db/storage-fs.ts';
 import { nodeStorageFs, removeQuietly, storageError } from '../db/storage-fs.ts';
 import type { DeliverRequest, MailboxStore, MessageSummary } from './mailbox-store.ts';
@@ -292,14 +292,16 @@ export class SqliteMailboxStore implements MailboxStore {
   }
 
   list(user: string, mailbox: string = INBOX): Promise<MessageSummary[]> {
-    const name = normalizeMailboxName(mailbox);
-    const rows = this.#sql
-      .sql(
-        `SELECT m.* FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
-         WHERE b.user = ? AND b.name = ? ORDER BY m.uid`,
-      )
-      .all(normalizeUser(user), name);
-    return Promise.resolve(rows.map((r) => toSummary(r, name)));
+    return attempt(() => {
+      const name = normalizeMailboxName(mailbox);
+      return this.#sql
+        .sql(
+          `SELECT m.* FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+           WHERE b.user = ? AND b.name = ? ORDER BY m.uid`,
+        )
+        .all(normalizeUser(user), name)
+        .map((r) => toSummary(r, name));
+    });
   }
 
   read(user: string, id: string): AsyncIterable<Uint8Array> | null {
