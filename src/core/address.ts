@@ -106,7 +106,7 @@ function parseLocalPart(s: string, utf8: boolean): { local: string; quoted: bool
   // Dot-string: Atom *("." Atom)
   let i = 0;
   let atomLen = 0;
-  for (; i < s.length; ) {
+  for (; i < s.length;) {
     const cp = s.codePointAt(i)!;
     const ch = String.fromCodePoint(cp);
     if (ch === '.') {
@@ -166,7 +166,8 @@ export function parsePath(s: string, opts: { allowNull: boolean; utf8: boolean }
     if (colon < 0) return { ok: false, error: 'syntax' };
     const adl = inner.slice(0, colon).split(',');
     for (const hop of adl) {
-      if (!hop.startsWith('@') || !isValidDomain(hop.slice(1), opts.utf8)) return { ok: false, error: 'syntax' };
+      if (!hop.startsWith('@') || !isValidDomain(hop.slice(1), opts.utf8))
+        return { ok: false, error: 'syntax' };
     }
     hadSourceRoute = true;
     inner = inner.slice(colon + 1);

@@ -58,7 +58,11 @@ export const Replies = {
   needRcpt: { code: 503, enhanced: '5.5.1', text: 'Need RCPT before DATA' },
   nestedMail: { code: 503, enhanced: '5.5.1', text: 'Sender already specified' },
   bdatMixed: { code: 503, enhanced: '5.5.1', text: 'DATA not allowed after BDAT' },
-  badParameter: { code: 555, enhanced: '5.5.4', text: 'MAIL FROM/RCPT TO parameters not recognized or not implemented' },
+  badParameter: {
+    code: 555,
+    enhanced: '5.5.4',
+    text: 'MAIL FROM/RCPT TO parameters not recognized or not implemented',
+  },
   alreadyTls: { code: 503, enhanced: '5.5.1', text: 'TLS already active' },
   // 5xx content and policy
   bareLineEnding: {

@@ -1,0 +1,247 @@
+// SMTP command parsing: one line (CRLF already removed) → verb + argument, and the MAIL/RCPT parameter
+// grammars of RFC 5321 §4.1.2 with the ESMTP parameters Tern supports: SIZE (RFC 1870), BODY (RFC 6152,
+// RFC 3030), SMTPUTF8 (RFC 6531), RET/ENVID/NOTIFY/ORCPT (RFC 3461), AUTH= (RFC 4954 §5, ignored).
+// Pure and total: every function returns a result and never throws on client input.
+
+import { parsePath, type Mailbox } from '../../core/address.ts';
+import type { BodyType, DsnNotify, Orcpt } from '../../core/envelope.ts';
+import { Replies, type Reply } from '../../core/reply.ts';
+
+export type Parsed<T> = { ok: true; value: T } | { ok: false; reply: Reply };
+
+export interface CommandLine {
+  /** Upper-cased verb, e.g. "MAIL". */
+  readonly verb: string;
+  /** Everything after the verb and one space, untrimmed on the right except trailing spaces. */
+  readonly arg: string;
+}
+
+export function parseCommandLine(line: string): CommandLine {
+  const sp = line.indexOf(' ');
+  const verb = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
+  const arg = sp < 0 ? '' : line.slice(sp + 1).replace(/ +$/, '');
+  return { verb, arg };
+}
+
+export interface MailParams {
+  readonly sizeBytes: number | null;
+  readonly body: BodyType;
+  readonly smtputf8: boolean;
+  readonly ret: 'FULL' | 'HDRS' | null;
+  readonly envid: string | null;
+}
+
+export interface MailCommand {
+  /** null for the null reverse-path "<>". */
+  readonly sender: Mailbox | null;
+  readonly params: MailParams;
+}
+
+export interface RcptCommand {
+  readonly recipient: Mailbox;
+  readonly hadSourceRoute: boolean;
+  readonly notify: readonly DsnNotify[] | null;
+  readonly orcpt: Orcpt | null;
+}
+
+/** Split "KEY=VALUE KEY2" into pairs; keys upper-cased. */
+function splitParams(s: string): Array<{ key: string; value: string | null }> | null {
+  if (s.trim() === '') return [];
+  const out: Array<{ key: string; value: string | null }> = [];
+  for (const token of s.split(' ')) {
+    if (token === '') continue; // tolerate double spaces
+    const eq = token.indexOf('=');
+    const key = (eq < 0 ? token : token.slice(0, eq)).toUpperCase();
+    if (!/^[A-Z0-9][A-Z0-9-]*$/.test(key)) return null;
+    const value = eq < 0 ? null : token.slice(eq + 1);
+    // esmtp-value: any CHAR except "=", SP and control characters (RFC 5321 §4.1.2); UTF-8 allowed (RFC 6531).
+    if (value !== null && (value === '' || /[\x00-\x20=\x7f]/.test(value))) return null;
+    out.push({ key, value });
+  }
+  return out;
+}
+
+/** xtext decoding (RFC 3461 §4): "+" followed by two upper-case hex digits encodes one octet. */
+export function decodeXtext(s: string): string | null {
+  let out = '';
+  for (let i = 0; i < s.length; i++) {
+    const ch = s[i]!;
+    const cp = ch.charCodeAt(0);
+    if (ch === '+') {
+      const hex = s.slice(i + 1, i + 3);
+      if (!/^[0-9A-F]{2}$/.test(hex)) return null;
+      out += String.fromCharCode(parseInt(hex, 16));
+      i += 2;
+    } else if (cp < 33 || cp > 126 || ch === '=') return null;
+    else out += ch;
+  }
+  return out;
+}
+
+/** utf-8-addr-xtext / unitext decoding for ORCPT=utf-8;... (RFC 6533 §3): "\x{HEX}" escapes. */
+function decodeUtf8AddrXtext(s: string): string | null {
+  let out = '';
+  for (let i = 0; i < s.length;) {
+    if (s.startsWith('\\x{', i)) {
+      const end = s.indexOf('}', i);
+      const hex = end < 0 ? '' : s.slice(i + 3, end);
+      if (!/^[0-9A-F]{1,6}$/.test(hex)) return null;
+      const cp = parseInt(hex, 16);
+      if (cp > 0x10ffff) return null;
+      out += String.fromCodePoint(cp);
+      i = end + 1;
+      continue;
+    }
+    const cp = s.codePointAt(i)!;
+    if (cp < 33 || cp === 0x7f || s[i] === '=' || s[i] === '+') return null;
+    out += String.fromCodePoint(cp);
+    i += cp > 0xffff ? 2 : 1;
+  }
+  return out;
+}
+
+/** "FROM:<path> params" — `esmtp` says whether EHLO was used (parameters are refused after HELO). */
+export function parseMail(arg: string, esmtp: boolean): Parsed<MailCommand> {
+  const m = /^FROM: ?(.*)$/i.exec(arg); // a space after the colon is common and tolerated
+  if (!m) return { ok: false, reply: Replies.syntaxError };
+  const rest = m[1]!;
+  // Peek at the parameters first: SMTPUTF8 decides whether a UTF-8 path is acceptable.
+  const close = rest.lastIndexOf('>');
+  const paramText = close < 0 ? '' : rest.slice(close + 1);
+  const smtputf8Asked = / SMTPUTF8(?: |$)/i.test(paramText) && esmtp;
+  const path = parsePath(rest, { allowNull: true, utf8: smtputf8Asked });
+  if (!path.ok)
+    return { ok: false, reply: path.error === 'utf8' ? Replies.needUtf8 : Replies.badSenderSyntax };
+  const pairs = splitParams(path.rest);
+  if (pairs === null) return { ok: false, reply: Replies.syntaxError };
+  if (pairs.length > 0 && !esmtp) return { ok: false, reply: Replies.badParameter };
+  let sizeBytes: number | null = null;
+  let body: BodyType = '7BIT';
+  let smtputf8 = false;
+  let ret: 'FULL' | 'HDRS' | null = null;
+  let envid: string | null = null;
+  const seen = new Set<string>();
+  for (const { key, value } of pairs) {
+    if (seen.has(key)) return { ok: false, reply: Replies.syntaxError };
+    seen.add(key);
+    switch (key) {
+      case 'SIZE':
+        if (value === null || !/^\d{1,20}$/.test(value)) return { ok: false, reply: Replies.syntaxError };
+        sizeBytes = Number(value);
+        break;
+      case 'BODY': {
+        const v = value?.toUpperCase();
+        if (v !== '7BIT' && v !== '8BITMIME' && v !== 'BINARYMIME')
+          return { ok: false, reply: Replies.badParameter };
+        body = v;
+        break;
+      }
+      case 'SMTPUTF8':
+        if (value !== null) return { ok: false, reply: Replies.syntaxError };
+        smtputf8 = true;
+        break;
+      case 'RET': {
+        const v = value?.toUpperCase();
+        if (v !== 'FULL' && v !== 'HDRS') return { ok: false, reply: Replies.syntaxError };
+        ret = v;
+        break;
+      }
+      case 'ENVID': {
+        const decoded = value === null ? null : decodeXtext(value);
+        if (decoded === null || value!.length > 100) return { ok: false, reply: Replies.syntaxError };
+        envid = decoded;
+        break;
+      }
+      case 'AUTH':
+        // RFC 4954 §5: accepted from unauthenticated clients and not passed on; validated as xtext.
+        if (value === null || (value !== '<>' && decodeXtext(value) === null))
+          return { ok: false, reply: Replies.syntaxError };
+        break;
+      default:
+        return { ok: false, reply: Replies.badParameter };
+    }
+  }
+  return { ok: true, value: { sender: path.mailbox, params: { sizeBytes, body, smtputf8, ret, envid } } };
+}
+
+/** "TO:<path> params". `smtputf8`: whether the transaction's MAIL carried SMTPUTF8. */
+export function parseRcpt(arg: string, esmtp: boolean, smtputf8: boolean): Parsed<RcptCommand> {
+  const m = /^TO: ?(.*)$/i.exec(arg);
+  if (!m) return { ok: false, reply: Replies.syntaxError };
+  const rest = m[1]!;
+  // RFC 5321 §4.1.1.3: "<Postmaster>" without a domain must be accepted.
+  const postmaster = /^<postmaster>( |$)/i.exec(rest);
+  const path = postmaster
+    ? ({
+        ok: true,
+        mailbox: { local: 'postmaster', quoted: false, domain: '', utf8: false },
+        hadSourceRoute: false,
+        rest: rest.slice(postmaster[0].length).trimStart(),
+      } as const)
+    : parsePath(rest, { allowNull: false, utf8: smtputf8 });
+  if (!path.ok)
+    return { ok: false, reply: path.error === 'utf8' ? Replies.needUtf8 : Replies.badAddressSyntax };
+  const pairs = splitParams(path.rest);
+  if (pairs === null) return { ok: false, reply: Replies.syntaxError };
+  if (pairs.length > 0 && !esmtp) return { ok: false, reply: Replies.badParameter };
+  let notify: DsnNotify[] | null = null;
+  let orcpt: Orcpt | null = null;
+  const seen = new Set<string>();
+  for (const { key, value } of pairs) {
+    if (seen.has(key)) return { ok: false, reply: Replies.syntaxError };
+    seen.add(key);
+    switch (key) {
+      case 'NOTIFY': {
+        if (value === null) return { ok: false, reply: Replies.syntaxError };
+        const items = value.toUpperCase().split(',');
+        if (items.length === 1 && items[0] === 'NEVER') {
+          notify = [];
+          break;
+        }
+        const set = new Set<DsnNotify>();
+        for (const item of items) {
+          if (item !== 'SUCCESS' && item !== 'FAILURE' && item !== 'DELAY')
+            return { ok: false, reply: Replies.syntaxError };
+          if (set.has(item)) return { ok: false, reply: Replies.syntaxError };
+          set.add(item);
+        }
+        notify = [...set];
+        break;
+      }
+      case 'ORCPT': {
+        if (value === null) return { ok: false, reply: Replies.syntaxError };
+        const semi = value.indexOf(';');
+        if (semi <= 0) return { ok: false, reply: Replies.syntaxError };
+        const addrType = value.slice(0, semi).toLowerCase();
+        if (!/^[a-z0-9][a-z0-9-]*$/.test(addrType)) return { ok: false, reply: Replies.syntaxError };
+        const raw = value.slice(semi + 1);
+        const address = addrType === 'utf-8' ? decodeUtf8AddrXtext(raw) : decodeXtext(raw);
+        if (address === null || address === '' || raw.length > 500)
+          return { ok: false, reply: Replies.syntaxError };
+        orcpt = { addrType, address };
+        break;
+      }
+      default:
+        return { ok: false, reply: Replies.badParameter };
+    }
+  }
+  return {
+    ok: true,
+    value: { recipient: path.mailbox!, hadSourceRoute: path.hadSourceRoute, notify, orcpt },
+  };
+}
+
+/** "BDAT <size> [LAST]" (RFC 3030 §2). */
+export function parseBdat(arg: string): Parsed<{ sizeBytes: number; last: boolean }> {
+  const m = /^(\d{1,15})(?: +(LAST))?$/i.exec(arg);
+  if (!m) return { ok: false, reply: Replies.syntaxError };
+  return { ok: true, value: { sizeBytes: Number(m[1]), last: m[2] !== undefined } };
+}
+
+/** EHLO/HELO argument: a domain or an address literal (RFC 5321 §4.1.1.1). Lenient on label syntax:
+ * real clients send underscores and single labels; what matters is that it is one printable token. */
+export function isAcceptableHelo(arg: string): boolean {
+  if (arg.length === 0 || arg.length > 255) return false;
+  if (arg.startsWith('[')) return /^\[[0-9A-Fa-f:.]+\]$|^\[IPv6:[0-9A-Fa-f:.]+\]$/i.test(arg);
+  return /^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*\.?$/.test(arg) || /^[^\x00-\x20\x7f"\\<>()[\];@,]+$/u.test(arg);
+}

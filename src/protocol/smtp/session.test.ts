@@ -1,0 +1,446 @@
+// The SMTP state machine stepped without sockets: every command, bad sequences, limits, DATA/BDAT framing.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import { formatMailbox } from '../../core/address.ts';
+import { Replies } from '../../core/reply.ts';
+import { SmtpSession, type Effect, type SessionOptions } from './session.ts';
+
+const baseOptions: SessionOptions = {
+  hostname: 'mx.example.test',
+  maxMessageBytes: 10_000,
+  maxRecipients: 3,
+  maxTransactions: 5,
+  maxCommandLineBytes: 512,
+  maxTextLineBytes: 1000,
+  longLines: 'reject',
+  maxErrors: 10,
+  bareLineEndings: 'reject',
+  vrfy: false,
+  starttls: true,
+  tlsActive: false,
+};
+
+/** Drives a session like the server would: resolves every decision with acceptance, collects output. */
+class Harness {
+  session: SmtpSession;
+  effects: Effect[] = [];
+  messages: Uint8Array[] = [];
+  private current: Uint8Array[] | null = null;
+  rejectRcpt = new Set<string>();
+
+  constructor(options: Partial<SessionOptions> = {}) {
+    this.session = new SmtpSession({ ...baseOptions, ...options });
+    this.handle(this.session.greet());
+  }
+
+  send(text: string | Uint8Array): this {
+    const bytes = typeof text === 'string' ? new TextEncoder().encode(text) : text;
+    this.handle(this.session.feed(bytes));
+    return this;
+  }
+
+  private handle(effects: Effect[]): void {
+    for (const e of effects) {
+      this.effects.push(e);
+      switch (e.kind) {
+        case 'check-mail':
+          this.handle(this.session.resolve({ kind: 'mail', reply: null }));
+          break;
+        case 'check-rcpt': {
+          const address = formatMailbox(e.rcpt.recipient);
+          if (this.rejectRcpt.has(address)) {
+            this.handle(this.session.resolve({ kind: 'rcpt', recipient: null, reply: Replies.noSuchUser }));
+          } else {
+            this.handle(
+              this.session.resolve({
+                kind: 'rcpt',
+                recipient: { address, notify: e.rcpt.notify, orcpt: e.rcpt.orcpt },
+                reply: Replies.recipientOk,
+              }),
+            );
+          }
+          break;
+        }
+        case 'begin-message':
+          this.current = [];
+          break;
+        case 'data':
+          this.current!.push(e.chunk);
+          break;
+        case 'abort-message':
+          this.current = null;
+          break;
+        case 'commit':
+          this.messages.push(Buffer.concat(this.current!));
+          this.current = null;
+          this.handle(this.session.resolve({ kind: 'commit', reply: Replies.queued }));
+          break;
+        default:
+          break;
+      }
+    }
+  }
+
+  /** Reply codes in order ("250", "354", ...), with enhanced code when present. */
+  get replies(): string[] {
+    return this.effects
+      .filter((e): e is Extract<Effect, { kind: 'reply' }> => e.kind === 'reply')
+      .map((e) => `${e.reply.code}${e.reply.enhanced ? ' ' + e.reply.enhanced : ''}`);
+  }
+
+  get closed(): boolean {
+    return this.effects.some((e) => e.kind === 'close');
+  }
+
+  text(i: number): string {
+    return new TextDecoder().decode(this.messages[i]);
+  }
+}
+
+const ENVELOPE = 'EHLO client.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.test>\r\n';
+
+describe('SMTP session: commands and sequence', () => {
+  it('greets with 220 and the hostname', () => {
+    const h = new Harness();
+    const first = h.effects[0];
+    assert.equal(first?.kind, 'reply');
+    if (first?.kind === 'reply') {
+      assert.equal(first.reply.code, 220);
+      assert.match(first.reply.text, /^mx\.example\.test ESMTP/);
+    }
+  });
+
+  it('EHLO advertises the extensions, STARTTLS only before TLS', () => {
+    const h = new Harness().send('EHLO client.test\r\n');
+    const ehlo = h.effects.find((e) => e.kind === 'reply' && e.reply.code === 250);
+    assert.ok(ehlo && ehlo.kind === 'reply');
+    const ext = ehlo.extraLines ?? [];
+    for (const x of [
+      'PIPELINING',
+      'SIZE 10000',
+      '8BITMIME',
+      'SMTPUTF8',
+      'ENHANCEDSTATUSCODES',
+      'CHUNKING',
+      'BINARYMIME',
+      'DSN',
+      'STARTTLS',
+    ]) {
+      assert.ok(ext.includes(x), `missing ${x}`);
+    }
+    const tls = new Harness({ tlsActive: true }).send('EHLO client.test\r\n');
+    const e2 = tls.effects.find((e) => e.kind === 'reply' && e.reply.code === 250);
+    assert.ok(e2 && e2.kind === 'reply' && !(e2.extraLines ?? []).includes('STARTTLS'));
+  });
+
+  it('HELO has no extensions and refuses ESMTP parameters', () => {
+    const h = new Harness().send('HELO client.test\r\nMAIL FROM:<a@example.org> SIZE=10\r\n');
+    assert.deepEqual(h.replies.slice(1), ['250 2.0.0', '555 5.5.4']);
+  });
+
+  it('MAIL before EHLO, RCPT before MAIL, DATA before RCPT are 503 5.5.1', () => {
+    const h = new Harness().send('MAIL FROM:<a@example.org>\r\n');
+    assert.deepEqual(h.replies.slice(1), ['503 5.5.1']);
+    const h2 = new Harness().send('EHLO c.test\r\nRCPT TO:<b@example.test>\r\nDATA\r\n');
+    assert.deepEqual(h2.replies.slice(2), ['503 5.5.1', '503 5.5.1']);
+    const h3 = new Harness().send('EHLO c.test\r\nMAIL FROM:<a@example.org>\r\nDATA\r\n');
+    assert.deepEqual(h3.replies.slice(2), ['250 2.1.0', '554 5.5.1']);
+  });
+
+  it('nested MAIL is refused', () => {
+    const h = new Harness().send('EHLO c.test\r\nMAIL FROM:<a@example.org>\r\nMAIL FROM:<a@example.org>\r\n');
+    assert.deepEqual(h.replies.slice(2), ['250 2.1.0', '503 5.5.1']);
+  });
+
+  it('a whole transaction: 250, 354, message with dot-unstuffing, 250', () => {
+    const h = new Harness().send(
+      ENVELOPE + 'DATA\r\nSubject: hi\r\n\r\n..leading dot\r\nbody\r\n.\r\nQUIT\r\n',
+    );
+    assert.deepEqual(h.replies.slice(1), [
+      '250 2.0.0',
+      '250 2.1.0',
+      '250 2.1.5',
+      '354',
+      '250 2.0.0',
+      '221 2.0.0',
+    ]);
+    assert.equal(h.text(0), 'Subject: hi\r\n\r\n.leading dot\r\nbody\r\n');
+    assert.ok(h.closed);
+  });
+
+  it('RSET clears the transaction; NOOP, HELP and VRFY answer', () => {
+    const h = new Harness().send(ENVELOPE + 'RSET\r\nDATA\r\nNOOP\r\nHELP\r\nVRFY bob\r\n');
+    assert.deepEqual(h.replies.slice(4), ['250 2.0.0', '503 5.5.1', '250 2.0.0', '214 2.0.0', '252 2.1.5']);
+  });
+
+  it('unknown commands are 500 5.5.1, AUTH/EXPN 502', () => {
+    const h = new Harness().send('FOO\r\nEXPN x\r\nAUTH PLAIN\r\n');
+    assert.deepEqual(h.replies.slice(1), ['500 5.5.1', '502 5.5.1', '502 5.5.1']);
+  });
+
+  it('bad EHLO argument is 501', () => {
+    const h = new Harness().send('EHLO\r\nEHLO a b\r\n');
+    assert.deepEqual(h.replies.slice(1), ['501 5.5.4', '501 5.5.4']);
+  });
+
+  it('too many errors ends with 421 and close', () => {
+    const h = new Harness({ maxErrors: 3 }).send('X\r\nY\r\nZ\r\nNOOP\r\n');
+    assert.deepEqual(h.replies.slice(1), ['500 5.5.1', '500 5.5.1', '500 5.5.1', '421 4.7.0']);
+    assert.ok(h.closed);
+  });
+
+  it('command lines over the limit get 500 5.5.6 and are never buffered whole', () => {
+    const h = new Harness({ maxCommandLineBytes: 512 });
+    h.send('NOOP ' + 'x'.repeat(600));
+    assert.ok(h.session.bufferedBytes <= 512);
+    h.send('x'.repeat(10_000) + '\r\nNOOP\r\n');
+    assert.deepEqual(h.replies.slice(1), ['500 5.5.6', '250 2.0.0']);
+  });
+
+  it('bare LF in a command is refused by default, accepted with normalize', () => {
+    const h = new Harness().send('NOOP\n');
+    assert.deepEqual(h.replies.slice(1), ['500 5.5.2']);
+    const n = new Harness({ bareLineEndings: 'normalize' }).send('NOOP\n');
+    assert.deepEqual(n.replies.slice(1), ['250 2.0.0']);
+  });
+});
+
+describe('SMTP session: ESMTP parameters', () => {
+  it('SIZE over the limit is refused at MAIL with 552 5.3.4', () => {
+    const h = new Harness().send('EHLO c.test\r\nMAIL FROM:<a@example.org> SIZE=20000\r\n');
+    assert.deepEqual(h.replies.slice(2), ['552 5.3.4']);
+  });
+
+  it('content over the size limit is consumed to the end, then 552', () => {
+    const body = ('x'.repeat(99) + '\r\n').repeat(200);
+    const h = new Harness().send(ENVELOPE + 'DATA\r\n' + body + '.\r\nNOOP\r\n');
+    assert.deepEqual(h.replies.slice(4), ['354', '552 5.3.4', '250 2.0.0']);
+    assert.equal(h.messages.length, 0);
+  });
+
+  it('unknown MAIL parameter gets 555 5.5.4, bad syntax 501', () => {
+    const h = new Harness().send(
+      'EHLO c.test\r\nMAIL FROM:<a@example.org> FOO=1\r\nMAIL FROM:a@example.org\r\n',
+    );
+    assert.deepEqual(h.replies.slice(2), ['555 5.5.4', '501 5.1.7']);
+  });
+
+  it('DSN parameters are parsed and carried with the recipient', () => {
+    const h = new Harness().send(
+      'EHLO c.test\r\nMAIL FROM:<a@example.org> RET=HDRS ENVID=QQ+2B1\r\n' +
+        'RCPT TO:<b@example.test> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b+40example.test\r\nDATA\r\nx\r\n.\r\n',
+    );
+    const commit = h.effects.find((e) => e.kind === 'commit');
+    assert.ok(commit && commit.kind === 'commit');
+    assert.equal(commit.transaction.params.ret, 'HDRS');
+    assert.equal(commit.transaction.params.envid, 'QQ+1');
+    assert.deepEqual(commit.transaction.recipients[0], {
+      address: 'b@example.test',
+      notify: ['SUCCESS', 'FAILURE'],
+      orcpt: { addrType: 'rfc822', address: 'b@example.test' },
+    });
+  });
+
+  it('NOTIFY=NEVER mixed with others is a syntax error', () => {
+    const h = new Harness().send(
+      'EHLO c.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.test> NOTIFY=NEVER,SUCCESS\r\n',
+    );
+    assert.deepEqual(h.replies.slice(2), ['250 2.1.0', '501 5.5.4']);
+  });
+
+  it('UTF-8 addresses need SMTPUTF8 (553 5.6.7), and work with it', () => {
+    const h = new Harness().send('EHLO c.test\r\nMAIL FROM:<jöran@example.org>\r\n');
+    assert.deepEqual(h.replies.slice(2), ['553 5.6.7']);
+    const u = new Harness().send(
+      'EHLO c.test\r\nMAIL FROM:<jöran@example.org> SMTPUTF8\r\nRCPT TO:<用户@example.test>\r\nDATA\r\nx\r\n.\r\n',
+    );
+    assert.deepEqual(u.replies.slice(2), ['250 2.1.0', '250 2.1.5', '354', '250 2.0.0']);
+    const commit = u.effects.find((e) => e.kind === 'commit');
+    assert.ok(commit?.kind === 'commit' && commit.transaction.recipients[0]?.address === '用户@example.test');
+  });
+
+  it('recipient limit gives 452 4.5.3 but keeps the accepted ones', () => {
+    const h = new Harness().send(
+      'EHLO c.test\r\nMAIL FROM:<a@example.org>\r\n' +
+        [1, 2, 3, 4].map((i) => `RCPT TO:<u${i}@example.test>\r\n`).join('') +
+        'DATA\r\nx\r\n.\r\n',
+    );
+    assert.deepEqual(h.replies.slice(2), [
+      '250 2.1.0',
+      '250 2.1.5',
+      '250 2.1.5',
+      '250 2.1.5',
+      '452 4.5.3',
+      '354',
+      '250 2.0.0',
+    ]);
+  });
+
+  it('the null sender is accepted', () => {
+    const h = new Harness().send('EHLO c.test\r\nMAIL FROM:<>\r\n');
+    assert.deepEqual(h.replies.slice(2), ['250 2.1.0']);
+  });
+
+  it('<Postmaster> without domain is accepted as a recipient', () => {
+    const h = new Harness().send('EHLO c.test\r\nMAIL FROM:<>\r\nRCPT TO:<Postmaster>\r\n');
+    assert.deepEqual(h.replies.slice(2), ['250 2.1.0', '250 2.1.5']);
+  });
+
+  it('transactions per connection are limited', () => {
+    const one = 'MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.test>\r\nDATA\r\nx\r\n.\r\n';
+    const h = new Harness({ maxTransactions: 2 }).send('EHLO c.test\r\n' + one + one + one);
+    assert.equal(h.messages.length, 2);
+    assert.equal(h.replies.at(-1), '421 4.7.0');
+    assert.ok(h.closed);
+  });
+});
+
+describe('SMTP session: DATA framing and smuggling', () => {
+  const variants: Array<[string, string]> = [
+    ['\\n.\\n', '\n.\n'],
+    ['\\r.\\r', '\r.\r'],
+    ['\\r.\\n', '\r.\n'],
+    ['\\n.\\r\\n', '\n.\r\n'],
+    ['\\r\\n.\\n', '\r\n.\n'],
+    ['\\r\\n.\\r', '\r\n.\r'],
+    ['\\n.\\r', '\n.\r'],
+    ['\\r.\\r\\n', '\r.\r\n'],
+  ];
+  for (const [name, seq] of variants) {
+    it(`"${name}" never ends DATA and never yields a second message`, () => {
+      const smuggled = `MAIL FROM:<evil@example.org>\r\nRCPT TO:<victim@example.test>\r\nDATA\r\nsmuggled\r\n`;
+      const h = new Harness().send(
+        ENVELOPE + 'DATA\r\nSubject: x\r\n\r\nbody' + seq + smuggled + '\r\n.\r\n',
+      );
+      // Exactly one end of data: the real one. With reject policy the message is refused.
+      assert.deepEqual(h.replies.slice(4), ['354', '550 5.6.11']);
+      assert.equal(h.messages.length, 0);
+      const n = new Harness({ bareLineEndings: 'normalize' }).send(
+        ENVELOPE + 'DATA\r\nSubject: x\r\n\r\nbody' + seq + smuggled + '\r\n.\r\n',
+      );
+      assert.deepEqual(n.replies.slice(4), ['354', '250 2.0.0']);
+      assert.equal(n.messages.length, 1);
+      assert.ok(n.text(0).includes('MAIL FROM:<evil@example.org>'));
+      assert.ok(!/[^\r]\n|\r[^\n]/.test(n.text(0)), 'normalized content is CRLF-clean');
+    });
+  }
+
+  it('a long text line is refused with 550 5.6.0 by default', () => {
+    const h = new Harness().send(ENVELOPE + 'DATA\r\n' + 'x'.repeat(1200) + '\r\n.\r\n');
+    assert.deepEqual(h.replies.slice(4), ['354', '550 5.6.0']);
+    const a = new Harness({ longLines: 'accept' }).send(
+      ENVELOPE + 'DATA\r\n' + 'x'.repeat(1200) + '\r\n.\r\n',
+    );
+    assert.deepEqual(a.replies.slice(4), ['354', '250 2.0.0']);
+  });
+
+  it('an empty message is fine', () => {
+    const h = new Harness().send(ENVELOPE + 'DATA\r\n.\r\n');
+    assert.deepEqual(h.replies.slice(4), ['354', '250 2.0.0']);
+    assert.equal(h.messages[0]!.length, 0);
+  });
+
+  it('any fragmentation of the same stream gives the same messages and replies', () => {
+    const stream = new TextEncoder().encode(
+      ENVELOPE +
+        'DATA\r\nA: b\r\n\r\n..x\r\n.\r\n.y\r\n\r\n.\r\n' +
+        'MAIL FROM:<a@example.org>\r\nRCPT TO:<c@example.test>\r\nBDAT 8\r\nab\r\ncd\r\nBDAT 3 LAST\r\nxyzQUIT\r\n',
+    );
+    const whole = new Harness().send(stream);
+    assert.equal(whole.messages.length, 2);
+    fc.assert(
+      fc.property(fc.array(fc.integer({ min: 1, max: stream.length }), { maxLength: 20 }), (cuts) => {
+        const points = [...new Set(cuts)].sort((a, b) => a - b);
+        const h = new Harness();
+        let prev = 0;
+        for (const p of [...points, stream.length]) {
+          h.send(stream.subarray(prev, p));
+          prev = p;
+        }
+        assert.deepEqual(h.replies, whole.replies);
+        assert.deepEqual(
+          h.messages.map((m) => Buffer.from(m).toString()),
+          whole.messages.map((m) => Buffer.from(m).toString()),
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('SMTP session: BDAT (RFC 3030)', () => {
+  it('chunks are concatenated and LAST commits', () => {
+    const h = new Harness().send(ENVELOPE + 'BDAT 5\r\nHelloBDAT 9 LAST\r\n, world\r\n');
+    assert.deepEqual(h.replies.slice(4), ['250 2.0.0', '250 2.0.0']);
+    assert.equal(h.text(0), 'Hello, world\r\n');
+  });
+
+  it('BDAT 0 LAST ends the message', () => {
+    const h = new Harness().send(ENVELOPE + 'BDAT 3\r\nabcBDAT 0 LAST\r\n');
+    assert.deepEqual(h.replies.slice(4), ['250 2.0.0', '250 2.0.0']);
+    assert.equal(h.text(0), 'abc');
+  });
+
+  it('a refused BDAT still consumes its chunk', () => {
+    const h = new Harness().send('EHLO c.test\r\nBDAT 6\r\nNOOP\r\nNOOP\r\n');
+    // "NOOP\r\n" was chunk data (refused with 503), the second NOOP is a command.
+    assert.deepEqual(h.replies.slice(1), ['250 2.0.0', '503 5.5.1', '250 2.0.0']);
+  });
+
+  it('DATA after BDAT in the same transaction is refused', () => {
+    const h = new Harness().send(ENVELOPE + 'BDAT 2\r\nabDATA\r\n');
+    assert.deepEqual(h.replies.slice(4), ['250 2.0.0', '503 5.5.1']);
+  });
+
+  it('BINARYMIME requires BDAT and passes bytes untouched', () => {
+    const h = new Harness().send(
+      'EHLO c.test\r\nMAIL FROM:<a@example.org> BODY=BINARYMIME\r\nRCPT TO:<b@example.test>\r\nDATA\r\n',
+    );
+    assert.deepEqual(h.replies.slice(2), ['250 2.1.0', '250 2.1.5', '503 5.5.1']);
+    const b = new Harness().send(
+      'EHLO c.test\r\nMAIL FROM:<a@example.org> BODY=BINARYMIME\r\nRCPT TO:<b@example.test>\r\nBDAT 4 LAST\r\na\nb\r',
+    );
+    assert.deepEqual(b.replies.slice(2), ['250 2.1.0', '250 2.1.5', '250 2.0.0']);
+    assert.equal(b.text(0), 'a\nb\r');
+  });
+
+  it('bare LF inside a 7bit BDAT chunk is refused by default', () => {
+    const h = new Harness().send(ENVELOPE + 'BDAT 4 LAST\r\na\nb\n');
+    assert.deepEqual(h.replies.slice(4), ['550 5.6.11']);
+  });
+
+  it('an oversized BDAT transaction gets 552 and later chunks 503', () => {
+    const big = 'x'.repeat(6000);
+    const h = new Harness().send(ENVELOPE + `BDAT 6000\r\n${big}BDAT 6000\r\n${big}BDAT 1 LAST\r\nxNOOP\r\n`);
+    assert.deepEqual(h.replies.slice(4), ['250 2.0.0', '552 5.3.4', '503 5.5.1', '250 2.0.0']);
+    assert.equal(h.messages.length, 0);
+  });
+});
+
+describe('SMTP session: STARTTLS', () => {
+  it('discards commands pipelined after STARTTLS and requires a new EHLO', () => {
+    const h = new Harness().send('EHLO c.test\r\nSTARTTLS\r\nMAIL FROM:<evil@example.org>\r\n');
+    assert.deepEqual(h.replies.slice(1), ['250 2.0.0', '220 2.0.0']);
+    assert.ok(h.effects.some((e) => e.kind === 'starttls'));
+    assert.ok(h.effects.some((e) => e.kind === 'violation'));
+    assert.equal(h.session.pending?.kind, 'tls');
+    const after = h.session.resolve({ kind: 'tls', ok: true });
+    assert.ok(
+      !after.some((e) => e.kind === 'reply' || e.kind === 'check-mail'),
+      'injected MAIL was not executed',
+    );
+    h.send('MAIL FROM:<a@example.org>\r\n');
+    assert.equal(h.replies.at(-1), '503 5.5.1');
+    h.send('EHLO c.test\r\n');
+    const ehlo = h.effects.filter((e) => e.kind === 'reply' && e.reply.code === 250).at(-1);
+    assert.ok(ehlo?.kind === 'reply' && !(ehlo.extraLines ?? []).includes('STARTTLS'));
+  });
+
+  it('STARTTLS when unavailable is 502, inside a transaction 503', () => {
+    const h = new Harness({ starttls: false }).send('EHLO c.test\r\nSTARTTLS\r\n');
+    assert.deepEqual(h.replies.slice(2), ['502 5.5.1']);
+    const t = new Harness().send('EHLO c.test\r\nMAIL FROM:<a@example.org>\r\nSTARTTLS\r\n');
+    assert.deepEqual(t.replies.slice(2), ['250 2.1.0', '503 5.5.1']);
+  });
+});
