@@ -3,7 +3,7 @@
 // parts are refused for accounts: they are legal on the wire but a trap as login names.
 
 import type { Mailbox } from '../core/address.ts';
-import { addressKey, formatMailbox, isValidDomain, normalizeDomain, parseMailbox } from '../core/address.ts';
+import { addressKey, isValidDomain, normalizeDomain, parseMailbox } from '../core/address.ts';
 import { CliError } from './io.ts';
 
 function parse(text: string, what: string): Mailbox {
@@ -47,13 +47,7 @@ export function aliasAddress(text: string, localDomains: readonly string[]): str
   return addressKey(mailbox);
 }
 
-/**
- * An alias target: a local user (stored as its key) or a remote address (local part kept as typed,
- * since only the remote host may interpret its case, RFC 5321 §2.4).
- */
-export function targetAddress(text: string, localDomains: readonly string[]): string {
-  const mailbox = parse(text, 'target address');
-  const domain = normalizeDomain(mailbox.domain);
-  if (localDomains.some((d) => normalizeDomain(d) === domain)) return addressKey(mailbox);
-  return formatMailbox({ local: mailbox.local, domain });
+/** An alias target: a local user or a remote address, as the directory keys it (lower-cased). */
+export function targetAddress(text: string): string {
+  return addressKey(parse(text, 'target address'));
 }
