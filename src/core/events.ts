@@ -10,6 +10,11 @@ export const Events = {
   smtpReply: 'smtp.reply',
   smtpRcptRejected: 'smtp.rcpt.rejected',
   smtpQueued: 'smtp.queued',
+  smtpTimeout: 'smtp.timeout',
+  smtpViolation: 'smtp.violation',
+  smtpInternalError: 'smtp.internal_error',
+  smtpCommitFailed: 'smtp.commit.failed',
+  smtpRefused: 'smtp.refused',
   tlsHandshake: 'smtp.tls',
   tlsFailed: 'smtp.tls.failed',
   // TLS material (src/net/tls.ts)

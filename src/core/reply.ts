@@ -12,6 +12,8 @@ export interface Reply {
 export const Replies = {
   // 2xx
   ok: { code: 250, enhanced: '2.0.0', text: 'OK' },
+  /** EHLO/HELO replies carry no enhanced code: clients parse the keyword lines as they are (RFC 5321 §4.1.1.1). */
+  greets: { code: 250, enhanced: '', text: 'Hello' },
   senderOk: { code: 250, enhanced: '2.1.0', text: 'Sender OK' },
   recipientOk: { code: 250, enhanced: '2.1.5', text: 'Recipient OK' },
   queued: { code: 250, enhanced: '2.0.0', text: 'OK: queued' },

@@ -136,7 +136,7 @@ describe('SMTP session: commands and sequence', () => {
 
   it('HELO has no extensions and refuses ESMTP parameters', () => {
     const h = new Harness().send('HELO client.test\r\nMAIL FROM:<a@example.org> SIZE=10\r\n');
-    assert.deepEqual(h.replies.slice(1), ['250 2.0.0', '555 5.5.4']);
+    assert.deepEqual(h.replies.slice(1), ['250', '555 5.5.4']);
   });
 
   it('MAIL before EHLO, RCPT before MAIL, DATA before RCPT are 503 5.5.1', () => {
@@ -157,14 +157,7 @@ describe('SMTP session: commands and sequence', () => {
     const h = new Harness().send(
       ENVELOPE + 'DATA\r\nSubject: hi\r\n\r\n..leading dot\r\nbody\r\n.\r\nQUIT\r\n',
     );
-    assert.deepEqual(h.replies.slice(1), [
-      '250 2.0.0',
-      '250 2.1.0',
-      '250 2.1.5',
-      '354',
-      '250 2.0.0',
-      '221 2.0.0',
-    ]);
+    assert.deepEqual(h.replies.slice(1), ['250', '250 2.1.0', '250 2.1.5', '354', '250 2.0.0', '221 2.0.0']);
     assert.equal(h.text(0), 'Subject: hi\r\n\r\n.leading dot\r\nbody\r\n');
     assert.ok(h.closed);
   });
@@ -385,7 +378,7 @@ describe('SMTP session: BDAT (RFC 3030)', () => {
   it('a refused BDAT still consumes its chunk', () => {
     const h = new Harness().send('EHLO c.test\r\nBDAT 6\r\nNOOP\r\nNOOP\r\n');
     // "NOOP\r\n" was chunk data (refused with 503), the second NOOP is a command.
-    assert.deepEqual(h.replies.slice(1), ['250 2.0.0', '503 5.5.1', '250 2.0.0']);
+    assert.deepEqual(h.replies.slice(1), ['250', '503 5.5.1', '250 2.0.0']);
   });
 
   it('DATA after BDAT in the same transaction is refused', () => {
@@ -421,7 +414,7 @@ describe('SMTP session: BDAT (RFC 3030)', () => {
 describe('SMTP session: STARTTLS', () => {
   it('discards commands pipelined after STARTTLS and requires a new EHLO', () => {
     const h = new Harness().send('EHLO c.test\r\nSTARTTLS\r\nMAIL FROM:<evil@example.org>\r\n');
-    assert.deepEqual(h.replies.slice(1), ['250 2.0.0', '220 2.0.0']);
+    assert.deepEqual(h.replies.slice(1), ['250', '220 2.0.0']);
     assert.ok(h.effects.some((e) => e.kind === 'starttls'));
     assert.ok(h.effects.some((e) => e.kind === 'violation'));
     assert.equal(h.session.pending?.kind, 'tls');

@@ -317,7 +317,7 @@ export class SmtpSession {
     this.esmtp = verb === 'EHLO';
     this.setPhase('ready');
     const greeting = `${this.options.hostname} greets ${arg}`;
-    if (verb === 'HELO') return this.reply(withText(Replies.ok, greeting));
+    if (verb === 'HELO') return this.reply(withText(Replies.greets, greeting));
     const ext = [
       'PIPELINING',
       `SIZE ${this.options.maxMessageBytes}`,
@@ -330,7 +330,7 @@ export class SmtpSession {
     ];
     if (this.options.starttls && !this.tlsActive) ext.push('STARTTLS');
     ext.push('HELP');
-    this.out({ kind: 'reply', reply: withText(Replies.ok, greeting), extraLines: ext });
+    this.out({ kind: 'reply', reply: withText(Replies.greets, greeting), extraLines: ext });
   }
 
   private cmdStarttls(arg: string): void {
