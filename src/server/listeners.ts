@@ -91,7 +91,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
         server = createTlsServer({ ...serverTlsOptions(deps.tls), handshakeTimeout: 30_000 }, (socket) =>
           accept(listener, socket),
         );
-        server.on('tlsClientError', (err) => logger.warn(Events.tlsFailed, { error: err.message }));
+        server.on('tlsClientError', (err: Error) => logger.warn(Events.tlsFailed, { error: err.message }));
       } else {
         server = createTcpServer((socket) => accept(listener, socket));
       }

@@ -103,7 +103,7 @@ export class SmtpConnection {
     });
     this.attach(this.socket);
     this.armIdleTimer();
-    this.perform(this.session.greet());
+    void this.perform(this.session.greet());
   }
 
   /** Graceful shutdown: idle sessions get 421 now; busy ones after their transaction. */
@@ -367,7 +367,8 @@ export class SmtpConnection {
     if (!writer) return Replies.localError;
     try {
       await this.writeChain;
-      if (this.writeError !== null) throw this.writeError;
+      const writeError = this.writeError;
+      if (writeError !== null) throw writeError instanceof Error ? writeError : new Error(String(writeError));
       const envelope: Envelope = {
         sender: tx.sender ? formatMailbox(tx.sender) : '',
         body: tx.params.body,
