@@ -368,7 +368,10 @@ export class SmtpConnection {
     try {
       await this.writeChain;
       const writeError = this.writeError;
-      if (writeError !== null) throw writeError instanceof Error ? writeError : new Error(String(writeError));
+      if (writeError !== null)
+        throw writeError instanceof Error
+          ? writeError
+          : new Error('queue write failed', { cause: writeError });
       const envelope: Envelope = {
         sender: tx.sender ? formatMailbox(tx.sender) : '',
         body: tx.params.body,
