@@ -36,6 +36,9 @@ export const Events = {
   // Process lifecycle
   serverListening: 'server.listening',
   serverStopping: 'server.stopping',
+  serverStopped: 'server.stopped',
+  serverShutdownForced: 'server.shutdown.forced',
+  serverCloseFailed: 'server.close.failed',
 } as const;
 
 export type EventName = (typeof Events)[keyof typeof Events];
