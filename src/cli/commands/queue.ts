@@ -1,0 +1,147 @@
+// `tern queue list|show`: what is waiting in the queue and why, in the spirit of Postfix's
+// `postqueue -p` and `postcat -q`. Read-only: nothing here changes a message or its schedule.
+
+import type { Envelope } from '../../core/envelope.ts';
+import type { QueuedMessage } from '../../queue/queue.ts';
+import type { Command } from '../command.ts';
+import { CliError, write, writeLine } from '../io.ts';
+
+const iso = (ms: number): string => new Date(ms).toISOString();
+
+/** The JSON shape of one message in `queue list --json` (a stable, documented contract). */
+export function queuedMessageJson(m: QueuedMessage): Record<string, unknown> {
+  return {
+    id: m.id,
+    sender: m.envelope.sender,
+    size: m.sizeBytes,
+    arrival: iso(m.envelope.receivedAtMs),
+    held: m.held,
+    recipients: m.recipients.map((r) => ({
+      address: r.address,
+      status: r.status,
+      attempts: r.attempts,
+      nextAttempt: iso(r.nextAttemptMs),
+      lastReply: r.lastReply,
+    })),
+  };
+}
+
+/** Enough of the message to see its headers; a header section past this size is cut. */
+const MAX_HEADER_BYTES = 256 * 1024;
+
+/** The header section (up to and excluding the empty line), read without loading the whole body. */
+export async function readHeaderSection(
+  body: AsyncIterable<Uint8Array>,
+): Promise<{ text: string; cut: boolean }> {
+  let buf = Buffer.alloc(0);
+  for await (const chunk of body) {
+    buf = Buffer.concat([buf, chunk]);
+    const end = headerEnd(buf);
+    if (end >= 0) return { text: buf.subarray(0, end).toString('utf8'), cut: false };
+    if (buf.length >= MAX_HEADER_BYTES)
+      return { text: buf.subarray(0, MAX_HEADER_BYTES).toString('utf8'), cut: true };
+  }
+  // No empty line: the whole message is header (RFC 5322 §3.5 allows a message without a body).
+  return { text: buf.toString('utf8').replace(/\r?\n$/, ''), cut: false };
+}
+
+function headerEnd(buf: Buffer): number {
+  if (buf.subarray(0, 2).toString('latin1') === '\r\n') return 0;
+  if (buf.subarray(0, 1).toString('latin1') === '\n') return 0;
+  const crlf = buf.indexOf('\r\n\r\n');
+  if (crlf >= 0) return crlf;
+  const lf = buf.indexOf('\n\n');
+  return lf;
+}
+
+function describeClient(e: Envelope): string {
+  const c = e.client;
+  const host = c.hostname === null ? '' : `${c.hostname} `;
+  const parts = [`${host}[${c.ip}]:${c.port}`, `helo=${c.helo}`, `service=${c.service}`];
+  if (c.tls) parts.push(`tls=${c.tls.version}/${c.tls.cipher}`);
+  if (c.authUser !== null) parts.push(`auth=${c.authUser}`);
+  return parts.join(' ');
+}
+
+export const queueList: Command = {
+  name: 'queue list',
+  args: '[--json]',
+  summary: 'list queued messages and the state of each recipient',
+  flags: ['json'],
+  minPositionals: 0,
+  maxPositionals: 0,
+  async run(ctx, args) {
+    const messages = await ctx.withServices(['queue'], ({ queue }) => queue.list());
+    messages.sort((a, b) => a.envelope.receivedAtMs - b.envelope.receivedAtMs || a.id.localeCompare(b.id));
+    const { stdout } = ctx.io;
+    if (args.flags.has('json')) {
+      await writeLine(stdout, JSON.stringify(messages.map(queuedMessageJson), null, 2));
+      return 0;
+    }
+    if (messages.length === 0) {
+      await writeLine(stdout, 'queue is empty');
+      return 0;
+    }
+    for (const m of messages) {
+      const held = m.held ? ' (held)' : '';
+      await writeLine(
+        stdout,
+        `${m.id}  ${m.sizeBytes} bytes  ${iso(m.envelope.receivedAtMs)}  <${m.envelope.sender}>${held}`,
+      );
+      for (const r of m.recipients) {
+        const next = r.status === 'queued' || r.status === 'deferred' ? `  next ${iso(r.nextAttemptMs)}` : '';
+        const reply = r.lastReply === null ? '' : `  ${r.lastReply}`;
+        await writeLine(stdout, `    ${r.address}  ${r.status}  attempts ${r.attempts}${next}${reply}`);
+      }
+    }
+    return 0;
+  },
+};
+
+export const queueShow: Command = {
+  name: 'queue show',
+  args: 'ID',
+  summary: 'show one queued message: envelope, recipients, headers',
+  flags: [],
+  minPositionals: 1,
+  maxPositionals: 1,
+  async run(ctx, args) {
+    const id = args.positionals[0]!;
+    const { stdout } = ctx.io;
+    await ctx.withServices(['queue'], async ({ queue }) => {
+      const m = await queue.get(id);
+      if (m === null) throw new CliError(`no queued message ${id}`);
+      const e = m.envelope;
+      const lines = [
+        `id:       ${m.id}`,
+        `sender:   <${e.sender}>`,
+        `size:     ${m.sizeBytes} bytes`,
+        `arrival:  ${iso(e.receivedAtMs)}`,
+        `held:     ${m.held ? 'yes' : 'no'}`,
+        `body:     ${e.body}${e.smtputf8 ? ' SMTPUTF8' : ''}`,
+        `client:   ${describeClient(e)}`,
+      ];
+      if (e.envid !== null) lines.push(`envid:    ${e.envid}`);
+      if (e.ret !== null) lines.push(`ret:      ${e.ret}`);
+      lines.push('recipients:');
+      for (const r of m.recipients) {
+        lines.push(`  ${r.address}`);
+        lines.push(`    status:       ${r.status}, attempts ${r.attempts}`);
+        if (r.status === 'queued' || r.status === 'deferred')
+          lines.push(`    next attempt: ${iso(r.nextAttemptMs)}`);
+        if (r.lastReply !== null) lines.push(`    last reply:   ${r.lastReply}`);
+        const rcpt = e.recipients[r.index];
+        if (rcpt?.notify != null) lines.push(`    notify:       ${rcpt.notify.join(',') || 'NEVER'}`);
+        if (rcpt?.orcpt != null) lines.push(`    orcpt:        ${rcpt.orcpt.addrType};${rcpt.orcpt.address}`);
+      }
+      const headers = await readHeaderSection(queue.readBody(id));
+      lines.push('headers:');
+      await write(stdout, `${lines.join('\n')}\n`);
+      await writeLine(stdout, headers.text.replace(/\r\n/g, '\n'));
+      if (headers.cut) await writeLine(stdout, `[header section longer than ${MAX_HEADER_BYTES} bytes: cut]`);
+    });
+    return 0;
+  },
+};
+
+export const queueCommands: readonly Command[] = [queueList, queueShow];

@@ -1,0 +1,309 @@
+// The `tern` command: argument parsing, dispatch to one subcommand, and turning every failure into
+// one readable line and an exit status (0 ok, 1 failed, 2 bad usage, 130 cancelled). No stack traces
+// unless TERN_DEBUG is set. `run()` takes its streams, cwd and environment as arguments so tests drive
+// it in-process; the file runs it only when executed as the program (directly or via bin/tern.mjs).
+// Deliberately NOT here: constructing services (src/main.ts) or what the commands do (commands/).
+
+import { realpathSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ParseArgsOptionsConfig } from 'node:util';
+import { parseArgs } from 'node:util';
+import type { Config } from '../config/config.ts';
+import { ConfigLoadError, loadConfig } from '../config/load.ts';
+import type { Logger } from '../core/ports.ts';
+import { systemClock } from '../core/ports.ts';
+import { StartupError, openDirectory, openQueue, openStore } from '../main.ts';
+import { DirectoryError } from '../directory/sqlite-directory.ts';
+import { createLogger } from '../net/logger.ts';
+import { TlsMaterialError } from '../net/tls.ts';
+import type { Command, CommandContext, OpenedServices, ParsedArgs } from './command.ts';
+import { usageLine } from './command.ts';
+import { aliasCommands } from './commands/alias.ts';
+import { mailboxCommands } from './commands/mailbox.ts';
+import { queueCommands } from './commands/queue.ts';
+import { serve } from './commands/serve.ts';
+import { userCommands } from './commands/user.ts';
+import type { CliIo } from './io.ts';
+import { CliError, UsageError, writeLine } from './io.ts';
+
+export type { CliIo } from './io.ts';
+
+export const COMMANDS: readonly Command[] = [
+  serve,
+  ...userCommands,
+  ...aliasCommands,
+  ...mailboxCommands,
+  ...queueCommands,
+];
+
+export function usageText(commands: readonly Command[] = COMMANDS): string {
+  const rows = commands.map(
+    (c) => [`tern ${c.name}${c.args === '' ? '' : ` ${c.args}`}`, c.summary] as const,
+  );
+  const width = Math.max(...rows.map(([left]) => left.length));
+  return [
+    'Usage: tern <command> [arguments] [--config FILE]',
+    '',
+    'Tern is a mail server: SMTP in, a durable queue, local mailboxes and remote delivery.',
+    '',
+    'Commands:',
+    ...rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`),
+    `  ${'tern help'.padEnd(width)}  show this help (also: tern <command> --help)`,
+    '',
+    'Every command takes --config FILE (or the TERN_CONFIG environment variable); without one, Tern reads',
+    './tern.toml when it exists, else its built-in defaults: data in ./data, local domain localhost,',
+    'SMTP on 127.0.0.1:2525.',
+    'See README.md and docs/configuration.md.',
+  ].join('\n');
+}
+
+function commandHelp(cmd: Command): string {
+  return `Usage: ${usageLine(cmd)}\n\n${cmd.summary}`;
+}
+
+/** Options every command accepts; `--config` may also come before the command words. */
+const COMMON_OPTIONS: ParseArgsOptionsConfig = {
+  config: { type: 'string', short: 'c' },
+  help: { type: 'boolean', short: 'h' },
+};
+
+/** Leading options (`tern --config x user list`): moved after the command words for parseArgs. */
+function takeLeadingOptions(argv: readonly string[]): { leading: string[]; rest: string[] } {
+  const leading: string[] = [];
+  let i = 0;
+  for (; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--config' || arg === '-c') {
+      leading.push(arg, ...argv.slice(i + 1, i + 2));
+      i++;
+    } else if (arg.startsWith('--config=') || arg === '--help' || arg === '-h') {
+      leading.push(arg);
+    } else break;
+  }
+  return { leading, rest: argv.slice(i) };
+}
+
+type Resolved =
+  | { kind: 'command'; command: Command; argv: string[] }
+  | { kind: 'help'; text: string }
+  | { kind: 'usage-error'; message: string; text: string };
+
+function resolveCommand(argv: readonly string[]): Resolved {
+  const { leading, rest } = takeLeadingOptions(argv);
+  const wantsHelp = leading.includes('--help') || leading.includes('-h');
+  const [first, second] = rest;
+  if (first === undefined) {
+    return wantsHelp
+      ? { kind: 'help', text: usageText() }
+      : { kind: 'usage-error', message: '', text: usageText() };
+  }
+  if (first === 'help') {
+    // `tern help user` narrows to the group, `tern help user add` to one command.
+    const topic = rest.slice(1).join(' ');
+    const matches = COMMANDS.filter(
+      (c) => topic === '' || c.name === topic || c.name.startsWith(`${topic} `),
+    );
+    if (matches.length === 1) return { kind: 'help', text: commandHelp(matches[0]!) };
+    if (matches.length > 1) return { kind: 'help', text: usageText(matches) };
+    return { kind: 'usage-error', message: `unknown command '${topic}'`, text: usageText() };
+  }
+  const exact = COMMANDS.find((c) => c.name === first);
+  if (exact) return { kind: 'command', command: exact, argv: [...leading, ...rest.slice(1)] };
+  const group = COMMANDS.filter((c) => c.name.startsWith(`${first} `));
+  if (group.length === 0)
+    return { kind: 'usage-error', message: `unknown command '${first}'`, text: usageText() };
+  if (second === undefined || second.startsWith('-')) {
+    const groupHelp = wantsHelp || second === '--help' || second === '-h';
+    if (groupHelp) return { kind: 'help', text: usageText(group) };
+    return { kind: 'usage-error', message: `'${first}' needs a subcommand`, text: usageText(group) };
+  }
+  const command = group.find((c) => c.name === `${first} ${second}`);
+  if (!command) {
+    return { kind: 'usage-error', message: `unknown command '${first} ${second}'`, text: usageText(group) };
+  }
+  return { kind: 'command', command, argv: [...leading, ...rest.slice(2)] };
+}
+
+function parseCommandArgs(
+  command: Command,
+  argv: string[],
+): ParsedArgs & { config: string | null; help: boolean } {
+  const options: ParseArgsOptionsConfig = { ...COMMON_OPTIONS };
+  for (const flag of command.flags) options[flag] = { type: 'boolean' };
+  let parsed: ReturnType<typeof parseArgs>;
+  try {
+    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+  } catch (err) {
+    // parseArgs explains itself ("Unknown option '--x'"); only its message is worth showing.
+    throw new UsageError(err instanceof Error ? err.message : String(err), usageLine(command));
+  }
+  const flags = new Set<string>();
+  for (const flag of command.flags) if (parsed.values[flag] === true) flags.add(flag);
+  const config = parsed.values['config'];
+  const help = parsed.values['help'] === true;
+  const positionals = parsed.positionals;
+  if (!help) {
+    if (positionals.length < command.minPositionals) {
+      const names = command.args.split(' ').filter((w) => /^[A-Z]+$/.test(w));
+      const missing = names.slice(positionals.length, command.minPositionals).join(' ');
+      throw new UsageError(`missing ${missing}`, usageLine(command));
+    }
+    if (positionals.length > command.maxPositionals) {
+      throw new UsageError(
+        `unexpected argument '${positionals[command.maxPositionals]!}'`,
+        usageLine(command),
+      );
+    }
+  }
+  return { positionals, flags, config: typeof config === 'string' ? config : null, help };
+}
+
+function makeContext(io: CliIo, configPath: string | null): CommandContext {
+  let config: Config | null = null;
+  let logger: Logger | null = null;
+  const getConfig = (): Config => {
+    if (config === null) {
+      const loaded = loadConfig({ path: configPath, cwd: io.cwd });
+      // Relative data_dir is relative to where tern runs (io.cwd), not to this process's cwd in tests.
+      config = { ...loaded, dataDir: resolve(io.cwd, loaded.dataDir) };
+    }
+    return config;
+  };
+  const getLogger = (): Logger => {
+    // Management commands stay quiet: only warnings and errors, to stderr, never mixed with output.
+    logger ??= createLogger({ level: 'warn', format: 'json', destination: io.stderr });
+    return logger;
+  };
+  return {
+    io,
+    config: getConfig,
+    logger: getLogger,
+    clock: systemClock,
+    async withServices(names, fn) {
+      const opened: Partial<Record<keyof OpenedServices, { close(): Promise<void> }>> = {};
+      try {
+        const cfg = getConfig();
+        const services: { -readonly [K in keyof OpenedServices]?: OpenedServices[K] } = {};
+        for (const name of names) {
+          switch (name) {
+            case 'directory':
+              services.directory = opened.directory = await openDirectory(cfg);
+              break;
+            case 'store':
+              services.store = opened.store = await openStore(cfg, systemClock);
+              break;
+            case 'queue':
+              services.queue = opened.queue = await openQueue(cfg, systemClock, getLogger());
+              break;
+          }
+        }
+        return await fn(services as OpenedServices);
+      } finally {
+        for (const service of Object.values(opened).reverse()) await service.close();
+      }
+    },
+  };
+}
+
+interface NodeSystemError extends Error {
+  code?: string;
+  syscall?: string;
+  address?: string;
+  port?: number;
+}
+
+/** Errors whose message was written for the operator: shown as is, never with a stack. */
+function isOperatorError(err: unknown): err is Error {
+  return (
+    err instanceof CliError ||
+    err instanceof ConfigLoadError ||
+    err instanceof StartupError ||
+    err instanceof DirectoryError ||
+    err instanceof TlsMaterialError
+  );
+}
+
+/** One line a person understands for anything a command threw. */
+export function describeError(err: unknown): string {
+  if (isOperatorError(err)) return err.message;
+  if (err instanceof Error) {
+    const sys = err as NodeSystemError;
+    if (sys.syscall === 'listen' && sys.address !== undefined) {
+      const where = `${sys.address}:${sys.port ?? '?'}`;
+      if (sys.code === 'EADDRINUSE') return `cannot listen on ${where}: address already in use`;
+      if (sys.code === 'EACCES')
+        return `cannot listen on ${where}: permission denied (ports below 1024 need privileges)`;
+      if (sys.code === 'EADDRNOTAVAIL')
+        return `cannot listen on ${where}: address not available on this host`;
+      return `cannot listen on ${where}: ${sys.code ?? err.message}`;
+    }
+    return err.message;
+  }
+  return String(err);
+}
+
+/** Run `tern` with argv (without node and script); resolves with the exit status. */
+export async function run(argv: readonly string[], io: CliIo): Promise<number> {
+  const resolved = resolveCommand(argv);
+  switch (resolved.kind) {
+    case 'help':
+      await writeLine(io.stdout, resolved.text);
+      return 0;
+    case 'usage-error':
+      if (resolved.message !== '') await writeLine(io.stderr, `tern: ${resolved.message}`);
+      await writeLine(io.stderr, resolved.text);
+      return 2;
+    case 'command':
+      break;
+  }
+  const { command } = resolved;
+  try {
+    const args = parseCommandArgs(command, resolved.argv);
+    if (args.help) {
+      await writeLine(io.stdout, commandHelp(command));
+      return 0;
+    }
+    const ctx = makeContext(io, args.config ?? io.env['TERN_CONFIG'] ?? null);
+    return await command.run(ctx, args);
+  } catch (err) {
+    await writeLine(io.stderr, `tern: ${describeError(err)}`);
+    if (err instanceof UsageError && err.usage !== null) {
+      await writeLine(io.stderr, `usage: ${err.usage}\nrun 'tern help' for all commands`);
+    }
+    if (!isOperatorError(err) && io.env['TERN_DEBUG']) {
+      await writeLine(io.stderr, err instanceof Error ? (err.stack ?? err.message) : String(err));
+    }
+    return err instanceof CliError ? err.exitCode : 1;
+  }
+}
+
+/** True when this process is the `tern` program: run directly, or through bin/tern.mjs (npx tern). */
+function isProgram(): boolean {
+  if (import.meta.main) return true;
+  const script = process.argv[1];
+  if (script === undefined) return false;
+  try {
+    return realpathSync(script) === fileURLToPath(new URL('../../bin/tern.mjs', import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isProgram()) {
+  // `tern mailbox list | head` closes the pipe early: that is not an error worth a stack trace.
+  process.stdout.on('error', (err: NodeSystemError) => {
+    if (err.code === 'EPIPE') process.exit(0);
+    throw err;
+  });
+  const code = await run(process.argv.slice(2), {
+    stdout: process.stdout,
+    stderr: process.stderr,
+    stdin: process.stdin,
+    cwd: process.cwd(),
+    env: process.env,
+  });
+  // Exit explicitly once output is flushed: a handle a service forgot to unref must not keep a
+  // finished `tern user list` (or a stopped server) alive.
+  process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
+}
