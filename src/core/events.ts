@@ -36,6 +36,8 @@ export const Events = {
   // Process lifecycle
   serverListening: 'server.listening',
   serverStopping: 'server.stopping',
+  serverStarted: 'server.started',
+  serverShutdown: 'server.shutdown',
   serverStopped: 'server.stopped',
   serverShutdownForced: 'server.shutdown.forced',
   serverCloseFailed: 'server.close.failed',
