@@ -216,7 +216,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
 
   const bound = listeners.bound;
   for (const b of bound) stdout.write(`${formatListening(b)}\n`);
-  logger.event(Events.serverListening, {
+  // listeners.ts logs server.listening per listener; this is the one line saying the whole server is up.
+  logger.event(Events.serverStarted, {
     listeners: bound.map((b) => `${b.service} ${b.host}:${b.port} ${b.tls}`),
     dataDir: dataPaths(config).root,
     config: config.source,
@@ -226,7 +227,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   let stopping: Promise<void> | null = null;
   const stop = (reason = 'requested'): Promise<void> => {
     stopping ??= (async () => {
-      logger.event(Events.serverStopping, { reason, graceMs: config.limits.shutdownGraceMs });
+      logger.event(Events.serverShutdown, { reason, graceMs: config.limits.shutdownGraceMs });
       try {
         await listeners.close(config.limits.shutdownGraceMs);
       } finally {

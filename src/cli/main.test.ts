@@ -1,6 +1,9 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import type { AddressInfo } from 'node:net';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -161,6 +164,36 @@ describe('tern: configuration and data directory errors', () => {
       `tern: cannot create data directory ${join(dir, 'a-file', 'data')}: a parent path is not a directory\n`,
     );
   });
+});
+
+test('tern serve on a port already in use fails with one readable line and releases everything', async () => {
+  const blocker = createServer();
+  blocker.listen(0, '127.0.0.1');
+  await once(blocker, 'listening');
+  const port = (blocker.address() as AddressInfo).port;
+  const box = await createSandbox(
+    [
+      'local_domains = ["example.test"]',
+      '[[listeners]]',
+      'service = "smtp"',
+      `address = "127.0.0.1:${port}"`,
+      '[log]',
+      'level = "error"',
+      'format = "json"',
+      '',
+    ].join('\n'),
+  );
+  try {
+    const r = await box.tern(['serve']);
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `tern: cannot listen on 127.0.0.1:${port}: address already in use\n`);
+    assert.equal(r.stdout, '');
+    // The databases were closed on the way out: the CLI can use them at once.
+    assert.equal((await box.tern(['user', 'add', 'after@example.test'])).code, 0);
+  } finally {
+    blocker.close();
+    await box.remove();
+  }
 });
 
 test('describeError turns listen failures into one sentence', () => {
