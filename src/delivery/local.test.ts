@@ -1,0 +1,112 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Envelope } from '../core/envelope.ts';
+import type { DeliverRequest, MailboxStore, MessageSummary } from '../store/mailbox-store.ts';
+import { deliverLocal, finalDeliveryHeaders, localDeliveryKey } from './local.ts';
+
+function envelope(sender: string): Envelope {
+  return {
+    sender,
+    body: '8BITMIME',
+    smtputf8: false,
+    ret: null,
+    envid: null,
+    recipients: [{ address: 'alice@example.org', notify: null, orcpt: null }],
+    client: {
+      ip: '192.0.2.1',
+      port: 40000,
+      hostname: null,
+      helo: 'client.example.net',
+      esmtp: true,
+      tls: null,
+      authUser: null,
+      service: 'smtp',
+    },
+    receivedAtMs: 1_700_000_000_000,
+  };
+}
+
+/** Records what deliver() was given, content read to the end. */
+function recordingStore(): MailboxStore & { got: (Omit<DeliverRequest, 'content'> & { text: string })[] } {
+  const got: (Omit<DeliverRequest, 'content'> & { text: string })[] = [];
+  return {
+    got,
+    async deliver(req) {
+      const chunks: Uint8Array[] = [];
+      for await (const c of req.content) chunks.push(c);
+      const { content: _content, ...rest } = req;
+      got.push({ ...rest, text: Buffer.concat(chunks).toString('utf8') });
+      return { uid: got.length, id: `1-${got.length}` };
+    },
+    list: (): Promise<MessageSummary[]> => Promise.resolve([]),
+    read: () => null,
+    close: () => Promise.resolve(),
+  };
+}
+
+async function* chunks(...parts: string[]): AsyncIterable<Uint8Array> {
+  for (const p of parts) {
+    await Promise.resolve(); // a real queue reads a file
+    yield new TextEncoder().encode(p);
+  }
+}
+
+const message = 'From: Bob <bob@example.net>\r\nSubject: hi\r\n\r\nHello Alice\r\n';
+
+test('prepends Return-Path and Delivered-To and stores in INBOX under the idempotency key', async () => {
+  const store = recordingStore();
+  const result = await deliverLocal(
+    { store, clock: { nowMs: () => 1_700_000_123_000 } },
+    {
+      queueId: 'Q123',
+      recipientIndex: 2,
+      user: 'alice@example.org',
+      envelope: envelope('bob@example.net'),
+      body: () => chunks(message.slice(0, 10), message.slice(10)),
+      summary: { from: 'Bob <bob@example.net>', subject: 'hi', date: '' },
+    },
+  );
+  assert.deepEqual(result, { uid: 1, id: '1-1' });
+  assert.deepEqual(store.got, [
+    {
+      user: 'alice@example.org',
+      mailbox: 'INBOX',
+      internalDateMs: 1_700_000_123_000,
+      flags: [],
+      deliveryKey: 'Q123/2/alice@example.org',
+      summary: { from: 'Bob <bob@example.net>', subject: 'hi', date: '' },
+      text: `Return-Path: <bob@example.net>\r\nDelivered-To: alice@example.org\r\n${message}`,
+    },
+  ]);
+});
+
+test('the null sender becomes Return-Path: <>', async () => {
+  const store = recordingStore();
+  await deliverLocal(
+    { store, clock: { nowMs: () => 0 } },
+    {
+      queueId: 'Q1',
+      recipientIndex: 0,
+      user: 'alice@example.org',
+      envelope: envelope(''),
+      body: () => chunks(message),
+      summary: { from: '', subject: '', date: '' },
+    },
+  );
+  assert.ok(store.got[0]!.text.startsWith('Return-Path: <>\r\nDelivered-To: alice@example.org\r\nFrom: Bob'));
+});
+
+test('keys differ per user, so one recipient expanding to several users stores one copy each', () => {
+  assert.notEqual(localDeliveryKey('Q1', 0, 'a@example.org'), localDeliveryKey('Q1', 0, 'b@example.org'));
+  assert.notEqual(localDeliveryKey('Q1', 0, 'a@example.org'), localDeliveryKey('Q1', 1, 'a@example.org'));
+  assert.equal(localDeliveryKey('Q1', 0, 'a@example.org'), localDeliveryKey('Q1', 0, 'a@example.org'));
+});
+
+test('a line break in an address is refused rather than written into the header', () => {
+  assert.throws(() => finalDeliveryHeaders('evil@example.net>\r\nX-Injected: yes', 'alice@example.org'));
+  assert.throws(() => finalDeliveryHeaders('bob@example.net', 'alice@example.org\nX: y'));
+  assert.equal(
+    finalDeliveryHeaders('"john doe"@example.net', 'alice@example.org'),
+    'Return-Path: <"john doe"@example.net>\r\nDelivered-To: alice@example.org\r\n',
+  );
+});

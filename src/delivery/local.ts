@@ -1,0 +1,62 @@
+// Local delivery of one queued message to one local user's INBOX: the final-delivery trace fields go on
+// top (Return-Path, RFC 5321 §4.4; Delivered-To, the de facto loop marker of Postfix and qmail) and the
+// bytes stream into the mailbox store. Idempotent: the store keys the delivery by queue id, recipient
+// index and user, so a retry after a crash between store and queue bookkeeping makes no duplicate.
+// Deliberately not here: recipient resolution, retries, sieve/filters, quota.
+
+import type { Envelope } from '../core/envelope.ts';
+import type { Clock } from '../core/ports.ts';
+import type { MailboxStore } from '../store/mailbox-store.ts';
+
+export interface LocalDeliveryRequest {
+  readonly queueId: string;
+  readonly recipientIndex: number;
+  /** The owner's address key (lower-case), as the directory resolved it. */
+  readonly user: string;
+  readonly envelope: Envelope;
+  /** The queued bytes; called once per delivery so each one streams from the start. */
+  readonly body: () => AsyncIterable<Uint8Array>;
+  readonly summary: { readonly from: string; readonly subject: string; readonly date: string };
+}
+
+export const INBOX = 'INBOX';
+
+/**
+ * The store's idempotency key. The user is part of it: one recipient can expand (alias) to several
+ * users, and the store's key is global, so "<queue id>/<index>" alone would hand the second user the
+ * first user's message.
+ */
+export function localDeliveryKey(queueId: string, recipientIndex: number, user: string): string {
+  return `${queueId}/${recipientIndex}/${user}`;
+}
+
+/** The lines prepended on final delivery, CRLF-terminated. Throws on a line break (header injection). */
+export function finalDeliveryHeaders(sender: string, user: string): string {
+  if (/[\r\n]/.test(sender) || /[\r\n]/.test(user)) throw new Error('line break in envelope address');
+  // RFC 5321 §4.4: the reverse-path as it was in MAIL FROM, "<>" for the null sender.
+  return `Return-Path: <${sender}>\r\nDelivered-To: ${user}\r\n`;
+}
+
+async function* withPrefix(prefix: Uint8Array, body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  yield prefix;
+  yield* body;
+}
+
+export async function deliverLocal(
+  deps: { readonly store: MailboxStore; readonly clock: Clock },
+  req: LocalDeliveryRequest,
+): Promise<{ uid: number; id: string }> {
+  const prefix = new TextEncoder().encode(finalDeliveryHeaders(req.envelope.sender, req.user));
+  // XXX: a Return-Path already in the message is kept below ours; §4.4 lets a final MTA remove it, but
+  // that means rewriting the header block, which no reader of the store needs yet.
+  return deps.store.deliver({
+    user: req.user,
+    mailbox: INBOX,
+    // IMAP INTERNALDATE of delivered mail is the time of final delivery (RFC 3501 §2.3.3).
+    internalDateMs: deps.clock.nowMs(),
+    flags: [],
+    deliveryKey: localDeliveryKey(req.queueId, req.recipientIndex, req.user),
+    summary: { from: req.summary.from, subject: req.summary.subject, date: req.summary.date },
+    content: withPrefix(prefix, req.body()),
+  });
+}
