@@ -18,6 +18,9 @@ export type AddressResult =
   | { ok: true; mailbox: Mailbox | null; hadSourceRoute: boolean; rest: string }
   | { ok: false; error: 'syntax' | 'utf8' };
 
+// RFC 5321 §4.5.3.1 limits are in octets; with SMTPUTF8 a character can take up to four.
+const octets = (s: string): number => new TextEncoder().encode(s).length;
+
 const ATEXT_ASCII = /^[A-Za-z0-9!#$%&'*+\-/=?^_`{|}~]$/;
 const LDH_LABEL = /^[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?$/;
 
@@ -48,6 +51,7 @@ export function isValidDomain(domain: string, utf8: boolean): boolean {
 const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 function isValidIpv6(s: string): boolean {
   if (!/^[0-9A-Fa-f:.]+$/.test(s)) return false;
+  if (/\..*:/.test(s)) return false; // an IPv4 part is only allowed as the last 32 bits
   const parts = s.split('::');
   if (parts.length > 2) return false;
   const count = (p: string): number | null => {
@@ -88,7 +92,7 @@ function parseLocalPart(s: string, utf8: boolean): { local: string; quoted: bool
         const next = s[i + 1];
         if (next === undefined) return null;
         const cp = next.codePointAt(0)!;
-        if (cp < 0x20 || cp === 0x7f) return null;
+        if (cp < 0x20 || cp === 0x7f || (cp > 0x7f && !utf8)) return null;
         out += next;
         i++;
       } else if (ch === '"') {
@@ -130,7 +134,7 @@ function parseLocalPart(s: string, utf8: boolean): { local: string; quoted: bool
 export function parseMailbox(s: string, utf8: boolean): Mailbox | null {
   const lp = parseLocalPart(s, utf8);
   if (!lp || s[lp.end] !== '@') return null;
-  if (lp.local.length > 64 && !lp.quoted) return null; // §4.5.3.1.1
+  if (octets(s.slice(0, lp.end)) > 64) return null; // §4.5.3.1.1: octets as sent, quotes included
   const domain = s.slice(lp.end + 1);
   if (domain.startsWith('[')) {
     if (!isValidAddressLiteral(domain)) return null;
@@ -175,7 +179,7 @@ export function parsePath(s: string, opts: { allowNull: boolean; utf8: boolean }
   if (/[^\x00-\x7f]/.test(inner) && !opts.utf8) return { ok: false, error: 'utf8' };
   const mailbox = parseMailbox(inner, opts.utf8);
   if (!mailbox) return { ok: false, error: 'syntax' };
-  if (inner.length > 254) return { ok: false, error: 'syntax' }; // §4.5.3.1.3 path 256 incl. brackets
+  if (octets(inner) > 254) return { ok: false, error: 'syntax' }; // §4.5.3.1.3 path 256 incl. brackets
   return { ok: true, mailbox, hadSourceRoute, rest: rest.trimStart() };
 }
 
