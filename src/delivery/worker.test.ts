@@ -567,6 +567,37 @@ test('a full batch makes the worker look again: more than batchSize messages go 
   assert.equal(store.delivered.length, 5);
 });
 
+test('a message that finished while the worker waited for a slot is not sent again from a stale look', async () => {
+  const { queue, store, clock, worker, logger } = setup({ concurrency: 1 });
+  const later = queue.add(MESSAGE, envelope('x@example.net', ['bob@example.org']));
+  queue.messages.get(later)!.recipients[0] = {
+    ...queue.messages.get(later)!.recipients[0]!,
+    nextAttemptMs: T0 + 1,
+  };
+  const first = queue.add(MESSAGE, envelope('x@example.net', ['alice@example.org']));
+  let release!: () => void;
+  store.gate = new Promise<void>((r) => (release = r));
+  worker.start();
+  await until(() => store.active === 1);
+  // The second look sees [later, first]; `first` is still in flight, and finishes while `later` waits.
+  clock.now = T0 + 1;
+  worker.wake();
+  await new Promise((r) => setTimeout(r, 10));
+  release();
+  await worker.flush();
+  await worker.stop();
+  assert.equal(queue.messages.size, 0);
+  assert.equal(store.calls, 2);
+  assert.deepEqual(
+    logger.lines.filter((l) => l.level === 'error'),
+    [],
+  );
+  assert.deepEqual(
+    queue.settled.map((x) => x.id),
+    [first, later],
+  );
+});
+
 test('stop() waits for deliveries in flight, then nothing more is delivered', async () => {
   const { queue, store, worker, logger } = setup();
   let release!: () => void;

@@ -100,6 +100,11 @@ export class DeliveryWorker {
   #again = false;
   /** The last look filled a whole batch: more may be due behind it. */
   #backlog = false;
+  /**
+   * Messages finished since the current look began: what due() said about them is stale (their
+   * recipients were settled meanwhile), so they wait for the next look instead of going out twice.
+   */
+  readonly #finishedSinceLook = new Set<string>();
   #stopped: Promise<void> | null = null;
 
   constructor(deps: DeliveryWorkerDeps, options: Partial<DeliveryWorkerOptions> = {}) {
@@ -176,6 +181,7 @@ export class DeliveryWorker {
     const { batchSize, concurrency } = this.#options;
     while (this.#again && this.#state === 'running') {
       this.#again = false;
+      this.#finishedSinceLook.clear();
       let due: QueuedMessage[];
       try {
         due = await queue.due(clock.nowMs(), batchSize);
@@ -189,6 +195,7 @@ export class DeliveryWorker {
         if (this.#inFlight.has(message.id)) continue;
         while (this.#inFlight.size >= concurrency) await Promise.race(this.#inFlight.values());
         if (this.#state !== 'running') return;
+        if (this.#finishedSinceLook.has(message.id) || this.#inFlight.has(message.id)) continue;
         this.#launch(message);
       }
     }
@@ -202,6 +209,7 @@ export class DeliveryWorker {
       })
       .then((settledAll) => {
         this.#inFlight.delete(message.id);
+        this.#finishedSinceLook.add(message.id);
         // More is due behind a full batch; but not when the queue refuses our outcomes, or this would
         // spin on the same messages instead of waiting for the timer.
         if (this.#backlog && settledAll) this.wake();
