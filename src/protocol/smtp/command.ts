@@ -93,7 +93,7 @@ function decodeUtf8AddrXtext(s: string): string | null {
       continue;
     }
     const cp = s.codePointAt(i)!;
-    if (cp < 33 || cp === 0x7f || s[i] === '=' || s[i] === '+') return null;
+    if (cp < 33 || cp === 0x7f || s[i] === '=' || s[i] === '+' || s[i] === '\\') return null;
     out += String.fromCodePoint(cp);
     i += cp > 0xffff ? 2 : 1;
   }

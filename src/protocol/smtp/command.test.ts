@@ -1,0 +1,478 @@
+// Tests of SMTP command-line parsing: MAIL/RCPT paths and every ESMTP parameter Tern knows (SIZE RFC 1870,
+// BODY RFC 6152/3030, SMTPUTF8 RFC 6531, RET/ENVID/NOTIFY/ORCPT RFC 3461, ORCPT utf-8 RFC 6533, AUTH=
+// RFC 4954 §5), BDAT (RFC 3030), xtext, and the EHLO argument check. Error replies are compared with the
+// catalogue entries themselves, so a changed reply is a visible change here.
+
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Replies, type Reply } from '../../core/reply.ts';
+import {
+  decodeXtext,
+  isAcceptableHelo,
+  parseBdat,
+  parseCommandLine,
+  parseMail,
+  parseRcpt,
+  type MailCommand,
+  type Parsed,
+  type RcptCommand,
+} from './command.ts';
+
+function value<T>(p: Parsed<T>): T {
+  assert.ok(p.ok, `expected success, got ${JSON.stringify(p)}`);
+  return p.value;
+}
+
+function reply<T>(p: Parsed<T>): Reply {
+  assert.ok(!p.ok, `expected an error reply, got ${JSON.stringify(p)}`);
+  return p.reply;
+}
+
+const mail = (arg: string, esmtp = true): MailCommand => value(parseMail(arg, esmtp));
+const rcpt = (arg: string, esmtp = true, utf8 = false): RcptCommand => value(parseRcpt(arg, esmtp, utf8));
+
+describe('parseCommandLine', () => {
+  test('verb upper-cased, argument after one space, trailing spaces dropped', () => {
+    assert.deepEqual(parseCommandLine('mail FROM:<a@example.org>  '), {
+      verb: 'MAIL',
+      arg: 'FROM:<a@example.org>',
+    });
+    assert.deepEqual(parseCommandLine('QUIT'), { verb: 'QUIT', arg: '' });
+    assert.deepEqual(parseCommandLine('noop '), { verb: 'NOOP', arg: '' });
+    assert.deepEqual(parseCommandLine(''), { verb: '', arg: '' });
+  });
+});
+
+describe('parseMail: the reverse-path', () => {
+  test('plain, null, case-insensitive FROM, one space after the colon tolerated', () => {
+    assert.deepEqual(mail('FROM:<a@example.org>'), {
+      sender: { local: 'a', quoted: false, domain: 'example.org', utf8: false },
+      params: { sizeBytes: null, body: '7BIT', smtputf8: false, ret: null, envid: null },
+    });
+    assert.equal(mail('FROM:<>').sender, null);
+    assert.equal(mail('from:<a@example.org>').sender?.local, 'a');
+    assert.equal(mail('FROM: <a@example.org>').sender?.local, 'a');
+    assert.equal(mail('FROM:<@relay.example:a@example.org>').sender?.domain, 'example.org');
+  });
+
+  test('not "FROM:" at all is a generic syntax error', () => {
+    for (const arg of ['', 'FROM', 'FROM <a@example.org>', 'TO:<a@example.org>', 'FROMX:<a@example.org>']) {
+      assert.equal(reply(parseMail(arg, true)), Replies.syntaxError, arg);
+    }
+  });
+
+  test('a bad path is 501 5.1.7', () => {
+    for (const arg of [
+      'FROM:a@example.org',
+      'FROM:<a@example.org',
+      'FROM:  <a@example.org>',
+      'FROM:<a@@example.org>',
+      'FROM:<a@example.org>SIZE=1',
+    ]) {
+      assert.equal(reply(parseMail(arg, true)), Replies.badSenderSyntax, arg);
+    }
+  });
+
+  test('non-ASCII needs SMTPUTF8 on this very command, and EHLO', () => {
+    assert.equal(reply(parseMail('FROM:<jöran@example.org>', true)), Replies.needUtf8);
+    const ok = mail('FROM:<jöran@bücher.example> SMTPUTF8');
+    assert.equal(ok.sender?.local, 'jöran');
+    assert.equal(ok.params.smtputf8, true);
+    assert.equal(mail('FROM:<a@example.org> smtputf8').params.smtputf8, true);
+    // After HELO there is no SMTPUTF8, so the address is refused as non-ASCII.
+    assert.equal(reply(parseMail('FROM:<jöran@example.org> SMTPUTF8', false)), Replies.needUtf8);
+  });
+
+  test('after HELO parameters are refused with 555', () => {
+    assert.equal(reply(parseMail('FROM:<a@example.org> SIZE=10', false)), Replies.badParameter);
+    assert.equal(mail('FROM:<a@example.org>', false).sender?.local, 'a');
+  });
+});
+
+describe('parseMail: parameters', () => {
+  test('SIZE', () => {
+    assert.equal(mail('FROM:<a@example.org> SIZE=0').params.sizeBytes, 0);
+    assert.equal(mail('FROM:<a@example.org> size=26214400').params.sizeBytes, 26214400);
+    for (const bad of [
+      'SIZE',
+      'SIZE=',
+      'SIZE=-1',
+      'SIZE=1.5',
+      'SIZE=1e6',
+      'SIZE=0x10',
+      `SIZE=${'9'.repeat(21)}`,
+    ]) {
+      assert.equal(reply(parseMail(`FROM:<a@example.org> ${bad}`, true)), Replies.syntaxError, bad);
+    }
+  });
+
+  test('BODY', () => {
+    assert.equal(mail('FROM:<a@example.org> BODY=7BIT').params.body, '7BIT');
+    assert.equal(mail('FROM:<a@example.org> BODY=8bitmime').params.body, '8BITMIME');
+    assert.equal(mail('FROM:<a@example.org> BODY=BINARYMIME').params.body, 'BINARYMIME');
+    for (const bad of ['BODY', 'BODY=8BIT', 'BODY=BINARY', 'BODY=QUOTED-PRINTABLE']) {
+      assert.equal(reply(parseMail(`FROM:<a@example.org> ${bad}`, true)), Replies.badParameter, bad);
+    }
+  });
+
+  test('SMTPUTF8 takes no value', () => {
+    assert.equal(reply(parseMail('FROM:<a@example.org> SMTPUTF8=yes', true)), Replies.syntaxError);
+  });
+
+  test('RET', () => {
+    assert.equal(mail('FROM:<a@example.org> RET=FULL').params.ret, 'FULL');
+    assert.equal(mail('FROM:<a@example.org> RET=hdrs').params.ret, 'HDRS');
+    for (const bad of ['RET', 'RET=BODY', 'RET=']) {
+      assert.equal(reply(parseMail(`FROM:<a@example.org> ${bad}`, true)), Replies.syntaxError, bad);
+    }
+  });
+
+  test('ENVID: xtext decoded, at most 100 characters', () => {
+    assert.equal(mail('FROM:<a@example.org> ENVID=QQ314159').params.envid, 'QQ314159');
+    assert.equal(mail('FROM:<a@example.org> ENVID=a+2Bb+3Dc').params.envid, 'a+b=c');
+    assert.equal(mail(`FROM:<a@example.org> ENVID=${'x'.repeat(100)}`).params.envid, 'x'.repeat(100));
+    for (const bad of [
+      'ENVID',
+      `ENVID=${'x'.repeat(101)}`,
+      'ENVID=a+2bb',
+      'ENVID=a+',
+      'ENVID=a+G0',
+      'ENVID=é',
+    ]) {
+      assert.equal(reply(parseMail(`FROM:<a@example.org> ${bad}`, true)), Replies.syntaxError, bad);
+    }
+  });
+
+  test('AUTH= is accepted (and dropped) when it is xtext or <>', () => {
+    const m = mail('FROM:<a@example.org> AUTH=<>');
+    assert.deepEqual(m.params, { sizeBytes: null, body: '7BIT', smtputf8: false, ret: null, envid: null });
+    mail('FROM:<a@example.org> AUTH=user+40example.org');
+    for (const bad of ['AUTH', 'AUTH=a+zz']) {
+      assert.equal(reply(parseMail(`FROM:<a@example.org> ${bad}`, true)), Replies.syntaxError, bad);
+    }
+  });
+
+  test('all parameters together, any order, extra spaces tolerated', () => {
+    const m = mail('FROM:<> ret=hdrs  SIZE=1000 BODY=8BITMIME ENVID=id1 SMTPUTF8');
+    assert.deepEqual(m, {
+      sender: null,
+      params: { sizeBytes: 1000, body: '8BITMIME', smtputf8: true, ret: 'HDRS', envid: 'id1' },
+    });
+  });
+
+  test('repeated parameters (any case) are a syntax error', () => {
+    assert.equal(reply(parseMail('FROM:<a@example.org> SIZE=1 size=2', true)), Replies.syntaxError);
+    assert.equal(reply(parseMail('FROM:<a@example.org> SMTPUTF8 SMTPUTF8', true)), Replies.syntaxError);
+  });
+
+  test('unknown keywords are 555; malformed keywords and values are 501', () => {
+    assert.equal(reply(parseMail('FROM:<a@example.org> X-FOO=bar', true)), Replies.badParameter);
+    assert.equal(reply(parseMail('FROM:<a@example.org> NOTIFY=NEVER', true)), Replies.badParameter);
+    for (const bad of ['=x', '-A=1', 'SIZE==1', 'X=', 'X=a=b', 'X=\x01', 'A_B=1']) {
+      assert.equal(reply(parseMail(`FROM:<a@example.org> ${bad}`, true)), Replies.syntaxError, bad);
+    }
+  });
+});
+
+describe('parseRcpt', () => {
+  test('a plain forward-path', () => {
+    assert.deepEqual(rcpt('TO:<u@example.test>'), {
+      recipient: { local: 'u', quoted: false, domain: 'example.test', utf8: false },
+      hadSourceRoute: false,
+      notify: null,
+      orcpt: null,
+    });
+    assert.equal(rcpt('to: <u@example.test>').recipient.local, 'u');
+    assert.equal(rcpt('TO:<@hop.example:u@example.test>').hadSourceRoute, true);
+  });
+
+  test('<Postmaster> without a domain, any case, with parameters (RFC 5321 §4.1.1.3)', () => {
+    const p = rcpt('TO:<Postmaster>');
+    assert.deepEqual(p.recipient, { local: 'postmaster', quoted: false, domain: '', utf8: false });
+    assert.deepEqual(rcpt('TO:<POSTMASTER> NOTIFY=NEVER').notify, []);
+    assert.equal(reply(parseRcpt('TO:<postmaster>x', true, false)), Replies.badAddressSyntax);
+    assert.equal(rcpt('TO:<postmaster@example.test>').recipient.domain, 'example.test');
+  });
+
+  test('bad paths: 501 5.1.3; not "TO:": 501 5.5.4; the null path is not a recipient', () => {
+    assert.equal(reply(parseRcpt('TO:<>', true, false)), Replies.badAddressSyntax);
+    assert.equal(reply(parseRcpt('TO:u@example.test', true, false)), Replies.badAddressSyntax);
+    assert.equal(reply(parseRcpt('TO:<u@example.test', true, false)), Replies.badAddressSyntax);
+    assert.equal(reply(parseRcpt('TO <u@example.test>', true, false)), Replies.syntaxError);
+    assert.equal(reply(parseRcpt('FROM:<u@example.test>', true, false)), Replies.syntaxError);
+  });
+
+  test('UTF-8 recipients only when the MAIL command carried SMTPUTF8', () => {
+    assert.equal(reply(parseRcpt('TO:<jöran@example.test>', true, false)), Replies.needUtf8);
+    assert.equal(rcpt('TO:<jöran@example.test>', true, true).recipient.utf8, true);
+  });
+
+  test('after HELO parameters are refused with 555', () => {
+    assert.equal(reply(parseRcpt('TO:<u@example.test> NOTIFY=NEVER', false, false)), Replies.badParameter);
+  });
+
+  test('NOTIFY', () => {
+    assert.deepEqual(rcpt('TO:<u@example.test> NOTIFY=NEVER').notify, []);
+    assert.deepEqual(rcpt('TO:<u@example.test> NOTIFY=never').notify, []);
+    assert.deepEqual(rcpt('TO:<u@example.test> NOTIFY=SUCCESS').notify, ['SUCCESS']);
+    assert.deepEqual(rcpt('TO:<u@example.test> NOTIFY=failure,Delay,SUCCESS').notify, [
+      'FAILURE',
+      'DELAY',
+      'SUCCESS',
+    ]);
+    for (const bad of [
+      'NOTIFY',
+      'NOTIFY=',
+      'NOTIFY=NEVER,SUCCESS',
+      'NOTIFY=SUCCESS,SUCCESS',
+      'NOTIFY=SUCCESS,',
+      'NOTIFY=ALWAYS',
+    ]) {
+      assert.equal(reply(parseRcpt(`TO:<u@example.test> ${bad}`, true, false)), Replies.syntaxError, bad);
+    }
+  });
+
+  test('ORCPT: address type lower-cased, xtext decoded', () => {
+    assert.deepEqual(rcpt('TO:<u@example.test> ORCPT=rfc822;u+40example.test').orcpt, {
+      addrType: 'rfc822',
+      address: 'u@example.test',
+    });
+    assert.deepEqual(rcpt('TO:<u@example.test> ORCPT=RFC822;a+2Bb@example.test').orcpt, {
+      addrType: 'rfc822',
+      address: 'a+b@example.test',
+    });
+    assert.deepEqual(rcpt('TO:<u@example.test> ORCPT=x-custom;abc').orcpt, {
+      addrType: 'x-custom',
+      address: 'abc',
+    });
+  });
+
+  test('ORCPT=utf-8 uses \\x{HEX} escapes (RFC 6533 §3)', () => {
+    assert.deepEqual(rcpt('TO:<u@example.test> ORCPT=utf-8;j\\x{F6}ran@example.test').orcpt, {
+      addrType: 'utf-8',
+      address: 'jöran@example.test',
+    });
+    assert.deepEqual(rcpt('TO:<u@example.test> ORCPT=utf-8;\\x{1F600}@example.test').orcpt, {
+      addrType: 'utf-8',
+      address: '😀@example.test',
+    });
+    assert.equal(
+      rcpt('TO:<u@example.test> ORCPT=utf-8;jöran@example.test', true, true).orcpt?.address,
+      'jöran@example.test',
+    );
+    for (const bad of [
+      'ORCPT=utf-8;a\\x{}b',
+      'ORCPT=utf-8;a\\x{f6}b',
+      'ORCPT=utf-8;a\\x{110000}b',
+      'ORCPT=utf-8;a\\x{F6',
+      'ORCPT=utf-8;a+b',
+      // "\" is not a QCHAR: it is only allowed as the start of an escape.
+      'ORCPT=utf-8;a\\b',
+    ]) {
+      assert.equal(reply(parseRcpt(`TO:<u@example.test> ${bad}`, true, true)), Replies.syntaxError, bad);
+    }
+  });
+
+  test('ORCPT syntax errors', () => {
+    for (const bad of [
+      'ORCPT',
+      'ORCPT=rfc822',
+      'ORCPT=;u@example.test',
+      'ORCPT=rfc822;',
+      'ORCPT=rfc_822;u',
+      'ORCPT=rfc822;u+4',
+      `ORCPT=rfc822;${'x'.repeat(501)}`,
+    ]) {
+      assert.equal(reply(parseRcpt(`TO:<u@example.test> ${bad}`, true, false)), Replies.syntaxError, bad);
+    }
+    assert.ok(parseRcpt(`TO:<u@example.test> ORCPT=rfc822;${'x'.repeat(500)}`, true, false).ok);
+  });
+
+  test('repeated and unknown parameters', () => {
+    assert.equal(
+      reply(parseRcpt('TO:<u@example.test> NOTIFY=NEVER notify=NEVER', true, false)),
+      Replies.syntaxError,
+    );
+    assert.equal(reply(parseRcpt('TO:<u@example.test> SIZE=10', true, false)), Replies.badParameter);
+    assert.equal(reply(parseRcpt('TO:<u@example.test> RET=FULL', true, false)), Replies.badParameter);
+  });
+});
+
+describe('parseBdat (RFC 3030 §2)', () => {
+  test('size and LAST', () => {
+    assert.deepEqual(value(parseBdat('0')), { sizeBytes: 0, last: false });
+    assert.deepEqual(value(parseBdat('1024 LAST')), { sizeBytes: 1024, last: true });
+    assert.deepEqual(value(parseBdat('7 last')), { sizeBytes: 7, last: true });
+    assert.deepEqual(value(parseBdat('7   LAST')), { sizeBytes: 7, last: true });
+    assert.deepEqual(value(parseBdat('999999999999999')), { sizeBytes: 999999999999999, last: false });
+  });
+
+  for (const bad of [
+    '',
+    'LAST',
+    '-1',
+    '1.0',
+    '10 FIRST',
+    '10LAST',
+    ' 10',
+    '1234567890123456',
+    '0x10',
+    '10 LAST x',
+  ]) {
+    test(`syntax error: ${JSON.stringify(bad)}`, () => {
+      assert.equal(reply(parseBdat(bad)), Replies.syntaxError);
+    });
+  }
+});
+
+describe('decodeXtext (RFC 3461 §4)', () => {
+  test('decodes +HH, passes printable ASCII', () => {
+    assert.equal(decodeXtext(''), '');
+    assert.equal(decodeXtext('abc'), 'abc');
+    assert.equal(decodeXtext('a+2Bb'), 'a+b');
+    assert.equal(decodeXtext('+3D+20+41'), '= A');
+    assert.equal(decodeXtext('~!#'), '~!#');
+  });
+
+  test('refuses lower-case hex, short escapes, "=", spaces, controls and non-ASCII', () => {
+    for (const bad of ['+2b', '+2', '+', 'a+G1', 'a=b', 'a b', 'a\x7fb', 'a\tb', 'é']) {
+      assert.equal(decodeXtext(bad), null, JSON.stringify(bad));
+    }
+  });
+
+  test('property: decoding what we encode gives the original back', () => {
+    const encode = (s: string): string =>
+      [...s]
+        .map((c) => {
+          const cp = c.charCodeAt(0);
+          return cp < 33 || cp > 126 || c === '+' || c === '='
+            ? `+${cp.toString(16).toUpperCase().padStart(2, '0')}`
+            : c;
+        })
+        .join('');
+    fc.assert(
+      fc.property(
+        fc.string({ unit: fc.integer({ min: 0, max: 255 }).map((c) => String.fromCharCode(c)) }),
+        (s) => {
+          assert.equal(decodeXtext(encode(s)), s);
+        },
+      ),
+    );
+  });
+});
+
+describe('isAcceptableHelo (RFC 5321 §4.1.1.1, leniently)', () => {
+  for (const good of [
+    'mail.example.org',
+    'localhost',
+    'host_name.example',
+    'mail.example.org.',
+    '[192.0.2.1]',
+    '[IPv6:2001:db8::1]',
+    'bücher.example',
+    'x',
+  ]) {
+    test(`accepted: ${good}`, () => assert.equal(isAcceptableHelo(good), true));
+  }
+
+  for (const bad of [
+    '',
+    'two words',
+    'tab\there',
+    'cr\rlf',
+    'lf\nx',
+    'a(b)',
+    'a"b',
+    'a\\b',
+    'a<b>',
+    'a;b',
+    'a@b',
+    'a,b',
+    '[foo]',
+    '[192.0.2.1',
+    '192.0.2.1]',
+    'del\x7f',
+    'nul\x00',
+    'a'.repeat(256),
+  ]) {
+    test(`refused: ${JSON.stringify(bad.length > 20 ? bad.slice(0, 20) + '…' : bad)}`, () =>
+      assert.equal(isAcceptableHelo(bad), false));
+  }
+
+  test('255 characters is the longest accepted', () => {
+    assert.equal(isAcceptableHelo('a'.repeat(255)), true);
+  });
+});
+
+// --- properties -------------------------------------------------------------------------------------
+
+const catalogue = new Set<Reply>(Object.values(Replies));
+
+const commandish = fc.oneof(
+  fc.string({ unit: 'binary', maxLength: 100 }),
+  fc.string({
+    unit: fc.constantFrom(
+      'FROM:',
+      'TO:',
+      '<',
+      '>',
+      '<>',
+      'a@example.org',
+      'jö@example.org',
+      '"',
+      '\\',
+      ' ',
+      '=',
+      '+',
+      '+2B',
+      ';',
+      ',',
+      'SIZE',
+      'BODY',
+      'SMTPUTF8',
+      'NOTIFY',
+      'ORCPT',
+      'utf-8;',
+      '\\x{',
+      '}',
+      'RET',
+      'ENVID',
+      'AUTH',
+      'NEVER',
+      'LAST',
+      '1',
+      '\r',
+      '\x00',
+      '\uD800',
+    ),
+    maxLength: 30,
+  }),
+);
+
+test('property: every parser is total and every error reply comes from the catalogue', () => {
+  fc.assert(
+    fc.property(commandish, fc.boolean(), fc.boolean(), (s, esmtp, utf8) => {
+      for (const r of [parseMail(s, esmtp), parseRcpt(s, esmtp, utf8), parseBdat(s)]) {
+        if (!r.ok) assert.ok(catalogue.has(r.reply), JSON.stringify(r.reply));
+      }
+      decodeXtext(s);
+      isAcceptableHelo(s);
+      parseCommandLine(s);
+    }),
+    { numRuns: 5000 },
+  );
+});
+
+test('property: a parsed MAIL or RCPT never carries a non-ASCII address without SMTPUTF8', () => {
+  fc.assert(
+    fc.property(commandish, (s) => {
+      const m = parseMail(s, true);
+      if (m.ok && m.value.sender !== null && !m.value.params.smtputf8)
+        assert.equal(m.value.sender.utf8, false);
+      const r = parseRcpt(s, true, false);
+      if (r.ok) assert.equal(r.value.recipient.utf8, false);
+    }),
+    { numRuns: 3000 },
+  );
+});
