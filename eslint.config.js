@@ -12,7 +12,16 @@ const layer = (dir, banned, message) => ({
 const upper = ['**/main.ts', '**/cli/**', '**/admin/**'];
 
 export default tseslint.config(
-  { ignores: ['node_modules/**', 'data/**', 'bench/peers/work/**', 'bench/results/**', 'eslint.config.js'] },
+  {
+    ignores: [
+      'bin/**',
+      'node_modules/**',
+      'data/**',
+      'bench/peers/work/**',
+      'bench/results/**',
+      'eslint.config.js',
+    ],
+  },
   ...tseslint.configs.recommendedTypeChecked,
   {
     languageOptions: {
