@@ -267,9 +267,26 @@ class FakeDirectory implements Directory {
   listAliases(): Promise<Alias[]> {
     return Promise.resolve([]);
   }
+  // Credentials, certificates, sender rights and policy: the worker never asks.
+  getCredentials = notUsed;
+  setCredentials = notUsed;
+  addCertificate = notUsed;
+  deleteCertificate = notUsed;
+  listCertificates = notUsed;
+  findUserByCertificate = notUsed;
+  ownsAddress = notUsed;
+  addSendAs = notUsed;
+  deleteSendAs = notUsed;
+  listSendAs = notUsed;
+  getUserPolicy = notUsed;
+  setUserPolicy = notUsed;
   close(): Promise<void> {
     return Promise.resolve();
   }
+}
+
+function notUsed(): Promise<never> {
+  return Promise.reject(new Error('not used'));
 }
 
 interface LogLine {

@@ -1,12 +1,15 @@
 // The Directory contract: what every implementation must do, as one node:test suite each
 // implementation's test file runs with its own harness. Covers users and credentials, address
 // normalization, alias expansion (several targets, chains, loops, depth), catch-alls, local vs remote
-// domains, errors with stable codes, and persistence across a restart.
+// domains, errors with stable codes, persistence across a restart; SCRAM credentials, certificate
+// mappings (fingerprint forms), sender ownership (aliases, chains, send-as grants), per-user policy, and
+// that deleting a user takes all of that with it.
 // The harness's local domains are always CONTRACT_LOCAL_DOMAINS.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Directory } from './directory.ts';
+import { DEFAULT_USER_POLICY } from './directory.ts';
 
 export interface DirectoryHarness {
   readonly directory: Directory;
@@ -19,6 +22,11 @@ export interface DirectoryHarness {
 export const CONTRACT_LOCAL_DOMAINS: readonly string[] = ['example.org', 'Example.NET'];
 /** resolve() must follow at least this many alias levels, and stop somewhere below 100. */
 export const CONTRACT_MIN_ALIAS_DEPTH = 5;
+
+/** One fingerprint in the three forms an operator may type. */
+const FP = 'ab'.repeat(16) + '01'.repeat(16);
+const FP_COLONS = FP.toUpperCase().match(/../g)!.join(':');
+const FP_OTHER = 'cd'.repeat(32);
 
 /** Matches errors with a `code` like DirectoryError's ('exists' | 'not-found' | 'invalid'). */
 function code(expected: string): (err: unknown) => boolean {
@@ -230,15 +238,282 @@ export function runDirectoryContract(name: string, make: () => Promise<Directory
     });
 
     withHarness('everything survives a restart', async (h) => {
-      await h.directory.addUser('alice@example.org', '$scrypt$x');
+      await h.directory.addUser('alice@example.org', '$scrypt$x', 'SCRAM-SHA-256$4096:c2FsdA==$a:b');
       await h.directory.addAlias('team@example.org', 'alice@example.org');
+      await h.directory.addCertificate('alice@example.org', FP);
+      await h.directory.addSendAs('alice@example.org', '@example.net');
+      await h.directory.setUserPolicy('alice@example.org', { senderCheck: false, maxMessagesPerHour: 5 });
       const d = await h.reopen();
       assert.equal(await d.getPasswordHash('alice@example.org'), '$scrypt$x');
+      assert.deepEqual(await d.getCredentials('alice@example.org'), {
+        passwordHash: '$scrypt$x',
+        scram: 'SCRAM-SHA-256$4096:c2FsdA==$a:b',
+      });
       assert.deepEqual(await d.resolve('team@example.org'), {
         kind: 'local',
         users: ['alice@example.org'],
         forward: [],
       });
+      assert.equal(await d.findUserByCertificate(FP), 'alice@example.org');
+      assert.equal(await d.ownsAddress('alice@example.org', 'anyone@example.net'), true);
+      assert.deepEqual(await d.getUserPolicy('alice@example.org'), {
+        senderCheck: false,
+        maxMessagesPerHour: 5,
+        maxRecipientsPerHour: null,
+      });
+    });
+
+    withHarness('credentials: password hash and SCRAM secret, together', async (h) => {
+      const d = h.directory;
+      await d.addUser('alice@example.org', null);
+      await d.addUser('bob@example.org', '$scrypt$b', 'SCRAM-SHA-256$4096:YQ==$b:c');
+      assert.deepEqual(await d.getCredentials('Alice@Example.org'), { passwordHash: null, scram: null });
+      assert.deepEqual(await d.getCredentials('bob@example.org'), {
+        passwordHash: '$scrypt$b',
+        scram: 'SCRAM-SHA-256$4096:YQ==$b:c',
+      });
+      await d.setCredentials('ALICE@example.org', {
+        passwordHash: '$scrypt$a',
+        scram: 'SCRAM-SHA-256$1:x$y:z',
+      });
+      assert.deepEqual(await d.getCredentials('alice@example.org'), {
+        passwordHash: '$scrypt$a',
+        scram: 'SCRAM-SHA-256$1:x$y:z',
+      });
+      assert.equal(await d.getPasswordHash('alice@example.org'), '$scrypt$a');
+      assert.deepEqual(
+        (await d.listUsers()).map((u) => [u.address, u.hasPassword, u.hasScram]),
+        [
+          ['alice@example.org', true, true],
+          ['bob@example.org', true, true],
+        ],
+      );
+      // A new hash alone drops the SCRAM secret: it would still let the old password in.
+      await d.setPasswordHash('bob@example.org', '$scrypt$new');
+      assert.deepEqual(await d.getCredentials('bob@example.org'), {
+        passwordHash: '$scrypt$new',
+        scram: null,
+      });
+      // Clearing both: the user can no longer log in.
+      await d.setCredentials('alice@example.org', { passwordHash: null, scram: null });
+      assert.deepEqual(await d.getCredentials('alice@example.org'), { passwordHash: null, scram: null });
+      assert.equal((await d.listUsers())[0]?.hasPassword, false);
+      assert.equal(await d.getCredentials('ghost@example.org'), null);
+      assert.equal(await d.getCredentials('not an address'), null);
+      await assert.rejects(
+        d.setCredentials('ghost@example.org', { passwordHash: '$scrypt$x', scram: null }),
+        code('not-found'),
+      );
+    });
+
+    withHarness('certificates: fingerprints normalized, one user per certificate', async (h) => {
+      const d = h.directory;
+      await d.addUser('alice@example.org', null);
+      await d.addUser('bob@example.org', null);
+      await d.addCertificate('Alice@example.org', FP_COLONS);
+      // The same certificate in another form is the same certificate.
+      await assert.rejects(d.addCertificate('alice@example.org', FP), code('exists'));
+      await assert.rejects(d.addCertificate('bob@example.org', FP.toUpperCase()), code('exists'));
+      await d.addCertificate('alice@example.org', FP_OTHER);
+      for (const form of [FP, FP_COLONS, FP.toUpperCase(), FP_COLONS.toLowerCase(), ` ${FP}\n`]) {
+        assert.equal(await d.findUserByCertificate(form), 'alice@example.org', form);
+      }
+      assert.equal(await d.findUserByCertificate('ef'.repeat(32)), null);
+      assert.equal(await d.findUserByCertificate('not hex'), null);
+      for (const bad of ['', 'ab'.repeat(31), 'ab'.repeat(33), 'zz'.repeat(32), 'ab'.repeat(20)]) {
+        await assert.rejects(d.addCertificate('alice@example.org', bad), code('invalid'), bad);
+      }
+      // SHA-1 fingerprints (20 bytes, colon form) are not SHA-256 ones.
+      await assert.rejects(d.addCertificate('alice@example.org', FP_COLONS.slice(0, 59)), code('invalid'));
+      await assert.rejects(d.addCertificate('ghost@example.org', 'ef'.repeat(32)), code('not-found'));
+      assert.deepEqual(
+        (await d.listCertificates()).map((c) => [c.address, c.fingerprint]),
+        [
+          ['alice@example.org', FP],
+          ['alice@example.org', FP_OTHER],
+        ],
+      );
+      const [first] = await d.listCertificates('ALICE@example.org');
+      assert.ok(first !== undefined && first.createdMs > 0);
+      assert.deepEqual(await d.listCertificates('bob@example.org'), []);
+      // Deleting needs the right user; any form of the fingerprint will do.
+      assert.equal(await d.deleteCertificate('bob@example.org', FP), false);
+      assert.equal(await d.deleteCertificate('alice@example.org', FP_COLONS), true);
+      assert.equal(await d.deleteCertificate('alice@example.org', FP), false);
+      assert.equal(await d.findUserByCertificate(FP), null);
+      await d.addCertificate('bob@example.org', FP);
+      assert.equal(await d.findUserByCertificate(FP), 'bob@example.org');
+    });
+
+    withHarness('ownsAddress: own address, aliases and alias chains that reach the user', async (h) => {
+      const d = h.directory;
+      await d.addUser('alice@example.org', null);
+      await d.addUser('bob@example.org', null);
+      await d.addAlias('a1@example.net', 'a2@example.org');
+      await d.addAlias('a2@example.org', 'a3@example.org');
+      await d.addAlias('a3@example.org', 'alice@example.org');
+      await d.addAlias('team@example.org', 'alice@example.org');
+      await d.addAlias('team@example.org', 'bob@example.org');
+      await d.addAlias('fwd@example.org', 'alice@remote.example');
+      const owns = (user: string, address: string): Promise<boolean> => d.ownsAddress(user, address);
+      assert.equal(await owns('alice@example.org', 'alice@example.org'), true);
+      assert.equal(await owns('alice@example.org', 'ALICE@Example.Org'), true);
+      assert.equal(await owns('Alice@example.org', 'alice@example.org.'), true);
+      assert.equal(await owns('alice@example.org', 'a3@example.org'), true);
+      assert.equal(await owns('alice@example.org', 'A1@example.net'), true);
+      // Every member of a multi-target alias may send as it.
+      assert.equal(await owns('alice@example.org', 'team@example.org'), true);
+      assert.equal(await owns('bob@example.org', 'team@example.org'), true);
+      assert.equal(await owns('bob@example.org', 'a1@example.net'), false);
+      assert.equal(await owns('alice@example.org', 'bob@example.org'), false);
+      // An alias forwarding to a remote address the user happens to share a local part with: no.
+      assert.equal(await owns('alice@example.org', 'fwd@example.org'), false);
+      assert.equal(await owns('alice@example.org', 'alice@remote.example'), false);
+      assert.equal(await owns('alice@example.org', 'nobody@example.org'), false);
+      assert.equal(await owns('alice@example.org', ''), false);
+      assert.equal(await owns('alice@example.org', 'not an address'), false);
+      assert.equal(await owns('ghost@example.org', 'ghost@example.org'), false);
+    });
+
+    withHarness(
+      'ownsAddress: a catch-all, a loop or another user of the same name grant nothing',
+      async (h) => {
+        const d = h.directory;
+        await d.addUser('alice@example.org', null);
+        await d.addUser('bob@example.org', null);
+        await d.addAlias('@example.org', 'alice@example.org');
+        assert.equal((await d.resolve('random@example.org')).kind, 'local');
+        assert.equal(await d.ownsAddress('alice@example.org', 'random@example.org'), false);
+        // An alias named like another user never applies (the user wins, as in resolve).
+        await d.addAlias('bob@example.org', 'alice@example.org');
+        assert.equal(await d.ownsAddress('alice@example.org', 'bob@example.org'), false);
+        await d.addAlias('x@example.org', 'y@example.org');
+        await d.addAlias('y@example.org', 'x@example.org');
+        assert.equal(await d.ownsAddress('alice@example.org', 'x@example.org'), false);
+        await d.addAlias('y@example.org', 'alice@example.org');
+        assert.equal(await d.ownsAddress('alice@example.org', 'x@example.org'), true);
+        // Too long a chain is as good as none, as for delivery.
+        for (let i = 0; i < 100; i++) {
+          await d.addAlias(`l${i}@example.org`, i === 99 ? 'alice@example.org' : `l${i + 1}@example.org`);
+        }
+        assert.equal(await d.ownsAddress('alice@example.org', 'l0@example.org'), false);
+        assert.equal(await d.ownsAddress('alice@example.org', 'l98@example.org'), true);
+      },
+    );
+
+    withHarness('send-as grants: one address or a whole domain, listed and removed', async (h) => {
+      const d = h.directory;
+      await d.addUser('alice@example.org', null);
+      await d.addUser('bob@example.org', null);
+      await d.addSendAs('alice@example.org', 'Boss@Example.org');
+      await d.addSendAs('alice@example.org', '@Partner.Example');
+      await d.addSendAs('bob@example.org', 'alice@remote.example');
+      await assert.rejects(d.addSendAs('ALICE@example.org', 'boss@example.org'), code('exists'));
+      await assert.rejects(d.addSendAs('alice@example.org', '@partner.example.'), code('exists'));
+      await assert.rejects(d.addSendAs('ghost@example.org', 'boss@example.org'), code('not-found'));
+      for (const bad of ['', 'boss', '@', '@bad domain', 'a b@example.org', 'x@@example.org']) {
+        await assert.rejects(d.addSendAs('alice@example.org', bad), code('invalid'), bad);
+      }
+      assert.equal(await d.ownsAddress('alice@example.org', 'boss@example.org'), true);
+      assert.equal(await d.ownsAddress('alice@example.org', 'BOSS@EXAMPLE.ORG'), true);
+      assert.equal(await d.ownsAddress('alice@example.org', 'boss2@example.org'), false);
+      assert.equal(await d.ownsAddress('alice@example.org', 'anyone@partner.example'), true);
+      assert.equal(await d.ownsAddress('alice@example.org', 'anyone@sub.partner.example'), false);
+      assert.equal(await d.ownsAddress('bob@example.org', 'anyone@partner.example'), false);
+      assert.equal(await d.ownsAddress('bob@example.org', 'alice@remote.example'), true);
+      assert.deepEqual(
+        (await d.listSendAs()).map((g) => [g.user, g.pattern]),
+        [
+          ['alice@example.org', '@partner.example'],
+          ['alice@example.org', 'boss@example.org'],
+          ['bob@example.org', 'alice@remote.example'],
+        ],
+      );
+      assert.deepEqual(
+        (await d.listSendAs('Bob@example.org')).map((g) => g.pattern),
+        ['alice@remote.example'],
+      );
+      assert.ok((await d.listSendAs('bob@example.org'))[0]!.createdMs > 0);
+      assert.equal(await d.deleteSendAs('alice@example.org', '@PARTNER.example'), true);
+      assert.equal(await d.deleteSendAs('alice@example.org', '@partner.example'), false);
+      assert.equal(await d.ownsAddress('alice@example.org', 'anyone@partner.example'), false);
+      assert.equal(await d.deleteSendAs('bob@example.org'), true);
+      assert.equal(await d.deleteSendAs('bob@example.org'), false);
+      assert.deepEqual(
+        (await d.listSendAs()).map((g) => [g.user, g.pattern]),
+        [['alice@example.org', 'boss@example.org']],
+      );
+    });
+
+    withHarness('user policy: defaults, partial updates, back to default', async (h) => {
+      const d = h.directory;
+      await d.addUser('alice@example.org', null);
+      assert.deepEqual(await d.getUserPolicy('alice@example.org'), DEFAULT_USER_POLICY);
+      assert.deepEqual(DEFAULT_USER_POLICY, {
+        senderCheck: true,
+        maxMessagesPerHour: null,
+        maxRecipientsPerHour: null,
+      });
+      assert.deepEqual(await d.setUserPolicy('Alice@example.org', { maxMessagesPerHour: 100 }), {
+        senderCheck: true,
+        maxMessagesPerHour: 100,
+        maxRecipientsPerHour: null,
+      });
+      await d.setUserPolicy('alice@example.org', { senderCheck: false, maxRecipientsPerHour: 0 });
+      assert.deepEqual(await d.getUserPolicy('ALICE@example.org'), {
+        senderCheck: false,
+        maxMessagesPerHour: 100,
+        maxRecipientsPerHour: 0,
+      });
+      await d.setUserPolicy('alice@example.org', { maxMessagesPerHour: null });
+      assert.deepEqual(await d.getUserPolicy('alice@example.org'), {
+        senderCheck: false,
+        maxMessagesPerHour: null,
+        maxRecipientsPerHour: 0,
+      });
+      for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY]) {
+        await assert.rejects(
+          d.setUserPolicy('alice@example.org', { maxMessagesPerHour: bad }),
+          code('invalid'),
+        );
+        await assert.rejects(
+          d.setUserPolicy('alice@example.org', { maxRecipientsPerHour: bad }),
+          code('invalid'),
+        );
+      }
+      assert.equal((await d.getUserPolicy('alice@example.org')).maxRecipientsPerHour, 0);
+      await assert.rejects(d.setUserPolicy('ghost@example.org', { senderCheck: false }), code('not-found'));
+      assert.deepEqual(await d.getUserPolicy('ghost@example.org'), DEFAULT_USER_POLICY);
+    });
+
+    withHarness('deleting a user removes its credentials, certificates, grants and policy', async (h) => {
+      const d = h.directory;
+      await d.addUser('alice@example.org', '$scrypt$a', 'SCRAM-SHA-256$1:x$y:z');
+      await d.addUser('bob@example.org', null);
+      await d.addCertificate('alice@example.org', FP);
+      await d.addCertificate('bob@example.org', FP_OTHER);
+      await d.addSendAs('alice@example.org', '@partner.example');
+      await d.addSendAs('bob@example.org', '@partner.example');
+      await d.setUserPolicy('alice@example.org', { senderCheck: false, maxMessagesPerHour: 1 });
+      assert.equal(await d.deleteUser('alice@example.org'), true);
+      assert.equal(await d.getCredentials('alice@example.org'), null);
+      assert.equal(await d.findUserByCertificate(FP), null);
+      assert.equal(await d.ownsAddress('alice@example.org', 'x@partner.example'), false);
+      assert.deepEqual(
+        (await d.listCertificates()).map((c) => c.address),
+        ['bob@example.org'],
+      );
+      assert.deepEqual(
+        (await d.listSendAs()).map((g) => g.user),
+        ['bob@example.org'],
+      );
+      // Re-created under the same address, the user starts from nothing.
+      await d.addUser('alice@example.org', null);
+      assert.deepEqual(await d.getCredentials('alice@example.org'), { passwordHash: null, scram: null });
+      assert.deepEqual(await d.getUserPolicy('alice@example.org'), DEFAULT_USER_POLICY);
+      assert.deepEqual(await d.listCertificates('alice@example.org'), []);
+      assert.deepEqual(await d.listSendAs('alice@example.org'), []);
+      await d.addCertificate('alice@example.org', FP);
     });
   });
 }

@@ -1,4 +1,5 @@
-// The directory: local users, aliases (incl. a catch-all per domain) and credentials.
+// The directory: local users, aliases (incl. a catch-all per domain), credentials, client-certificate
+// mappings, sender rights (send-as grants) and per-user submission policy.
 // Local domains come from the config; users and aliases live in the data directory.
 // Contract: directory.contract.ts, run by every implementation.
 
@@ -7,6 +8,8 @@ export interface User {
   readonly address: string;
   readonly createdMs: number;
   readonly hasPassword: boolean;
+  /** A SCRAM-SHA-256 secret is stored (set together with the password by the CLI). */
+  readonly hasScram: boolean;
 }
 
 export interface Alias {
@@ -14,6 +17,47 @@ export interface Alias {
   readonly alias: string;
   readonly target: string;
 }
+
+/**
+ * What a user authenticates with. Both are opaque strings to the directory: `passwordHash` is a PHC
+ * string (password.ts), `scram` the serialized SCRAM-SHA-256 secret (`SCRAM-SHA-256$<iter>:<salt>$
+ * <StoredKey>:<ServerKey>`, see src/protocol/sasl/). Null: not set.
+ */
+export interface Credentials {
+  readonly passwordHash: string | null;
+  readonly scram: string | null;
+}
+
+/** A TLS client certificate that authenticates as a user (SASL EXTERNAL). */
+export interface CertificateMapping {
+  readonly address: string;
+  /** SHA-256 of the DER certificate: 64 lower-case hex digits, no colons. */
+  readonly fingerprint: string;
+  readonly createdMs: number;
+}
+
+/** A right to send as addresses other than one's own. */
+export interface SendAsGrant {
+  readonly user: string;
+  /** An address key, or "@domain" for every address in that domain. */
+  readonly pattern: string;
+  readonly createdMs: number;
+}
+
+/** Per-user submission policy; null limits mean "the global default". */
+export interface UserPolicy {
+  /** Check that MAIL FROM / From: are addresses the user owns (ownsAddress). */
+  readonly senderCheck: boolean;
+  readonly maxMessagesPerHour: number | null;
+  readonly maxRecipientsPerHour: number | null;
+}
+
+/** The policy of a user nobody configured (and of an unknown user). */
+export const DEFAULT_USER_POLICY: UserPolicy = {
+  senderCheck: true,
+  maxMessagesPerHour: null,
+  maxRecipientsPerHour: null,
+};
 
 /** Where a recipient address ends up: local mailboxes (users) and/or forwarded remote addresses. */
 export type Resolution =
@@ -25,13 +69,48 @@ export interface Directory {
   isLocalDomain(domain: string): boolean;
   /** Resolve an address: users first, then aliases (expanded, loop-safe), then the domain's catch-all. */
   resolve(address: string): Promise<Resolution>;
-  addUser(address: string, passwordHash: string | null): Promise<void>;
+  /** Add a user; `scram` (optional) is stored beside the hash. */
+  addUser(address: string, passwordHash: string | null, scram?: string | null): Promise<void>;
+  /** Set the password hash and drop any SCRAM secret (it would still accept the old password). */
   setPasswordHash(address: string, passwordHash: string): Promise<void>;
+  /** Delete a user with its credentials, certificate mappings, send-as grants and policy. */
   deleteUser(address: string): Promise<boolean>;
   listUsers(): Promise<User[]>;
   getPasswordHash(address: string): Promise<string | null>;
   addAlias(alias: string, target: string): Promise<void>;
   deleteAlias(alias: string, target?: string): Promise<boolean>;
   listAliases(): Promise<Alias[]>;
+
+  /** A user's credentials, or null when there is no such user. */
+  getCredentials(address: string): Promise<Credentials | null>;
+  /** Replace both credentials at once (a password change sets both, so they never disagree). */
+  setCredentials(address: string, credentials: Credentials): Promise<void>;
+
+  /** Map a certificate fingerprint ("AA:BB:…" or plain hex) to a user; one fingerprint, one user. */
+  addCertificate(address: string, fingerprint: string): Promise<void>;
+  deleteCertificate(address: string, fingerprint: string): Promise<boolean>;
+  /** Every mapping, or one user's, by address then fingerprint. */
+  listCertificates(address?: string): Promise<CertificateMapping[]>;
+  /** The user a certificate fingerprint (any accepted form) maps to, or null. */
+  findUserByCertificate(fingerprint: string): Promise<string | null>;
+
+  /**
+   * True when `user` may use `address` as a sender: it is the user's own address, an alias (or chain of
+   * aliases; not a catch-all) that delivers to the user, or matches one of the user's send-as grants.
+   * False for an unknown user or anything that is not an address (the null sender included).
+   */
+  ownsAddress(user: string, address: string): Promise<boolean>;
+  /** Grant `user` the right to send as `pattern`: an address, or "@domain" for any address there. */
+  addSendAs(user: string, pattern: string): Promise<void>;
+  /** Remove one grant, or all of the user's grants when pattern is omitted. */
+  deleteSendAs(user: string, pattern?: string): Promise<boolean>;
+  /** Every grant, or one user's, by user then pattern. */
+  listSendAs(user?: string): Promise<SendAsGrant[]>;
+
+  /** The user's policy; DEFAULT_USER_POLICY for an unknown user. */
+  getUserPolicy(address: string): Promise<UserPolicy>;
+  /** Change the given fields (null: back to the global default); resolves with the whole new policy. */
+  setUserPolicy(address: string, policy: Partial<UserPolicy>): Promise<UserPolicy>;
+
   close(): Promise<void>;
 }

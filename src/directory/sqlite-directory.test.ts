@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
+import { DEFAULT_USER_POLICY } from './directory.ts';
 import { CONTRACT_LOCAL_DOMAINS, runDirectoryContract } from './directory.contract.ts';
 import { DirectoryError, normalizeAddress, SqliteDirectory } from './sqlite-directory.ts';
 
@@ -93,6 +95,43 @@ describe('SqliteDirectory specifics', () => {
       assert.equal((await d.resolve('x@example.org')).kind, 'unknown');
     } finally {
       await d.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('migrates a version 1 database (users and aliases only) and keeps its data', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-directory-'));
+    const path = join(dir, 'd.sqlite');
+    // The schema as the first release shipped it.
+    const old = new DatabaseSync(path);
+    old.exec(`CREATE TABLE users (address TEXT PRIMARY KEY, password_hash TEXT, created_ms INTEGER NOT NULL) STRICT;
+      CREATE TABLE aliases (alias TEXT NOT NULL, target TEXT NOT NULL, created_ms INTEGER NOT NULL,
+        PRIMARY KEY (alias, target)) STRICT;
+      INSERT INTO users VALUES ('alice@example.org', '$scrypt$old', 1000);
+      INSERT INTO aliases VALUES ('team@example.org', 'alice@example.org', 1000);
+      PRAGMA user_version = 1;`);
+    old.close();
+    const d = await SqliteDirectory.open({ path, localDomains: ['example.org'] });
+    try {
+      assert.deepEqual(await d.listUsers(), [
+        { address: 'alice@example.org', createdMs: 1000, hasPassword: true, hasScram: false },
+      ]);
+      assert.deepEqual(await d.getCredentials('alice@example.org'), {
+        passwordHash: '$scrypt$old',
+        scram: null,
+      });
+      assert.deepEqual(await d.getUserPolicy('alice@example.org'), DEFAULT_USER_POLICY);
+      assert.equal(await d.ownsAddress('alice@example.org', 'team@example.org'), true);
+      await d.addCertificate('alice@example.org', 'ab'.repeat(32));
+      assert.equal(await d.findUserByCertificate('ab'.repeat(32)), 'alice@example.org');
+    } finally {
+      await d.close();
+    }
+    const check = new DatabaseSync(path);
+    try {
+      assert.equal(check.prepare('PRAGMA user_version').get()?.['user_version'], 2);
+    } finally {
+      check.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -1,11 +1,16 @@
-// The embedded directory: users (address key, password hash) and aliases in one SQLite file
-// (e.g. data/directory.sqlite); local domains come from the config. Every lookup reads the database,
+// The embedded directory: users (address key, password hash, SCRAM secret, submission policy), aliases,
+// client-certificate mappings and send-as grants in one SQLite file (e.g. data/directory.sqlite); local
+// domains come from the config. Every lookup reads the database,
 // so users and aliases added by the CLI in another process apply at once (WAL lets both run).
 // resolve() order, as in Postfix's virtual(5): a user wins; otherwise the alias's targets are expanded
 // (local targets recursively, remote ones forwarded), with a visited set against loops and a depth limit;
 // otherwise the domain's catch-all "@domain"; otherwise unknown. A non-local domain is remote.
 // Addresses are compared by key: local part and domain lower-cased (RFC 5321 §2.4 lets us fold the
-// local part of our own users). Not here: password hashing (password.ts), quotas, per-user settings.
+// local part of our own users).
+// Sender ownership (ownsAddress) follows aliases like resolve() but never a catch-all: a catch-all
+// delivers unknown addresses to someone, it does not let them sign as every address of the domain.
+// Deleting a user cascades (foreign keys) to its certificate mappings and send-as grants.
+// Not here: password hashing (password.ts), SCRAM math (src/protocol/sasl/), quotas, counting sends.
 
 import type { DatabaseSync } from 'node:sqlite';
 import {
@@ -18,8 +23,20 @@ import {
 } from '../core/address.ts';
 import type { Clock } from '../core/ports.ts';
 import { systemClock } from '../core/ports.ts';
-import { attempt, integer, openDatabase, Statements, text, textOrNull } from '../db/sqlite.ts';
-import type { Alias, Directory, Resolution, User } from './directory.ts';
+import type { Row } from '../db/sqlite.ts';
+import { attempt, integer, openDatabase, Statements, text, textOrNull, transaction } from '../db/sqlite.ts';
+import type {
+  Alias,
+  CertificateMapping,
+  Credentials,
+  Directory,
+  Resolution,
+  SendAsGrant,
+  User,
+  UserPolicy,
+} from './directory.ts';
+import { DEFAULT_USER_POLICY } from './directory.ts';
+import { normalizeFingerprint } from './fingerprint.ts';
 
 export type DirectoryErrorCode = 'exists' | 'not-found' | 'invalid';
 
@@ -56,6 +73,23 @@ const MIGRATIONS = [
      created_ms INTEGER NOT NULL,
      PRIMARY KEY (alias, target)
    ) STRICT;`,
+  // 2: credentials for SCRAM, submission policy, client certificates, send-as grants.
+  `ALTER TABLE users ADD COLUMN scram TEXT;
+   ALTER TABLE users ADD COLUMN sender_check INTEGER NOT NULL DEFAULT 1;
+   ALTER TABLE users ADD COLUMN max_messages_per_hour INTEGER;
+   ALTER TABLE users ADD COLUMN max_recipients_per_hour INTEGER;
+   CREATE TABLE certificates (
+     fingerprint TEXT PRIMARY KEY,
+     address TEXT NOT NULL REFERENCES users (address) ON DELETE CASCADE,
+     created_ms INTEGER NOT NULL
+   ) STRICT;
+   CREATE INDEX certificates_by_address ON certificates (address);
+   CREATE TABLE send_as (
+     address TEXT NOT NULL REFERENCES users (address) ON DELETE CASCADE,
+     pattern TEXT NOT NULL,
+     created_ms INTEGER NOT NULL,
+     PRIMARY KEY (address, pattern)
+   ) STRICT;`,
 ];
 
 /**
@@ -83,8 +117,28 @@ function normalizeCatchAll(alias: string): string | null {
   return `@${normalizeDomain(domain)}`;
 }
 
+/** A send-as pattern: "@domain" (a fully qualified trailing dot is dropped) or an address; null if neither. */
+function normalizeSendAs(pattern: string, acceptKeyForm: boolean): string | null {
+  return normalizeCatchAll(pattern.trim().replace(/\.$/, '')) ?? normalizeAddress(pattern, acceptKeyForm);
+}
+
 function domainOf(key: string): string {
   return key.slice(key.lastIndexOf('@') + 1);
+}
+
+/** A per-hour limit as stored: null (the global default) or a non-negative safe integer. */
+function checkLimit(value: number | null, what: string): number | null {
+  if (value === null || (Number.isSafeInteger(value) && value >= 0)) return value;
+  throw new DirectoryError('invalid', `${what} must be a whole number of 0 or more, or the default`);
+}
+
+function policyOf(row: Row): UserPolicy {
+  const limit = (column: string): number | null => (row[column] === null ? null : integer(row, column));
+  return {
+    senderCheck: integer(row, 'sender_check') !== 0,
+    maxMessagesPerHour: limit('max_messages_per_hour'),
+    maxRecipientsPerHour: limit('max_recipients_per_hour'),
+  };
 }
 
 export class SqliteDirectory implements Directory {
@@ -166,12 +220,29 @@ export class SqliteDirectory implements Directory {
     return key;
   }
 
-  addUser(address: string, passwordHash: string | null): Promise<void> {
+  /** The key of an existing user, or null (a lookup: the key form is accepted). */
+  #existingUser(address: string): string | null {
+    const key = normalizeAddress(address);
+    if (key === null) return null;
+    return this.#sql.sql('SELECT 1 FROM users WHERE address = ?').get(key) === undefined ? null : key;
+  }
+
+  #requireUser(address: string): string {
+    const key = this.#existingUser(address);
+    if (key === null)
+      throw new DirectoryError('not-found', `no user ${normalizeAddress(address) ?? address}`);
+    return key;
+  }
+
+  addUser(address: string, passwordHash: string | null, scram: string | null = null): Promise<void> {
     return attempt(() => {
       const key = this.#localKey(address, 'user');
       const inserted = this.#sql
-        .sql('INSERT INTO users (address, password_hash, created_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
-        .run(key, passwordHash, this.#clock.nowMs());
+        .sql(
+          'INSERT INTO users (address, password_hash, scram, created_ms) VALUES (?, ?, ?, ?) ' +
+            'ON CONFLICT DO NOTHING',
+        )
+        .run(key, passwordHash, scram, this.#clock.nowMs());
       if (inserted.changes === 0) throw new DirectoryError('exists', `user ${key} already exists`);
     });
   }
@@ -182,8 +253,9 @@ export class SqliteDirectory implements Directory {
       const changed =
         key === null
           ? 0
-          : this.#sql.sql('UPDATE users SET password_hash = ? WHERE address = ?').run(passwordHash, key)
-              .changes;
+          : this.#sql
+              .sql('UPDATE users SET password_hash = ?, scram = NULL WHERE address = ?')
+              .run(passwordHash, key).changes;
       if (changed === 0) throw new DirectoryError('not-found', `no user ${key ?? address}`);
     });
   }
@@ -198,12 +270,13 @@ export class SqliteDirectory implements Directory {
   listUsers(): Promise<User[]> {
     return attempt(() =>
       this.#sql
-        .sql('SELECT address, password_hash, created_ms FROM users ORDER BY address')
+        .sql('SELECT address, password_hash, scram, created_ms FROM users ORDER BY address')
         .all()
         .map((r) => ({
           address: text(r, 'address'),
           createdMs: integer(r, 'created_ms'),
           hasPassword: textOrNull(r, 'password_hash') !== null,
+          hasScram: textOrNull(r, 'scram') !== null,
         })),
     );
   }
@@ -257,6 +330,211 @@ export class SqliteDirectory implements Directory {
         .all()
         .map((r) => ({ alias: text(r, 'alias'), target: text(r, 'target') })),
     );
+  }
+
+  getCredentials(address: string): Promise<Credentials | null> {
+    return attempt(() => {
+      const key = normalizeAddress(address);
+      if (key === null) return null;
+      const row = this.#sql.sql('SELECT password_hash, scram FROM users WHERE address = ?').get(key);
+      if (row === undefined) return null;
+      return { passwordHash: textOrNull(row, 'password_hash'), scram: textOrNull(row, 'scram') };
+    });
+  }
+
+  setCredentials(address: string, credentials: Credentials): Promise<void> {
+    return attempt(() => {
+      const key = this.#requireUser(address);
+      this.#sql
+        .sql('UPDATE users SET password_hash = ?, scram = ? WHERE address = ?')
+        .run(credentials.passwordHash, credentials.scram, key);
+    });
+  }
+
+  addCertificate(address: string, fingerprint: string): Promise<void> {
+    return attempt(() => {
+      const fp = normalizeFingerprint(fingerprint);
+      if (fp === null) {
+        throw new DirectoryError(
+          'invalid',
+          `not a SHA-256 fingerprint: ${fingerprint} (expected 64 hex digits, colons allowed)`,
+        );
+      }
+      const key = this.#requireUser(address);
+      const inserted = this.#sql
+        .sql(
+          'INSERT INTO certificates (fingerprint, address, created_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING',
+        )
+        .run(fp, key, this.#clock.nowMs());
+      if (inserted.changes > 0) return;
+      const owner = this.#certificateOwner(fp);
+      throw new DirectoryError(
+        'exists',
+        owner === key
+          ? `certificate ${fp} is already mapped to ${key}`
+          : `certificate ${fp} is already mapped to another user (${owner ?? '?'})`,
+      );
+    });
+  }
+
+  #certificateOwner(fingerprint: string): string | null {
+    const row = this.#sql.sql('SELECT address FROM certificates WHERE fingerprint = ?').get(fingerprint);
+    return row === undefined ? null : text(row, 'address');
+  }
+
+  deleteCertificate(address: string, fingerprint: string): Promise<boolean> {
+    return attempt(() => {
+      const key = normalizeAddress(address);
+      const fp = normalizeFingerprint(fingerprint);
+      if (key === null || fp === null) return false;
+      return (
+        this.#sql.sql('DELETE FROM certificates WHERE address = ? AND fingerprint = ?').run(key, fp).changes >
+        0
+      );
+    });
+  }
+
+  listCertificates(address?: string): Promise<CertificateMapping[]> {
+    return attempt(() => {
+      const select = 'SELECT address, fingerprint, created_ms FROM certificates';
+      let rows: Row[];
+      if (address === undefined) rows = this.#sql.sql(`${select} ORDER BY address, fingerprint`).all();
+      else {
+        const key = normalizeAddress(address);
+        if (key === null) return [];
+        rows = this.#sql.sql(`${select} WHERE address = ? ORDER BY fingerprint`).all(key);
+      }
+      return rows.map((r) => ({
+        address: text(r, 'address'),
+        fingerprint: text(r, 'fingerprint'),
+        createdMs: integer(r, 'created_ms'),
+      }));
+    });
+  }
+
+  findUserByCertificate(fingerprint: string): Promise<string | null> {
+    return attempt(() => {
+      const fp = normalizeFingerprint(fingerprint);
+      return fp === null ? null : this.#certificateOwner(fp);
+    });
+  }
+
+  ownsAddress(user: string, address: string): Promise<boolean> {
+    return attempt(() => {
+      const userKey = this.#existingUser(user);
+      const key = normalizeAddress(address);
+      if (userKey === null || key === null) return false;
+      if (key === userKey) return true;
+      const granted = this.#sql
+        .sql('SELECT 1 FROM send_as WHERE address = ? AND pattern IN (?, ?)')
+        .get(userKey, key, `@${domainOf(key)}`);
+      if (granted !== undefined) return true;
+      return this.#localDomains.has(domainOf(key)) && this.#aliasReaches(key, userKey, 0, new Set());
+    });
+  }
+
+  /** True when alias `key` delivers to user `target` through aliases alone (no catch-all), loop-safe. */
+  #aliasReaches(key: string, target: string, depth: number, visited: Set<string>): boolean {
+    if (visited.has(key) || depth > this.#maxDepth) return false;
+    visited.add(key);
+    // A user wins over an alias of the same name (as in resolve), so the chain ends at any user.
+    if (this.#sql.sql('SELECT 1 FROM users WHERE address = ?').get(key) !== undefined) return key === target;
+    return this.#targets(key).some(
+      (t) => this.#localDomains.has(domainOf(t)) && this.#aliasReaches(t, target, depth + 1, visited),
+    );
+  }
+
+  addSendAs(user: string, pattern: string): Promise<void> {
+    return attempt(() => {
+      const patternKey = normalizeSendAs(pattern, false);
+      if (patternKey === null) {
+        throw new DirectoryError('invalid', `not an address or @domain: ${pattern}`);
+      }
+      const key = this.#requireUser(user);
+      if (patternKey === key) throw new DirectoryError('invalid', `${key} may always send as itself`);
+      const inserted = this.#sql
+        .sql('INSERT INTO send_as (address, pattern, created_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
+        .run(key, patternKey, this.#clock.nowMs());
+      if (inserted.changes === 0) {
+        throw new DirectoryError('exists', `${key} may already send as ${patternKey}`);
+      }
+    });
+  }
+
+  deleteSendAs(user: string, pattern?: string): Promise<boolean> {
+    return attempt(() => {
+      const key = normalizeAddress(user);
+      if (key === null) return false;
+      if (pattern === undefined)
+        return this.#sql.sql('DELETE FROM send_as WHERE address = ?').run(key).changes > 0;
+      const patternKey = normalizeSendAs(pattern, true);
+      if (patternKey === null) return false;
+      return (
+        this.#sql.sql('DELETE FROM send_as WHERE address = ? AND pattern = ?').run(key, patternKey).changes >
+        0
+      );
+    });
+  }
+
+  listSendAs(user?: string): Promise<SendAsGrant[]> {
+    return attempt(() => {
+      const select = 'SELECT address, pattern, created_ms FROM send_as';
+      let rows: Row[];
+      if (user === undefined) rows = this.#sql.sql(`${select} ORDER BY address, pattern`).all();
+      else {
+        const key = normalizeAddress(user);
+        if (key === null) return [];
+        rows = this.#sql.sql(`${select} WHERE address = ? ORDER BY pattern`).all(key);
+      }
+      return rows.map((r) => ({
+        user: text(r, 'address'),
+        pattern: text(r, 'pattern'),
+        createdMs: integer(r, 'created_ms'),
+      }));
+    });
+  }
+
+  getUserPolicy(address: string): Promise<UserPolicy> {
+    return attempt(() => this.#policy(normalizeAddress(address)) ?? DEFAULT_USER_POLICY);
+  }
+
+  #policy(key: string | null): UserPolicy | null {
+    if (key === null) return null;
+    const row = this.#sql
+      .sql('SELECT sender_check, max_messages_per_hour, max_recipients_per_hour FROM users WHERE address = ?')
+      .get(key);
+    return row === undefined ? null : policyOf(row);
+  }
+
+  setUserPolicy(address: string, policy: Partial<UserPolicy>): Promise<UserPolicy> {
+    return attempt(() => {
+      const maxMessagesPerHour =
+        policy.maxMessagesPerHour === undefined
+          ? undefined
+          : checkLimit(policy.maxMessagesPerHour, 'max messages per hour');
+      const maxRecipientsPerHour =
+        policy.maxRecipientsPerHour === undefined
+          ? undefined
+          : checkLimit(policy.maxRecipientsPerHour, 'max recipients per hour');
+      return transaction(this.#db, () => {
+        const key = this.#requireUser(address);
+        const current = this.#policy(key) ?? DEFAULT_USER_POLICY;
+        const next: UserPolicy = {
+          senderCheck: policy.senderCheck ?? current.senderCheck,
+          maxMessagesPerHour:
+            maxMessagesPerHour === undefined ? current.maxMessagesPerHour : maxMessagesPerHour,
+          maxRecipientsPerHour:
+            maxRecipientsPerHour === undefined ? current.maxRecipientsPerHour : maxRecipientsPerHour,
+        };
+        this.#sql
+          .sql(
+            'UPDATE users SET sender_check = ?, max_messages_per_hour = ?, max_recipients_per_hour = ? ' +
+              'WHERE address = ?',
+          )
+          .run(next.senderCheck ? 1 : 0, next.maxMessagesPerHour, next.maxRecipientsPerHour, key);
+        return next;
+      });
+    });
   }
 
   close(): Promise<void> {
