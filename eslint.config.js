@@ -85,6 +85,32 @@ export default tseslint.config(
     ],
     'protocol is pure: only core; no sockets, files, DNS or timers',
   ),
+  {
+    // Tests beside the pure protocol code may read their golden files (testdata/) with node:fs; nothing more.
+    ...layer(
+      'protocol',
+      [
+        'node:net',
+        'node:tls',
+        'node:dns',
+        'node:dns/*',
+        'node:timers',
+        'node:timers/*',
+        '**/config/**',
+        '**/db/**',
+        '**/policy/**',
+        '**/directory/**',
+        '**/queue/**',
+        '**/delivery/**',
+        '**/store/**',
+        '**/net/**',
+        '**/server/**',
+        ...upper,
+      ],
+      'protocol tests: only core, plus node:fs to read golden files',
+    ),
+    files: ['src/protocol/**/*.test.ts'],
+  },
   layer(
     'policy',
     [

@@ -37,7 +37,8 @@ export function protocolName(client: ClientInfo, smtputf8: boolean): string {
 /** The header, folded, CRLF-terminated. */
 export function formatReceived(input: ReceivedInput): string {
   const { client } = input;
-  const helo = escapeHeaderText(client.helo, input.smtputf8);
+  // Outside a comment a backslash escapes nothing (RFC 5322 §3.2.1): specials are replaced, not escaped.
+  const helo = escapeHeaderText(client.helo.replace(/[()<>;@\\",]/g, '?'), input.smtputf8);
   const rdns = client.hostname ? `${escapeHeaderText(client.hostname)} ` : '';
   const ip = client.ip.includes(':') ? `IPv6:${client.ip}` : client.ip;
   const lines = [`Received: from ${helo} (${rdns}[${ip}])`];
@@ -49,7 +50,12 @@ export function formatReceived(input: ReceivedInput): string {
       `\t(version=${escapeHeaderText(client.tls.version)} cipher=${escapeHeaderText(client.tls.cipher)})`,
     );
   }
-  const forPart = input.forRecipient ? `for <${escapeHeaderText(input.forRecipient, input.smtputf8)}>` : '';
+  // The recipient is formatMailbox text, quoted where needed: escaping again would unbalance its quotes.
+  const rcpt = input.forRecipient?.replace(
+    input.smtputf8 ? /[^\x21-\x7e\u{a0}-\u{10ffff}]/gu : /[^\x21-\x7e]/g,
+    '?',
+  );
+  const forPart = rcpt ? `for <${rcpt}>` : '';
   const date = formatRfc5322Date(input.nowMs);
   lines.push(forPart ? `\t${forPart}; ${date}` : `\t; ${date}`);
   return lines.join('\r\n') + '\r\n';
