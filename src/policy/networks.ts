@@ -5,7 +5,7 @@ function parseIpv4(s: string): bigint | null {
   if (parts.length !== 4) return null;
   let v = 0n;
   for (const p of parts) {
-    if (!/^\d{1,3}$/.test(p) || Number(p) > 255) return null;
+    if (!/^(0|[1-9]\d{0,2})$/.test(p) || Number(p) > 255) return null; // no leading zeros: octal to some tools
     v = (v << 8n) | BigInt(Number(p));
   }
   return v;
@@ -25,7 +25,7 @@ function parseIpv6(s: string): bigint | null {
   const head = halves[0] === '' ? [] : halves[0]!.split(':');
   const rest = halves.length === 2 ? (halves[1] === '' ? [] : halves[1]!.split(':')) : [];
   const missing = 8 - head.length - rest.length;
-  if ((halves.length === 1 && missing !== 0) || missing < 0) return null;
+  if (halves.length === 1 ? missing !== 0 : missing < 1) return null; // "::" is one or more groups (RFC 4291 §2.2)
   const groups = [...head, ...Array<string>(halves.length === 2 ? missing : 0).fill('0'), ...rest];
   let v = 0n;
   for (const g of groups) {
@@ -50,8 +50,8 @@ export interface Network {
 }
 
 export function parseCidr(cidr: string): Network | null {
-  const [addr, len] = cidr.split('/');
-  if (addr === undefined) return null;
+  const [addr, len, extra] = cidr.split('/');
+  if (addr === undefined || extra !== undefined) return null;
   const isV4 = parseIpv4(addr) !== null;
   const ip = parseIp(addr);
   if (ip === null) return null;

@@ -6,7 +6,7 @@
 // Source routes (@a,@b:u@d) were already reduced to the final mailbox by the parser (RFC 5321 §C).
 
 import type { Mailbox } from '../core/address.ts';
-import { addressKey, normalizeDomain } from '../core/address.ts';
+import { addressKey, formatMailbox, normalizeDomain } from '../core/address.ts';
 import { Replies, type Reply } from '../core/reply.ts';
 
 export type RecipientDecision =
@@ -29,7 +29,7 @@ export function decideRecipient(mailbox: Mailbox, ctx: RelayContext): RecipientD
   }
   const local = !mailbox.domain.startsWith('[') && ctx.isLocalDomain(normalizeDomain(mailbox.domain));
   if (!local) {
-    if (ctx.mayRelay) return { kind: 'relay', address: `${mailbox.local}@${mailbox.domain}` };
+    if (ctx.mayRelay) return { kind: 'relay', address: formatMailbox(mailbox) };
     return { kind: 'reject', reply: Replies.relayDenied, reason: 'relay to a domain that is not local' };
   }
   if (!ctx.mayRelay && /[%!@]/.test(mailbox.local)) {
