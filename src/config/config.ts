@@ -13,12 +13,73 @@ export interface ListenerConfig {
   readonly host: string;
   readonly port: number;
   readonly tls: TlsMode;
+  /** Offer SMTP AUTH here (RFC 4954). Default: submission and submissions yes, smtp no. */
+  readonly auth: boolean;
+  /** MAIL without authentication gets 530 5.7.0. Default: submission and submissions yes, smtp no. */
+  readonly requireAuth: boolean;
+  /** Allow AUTH without TLS when the client is on a loopback address. Default false. */
+  readonly plaintextAuthOnLoopback: boolean;
+  /** TLS client certificates: not asked for, requested (optional), or required. Needs tls.client_ca. */
+  readonly clientCertificates: 'none' | 'request' | 'require';
+}
+
+export type AuthMechanism =
+  | 'PLAIN'
+  | 'LOGIN'
+  | 'SCRAM-SHA-256'
+  | 'SCRAM-SHA-256-PLUS'
+  | 'OAUTHBEARER'
+  | 'XOAUTH2'
+  | 'EXTERNAL'
+  | 'CRAM-MD5';
+
+export interface OAuthConfig {
+  /** Expected "iss"; null accepts any. */
+  readonly issuer: string | null;
+  /** Expected "aud" (one of); empty accepts any. */
+  readonly audience: readonly string[];
+  /** A JWKS document (JSON file) with the public keys that sign tokens (RS256, ES256, EdDSA). */
+  readonly jwksFile: string | null;
+  /** A shared secret for HS256 tokens. */
+  readonly hmacSecret: string | null;
+  /** RFC 7662 token introspection endpoint; used when set instead of local JWT verification. */
+  readonly introspectionUrl: string | null;
+  readonly introspectionClientId: string | null;
+  readonly introspectionClientSecret: string | null;
+  /** The claim that names the user (default "email"). */
+  readonly usernameClaim: string;
+}
+
+export interface AuthConfig {
+  /** Mechanisms offered, in order. OAUTHBEARER/XOAUTH2 need [auth.oauth]; CRAM-MD5 only when listed. */
+  readonly mechanisms: readonly AuthMechanism[];
+  /** Failed AUTH attempts on one connection before 421 4.7.0 and close. */
+  readonly maxFailuresPerConnection: number;
+  /** Delay before answering a failed AUTH; doubles with each failure on the connection. */
+  readonly failureDelayMs: number;
+  /** Failures (per client IP, and per account) within the window that cause a lockout (454 4.7.0). */
+  readonly lockoutThreshold: number;
+  readonly lockoutWindowMs: number;
+  readonly lockoutMs: number;
+  readonly oauth: OAuthConfig | null;
+}
+
+export interface SubmissionConfig {
+  /** MAIL FROM and From: must be addresses the authenticated user owns (553 5.7.1 otherwise). */
+  readonly senderCheck: boolean;
+  /** Add Date: and Message-ID: when missing (RFC 6409 §8). */
+  readonly addMissingHeaders: boolean;
+  /** Per authenticated user and hour; 0 = unlimited. Exceeding gives 451 4.7.1. */
+  readonly maxMessagesPerHour: number;
+  readonly maxRecipientsPerHour: number;
 }
 
 export interface TlsConfig {
   /** PEM paths; both null means a self-signed certificate kept in data_dir/tls. */
   readonly cert: string | null;
   readonly key: string | null;
+  /** PEM bundle of CAs that issue client certificates (for EXTERNAL); null = none accepted by CA. */
+  readonly clientCa: string | null;
 }
 
 export interface LimitsConfig {
@@ -63,6 +124,8 @@ export interface Config {
   readonly limits: LimitsConfig;
   readonly smtp: SmtpConfig;
   readonly log: LogConfig;
+  readonly auth: AuthConfig;
+  readonly submission: SubmissionConfig;
   /** Where the snapshot came from: a file path, or null for embedded defaults. */
   readonly source: string | null;
 }
@@ -84,6 +147,37 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   shutdownGraceMs: 10_000,
 };
 
+export const DEFAULT_AUTH: AuthConfig = {
+  mechanisms: ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'PLAIN', 'LOGIN', 'EXTERNAL'],
+  maxFailuresPerConnection: 3,
+  failureDelayMs: 1000,
+  lockoutThreshold: 10,
+  lockoutWindowMs: 900_000,
+  lockoutMs: 900_000,
+  oauth: null,
+};
+
+export const DEFAULT_SUBMISSION: SubmissionConfig = {
+  senderCheck: true,
+  addMissingHeaders: true,
+  maxMessagesPerHour: 1000,
+  maxRecipientsPerHour: 5000,
+};
+
+/** Per-service listener defaults: submission ports authenticate, the MX port does not. */
+export function listenerDefaults(
+  service: Service,
+): Pick<ListenerConfig, 'tls' | 'auth' | 'requireAuth' | 'plaintextAuthOnLoopback' | 'clientCertificates'> {
+  const submission = service !== 'smtp';
+  return {
+    tls: service === 'submissions' ? 'implicit' : 'starttls',
+    auth: submission,
+    requireAuth: submission,
+    plaintextAuthOnLoopback: false,
+    clientCertificates: 'none',
+  };
+}
+
 /** Embedded defaults: loopback listeners on unprivileged ports, data in ./data, local domain localhost. */
 export function defaultConfig(): Config {
   return {
@@ -91,14 +185,16 @@ export function defaultConfig(): Config {
     dataDir: './data',
     localDomains: ['localhost'],
     listeners: [
-      { service: 'smtp', host: '127.0.0.1', port: 2525, tls: 'starttls' },
-      { service: 'submission', host: '127.0.0.1', port: 2587, tls: 'starttls' },
-      { service: 'submissions', host: '127.0.0.1', port: 2465, tls: 'implicit' },
+      { ...listenerDefaults('smtp'), service: 'smtp', host: '127.0.0.1', port: 2525 },
+      { ...listenerDefaults('submission'), service: 'submission', host: '127.0.0.1', port: 2587 },
+      { ...listenerDefaults('submissions'), service: 'submissions', host: '127.0.0.1', port: 2465 },
     ],
-    tls: { cert: null, key: null },
+    tls: { cert: null, key: null, clientCa: null },
     limits: DEFAULT_LIMITS,
     smtp: { bareLineEndings: 'reject', vrfy: false, trustedNetworks: [] },
     log: { level: 'info', format: 'auto' },
+    auth: DEFAULT_AUTH,
+    submission: DEFAULT_SUBMISSION,
     source: null,
   };
 }

@@ -1,13 +1,14 @@
 // Tests of the configuration loader: defaults, a full round trip, one case per kind of error (each names
 // its key and line), many errors at once, syntax errors, path resolution, file errors, and the example
-// file and docs staying in step with the loader.
+// file and docs staying in step with the loader. AUTH, client certificates, OAuth and submission keys
+// have their own round trips, errors and warnings.
 
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { defaultConfig } from './config.ts';
+import { DEFAULT_AUTH, defaultConfig, listenerDefaults } from './config.ts';
 import type { Config } from './config.ts';
 import { ConfigLoadError, formatConfigErrors, loadConfig, parseConfig } from './load.ts';
 import type { ConfigError } from './load.ts';
@@ -55,7 +56,35 @@ describe('parseConfig: defaults', () => {
     assert.ok(Object.isFrozen(config.limits));
     assert.ok(Object.isFrozen(config.localDomains));
     assert.ok(Object.isFrozen(config.listeners[0]));
+    assert.ok(Object.isFrozen(config.auth.mechanisms));
+    assert.ok(Object.isFrozen(config.submission));
     assert.throws(() => (config.localDomains as string[]).push('x'), TypeError);
+  });
+
+  test('freezing a snapshot leaves the shared defaults of config.ts mutable', () => {
+    parsedOk('');
+    assert.ok(!Object.isFrozen(DEFAULT_AUTH));
+    assert.ok(!Object.isFrozen(DEFAULT_AUTH.mechanisms));
+  });
+
+  test('listener AUTH settings default per service', () => {
+    const { config } = parsedOk(
+      'listeners = [\n  { service = "smtp", address = "127.0.0.1:25" },\n  { service = "submission", address = "127.0.0.1:587" },\n  { service = "submissions", address = "127.0.0.1:465" },\n]\n',
+    );
+    assert.deepEqual(
+      config.listeners.map((l) => [
+        l.service,
+        l.auth,
+        l.requireAuth,
+        l.plaintextAuthOnLoopback,
+        l.clientCertificates,
+      ]),
+      [
+        ['smtp', false, false, false, 'none'],
+        ['submission', true, true, false, 'none'],
+        ['submissions', true, true, false, 'none'],
+      ],
+    );
   });
 });
 
@@ -76,14 +105,30 @@ tls = "none"
 [[listeners]]
 service = "submission"
 address = "127.0.0.1:587"
+allow_plaintext_auth_on_loopback = true
+client_certificates = "request"
 
 [[listeners]]
 service = "submissions"
 address = "mail.example.org:465"
+client_certificates = "require"
+
+[[listeners]]
+service = "smtp"
+address = "192.0.2.1:2525"
+auth = true
+require_auth = true
+
+[[listeners]]
+service = "submission"
+address = "192.0.2.1:587"
+auth = false
+require_auth = false
 
 [tls]
 cert = "/etc/tern/cert.pem"
 key = "/etc/tern/key.pem"
+client_ca = "/etc/tern/client-ca.pem"
 
 [limits]
 max_message_bytes = 10485760
@@ -109,6 +154,30 @@ trusted_networks = ["192.0.2.0/24", "2001:DB8::/32", "198.51.100.7"]
 [log]
 level = "debug"
 format = "json"
+
+[auth]
+mechanisms = ["plain", "Scram-Sha-256", "OAUTHBEARER", "xoauth2", "cram-md5"]
+max_failures_per_connection = 5
+failure_delay_seconds = 0.25
+lockout_threshold = 20
+lockout_window_seconds = 600
+lockout_seconds = 3600
+
+[auth.oauth]
+issuer = "https://login.example.org/"
+audience = ["mail.example.org", "smtp"]
+jwks_file = "/etc/tern/jwks.json"
+hmac_secret = "0123456789abcdef0123456789abcdef"
+introspection_url = "https://login.example.org/introspect"
+introspection_client_id = "tern"
+introspection_client_secret = "s3cret"
+username_claim = "preferred_username"
+
+[submission]
+sender_check = false
+add_missing_headers = false
+max_messages_per_hour = 0
+max_recipients_per_hour = 250
 `;
 
 describe('parseConfig: a full file', () => {
@@ -120,12 +189,41 @@ describe('parseConfig: a full file', () => {
       dataDir: '/var/lib/tern',
       localDomains: ['example.org', 'example.net'],
       listeners: [
-        { service: 'smtp', host: '0.0.0.0', port: 25, tls: 'starttls' },
-        { service: 'smtp', host: '2001:db8::1', port: 25, tls: 'none' },
-        { service: 'submission', host: '127.0.0.1', port: 587, tls: 'starttls' },
-        { service: 'submissions', host: 'mail.example.org', port: 465, tls: 'implicit' },
+        { ...listenerDefaults('smtp'), service: 'smtp', host: '0.0.0.0', port: 25 },
+        { ...listenerDefaults('smtp'), service: 'smtp', host: '2001:db8::1', port: 25, tls: 'none' },
+        {
+          ...listenerDefaults('submission'),
+          service: 'submission',
+          host: '127.0.0.1',
+          port: 587,
+          plaintextAuthOnLoopback: true,
+          clientCertificates: 'request',
+        },
+        {
+          ...listenerDefaults('submissions'),
+          service: 'submissions',
+          host: 'mail.example.org',
+          port: 465,
+          clientCertificates: 'require',
+        },
+        {
+          ...listenerDefaults('smtp'),
+          service: 'smtp',
+          host: '192.0.2.1',
+          port: 2525,
+          auth: true,
+          requireAuth: true,
+        },
+        {
+          ...listenerDefaults('submission'),
+          service: 'submission',
+          host: '192.0.2.1',
+          port: 587,
+          auth: false,
+          requireAuth: false,
+        },
       ],
-      tls: { cert: '/etc/tern/cert.pem', key: '/etc/tern/key.pem' },
+      tls: { cert: '/etc/tern/cert.pem', key: '/etc/tern/key.pem', clientCa: '/etc/tern/client-ca.pem' },
       limits: {
         maxMessageBytes: 10_485_760,
         maxRecipients: 250,
@@ -148,9 +246,65 @@ describe('parseConfig: a full file', () => {
         trustedNetworks: ['192.0.2.0/24', '2001:db8::/32', '198.51.100.7/32'],
       },
       log: { level: 'debug', format: 'json' },
+      auth: {
+        mechanisms: ['PLAIN', 'SCRAM-SHA-256', 'OAUTHBEARER', 'XOAUTH2', 'CRAM-MD5'],
+        maxFailuresPerConnection: 5,
+        failureDelayMs: 250,
+        lockoutThreshold: 20,
+        lockoutWindowMs: 600_000,
+        lockoutMs: 3_600_000,
+        oauth: {
+          issuer: 'https://login.example.org/',
+          audience: ['mail.example.org', 'smtp'],
+          jwksFile: '/etc/tern/jwks.json',
+          hmacSecret: '0123456789abcdef0123456789abcdef',
+          introspectionUrl: 'https://login.example.org/introspect',
+          introspectionClientId: 'tern',
+          introspectionClientSecret: 's3cret',
+          usernameClaim: 'preferred_username',
+        },
+      },
+      submission: {
+        senderCheck: false,
+        addMissingHeaders: false,
+        maxMessagesPerHour: 0,
+        maxRecipientsPerHour: 250,
+      },
       source: 'test.toml',
     };
     assert.deepEqual(config, expected);
+  });
+
+  test('[auth.oauth] needs only one way to verify tokens; audience may be one string', () => {
+    const { config, warnings } = parsedOk(
+      '[auth]\nmechanisms = ["OAUTHBEARER"]\n[auth.oauth]\njwks_file = "jwks.json"\naudience = "mail"\n',
+    );
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.auth.oauth, {
+      issuer: null,
+      audience: ['mail'],
+      jwksFile: 'jwks.json',
+      hmacSecret: null,
+      introspectionUrl: null,
+      introspectionClientId: null,
+      introspectionClientSecret: null,
+      usernameClaim: 'email',
+    });
+    assert.deepEqual(config.auth.mechanisms, ['OAUTHBEARER']);
+    assert.equal(config.auth.maxFailuresPerConnection, DEFAULT_AUTH.maxFailuresPerConnection);
+  });
+
+  test('introspection alone, over http to this host, loads without warnings', () => {
+    const { config, warnings } = parsedOk(
+      '[auth]\nmechanisms = ["XOAUTH2"]\n[auth.oauth]\nintrospection_url = "http://127.0.0.1:8080/introspect"\n',
+    );
+    assert.deepEqual(warnings, []);
+    assert.equal(config.auth.oauth?.introspectionUrl, 'http://127.0.0.1:8080/introspect');
+  });
+
+  test('a zero failure delay is allowed (answer failed AUTH at once)', () => {
+    const { config } = parsedOk('[auth]\nfailure_delay_seconds = 0\n');
+    assert.equal(config.auth.failureDelayMs, 0);
   });
 
   test('listeners as an inline array of tables work too', () => {
@@ -158,8 +312,8 @@ describe('parseConfig: a full file', () => {
       'listeners = [\n  { service = "smtp", address = "[::1]:2525" },\n  { service = "submissions", address = "127.0.0.1:0" },\n]\n',
     );
     assert.deepEqual(config.listeners, [
-      { service: 'smtp', host: '::1', port: 2525, tls: 'starttls' },
-      { service: 'submissions', host: '127.0.0.1', port: 0, tls: 'implicit' },
+      { ...listenerDefaults('smtp'), service: 'smtp', host: '::1', port: 2525 },
+      { ...listenerDefaults('submissions'), service: 'submissions', host: '127.0.0.1', port: 0 },
     ]);
   });
 
@@ -433,6 +587,267 @@ const ERROR_CASES: { name: string; toml: string; key: string; line: number; mess
     message: /must not be empty/,
   },
   {
+    name: 'listener auth that is not a boolean',
+    toml: '[[listeners]]\nservice = "submission"\naddress = "127.0.0.1:587"\nauth = "yes"\n',
+    key: 'listeners[0].auth',
+    line: 4,
+    message: /must be true or false, not a string/,
+  },
+  {
+    name: 'require_auth = true with auth = false: nobody could send',
+    toml: '[[listeners]]\nservice = "smtp"\naddress = "127.0.0.1:25"\nauth = false\nrequire_auth = true\n',
+    key: 'listeners[0].require_auth',
+    line: 5,
+    message: /needs auth = true/,
+  },
+  {
+    name: 'auth = false on submission, whose require_auth defaults to true',
+    toml: '[[listeners]]\nservice = "submission"\naddress = "127.0.0.1:587"\n\nauth = false\n',
+    key: 'listeners[0].auth',
+    line: 5,
+    message:
+      /submission listeners require authentication by default; with auth = false also set require_auth = false/,
+  },
+  {
+    name: 'allow_plaintext_auth_on_loopback that is not a boolean',
+    toml: '[[listeners]]\nservice = "submission"\naddress = "127.0.0.1:587"\nallow_plaintext_auth_on_loopback = 1\n',
+    key: 'listeners[0].allow_plaintext_auth_on_loopback',
+    line: 4,
+    message: /must be true or false, not an integer/,
+  },
+  {
+    name: 'client_certificates with an unknown value',
+    toml: '[tls]\nclient_ca = "ca.pem"\n[[listeners]]\nservice = "submission"\naddress = "127.0.0.1:587"\nclient_certificates = "optional"\n',
+    key: 'listeners[0].client_certificates',
+    line: 6,
+    message: /"optional" is not one of "none", "request", "require"/,
+  },
+  {
+    name: 'client_certificates without tls.client_ca',
+    toml: '[[listeners]]\nservice = "submissions"\naddress = "127.0.0.1:465"\nclient_certificates = "require"\n',
+    key: 'listeners[0].client_certificates',
+    line: 4,
+    message: /"require" needs tls\.client_ca/,
+  },
+  {
+    name: 'client_certificates in an inline listener, located by its value',
+    toml: 'listeners = [\n  { service = "smtp", address = "127.0.0.1:25" },\n  { service = "submission", address = "127.0.0.1:587", client_certificates = "request" },\n]\n',
+    key: 'listeners[1].client_certificates',
+    line: 3,
+    message: /"request" needs tls\.client_ca/,
+  },
+  {
+    name: 'client_certificates with tls = "none"',
+    toml: '[tls]\nclient_ca = "ca.pem"\n[[listeners]]\nservice = "smtp"\naddress = "127.0.0.1:25"\ntls = "none"\nclient_certificates = "request"\n',
+    key: 'listeners[0].client_certificates',
+    line: 7,
+    message: /needs TLS; client certificates cannot be asked for with tls = "none"/,
+  },
+  {
+    name: 'an empty tls.client_ca is reported once, not also as missing',
+    toml: '[[listeners]]\nservice = "submissions"\naddress = "127.0.0.1:465"\nclient_certificates = "require"\n[tls]\nclient_ca = ""\n',
+    key: 'tls.client_ca',
+    line: 6,
+    message: /must not be empty/,
+  },
+  {
+    name: 'auth.mechanisms with an unknown mechanism',
+    toml: '[auth]\nmechanisms = [\n  "PLAIN",\n  "DIGEST-MD5",\n]\n',
+    key: 'auth.mechanisms[1]',
+    line: 4,
+    message:
+      /"DIGEST-MD5" is not one of PLAIN, LOGIN, SCRAM-SHA-256, SCRAM-SHA-256-PLUS, OAUTHBEARER, XOAUTH2, EXTERNAL, CRAM-MD5/,
+  },
+  {
+    name: 'auth.mechanisms with a non-string',
+    toml: '[auth]\nmechanisms = ["PLAIN", 1]\n',
+    key: 'auth.mechanisms[1]',
+    line: 2,
+    message: /must be a string, not an integer/,
+  },
+  {
+    name: 'auth.mechanisms as one string',
+    toml: '[auth]\nmechanisms = "PLAIN"\n',
+    key: 'auth.mechanisms',
+    line: 2,
+    message: /must be an array, not a string/,
+  },
+  {
+    name: 'auth.mechanisms empty',
+    toml: '\n[auth]\nmechanisms = []\n',
+    key: 'auth.mechanisms',
+    line: 3,
+    message: /at least one mechanism; to turn AUTH off, set auth = false on the listeners/,
+  },
+  {
+    name: 'OAUTHBEARER without [auth.oauth]',
+    toml: '[auth]\nmechanisms = ["PLAIN", "oauthbearer"]\n',
+    key: 'auth.mechanisms',
+    line: 2,
+    message: /OAUTHBEARER needs \[auth\.oauth\]/,
+  },
+  {
+    name: 'XOAUTH2 without [auth.oauth]',
+    toml: '[auth]\nmax_failures_per_connection = 3\nmechanisms = ["XOAUTH2"]\n',
+    key: 'auth.mechanisms',
+    line: 3,
+    message: /XOAUTH2 needs \[auth\.oauth\]/,
+  },
+  {
+    name: 'unknown key in [auth], with a suggestion',
+    toml: '[auth]\nmechanism = ["PLAIN"]\n',
+    key: 'auth.mechanism',
+    line: 2,
+    message: /did you mean "mechanisms"/,
+  },
+  {
+    name: 'auth.max_failures_per_connection below 1',
+    toml: '[auth]\nmax_failures_per_connection = 0\n',
+    key: 'auth.max_failures_per_connection',
+    line: 2,
+    message: /at least 1/,
+  },
+  {
+    name: 'auth.failure_delay_seconds negative',
+    toml: '[auth]\nfailure_delay_seconds = -0.5\n',
+    key: 'auth.failure_delay_seconds',
+    line: 2,
+    message: /must not be negative/,
+  },
+  {
+    name: 'auth.lockout_threshold below 1',
+    toml: '[auth]\nlockout_threshold = 0\n',
+    key: 'auth.lockout_threshold',
+    line: 2,
+    message: /at least 1/,
+  },
+  {
+    name: 'auth.lockout_window_seconds zero',
+    toml: '[auth]\nlockout_window_seconds = 0\n',
+    key: 'auth.lockout_window_seconds',
+    line: 2,
+    message: /greater than 0/,
+  },
+  {
+    name: 'auth.lockout_seconds not a number',
+    toml: '[auth]\nlockout_seconds = "15m"\n',
+    key: 'auth.lockout_seconds',
+    line: 2,
+    message: /must be a number of seconds, not a string/,
+  },
+  {
+    name: 'auth.oauth not a table',
+    toml: '[auth]\noauth = true\n',
+    key: 'auth.oauth',
+    line: 2,
+    message: /must be a table \(\[auth\.oauth\]\), not a boolean/,
+  },
+  {
+    name: '[auth.oauth] without jwks_file, hmac_secret or introspection_url',
+    toml: '[auth]\nmechanisms = ["OAUTHBEARER"]\n\n[auth.oauth]\nissuer = "https://login.example.org/"\n',
+    key: 'auth.oauth',
+    line: 4,
+    message: /at least one way to verify bearer tokens: jwks_file, hmac_secret or introspection_url/,
+  },
+  {
+    name: 'unknown key in [auth.oauth]',
+    toml: '[auth.oauth]\njwks_file = "k.json"\naudiences = ["mail"]\n',
+    key: 'auth.oauth.audiences',
+    line: 3,
+    message: /did you mean "audience"/,
+  },
+  {
+    name: 'auth.oauth.introspection_url that is not http(s)',
+    toml: '[auth.oauth]\nintrospection_url = "ftp://login.example.org/introspect"\n',
+    key: 'auth.oauth.introspection_url',
+    line: 2,
+    message: /"ftp:\/\/login\.example\.org\/introspect" is not an http or https URL/,
+  },
+  {
+    name: 'auth.oauth.introspection_url that is not a URL',
+    toml: '[auth.oauth]\nintrospection_url = "login.example.org/introspect"\n',
+    key: 'auth.oauth.introspection_url',
+    line: 2,
+    message: /is not an http or https URL/,
+  },
+  {
+    name: 'auth.oauth.introspection_client_id without introspection_url',
+    toml: '[auth.oauth]\njwks_file = "k.json"\nintrospection_client_id = "tern"\n',
+    key: 'auth.oauth.introspection_client_id',
+    line: 3,
+    message: /only used with introspection_url/,
+  },
+  {
+    name: 'auth.oauth.introspection_client_id without its secret',
+    toml: '[auth.oauth]\nintrospection_url = "https://a.example/i"\nintrospection_client_id = "tern"\n',
+    key: 'auth.oauth.introspection_client_secret',
+    line: 1,
+    message: /give both introspection_client_id and introspection_client_secret, or neither/,
+  },
+  {
+    name: 'auth.oauth.audience with an empty string',
+    toml: '[auth.oauth]\njwks_file = "k.json"\naudience = ["mail", ""]\n',
+    key: 'auth.oauth.audience[1]',
+    line: 3,
+    message: /must not be empty/,
+  },
+  {
+    name: 'auth.oauth.audience of the wrong type',
+    toml: '[auth.oauth]\njwks_file = "k.json"\naudience = 5\n',
+    key: 'auth.oauth.audience',
+    line: 3,
+    message: /must be a string or an array of strings, not an integer/,
+  },
+  {
+    name: 'auth.oauth.username_claim empty',
+    toml: '[auth.oauth]\njwks_file = "k.json"\nusername_claim = ""\n',
+    key: 'auth.oauth.username_claim',
+    line: 3,
+    message: /must not be empty/,
+  },
+  {
+    name: 'auth.oauth.jwks_file empty',
+    toml: '[auth.oauth]\njwks_file = ""\n',
+    key: 'auth.oauth.jwks_file',
+    line: 2,
+    message: /must not be empty/,
+  },
+  {
+    name: 'submission.sender_check that is not a boolean',
+    toml: '[submission]\nsender_check = "yes"\n',
+    key: 'submission.sender_check',
+    line: 2,
+    message: /must be true or false, not a string/,
+  },
+  {
+    name: 'submission.add_missing_headers that is not a boolean',
+    toml: '[submission]\nadd_missing_headers = 1\n',
+    key: 'submission.add_missing_headers',
+    line: 2,
+    message: /must be true or false, not an integer/,
+  },
+  {
+    name: 'submission.max_messages_per_hour negative',
+    toml: '[submission]\nmax_messages_per_hour = -1\n',
+    key: 'submission.max_messages_per_hour',
+    line: 2,
+    message: /at least 0/,
+  },
+  {
+    name: 'submission.max_recipients_per_hour a float',
+    toml: '[submission]\nmax_recipients_per_hour = 1.5\n',
+    key: 'submission.max_recipients_per_hour',
+    line: 2,
+    message: /must be an integer, not a float/,
+  },
+  {
+    name: 'unknown key in [submission], with a suggestion',
+    toml: '[submission]\nmaxMessagesPerHour = 5\n',
+    key: 'submission.maxMessagesPerHour',
+    line: 2,
+    message: /did you mean "max_messages_per_hour"/,
+  },
+  {
     name: 'dotted keys are located too',
     toml: 'hostname = "a.example"\nlimits.max_errors = 0\n',
     key: 'limits.max_errors',
@@ -534,6 +949,78 @@ describe('parseConfig: warnings', () => {
     );
   });
 
+  test('an AUTH mechanism listed twice (in any case) is kept once, with a warning', () => {
+    const { config, warnings } = parsedOk('[auth]\nmechanisms = ["PLAIN",\n  "login", "plain"]\n');
+    assert.deepEqual(config.auth.mechanisms, ['PLAIN', 'LOGIN']);
+    assert.deepEqual(
+      warnings.map((w) => [w.key, w.line]),
+      [['auth.mechanisms[2]', 3]],
+    );
+  });
+
+  test('a submission listener without TLS that requires AUTH warns: nobody could send', () => {
+    const { warnings } = parsedOk(
+      '[[listeners]]\nservice = "submission"\naddress = "127.0.0.1:587"\ntls = "none"\n',
+    );
+    assert.deepEqual(
+      warnings.map((w) => [w.key, w.line]),
+      [['listeners[0].tls', 4]],
+    );
+    assert.match(warnings[0]!.message, /AUTH is offered only over TLS/);
+  });
+
+  test('without TLS, plaintext AUTH on loopback or require_auth = false silences that warning', () => {
+    for (const extra of ['allow_plaintext_auth_on_loopback = true', 'require_auth = false']) {
+      const { warnings } = parsedOk(
+        `[[listeners]]\nservice = "submission"\naddress = "127.0.0.1:587"\ntls = "none"\n${extra}\n`,
+      );
+      assert.deepEqual(warnings, [], extra);
+    }
+  });
+
+  test('allow_plaintext_auth_on_loopback with auth = false warns that it does nothing', () => {
+    const { config, warnings } = parsedOk(
+      '[[listeners]]\nservice = "smtp"\naddress = "127.0.0.1:25"\nallow_plaintext_auth_on_loopback = true\n',
+    );
+    assert.equal(config.listeners[0]!.plaintextAuthOnLoopback, true);
+    assert.deepEqual(
+      warnings.map((w) => [w.key, w.line]),
+      [['listeners[0].allow_plaintext_auth_on_loopback', 4]],
+    );
+  });
+
+  test('[auth.oauth] that no listed mechanism uses warns', () => {
+    const { config, warnings } = parsedOk('[auth.oauth]\nhmac_secret = "0123456789abcdef0123456789abcdef"\n');
+    assert.notEqual(config.auth.oauth, null);
+    assert.deepEqual(
+      warnings.map((w) => [w.key, w.line]),
+      [['auth.oauth', 1]],
+    );
+    assert.match(warnings[0]!.message, /add "OAUTHBEARER" or "XOAUTH2" to auth\.mechanisms/);
+  });
+
+  test('an HS256 secret under 32 bytes warns (RFC 7518 §3.2), without echoing the secret', () => {
+    const { warnings } = parsedOk(
+      '[auth]\nmechanisms = ["OAUTHBEARER"]\n[auth.oauth]\nhmac_secret = "hunter2"\n',
+    );
+    assert.deepEqual(
+      warnings.map((w) => [w.key, w.line]),
+      [['auth.oauth.hmac_secret', 4]],
+    );
+    assert.match(warnings[0]!.message, /RFC 7518 §3\.2/);
+    assert.doesNotMatch(warnings[0]!.message, /hunter2/);
+  });
+
+  test('introspection over plain http to another host warns', () => {
+    const { warnings } = parsedOk(
+      '[auth]\nmechanisms = ["XOAUTH2"]\n[auth.oauth]\nintrospection_url = "http://login.example.org/introspect"\n',
+    );
+    assert.deepEqual(
+      warnings.map((w) => [w.key, w.line]),
+      [['auth.oauth.introspection_url', 4]],
+    );
+  });
+
   test('a local domain listed twice (in any case) is kept once, with a warning', () => {
     const { config, warnings } = parsedOk('local_domains = ["a.example",\n "A.Example"]\n');
     assert.deepEqual(config.localDomains, ['a.example']);
@@ -596,6 +1083,20 @@ describe('loadConfig', () => {
     assert.equal(config.dataDir, join(cwd, 'var', 'mail'));
     assert.equal(config.tls.cert, join(etc, 'certs', 'cert.pem'));
     assert.equal(config.tls.key, '/abs/key.pem');
+  });
+
+  test('tls.client_ca and auth.oauth.jwks_file resolve against the config file directory', () => {
+    const cwd = freshDir();
+    const etc = join(cwd, 'etc');
+    mkdirSync(etc);
+    writeFileSync(
+      join(etc, 'tern.toml'),
+      '[tls]\nclient_ca = "ca/clients.pem"\n[auth]\nmechanisms = ["OAUTHBEARER"]\n[auth.oauth]\njwks_file = "../jwks.json"\n',
+    );
+    const config = loadConfig({ path: 'etc/tern.toml', cwd });
+    assert.equal(config.tls.clientCa, join(etc, 'ca', 'clients.pem'));
+    assert.equal(config.auth.oauth?.jwksFile, join(cwd, 'jwks.json'));
+    assert.ok(Object.isFrozen(config.auth.oauth));
   });
 
   test('parseConfig itself leaves relative paths as written', () => {
@@ -674,6 +1175,14 @@ describe('tern.example.toml and docs/configuration.md', () => {
     const { config } = parsedOk(uncommented);
     assert.notEqual(config.tls.cert, null);
     assert.notEqual(config.tls.key, null);
+  });
+
+  test('the example parses with every commented key and table switched on', () => {
+    const uncommented = example.replace(/^# ((?:\[auth\.oauth\]|[a-z_]+ = ).*)$/gm, '$1');
+    const { config } = parsedOk(uncommented);
+    assert.notEqual(config.tls.clientCa, null);
+    assert.notEqual(config.auth.oauth, null);
+    assert.equal(config.auth.oauth?.usernameClaim, 'email');
   });
 
   test('every key of the example is documented in docs/configuration.md', () => {

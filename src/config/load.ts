@@ -7,21 +7,33 @@
 // Deliberately NOT here: reading TLS certificates, binding listeners, reload signalling (the caller
 // builds a new snapshot and swaps it whole).
 // RFC 5321 §4.5.3.1 (minimum sizes the limits must allow), RFC 8314 §3.3 (implicit TLS for submissions),
-// RFC 3207 (STARTTLS on smtp and submission).
+// RFC 3207 (STARTTLS on smtp and submission), RFC 4954 and RFC 6409 (AUTH and submission), RFC 7628 and
+// RFC 7662 (OAuth bearer tokens, introspection), RFC 7518 §3.2 (HS256 key length).
 
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse, TomlDate, TomlError } from 'smol-toml';
 import { isValidDomain } from '../core/address.ts';
-import { DEFAULT_LIMITS, SERVICES, defaultConfig } from './config.ts';
+import {
+  DEFAULT_AUTH,
+  DEFAULT_LIMITS,
+  DEFAULT_SUBMISSION,
+  SERVICES,
+  defaultConfig,
+  listenerDefaults,
+} from './config.ts';
 import type {
+  AuthConfig,
+  AuthMechanism,
   Config,
   LimitsConfig,
   ListenerConfig,
   LogConfig,
+  OAuthConfig,
   Service,
   SmtpConfig,
+  SubmissionConfig,
   TlsConfig,
   TlsMode,
 } from './config.ts';
@@ -70,9 +82,9 @@ export function formatConfigErrors(errors: readonly ConfigError[], source: strin
 }
 
 /**
- * Read the configuration. Relative data_dir, tls.cert and tls.key are resolved against the config
- * file's directory (against cwd for the embedded defaults). Throws ConfigLoadError for a file that is
- * missing (when named explicitly), unreadable, not UTF-8, or invalid.
+ * Read the configuration. Relative data_dir, tls.cert, tls.key, tls.client_ca and auth.oauth.jwks_file
+ * are resolved against the config file's directory (against cwd for the embedded defaults). Throws
+ * ConfigLoadError for a file that is missing (when named explicitly), unreadable, not UTF-8, or invalid.
  */
 export function loadConfig(opts: LoadConfigOptions): Config {
   const cwd = resolve(opts.cwd);
@@ -131,14 +143,31 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const dataDir = opt(top['data_dir'], (v) => readPath(ctx, ['data_dir'], v)) ?? defaults.dataDir;
   const localDomains =
     opt(top['local_domains'], (v) => readDomains(ctx, ['local_domains'], v)) ?? defaults.localDomains;
-  const listeners = opt(top['listeners'], (v) => readListeners(ctx, v)) ?? defaults.listeners;
+  // A listener asking for client certificates needs a CA to check them against; whether tls.client_ca
+  // is valid is reported by readTls, so a bad one is not also reported as missing.
+  const clientCaGiven = isTable(top['tls']) && top['tls']['client_ca'] !== undefined;
+  const listeners = opt(top['listeners'], (v) => readListeners(ctx, v, clientCaGiven)) ?? defaults.listeners;
   const tls = readTls(ctx, top['tls'], defaults.tls);
   const limits = readLimits(ctx, top['limits']);
   const smtp = readSmtp(ctx, top['smtp'], defaults.smtp);
   const log = readLog(ctx, top['log'], defaults.log);
+  const auth = readAuth(ctx, top['auth']);
+  const submission = readSubmission(ctx, top['submission']);
 
   if (ctx.errors.length > 0) return { ok: false, errors: sortByLine(ctx.errors) };
-  const config: Config = { hostname, dataDir, localDomains, listeners, tls, limits, smtp, log, source };
+  const config: Config = {
+    hostname,
+    dataDir,
+    localDomains,
+    listeners,
+    tls,
+    limits,
+    smtp,
+    log,
+    auth,
+    submission,
+    source,
+  };
   return { ok: true, config: deepFreeze(copyConfig(config)), warnings: sortByLine(ctx.warnings) };
 }
 
@@ -151,14 +180,80 @@ function sortByLine(list: ConfigError[]): ConfigError[] {
 // ---------------------------------------------------------------------------------------------------
 // Sections
 
-const TOP_KEYS = ['hostname', 'data_dir', 'local_domains', 'listeners', 'tls', 'limits', 'smtp', 'log'];
-const LISTENER_KEYS = ['service', 'address', 'tls'];
-const TLS_KEYS = ['cert', 'key'];
+const TOP_KEYS = [
+  'hostname',
+  'data_dir',
+  'local_domains',
+  'listeners',
+  'tls',
+  'limits',
+  'smtp',
+  'log',
+  'auth',
+  'submission',
+];
+const LISTENER_KEYS = [
+  'service',
+  'address',
+  'tls',
+  'auth',
+  'require_auth',
+  'allow_plaintext_auth_on_loopback',
+  'client_certificates',
+];
+const TLS_KEYS = ['cert', 'key', 'client_ca'];
+const AUTH_KEYS = [
+  'mechanisms',
+  'max_failures_per_connection',
+  'failure_delay_seconds',
+  'lockout_threshold',
+  'lockout_window_seconds',
+  'lockout_seconds',
+  'oauth',
+];
+const OAUTH_KEYS = [
+  'issuer',
+  'audience',
+  'jwks_file',
+  'hmac_secret',
+  'introspection_url',
+  'introspection_client_id',
+  'introspection_client_secret',
+  'username_claim',
+];
+const SUBMISSION_KEYS = [
+  'sender_check',
+  'add_missing_headers',
+  'max_messages_per_hour',
+  'max_recipients_per_hour',
+];
 const SMTP_KEYS = ['bare_line_endings', 'vrfy', 'trusted_networks'];
 const LOG_KEYS = ['level', 'format'];
 const TLS_MODES: readonly TlsMode[] = ['starttls', 'implicit', 'none'];
 const LOG_LEVELS: readonly LogConfig['level'][] = ['trace', 'debug', 'info', 'warn', 'error'];
 const LOG_FORMATS: readonly LogConfig['format'][] = ['auto', 'json', 'pretty'];
+const CLIENT_CERTIFICATE_MODES: readonly ListenerConfig['clientCertificates'][] = [
+  'none',
+  'request',
+  'require',
+];
+
+/** Every mechanism once: a Record, so a mechanism added to AuthMechanism but not here fails to compile. */
+const MECHANISMS: Readonly<Record<AuthMechanism, true>> = {
+  PLAIN: true,
+  LOGIN: true,
+  'SCRAM-SHA-256': true,
+  'SCRAM-SHA-256-PLUS': true,
+  OAUTHBEARER: true,
+  XOAUTH2: true,
+  EXTERNAL: true,
+  'CRAM-MD5': true,
+};
+const OAUTH_MECHANISMS: readonly AuthMechanism[] = ['OAUTHBEARER', 'XOAUTH2'];
+
+function isMechanism(s: string): s is AuthMechanism {
+  return Object.hasOwn(MECHANISMS, s);
+}
 
 type NumericLimit = {
   [K in keyof LimitsConfig]: LimitsConfig[K] extends number ? K : never;
@@ -270,7 +365,191 @@ function readTls(ctx: Ctx, value: unknown, defaults: TlsConfig): TlsConfig {
     'give both tls.cert and tls.key, or neither (then a self-signed certificate is kept in data_dir/tls)';
   if (t['cert'] !== undefined && t['key'] === undefined) fail(ctx, ['tls', 'key'], message);
   if (t['key'] !== undefined && t['cert'] === undefined) fail(ctx, ['tls', 'cert'], message);
-  return { cert: cert ?? null, key: key ?? null };
+  const clientCa = opt(t['client_ca'], (v) => readPath(ctx, ['tls', 'client_ca'], v));
+  return { cert: cert ?? null, key: key ?? null, clientCa: clientCa ?? null };
+}
+
+function readAuth(ctx: Ctx, value: unknown): AuthConfig {
+  const t = opt(value, (v) => readTable(ctx, ['auth'], v, AUTH_KEYS));
+  if (t === undefined) return DEFAULT_AUTH;
+  const p = (key: string): KeyPath => ['auth', key];
+  const oauth = opt(t['oauth'], (v) => readOAuth(ctx, v));
+  const mechanisms = opt(t['mechanisms'], (v) => readMechanisms(ctx, p('mechanisms'), v));
+  if (mechanisms !== undefined && t['oauth'] === undefined) {
+    for (const m of mechanisms.filter((x) => OAUTH_MECHANISMS.includes(x))) {
+      fail(
+        ctx,
+        p('mechanisms'),
+        `${m} needs [auth.oauth] to say how bearer tokens are verified (jwks_file, hmac_secret or introspection_url)`,
+      );
+    }
+  }
+  if (
+    oauth !== undefined &&
+    !(mechanisms ?? DEFAULT_AUTH.mechanisms).some((m) => OAUTH_MECHANISMS.includes(m))
+  ) {
+    warn(
+      ctx,
+      p('oauth'),
+      'has no effect: add "OAUTHBEARER" or "XOAUTH2" to auth.mechanisms to accept bearer tokens',
+    );
+  }
+  const int = (key: string, min: number): number | undefined =>
+    opt(t[key], (v) => readInteger(ctx, p(key), v, { min }));
+  const seconds = (key: string, allowZero: boolean): number | undefined =>
+    opt(t[key], (v) => readSeconds(ctx, p(key), v, allowZero));
+  return {
+    mechanisms: mechanisms ?? DEFAULT_AUTH.mechanisms,
+    maxFailuresPerConnection: int('max_failures_per_connection', 1) ?? DEFAULT_AUTH.maxFailuresPerConnection,
+    failureDelayMs: seconds('failure_delay_seconds', true) ?? DEFAULT_AUTH.failureDelayMs,
+    lockoutThreshold: int('lockout_threshold', 1) ?? DEFAULT_AUTH.lockoutThreshold,
+    lockoutWindowMs: seconds('lockout_window_seconds', false) ?? DEFAULT_AUTH.lockoutWindowMs,
+    lockoutMs: seconds('lockout_seconds', false) ?? DEFAULT_AUTH.lockoutMs,
+    oauth: oauth ?? DEFAULT_AUTH.oauth,
+  };
+}
+
+/** Names in any case, stored upper-case (RFC 4954 §3: mechanism names are case-insensitive). */
+function readMechanisms(ctx: Ctx, path: KeyPath, value: unknown): AuthMechanism[] | undefined {
+  const list = readArray(ctx, path, value);
+  if (list === undefined) return undefined;
+  if (list.length === 0) {
+    return fail(
+      ctx,
+      path,
+      'give at least one mechanism; to turn AUTH off, set auth = false on the listeners',
+    );
+  }
+  const out: AuthMechanism[] = [];
+  let bad = false;
+  list.forEach((item, i) => {
+    const s = readString(ctx, [...path, i], item);
+    const name = s?.toUpperCase();
+    if (s === undefined || name === undefined) {
+      bad = true;
+    } else if (!isMechanism(name)) {
+      bad = true;
+      fail(ctx, [...path, i], `"${s}" is not one of ${Object.keys(MECHANISMS).join(', ')}`, s);
+    } else if (out.includes(name)) {
+      warn(ctx, [...path, i], `"${s}" is listed twice`, s);
+    } else {
+      out.push(name);
+    }
+  });
+  return bad ? undefined : out;
+}
+
+function readOAuth(ctx: Ctx, value: unknown): OAuthConfig | undefined {
+  const base: KeyPath = ['auth', 'oauth'];
+  const t = readTable(ctx, base, value, OAUTH_KEYS);
+  if (t === undefined) return undefined;
+  const p = (key: string): KeyPath => [...base, key];
+  const text = (key: string): string | undefined => opt(t[key], (v) => readText(ctx, p(key), v));
+
+  const issuer = text('issuer');
+  const audience = opt(t['audience'], (v) => readAudience(ctx, p('audience'), v));
+  const jwksFile = opt(t['jwks_file'], (v) => readPath(ctx, p('jwks_file'), v));
+  const hmacSecret = text('hmac_secret');
+  // RFC 7518 §3.2: an HS256 key must be at least as long as the hash output, 256 bits.
+  if (hmacSecret !== undefined && Buffer.byteLength(hmacSecret) < 32) {
+    warn(
+      ctx,
+      p('hmac_secret'),
+      'is shorter than 32 bytes; RFC 7518 §3.2 asks for at least 256 bits for HS256',
+    );
+  }
+  const introspectionUrl = opt(t['introspection_url'], (v) => readHttpUrl(ctx, p('introspection_url'), v));
+  const clientId = text('introspection_client_id');
+  const clientSecret = text('introspection_client_secret');
+  const usernameClaim = text('username_claim');
+
+  for (const [key, other] of [
+    ['introspection_client_id', 'introspection_client_secret'],
+    ['introspection_client_secret', 'introspection_client_id'],
+  ] as const) {
+    if (t[key] === undefined) continue;
+    if (t['introspection_url'] === undefined) {
+      fail(ctx, p(key), 'is only used with introspection_url; give the endpoint too, or leave this out');
+    } else if (t[other] === undefined) {
+      fail(ctx, p(other), 'give both introspection_client_id and introspection_client_secret, or neither');
+    }
+  }
+  if (
+    t['jwks_file'] === undefined &&
+    t['hmac_secret'] === undefined &&
+    t['introspection_url'] === undefined
+  ) {
+    return fail(
+      ctx,
+      base,
+      'give at least one way to verify bearer tokens: jwks_file, hmac_secret or introspection_url',
+    );
+  }
+  return {
+    issuer: issuer ?? null,
+    audience: audience ?? [],
+    jwksFile: jwksFile ?? null,
+    hmacSecret: hmacSecret ?? null,
+    introspectionUrl: introspectionUrl ?? null,
+    introspectionClientId: clientId ?? null,
+    introspectionClientSecret: clientSecret ?? null,
+    usernameClaim: usernameClaim ?? 'email',
+  };
+}
+
+/** One audience or a list of them; any one of them in the token's "aud" is enough. */
+function readAudience(ctx: Ctx, path: KeyPath, value: unknown): string[] | undefined {
+  if (typeof value === 'string') {
+    const s = readText(ctx, path, value);
+    return s === undefined ? undefined : [s];
+  }
+  const list = readArray(ctx, path, value, 'a string or an array of strings');
+  if (list === undefined) return undefined;
+  const out: string[] = [];
+  let bad = false;
+  list.forEach((item, i) => {
+    const s = readText(ctx, [...path, i], item);
+    if (s === undefined) bad = true;
+    else if (!out.includes(s)) out.push(s);
+  });
+  return bad ? undefined : out;
+}
+
+function readHttpUrl(ctx: Ctx, path: KeyPath, value: unknown): string | undefined {
+  const s = readString(ctx, path, value);
+  if (s === undefined) return undefined;
+  const url = URL.parse(s);
+  if (url === null || (url.protocol !== 'https:' && url.protocol !== 'http:')) {
+    return fail(ctx, path, `"${s}" is not an http or https URL`, s);
+  }
+  if (url.protocol === 'http:' && !isLoopbackHost(url.hostname)) {
+    warn(
+      ctx,
+      path,
+      'plain http sends tokens and the client secret in clear; use https unless the endpoint is on this host',
+      s,
+    );
+  }
+  return s;
+}
+
+function isLoopbackHost(host: string): boolean {
+  return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+function readSubmission(ctx: Ctx, value: unknown): SubmissionConfig {
+  const t = opt(value, (v) => readTable(ctx, ['submission'], v, SUBMISSION_KEYS));
+  if (t === undefined) return DEFAULT_SUBMISSION;
+  const p = (key: string): KeyPath => ['submission', key];
+  const bool = (key: string): boolean | undefined => opt(t[key], (v) => readBoolean(ctx, p(key), v));
+  const count = (key: string): number | undefined =>
+    opt(t[key], (v) => readInteger(ctx, p(key), v, { min: 0 }));
+  return {
+    senderCheck: bool('sender_check') ?? DEFAULT_SUBMISSION.senderCheck,
+    addMissingHeaders: bool('add_missing_headers') ?? DEFAULT_SUBMISSION.addMissingHeaders,
+    maxMessagesPerHour: count('max_messages_per_hour') ?? DEFAULT_SUBMISSION.maxMessagesPerHour,
+    maxRecipientsPerHour: count('max_recipients_per_hour') ?? DEFAULT_SUBMISSION.maxRecipientsPerHour,
+  };
 }
 
 function readSmtp(ctx: Ctx, value: unknown, defaults: SmtpConfig): SmtpConfig {
@@ -312,6 +591,11 @@ function readHostname(ctx: Ctx, path: KeyPath, value: unknown): string | undefin
 }
 
 function readPath(ctx: Ctx, path: KeyPath, value: unknown): string | undefined {
+  return readText(ctx, path, value);
+}
+
+/** A string that must not be empty (an empty one is almost always a placeholder left unfilled). */
+function readText(ctx: Ctx, path: KeyPath, value: unknown): string | undefined {
   const s = readString(ctx, path, value);
   if (s === '') return fail(ctx, path, 'must not be empty', s);
   return s;
@@ -392,7 +676,7 @@ interface ParsedListener {
   readonly family: 0 | 4 | 6;
 }
 
-function readListeners(ctx: Ctx, value: unknown): ListenerConfig[] | undefined {
+function readListeners(ctx: Ctx, value: unknown, clientCaGiven: boolean): ListenerConfig[] | undefined {
   const list = readArray(ctx, ['listeners'], value, 'an array of tables ([[listeners]])');
   if (list === undefined) return undefined;
   if (list.length === 0) {
@@ -401,7 +685,7 @@ function readListeners(ctx: Ctx, value: unknown): ListenerConfig[] | undefined {
   const parsed: ParsedListener[] = [];
   let bad = false;
   list.forEach((item, index) => {
-    const p = readListener(ctx, index, item);
+    const p = readListener(ctx, index, item, clientCaGiven);
     if (p === undefined) bad = true;
     else parsed.push(p);
   });
@@ -420,7 +704,12 @@ function readListeners(ctx: Ctx, value: unknown): ListenerConfig[] | undefined {
   return bad ? undefined : parsed.map((p) => p.listener);
 }
 
-function readListener(ctx: Ctx, index: number, value: unknown): ParsedListener | undefined {
+function readListener(
+  ctx: Ctx,
+  index: number,
+  value: unknown,
+  clientCaGiven: boolean,
+): ParsedListener | undefined {
   const base: KeyPath = ['listeners', index];
   const t = readTable(ctx, base, value, LISTENER_KEYS);
   if (t === undefined) return undefined;
@@ -446,17 +735,104 @@ function readListener(ctx: Ctx, index: number, value: unknown): ParsedListener |
   const mismatch = service === undefined ? undefined : tlsMismatch(service, mode);
   if (mismatch !== undefined) fail(ctx, [...base, 'tls'], mismatch, tls);
 
+  const authPolicy = readListenerAuth(ctx, base, t, service, mode, clientCaGiven);
+
   if (service === undefined || where === undefined || address === undefined || mismatch !== undefined) {
     return undefined;
   }
   if (t['tls'] !== undefined && tls === undefined) return undefined;
+  if (authPolicy === undefined) return undefined;
   return {
     index,
     address,
     hostKey: where.hostKey,
     family: where.family,
-    listener: { service, host: where.host, port: where.port, tls: mode },
+    listener: { service, host: where.host, port: where.port, tls: mode, ...authPolicy },
   };
+}
+
+type ListenerAuth = Pick<
+  ListenerConfig,
+  'auth' | 'requireAuth' | 'plaintextAuthOnLoopback' | 'clientCertificates'
+>;
+
+/** The AUTH and client-certificate settings of one listener, defaults from its service. */
+function readListenerAuth(
+  ctx: Ctx,
+  base: KeyPath,
+  t: Record<string, unknown>,
+  service: Service | undefined,
+  mode: TlsMode,
+  clientCaGiven: boolean,
+): ListenerAuth | undefined {
+  const bool = (key: string): boolean | undefined => opt(t[key], (v) => readBoolean(ctx, [...base, key], v));
+  const auth = bool('auth');
+  const requireAuth = bool('require_auth');
+  const plaintext = bool('allow_plaintext_auth_on_loopback');
+  const certs = opt(t['client_certificates'], (v) =>
+    readEnum(ctx, [...base, 'client_certificates'], v, CLIENT_CERTIFICATE_MODES),
+  );
+  const unread = (key: string, read: unknown): boolean => t[key] !== undefined && read === undefined;
+  const readBad =
+    unread('auth', auth) ||
+    unread('require_auth', requireAuth) ||
+    unread('allow_plaintext_auth_on_loopback', plaintext) ||
+    unread('client_certificates', certs);
+  if (service === undefined || readBad) return undefined;
+
+  const d = listenerDefaults(service);
+  const out: ListenerAuth = {
+    auth: auth ?? d.auth,
+    requireAuth: requireAuth ?? d.requireAuth,
+    plaintextAuthOnLoopback: plaintext ?? d.plaintextAuthOnLoopback,
+    clientCertificates: certs ?? d.clientCertificates,
+  };
+  let bad = false;
+  if (out.requireAuth && !out.auth) {
+    bad = true;
+    // Name the key the person wrote: require_auth when given, else the auth = false that undid a default.
+    if (requireAuth !== undefined) {
+      fail(ctx, [...base, 'require_auth'], 'needs auth = true: without AUTH nobody could ever send here');
+    } else {
+      fail(
+        ctx,
+        [...base, 'auth'],
+        `${service} listeners require authentication by default; with auth = false also set require_auth = false (otherwise nobody could ever send here)`,
+      );
+    }
+  }
+  if (out.clientCertificates !== 'none') {
+    if (mode === 'none') {
+      bad = true;
+      fail(
+        ctx,
+        [...base, 'client_certificates'],
+        `"${out.clientCertificates}" needs TLS; client certificates cannot be asked for with tls = "none"`,
+        out.clientCertificates,
+      );
+    } else if (!clientCaGiven) {
+      bad = true;
+      fail(
+        ctx,
+        [...base, 'client_certificates'],
+        `"${out.clientCertificates}" needs tls.client_ca, the PEM bundle of CAs that issue client certificates`,
+        out.clientCertificates,
+      );
+    }
+  }
+  // Only an explicit tls = "none" gets here: every service defaults to some TLS.
+  if (mode === 'none' && out.auth && out.requireAuth && !out.plaintextAuthOnLoopback) {
+    warn(
+      ctx,
+      [...base, 'tls'],
+      'AUTH is offered only over TLS, so with tls = "none" and require_auth nobody can send here; set allow_plaintext_auth_on_loopback = true (loopback clients only) or require_auth = false',
+      'none',
+    );
+  }
+  if (out.plaintextAuthOnLoopback && !out.auth) {
+    warn(ctx, [...base, 'allow_plaintext_auth_on_loopback'], 'has no effect with auth = false');
+  }
+  return bad ? undefined : out;
 }
 
 function tlsMismatch(service: Service, mode: TlsMode): string | undefined {
@@ -841,13 +1217,20 @@ function opensMultilineString(value: string): string | undefined {
 
 function resolvePaths(config: Config, base: string): Config {
   const abs = (p: string): string => (isAbsolute(p) ? p : resolve(base, p));
+  const absOrNull = (p: string | null): string | null => (p === null ? null : abs(p));
+  const { oauth } = config.auth;
   return {
     ...config,
     dataDir: abs(config.dataDir),
     tls: {
-      cert: config.tls.cert === null ? null : abs(config.tls.cert),
-      key: config.tls.key === null ? null : abs(config.tls.key),
+      cert: absOrNull(config.tls.cert),
+      key: absOrNull(config.tls.key),
+      clientCa: absOrNull(config.tls.clientCa),
     },
+    auth:
+      oauth === null
+        ? config.auth
+        : { ...config.auth, oauth: { ...oauth, jwksFile: absOrNull(oauth.jwksFile) } },
   };
 }
 
@@ -861,6 +1244,12 @@ function copyConfig(c: Config): Config {
     limits: { ...c.limits },
     smtp: { ...c.smtp, trustedNetworks: [...c.smtp.trustedNetworks] },
     log: { ...c.log },
+    auth: {
+      ...c.auth,
+      mechanisms: [...c.auth.mechanisms],
+      oauth: c.auth.oauth === null ? null : { ...c.auth.oauth, audience: [...c.auth.oauth.audience] },
+    },
+    submission: { ...c.submission },
   };
 }
 
