@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
-import { defaultConfig } from './config/config.ts';
+import { defaultConfig, listenerDefaults } from './config/config.ts';
 import type { Config } from './config/config.ts';
 import { nullLogger } from './core/ports.ts';
 import {
@@ -103,8 +103,8 @@ describe('composition root', () => {
   test('startServer binds ephemeral ports, prints the real ones, and stops cleanly', async () => {
     const config = configAt(join(dir, 'server'), {
       listeners: [
-        { service: 'smtp', host: '127.0.0.1', port: 0, tls: 'starttls' },
-        { service: 'submissions', host: '127.0.0.1', port: 0, tls: 'implicit' },
+        { ...listenerDefaults('smtp'), service: 'smtp', host: '127.0.0.1', port: 0 },
+        { ...listenerDefaults('submissions'), service: 'submissions', host: '127.0.0.1', port: 0 },
       ],
       limits: { ...defaultConfig().limits, shutdownGraceMs: 1000 },
     });

@@ -141,12 +141,16 @@ test('configured cert/key are read as they are; errors name tls.cert or tls.key'
     await writeFile(certPath, made.cert);
     await writeFile(keyPath, made.key);
     const log = recordingLogger();
-    const loaded = await loadTlsMaterial(config(dir, 'ignored', { cert: certPath, key: keyPath }), log);
+    const loaded = await loadTlsMaterial(
+      config(dir, 'ignored', { ...defaultConfig().tls, cert: certPath, key: keyPath }),
+      log,
+    );
     assert.deepEqual(loaded, { cert: made.cert, key: made.key, selfSigned: false });
     assert.deepEqual(log.names, ['tls.cert.loaded']);
 
     const missing = join(dir, 'nope.pem');
-    const expectError = async (tls: Config['tls'], key: string, pattern: RegExp) => {
+    const expectError = async (paths: Pick<Config['tls'], 'cert' | 'key'>, key: string, pattern: RegExp) => {
+      const tls: Config['tls'] = { ...defaultConfig().tls, ...paths };
       await assert.rejects(loadTlsMaterial(config(dir, 'x', tls), log), (err: unknown) => {
         assert.ok(err instanceof TlsMaterialError);
         assert.equal(err.key, key);
