@@ -44,9 +44,15 @@ export interface SendAsGrant {
   readonly createdMs: number;
 }
 
-/** Per-user submission policy; null limits mean "the global default". */
+/**
+ * Per-user submission policy, on top of the config's [submission] section. Limits are per hour, with the
+ * same meaning as the config keys (0 = unlimited); null means "use the config's value".
+ */
 export interface UserPolicy {
-  /** Check that MAIL FROM / From: are addresses the user owns (ownsAddress). */
+  /**
+   * Check that MAIL FROM / From: are addresses the user owns (ownsAddress). false exempts the user; true
+   * leaves it to the config's `sender_check`.
+   */
   readonly senderCheck: boolean;
   readonly maxMessagesPerHour: number | null;
   readonly maxRecipientsPerHour: number | null;
