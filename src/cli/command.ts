@@ -1,6 +1,6 @@
 // The shape of one `tern` subcommand and the context it runs in. A command declares its positional
-// arguments and boolean flags; main.ts parses argv against that (node:util parseArgs, strict) so a
-// handler only sees validated input. Services are opened per command through the context (only the
+// arguments, boolean flags and options that take a value; main.ts parses argv against that (node:util
+// parseArgs, strict) so a handler only sees validated input. Services are opened per command through the context (only the
 // ones it needs) and always closed, even when the handler throws.
 
 import type { Config } from '../config/config.ts';
@@ -14,6 +14,8 @@ export interface ParsedArgs {
   readonly positionals: readonly string[];
   /** Boolean flags given, by long name (`--json` → `json`). */
   readonly flags: ReadonlySet<string>;
+  /** Values of the value-taking options given, by long name (`--fingerprint X` → `fingerprint` → `X`). */
+  readonly options: ReadonlyMap<string, string>;
 }
 
 export interface Command {
@@ -24,6 +26,8 @@ export interface Command {
   readonly summary: string;
   /** Names of boolean flags the command accepts (`--config FILE` and `--help` are always accepted). */
   readonly flags: readonly string[];
+  /** Names of options that take a value (`--fingerprint SHA256`); none when absent. */
+  readonly options?: readonly string[];
   readonly minPositionals: number;
   readonly maxPositionals: number;
   run(ctx: CommandContext, args: ParsedArgs): Promise<number>;

@@ -37,19 +37,28 @@ export const COMMANDS: readonly Command[] = [
   ...queueCommands,
 ];
 
+/** The widest command line that keeps its summary beside it in `tern help`. */
+const MAX_USAGE_COLUMN = 52;
+
 export function usageText(commands: readonly Command[] = COMMANDS): string {
   const rows = commands.map(
     (c) => [`tern ${c.name}${c.args === '' ? '' : ` ${c.args}`}`, c.summary] as const,
   );
-  const width = Math.max(...rows.map(([left]) => left.length));
+  // A command with many options would push every summary far right: its summary goes below it instead.
+  const fits = rows.filter(([left]) => left.length <= MAX_USAGE_COLUMN);
+  const width = Math.max('tern help'.length, ...fits.map(([left]) => left.length));
+  const row = (left: string, right: string): string =>
+    left.length <= width
+      ? `  ${left.padEnd(width)}  ${right}`
+      : `  ${left}\n  ${' '.repeat(width)}  ${right}`;
   return [
     'Usage: tern <command> [arguments] [--config FILE]',
     '',
     'Tern is a mail server: SMTP in, a durable queue, local mailboxes and remote delivery.',
     '',
     'Commands:',
-    ...rows.map(([left, right]) => `  ${left.padEnd(width)}  ${right}`),
-    `  ${'tern help'.padEnd(width)}  show this help (also: tern <command> --help)`,
+    ...rows.map(([left, right]) => row(left, right)),
+    row('tern help', 'show this help (also: tern <command> --help)'),
     '',
     'Every command takes --config FILE (or the TERN_CONFIG environment variable); without one, Tern reads',
     './tern.toml when it exists, else its built-in defaults: data in ./data, local domain localhost,',
@@ -131,6 +140,7 @@ function parseCommandArgs(
 ): ParsedArgs & { config: string | null; help: boolean } {
   const options: ParseArgsOptionsConfig = { ...COMMON_OPTIONS };
   for (const flag of command.flags) options[flag] = { type: 'boolean' };
+  for (const option of command.options ?? []) options[option] = { type: 'string' };
   let parsed: ReturnType<typeof parseArgs>;
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
@@ -140,6 +150,11 @@ function parseCommandArgs(
   }
   const flags = new Set<string>();
   for (const flag of command.flags) if (parsed.values[flag] === true) flags.add(flag);
+  const values = new Map<string, string>();
+  for (const option of command.options ?? []) {
+    const value = parsed.values[option];
+    if (typeof value === 'string') values.set(option, value);
+  }
   const config = parsed.values['config'];
   const help = parsed.values['help'] === true;
   const positionals = parsed.positionals;
@@ -156,7 +171,13 @@ function parseCommandArgs(
       );
     }
   }
-  return { positionals, flags, config: typeof config === 'string' ? config : null, help };
+  return {
+    positionals,
+    flags,
+    options: values,
+    config: typeof config === 'string' ? config : null,
+    help,
+  };
 }
 
 function makeContext(io: CliIo, configPath: string | null): CommandContext {

@@ -1,14 +1,41 @@
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { generate } from 'selfsigned';
+import type { Directory } from '../../directory/directory.ts';
 import { verifyPassword } from '../../directory/password.ts';
 import { openDirectory } from '../../main.ts';
+import { deriveScramSecrets, parseScramSecrets } from '../../protocol/sasl/index.ts';
 import type { Sandbox } from '../test-harness.ts';
 import { createSandbox } from '../test-harness.ts';
 
 interface UserRow {
   address: string;
   hasPassword: boolean;
+  hasScram: boolean;
+  certificates: number;
   created: string;
+}
+
+/** Open the sandbox's directory as the server would, run fn, close it. */
+async function withDirectory<T>(box: Sandbox, fn: (d: Directory) => Promise<T>): Promise<T> {
+  const directory = await openDirectory(box.config());
+  try {
+    return await fn(directory);
+  } finally {
+    await directory.close();
+  }
+}
+
+/** True when a stored SCRAM-SHA-256 secret accepts password: the keys re-derived from its salt match. */
+function scramAccepts(stored: string, password: string): boolean {
+  const parsed = parseScramSecrets(stored);
+  assert.ok(parsed.ok, stored);
+  const { salt, iterations, storedKey, serverKey } = parsed.value;
+  const again = deriveScramSecrets(password, salt, iterations);
+  return Buffer.from(again.storedKey).equals(storedKey) && Buffer.from(again.serverKey).equals(serverKey);
 }
 
 describe('tern user', () => {
@@ -25,12 +52,11 @@ describe('tern user', () => {
   }
 
   async function storedHash(address: string): Promise<string | null> {
-    const directory = await openDirectory(box.config());
-    try {
-      return await directory.getPasswordHash(address);
-    } finally {
-      await directory.close();
-    }
+    return withDirectory(box, (d) => d.getPasswordHash(address));
+  }
+
+  async function storedScram(address: string): Promise<string | null> {
+    return withDirectory(box, async (d) => (await d.getCredentials(address))?.scram ?? null);
   }
 
   test('user list on an empty directory: "no users", and [] as JSON', async () => {
@@ -48,9 +74,15 @@ describe('tern user', () => {
     assert.ok(hash !== null && !hash.includes('open sesame'));
     assert.equal(await verifyPassword('open sesame', hash), true);
     assert.equal(await verifyPassword('open sesame\n', hash), false);
+    const scram = await storedScram('alice@example.test');
+    assert.ok(scram !== null && scram.startsWith('SCRAM-SHA-256$4096:'), String(scram));
+    assert.equal(scramAccepts(scram, 'open sesame'), true);
+    assert.equal(scramAccepts(scram, 'open sesamE'), false);
     const [row] = await users();
     assert.equal(row?.address, 'alice@example.test');
     assert.equal(row?.hasPassword, true);
+    assert.equal(row?.hasScram, true);
+    assert.equal(row?.certificates, 0);
     assert.ok(Math.abs(Date.parse(row.created) - Date.now()) < 60_000, row.created);
   });
 
@@ -59,11 +91,12 @@ describe('tern user', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /^added user bob@localhost \(no password: cannot log in\)\n$/);
     assert.equal(await storedHash('bob@localhost'), null);
+    assert.equal(await storedScram('bob@localhost'), null);
     assert.deepEqual(
-      (await users()).map((u) => [u.address, u.hasPassword]),
+      (await users()).map((u) => [u.address, u.hasPassword, u.hasScram]),
       [
-        ['alice@example.test', true],
-        ['bob@localhost', false],
+        ['alice@example.test', true, true],
+        ['bob@localhost', false, false],
       ],
     );
   });
@@ -108,6 +141,18 @@ describe('tern user', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout, 'password set for bob@localhost\n');
     assert.equal(await verifyPassword('new pass', (await storedHash('bob@localhost'))!), true);
+    assert.equal(scramAccepts((await storedScram('bob@localhost'))!, 'new pass'), true);
+    // A second change replaces both: the old password passes neither check.
+    const before = await storedScram('bob@localhost');
+    assert.equal(
+      (await box.tern(['user', 'passwd', 'bob@localhost', '--password-stdin'], { stdin: 'newer\n' })).code,
+      0,
+    );
+    const after = (await storedScram('bob@localhost'))!;
+    assert.notEqual(after, before);
+    assert.equal(scramAccepts(after, 'newer'), true);
+    assert.equal(scramAccepts(after, 'new pass'), false);
+    assert.equal(await verifyPassword('new pass', (await storedHash('bob@localhost'))!), false);
     const ghost = await box.tern(['user', 'passwd', 'ghost@localhost', '--password-stdin'], { stdin: 'x\n' });
     assert.equal(ghost.code, 1);
     assert.equal(ghost.stderr, 'tern: no such user: ghost@localhost\n');
@@ -133,5 +178,330 @@ describe('tern user', () => {
     const again = await box.tern(['user', 'del', 'bob@localhost']);
     assert.equal(again.code, 1);
     assert.equal(again.stderr, 'tern: no such user: bob@localhost\n');
+  });
+});
+
+const FP = '0123456789abcdef'.repeat(4);
+const FP_COLONS = FP.toUpperCase().match(/../g)!.join(':');
+
+describe('tern user cert', () => {
+  let box: Sandbox;
+  before(async () => {
+    box = await createSandbox();
+    for (const u of ['alice@example.test', 'bob@example.test']) {
+      assert.equal((await box.tern(['user', 'add', u])).code, 0);
+    }
+  });
+  after(() => box.remove());
+
+  test('--fingerprint maps a certificate (colon form accepted, stored as plain hex)', async () => {
+    const r = await box.tern(['user', 'cert', 'Alice@example.test', '--fingerprint', FP_COLONS]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `mapped certificate ${FP} to alice@example.test\n`);
+    assert.equal(await withDirectory(box, (d) => d.findUserByCertificate(FP)), 'alice@example.test');
+  });
+
+  test('a certificate maps to one user only; bad fingerprints and unknown users are refused', async () => {
+    const again = await box.tern(['user', 'cert', 'alice@example.test', '--fingerprint', FP]);
+    assert.equal(again.code, 1);
+    assert.equal(again.stderr, `tern: certificate ${FP} is already mapped to alice@example.test\n`);
+    const other = await box.tern(['user', 'cert', 'bob@example.test', '--fingerprint', FP]);
+    assert.equal(other.code, 1);
+    assert.equal(
+      other.stderr,
+      `tern: certificate ${FP} is already mapped to another user (alice@example.test)\n`,
+    );
+    const bad = await box.tern(['user', 'cert', 'bob@example.test', '--fingerprint', 'AB:CD']);
+    assert.equal(bad.code, 1);
+    assert.equal(
+      bad.stderr,
+      "tern: 'AB:CD' is not a SHA-256 fingerprint (expected 64 hex digits, colons allowed)\n",
+    );
+    const ghost = await box.tern(['user', 'cert', 'ghost@example.test', '--fingerprint', 'ee'.repeat(32)]);
+    assert.equal(ghost.code, 1);
+    assert.equal(ghost.stderr, 'tern: no such user: ghost@example.test\n');
+    assert.deepEqual(
+      (await withDirectory(box, (d) => d.listCertificates())).map((c) => c.address),
+      ['alice@example.test'],
+    );
+  });
+
+  test('--cert-file computes the SHA-256 fingerprint of a PEM certificate', async () => {
+    const { cert } = await generate([{ name: 'commonName', value: 'bob' }], { keySize: 2048 });
+    await writeFile(join(box.dir, 'bob.pem'), cert);
+    const der = Buffer.from(cert.replace(/-----[A-Z ]+-----/g, '').replace(/\s+/g, ''), 'base64');
+    const expected = createHash('sha256').update(der).digest('hex');
+    // Relative to where tern runs.
+    const r = await box.tern(['user', 'cert', 'bob@example.test', '--cert-file', 'bob.pem']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `mapped certificate ${expected} to bob@example.test\n`);
+    assert.equal(await withDirectory(box, (d) => d.findUserByCertificate(expected)), 'bob@example.test');
+
+    const missing = await box.tern(['user', 'cert', 'bob@example.test', '--cert-file', 'nope.pem']);
+    assert.equal(missing.code, 1);
+    assert.equal(missing.stderr, 'tern: cannot read nope.pem: ENOENT\n');
+    await writeFile(join(box.dir, 'junk.pem'), 'not a certificate\n');
+    const junk = await box.tern(['user', 'cert', 'bob@example.test', '--cert-file', 'junk.pem']);
+    assert.equal(junk.code, 1);
+    assert.equal(junk.stderr, 'tern: junk.pem does not hold an X.509 certificate (PEM or DER)\n');
+  });
+
+  test('exactly one of --fingerprint and --cert-file, else a usage error', async () => {
+    const both = await box.tern([
+      'user',
+      'cert',
+      'bob@example.test',
+      '--fingerprint',
+      FP,
+      '--cert-file',
+      'x',
+    ]);
+    assert.equal(both.code, 2);
+    assert.match(
+      both.stderr,
+      /^tern: give the certificate with either --fingerprint or --cert-file\nusage: tern user cert /,
+    );
+    const neither = await box.tern(['user', 'cert', 'bob@example.test']);
+    assert.equal(neither.code, 2);
+    const noValue = await box.tern(['user', 'cert', 'bob@example.test', '--fingerprint']);
+    assert.equal(noValue.code, 2);
+    const noAddress = await box.tern(['user', 'cert', '--fingerprint', FP]);
+    assert.equal(noAddress.code, 2);
+    assert.match(noAddress.stderr, /^tern: missing ADDRESS\n/);
+  });
+
+  test("--list shows one user's mappings or all of them, as text or JSON; user list counts them", async () => {
+    const one = await box.tern(['user', 'cert', 'alice@example.test', '--list']);
+    assert.equal(one.code, 0, one.stderr);
+    assert.match(one.stdout, new RegExp(`^alice@example\\.test  ${FP}  \\d{4}-\\d\\d-\\d\\dT[^\\n]+\\n$`));
+    const all = await box.tern(['user', 'cert', '--list', '--json']);
+    assert.equal(all.code, 0, all.stderr);
+    const rows = JSON.parse(all.stdout) as { address: string; fingerprint: string; created: string }[];
+    assert.deepEqual(
+      rows.map((r) => r.address),
+      ['alice@example.test', 'bob@example.test'],
+    );
+    assert.equal(rows[0]?.fingerprint, FP);
+    assert.ok(Math.abs(Date.parse(rows[0].created) - Date.now()) < 60_000);
+    const listed = JSON.parse((await box.tern(['user', 'list', '--json'])).stdout) as UserRow[];
+    assert.deepEqual(
+      listed.map((u) => [u.address, u.certificates]),
+      [
+        ['alice@example.test', 1],
+        ['bob@example.test', 1],
+      ],
+    );
+    const text = await box.tern(['user', 'list']);
+    assert.match(text.stdout, /^alice@example\.test  no-login  \S+  1 certificate\n/);
+    const bad = await box.tern(['user', 'cert', 'alice@example.test', '--list', '--fingerprint', FP]);
+    assert.equal(bad.code, 2);
+  });
+
+  test('--delete removes a mapping; removing one that is not there fails', async () => {
+    const r = await box.tern(['user', 'cert', 'alice@example.test', '--delete', '--fingerprint', FP_COLONS]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, `removed certificate ${FP} from alice@example.test\n`);
+    assert.equal(await withDirectory(box, (d) => d.findUserByCertificate(FP)), null);
+    const again = await box.tern(['user', 'cert', 'alice@example.test', '--delete', '--fingerprint', FP]);
+    assert.equal(again.code, 1);
+    assert.equal(again.stderr, `tern: no certificate ${FP} for alice@example.test\n`);
+    assert.equal(
+      (await box.tern(['user', 'cert', 'alice@example.test', '--list'])).stdout,
+      'no certificates\n',
+    );
+  });
+
+  test("user del takes the user's certificates with it", async () => {
+    assert.equal((await box.tern(['user', 'del', 'bob@example.test'])).code, 0);
+    assert.equal((await box.tern(['user', 'cert', '--list'])).stdout, 'no certificates\n');
+  });
+});
+
+describe('tern user sendas', () => {
+  let box: Sandbox;
+  before(async () => {
+    box = await createSandbox();
+    assert.equal((await box.tern(['user', 'add', 'alice@example.test'])).code, 0);
+  });
+  after(() => box.remove());
+
+  test('add grants an address or a whole domain, and the directory honours it', async () => {
+    const one = await box.tern(['user', 'sendas', 'alice@example.test', 'add', 'Boss@Example.TEST']);
+    assert.equal(one.code, 0, one.stderr);
+    assert.equal(one.stdout, 'alice@example.test may now send as boss@example.test\n');
+    const domain = await box.tern(['user', 'sendas', 'alice@example.test', 'add', '@Partner.Example']);
+    assert.equal(domain.code, 0, domain.stderr);
+    assert.equal(domain.stdout, 'alice@example.test may now send as @partner.example\n');
+    await withDirectory(box, async (d) => {
+      assert.equal(await d.ownsAddress('alice@example.test', 'boss@example.test'), true);
+      assert.equal(await d.ownsAddress('alice@example.test', 'anyone@partner.example'), true);
+      assert.equal(await d.ownsAddress('alice@example.test', 'other@example.test'), false);
+    });
+  });
+
+  test('list shows the grants as text or JSON', async () => {
+    const text = await box.tern(['user', 'sendas', 'alice@example.test', 'list']);
+    assert.equal(text.code, 0, text.stderr);
+    assert.equal(text.stdout, '@partner.example\nboss@example.test\n');
+    const json = await box.tern(['user', 'sendas', 'alice@example.test', 'list', '--json']);
+    const rows = JSON.parse(json.stdout) as { user: string; pattern: string; created: string }[];
+    assert.deepEqual(
+      rows.map((r) => [r.user, r.pattern]),
+      [
+        ['alice@example.test', '@partner.example'],
+        ['alice@example.test', 'boss@example.test'],
+      ],
+    );
+    assert.ok(!Number.isNaN(Date.parse(rows[0]!.created)));
+  });
+
+  test('duplicates, bad patterns, unknown users and actions are refused', async () => {
+    const dup = await box.tern(['user', 'sendas', 'alice@example.test', 'add', 'boss@example.test']);
+    assert.equal(dup.code, 1);
+    assert.equal(dup.stderr, 'tern: alice@example.test may already send as boss@example.test\n');
+    const bad = await box.tern(['user', 'sendas', 'alice@example.test', 'add', '@not a domain']);
+    assert.equal(bad.code, 1);
+    assert.equal(
+      bad.stderr,
+      "tern: '@not a domain' is not a valid send-as pattern (expected local@domain or @domain)\n",
+    );
+    const ghost = await box.tern(['user', 'sendas', 'ghost@example.test', 'add', 'boss@example.test']);
+    assert.equal(ghost.code, 1);
+    assert.equal(ghost.stderr, 'tern: no such user: ghost@example.test\n');
+    const action = await box.tern(['user', 'sendas', 'alice@example.test', 'grant', 'x@example.test']);
+    assert.equal(action.code, 2);
+    assert.match(action.stderr, /^tern: unknown action 'grant' \(expected add, del or list\)\n/);
+    const noPattern = await box.tern(['user', 'sendas', 'alice@example.test', 'add']);
+    assert.equal(noPattern.code, 2);
+    assert.match(noPattern.stderr, /^tern: missing PATTERN\n/);
+    const noAction = await box.tern(['user', 'sendas', 'alice@example.test']);
+    assert.equal(noAction.code, 2);
+    assert.match(noAction.stderr, /^tern: missing add, del or list\n/);
+  });
+
+  test('del removes one grant; removing a missing one fails', async () => {
+    const r = await box.tern(['user', 'sendas', 'alice@example.test', 'del', '@PARTNER.example']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'alice@example.test may no longer send as @partner.example\n');
+    const again = await box.tern(['user', 'sendas', 'alice@example.test', 'del', '@partner.example']);
+    assert.equal(again.code, 1);
+    assert.equal(again.stderr, 'tern: alice@example.test has no send-as grant for @partner.example\n');
+    assert.equal(
+      await withDirectory(box, (d) => d.ownsAddress('alice@example.test', 'anyone@partner.example')),
+      false,
+    );
+    assert.equal(
+      (await box.tern(['user', 'sendas', 'alice@example.test', 'list'])).stdout,
+      'boss@example.test\n',
+    );
+  });
+});
+
+describe('tern user policy', () => {
+  let box: Sandbox;
+  before(async () => {
+    box = await createSandbox();
+    assert.equal((await box.tern(['user', 'add', 'alice@example.test'])).code, 0);
+  });
+  after(() => box.remove());
+
+  test('without options it shows the policy: sender check on, global limits', async () => {
+    const r = await box.tern(['user', 'policy', 'alice@example.test']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      'sender-check             on\nmax-messages-per-hour    default\nmax-recipients-per-hour  default\n',
+    );
+  });
+
+  test('options change only what they name, and the directory keeps it', async () => {
+    const r = await box.tern([
+      'user',
+      'policy',
+      'Alice@example.test',
+      '--sender-check',
+      'off',
+      '--max-messages-per-hour',
+      '50',
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), {
+      address: 'alice@example.test',
+      senderCheck: false,
+      maxMessagesPerHour: 50,
+      maxRecipientsPerHour: null,
+    });
+    assert.equal(
+      (await box.tern(['user', 'policy', 'alice@example.test', '--max-recipients-per-hour', '0'])).code,
+      0,
+    );
+    assert.deepEqual(await withDirectory(box, (d) => d.getUserPolicy('alice@example.test')), {
+      senderCheck: false,
+      maxMessagesPerHour: 50,
+      maxRecipientsPerHour: 0,
+    });
+    const reset = await box.tern([
+      'user',
+      'policy',
+      'alice@example.test',
+      '--max-messages-per-hour',
+      'default',
+      '--sender-check',
+      'on',
+    ]);
+    assert.equal(reset.code, 0, reset.stderr);
+    assert.equal(
+      reset.stdout,
+      'sender-check             on\nmax-messages-per-hour    default\nmax-recipients-per-hour  0\n',
+    );
+  });
+
+  test('bad values are usage errors and change nothing; unknown users fail', async () => {
+    for (const [option, value] of [
+      ['--sender-check', 'yes'],
+      ['--max-messages-per-hour', '-1'],
+      ['--max-messages-per-hour', '1.5'],
+      ['--max-recipients-per-hour', 'lots'],
+      ['--max-recipients-per-hour', ''],
+    ] as const) {
+      // The = form: parseArgs itself refuses a separate value that starts with a dash.
+      const r = await box.tern(['user', 'policy', 'alice@example.test', `${option}=${value}`]);
+      assert.equal(r.code, 2, `${option} ${value}`);
+      assert.match(r.stderr, new RegExp(`^tern: ${option}: expected `));
+    }
+    assert.equal(
+      (await withDirectory(box, (d) => d.getUserPolicy('alice@example.test'))).maxRecipientsPerHour,
+      0,
+    );
+    const ghost = await box.tern(['user', 'policy', 'ghost@example.test', '--sender-check', 'off']);
+    assert.equal(ghost.code, 1);
+    assert.equal(ghost.stderr, 'tern: no such user: ghost@example.test\n');
+  });
+});
+
+describe('tern help user', () => {
+  test('lists the new commands; a long command line puts its summary on the next line, aligned', async () => {
+    const box = await createSandbox();
+    try {
+      const r = await box.tern(['help', 'user'], { withConfig: false });
+      assert.equal(r.code, 0, r.stderr);
+      const lines = r.stdout.split('\n');
+      const summaryColumn = lines.find((l) => l.startsWith('  tern user list'))!.indexOf('list local users');
+      assert.ok(summaryColumn > 0);
+      // All three take many options: each summary sits below its command, in the summary column.
+      for (const [name, summary] of [
+        ['cert', 'map a TLS client certificate'],
+        ['sendas', 'let a user send as'],
+        ['policy', "show or change a user's sender check"],
+      ] as const) {
+        const i = lines.findIndex((l) => l.startsWith(`  tern user ${name} ADDRESS`));
+        assert.ok(i >= 0, name);
+        assert.equal(lines[i + 1]!.indexOf(summary), summaryColumn, name);
+        assert.equal(lines[i + 1]!.search(/\S/), summaryColumn, name);
+      }
+    } finally {
+      await box.remove();
+    }
   });
 });

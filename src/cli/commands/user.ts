@@ -1,13 +1,24 @@
-// `tern user add|passwd|list|del`: local accounts in the directory. Passwords come from stdin
-// (`--password-stdin`, first line) or a no-echo prompt on a terminal, and are stored only as hashes.
-// A user without a password can receive mail but cannot log in.
+// `tern user add|passwd|list|del|cert|sendas|policy`: local accounts in the directory and what they
+// may do when they submit mail. Passwords come from stdin (`--password-stdin`, first line) or a no-echo
+// prompt on a terminal, and are stored only as a scrypt hash plus the SCRAM-SHA-256 secret (RFC 5802 §3,
+// RFC 7677) derived from them; a user without a password can receive mail but cannot log in.
+// `cert` maps TLS client certificates (by SHA-256 fingerprint) to a user for SASL EXTERNAL, `sendas`
+// grants sender addresses beyond the user's own and its aliases, `policy` sets the per-user sender
+// check and hourly limits. Not here: the SCRAM math (src/protocol/sasl/), enforcing any
+// of it (the SMTP session).
 
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
+import { addressKey, isValidDomain, normalizeDomain, parseMailbox } from '../../core/address.ts';
+import type { CertificateMapping, Credentials, Directory, UserPolicy } from '../../directory/directory.ts';
+import { certificateFingerprint, normalizeFingerprint } from '../../directory/fingerprint.ts';
 import { hashPassword } from '../../directory/password.ts';
+import { deriveScramSecrets, formatScramSecrets } from '../../protocol/sasl/index.ts';
 import { userAddress } from '../addresses.ts';
-import type { Directory } from '../../directory/directory.ts';
-import type { Command, ParsedArgs } from '../command.ts';
+import type { Command, CommandContext, ParsedArgs } from '../command.ts';
+import { usageLine } from '../command.ts';
 import type { CliIo } from '../io.ts';
-import { CliError, promptNewPassword, readPasswordFromStdin, writeLine } from '../io.ts';
+import { CliError, promptNewPassword, readPasswordFromStdin, UsageError, writeLine } from '../io.ts';
 
 /** The password for add/passwd: from stdin when asked, by prompt on a terminal, else none. */
 async function newPassword(io: CliIo, args: ParsedArgs, required: boolean): Promise<string | null> {
@@ -18,8 +29,36 @@ async function newPassword(io: CliIo, args: ParsedArgs, required: boolean): Prom
   return null;
 }
 
+/** Everything stored for a password: the scrypt hash (PLAIN, LOGIN) and the SCRAM secret (SCRAM-SHA-256). */
+async function credentialsFor(password: string): Promise<Credentials> {
+  return {
+    passwordHash: await hashPassword(password),
+    scram: formatScramSecrets(deriveScramSecrets(password)),
+  };
+}
+
 async function userExists(directory: Directory, address: string): Promise<boolean> {
-  return (await directory.listUsers()).some((u) => u.address === address);
+  return (await directory.getCredentials(address)) !== null;
+}
+
+async function requireUser(directory: Directory, address: string): Promise<void> {
+  if (!(await userExists(directory, address))) throw new CliError(`no such user: ${address}`);
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString();
+}
+
+/** Rows as aligned columns, two spaces apart (the last column is not padded). */
+async function writeTable(io: CliIo, rows: readonly (readonly string[])[]): Promise<void> {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  for (const row of rows) {
+    await writeLine(
+      io.stdout,
+      row.map((cell, i) => (i + 1 < row.length ? cell.padEnd(widths[i]!) : cell)).join('  '),
+    );
+  }
 }
 
 export const userAdd: Command = {
@@ -31,17 +70,17 @@ export const userAdd: Command = {
   maxPositionals: 1,
   async run(ctx, args) {
     const address = userAddress(args.positionals[0]!, ctx.config().localDomains);
-    const hash = await ctx.withServices(['directory'], async ({ directory }) => {
+    const credentials = await ctx.withServices(['directory'], async ({ directory }) => {
       // Check before asking for a password: nobody wants to type one twice for nothing.
       if (await userExists(directory, address)) throw new CliError(`user ${address} already exists`);
       const password = await newPassword(ctx.io, args, false);
-      const passwordHash = password === null ? null : await hashPassword(password);
-      await directory.addUser(address, passwordHash);
-      return passwordHash;
+      const stored = password === null ? null : await credentialsFor(password);
+      await directory.addUser(address, stored?.passwordHash ?? null, stored?.scram ?? null);
+      return stored;
     });
     await writeLine(
       ctx.io.stdout,
-      `added user ${address}${hash === null ? ' (no password: cannot log in)' : ''}`,
+      `added user ${address}${credentials === null ? ' (no password: cannot log in)' : ''}`,
     );
     return 0;
   },
@@ -57,9 +96,9 @@ export const userPasswd: Command = {
   async run(ctx, args) {
     const address = userAddress(args.positionals[0]!, ctx.config().localDomains);
     await ctx.withServices(['directory'], async ({ directory }) => {
-      if (!(await userExists(directory, address))) throw new CliError(`no such user: ${address}`);
+      await requireUser(directory, address);
       const password = await newPassword(ctx.io, args, true);
-      await directory.setPasswordHash(address, await hashPassword(password!));
+      await directory.setCredentials(address, await credentialsFor(password!));
     });
     await writeLine(ctx.io.stdout, `password set for ${address}`);
     return 0;
@@ -74,14 +113,21 @@ export const userList: Command = {
   minPositionals: 0,
   maxPositionals: 0,
   async run(ctx, args) {
-    const users = await ctx.withServices(['directory'], ({ directory }) => directory.listUsers());
+    const { users, certificates } = await ctx.withServices(['directory'], async ({ directory }) => ({
+      users: await directory.listUsers(),
+      certificates: await directory.listCertificates(),
+    }));
     users.sort((a, b) => a.address.localeCompare(b.address));
+    const certCount = new Map<string, number>();
+    for (const c of certificates) certCount.set(c.address, (certCount.get(c.address) ?? 0) + 1);
     const { stdout } = ctx.io;
     if (args.flags.has('json')) {
       const rows = users.map((u) => ({
         address: u.address,
         hasPassword: u.hasPassword,
-        created: new Date(u.createdMs).toISOString(),
+        hasScram: u.hasScram,
+        certificates: certCount.get(u.address) ?? 0,
+        created: iso(u.createdMs),
       }));
       await writeLine(stdout, JSON.stringify(rows, null, 2));
       return 0;
@@ -92,10 +138,11 @@ export const userList: Command = {
     }
     const width = Math.max(...users.map((u) => u.address.length));
     for (const u of users) {
-      const created = new Date(u.createdMs).toISOString();
+      const certs = certCount.get(u.address) ?? 0;
+      const suffix = certs === 0 ? '' : `  ${certs} certificate${certs === 1 ? '' : 's'}`;
       await writeLine(
         stdout,
-        `${u.address.padEnd(width)}  ${u.hasPassword ? 'password' : 'no-login'}  ${created}`,
+        `${u.address.padEnd(width)}  ${u.hasPassword ? 'password' : 'no-login'}  ${iso(u.createdMs)}${suffix}`,
       );
     }
     return 0;
@@ -105,7 +152,7 @@ export const userList: Command = {
 export const userDel: Command = {
   name: 'user del',
   args: 'ADDRESS',
-  summary: 'delete a local user',
+  summary: 'delete a local user (with its credentials, certificates and send-as grants)',
   flags: [],
   minPositionals: 1,
   maxPositionals: 1,
@@ -118,4 +165,234 @@ export const userDel: Command = {
   },
 };
 
-export const userCommands: readonly Command[] = [userAdd, userPasswd, userList, userDel];
+/** The fingerprint named by --fingerprint or --cert-file (exactly one of them). */
+async function fingerprintArg(ctx: CommandContext, args: ParsedArgs, cmd: Command): Promise<string> {
+  const given = args.options.get('fingerprint');
+  const file = args.options.get('cert-file');
+  if ((given === undefined) === (file === undefined)) {
+    throw new UsageError('give the certificate with either --fingerprint or --cert-file', usageLine(cmd));
+  }
+  if (given !== undefined) {
+    const fp = normalizeFingerprint(given);
+    if (fp === null) {
+      throw new CliError(`'${given}' is not a SHA-256 fingerprint (expected 64 hex digits, colons allowed)`);
+    }
+    return fp;
+  }
+  const path = resolve(ctx.io.cwd, file!);
+  let data: Buffer;
+  try {
+    data = await readFile(path);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new CliError(`cannot read ${file!}: ${code ?? (err instanceof Error ? err.message : String(err))}`);
+  }
+  try {
+    return certificateFingerprint(data);
+  } catch {
+    throw new CliError(`${file!} does not hold an X.509 certificate (PEM or DER)`);
+  }
+}
+
+async function listCertificates(ctx: CommandContext, address: string | null, json: boolean): Promise<void> {
+  const mappings: CertificateMapping[] = await ctx.withServices(['directory'], async ({ directory }) => {
+    if (address === null) return directory.listCertificates();
+    await requireUser(directory, address);
+    return directory.listCertificates(address);
+  });
+  if (json) {
+    const rows = mappings.map((m) => ({
+      address: m.address,
+      fingerprint: m.fingerprint,
+      created: iso(m.createdMs),
+    }));
+    await writeLine(ctx.io.stdout, JSON.stringify(rows, null, 2));
+  } else if (mappings.length === 0) {
+    await writeLine(ctx.io.stdout, 'no certificates');
+  } else {
+    await writeTable(
+      ctx.io,
+      mappings.map((m) => [m.address, m.fingerprint, iso(m.createdMs)]),
+    );
+  }
+}
+
+export const userCert: Command = {
+  name: 'user cert',
+  args: 'ADDRESS (--fingerprint SHA256 | --cert-file FILE) [--delete] | [ADDRESS] --list [--json]',
+  summary: 'map a TLS client certificate to a user (SASL EXTERNAL), remove a mapping, or list them',
+  flags: ['delete', 'list', 'json'],
+  options: ['fingerprint', 'cert-file'],
+  minPositionals: 0,
+  maxPositionals: 1,
+  async run(ctx, args) {
+    const text = args.positionals[0];
+    const address = text === undefined ? null : userAddress(text, ctx.config().localDomains);
+    if (args.flags.has('list')) {
+      if (args.flags.has('delete') || args.options.size > 0) {
+        throw new UsageError('--list takes no --delete, --fingerprint or --cert-file', usageLine(userCert));
+      }
+      await listCertificates(ctx, address, args.flags.has('json'));
+      return 0;
+    }
+    if (address === null) throw new UsageError('missing ADDRESS', usageLine(userCert));
+    if (args.flags.has('json')) throw new UsageError('--json goes with --list', usageLine(userCert));
+    const fingerprint = await fingerprintArg(ctx, args, userCert);
+    const remove = args.flags.has('delete');
+    await ctx.withServices(['directory'], async ({ directory }) => {
+      await requireUser(directory, address);
+      if (!remove) return directory.addCertificate(address, fingerprint);
+      if (!(await directory.deleteCertificate(address, fingerprint))) {
+        throw new CliError(`no certificate ${fingerprint} for ${address}`);
+      }
+    });
+    await writeLine(
+      ctx.io.stdout,
+      remove
+        ? `removed certificate ${fingerprint} from ${address}`
+        : `mapped certificate ${fingerprint} to ${address}`,
+    );
+    return 0;
+  },
+};
+
+/** A send-as pattern as the directory keys it: `@domain` (any domain, not only local ones) or an address. */
+function sendAsPattern(text: string): string {
+  const s = text.trim();
+  if (s.startsWith('@')) {
+    const domain = s.slice(1);
+    if (isValidDomain(domain.replace(/\.$/, ''), true)) return `@${normalizeDomain(domain)}`;
+  } else {
+    const mailbox = parseMailbox(s, true);
+    if (mailbox !== null && !mailbox.domain.startsWith('[')) return addressKey(mailbox);
+  }
+  throw new CliError(`'${text}' is not a valid send-as pattern (expected local@domain or @domain)`);
+}
+
+export const userSendAs: Command = {
+  name: 'user sendas',
+  args: 'ADDRESS add|del PATTERN | ADDRESS list [--json]',
+  summary: 'let a user send as another address, or any address of a domain (PATTERN @domain)',
+  flags: ['json'],
+  minPositionals: 1,
+  maxPositionals: 3,
+  async run(ctx, args) {
+    const [text, action, patternText] = args.positionals as [string, string | undefined, string | undefined];
+    if (action === undefined) throw new UsageError('missing add, del or list', usageLine(userSendAs));
+    const address = userAddress(text, ctx.config().localDomains);
+    const { stdout } = ctx.io;
+    if (action === 'list') {
+      if (patternText !== undefined)
+        throw new UsageError(`unexpected argument '${patternText}'`, usageLine(userSendAs));
+      const grants = await ctx.withServices(['directory'], async ({ directory }) => {
+        await requireUser(directory, address);
+        return directory.listSendAs(address);
+      });
+      if (args.flags.has('json')) {
+        const rows = grants.map((g) => ({ user: g.user, pattern: g.pattern, created: iso(g.createdMs) }));
+        await writeLine(stdout, JSON.stringify(rows, null, 2));
+      } else if (grants.length === 0) {
+        await writeLine(stdout, `no send-as grants for ${address}`);
+      } else {
+        for (const g of grants) await writeLine(stdout, g.pattern);
+      }
+      return 0;
+    }
+    if (action !== 'add' && action !== 'del') {
+      throw new UsageError(`unknown action '${action}' (expected add, del or list)`, usageLine(userSendAs));
+    }
+    if (patternText === undefined) throw new UsageError('missing PATTERN', usageLine(userSendAs));
+    if (args.flags.has('json')) throw new UsageError('--json goes with list', usageLine(userSendAs));
+    const pattern = sendAsPattern(patternText);
+    await ctx.withServices(['directory'], async ({ directory }) => {
+      await requireUser(directory, address);
+      if (action === 'add') {
+        if ((await directory.listSendAs(address)).some((g) => g.pattern === pattern)) {
+          throw new CliError(`${address} may already send as ${pattern}`);
+        }
+        return directory.addSendAs(address, pattern);
+      }
+      if (!(await directory.deleteSendAs(address, pattern))) {
+        throw new CliError(`${address} has no send-as grant for ${pattern}`);
+      }
+    });
+    await writeLine(
+      stdout,
+      action === 'add'
+        ? `${address} may now send as ${pattern}`
+        : `${address} may no longer send as ${pattern}`,
+    );
+    return 0;
+  },
+};
+
+const POLICY_OPTIONS = ['sender-check', 'max-messages-per-hour', 'max-recipients-per-hour'] as const;
+
+/** The changes the policy options ask for; a bad value is a usage error (exit 2). */
+function policyChanges(args: ParsedArgs, cmd: Command): Partial<UserPolicy> {
+  const bad = (option: string, value: string, expected: string): UsageError =>
+    new UsageError(`--${option}: expected ${expected}, got '${value}'`, usageLine(cmd));
+  const limit = (option: (typeof POLICY_OPTIONS)[number]): number | null | undefined => {
+    const value = args.options.get(option);
+    if (value === undefined) return undefined;
+    if (value === 'default') return null;
+    const n = /^\d{1,15}$/.test(value) ? Number(value) : Number.NaN;
+    if (!Number.isSafeInteger(n)) throw bad(option, value, "a whole number or 'default'");
+    return n;
+  };
+  const changes: { -readonly [K in keyof UserPolicy]?: UserPolicy[K] } = {};
+  const check = args.options.get('sender-check');
+  if (check !== undefined) {
+    if (check !== 'on' && check !== 'off') throw bad('sender-check', check, 'on or off');
+    changes.senderCheck = check === 'on';
+  }
+  const messages = limit('max-messages-per-hour');
+  if (messages !== undefined) changes.maxMessagesPerHour = messages;
+  const recipients = limit('max-recipients-per-hour');
+  if (recipients !== undefined) changes.maxRecipientsPerHour = recipients;
+  return changes;
+}
+
+export const userPolicy: Command = {
+  name: 'user policy',
+  args:
+    'ADDRESS [--sender-check on|off] [--max-messages-per-hour N|default] ' +
+    '[--max-recipients-per-hour N|default] [--json]',
+  summary: "show or change a user's sender check and hourly limits (default: the config's [submission])",
+  flags: ['json'],
+  options: [...POLICY_OPTIONS],
+  minPositionals: 1,
+  maxPositionals: 1,
+  async run(ctx, args) {
+    const address = userAddress(args.positionals[0]!, ctx.config().localDomains);
+    const changes = policyChanges(args, userPolicy);
+    const policy = await ctx.withServices(['directory'], async ({ directory }) => {
+      await requireUser(directory, address);
+      return Object.keys(changes).length === 0
+        ? directory.getUserPolicy(address)
+        : directory.setUserPolicy(address, changes);
+    });
+    const { stdout } = ctx.io;
+    if (args.flags.has('json')) {
+      await writeLine(stdout, JSON.stringify({ address, ...policy }, null, 2));
+      return 0;
+    }
+    const limitText = (n: number | null): string => (n === null ? 'default' : String(n));
+    await writeTable(ctx.io, [
+      ['sender-check', policy.senderCheck ? 'on' : 'off'],
+      ['max-messages-per-hour', limitText(policy.maxMessagesPerHour)],
+      ['max-recipients-per-hour', limitText(policy.maxRecipientsPerHour)],
+    ]);
+    return 0;
+  },
+};
+
+export const userCommands: readonly Command[] = [
+  userAdd,
+  userPasswd,
+  userList,
+  userDel,
+  userCert,
+  userSendAs,
+  userPolicy,
+];
