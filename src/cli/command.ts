@@ -1,7 +1,7 @@
 // The shape of one `tern` subcommand and the context it runs in. A command declares its positional
 // arguments, boolean flags and options that take a value; main.ts parses argv against that (node:util
-// parseArgs, strict) so a handler only sees validated input. Services are opened per command through the context (only the
-// ones it needs) and always closed, even when the handler throws.
+// parseArgs, strict) so a handler only sees validated input. Services are opened per command through
+// the context (only the ones it needs) and always closed, even when the handler throws.
 
 import type { Config } from '../config/config.ts';
 import type { Clock, Logger } from '../core/ports.ts';
