@@ -5,7 +5,7 @@
 // Deliberately NOT here: argument parsing and config loading (src/cli), protocol or socket code
 // (src/protocol, src/server, src/net). Nothing imports this file except the CLI and tests.
 
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Config } from './config/config.ts';
@@ -132,6 +132,17 @@ export async function openStore(config: Config, clock: Clock): Promise<MailboxSt
   return opening('mailbox store', () => SqliteMailboxStore.open({ dir: paths.mail, clock }));
 }
 
+/** The PEM bundle of tls.client_ca, read once at start; a clear error naming the key otherwise. */
+function readClientCa(config: Config): string | null {
+  const path = config.tls.clientCa;
+  if (path === null) return null;
+  try {
+    return readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new StartupError(`tls.client_ca: cannot read ${path}: ${describeFsError(err)}`, { cause: err });
+  }
+}
+
 /** Close in reverse order of opening; every close runs even when an earlier one fails. */
 async function closeAll(closers: readonly (() => Promise<void>)[], logger: Logger): Promise<void> {
   for (const close of [...closers].reverse()) {
@@ -206,7 +217,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       directory,
       logger,
       clock,
-      tls: { cert: tls.cert, key: tls.key },
+      tls: { cert: tls.cert, key: tls.key, clientCa: readClientCa(config) },
     });
   } catch (err) {
     await worker.stop();

@@ -15,6 +15,13 @@ export const Events = {
   smtpInternalError: 'smtp.internal_error',
   smtpCommitFailed: 'smtp.commit.failed',
   smtpRefused: 'smtp.refused',
+  smtpAuthVerify: 'smtp.auth.verify',
+  smtpAuthSucceeded: 'smtp.auth.succeeded',
+  /** Security events: failed authentications and lockouts. */
+  smtpAuthFailed: 'security.auth.failed',
+  smtpAuthLocked: 'security.auth.locked',
+  smtpSenderRefused: 'security.sender.refused',
+  smtpRateLimited: 'security.rate.limited',
   tlsHandshake: 'smtp.tls',
   tlsFailed: 'smtp.tls.failed',
   // TLS material (src/net/tls.ts)

@@ -28,6 +28,9 @@ export const Replies = {
   },
   help: { code: 214, enhanced: '2.0.0', text: 'See https://www.rfc-editor.org/rfc/rfc5321' },
   readyForTls: { code: 220, enhanced: '2.0.0', text: 'Ready to start TLS' },
+  authSucceeded: { code: 235, enhanced: '2.7.0', text: 'Authentication successful' },
+  /** A SASL challenge; the text is the base64 challenge (RFC 4954 §4), no enhanced code. */
+  authChallenge: { code: 334, enhanced: '', text: '' },
   // 3xx
   startData: { code: 354, enhanced: '', text: 'End data with <CR><LF>.<CR><LF>' },
   // 4xx
@@ -46,6 +49,14 @@ export const Replies = {
   tooManyRecipients: { code: 452, enhanced: '4.5.3', text: 'Too many recipients' },
   insufficientStorage: { code: 452, enhanced: '4.3.1', text: 'Insufficient system storage' },
   tlsUnavailable: { code: 454, enhanced: '4.7.0', text: 'TLS not available' },
+  authTemporaryFailure: { code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure' },
+  authLockedOut: { code: 454, enhanced: '4.7.0', text: 'Too many failed authentications, try again later' },
+  tooManyAuthFailures: {
+    code: 421,
+    enhanced: '4.7.0',
+    text: 'Too many failed authentications, closing connection',
+  },
+  userRateLimited: { code: 451, enhanced: '4.7.1', text: 'Sending rate limit exceeded, try again later' },
   // 5xx syntax and sequence
   unknownCommand: { code: 500, enhanced: '5.5.1', text: 'Command unrecognized' },
   lineTooLong: { code: 500, enhanced: '5.5.6', text: 'Line too long' },
@@ -86,6 +97,22 @@ export const Replies = {
   relayDenied: { code: 554, enhanced: '5.7.1', text: 'Relay access denied' },
   needTls: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
   authRequired: { code: 530, enhanced: '5.7.0', text: 'Authentication required' },
+  authFailed: { code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' },
+  authCancelled: { code: 501, enhanced: '5.7.0', text: 'Authentication cancelled' },
+  authBadBase64: { code: 501, enhanced: '5.5.2', text: 'Cannot Base64-decode client response' },
+  authMalformed: { code: 501, enhanced: '5.5.2', text: 'Malformed authentication response' },
+  authMechanismTooWeak: { code: 534, enhanced: '5.7.9', text: 'Authentication mechanism is too weak' },
+  authUnknownMechanism: { code: 504, enhanced: '5.5.4', text: 'Unrecognized authentication type' },
+  authNeedsEncryption: {
+    code: 538,
+    enhanced: '5.7.11',
+    text: 'Encryption required for requested authentication mechanism',
+  },
+  authAlreadyDone: { code: 503, enhanced: '5.5.1', text: 'Already authenticated' },
+  authInTransaction: { code: 503, enhanced: '5.5.1', text: 'AUTH not permitted during a mail transaction' },
+  authNotAvailable: { code: 503, enhanced: '5.5.1', text: 'Authentication not enabled' },
+  authLineTooLong: { code: 500, enhanced: '5.5.6', text: 'Authentication exchange line is too long' },
+  senderNotOwned: { code: 553, enhanced: '5.7.1', text: 'Sender address not owned by authenticated user' },
   transactionFailed: { code: 554, enhanced: '5.0.0', text: 'Transaction failed' },
   noValidRecipients: { code: 554, enhanced: '5.5.1', text: 'No valid recipients' },
   binaryNeedsBdat: { code: 503, enhanced: '5.5.1', text: 'BODY=BINARYMIME requires BDAT' },

@@ -211,20 +211,22 @@ async function writeAtomically(path: string, data: string, mode: number): Promis
  */
 export function serverTlsOptions(
   material: Pick<TlsMaterial, 'cert' | 'key'>,
-  options: { minVersion?: 'TLSv1.2' | 'TLSv1.3' } = {},
+  options: { minVersion?: 'TLSv1.2' | 'TLSv1.3'; ca?: string } = {},
 ): TlsOptions {
   return {
     cert: material.cert,
     key: material.key,
     minVersion: options.minVersion ?? 'TLSv1.2',
     honorCipherOrder: true,
+    // CAs whose client certificates count as verified (tls.client_ca).
+    ...(options.ca === undefined ? {} : { ca: options.ca }),
   };
 }
 
 /** The same as a SecureContext, for STARTTLS: `new TLSSocket(socket, { isServer: true, secureContext })`. */
 export function createSecureContext(
   material: Pick<TlsMaterial, 'cert' | 'key'>,
-  options: { minVersion?: 'TLSv1.2' | 'TLSv1.3' } = {},
+  options: { minVersion?: 'TLSv1.2' | 'TLSv1.3'; ca?: string } = {},
 ): SecureContext {
   return nodeCreateSecureContext(serverTlsOptions(material, options));
 }

@@ -13,6 +13,8 @@ import type { Directory } from '../directory/directory.ts';
 import { createSecureContext, serverTlsOptions } from '../net/tls.ts';
 import { parseCidr, type Network } from '../policy/networks.ts';
 import type { Queue } from '../queue/queue.ts';
+import { AuthGuard, SendRateLimiter } from '../policy/auth-guard.ts';
+import { Authenticator, type TokenCheck } from './authenticator.ts';
 import { normalizeIp, SmtpConnection, type ConnectionDeps } from './smtp-connection.ts';
 
 export interface ListenerDeps {
@@ -21,7 +23,9 @@ export interface ListenerDeps {
   readonly directory: Directory;
   readonly logger: Logger;
   readonly clock: Clock;
-  readonly tls: { readonly cert: string; readonly key: string } | null;
+  readonly tls: { readonly cert: string; readonly key: string; readonly clientCa?: string | null } | null;
+  /** Bearer-token verification for OAUTHBEARER/XOAUTH2; null when [auth.oauth] is not configured. */
+  readonly tokens?: TokenCheck | null;
 }
 
 export interface BoundListener {
@@ -41,11 +45,21 @@ export interface RunningListeners {
 
 export async function startListeners(deps: ListenerDeps): Promise<RunningListeners> {
   const { config, logger } = deps;
-  const secureContext = deps.tls ? createSecureContext(deps.tls) : null;
+  const clientCa = deps.tls?.clientCa ?? null;
+  const secureContext = deps.tls
+    ? createSecureContext(deps.tls, clientCa === null ? {} : { ca: clientCa })
+    : null;
   const trustedNetworks = config.smtp.trustedNetworks
     .map((c) => parseCidr(c))
     .filter((n): n is Network => n !== null);
-  const connDeps: ConnectionDeps = { ...deps, secureContext, trustedNetworks };
+  const connDeps: ConnectionDeps = {
+    ...deps,
+    secureContext,
+    trustedNetworks,
+    authenticator: new Authenticator(deps.directory, deps.tokens ?? null),
+    authGuard: new AuthGuard(config.auth, deps.clock),
+    rateLimiter: new SendRateLimiter(deps.clock),
+  };
   const connections = new Set<SmtpConnection>();
   const perIp = new Map<string, number>();
   const servers: Server[] = [];
@@ -88,8 +102,23 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       let server: Server;
       if (listener.tls === 'implicit') {
         if (!deps.tls) throw new Error(`listener ${listener.service} needs TLS but no certificate is loaded`);
-        server = createTlsServer({ ...serverTlsOptions(deps.tls), handshakeTimeout: 30_000 }, (socket) =>
-          accept(listener, socket),
+        const requestCert = listener.clientCertificates !== 'none';
+        server = createTlsServer(
+          {
+            ...serverTlsOptions(deps.tls, clientCa === null ? {} : { ca: clientCa }),
+            // Unverified certificates still reach the authenticator (fingerprint mapping).
+            requestCert,
+            rejectUnauthorized: false,
+            handshakeTimeout: 30_000,
+          },
+          (socket) => {
+            if (listener.clientCertificates === 'require' && !socket.getPeerX509Certificate()) {
+              logger.warn(Events.tlsFailed, { error: 'client certificate required' });
+              socket.destroy();
+              return;
+            }
+            accept(listener, socket);
+          },
         );
         server.on('tlsClientError', (err: Error) => logger.warn(Events.tlsFailed, { error: err.message }));
       } else {

@@ -7,6 +7,7 @@
 // the session's own buffer (CVE-2011-0411 class). A 250 after DATA is sent only after queue commit, which
 // resolves once the message is fsynced.
 
+import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Config, ListenerConfig } from '../config/config.ts';
@@ -17,10 +18,18 @@ import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import { formatReply, Replies, replyFor, withText, type Reply } from '../core/reply.ts';
 import type { Directory } from '../directory/directory.ts';
+import type { AuthGuard, SendRateLimiter } from '../policy/auth-guard.ts';
 import { inNetworks, type Network } from '../policy/networks.ts';
 import { decideRecipient } from '../policy/relay.ts';
 import { formatReceived } from '../protocol/smtp/received.ts';
+import { createMechanism, isMechanismName } from '../protocol/sasl/index.ts';
+import { createAuthExchange, type AuthAction, type AuthExchange } from '../protocol/sasl/exchange.ts';
+import type { ChannelBinding } from '../protocol/sasl/mechanism.ts';
+import { HeaderCapture, type HeaderFacts } from '../protocol/smtp/header-capture.ts';
 import { SmtpSession, type Effect, type TransactionInfo } from '../protocol/smtp/session.ts';
+import { formatRfc5322Date } from '../core/date.ts';
+import { DEFAULT_USER_POLICY, type UserPolicy } from '../directory/directory.ts';
+import type { Authenticator, PeerCertificate } from './authenticator.ts';
 import type { MessageWriter, Queue } from '../queue/queue.ts';
 
 export interface ConnectionDeps {
@@ -32,7 +41,13 @@ export interface ConnectionDeps {
   /** For STARTTLS; null when no certificate is available. */
   readonly secureContext: SecureContext | null;
   readonly trustedNetworks: readonly Network[];
+  readonly authenticator: Authenticator;
+  readonly authGuard: AuthGuard;
+  readonly rateLimiter: SendRateLimiter;
 }
+
+/** Longest delay before answering a failed AUTH, however many failures came before. */
+const MAX_AUTH_DELAY_MS = 8000;
 
 /** Above this many unfed bytes the socket is paused until the session catches up. */
 const MAX_UNFED_BYTES = 256 * 1024;
@@ -59,6 +74,13 @@ export class SmtpConnection {
   private dataDeadline: NodeJS.Timeout | null = null;
   private shuttingDown = false;
   private tlsInfo: ClientInfo['tls'] = null;
+  private exchange: AuthExchange | null = null;
+  /** The account named by the current AUTH attempt, for per-account failure counting. */
+  private authAccount: string | null = null;
+  private authFailures = 0;
+  private userPolicy: UserPolicy = DEFAULT_USER_POLICY;
+  private capture: HeaderCapture | null = null;
+  private headerFacts: HeaderFacts | null = null;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -85,6 +107,13 @@ export class SmtpConnection {
       vrfy: deps.config.smtp.vrfy,
       starttls: listener.tls === 'starttls' && deps.secureContext !== null,
       tlsActive: implicitTls,
+      authMechanisms: listener.auth
+        ? deps.config.auth.mechanisms.filter(
+            (m) => m !== 'EXTERNAL' || listener.clientCertificates !== 'none',
+          )
+        : [],
+      plaintextAuth: listener.plaintextAuthOnLoopback && isLoopback(this.remoteIp),
+      requireAuth: listener.requireAuth,
     });
     if (implicitTls) this.tlsInfo = describeTls(socket as TLSSocket);
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
@@ -229,7 +258,18 @@ export class SmtpConnection {
           await this.perform(await this.startTls());
           break;
         case 'check-mail':
-          await this.perform(this.session.resolve({ kind: 'mail', reply: null }));
+          flush();
+          await this.perform(
+            this.session.resolve({ kind: 'mail', reply: await this.checkSender(effect.sender) }),
+          );
+          break;
+        case 'auth-start':
+          flush();
+          await this.perform(await this.authStart(effect.mechanism, effect.initialResponse));
+          break;
+        case 'auth-response':
+          flush();
+          await this.perform(await this.authStep(this.exchange?.line(effect.line) ?? null));
           break;
         case 'check-rcpt':
           flush();
@@ -244,7 +284,12 @@ export class SmtpConnection {
         case 'data': {
           const writer = this.writer;
           if (!writer) break;
-          const chunk = effect.chunk;
+          let chunk = effect.chunk;
+          if (this.capture) {
+            const held = this.capture.push(chunk);
+            if (held === null) break;
+            chunk = this.releaseHeaders(writer.id, held.facts, held.release);
+          }
           this.unwrittenBytes += chunk.length;
           this.writeChain = this.writeChain
             .then(() => writer.write(chunk))
@@ -289,9 +334,16 @@ export class SmtpConnection {
     const decision = decideRecipient(mailbox, {
       isLocalDomain: (d) => this.deps.directory.isLocalDomain(d),
       primaryDomain: this.deps.config.localDomains[0] ?? this.deps.config.hostname,
-      mayRelay: inNetworks(this.remoteIp, this.deps.trustedNetworks),
+      mayRelay: this.session.authUser !== null || inNetworks(this.remoteIp, this.deps.trustedNetworks),
     });
     if (decision.kind === 'reject') return reject(decision.reply, decision.reason);
+    const user = this.session.authUser;
+    if (
+      user !== null &&
+      !this.withinRate(user, { messages: 1, recipients: effect.transaction.recipients.length + 1 })
+    ) {
+      return reject(Replies.userRateLimited, 'recipients per hour exceeded');
+    }
     const recipient: EnvelopeRecipient = {
       address: decision.kind === 'local' && mailbox.domain === '' ? decision.address : formatMailbox(mailbox),
       notify: rcpt.notify,
@@ -318,7 +370,7 @@ export class SmtpConnection {
       helo: this.session.helo ?? '',
       esmtp: this.session.esmtp,
       tls: this.tlsInfo,
-      authUser: null,
+      authUser: this.session.authUser,
       service: this.listener.service,
     };
   }
@@ -342,6 +394,9 @@ export class SmtpConnection {
       nowMs: this.deps.clock.nowMs(),
     });
     const header = new TextEncoder().encode(received);
+    this.headerFacts = null;
+    // RFC 6409 §8: submission may look at and complete the header; only for authenticated senders.
+    this.capture = this.session.authUser !== null ? new HeaderCapture() : null;
     this.writeChain = writer.write(header).catch((err: unknown) => {
       this.writeError ??= err;
     });
@@ -366,6 +421,18 @@ export class SmtpConnection {
     this.writer = null;
     if (!writer) return Replies.localError;
     try {
+      if (this.capture && !this.capture.done) {
+        const held = this.capture.finish();
+        const bytes = this.releaseHeaders(writer.id, held.facts, held.release);
+        this.writeChain = this.writeChain.then(() => writer.write(bytes));
+      }
+      this.capture = null;
+      const fromRefusal = await this.checkHeaderSenders();
+      if (fromRefusal !== null) {
+        await this.writeChain.catch(() => undefined);
+        await writer.abort();
+        return fromRefusal;
+      }
       await this.writeChain;
       const writeError = this.writeError;
       if (writeError !== null)
@@ -383,6 +450,8 @@ export class SmtpConnection {
         receivedAtMs: this.deps.clock.nowMs(),
       };
       await writer.commit(envelope);
+      if (envelope.client.authUser !== null)
+        this.deps.rateLimiter.record(envelope.client.authUser, envelope.recipients.length);
       this.log.event(Events.smtpQueued, {
         queueId: writer.id,
         sender: envelope.sender,
@@ -397,6 +466,209 @@ export class SmtpConnection {
     }
   }
 
+  // --- submission: sender ownership, rates, header completion (RFC 6409) --------------------------
+
+  private senderCheckApplies(): boolean {
+    return this.deps.config.submission.senderCheck && this.userPolicy.senderCheck;
+  }
+
+  private withinRate(user: string, add: { messages: number; recipients: number }): boolean {
+    const cfg = this.deps.config.submission;
+    return this.deps.rateLimiter.allows(
+      user,
+      {
+        maxMessages: this.userPolicy.maxMessagesPerHour ?? cfg.maxMessagesPerHour,
+        maxRecipients: this.userPolicy.maxRecipientsPerHour ?? cfg.maxRecipientsPerHour,
+      },
+      add,
+    );
+  }
+
+  /** MAIL: an authenticated user may only use addresses it owns, within its hourly rate. */
+  private async checkSender(sender: Parameters<typeof formatMailbox>[0] | null): Promise<Reply | null> {
+    const user = this.session.authUser;
+    if (user === null) return null;
+    if (!this.withinRate(user, { messages: 1, recipients: 0 })) {
+      this.log.warn(Events.smtpRateLimited, { user, what: 'messages per hour' });
+      return Replies.userRateLimited;
+    }
+    if (sender === null || !this.senderCheckApplies()) return null;
+    const address = formatMailbox(sender);
+    if (await this.deps.directory.ownsAddress(user, address)) return null;
+    this.log.warn(Events.smtpSenderRefused, { user, sender: address, where: 'MAIL FROM' });
+    return Replies.senderNotOwned;
+  }
+
+  /** From: (and Sender:) of an authenticated submission must be owned too; checked at end of data. */
+  private async checkHeaderSenders(): Promise<Reply | null> {
+    const user = this.session.authUser;
+    const facts = this.headerFacts;
+    if (user === null || facts === null || !this.senderCheckApplies()) return null;
+    for (const address of [...facts.from, ...facts.sender]) {
+      if (!(await this.deps.directory.ownsAddress(user, address))) {
+        this.log.warn(Events.smtpSenderRefused, { user, sender: address, where: 'From:' });
+        return Replies.senderNotOwned;
+      }
+    }
+    return null;
+  }
+
+  /** The held header block, with Date:/Message-ID: added when missing, ready to write. */
+  private releaseHeaders(queueId: string, facts: HeaderFacts, held: Uint8Array): Uint8Array {
+    this.capture = null;
+    this.headerFacts = facts;
+    if (!this.deps.config.submission.addMissingHeaders || !facts.complete) return held;
+    let added = '';
+    if (!facts.hasDate) added += `Date: ${formatRfc5322Date(this.deps.clock.nowMs())}\r\n`;
+    if (!facts.hasMessageId) {
+      added += `Message-ID: <${queueId}.${randomBytes(6).toString('hex')}@${this.deps.config.hostname}>\r\n`;
+    }
+    return added === '' ? held : Buffer.concat([Buffer.from(added), held]);
+  }
+
+  // --- AUTH -------------------------------------------------------------------------------------
+
+  private async authStart(mechanism: string, initialResponse: string | null): Promise<Effect[]> {
+    const lock = this.deps.authGuard.check(this.remoteIp, null);
+    if (lock.locked) {
+      this.log.warn(Events.smtpAuthLocked, { ip: this.remoteIp, by: lock.by });
+      return this.session.resolve({
+        kind: 'auth',
+        outcome: { kind: 'failure', reply: Replies.authLockedOut, close: false },
+      });
+    }
+    if (!isMechanismName(mechanism)) {
+      return this.session.resolve({
+        kind: 'auth',
+        outcome: { kind: 'failure', reply: Replies.authUnknownMechanism, close: false },
+      });
+    }
+    const plus = mechanism.endsWith('-PLUS');
+    const channelBinding =
+      plus || this.session.offeredMechanisms().some((m) => m.endsWith('-PLUS'))
+        ? this.channelBinding()
+        : undefined;
+    const m = createMechanism(mechanism, {
+      hostname: this.deps.config.hostname,
+      ...(channelBinding ? { channelBinding } : {}),
+      random: (n) => randomBytes(n),
+      nowMs: this.deps.clock.nowMs(),
+    });
+    this.exchange = createAuthExchange(m);
+    this.authAccount = null;
+    return this.authStep(this.exchange.begin(initialResponse));
+  }
+
+  private async authStep(action: AuthAction | null): Promise<Effect[]> {
+    const exchange = this.exchange;
+    if (action === null || exchange === null) {
+      return this.session.resolve({
+        kind: 'auth',
+        outcome: { kind: 'failure', reply: Replies.badSequence, close: false },
+      });
+    }
+    switch (action.kind) {
+      case 'challenge':
+        return this.session.resolve({
+          kind: 'auth',
+          outcome: { kind: 'challenge', challenge: action.reply.text },
+        });
+      case 'verify': {
+        const result = await this.deps.authenticator.verify(action.request, { peer: this.peerCertificate() });
+        this.authAccount = result.account;
+        let answer = result.answer;
+        if (result.account !== null && this.deps.authGuard.check(this.remoteIp, result.account).locked) {
+          // A locked account fails whatever the credentials, so guessing cannot continue.
+          this.log.warn(Events.smtpAuthLocked, { ip: this.remoteIp, account: result.account, by: 'account' });
+          answer = { kind: 'temporary' };
+        }
+        this.log.event(Events.smtpAuthVerify, {
+          kind: action.request.kind,
+          account: result.account,
+          detail: result.detail,
+        });
+        return this.authStep(exchange.answer(answer));
+      }
+      case 'done': {
+        this.exchange = null;
+        const { outcome } = action;
+        if (outcome.ok) {
+          this.deps.authGuard.recordSuccess(this.remoteIp);
+          this.userPolicy = await this.deps.directory
+            .getUserPolicy(outcome.identity)
+            .catch(() => DEFAULT_USER_POLICY);
+          this.log.event(Events.smtpAuthSucceeded, { user: outcome.identity, mechanism: outcome.mechanism });
+          return this.session.resolve({
+            kind: 'auth',
+            outcome: { kind: 'success', user: outcome.identity, reply: outcome.reply },
+          });
+        }
+        return this.authFailed(outcome.mechanism, outcome.reason, outcome.detail, outcome.reply);
+      }
+      default:
+        return action satisfies never;
+    }
+  }
+
+  private async authFailed(
+    mechanism: string,
+    reason: string,
+    detail: string,
+    reply: Reply,
+  ): Promise<Effect[]> {
+    this.authFailures++;
+    const lock = this.deps.authGuard.recordFailure(this.remoteIp, this.authAccount);
+    this.log.warn(Events.smtpAuthFailed, {
+      ip: this.remoteIp,
+      account: this.authAccount,
+      mechanism,
+      reason,
+      detail,
+      failures: this.authFailures,
+    });
+    if (lock.locked)
+      this.log.warn(Events.smtpAuthLocked, { ip: this.remoteIp, account: this.authAccount, by: lock.by });
+    // A growing delay makes guessing slow; the same for every failure reason, so timing tells nothing.
+    const delay = Math.min(
+      this.deps.config.auth.failureDelayMs * 2 ** (this.authFailures - 1),
+      MAX_AUTH_DELAY_MS,
+    );
+    if (delay > 0) await new Promise((resolve) => setTimeout(resolve, delay));
+    if (this.closed) return [];
+    const close = this.authFailures >= this.deps.config.auth.maxFailuresPerConnection;
+    return this.session.resolve({
+      kind: 'auth',
+      outcome: { kind: 'failure', reply: close ? Replies.tooManyAuthFailures : reply, close },
+    });
+  }
+
+  /** RFC 9266 tls-exporter (and RFC 5929 tls-unique for TLS 1.2) of this connection, if encrypted. */
+  private channelBinding(): ChannelBinding | undefined {
+    const socket = this.socket;
+    if (!(socket instanceof TLSSocket) || !socket.encrypted) return undefined;
+    const binding: { 'tls-exporter'?: Uint8Array; 'tls-unique'?: Uint8Array } = {};
+    try {
+      // RFC 9266: no context value. Node accepts the context as optional; its types say otherwise.
+      const exporter = socket as unknown as { exportKeyingMaterial(length: number, label: string): Buffer };
+      binding['tls-exporter'] = exporter.exportKeyingMaterial(32, 'EXPORTER-Channel-Binding');
+    } catch {
+      // not available on this connection
+    }
+    if (socket.getProtocol() !== 'TLSv1.3') {
+      // tls-unique: the first Finished message of the handshake, the client's on a full handshake.
+      const finished = socket.isSessionReused() ? socket.getFinished() : socket.getPeerFinished();
+      if (finished) binding['tls-unique'] = finished;
+    }
+    return binding;
+  }
+
+  private peerCertificate(): PeerCertificate | null {
+    const socket = this.socket;
+    if (!(socket instanceof TLSSocket)) return null;
+    const x509 = socket.getPeerX509Certificate();
+    return x509 ? { x509, authorized: socket.authorized } : null;
+  }
+
   private async startTls(): Promise<Effect[]> {
     // SECURITY: drop everything received but not yet fed; the session dropped its own buffer.
     if (this.inboxBytes > 0)
@@ -408,7 +680,15 @@ export class SmtpConnection {
     raw.setTimeout(0);
     const secureContext = this.deps.secureContext;
     if (!secureContext) return this.session.resolve({ kind: 'tls', ok: false });
-    const tlsSocket = new TLSSocket(raw, { isServer: true, secureContext });
+    const clientCerts = this.listener.clientCertificates;
+    // Client certificates are checked by the authenticator (CA or fingerprint), so the handshake
+    // does not reject unverified ones.
+    const tlsSocket = new TLSSocket(raw, {
+      isServer: true,
+      secureContext,
+      requestCert: clientCerts !== 'none',
+      rejectUnauthorized: false,
+    });
     this.socket = tlsSocket;
     const ok = await new Promise<boolean>((resolve) => {
       const timer = setTimeout(() => {
@@ -443,6 +723,13 @@ export class SmtpConnection {
     }
     this.tlsInfo = describeTls(tlsSocket);
     this.log.event(Events.tlsHandshake, { ...this.tlsInfo });
+    if (clientCerts === 'require' && !tlsSocket.getPeerX509Certificate()) {
+      this.log.warn(Events.tlsFailed, { error: 'client certificate required' });
+      tlsSocket.on('error', () => undefined);
+      tlsSocket.destroy();
+      this.finish('no client certificate');
+      return [];
+    }
     this.attach(tlsSocket);
     const effects = this.session.resolve({ kind: 'tls', ok: true });
     this.armIdleTimer();
@@ -486,6 +773,10 @@ function describeTls(socket: TLSSocket): ClientInfo['tls'] {
     version: socket.getProtocol?.() ?? 'unknown',
     cipher: cipher?.standardName ?? cipher?.name ?? 'unknown',
   };
+}
+
+function isLoopback(ip: string): boolean {
+  return ip === '::1' || ip.startsWith('127.');
 }
 
 /** "::ffff:127.0.0.1" → "127.0.0.1" so logs, limits and Received: show the address people expect. */

@@ -1,32 +1,14 @@
 // The replies an SMTP AUTH exchange ends with (RFC 4954 §4 and §6, enhanced codes RFC 5248 / RFC 3463),
-// kept here as data until they join the catalogue in src/core/reply.ts, and the mapping from a failure
+// taken from the catalogue in src/core/reply.ts, and the mapping from a failure
 // reason to its reply. Texts are generic on purpose; the failure's detail goes to the log.
 
 import { assertNever } from '../../core/assert-never.ts';
-import type { Reply } from '../../core/reply.ts';
+import { Replies, type Reply } from '../../core/reply.ts';
 import { encodeBase64 } from './codec.ts';
 import type { FailureReason } from './mechanism.ts';
 
-export const AuthReplies = {
-  authSucceeded: { code: 235, enhanced: '2.7.0', text: 'Authentication successful' },
-  authFailed: { code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' },
-  authBadBase64: { code: 501, enhanced: '5.5.2', text: 'Cannot Base64-decode client response' },
-  authMalformed: { code: 501, enhanced: '5.5.2', text: 'Malformed authentication response' },
-  authCancelled: { code: 501, enhanced: '5.7.0', text: 'Authentication cancelled' },
-  authUnknownMechanism: { code: 504, enhanced: '5.5.4', text: 'Unrecognized authentication type' },
-  authNeedsEncryption: {
-    code: 538,
-    enhanced: '5.7.11',
-    text: 'Encryption required for requested authentication mechanism',
-  },
-  authTemporaryFailure: { code: 454, enhanced: '4.7.0', text: 'Temporary authentication failure' },
-  authLineTooLong: { code: 500, enhanced: '5.5.6', text: 'Authentication exchange line is too long' },
-  authMechanismTooWeak: { code: 534, enhanced: '5.7.9', text: 'Authentication mechanism is too weak' },
-  /** RFC 4954 §4: no second AUTH after a successful one. */
-  authAlreadyDone: { code: 503, enhanced: '5.5.1', text: 'Already authenticated' },
-  /** RFC 4954 §4: AUTH is not permitted during a mail transaction. */
-  authInTransaction: { code: 503, enhanced: '5.5.1', text: 'AUTH not permitted during a mail transaction' },
-} as const satisfies Record<string, Reply>;
+/** The AUTH replies live in the one catalogue (src/core/reply.ts); this alias keeps SASL code readable. */
+export const AuthReplies = Replies;
 
 /** Why an AUTH exchange failed: the mechanism's reasons plus what the SMTP framing adds. */
 export type AuthFailureReason = FailureReason | 'cancelled' | 'bad-base64' | 'line-too-long';

@@ -19,6 +19,9 @@ const baseOptions: SessionOptions = {
   vrfy: false,
   starttls: true,
   tlsActive: false,
+  authMechanisms: [],
+  plaintextAuth: false,
+  requireAuth: false,
 };
 
 /** Drives a session like the server would: resolves every decision with acceptance, collects output. */
@@ -167,9 +170,9 @@ describe('SMTP session: commands and sequence', () => {
     assert.deepEqual(h.replies.slice(4), ['250 2.0.0', '503 5.5.1', '250 2.0.0', '214 2.0.0', '252 2.1.5']);
   });
 
-  it('unknown commands are 500 5.5.1, AUTH/EXPN 502', () => {
+  it('unknown commands are 500 5.5.1, EXPN 502, AUTH where not enabled 503', () => {
     const h = new Harness().send('FOO\r\nEXPN x\r\nAUTH PLAIN\r\n');
-    assert.deepEqual(h.replies.slice(1), ['500 5.5.1', '502 5.5.1', '502 5.5.1']);
+    assert.deepEqual(h.replies.slice(1), ['500 5.5.1', '502 5.5.1', '503 5.5.1']);
   });
 
   it('bad EHLO argument is 501', () => {
@@ -435,5 +438,92 @@ describe('SMTP session: STARTTLS', () => {
     assert.deepEqual(h.replies.slice(2), ['502 5.5.1']);
     const t = new Harness().send('EHLO c.test\r\nMAIL FROM:<a@example.org>\r\nSTARTTLS\r\n');
     assert.deepEqual(t.replies.slice(2), ['250 2.1.0', '503 5.5.1']);
+  });
+});
+
+describe('SMTP session: AUTH (RFC 4954 wire side)', () => {
+  const auth: Partial<SessionOptions> = {
+    authMechanisms: ['SCRAM-SHA-256-PLUS', 'PLAIN', 'LOGIN', 'EXTERNAL'],
+    requireAuth: true,
+  };
+  const ehloLines = (h: Harness): readonly string[] => {
+    const e = h.effects.filter((x) => x.kind === 'reply' && x.reply.code === 250).at(-1);
+    return e?.kind === 'reply' ? (e.extraLines ?? []) : [];
+  };
+
+  it('AUTH is not advertised before TLS, and MAIL asks for STARTTLS first', () => {
+    const h = new Harness(auth).send('EHLO c.test\r\nAUTH PLAIN AGEAYg==\r\nMAIL FROM:<a@example.org>\r\n');
+    assert.ok(!ehloLines(h).some((l) => l.startsWith('AUTH')));
+    assert.deepEqual(h.replies.slice(2), ['538 5.7.11', '530 5.7.0']);
+    assert.ok(!h.effects.some((e) => e.kind === 'auth-start'));
+  });
+
+  it('after TLS, AUTH lists the mechanisms including -PLUS and EXTERNAL', () => {
+    const h = new Harness({ ...auth, tlsActive: true }).send('EHLO c.test\r\n');
+    assert.ok(ehloLines(h).includes('AUTH SCRAM-SHA-256-PLUS PLAIN LOGIN EXTERNAL'));
+  });
+
+  it('plaintext AUTH where allowed offers only mechanisms that do not need TLS', () => {
+    const h = new Harness({ ...auth, plaintextAuth: true }).send('EHLO c.test\r\n');
+    assert.ok(ehloLines(h).includes('AUTH PLAIN LOGIN'));
+  });
+
+  it('drives a challenge/response exchange and then allows MAIL', () => {
+    const h = new Harness({ ...auth, tlsActive: true });
+    const effects = h.session.feed(new TextEncoder().encode('EHLO c.test\r\nAUTH LOGIN\r\n'));
+    const start = effects.find((e) => e.kind === 'auth-start');
+    assert.deepEqual(start, { kind: 'auth-start', mechanism: 'LOGIN', initialResponse: null });
+    assert.equal(h.session.phase, 'auth');
+    let out = h.session.resolve({ kind: 'auth', outcome: { kind: 'challenge', challenge: 'VXNlcm5hbWU6' } });
+    assert.deepEqual(
+      out.filter((e) => e.kind === 'reply').map((e) => e.kind === 'reply' && e.reply.code),
+      [334],
+    );
+    // A response line, even one that looks like a command, goes to the SASL exchange.
+    out = h.session.feed(new TextEncoder().encode('MAIL FROM:<x@y>\r\n'));
+    assert.deepEqual(
+      out.filter((e) => e.kind === 'auth-response'),
+      [{ kind: 'auth-response', line: 'MAIL FROM:<x@y>' }],
+    );
+    out = h.session.resolve({ kind: 'auth', outcome: { kind: 'success', user: 'a@example.test' } });
+    assert.equal(h.session.authUser, 'a@example.test');
+    assert.equal(h.session.phase, 'ready');
+    out = h.session.feed(new TextEncoder().encode('AUTH PLAIN\r\n'));
+    assert.ok(out.some((e) => e.kind === 'reply' && e.reply === Replies.authAlreadyDone));
+  });
+
+  it('"*" cancels with 501 5.7.0; unknown mechanism 504; AUTH in a transaction 503', () => {
+    const h = new Harness({ ...auth, tlsActive: true, requireAuth: false });
+    h.session.feed(new TextEncoder().encode('EHLO c.test\r\nAUTH PLAIN\r\n'));
+    h.session.resolve({ kind: 'auth', outcome: { kind: 'challenge', challenge: '' } });
+    const out = h.session.feed(new TextEncoder().encode('*\r\nAUTH FOO\r\nMAIL FROM:<a@example.org>\r\n'));
+    const codes = out
+      .filter((e) => e.kind === 'reply')
+      .map((e) => (e.kind === 'reply' ? `${e.reply.code} ${e.reply.enhanced}` : ''));
+    assert.deepEqual(codes, ['501 5.7.0', '504 5.5.4']);
+    const t = new Harness({ ...auth, tlsActive: true, requireAuth: false }).send(
+      'EHLO c.test\r\nMAIL FROM:<a@example.org>\r\nAUTH PLAIN AGEAYg==\r\n',
+    );
+    assert.deepEqual(t.replies.slice(2), ['250 2.1.0', '503 5.5.1']);
+  });
+
+  it('a failure that asks to close ends the connection after its reply', () => {
+    const h = new Harness({ ...auth, tlsActive: true });
+    h.session.feed(new TextEncoder().encode('EHLO c.test\r\nAUTH PLAIN AGEAYg==\r\n'));
+    const out = h.session.resolve({
+      kind: 'auth',
+      outcome: { kind: 'failure', reply: Replies.tooManyAuthFailures, close: true },
+    });
+    assert.ok(out.some((e) => e.kind === 'reply' && e.reply.code === 421));
+    assert.ok(out.some((e) => e.kind === 'close'));
+  });
+
+  it('an over-long SASL response is refused with 500 5.5.6 and the exchange ends', () => {
+    const h = new Harness({ ...auth, tlsActive: true });
+    h.session.feed(new TextEncoder().encode('EHLO c.test\r\nAUTH PLAIN\r\n'));
+    h.session.resolve({ kind: 'auth', outcome: { kind: 'challenge', challenge: '' } });
+    const out = h.session.feed(new TextEncoder().encode('A'.repeat(13_000) + '\r\nNOOP\r\n'));
+    const codes = out.filter((e) => e.kind === 'reply').map((e) => (e.kind === 'reply' ? e.reply.code : 0));
+    assert.deepEqual(codes, [500, 250]);
   });
 });

@@ -8,8 +8,10 @@
 // Implements RFC 5321 (commands, sequence, reply codes), RFC 1870 SIZE, RFC 2920 PIPELINING, RFC 6152
 // 8BITMIME, RFC 3030 CHUNKING/BINARYMIME, RFC 6531 SMTPUTF8, RFC 3461 DSN parameters, RFC 2034/3463
 // enhanced status codes, RFC 3207 STARTTLS (buffered plaintext after STARTTLS is discarded, CVE-2011-0411).
-// Deliberately NOT here: relay and recipient decisions (policy + directory via the driver), AUTH (the
-// submission issue), the Received: header text (received.ts), timeouts (the driver owns the clock).
+// AUTH (RFC 4954): the session owns the wire side (AUTH command, 334 exchange, "*" cancel, line limits,
+// when AUTH may be offered); the SASL conversation itself runs in the driver with src/protocol/sasl.
+// Deliberately NOT here: relay and recipient decisions (policy + directory via the driver), SASL
+// mechanisms, the Received: header text (received.ts), timeouts (the driver owns the clock).
 
 import type { Mailbox } from '../../core/address.ts';
 import { assertNever } from '../../core/assert-never.ts';
@@ -41,7 +43,22 @@ export interface SessionOptions {
   readonly starttls: boolean;
   /** The connection is already encrypted (implicit TLS). */
   readonly tlsActive: boolean;
+  /** SASL mechanisms this listener offers; empty means no AUTH. "-PLUS" and EXTERNAL need TLS. */
+  readonly authMechanisms: readonly string[];
+  /** AUTH may be offered without TLS (loopback clients with the listener option). */
+  readonly plaintextAuth: boolean;
+  /** MAIL needs a successful AUTH first (530 5.7.0). */
+  readonly requireAuth: boolean;
 }
+
+/** RFC 4954 §4: a client's SASL response line may be up to 12288 octets. */
+const MAX_AUTH_LINE_BYTES = 12_288;
+
+/** How the driver's SASL conversation went for one step. */
+export type AuthOutcome =
+  | { readonly kind: 'challenge'; readonly challenge: string }
+  | { readonly kind: 'success'; readonly user: string; readonly reply?: Reply }
+  | { readonly kind: 'failure'; readonly reply: Reply; readonly close: boolean };
 
 /** The explicit session states (OpenSMTPD style); every transition is reported as a `state` effect. */
 export type Phase =
@@ -52,6 +69,7 @@ export type Phase =
   | 'data' // receiving DATA content
   | 'bdat' // inside a BDAT chunk
   | 'bdat-wait' // between BDAT chunks of a transaction
+  | 'auth' // inside a SASL exchange: lines are responses, not commands
   | 'closed';
 
 export type Pending =
@@ -59,7 +77,8 @@ export type Pending =
   | { readonly kind: 'rcpt' }
   | { readonly kind: 'vrfy' }
   | { readonly kind: 'commit' }
-  | { readonly kind: 'tls' };
+  | { readonly kind: 'tls' }
+  | { readonly kind: 'auth' };
 
 export interface TransactionInfo {
   readonly sender: Mailbox | null;
@@ -75,6 +94,10 @@ export type Effect =
   /** A protocol violation worth a log line (bare LF, long line, smuggling attempt...). */
   | { readonly kind: 'violation'; readonly what: string }
   | { readonly kind: 'starttls' }
+  /** AUTH <mechanism> [initial-response]: the driver starts a SASL mechanism. */
+  | { readonly kind: 'auth-start'; readonly mechanism: string; readonly initialResponse: string | null }
+  /** One client line of the SASL exchange (base64, not yet decoded). */
+  | { readonly kind: 'auth-response'; readonly line: string }
   | { readonly kind: 'check-mail'; readonly sender: Mailbox | null; readonly params: MailParams }
   | { readonly kind: 'check-rcpt'; readonly rcpt: RcptCommand; readonly transaction: TransactionInfo }
   | { readonly kind: 'check-vrfy'; readonly arg: string }
@@ -92,7 +115,8 @@ export type Resolution =
   | { readonly kind: 'rcpt'; readonly recipient: EnvelopeRecipient | null; readonly reply: Reply }
   | { readonly kind: 'vrfy'; readonly reply: Reply }
   | { readonly kind: 'commit'; readonly reply: Reply }
-  | { readonly kind: 'tls'; readonly ok: boolean };
+  | { readonly kind: 'tls'; readonly ok: boolean }
+  | { readonly kind: 'auth'; readonly outcome: AuthOutcome };
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const EMPTY = new Uint8Array(0);
@@ -117,6 +141,10 @@ export class SmtpSession {
   esmtp = false;
   helo: string | null = null;
   tlsActive: boolean;
+  /** The authenticated identity, once AUTH succeeded. */
+  authUser: string | null = null;
+  /** The phase to return to when a SASL exchange ends. */
+  private authReturnPhase: Phase = 'ready';
   transactions = 0;
   errors = 0;
   private tx: Transaction | null = null;
@@ -172,6 +200,9 @@ export class SmtpSession {
       case 'vrfy':
         this.reply(result.reply);
         break;
+      case 'auth':
+        this.resolveAuth(result.outcome);
+        break;
       case 'commit':
         this.finishTransaction(result.reply);
         break;
@@ -184,6 +215,7 @@ export class SmtpSession {
         this.tlsActive = true;
         this.esmtp = false;
         this.helo = null;
+        this.authUser = null;
         this.tx = null;
         this.setPhase('connected');
         break;
@@ -217,12 +249,12 @@ export class SmtpSession {
   /** Consumes one command line; false when no complete line is buffered yet. */
   private consumeLine(): boolean {
     const buf = this.buffer;
-    const max = this.options.maxCommandLineBytes;
+    const max = this.phase === 'auth' ? MAX_AUTH_LINE_BYTES : this.options.maxCommandLineBytes;
     const lf = buf.indexOf(10);
     if (lf < 0) {
       if (buf.length > max) {
         // Never buffer a line beyond the limit: drop what we have and skip to its end.
-        if (!this.skippingLongLine) this.error(Replies.lineTooLong, 'command line too long');
+        if (!this.skippingLongLine) this.lineTooLong();
         this.skippingLongLine = true;
         this.buffer = EMPTY;
         return true;
@@ -236,7 +268,7 @@ export class SmtpSession {
       return true;
     }
     if (lf + 1 > max) {
-      this.error(Replies.lineTooLong, 'command line too long');
+      this.lineTooLong();
       return true;
     }
     const properCrlf = lf > 0 && lineBytes[lf - 1] === 13;
@@ -258,8 +290,17 @@ export class SmtpSession {
       this.error(Replies.syntaxError, 'NUL in command');
       return true;
     }
-    this.command(line);
+    if (this.phase === 'auth') this.authResponse(line);
+    else this.command(line);
     return true;
+  }
+
+  private lineTooLong(): void {
+    if (this.phase === 'auth') {
+      this.setPhase(this.authReturnPhase);
+      return this.error(Replies.authLineTooLong, 'SASL response too long');
+    }
+    this.error(Replies.lineTooLong, 'command line too long');
   }
 
   private command(line: string): void {
@@ -297,10 +338,11 @@ export class SmtpSession {
         return this.reply(Replies.help);
       case 'STARTTLS':
         return this.cmdStarttls(arg);
+      case 'AUTH':
+        return this.cmdAuth(arg);
       case 'EXPN':
       case 'TURN':
       case 'ETRN':
-      case 'AUTH':
         return this.error(Replies.notImplemented, `${verb} not implemented`);
       default:
         return this.error(Replies.unknownCommand, 'unknown command');
@@ -329,6 +371,8 @@ export class SmtpSession {
       'DSN',
     ];
     if (this.options.starttls && !this.tlsActive) ext.push('STARTTLS');
+    const mechanisms = this.offeredMechanisms();
+    if (mechanisms.length > 0) ext.push(`AUTH ${mechanisms.join(' ')}`);
     ext.push('HELP');
     this.out({ kind: 'reply', reply: withText(Replies.greets, greeting), extraLines: ext });
   }
@@ -349,9 +393,70 @@ export class SmtpSession {
     this.out({ kind: 'starttls' });
   }
 
+  /** Mechanisms offered now: none before TLS unless plaintext AUTH is allowed; TLS-bound ones need TLS. */
+  offeredMechanisms(): string[] {
+    const all = this.options.authMechanisms;
+    if (all.length === 0 || (!this.tlsActive && !this.options.plaintextAuth)) return [];
+    return this.tlsActive ? [...all] : all.filter((m) => !m.endsWith('-PLUS') && m !== 'EXTERNAL');
+  }
+
+  private cmdAuth(arg: string): void {
+    if (this.options.authMechanisms.length === 0)
+      return this.error(Replies.authNotAvailable, 'AUTH not enabled');
+    if (this.phase === 'connected' || !this.esmtp) return this.error(Replies.needHelo, 'AUTH before EHLO');
+    if (this.authUser !== null) return this.error(Replies.authAlreadyDone, 'AUTH twice');
+    if (this.tx !== null) return this.error(Replies.authInTransaction, 'AUTH in a transaction');
+    const m = /^([A-Za-z0-9_-]{1,20})(?: ([A-Za-z0-9+/]*={0,2}|=))?$/.exec(arg);
+    if (!m) return this.error(Replies.syntaxError, 'bad AUTH arguments');
+    const mechanism = m[1]!.toUpperCase();
+    const offered = this.offeredMechanisms();
+    if (!offered.includes(mechanism)) {
+      const needsTls = !this.tlsActive && this.options.authMechanisms.includes(mechanism);
+      return this.error(
+        needsTls ? Replies.authNeedsEncryption : Replies.authUnknownMechanism,
+        'AUTH mechanism not offered',
+      );
+    }
+    this.authReturnPhase = this.phase;
+    this.setPhase('auth');
+    this.pending = { kind: 'auth' };
+    this.out({ kind: 'auth-start', mechanism, initialResponse: m[2] ?? null });
+  }
+
+  private authResponse(line: string): void {
+    if (line === '*') {
+      this.setPhase(this.authReturnPhase);
+      return this.error(Replies.authCancelled, 'AUTH cancelled');
+    }
+    this.pending = { kind: 'auth' };
+    this.out({ kind: 'auth-response', line });
+  }
+
+  private resolveAuth(outcome: AuthOutcome): void {
+    switch (outcome.kind) {
+      case 'challenge':
+        return this.reply(withText(Replies.authChallenge, outcome.challenge));
+      case 'success':
+        this.authUser = outcome.user;
+        this.setPhase(this.authReturnPhase);
+        return this.reply(outcome.reply ?? Replies.authSucceeded);
+      case 'failure':
+        this.setPhase(this.authReturnPhase);
+        this.reply(outcome.reply);
+        if (outcome.close) this.close();
+        return;
+      default:
+        assertNever(outcome);
+    }
+  }
+
   private cmdMail(arg: string): void {
     if (this.phase === 'connected') return this.error(Replies.needHelo, 'MAIL before EHLO');
     if (this.tx !== null) return this.error(Replies.nestedMail, 'nested MAIL');
+    if (this.options.requireAuth && this.authUser === null) {
+      const tlsFirst = !this.tlsActive && !this.options.plaintextAuth;
+      return this.error(tlsFirst ? Replies.needTls : Replies.authRequired, 'MAIL without AUTH');
+    }
     if (this.transactions >= this.options.maxTransactions) {
       this.reply(Replies.tooManyTransactions);
       return this.close();

@@ -1,0 +1,76 @@
+// Holds back the start of a message until its header block is complete, so a submission session can
+// look at the headers (From: ownership) and add what RFC 6409 §8 lets a submission server add (Date:,
+// Message-ID:) before any byte reaches the queue. Bounded: past `maxBytes` it gives up and releases
+// what it holds, headers unseen (the message then passes unchanged).
+// Pure: bytes in, bytes out.
+
+import { parseHeaderBlock } from '../headers.ts';
+import { extractAddresses } from '../address-list.ts';
+
+export interface HeaderFacts {
+  readonly complete: boolean;
+  readonly from: readonly string[];
+  readonly sender: readonly string[];
+  readonly hasDate: boolean;
+  readonly hasMessageId: boolean;
+}
+
+export class HeaderCapture {
+  private readonly maxBytes: number;
+  private held: Uint8Array[] = [];
+  private heldBytes = 0;
+  done = false;
+
+  constructor(maxBytes = 64 * 1024) {
+    this.maxBytes = maxBytes;
+  }
+
+  /**
+   * Add content. Returns null while still holding; once the header block is complete (or too big), the
+   * facts and every byte held so far, in order.
+   */
+  push(chunk: Uint8Array): { facts: HeaderFacts; release: Uint8Array } | null {
+    if (this.done) throw new Error('HeaderCapture: push after release');
+    this.held.push(chunk);
+    this.heldBytes += chunk.length;
+    const all = Buffer.concat(this.held);
+    const end = headerEnd(all);
+    if (end < 0 && this.heldBytes < this.maxBytes) {
+      this.held = [all];
+      return null;
+    }
+    return this.release(all, end >= 0);
+  }
+
+  /** End of content reached while still holding (a message that is all headers). */
+  finish(): { facts: HeaderFacts; release: Uint8Array } {
+    const all = Buffer.concat(this.held);
+    return this.release(all, true);
+  }
+
+  private release(all: Uint8Array, complete: boolean): { facts: HeaderFacts; release: Uint8Array } {
+    this.done = true;
+    this.held = [];
+    return { facts: inspect(all, complete), release: all };
+  }
+}
+
+/** Index just after the blank line that ends the header block, 0 for a message with no headers, or -1. */
+function headerEnd(b: Uint8Array): number {
+  if (b.length >= 2 && b[0] === 13 && b[1] === 10) return 2;
+  const i = Buffer.from(b.buffer, b.byteOffset, b.length).indexOf('\r\n\r\n');
+  return i < 0 ? -1 : i + 4;
+}
+
+function inspect(bytes: Uint8Array, complete: boolean): HeaderFacts {
+  const fields = parseHeaderBlock(bytes);
+  const values = (name: string): string[] =>
+    fields.filter((f) => f.name.toLowerCase() === name).map((f) => f.value);
+  return {
+    complete,
+    from: values('from').flatMap(extractAddresses),
+    sender: values('sender').flatMap(extractAddresses),
+    hasDate: values('date').length > 0,
+    hasMessageId: values('message-id').length > 0,
+  };
+}
