@@ -161,9 +161,17 @@ describe('parseMail: parameters', () => {
     });
   });
 
-  test('repeated parameters (any case) are a syntax error', () => {
+  test('a keyword repeated with another value (any case) is a syntax error', () => {
     assert.equal(reply(parseMail('FROM:<a@example.org> SIZE=1 size=2', true)), Replies.syntaxError);
-    assert.equal(reply(parseMail('FROM:<a@example.org> SMTPUTF8 SMTPUTF8', true)), Replies.syntaxError);
+    assert.equal(reply(parseMail('FROM:<a@example.org> BODY=7BIT BODY=8BITMIME', true)), Replies.syntaxError);
+    assert.equal(reply(parseMail('FROM:<a@example.org> SMTPUTF8 SMTPUTF8=x', true)), Replies.syntaxError);
+  });
+
+  test('an identical repeat is accepted (Python smtplib sends "SMTPUTF8 SMTPUTF8 BODY=8BITMIME")', () => {
+    const m = mail('FROM:<jöran@example.org> SMTPUTF8 BODY=8BITMIME SMTPUTF8 BODY=8BITMIME');
+    assert.equal(m.params.smtputf8, true);
+    assert.equal(m.params.body, '8BITMIME');
+    assert.equal(mail('FROM:<a@example.org> SIZE=10 SIZE=10').params.sizeBytes, 10);
   });
 
   test('unknown keywords are 555; malformed keywords and values are 501', () => {

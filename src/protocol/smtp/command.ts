@@ -120,10 +120,12 @@ export function parseMail(arg: string, esmtp: boolean): Parsed<MailCommand> {
   let smtputf8 = false;
   let ret: 'FULL' | 'HDRS' | null = null;
   let envid: string | null = null;
-  const seen = new Set<string>();
+  const seen = new Map<string, string | null>();
   for (const { key, value } of pairs) {
-    if (seen.has(key)) return { ok: false, reply: Replies.syntaxError };
-    seen.add(key);
+    // Python's smtplib adds SMTPUTF8 (and BODY=8BITMIME) even when its caller already did: an identical
+    // repeat is harmless and accepted; the same keyword with another value is a syntax error.
+    if (seen.has(key) && seen.get(key) !== value) return { ok: false, reply: Replies.syntaxError };
+    seen.set(key, value);
     switch (key) {
       case 'SIZE':
         if (value === null || !/^\d{1,20}$/.test(value)) return { ok: false, reply: Replies.syntaxError };
