@@ -17,6 +17,7 @@ import { SqliteDirectory } from './directory/sqlite-directory.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { createLogger } from './net/logger.ts';
 import { loadTlsMaterial } from './net/tls.ts';
+import { createTokenVerifier } from './net/token-verifier.ts';
 import type { Queue } from './queue/queue.ts';
 import { SqliteQueue } from './queue/sqlite-queue.ts';
 import type { BoundListener } from './server/listeners.ts';
@@ -218,6 +219,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       logger,
       clock,
       tls: { cert: tls.cert, key: tls.key, clientCa: readClientCa(config) },
+      tokens: config.auth.oauth === null ? null : await createTokenVerifier(config.auth.oauth),
     });
   } catch (err) {
     await worker.stop();

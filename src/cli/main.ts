@@ -14,6 +14,7 @@ import { ConfigLoadError, loadConfig } from '../config/load.ts';
 import type { Logger } from '../core/ports.ts';
 import { systemClock } from '../core/ports.ts';
 import { StartupError, openDirectory, openQueue, openStore } from '../main.ts';
+import { TokenVerifierConfigError } from '../net/token-verifier.ts';
 import { DirectoryError } from '../directory/sqlite-directory.ts';
 import { createLogger } from '../net/logger.ts';
 import { TlsMaterialError } from '../net/tls.ts';
@@ -241,7 +242,8 @@ function isOperatorError(err: unknown): err is Error {
     err instanceof ConfigLoadError ||
     err instanceof StartupError ||
     err instanceof DirectoryError ||
-    err instanceof TlsMaterialError
+    err instanceof TlsMaterialError ||
+    err instanceof TokenVerifierConfigError
   );
 }
 
