@@ -15,7 +15,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect as netConnect, type Socket } from 'node:net';
+import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -23,6 +23,7 @@ import { connect as tlsConnect } from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../../src/config/load.ts';
 import { systemClock } from '../../src/core/ports.ts';
+import { hashPassword } from '../../src/directory/password.ts';
 import { openDirectory, openStore } from '../../src/main.ts';
 import type { MailboxStore, MessageSummary } from '../../src/store/mailbox-store.ts';
 
@@ -124,8 +125,8 @@ export interface TernOptions {
   readonly limits?: Readonly<Record<string, TomlValue>>;
   /** [smtp] keys, e.g. { bare_line_endings: 'normalize' }. */
   readonly smtp?: Readonly<Record<string, TomlValue>>;
-  /** Users created (without password) before the server starts. */
-  readonly users?: readonly string[];
+  /** Users created before the server starts: an address (no password: cannot log in) or with one. */
+  readonly users?: readonly (string | { readonly address: string; readonly password: string })[];
   /** [alias, target] pairs created before the server starts. */
   readonly aliases?: readonly (readonly [string, string])[];
   readonly logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
@@ -248,7 +249,11 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
   if ((opts.users?.length ?? 0) > 0 || (opts.aliases?.length ?? 0) > 0) {
     const directory = await openDirectory(config);
     try {
-      for (const u of opts.users ?? []) await directory.addUser(u, null);
+      for (const u of opts.users ?? []) {
+        if (typeof u === 'string') await directory.addUser(u, null);
+        // Cheap scrypt parameters: hashing at the default cost would take most of a test's time.
+        else await directory.addUser(u.address, await hashPassword(u.password, { ln: 10, r: 8, p: 1 }));
+      }
       for (const [alias, target] of opts.aliases ?? []) await directory.addAlias(alias, target);
     } finally {
       await directory.close();
@@ -662,6 +667,8 @@ export interface SmtplibRequest {
   readonly port: number;
   readonly mode: 'plain' | 'starttls' | 'ssl';
   readonly ehlo?: string;
+  /** AUTH (smtplib's login(): PLAIN or LOGIN) after EHLO, and after STARTTLS when there is one. */
+  readonly login?: readonly [user: string, password: string];
   readonly action: 'sendmail' | 'send_message' | 'steps';
   readonly from?: string;
   readonly to?: readonly string[];
@@ -746,4 +753,47 @@ export function queueIdOf(text: string): string {
   const m = /queued as (\S+)/.exec(text);
   if (!m) throw new Error(`no queue id in ${JSON.stringify(text)}`);
   return m[1]!;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// A TCP proxy that records what the client wrote, chunk by chunk (to see what it pipelined).
+
+export interface RecordingProxy {
+  readonly port: number;
+  /** Client-to-server data as it arrived, one entry per received chunk. */
+  readonly clientChunks: Buffer[];
+  close(): Promise<void>;
+}
+
+export async function startRecordingProxy(targetPort: number): Promise<RecordingProxy> {
+  const clientChunks: Buffer[] = [];
+  const sockets = new Set<Socket>();
+  const server = createNetServer((client) => {
+    const upstream = netConnect({ host: '127.0.0.1', port: targetPort });
+    for (const s of [client, upstream]) {
+      sockets.add(s);
+      s.on('close', () => sockets.delete(s));
+      s.on('error', () => {
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.on('data', (d: Buffer) => {
+      clientChunks.push(d);
+      upstream.write(d);
+    });
+    client.on('end', () => upstream.end());
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  if (address === null || typeof address === 'string') throw new Error('proxy has no port');
+  return {
+    port: address.port,
+    clientChunks,
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
 }

@@ -11,6 +11,8 @@ import { havePython, queueIdOf, smtplib, splitTrace, startTern } from './harness
 
 const skip = havePython() ? false : 'python3 with smtplib is not available on this machine';
 
+const SENDER_PASSWORD = 'correct horse battery staple';
+
 const RECEIVED_DATE = /[A-Z][a-z]{2}, \d{1,2} [A-Z][a-z]{2} \d{4} \d{2}:\d{2}:\d{2} [+-]\d{4}/.source;
 
 function message(subject: string, to: string, body = 'Hello from smtplib.\r\n'): Buffer {
@@ -31,6 +33,7 @@ describe('smtplib against Tern', { skip }, () => {
     tern = await startTern({
       users: [
         'alice@example.test',
+        { address: 'sender@example.test', password: SENDER_PASSWORD },
         'plain@example.test',
         'tls@example.test',
         'ssl@example.test',
@@ -88,22 +91,29 @@ describe('smtplib against Tern', { skip }, () => {
     assert.match(trace.received, /with ESMTPS id \S+\r\n\t\(version=TLSv1\.[23] cipher=\S+\)\r\n/);
   });
 
-  test('SMTP_SSL on the implicit-TLS port (RFC 8314)', async () => {
+  test('SMTP_SSL on the implicit-TLS port (RFC 8314), authenticated as submission requires', async () => {
     const r = await smtplib({
       port: tern.ports.submissions,
       mode: 'ssl',
+      login: ['sender@example.test', SENDER_PASSWORD],
       action: 'sendmail',
-      from: 'bob@remote.test',
+      from: 'sender@example.test',
       to: ['ssl@example.test'],
-      raw: message('implicit tls', 'ssl@example.test'),
+      raw: Buffer.from(
+        'From: <sender@example.test>\r\nTo: <ssl@example.test>\r\nSubject: implicit tls\r\n' +
+          'Message-ID: <implicit-tls@example.test>\r\nDate: Mon, 02 Feb 2026 10:00:00 +0000\r\n\r\nOver TLS.\r\n',
+      ),
     });
     assertOk(r);
     assert.match(r.tls ?? '', /^TLSv1\.[23]$/);
     assert.ok(!('starttls' in r.features), 'no STARTTLS on an implicit-TLS listener');
+    assert.ok('auth' in r.features, 'AUTH offered under TLS');
     const [m] = await tern.waitForMessages('ssl@example.test', 1);
     assert.equal(m!.subject, 'implicit tls');
     const trace = splitTrace(await tern.mailboxCat('ssl@example.test', m!.id));
-    assert.match(trace.received, /with ESMTPS id /);
+    assert.equal(trace.returnPath, 'sender@example.test');
+    // RFC 3848: ESMTPSA — ESMTP, over TLS, authenticated.
+    assert.match(trace.received, /with ESMTPSA id /);
   });
 
   // smtplib adds SMTPUTF8 and BODY=8BITMIME itself when an address is not ASCII (Python docs, send_message).
@@ -140,6 +150,7 @@ describe('smtplib against Tern', { skip }, () => {
   test('send_message with a UTF-8 address: SMTPUTF8 (RFC 6531) added by smtplib', () =>
     sendUtf8('josé@example.test', []));
 
+  // Python appends its own SMTPUTF8 to the caller's, so MAIL carries the keyword twice.
   test('send_message with a UTF-8 address and mail_options=["SMTPUTF8"] as well', () =>
     sendUtf8('zoë@example.test', ['SMTPUTF8']));
 

@@ -6,6 +6,7 @@
 # Deliberately NOT here: assertions. The TypeScript tests decide what the replies mean.
 #
 # Request: {"host", "port", "mode": "plain" | "starttls" | "ssl", "ehlo": name, "timeout": seconds,
+#           "login": [user, password] (optional),
 #           "action": "sendmail" | "send_message" | "steps", ...}
 #   sendmail:     "from", "to": [..], "raw_b64": message bytes, "mail_options", "rcpt_options"
 #   send_message: "message": {"headers": [[name, value], ..], "body": text, "cte": "8bit" | ...},
@@ -56,6 +57,8 @@ def connect(req):
         if code != 220:
             raise smtplib.SMTPResponseException(code, msg)
         s.ehlo()
+    if req.get("login"):
+        s.login(req["login"][0], req["login"][1])
     return s
 
 
