@@ -186,6 +186,8 @@ export interface Tern {
   waitForMessages(address: string, count: number, timeoutMs?: number): Promise<MessageSummary[]>;
   /** The messages stored for `address` right now (through the store API, no CLI process). */
   storedMessages(address: string): Promise<MessageSummary[]>;
+  /** One stored message's bytes through the store API (`mailboxCat` is the CLI's view of the same). */
+  storedMessage(address: string, id: string): Promise<Buffer>;
   /** Send a signal and wait for the process to exit. */
   kill(signal?: NodeJS.Signals): Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** SIGTERM (SIGKILL if it lingers), then remove the temporary folder. Safe to call twice. */
@@ -369,9 +371,15 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
     return r;
   };
 
-  const storedMessages = async (address: string): Promise<MessageSummary[]> => {
-    store ??= await openStore(config, systemClock);
-    return store.list(address);
+  const openedStore = async (): Promise<MailboxStore> => (store ??= await openStore(config, systemClock));
+  const storedMessages = async (address: string): Promise<MessageSummary[]> =>
+    (await openedStore()).list(address);
+  const storedMessage = async (address: string, id: string): Promise<Buffer> => {
+    const content = (await openedStore()).read(address, id);
+    if (content === null) throw new Error(`no message ${id} for ${address}`);
+    const chunks: Uint8Array[] = [];
+    for await (const chunk of content) chunks.push(chunk);
+    return Buffer.concat(chunks);
   };
 
   return {
@@ -410,6 +418,7 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
       );
     },
     storedMessages,
+    storedMessage,
     kill,
     stop,
   };
