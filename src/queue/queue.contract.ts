@@ -1,7 +1,9 @@
 // The Queue contract: what every implementation (sqlite-queue.ts today, PostgreSQL later) must do,
 // as one node:test suite each implementation's test file runs with its own harness. Covers durability
 // across a restart, invisibility before commit, abort, large bodies byte-exact, group commit, the
-// per-recipient lifecycle (due → settle → removal), listeners, and a full disk (452 4.3.1, nothing left).
+// per-recipient lifecycle (due → settle → removal), listeners, a full disk (452 4.3.1, nothing left),
+// and the operator's steering: hold/release, remove, flush, bounceNow, delay-warned flags, the remote
+// detail kept for DSNs, and the change counter a running server polls.
 // Not here: implementation details (spool file names, transaction internals): those are in the
 // implementation's own test file.
 
@@ -11,6 +13,7 @@ import { describe, it } from 'node:test';
 import type { Envelope } from '../core/envelope.ts';
 import { Replies, ReplyError } from '../core/reply.ts';
 import type { Queue } from './queue.ts';
+import { OPERATOR_BOUNCE_REPLY } from './queue.ts';
 
 export interface QueueHarness {
   readonly queue: Queue;
@@ -281,6 +284,256 @@ export function runQueueContract(name: string, make: () => Promise<QueueHarness>
       const id = await enqueue(h.queue, enc.encode('x'));
       await assert.rejects(h.queue.settle(id, 5, { status: 'delivered', reply: '250 ok' }));
       await assert.rejects(h.queue.settle('NOSUCHMESSAGE', 0, { status: 'delivered', reply: '250 ok' }));
+    });
+
+    withHarness("arrivalMs is the envelope's receivedAtMs; new recipients have no flags", async (h) => {
+      const env = { ...testEnvelope(), receivedAtMs: CONTRACT_NOW_MS - 12_345 };
+      const id = await enqueue(h.queue, enc.encode('x'), env);
+      const m = await h.queue.get(id);
+      assert.equal(m?.arrivalMs, CONTRACT_NOW_MS - 12_345);
+      assert.equal((await h.queue.list())[0]?.arrivalMs, CONTRACT_NOW_MS - 12_345);
+      const r = m?.recipients[0];
+      assert.deepEqual(
+        [r?.delayWarned, r?.bounceRequested, r?.remoteMta, r?.diagnostic],
+        [false, false, undefined, undefined],
+      );
+    });
+
+    withHarness('hold keeps a message out of due() until release; unknown ids say false', async (h) => {
+      const now = CONTRACT_NOW_MS;
+      const a = await enqueue(h.queue, enc.encode('a'));
+      const b = await enqueue(h.queue, enc.encode('b'));
+      assert.equal(await h.queue.hold(a), true);
+      assert.equal(await h.queue.hold(a), true, 'holding twice is fine');
+      assert.equal((await h.queue.get(a))?.held, true);
+      assert.deepEqual(
+        (await h.queue.due(now, 10)).map((m) => m.id),
+        [b],
+      );
+      assert.equal(await h.queue.hold('NOSUCHMESSAGE'), false);
+      assert.equal(await h.queue.release('NOSUCHMESSAGE'), false);
+      let q = await h.reopen();
+      assert.equal((await q.get(a))?.held, true, 'a hold survives a restart');
+      assert.deepEqual(
+        (await q.due(now + 86_400_000, 10)).map((m) => m.id),
+        [b],
+      );
+      assert.equal(await q.release(a), true);
+      assert.equal((await q.get(a))?.held, false);
+      q = await h.reopen();
+      assert.deepEqual(
+        (await q.due(now, 10)).map((m) => m.id),
+        [a, b],
+      );
+    });
+
+    withHarness("remove deletes the message and its bytes whatever the recipients' state", async (h) => {
+      const small = await enqueue(
+        h.queue,
+        enc.encode('small'),
+        testEnvelope(['a@example.org', 'b@example.org']),
+      );
+      const large = await enqueue(h.queue, randomBytes(2_000_000));
+      await h.queue.settle(small, 0, { status: 'delivered', reply: '250 2.0.0 ok' });
+      await h.queue.hold(large);
+      assert.equal(await h.queue.remove(small), true);
+      assert.equal(await h.queue.remove(large), true);
+      assert.equal(await h.queue.remove(large), false);
+      assert.equal(await h.queue.get(small), null);
+      await assert.rejects(readAll(h.queue.readBody(large)));
+      assert.deepEqual(await h.queue.due(CONTRACT_NOW_MS + 1, 10), []);
+      await assert.rejects(h.queue.settle(small, 1, { status: 'delivered', reply: '250 2.0.0 ok' }));
+      const q = await h.reopen();
+      assert.deepEqual(await q.list(), []);
+    });
+
+    withHarness(
+      'flush makes pending recipients due now: one message, or all; held ones are skipped',
+      async (h) => {
+        const now = CONTRACT_NOW_MS;
+        const later = {
+          status: 'deferred',
+          reply: '451 4.4.1 later',
+          nextAttemptMs: now + 3_600_000,
+        } as const;
+        const a = await enqueue(
+          h.queue,
+          enc.encode('a'),
+          testEnvelope(['1@example.org', '2@example.org', '3@example.org']),
+        );
+        const b = await enqueue(h.queue, enc.encode('b'));
+        const c = await enqueue(h.queue, enc.encode('c'));
+        await h.queue.settle(a, 0, later);
+        await h.queue.settle(a, 1, { status: 'delivered', reply: '250 2.0.0 ok' });
+        await h.queue.settle(a, 2, later);
+        await h.queue.settle(b, 0, later);
+        await h.queue.settle(c, 0, later);
+        await h.queue.hold(c);
+        assert.deepEqual(await h.queue.due(now, 10), []);
+
+        assert.equal(await h.queue.flush(a), 2);
+        let due = await h.queue.due(now, 10);
+        assert.deepEqual(
+          due.map((m) => [m.id, m.recipients.map((r) => r.index)]),
+          [[a, [0, 2]]],
+        );
+        // Flushing does not count as an attempt and keeps the last reply.
+        assert.deepEqual(
+          due[0]?.recipients.map((r) => [r.status, r.attempts, r.lastReply]),
+          [
+            ['deferred', 1, '451 4.4.1 later'],
+            ['deferred', 1, '451 4.4.1 later'],
+          ],
+        );
+        assert.equal(await h.queue.flush(c), 0, 'a held message is not flushed');
+        assert.equal(await h.queue.flush('NOSUCHMESSAGE'), 0);
+        assert.equal(await h.queue.flush(), 3, 'a (already due) and b; not the held c');
+        due = await h.queue.due(now, 10);
+        assert.deepEqual(
+          due.map((m) => m.id),
+          [a, b],
+        );
+        await h.queue.release(c);
+        assert.deepEqual(
+          (await h.queue.due(now, 10)).map((m) => m.id),
+          [a, b],
+          'released, c waits for its own time',
+        );
+        assert.equal((await h.queue.get(c))?.recipients[0]?.nextAttemptMs, now + 3_600_000);
+      },
+    );
+
+    withHarness('bounceNow marks pending recipients, makes them due and releases a hold', async (h) => {
+      const now = CONTRACT_NOW_MS;
+      const id = await enqueue(
+        h.queue,
+        enc.encode('x'),
+        testEnvelope(['1@example.org', '2@example.org', '3@example.org']),
+      );
+      await h.queue.settle(id, 0, { status: 'delivered', reply: '250 2.0.0 ok' });
+      await h.queue.settle(id, 1, {
+        status: 'deferred',
+        reply: '451 4.4.1 later',
+        nextAttemptMs: now + 60_000,
+      });
+      await h.queue.hold(id);
+      assert.equal(await h.queue.bounceNow(id), 2);
+      assert.equal(await h.queue.bounceNow('NOSUCHMESSAGE'), 0);
+      const q = await h.reopen();
+      const m = await q.get(id);
+      assert.equal(m?.held, false);
+      assert.deepEqual(
+        m?.recipients.map((r) => [r.status, r.bounceRequested]),
+        [
+          ['delivered', false],
+          ['deferred', true],
+          ['queued', true],
+        ],
+      );
+      const due = await q.due(now, 10);
+      assert.deepEqual(
+        due.map((x) => x.recipients.map((r) => [r.index, r.bounceRequested])),
+        [
+          [
+            [1, true],
+            [2, true],
+          ],
+        ],
+      );
+      await q.settle(id, 1, { status: 'bounced', reply: OPERATOR_BOUNCE_REPLY });
+      await q.settle(id, 2, { status: 'bounced', reply: OPERATOR_BOUNCE_REPLY });
+      assert.equal(await q.get(id), null);
+    });
+
+    withHarness('markDelayWarned sets the flag once for good; unknown recipients fail', async (h) => {
+      const id = await enqueue(h.queue, enc.encode('x'), testEnvelope(['1@example.org', '2@example.org']));
+      await h.queue.settle(id, 1, {
+        status: 'deferred',
+        reply: '451 4.4.1 later',
+        nextAttemptMs: CONTRACT_NOW_MS,
+      });
+      await h.queue.markDelayWarned(id, 1);
+      await h.queue.markDelayWarned(id, 1);
+      await assert.rejects(h.queue.markDelayWarned(id, 7));
+      await assert.rejects(h.queue.markDelayWarned('NOSUCHMESSAGE', 0));
+      const q = await h.reopen();
+      const m = await q.get(id);
+      assert.deepEqual(
+        m?.recipients.map((r) => [r.status, r.attempts, r.delayWarned]),
+        [
+          ['queued', 0, false],
+          ['deferred', 1, true],
+        ],
+      );
+    });
+
+    withHarness(
+      'settle keeps the remote MTA and its reply for the DSN; a later settle replaces them',
+      async (h) => {
+        const now = CONTRACT_NOW_MS;
+        const id = await enqueue(h.queue, enc.encode('x'), testEnvelope(['1@example.org', '2@example.org']));
+        const diagnostic = '450-4.2.1 mailbox busy\r\n450 4.2.1 try later';
+        await h.queue.settle(id, 0, {
+          status: 'deferred',
+          reply: '450 4.2.1 mailbox busy',
+          nextAttemptMs: now,
+          remoteMta: 'mx1.example.org',
+          diagnostic,
+        });
+        await h.queue.settle(id, 1, {
+          status: 'deferred',
+          reply: '451 4.4.1 no answer',
+          nextAttemptMs: now,
+          remoteMta: 'mx2.example.org',
+          diagnostic: '421 4.3.2 shutting down',
+        });
+        let m = await h.queue.get(id);
+        assert.equal(m?.recipients[0]?.remoteMta, 'mx1.example.org');
+        assert.equal(m?.recipients[0]?.diagnostic, diagnostic);
+        // The next attempt never reached a server: the old server's reply must not stay beside the new reason.
+        await h.queue.settle(id, 1, {
+          status: 'deferred',
+          reply: '451 4.4.1 connection refused',
+          nextAttemptMs: now,
+        });
+        m = await h.queue.get(id);
+        assert.deepEqual([m?.recipients[1]?.remoteMta, m?.recipients[1]?.diagnostic], [undefined, undefined]);
+        const q = await h.reopen();
+        assert.equal((await q.due(now, 10))[0]?.recipients[0]?.diagnostic, diagnostic);
+      },
+    );
+
+    withHarness('changeCounter moves on every operator change, not on commits or settles', async (h) => {
+      const c0 = await h.queue.changeCounter();
+      const id = await enqueue(h.queue, enc.encode('x'), testEnvelope(['1@example.org', '2@example.org']));
+      await h.queue.settle(id, 0, {
+        status: 'deferred',
+        reply: '451 4.0.0 later',
+        nextAttemptMs: CONTRACT_NOW_MS + 1,
+      });
+      await h.queue.markDelayWarned(id, 0);
+      assert.equal(await h.queue.changeCounter(), c0);
+      const seen = [c0];
+      const expectMoved = async (what: string): Promise<void> => {
+        const c = await h.queue.changeCounter();
+        assert.ok(c > seen.at(-1)!, `${what} did not move the counter`);
+        seen.push(c);
+      };
+      await h.queue.hold(id);
+      await expectMoved('hold');
+      await h.queue.release(id);
+      await expectMoved('release');
+      await h.queue.flush(id);
+      await expectMoved('flush(id)');
+      await h.queue.flush();
+      await expectMoved('flush()');
+      await h.queue.bounceNow(id);
+      await expectMoved('bounceNow');
+      const q = await h.reopen();
+      assert.equal(await q.changeCounter(), seen.at(-1), 'the counter is stored, not per process');
+      await q.remove(id);
+      const c = await q.changeCounter();
+      assert.ok(c > seen.at(-1)!, 'remove did not move the counter');
     });
 
     withHarness('a full disk fails with 452 4.3.1 and leaves nothing; space coming back heals', async (h) => {

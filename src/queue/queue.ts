@@ -2,6 +2,9 @@
 // Contract: commit() resolves only once the message bytes and the envelope are on disk and fsynced;
 // before that nothing of the message is visible to list()/claimDue(). Implementations: sqlite-queue.ts
 // (embedded default). Every implementation runs queue.contract.ts.
+// Operator steering (Postfix's postsuper/postqueue): hold, release, remove, flush and bounceNow change
+// what the delivery worker sees; changeCounter() is how a running server notices that another process
+// (the `tern queue` CLI) did so, without waiting for its next timed look.
 
 import type { Envelope } from '../core/envelope.ts';
 
@@ -15,6 +18,18 @@ export interface QueuedRecipient {
   readonly nextAttemptMs: number;
   /** Last reply or reason, e.g. "250 2.0.0 delivered to mailbox" or "451 4.4.1 connection refused". */
   readonly lastReply: string | null;
+  /** A delay warning (DSN Action: delayed) went out for this recipient: at most one is sent. */
+  readonly delayWarned: boolean;
+  /**
+   * An operator gave up on this recipient (`tern queue bounce`, bounceNow()). The delivery worker reads
+   * it: such a recipient is due at once and is settled as bounced without a delivery attempt (with
+   * OPERATOR_BOUNCE_REPLY), so the sender gets a failure DSN. Only ever set on a pending recipient.
+   */
+  readonly bounceRequested: boolean;
+  /** The remote MTA (its DNS name) that gave the last reply; absent when no remote server answered. */
+  readonly remoteMta?: string;
+  /** The last reply of that remote server verbatim (DSN Diagnostic-Code: smtp; ...); absent likewise. */
+  readonly diagnostic?: string;
 }
 
 export interface QueuedMessage {
@@ -23,6 +38,11 @@ export interface QueuedMessage {
   readonly sizeBytes: number;
   readonly recipients: readonly QueuedRecipient[];
   readonly held: boolean;
+  /**
+   * When the message arrived (the same as envelope.receivedAtMs): the queue lifetime and the delay
+   * warning count from here (schedule.ts), and it is the DSN's Arrival-Date.
+   */
+  readonly arrivalMs: number;
 }
 
 /** Receives the bytes of one message; exactly one of commit/abort ends it. */
@@ -47,10 +67,56 @@ export interface Queue {
   settle(id: string, index: number, outcome: RecipientOutcome): Promise<void>;
   /** Wake listeners (the delivery worker) when new mail is committed. */
   onCommit(listener: (id: string) => void): () => void;
+
+  /** Keep the message out of due() until released; false when there is no such message. */
+  hold(id: string): Promise<boolean>;
+  /** Undo hold(): pending recipients already past their next attempt are due at once. */
+  release(id: string): Promise<boolean>;
+  /**
+   * Delete the message (rows and stored bytes) whatever its recipients' state, without any DSN (Postfix
+   * `postsuper -d`). A delivery already in flight may still complete; its settle() then fails.
+   */
+  remove(id: string): Promise<boolean>;
+  /**
+   * Make pending recipients due now (Postfix `postqueue -f` / `-i`): of one message, or of every message
+   * when id is undefined. Held messages are skipped (release them first). Resolves with how many
+   * recipients were rescheduled: 0 for an unknown id.
+   */
+  flush(id?: string): Promise<number>;
+  /**
+   * Give up on every pending recipient of the message: mark them bounceRequested and due now, and release
+   * a hold (the operator wants the message gone, with a DSN). Resolves with how many were marked.
+   */
+  bounceNow(id: string): Promise<number>;
+  /** Remember that a delay warning went out for this recipient. Throws when there is no such recipient. */
+  markDelayWarned(id: string, index: number): Promise<void>;
+  /**
+   * A number that grows whenever hold, release, remove, flush or bounceNow changed the queue, from any
+   * process that opened the same storage. The running server's worker polls it (about once a second,
+   * one small read) and looks at the queue when it moved, so `tern queue flush` acts within a second.
+   * Commits and settles do not move it: the process that makes them wakes its own worker (onCommit).
+   */
+  changeCounter(): Promise<number>;
+
   close(): Promise<void>;
 }
 
+/** What an outcome may say about the remote server that gave it (for the DSN: Remote-MTA, Diagnostic-Code). */
+export interface RemoteDetail {
+  /** DNS name of the remote MTA that answered. */
+  readonly remoteMta?: string;
+  /** Its reply verbatim, multi-line replies joined with CRLF or spaces. */
+  readonly diagnostic?: string;
+}
+
+/**
+ * Each settle() replaces the recipient's remote detail: a later attempt that never reached a server
+ * clears what an earlier one recorded, so a DSN never pairs one attempt's reason with another's server.
+ */
 export type RecipientOutcome =
-  | { readonly status: 'delivered'; readonly reply: string }
-  | { readonly status: 'bounced'; readonly reply: string }
-  | { readonly status: 'deferred'; readonly reply: string; readonly nextAttemptMs: number };
+  | ({ readonly status: 'delivered'; readonly reply: string } & RemoteDetail)
+  | ({ readonly status: 'bounced'; readonly reply: string } & RemoteDetail)
+  | ({ readonly status: 'deferred'; readonly reply: string; readonly nextAttemptMs: number } & RemoteDetail);
+
+/** The reply recorded for a recipient bounced on an operator's request (RFC 3463 5.0.0: other). */
+export const OPERATOR_BOUNCE_REPLY = '550 5.0.0 delivery cancelled by the mail system administrator';

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
@@ -85,7 +85,7 @@ describe('SqliteQueue specifics', () => {
     });
   };
 
-  withQueue('lays out queue.db (WAL, schema version 1) and spool/', async (_q, dir) => {
+  withQueue('lays out queue.db (WAL) and spool/', async (_q, dir) => {
     assert.ok(existsSync(join(dir, 'queue.db')));
     assert.ok(existsSync(join(dir, 'queue.db-wal')));
     assert.deepEqual(await readdir(join(dir, 'spool')), []);
@@ -155,6 +155,11 @@ describe('SqliteQueue specifics', () => {
     await assert.rejects(q.list());
     await assert.rejects(q.due(0, 1));
     await assert.rejects(q.settle('X', 0, { status: 'delivered', reply: '250 ok' }));
+    await assert.rejects(q.hold('X'));
+    await assert.rejects(q.flush());
+    await assert.rejects(q.remove('X'));
+    await assert.rejects(q.markDelayWarned('X', 0));
+    await assert.rejects(q.changeCounter());
     assert.throws(() => q.begin(), /closed/);
   });
 
@@ -246,6 +251,100 @@ describe('SqliteQueue specifics', () => {
       assert.equal((await q.list()).length, 2);
     } finally {
       await q.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  withQueue('remove takes the spool file with the rows', async (q, dir) => {
+    const w = q.begin();
+    await w.write(randomBytes(1_000_000));
+    await w.commit(testEnvelope());
+    assert.deepEqual(await readdir(join(dir, 'spool')), [w.id]);
+    assert.equal(await q.remove(w.id), true);
+    assert.deepEqual(await readdir(join(dir, 'spool')), []);
+  });
+
+  it('a database of schema version 1 is migrated: old recipients get no flags, the counter starts', async () => {
+    const dir = await tempDir();
+    try {
+      await mkdir(join(dir, 'spool'));
+      const { DatabaseSync } = await import('node:sqlite');
+      const db = new DatabaseSync(join(dir, 'queue.db'));
+      db.exec(`CREATE TABLE messages (id TEXT PRIMARY KEY, envelope TEXT NOT NULL, size_bytes INTEGER NOT NULL,
+          body_file TEXT, held INTEGER NOT NULL DEFAULT 0, created_ms INTEGER NOT NULL) STRICT;
+        CREATE TABLE bodies (message_id TEXT PRIMARY KEY REFERENCES messages(id) ON DELETE CASCADE,
+          data BLOB NOT NULL) STRICT;
+        CREATE TABLE recipients (message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,
+          idx INTEGER NOT NULL, address TEXT NOT NULL,
+          status TEXT NOT NULL CHECK (status IN ('queued', 'deferred', 'delivered', 'bounced')),
+          attempts INTEGER NOT NULL DEFAULT 0, next_attempt_ms INTEGER NOT NULL, last_reply TEXT,
+          PRIMARY KEY (message_id, idx)) STRICT, WITHOUT ROWID;
+        PRAGMA user_version = 1;`);
+      db.prepare('INSERT INTO messages VALUES (?, ?, 1, NULL, 1, 0)').run(
+        'OLD1',
+        JSON.stringify(testEnvelope()),
+      );
+      db.prepare('INSERT INTO bodies VALUES (?, ?)').run('OLD1', new Uint8Array([120]));
+      db.prepare(
+        `INSERT INTO recipients VALUES ('OLD1', 0, 'alice@example.org', 'deferred', 2, 5, '451 4.0.0 x')`,
+      ).run();
+      db.close();
+      const q = await SqliteQueue.open({ dir, clock });
+      try {
+        const m = await q.get('OLD1');
+        assert.deepEqual(m?.recipients, [
+          {
+            index: 0,
+            address: 'alice@example.org',
+            status: 'deferred',
+            attempts: 2,
+            nextAttemptMs: 5,
+            lastReply: '451 4.0.0 x',
+            delayWarned: false,
+            bounceRequested: false,
+          },
+        ]);
+        assert.equal(m?.held, true);
+        assert.equal(await q.changeCounter(), 0);
+        assert.equal(await q.release('OLD1'), true);
+        assert.equal(await q.changeCounter(), 1);
+      } finally {
+        await q.close();
+      }
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a flush from another process moves the counter the running server polls', async () => {
+    const dir = await tempDir();
+    const server = await SqliteQueue.open({ dir, clock });
+    try {
+      const w = server.begin();
+      await w.write(new TextEncoder().encode('x'));
+      await w.commit(testEnvelope());
+      await server.settle(w.id, 0, {
+        status: 'deferred',
+        reply: '451 4.0.0 later',
+        nextAttemptMs: CONTRACT_NOW_MS + 3_600_000,
+      });
+      const before = await server.changeCounter();
+      assert.deepEqual(await server.due(CONTRACT_NOW_MS, 10), []);
+      const moduleUrl = pathToFileURL(join(import.meta.dirname, 'sqlite-queue.ts')).href;
+      const script = `
+        const { SqliteQueue } = await import(${JSON.stringify(moduleUrl)});
+        const q = await SqliteQueue.open({ dir: ${JSON.stringify(dir)}, clock: { nowMs: () => ${CONTRACT_NOW_MS} } });
+        console.log(await q.flush());
+        await q.close();`;
+      const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script]);
+      assert.equal(stdout.trim(), '1');
+      assert.ok((await server.changeCounter()) > before);
+      assert.deepEqual(
+        (await server.due(CONTRACT_NOW_MS, 10)).map((m) => m.id),
+        [w.id],
+      );
+    } finally {
+      await server.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

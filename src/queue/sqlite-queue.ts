@@ -6,8 +6,12 @@
 // visible. A full disk (ENOSPC, EDQUOT, SQLITE_FULL) becomes 452 4.3.1 and leaves nothing behind.
 // A message (rows and spool file) is removed once every recipient is delivered or bounced.
 // Other processes (the CLI) may open the same dir and read while the server runs (WAL).
-// Deliberately not here: retry schedules (delivery decides nextAttemptMs), holding/releasing (no API
-// yet; the column exists), claiming work across several workers (one delivery worker per server).
+// Operator changes (hold, release, remove, flush, bounceNow) also bump the one-row `wakeups` counter in
+// the same transaction: a second process (the CLI) cannot call the server's listeners, so the server's
+// worker polls changeCounter() instead; the row is cheaper to read than any scan and, unlike
+// PRAGMA data_version, also moves for changes made through this same connection (testable in-process).
+// Deliberately not here: retry schedules (schedule.ts; delivery decides nextAttemptMs), DSNs, claiming
+// work across several workers (one delivery worker per server).
 
 import { createReadStream } from 'node:fs';
 import { readdir, stat } from 'node:fs/promises';
@@ -41,6 +45,11 @@ const QueueEvents = {
   unlinkFailed: 'queue.spool.unlink_failed',
   listenerFailed: 'queue.listener.failed',
   removed: 'queue.removed',
+  held: 'queue.held',
+  released: 'queue.released',
+  deleted: 'queue.deleted',
+  flushed: 'queue.flushed',
+  bounceRequested: 'queue.bounce_requested',
 } as const;
 
 export interface SqliteQueueOptions {
@@ -91,6 +100,12 @@ const MIGRATIONS = [
      PRIMARY KEY (message_id, idx)
    ) STRICT, WITHOUT ROWID;
    CREATE INDEX recipients_due ON recipients (next_attempt_ms) WHERE status IN ('queued', 'deferred');`,
+  `ALTER TABLE recipients ADD COLUMN delay_warned INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE recipients ADD COLUMN bounce_requested INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE recipients ADD COLUMN remote_mta TEXT;
+   ALTER TABLE recipients ADD COLUMN diagnostic TEXT;
+   CREATE TABLE wakeups (id INTEGER PRIMARY KEY CHECK (id = 1), counter INTEGER NOT NULL) STRICT;
+   INSERT INTO wakeups (id, counter) VALUES (1, 0);`,
 ];
 
 const PENDING = `status IN ('queued', 'deferred')`;
@@ -260,13 +275,15 @@ export class SqliteQueue implements Queue {
       const changed = this.#sql
         .sql(
           `UPDATE recipients SET status = ?, attempts = attempts + 1, last_reply = ?,
-             next_attempt_ms = coalesce(?, next_attempt_ms)
+             next_attempt_ms = coalesce(?, next_attempt_ms), remote_mta = ?, diagnostic = ?
            WHERE message_id = ? AND idx = ? AND ${PENDING}`,
         )
         .run(
           outcome.status,
           outcome.reply,
           outcome.status === 'deferred' ? outcome.nextAttemptMs : null,
+          outcome.remoteMta ?? null,
+          outcome.diagnostic ?? null,
           id,
           index,
         );
@@ -284,17 +301,111 @@ export class SqliteQueue implements Queue {
         .sql(`SELECT count(*) AS n FROM recipients WHERE message_id = ? AND ${PENDING}`)
         .get(id);
       if (integer(left!, 'n') > 0) return undefined;
-      const msg = this.#sql.sql('SELECT body_file FROM messages WHERE id = ?').get(id);
-      this.#sql.sql('DELETE FROM messages WHERE id = ?').run(id);
-      return { file: msg === undefined ? null : textOrNull(msg, 'body_file') };
+      return this.#deleteRows(id);
     });
     if (removedFile === undefined) return;
     this.#log.event(QueueEvents.removed, { queueId: id });
-    if (removedFile.file !== null) {
-      // After COMMIT: a crash before this unlink leaves an orphan that the next open removes.
-      const err = await removeQuietly(this.#fs, join(this.#dir, removedFile.file));
-      if (err !== null) this.#log.warn(QueueEvents.unlinkFailed, { queueId: id, err });
-    }
+    await this.#unlinkSpool(id, removedFile.file);
+  }
+
+  /** Inside a transaction: delete the message's rows; undefined when there was no such message. */
+  #deleteRows(id: string): { file: string | null } | undefined {
+    const msg = this.#sql.sql('SELECT body_file FROM messages WHERE id = ?').get(id);
+    if (msg === undefined) return undefined;
+    this.#sql.sql('DELETE FROM messages WHERE id = ?').run(id);
+    return { file: textOrNull(msg, 'body_file') };
+  }
+
+  /** After COMMIT: a crash before this unlink leaves an orphan that the next open removes. */
+  async #unlinkSpool(id: string, file: string | null): Promise<void> {
+    if (file === null) return;
+    const err = await removeQuietly(this.#fs, join(this.#dir, file));
+    if (err !== null) this.#log.warn(QueueEvents.unlinkFailed, { queueId: id, err });
+  }
+
+  #bumpChangeCounter(): void {
+    this.#sql.sql('UPDATE wakeups SET counter = counter + 1 WHERE id = 1').run();
+  }
+
+  /** Run an operator change in the next group transaction, bumping the change counter with it. */
+  #change<T>(op: () => T): Promise<T> {
+    if (this.#closed) return Promise.reject(new Error('queue: closed'));
+    return this.#commits.run(() => {
+      const result = op();
+      this.#bumpChangeCounter();
+      return result;
+    });
+  }
+
+  async hold(id: string): Promise<boolean> {
+    const found = await this.#change(
+      () => this.#sql.sql('UPDATE messages SET held = 1 WHERE id = ?').run(id).changes > 0,
+    );
+    if (found) this.#log.event(QueueEvents.held, { queueId: id });
+    return found;
+  }
+
+  async release(id: string): Promise<boolean> {
+    const found = await this.#change(
+      () => this.#sql.sql('UPDATE messages SET held = 0 WHERE id = ?').run(id).changes > 0,
+    );
+    if (found) this.#log.event(QueueEvents.released, { queueId: id });
+    return found;
+  }
+
+  async remove(id: string): Promise<boolean> {
+    const removed = await this.#change(() => this.#deleteRows(id));
+    if (removed === undefined) return false;
+    this.#log.event(QueueEvents.deleted, { queueId: id });
+    await this.#unlinkSpool(id, removed.file);
+    return true;
+  }
+
+  async flush(id?: string): Promise<number> {
+    const nowMs = this.#clock.nowMs();
+    const changed = await this.#change(() => {
+      // min(): a recipient already due keeps its place in the due() order.
+      const held = id === undefined ? 'held = 0' : 'held = 0 AND id = ?';
+      const stmt = this.#sql.sql(
+        `UPDATE recipients SET next_attempt_ms = min(next_attempt_ms, ?)
+         WHERE ${PENDING} AND message_id IN (SELECT id FROM messages WHERE ${held})`,
+      );
+      return Number((id === undefined ? stmt.run(nowMs) : stmt.run(nowMs, id)).changes);
+    });
+    this.#log.event(QueueEvents.flushed, { queueId: id ?? null, recipients: changed });
+    return changed;
+  }
+
+  async bounceNow(id: string): Promise<number> {
+    const nowMs = this.#clock.nowMs();
+    const marked = await this.#change(() => {
+      const n = this.#sql
+        .sql(
+          `UPDATE recipients SET bounce_requested = 1, next_attempt_ms = min(next_attempt_ms, ?)
+           WHERE message_id = ? AND ${PENDING}`,
+        )
+        .run(nowMs, id).changes;
+      if (n > 0) this.#sql.sql('UPDATE messages SET held = 0 WHERE id = ?').run(id);
+      return Number(n);
+    });
+    if (marked > 0) this.#log.event(QueueEvents.bounceRequested, { queueId: id, recipients: marked });
+    return marked;
+  }
+
+  async markDelayWarned(id: string, index: number): Promise<void> {
+    if (this.#closed) throw new Error('queue: closed');
+    await this.#commits.run(() => {
+      const changed = this.#sql
+        .sql('UPDATE recipients SET delay_warned = 1 WHERE message_id = ? AND idx = ?')
+        .run(id, index);
+      if (changed.changes === 0) throw new Error(`queue: no recipient ${index} of message ${id}`);
+    });
+  }
+
+  changeCounter(): Promise<number> {
+    return attempt(() =>
+      integer(this.#sql.sql('SELECT counter FROM wakeups WHERE id = 1').get()!, 'counter'),
+    );
   }
 
   onCommit(listener: (id: string) => void): () => void {
@@ -388,6 +499,8 @@ class SqliteMessageWriter implements MessageWriter {
 }
 
 function toRecipient(r: Row): QueuedRecipient {
+  const remoteMta = textOrNull(r, 'remote_mta');
+  const diagnostic = textOrNull(r, 'diagnostic');
   return {
     index: integer(r, 'idx'),
     address: text(r, 'address'),
@@ -395,15 +508,21 @@ function toRecipient(r: Row): QueuedRecipient {
     attempts: integer(r, 'attempts'),
     nextAttemptMs: integer(r, 'next_attempt_ms'),
     lastReply: textOrNull(r, 'last_reply'),
+    delayWarned: integer(r, 'delay_warned') !== 0,
+    bounceRequested: integer(r, 'bounce_requested') !== 0,
+    ...(remoteMta === null ? {} : { remoteMta }),
+    ...(diagnostic === null ? {} : { diagnostic }),
   };
 }
 
 function toMessage(row: Row, recipients: QueuedRecipient[]): QueuedMessage {
+  const envelope = JSON.parse(text(row, 'envelope')) as Envelope;
   return {
     id: text(row, 'id'),
-    envelope: JSON.parse(text(row, 'envelope')) as Envelope,
+    envelope,
     sizeBytes: integer(row, 'size_bytes'),
     recipients,
     held: integer(row, 'held') !== 0,
+    arrivalMs: envelope.receivedAtMs,
   };
 }
