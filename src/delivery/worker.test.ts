@@ -85,6 +85,8 @@ class FakeQueue implements Queue {
       attempts: 0,
       nextAttemptMs: this.#clock.now,
       lastReply: null,
+      delayWarned: false,
+      bounceRequested: false,
     }));
     this.messages.set(id, { envelope: env, body, recipients });
     for (const l of this.listeners) l(id);
@@ -150,8 +152,37 @@ class FakeQueue implements Queue {
   close(): Promise<void> {
     return Promise.resolve();
   }
+  // Operator steering is not used by these tests (the queue contract suite covers it).
+  hold(): Promise<boolean> {
+    return Promise.reject(new Error('not used by the worker tests'));
+  }
+  release(): Promise<boolean> {
+    return Promise.reject(new Error('not used by the worker tests'));
+  }
+  remove(): Promise<boolean> {
+    return Promise.reject(new Error('not used by the worker tests'));
+  }
+  flush(): Promise<number> {
+    return Promise.reject(new Error('not used by the worker tests'));
+  }
+  bounceNow(): Promise<number> {
+    return Promise.reject(new Error('not used by the worker tests'));
+  }
+  markDelayWarned(): Promise<void> {
+    return Promise.reject(new Error('not used by the worker tests'));
+  }
+  changeCounter(): Promise<number> {
+    return Promise.resolve(0);
+  }
   #snapshot(id: string, m: StoredMessage, recipients: readonly QueuedRecipient[]): QueuedMessage {
-    return { id, envelope: m.envelope, sizeBytes: m.body.length, recipients: [...recipients], held: false };
+    return {
+      id,
+      envelope: m.envelope,
+      sizeBytes: m.body.length,
+      recipients: [...recipients],
+      held: false,
+      arrivalMs: m.envelope.receivedAtMs,
+    };
   }
 }
 
