@@ -40,6 +40,15 @@ export const Events = {
   deliveryWorkerStopped: 'delivery.worker.stopped',
   deliveryWorkerStopTimeout: 'delivery.worker.stop_timeout',
   deliveryWorkerError: 'delivery.worker.error',
+  // Outbound SMTP client (src/delivery/smtp-client.ts)
+  smtpClientConnected: 'delivery.smtp.connected',
+  smtpClientConnectFailed: 'delivery.smtp.connect.failed',
+  smtpClientTls: 'delivery.smtp.tls',
+  smtpClientTlsFailed: 'delivery.smtp.tls.failed',
+  /** Bytes a server sent between its STARTTLS 220 and the handshake: thrown away, never read as replies. */
+  smtpClientPlaintextDiscarded: 'security.smtp.client.plaintext_discarded',
+  smtpClientSent: 'delivery.smtp.sent',
+  smtpClientFailed: 'delivery.smtp.failed',
   // Process lifecycle
   serverListening: 'server.listening',
   serverStopping: 'server.stopping',
