@@ -115,6 +115,78 @@ export interface LogConfig {
   readonly format: 'auto' | 'json' | 'pretty';
 }
 
+export interface DnsConfig {
+  /** Resolver addresses, always "ip:port" ("127.0.0.1:53", "[::1]:5353": IPv6 bracketed and compressed),
+   * the form Node's Resolver#setServers takes; empty = the system's /etc/resolv.conf. */
+  readonly servers: readonly string[];
+  /** Per query attempt. */
+  readonly timeoutMs: number;
+  /** Attempts per query across the servers (1 to 10). */
+  readonly attempts: number;
+  /** Upper bound on cached TTLs; 0 = no cache. */
+  readonly maxCacheTtlMs: number;
+}
+
+/** Outbound TLS policy (Postfix's smtp_tls_security_level): none, may (opportunistic), encrypt, verify. */
+export type OutboundTlsPolicy = 'none' | 'may' | 'encrypt' | 'verify';
+
+export interface RelayHost {
+  /** Lower-case host name, or an IP address (IPv6 without brackets, compressed); with `mx = true` the
+   * host's MX records are used (Postfix "host" vs "[host]"). An IP address always has mx false. */
+  readonly host: string;
+  readonly port: number;
+  readonly mx: boolean;
+  readonly tls: OutboundTlsPolicy;
+  /** SMTP AUTH to the relay (PLAIN or LOGIN over TLS); null = none. Only with tls encrypt or verify. */
+  readonly auth: { readonly username: string; readonly password: string } | null;
+}
+
+export interface OutboundConfig {
+  /** Smart host for every remote domain; null = deliver by MX. */
+  readonly relay: RelayHost | null;
+  /** Per destination domain: a relay that overrides `relay` and MX routing. Keys are lower-case A-label
+   * patterns: "example.com" matches that domain only, "*.example.com" any subdomain at any depth (not
+   * example.com itself); an exact key wins over a wildcard, a longer wildcard over a shorter one. */
+  readonly transports: ReadonlyMap<string, RelayHost>;
+  /** Default TLS policy for MX delivery. Relays carry their own (defaulting to this at load). */
+  readonly tls: OutboundTlsPolicy;
+  /** Per destination domain overrides of `tls` for MX delivery; keys are patterns as in `transports`. */
+  readonly tlsPolicies: ReadonlyMap<string, OutboundTlsPolicy>;
+  /** Extra CA bundle (PEM path) trusted for `verify`, beside the system store; null = system only. */
+  readonly tlsCa: string | null;
+  /** The port remote MX hosts are contacted on (25; tests may change it). */
+  readonly port: number;
+  /** Local IP address to connect from; null = the system's choice. It can only reach hosts of its own
+   * family (an IPv4 source cannot connect to an IPv6 MX). */
+  readonly sourceAddress: string | null;
+  readonly maxConnections: number;
+  readonly maxConnectionsPerDestination: number;
+  readonly maxMessagesPerConnection: number;
+  /** Idle connections kept for reuse this long; 0 = closed after each delivery. */
+  readonly connectionIdleMs: number;
+  readonly connectTimeoutMs: number;
+  // RFC 5321 §4.5.3.2 client timeouts
+  readonly greetingTimeoutMs: number;
+  readonly commandTimeoutMs: number;
+  readonly dataInitTimeoutMs: number;
+  readonly dataBlockTimeoutMs: number;
+  readonly dataDoneTimeoutMs: number;
+}
+
+export interface QueueConfig {
+  /** First retry after a temporary failure; doubles up to retryMaxMs (Postfix: 300 s and 4000 s). */
+  readonly retryMinMs: number;
+  readonly retryMaxMs: number;
+  /** After this long in the queue a message bounces (Postfix maximal_queue_lifetime: 5 days); 0 = one
+   * attempt only, the first temporary failure bounces. */
+  readonly lifetimeMs: number;
+  /** A delay warning (DSN Action: delayed) after this long; 0 = never. Otherwise below lifetimeMs. */
+  readonly delayWarningMs: number;
+  /** Where double bounces go: an address in a local domain (domain lower-cased); null =
+   * postmaster@<first local domain>. */
+  readonly postmaster: string | null;
+}
+
 export interface Config {
   readonly hostname: string;
   readonly dataDir: string;
@@ -126,6 +198,9 @@ export interface Config {
   readonly log: LogConfig;
   readonly auth: AuthConfig;
   readonly submission: SubmissionConfig;
+  readonly dns: DnsConfig;
+  readonly outbound: OutboundConfig;
+  readonly queue: QueueConfig;
   /** Where the snapshot came from: a file path, or null for embedded defaults. */
   readonly source: string | null;
 }
@@ -164,6 +239,41 @@ export const DEFAULT_SUBMISSION: SubmissionConfig = {
   maxRecipientsPerHour: 5000,
 };
 
+export const DEFAULT_DNS: DnsConfig = {
+  servers: [],
+  timeoutMs: 5000,
+  attempts: 2,
+  maxCacheTtlMs: 3_600_000,
+};
+
+export const DEFAULT_OUTBOUND: OutboundConfig = {
+  relay: null,
+  transports: new Map(),
+  tls: 'may',
+  tlsPolicies: new Map(),
+  tlsCa: null,
+  port: 25,
+  sourceAddress: null,
+  maxConnections: 100,
+  maxConnectionsPerDestination: 10,
+  maxMessagesPerConnection: 100,
+  connectionIdleMs: 5000,
+  connectTimeoutMs: 30_000,
+  greetingTimeoutMs: 300_000,
+  commandTimeoutMs: 300_000,
+  dataInitTimeoutMs: 120_000,
+  dataBlockTimeoutMs: 180_000,
+  dataDoneTimeoutMs: 600_000,
+};
+
+export const DEFAULT_QUEUE: QueueConfig = {
+  retryMinMs: 300_000,
+  retryMaxMs: 4_000_000,
+  lifetimeMs: 5 * 86_400_000,
+  delayWarningMs: 4 * 3_600_000,
+  postmaster: null,
+};
+
 /** Per-service listener defaults: submission ports authenticate, the MX port does not. */
 export function listenerDefaults(
   service: Service,
@@ -195,6 +305,9 @@ export function defaultConfig(): Config {
     log: { level: 'info', format: 'auto' },
     auth: DEFAULT_AUTH,
     submission: DEFAULT_SUBMISSION,
+    dns: DEFAULT_DNS,
+    outbound: DEFAULT_OUTBOUND,
+    queue: DEFAULT_QUEUE,
     source: null,
   };
 }

@@ -1,14 +1,15 @@
 // Tests of the configuration loader: defaults, a full round trip, one case per kind of error (each names
 // its key and line), many errors at once, syntax errors, path resolution, file errors, and the example
 // file and docs staying in step with the loader. AUTH, client certificates, OAuth and submission keys
-// have their own round trips, errors and warnings.
+// have their own round trips, errors and warnings; so do [dns], [outbound] (relay forms, transports, TLS
+// policies, the credential rule, frozen Maps) and [queue].
 
 import assert from 'node:assert/strict';
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { DEFAULT_AUTH, defaultConfig, listenerDefaults } from './config.ts';
+import { DEFAULT_AUTH, DEFAULT_OUTBOUND, defaultConfig, listenerDefaults } from './config.ts';
 import type { Config } from './config.ts';
 import { ConfigLoadError, formatConfigErrors, loadConfig, parseConfig } from './load.ts';
 import type { ConfigError } from './load.ts';
@@ -178,6 +179,62 @@ sender_check = false
 add_missing_headers = false
 max_messages_per_hour = 0
 max_recipients_per_hour = 250
+
+[dns]
+servers = ["192.0.2.53", "127.0.0.1:5353", "2001:DB8:0::53", "[::1]:5353"]
+timeout_seconds = 2.5
+attempts = 3
+max_cache_ttl_seconds = 600
+
+[outbound]
+tls = "encrypt"
+tls_ca = "/etc/tern/relay-ca.pem"
+port = 2525
+source_address = "2001:DB8::25"
+max_connections = 50
+max_connections_per_destination = 5
+max_messages_per_connection = 20
+connection_idle_seconds = 0
+connect_timeout_seconds = 10
+greeting_timeout_seconds = 400
+command_timeout_seconds = 500
+data_init_timeout_seconds = 150
+data_block_timeout_seconds = 200
+data_done_timeout_seconds = 900
+
+[outbound.relay]
+host = "Smtp.Example.NET"
+port = 587
+mx = false
+tls = "verify"
+username = "tern@example.org"
+password = "s3cret"
+
+[outbound.tls_policy]
+"Example.COM" = "verify"
+"*.example.net" = "none"
+
+[[outbound.transport]]
+domain = "Example.COM"
+relay = "[mx.internal.example.com]:2525"
+username = "tern"
+password = "hunter2"
+
+[[outbound.transport]]
+domain = "*.partner.example"
+relay = "Relay.Partner.example"
+
+[[outbound.transport]]
+domain = "legacy.example"
+relay = "[2001:DB8::2]"
+tls = "none"
+
+[queue]
+retry_min_seconds = 60
+retry_max_seconds = 3600
+lifetime_seconds = 172800
+delay_warning_seconds = 0
+postmaster = "Hostmaster@EXAMPLE.org"
 `;
 
 describe('parseConfig: a full file', () => {
@@ -270,6 +327,64 @@ describe('parseConfig: a full file', () => {
         maxMessagesPerHour: 0,
         maxRecipientsPerHour: 250,
       },
+      dns: {
+        servers: ['192.0.2.53:53', '127.0.0.1:5353', '[2001:db8::53]:53', '[::1]:5353'],
+        timeoutMs: 2500,
+        attempts: 3,
+        maxCacheTtlMs: 600_000,
+      },
+      outbound: {
+        relay: {
+          host: 'smtp.example.net',
+          port: 587,
+          mx: false,
+          tls: 'verify',
+          auth: { username: 'tern@example.org', password: 's3cret' },
+        },
+        transports: new Map([
+          [
+            'example.com',
+            {
+              host: 'mx.internal.example.com',
+              port: 2525,
+              mx: false,
+              // Inherited from tls_policy "Example.COM", the same domain.
+              tls: 'verify',
+              auth: { username: 'tern', password: 'hunter2' },
+            },
+          ],
+          [
+            '*.partner.example',
+            { host: 'relay.partner.example', port: 25, mx: true, tls: 'encrypt', auth: null },
+          ],
+          ['legacy.example', { host: '2001:db8::2', port: 25, mx: false, tls: 'none', auth: null }],
+        ]),
+        tls: 'encrypt',
+        tlsPolicies: new Map([
+          ['example.com', 'verify'],
+          ['*.example.net', 'none'],
+        ]),
+        tlsCa: '/etc/tern/relay-ca.pem',
+        port: 2525,
+        sourceAddress: '2001:db8::25',
+        maxConnections: 50,
+        maxConnectionsPerDestination: 5,
+        maxMessagesPerConnection: 20,
+        connectionIdleMs: 0,
+        connectTimeoutMs: 10_000,
+        greetingTimeoutMs: 400_000,
+        commandTimeoutMs: 500_000,
+        dataInitTimeoutMs: 150_000,
+        dataBlockTimeoutMs: 200_000,
+        dataDoneTimeoutMs: 900_000,
+      },
+      queue: {
+        retryMinMs: 60_000,
+        retryMaxMs: 3_600_000,
+        lifetimeMs: 172_800_000,
+        delayWarningMs: 0,
+        postmaster: 'Hostmaster@example.org',
+      },
       source: 'test.toml',
     };
     assert.deepEqual(config, expected);
@@ -325,6 +440,242 @@ describe('parseConfig: a full file', () => {
   });
 });
 
+describe('parseConfig: [dns], [outbound] and [queue]', () => {
+  test('dns.servers: port 53 unless given, IPv6 bracketed and compressed, a duplicate kept once', () => {
+    const { config, warnings } = parsedOk(
+      '[dns]\nservers = ["127.0.0.1", "::1", "[0:0::1]:53", "[::1]",\n  "127.0.0.1:53", "127.0.0.1:5353"]\n',
+    );
+    assert.deepEqual(config.dns.servers, ['127.0.0.1:53', '[::1]:53', '127.0.0.1:5353']);
+    assert.deepEqual(
+      warnings.map((w) => [w.key, w.line]),
+      [
+        ['dns.servers[2]', 2],
+        ['dns.servers[3]', 2],
+        ['dns.servers[4]', 3],
+      ],
+    );
+  });
+
+  test('dns: an empty server list means the system resolvers; a zero cache TTL is allowed', () => {
+    const { config } = parsedOk('[dns]\nservers = []\nmax_cache_ttl_seconds = 0\nattempts = 10\n');
+    assert.deepEqual(config.dns.servers, []);
+    assert.equal(config.dns.maxCacheTtlMs, 0);
+    assert.equal(config.dns.attempts, 10);
+  });
+
+  test('the string form of a relay: brackets or an IP address skip the MX lookup; port 25 by default', () => {
+    const relayOf = (s: string): unknown => parsedOk(`[outbound]\nrelay = "${s}"\n`).config.outbound.relay;
+    const plain = { tls: 'may', auth: null };
+    assert.deepEqual(relayOf('Smtp.Example.NET'), { host: 'smtp.example.net', port: 25, mx: true, ...plain });
+    assert.deepEqual(relayOf('smtp.example.net:587'), {
+      host: 'smtp.example.net',
+      port: 587,
+      mx: true,
+      ...plain,
+    });
+    assert.deepEqual(relayOf('[smtp.example.net]:587'), {
+      host: 'smtp.example.net',
+      port: 587,
+      mx: false,
+      ...plain,
+    });
+    assert.deepEqual(relayOf('[smtp.example.net]'), {
+      host: 'smtp.example.net',
+      port: 25,
+      mx: false,
+      ...plain,
+    });
+    assert.deepEqual(relayOf('192.0.2.25:2525'), { host: '192.0.2.25', port: 2525, mx: false, ...plain });
+    assert.deepEqual(relayOf('[192.0.2.25]'), { host: '192.0.2.25', port: 25, mx: false, ...plain });
+    assert.deepEqual(relayOf('[2001:DB8:0::25]:26'), { host: '2001:db8::25', port: 26, mx: false, ...plain });
+  });
+
+  test('a relay inherits outbound.tls; a relay table may set its own, and mx follows the host kind', () => {
+    const { config } = parsedOk('[outbound]\ntls = "encrypt"\nrelay = "[smtp.example.net]"\n');
+    assert.equal(config.outbound.relay?.tls, 'encrypt');
+    const named = parsedOk('[outbound.relay]\nhost = "smtp.example.net"\n').config.outbound.relay;
+    assert.deepEqual(named, { host: 'smtp.example.net', port: 25, mx: true, tls: 'may', auth: null });
+    const ip = parsedOk('[outbound.relay]\nhost = "2001:db8::25"\ntls = "none"\n').config.outbound.relay;
+    assert.deepEqual(ip, { host: '2001:db8::25', port: 25, mx: false, tls: 'none', auth: null });
+  });
+
+  test('credentials load with tls "encrypt" or "verify", set on the relay or inherited', () => {
+    const own = parsedOk(
+      '[outbound.relay]\nhost = "smtp.example.net"\ntls = "encrypt"\nusername = "u"\npassword = "p"\n',
+    );
+    assert.deepEqual(own.config.outbound.relay?.auth, { username: 'u', password: 'p' });
+    const inherited = parsedOk(
+      '[outbound]\ntls = "verify"\nrelay = { host = "smtp.example.net", username = "u", password = "p" }\n',
+    );
+    assert.equal(inherited.config.outbound.relay?.tls, 'verify');
+    assert.deepEqual(inherited.config.outbound.relay?.auth, { username: 'u', password: 'p' });
+  });
+
+  test('a credential error never echoes the password', () => {
+    const errors = parsedErrors(
+      '[outbound.relay]\nhost = "smtp.example.net"\nusername = "u"\npassword = "hunter2"\n',
+    );
+    assert.equal(errors.length, 1);
+    assert.doesNotMatch(formatConfigErrors(errors, 'test.toml'), /hunter2/);
+  });
+
+  test('a bad outbound.tls is reported once, not again as a credential problem of the relays', () => {
+    const errors = parsedErrors(
+      '[outbound]\ntls = "sometimes"\nrelay = { host = "smtp.example.net", username = "u", password = "p" }\n[[outbound.transport]]\ndomain = "example.com"\nrelay = "smtp.example.net"\nusername = "u"\npassword = "p"\n',
+    );
+    assert.deepEqual(
+      errors.map((e) => e.key),
+      ['outbound.tls'],
+    );
+  });
+
+  test('a transport takes its own tls, else a tls_policy for exactly its domain, else outbound.tls', () => {
+    const { config } = parsedOk(
+      [
+        '[outbound]',
+        'tls = "encrypt"',
+        '[outbound.tls_policy]',
+        '"a.example" = "verify"',
+        '"*.c.example" = "none"',
+        '[[outbound.transport]]',
+        'domain = "a.example"',
+        'relay = "[hop.example]"',
+        '[[outbound.transport]]',
+        'domain = "b.example"',
+        'relay = "[hop.example]"',
+        'tls = "none"',
+        '[[outbound.transport]]',
+        'domain = "x.c.example"',
+        'relay = "[hop.example]"',
+      ].join('\n'),
+    );
+    const tlsOf = (d: string): string | undefined => config.outbound.transports.get(d)?.tls;
+    assert.equal(tlsOf('a.example'), 'verify');
+    assert.equal(tlsOf('b.example'), 'none');
+    // A wildcard policy is for MX delivery; only an exact key carries over to a transport.
+    assert.equal(tlsOf('x.c.example'), 'encrypt');
+    assert.deepEqual([...config.outbound.transports.keys()], ['a.example', 'b.example', 'x.c.example']);
+  });
+
+  test('a wildcard transport and a transport for a subdomain of a local domain are allowed', () => {
+    const { config } = parsedOk(
+      'local_domains = ["example.org"]\n[[outbound.transport]]\ndomain = "*.example.org"\nrelay = "[inside.example.org]"\n',
+    );
+    assert.equal(config.outbound.transports.get('*.example.org')?.host, 'inside.example.org');
+  });
+
+  test('timeouts below RFC 5321 §4.5.3.2 load with a warning each, naming key and line', () => {
+    const { config, warnings } = parsedOk(
+      [
+        '[outbound]',
+        'greeting_timeout_seconds = 299',
+        'command_timeout_seconds = 1',
+        'data_init_timeout_seconds = 119.5',
+        'data_block_timeout_seconds = 10',
+        'data_done_timeout_seconds = 599',
+        'connect_timeout_seconds = 0.5',
+      ].join('\n'),
+    );
+    assert.equal(config.outbound.dataInitTimeoutMs, 119_500);
+    assert.equal(config.outbound.connectTimeoutMs, 500);
+    assert.deepEqual(
+      warnings.map((w) => [w.key, w.line]),
+      [
+        ['outbound.greeting_timeout_seconds', 2],
+        ['outbound.command_timeout_seconds', 3],
+        ['outbound.data_init_timeout_seconds', 4],
+        ['outbound.data_block_timeout_seconds', 5],
+        ['outbound.data_done_timeout_seconds', 6],
+      ],
+    );
+    assert.match(warnings[4]!.message, /599 is below 600: RFC 5321 §4\.5\.3\.2\.6/);
+  });
+
+  test('more connections per destination than in all warns', () => {
+    const { config, warnings } = parsedOk(
+      '[outbound]\nmax_connections = 4\nmax_connections_per_destination = 5\n',
+    );
+    assert.equal(config.outbound.maxConnectionsPerDestination, 5);
+    assert.deepEqual(
+      warnings.map((w) => [w.key, w.line]),
+      [['outbound.max_connections_per_destination', 3]],
+    );
+    assert.match(warnings[0]!.message, /more than outbound\.max_connections \(4\)/);
+  });
+
+  test('source_address and the MX port', () => {
+    const { config } = parsedOk('[outbound]\nsource_address = "192.0.2.25"\nport = 2525\n');
+    assert.equal(config.outbound.sourceAddress, '192.0.2.25');
+    assert.equal(config.outbound.port, 2525);
+  });
+
+  test('queue: lifetime 0 (one attempt) needs delay warnings off; retry max may equal min', () => {
+    const { config } = parsedOk(
+      '[queue]\nlifetime_seconds = 0\ndelay_warning_seconds = 0\nretry_min_seconds = 0.5\nretry_max_seconds = 0.5\n',
+    );
+    assert.deepEqual(config.queue, {
+      retryMinMs: 500,
+      retryMaxMs: 500,
+      lifetimeMs: 0,
+      delayWarningMs: 0,
+      postmaster: null,
+    });
+  });
+
+  test('queue: a lifetime past 24 days is allowed (compared with the clock, not a timer)', () => {
+    const { config } = parsedOk('[queue]\nlifetime_seconds = 31536000\ndelay_warning_seconds = 2592000\n');
+    assert.equal(config.queue.lifetimeMs, 31_536_000_000);
+    assert.equal(config.queue.delayWarningMs, 2_592_000_000);
+  });
+
+  test('queue.postmaster: the domain lower-cased, the local part as written', () => {
+    const { config } = parsedOk(
+      'local_domains = ["example.org"]\n[queue]\npostmaster = "Bounces@Example.ORG"\n',
+    );
+    assert.equal(config.queue.postmaster, 'Bounces@example.org');
+  });
+
+  test('a bad local_domains is reported once, not again through postmaster or transports', () => {
+    const errors = parsedErrors(
+      'local_domains = ["bad_domain"]\n[queue]\npostmaster = "postmaster@example.org"\n[[outbound.transport]]\ndomain = "example.org"\nrelay = "smtp.example.net"\n',
+    );
+    assert.deepEqual(
+      errors.map((e) => e.key),
+      ['local_domains[0]'],
+    );
+  });
+
+  test('the Maps survive the deep freeze: still Maps, writes throw, entries frozen', () => {
+    const { config } = parsedOk(
+      '[outbound.tls_policy]\n"example.com" = "verify"\n[[outbound.transport]]\ndomain = "example.net"\nrelay = "smtp.example.net"\ntls = "encrypt"\nusername = "u"\npassword = "p"\n',
+    );
+    const { transports, tlsPolicies } = config.outbound;
+    // assert.equal, not assert.ok: narrowing to Map<any, any> would lose the entry types below.
+    assert.equal(transports instanceof Map, true);
+    assert.equal(tlsPolicies instanceof Map, true);
+    assert.ok(Object.isFrozen(config.outbound));
+    assert.ok(Object.isFrozen(transports));
+    const hop = transports.get('example.net');
+    assert.ok(Object.isFrozen(hop));
+    assert.ok(Object.isFrozen(hop?.auth));
+    const writable = transports as Map<string, unknown>;
+    assert.throws(() => writable.set('x', 1), TypeError);
+    assert.throws(() => writable.delete('example.net'), TypeError);
+    assert.throws(() => writable.clear(), TypeError);
+    assert.throws(() => (tlsPolicies as Map<string, string>).set('x', 'none'), TypeError);
+    assert.equal(transports.size, 1);
+    assert.equal(tlsPolicies.get('example.com'), 'verify');
+  });
+
+  test('freezing leaves the Maps of DEFAULT_OUTBOUND writable and empty', () => {
+    const { config } = parsedOk('[outbound]\nport = 2525\n');
+    assert.notEqual(config.outbound.transports, DEFAULT_OUTBOUND.transports);
+    assert.ok(!Object.isFrozen(DEFAULT_OUTBOUND.transports));
+    assert.ok(!Object.isFrozen(DEFAULT_OUTBOUND.tlsPolicies));
+    assert.equal(DEFAULT_OUTBOUND.transports.size, 0);
+  });
+});
+
 /** One bad setting each: the error must name this key, on this line, with a message matching this. */
 const ERROR_CASES: { name: string; toml: string; key: string; line: number; message: RegExp }[] = [
   {
@@ -350,8 +701,8 @@ const ERROR_CASES: { name: string; toml: string; key: string; line: number; mess
   },
   {
     name: 'unknown section',
-    toml: '\n\n[queue]\nretries = 3\n',
-    key: 'queue',
+    toml: '\n\n[spam]\nscore = 3\n',
+    key: 'spam',
     line: 3,
     message: /unknown key/,
   },
@@ -848,6 +1199,519 @@ const ERROR_CASES: { name: string; toml: string; key: string; line: number; mess
     message: /did you mean "max_messages_per_hour"/,
   },
   {
+    name: 'dns.servers with a host name',
+    toml: '[dns]\nservers = ["127.0.0.1",\n  "ns1.example.org"]\n',
+    key: 'dns.servers[1]',
+    line: 3,
+    message: /"ns1\.example\.org" is not an IP address; name servers are given by address/,
+  },
+  {
+    name: 'dns.servers with port 0',
+    toml: '[dns]\nservers = ["127.0.0.1:0"]\n',
+    key: 'dns.servers[0]',
+    line: 2,
+    message: /"0" in "127\.0\.0\.1:0" is not a port number \(1 to 65535\)/,
+  },
+  {
+    name: 'dns.servers with an unclosed bracket',
+    toml: '[dns]\nservers = ["[::1:53"]\n',
+    key: 'dns.servers[0]',
+    line: 2,
+    message: /is not a name server address/,
+  },
+  {
+    name: 'dns.servers as one string',
+    toml: '[dns]\nservers = "127.0.0.1"\n',
+    key: 'dns.servers',
+    line: 2,
+    message: /must be an array, not a string/,
+  },
+  {
+    name: 'dns.attempts above 10',
+    toml: '[dns]\nattempts = 11\n',
+    key: 'dns.attempts',
+    line: 2,
+    message: /must be at most 10/,
+  },
+  {
+    name: 'dns.attempts zero',
+    toml: '[dns]\nattempts = 0\n',
+    key: 'dns.attempts',
+    line: 2,
+    message: /must be at least 1/,
+  },
+  {
+    name: 'dns.timeout_seconds zero',
+    toml: '[dns]\ntimeout_seconds = 0\n',
+    key: 'dns.timeout_seconds',
+    line: 2,
+    message: /greater than 0/,
+  },
+  {
+    name: 'dns.max_cache_ttl_seconds negative',
+    toml: '[dns]\nmax_cache_ttl_seconds = -1\n',
+    key: 'dns.max_cache_ttl_seconds',
+    line: 2,
+    message: /must not be negative/,
+  },
+  {
+    name: 'unknown key in [dns], with a suggestion',
+    toml: '[dns]\nserver = ["127.0.0.1"]\n',
+    key: 'dns.server',
+    line: 2,
+    message: /did you mean "servers"/,
+  },
+  {
+    name: 'outbound.relay with a port out of range',
+    toml: '[outbound]\nrelay = "smtp.example.net:65536"\n',
+    key: 'outbound.relay',
+    line: 2,
+    message: /"65536" in "smtp\.example\.net:65536" is not a port number/,
+  },
+  {
+    name: 'outbound.relay with an empty port',
+    toml: '[outbound]\nrelay = "[smtp.example.net]:"\n',
+    key: 'outbound.relay',
+    line: 2,
+    message: /"" in "\[smtp\.example\.net\]:" is not a port number/,
+  },
+  {
+    name: 'outbound.relay with IPv6 outside brackets',
+    toml: '[outbound]\nrelay = "2001:db8::1:25"\n',
+    key: 'outbound.relay',
+    line: 2,
+    message: /IPv6 addresses go in brackets/,
+  },
+  {
+    name: 'outbound.relay that is not a host',
+    toml: '[outbound]\nrelay = "smtp_relay:25"\n',
+    key: 'outbound.relay',
+    line: 2,
+    message: /"smtp_relay" is neither a host name nor an IP address/,
+  },
+  {
+    name: 'outbound.relay with nothing after the bracket but junk',
+    toml: '[outbound]\nrelay = "[smtp.example.net]587"\n',
+    key: 'outbound.relay',
+    line: 2,
+    message: /is not a relay; write "host:port" or "\[host\]:port"/,
+  },
+  {
+    name: 'outbound.relay of the wrong type',
+    toml: '[outbound]\nrelay = 25\n',
+    key: 'outbound.relay',
+    line: 2,
+    message: /must be a string \("host:port" or "\[host\]:port"\) or a table, not an integer/,
+  },
+  {
+    name: 'outbound.relay table without a host points at its header',
+    toml: '[outbound]\ntls = "may"\n\n[outbound.relay]\nport = 587\n',
+    key: 'outbound.relay.host',
+    line: 4,
+    message: /missing; give the host name or IP address/,
+  },
+  {
+    name: 'outbound.relay.host in brackets',
+    toml: '[outbound.relay]\nhost = "[smtp.example.net]"\n',
+    key: 'outbound.relay.host',
+    line: 2,
+    message: /without brackets; set mx = false/,
+  },
+  {
+    name: 'outbound.relay.mx = true for an IP address',
+    toml: '[outbound.relay]\nhost = "192.0.2.25"\nmx = true\n',
+    key: 'outbound.relay.mx',
+    line: 3,
+    message: /an IP address has no MX records/,
+  },
+  {
+    name: 'outbound.relay.port zero',
+    toml: '[outbound.relay]\nhost = "smtp.example.net"\nport = 0\n',
+    key: 'outbound.relay.port',
+    line: 3,
+    message: /must be at least 1/,
+  },
+  {
+    name: 'outbound.relay.username without a password',
+    toml: '[outbound.relay]\nhost = "smtp.example.net"\ntls = "verify"\nusername = "tern"\n',
+    key: 'outbound.relay.password',
+    line: 1,
+    message: /missing; a relay with a username needs its password/,
+  },
+  {
+    name: 'outbound.relay.password without a username',
+    toml: '[outbound.relay]\nhost = "smtp.example.net"\ntls = "encrypt"\npassword = "secret"\n',
+    key: 'outbound.relay.username',
+    line: 1,
+    message: /missing; a password is sent only with a username/,
+  },
+  {
+    name: 'credentials with the relay\'s own tls = "may"',
+    toml: '[outbound.relay]\nhost = "smtp.example.net"\ntls = "may"\nusername = "tern"\npassword = "secret"\n',
+    key: 'outbound.relay.tls',
+    line: 3,
+    message:
+      /"may" would let the username and password travel in clear; with credentials use "encrypt" or "verify"/,
+  },
+  {
+    name: 'credentials with tls inherited from outbound.tls',
+    toml: '[outbound]\ntls = "none"\n[outbound.relay]\nhost = "smtp.example.net"\nusername = "tern"\npassword = "secret"\n',
+    key: 'outbound.relay.username',
+    line: 5,
+    message:
+      /credentials are never sent in clear: set tls = "encrypt" or "verify" here \(the "none" of outbound\.tls/,
+  },
+  {
+    name: 'credentials in an inline relay table, located by value',
+    toml: '[outbound]\nrelay = { host = "smtp.example.net",\n  tls = "may", username = "u", password = "p" }\n',
+    key: 'outbound.relay.tls',
+    line: 3,
+    message: /travel in clear/,
+  },
+  {
+    name: 'unknown key in a relay table, with a suggestion',
+    toml: '[outbound.relay]\nhost = "smtp.example.net"\npasswd = "x"\n',
+    key: 'outbound.relay.passwd',
+    line: 3,
+    message: /did you mean "password"/,
+  },
+  {
+    name: 'outbound.tls with an unknown policy',
+    toml: '[outbound]\ntls = "required"\n',
+    key: 'outbound.tls',
+    line: 2,
+    message: /"required" is not one of "none", "may", "encrypt", "verify"/,
+  },
+  {
+    name: 'outbound.tls_ca empty',
+    toml: '[outbound]\ntls_ca = ""\n',
+    key: 'outbound.tls_ca',
+    line: 2,
+    message: /must not be empty/,
+  },
+  {
+    name: 'outbound.port zero',
+    toml: '[outbound]\nport = 0\n',
+    key: 'outbound.port',
+    line: 2,
+    message: /must be at least 1/,
+  },
+  {
+    name: 'outbound.port above 65535',
+    toml: '[outbound]\nport = 65536\n',
+    key: 'outbound.port',
+    line: 2,
+    message: /must be at most 65535/,
+  },
+  {
+    name: 'outbound.source_address that is a name',
+    toml: '[outbound]\nsource_address = "mail.example.org"\n',
+    key: 'outbound.source_address',
+    line: 2,
+    message: /"mail\.example\.org" is not an IP address/,
+  },
+  {
+    name: 'outbound.source_address in brackets',
+    toml: '[outbound]\nsource_address = "[::1]"\n',
+    key: 'outbound.source_address',
+    line: 2,
+    message: /write IPv6 without brackets/,
+  },
+  {
+    name: 'outbound.max_connections zero',
+    toml: '[outbound]\nmax_connections = 0\n',
+    key: 'outbound.max_connections',
+    line: 2,
+    message: /must be at least 1/,
+  },
+  {
+    name: 'outbound.max_connections_per_destination zero',
+    toml: '[outbound]\nmax_connections_per_destination = 0\n',
+    key: 'outbound.max_connections_per_destination',
+    line: 2,
+    message: /must be at least 1/,
+  },
+  {
+    name: 'outbound.max_messages_per_connection a float',
+    toml: '[outbound]\nmax_messages_per_connection = 1.5\n',
+    key: 'outbound.max_messages_per_connection',
+    line: 2,
+    message: /must be an integer, not a float/,
+  },
+  {
+    name: 'outbound.connection_idle_seconds negative',
+    toml: '[outbound]\nconnection_idle_seconds = -1\n',
+    key: 'outbound.connection_idle_seconds',
+    line: 2,
+    message: /must not be negative/,
+  },
+  {
+    name: 'outbound.connect_timeout_seconds zero',
+    toml: '[outbound]\nconnect_timeout_seconds = 0\n',
+    key: 'outbound.connect_timeout_seconds',
+    line: 2,
+    message: /greater than 0/,
+  },
+  {
+    name: 'outbound.greeting_timeout_seconds a string',
+    toml: '[outbound]\ngreeting_timeout_seconds = "300"\n',
+    key: 'outbound.greeting_timeout_seconds',
+    line: 2,
+    message: /must be a number of seconds, not a string/,
+  },
+  {
+    name: 'outbound.command_timeout_seconds zero',
+    toml: '[outbound]\ncommand_timeout_seconds = 0\n',
+    key: 'outbound.command_timeout_seconds',
+    line: 2,
+    message: /greater than 0/,
+  },
+  {
+    name: 'outbound.data_init_timeout_seconds negative',
+    toml: '[outbound]\ndata_init_timeout_seconds = -5\n',
+    key: 'outbound.data_init_timeout_seconds',
+    line: 2,
+    message: /greater than 0/,
+  },
+  {
+    name: 'outbound.data_block_timeout_seconds zero',
+    toml: '[outbound]\ndata_block_timeout_seconds = 0\n',
+    key: 'outbound.data_block_timeout_seconds',
+    line: 2,
+    message: /greater than 0/,
+  },
+  {
+    name: 'outbound.data_done_timeout_seconds past what Node timers can hold',
+    toml: '[outbound]\ndata_done_timeout_seconds = 2147484\n',
+    key: 'outbound.data_done_timeout_seconds',
+    line: 2,
+    message: /at most 2147483 seconds/,
+  },
+  {
+    name: 'unknown key in [outbound], with a suggestion',
+    toml: '[outbound]\nmaxConnections = 5\n',
+    key: 'outbound.maxConnections',
+    line: 2,
+    message: /did you mean "max_connections"/,
+  },
+  {
+    name: 'outbound.tls_policy with a bad domain',
+    toml: '[outbound.tls_policy]\n"example.com" = "verify"\n"exa mple.com" = "verify"\n',
+    key: 'outbound.tls_policy."exa mple.com"',
+    line: 3,
+    message: /"exa mple\.com" is not a domain name or "\*\.domain" pattern/,
+  },
+  {
+    name: 'outbound.tls_policy with a bare "*"',
+    toml: '[outbound.tls_policy]\n"*" = "verify"\n',
+    key: 'outbound.tls_policy."*"',
+    line: 2,
+    message: /is not a domain name or "\*\.domain" pattern/,
+  },
+  {
+    name: 'outbound.tls_policy with an unknown policy',
+    toml: '[outbound.tls_policy]\n"example.com" = "strict"\n',
+    key: 'outbound.tls_policy."example.com"',
+    line: 2,
+    message: /"strict" is not one of "none", "may", "encrypt", "verify"/,
+  },
+  {
+    name: 'outbound.tls_policy naming a domain twice in another case',
+    toml: '[outbound.tls_policy]\n"example.com" = "verify"\n"EXAMPLE.com" = "none"\n',
+    key: 'outbound.tls_policy."EXAMPLE.com"',
+    line: 3,
+    message: /the same domain as "example\.com" \(domains ignore case\)/,
+  },
+  {
+    name: 'outbound.tls_policy that is not a table',
+    toml: '[outbound]\ntls_policy = "verify"\n',
+    key: 'outbound.tls_policy',
+    line: 2,
+    message: /must be a table of domain = policy/,
+  },
+  {
+    name: 'a transport without a domain points at its header',
+    toml: '[outbound]\n\n[[outbound.transport]]\nrelay = "smtp.example.net"\n',
+    key: 'outbound.transport[0].domain',
+    line: 3,
+    message: /missing; give the destination domain/,
+  },
+  {
+    name: 'a transport without a relay',
+    toml: '[[outbound.transport]]\ndomain = "example.com"\nrelay = "smtp.example.net"\n[[outbound.transport]]\ndomain = "example.net"\n',
+    key: 'outbound.transport[1].relay',
+    line: 4,
+    message: /missing; give the next hop/,
+  },
+  {
+    name: 'a transport with a bad domain pattern',
+    toml: '[[outbound.transport]]\ndomain = "*.*.example.com"\nrelay = "smtp.example.net"\n',
+    key: 'outbound.transport[0].domain',
+    line: 2,
+    message: /"\*\.\*\.example\.com" is not a domain name or "\*\.domain" pattern/,
+  },
+  {
+    name: 'a transport with a bad relay',
+    toml: '[[outbound.transport]]\ndomain = "example.com"\nrelay = "[::1]:99999"\n',
+    key: 'outbound.transport[0].relay',
+    line: 3,
+    message: /"99999" in "\[::1\]:99999" is not a port number/,
+  },
+  {
+    name: 'a transport with a port key (the port goes in relay)',
+    toml: '[[outbound.transport]]\ndomain = "example.com"\nrelay = "smtp.example.net"\nport = 587\n',
+    key: 'outbound.transport[0].port',
+    line: 4,
+    message: /unknown key \(known here: domain, relay, tls, username, password\)/,
+  },
+  {
+    name: 'transport credentials with tls inherited from outbound.tls',
+    toml: '[[outbound.transport]]\ndomain = "example.com"\nrelay = "[smtp.example.net]:587"\nusername = "u"\npassword = "p"\n',
+    key: 'outbound.transport[0].username',
+    line: 4,
+    message: /set tls = "encrypt" or "verify" here \(the "may" of outbound\.tls/,
+  },
+  {
+    name: "transport credentials with tls inherited from the domain's tls_policy",
+    toml: '[outbound]\ntls = "verify"\n[outbound.tls_policy]\n"example.com" = "none"\n[[outbound.transport]]\ndomain = "example.com"\nrelay = "[smtp.example.net]:587"\nusername = "u"\npassword = "p"\n',
+    key: 'outbound.transport[0].username',
+    line: 8,
+    message: /the "none" of outbound\.tls_policy\."example\.com"/,
+  },
+  {
+    name: 'transport with an unknown tls policy',
+    toml: '[[outbound.transport]]\ndomain = "example.com"\nrelay = "smtp.example.net"\ntls = "always"\n',
+    key: 'outbound.transport[0].tls',
+    line: 4,
+    message: /"always" is not one of/,
+  },
+  {
+    name: 'a transport for a local domain',
+    toml: 'local_domains = ["example.org"]\n[[outbound.transport]]\ndomain = "Example.ORG"\nrelay = "smtp.example.net"\n',
+    key: 'outbound.transport[0].domain',
+    line: 3,
+    message: /"Example\.ORG" is in local_domains: its mail is delivered here, never through a transport/,
+  },
+  {
+    name: 'two transports for one domain, reported on the second',
+    toml: '[[outbound.transport]]\ndomain = "example.com"\nrelay = "a.example.net"\n\n[[outbound.transport]]\ndomain = "EXAMPLE.COM"\nrelay = "b.example.net"\n',
+    key: 'outbound.transport[1].domain',
+    line: 6,
+    message: /"EXAMPLE\.COM" already has a transport \(outbound\.transport\[0\], line 2\)/,
+  },
+  {
+    name: '[outbound.transport] as a single table',
+    toml: '[outbound.transport]\ndomain = "example.com"\nrelay = "smtp.example.net"\n',
+    key: 'outbound.transport',
+    line: 1,
+    message: /must be an array of tables \(\[\[outbound\.transport\]\]\)/,
+  },
+  {
+    name: 'queue.retry_min_seconds zero',
+    toml: '[queue]\nretry_min_seconds = 0\n',
+    key: 'queue.retry_min_seconds',
+    line: 2,
+    message: /greater than 0/,
+  },
+  {
+    name: 'queue.retry_max_seconds below retry_min_seconds',
+    toml: '[queue]\nretry_min_seconds = 600\nretry_max_seconds = 300\n',
+    key: 'queue.retry_max_seconds',
+    line: 3,
+    message: /must be at least retry_min_seconds \(600\)/,
+  },
+  {
+    name: 'queue.retry_max_seconds below the default retry_min_seconds',
+    toml: '[queue]\nretry_max_seconds = 60\n',
+    key: 'queue.retry_max_seconds',
+    line: 2,
+    message: /must be at least retry_min_seconds \(300, the default\)/,
+  },
+  {
+    name: 'queue.retry_min_seconds above the default retry_max_seconds',
+    toml: '[queue]\nretry_min_seconds = 5000\n',
+    key: 'queue.retry_min_seconds',
+    line: 2,
+    message: /must not be more than retry_max_seconds \(4000, the default\)/,
+  },
+  {
+    name: 'queue.retry_max_seconds past what Node timers can hold',
+    toml: '[queue]\nretry_max_seconds = 2147484\n',
+    key: 'queue.retry_max_seconds',
+    line: 2,
+    message: /at most 2147483 seconds/,
+  },
+  {
+    name: 'queue.lifetime_seconds over a year',
+    toml: '[queue]\nlifetime_seconds = 31536001\n',
+    key: 'queue.lifetime_seconds',
+    line: 2,
+    message: /must be at most 31536000 seconds \(365 days\)/,
+  },
+  {
+    name: 'queue.lifetime_seconds negative',
+    toml: '[queue]\nlifetime_seconds = -1\n',
+    key: 'queue.lifetime_seconds',
+    line: 2,
+    message: /must not be negative/,
+  },
+  {
+    name: 'queue.delay_warning_seconds not below lifetime_seconds',
+    toml: '[queue]\nlifetime_seconds = 3600\ndelay_warning_seconds = 3600\n',
+    key: 'queue.delay_warning_seconds',
+    line: 3,
+    message: /must be shorter than lifetime_seconds \(3600\).*0 turns delay warnings off/,
+  },
+  {
+    name: 'queue.delay_warning_seconds past the default lifetime',
+    toml: '[queue]\ndelay_warning_seconds = 432000\n',
+    key: 'queue.delay_warning_seconds',
+    line: 2,
+    message: /must be shorter than lifetime_seconds \(432000, the default\)/,
+  },
+  {
+    name: 'queue.lifetime_seconds below the default delay warning',
+    toml: '[queue]\nlifetime_seconds = 3600\n',
+    key: 'queue.lifetime_seconds',
+    line: 2,
+    message: /must be longer than delay_warning_seconds \(14400, the default\)/,
+  },
+  {
+    name: 'queue.postmaster that is not an address',
+    toml: '[queue]\npostmaster = "postmaster"\n',
+    key: 'queue.postmaster',
+    line: 2,
+    message: /"postmaster" is not an email address/,
+  },
+  {
+    name: 'queue.postmaster outside the local domains',
+    toml: 'local_domains = ["example.org"]\n[queue]\npostmaster = "postmaster@example.net"\n',
+    key: 'queue.postmaster',
+    line: 3,
+    message: /"example\.net" is not in local_domains; double bounces must be delivered here/,
+  },
+  {
+    name: 'queue.postmaster with an address literal',
+    toml: '[queue]\npostmaster = "postmaster@[127.0.0.1]"\n',
+    key: 'queue.postmaster',
+    line: 2,
+    message: /"\[127\.0\.0\.1\]" is not in local_domains/,
+  },
+  {
+    name: 'queue.postmaster empty',
+    toml: '[queue]\npostmaster = ""\n',
+    key: 'queue.postmaster',
+    line: 2,
+    message: /must not be empty/,
+  },
+  {
+    name: 'unknown key in [queue], with a suggestion',
+    toml: '[queue]\nlifetime_second = 3600\n',
+    key: 'queue.lifetime_second',
+    line: 2,
+    message: /did you mean "lifetime_seconds"/,
+  },
+  {
     name: 'dotted keys are located too',
     toml: 'hostname = "a.example"\nlimits.max_errors = 0\n',
     key: 'limits.max_errors',
@@ -1097,6 +1961,28 @@ describe('loadConfig', () => {
     assert.equal(config.tls.clientCa, join(etc, 'ca', 'clients.pem'));
     assert.equal(config.auth.oauth?.jwksFile, join(cwd, 'jwks.json'));
     assert.ok(Object.isFrozen(config.auth.oauth));
+  });
+
+  test('outbound.tls_ca resolves against the config file directory; the Maps stay frozen Maps', () => {
+    const cwd = freshDir();
+    const etc = join(cwd, 'etc');
+    mkdirSync(etc);
+    writeFileSync(
+      join(etc, 'tern.toml'),
+      '[outbound]\ntls_ca = "ca/relays.pem"\n[outbound.tls_policy]\n"example.com" = "verify"\n',
+    );
+    const config = loadConfig({ path: 'etc/tern.toml', cwd });
+    assert.equal(config.outbound.tlsCa, join(etc, 'ca', 'relays.pem'));
+    assert.ok(Object.isFrozen(config.outbound));
+    assert.ok(config.outbound.tlsPolicies instanceof Map);
+    assert.throws(() => (config.outbound.tlsPolicies as Map<string, string>).clear(), TypeError);
+    assert.equal(config.outbound.tlsPolicies.get('example.com'), 'verify');
+  });
+
+  test('an absolute outbound.tls_ca is kept', () => {
+    const cwd = freshDir();
+    writeFileSync(join(cwd, 'tern.toml'), '[outbound]\ntls_ca = "/etc/ssl/relay.pem"\n');
+    assert.equal(loadConfig({ path: null, cwd }).outbound.tlsCa, '/etc/ssl/relay.pem');
   });
 
   test('parseConfig itself leaves relative paths as written', () => {

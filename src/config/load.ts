@@ -8,16 +8,21 @@
 // builds a new snapshot and swaps it whole).
 // RFC 5321 §4.5.3.1 (minimum sizes the limits must allow), RFC 8314 §3.3 (implicit TLS for submissions),
 // RFC 3207 (STARTTLS on smtp and submission), RFC 4954 and RFC 6409 (AUTH and submission), RFC 7628 and
-// RFC 7662 (OAuth bearer tokens, introspection), RFC 7518 §3.2 (HS256 key length).
+// RFC 7662 (OAuth bearer tokens, introspection), RFC 7518 §3.2 (HS256 key length), RFC 5321 §4.5.3.2
+// (client timeouts: shorter ones load with a warning) and §5.1 (relays named "[host]" skip MX lookup,
+// as in Postfix).
 
 import { readFileSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse, TomlDate, TomlError } from 'smol-toml';
-import { isValidDomain } from '../core/address.ts';
+import { formatMailbox, isValidDomain, parseMailbox } from '../core/address.ts';
 import {
   DEFAULT_AUTH,
+  DEFAULT_DNS,
   DEFAULT_LIMITS,
+  DEFAULT_OUTBOUND,
+  DEFAULT_QUEUE,
   DEFAULT_SUBMISSION,
   SERVICES,
   defaultConfig,
@@ -27,10 +32,15 @@ import type {
   AuthConfig,
   AuthMechanism,
   Config,
+  DnsConfig,
   LimitsConfig,
   ListenerConfig,
   LogConfig,
   OAuthConfig,
+  OutboundConfig,
+  OutboundTlsPolicy,
+  QueueConfig,
+  RelayHost,
   Service,
   SmtpConfig,
   SubmissionConfig,
@@ -141,8 +151,11 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
 
   const hostname = opt(top['hostname'], (v) => readHostname(ctx, ['hostname'], v)) ?? defaults.hostname;
   const dataDir = opt(top['data_dir'], (v) => readPath(ctx, ['data_dir'], v)) ?? defaults.dataDir;
-  const localDomains =
-    opt(top['local_domains'], (v) => readDomains(ctx, ['local_domains'], v)) ?? defaults.localDomains;
+  const localDomainsRead = opt(top['local_domains'], (v) => readDomains(ctx, ['local_domains'], v));
+  const localDomains = localDomainsRead ?? defaults.localDomains;
+  // Checks against local_domains need the list as written; a bad one is reported once, not again by them.
+  const knownLocalDomains =
+    top['local_domains'] !== undefined && localDomainsRead === undefined ? undefined : localDomains;
   // A listener asking for client certificates needs a CA to check them against; whether tls.client_ca
   // is valid is reported by readTls, so a bad one is not also reported as missing.
   const clientCaGiven = isTable(top['tls']) && top['tls']['client_ca'] !== undefined;
@@ -153,6 +166,9 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const log = readLog(ctx, top['log'], defaults.log);
   const auth = readAuth(ctx, top['auth']);
   const submission = readSubmission(ctx, top['submission']);
+  const dns = readDns(ctx, top['dns']);
+  const outbound = readOutbound(ctx, top['outbound'], knownLocalDomains);
+  const queue = readQueue(ctx, top['queue'], knownLocalDomains);
 
   if (ctx.errors.length > 0) return { ok: false, errors: sortByLine(ctx.errors) };
   const config: Config = {
@@ -166,6 +182,9 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     log,
     auth,
     submission,
+    dns,
+    outbound,
+    queue,
     source,
   };
   return { ok: true, config: deepFreeze(copyConfig(config)), warnings: sortByLine(ctx.warnings) };
@@ -191,6 +210,9 @@ const TOP_KEYS = [
   'log',
   'auth',
   'submission',
+  'dns',
+  'outbound',
+  'queue',
 ];
 const LISTENER_KEYS = [
   'service',
@@ -665,6 +687,580 @@ function normalizeCidr(s: string): string | undefined {
 }
 
 // ---------------------------------------------------------------------------------------------------
+// DNS, outbound delivery, queue
+
+const DNS_KEYS = ['servers', 'timeout_seconds', 'attempts', 'max_cache_ttl_seconds'];
+const OUTBOUND_KEYS = [
+  'relay',
+  'transport',
+  'tls',
+  'tls_policy',
+  'tls_ca',
+  'port',
+  'source_address',
+  'max_connections',
+  'max_connections_per_destination',
+  'max_messages_per_connection',
+  'connection_idle_seconds',
+  'connect_timeout_seconds',
+  'greeting_timeout_seconds',
+  'command_timeout_seconds',
+  'data_init_timeout_seconds',
+  'data_block_timeout_seconds',
+  'data_done_timeout_seconds',
+];
+const RELAY_KEYS = ['host', 'port', 'mx', 'tls', 'username', 'password'];
+const TRANSPORT_KEYS = ['domain', 'relay', 'tls', 'username', 'password'];
+const QUEUE_KEYS = [
+  'retry_min_seconds',
+  'retry_max_seconds',
+  'lifetime_seconds',
+  'delay_warning_seconds',
+  'postmaster',
+];
+const OUTBOUND_TLS: readonly OutboundTlsPolicy[] = ['none', 'may', 'encrypt', 'verify'];
+const SMTP_PORT = 25;
+const DNS_PORT = 53;
+/** Queue times are compared with the clock, never waited for by one timer, so they may pass 24 days. */
+const QUEUE_MAX_MS = 365 * 86_400_000;
+
+function readDns(ctx: Ctx, value: unknown): DnsConfig {
+  const t = opt(value, (v) => readTable(ctx, ['dns'], v, DNS_KEYS));
+  if (t === undefined) return DEFAULT_DNS;
+  const p = (key: string): KeyPath => ['dns', key];
+  return {
+    servers: opt(t['servers'], (v) => readDnsServers(ctx, p('servers'), v)) ?? DEFAULT_DNS.servers,
+    timeoutMs:
+      opt(t['timeout_seconds'], (v) => readSeconds(ctx, p('timeout_seconds'), v, false)) ??
+      DEFAULT_DNS.timeoutMs,
+    attempts:
+      opt(t['attempts'], (v) => readInteger(ctx, p('attempts'), v, { min: 1, max: 10 })) ??
+      DEFAULT_DNS.attempts,
+    maxCacheTtlMs:
+      opt(t['max_cache_ttl_seconds'], (v) => readSeconds(ctx, p('max_cache_ttl_seconds'), v, true)) ??
+      DEFAULT_DNS.maxCacheTtlMs,
+  };
+}
+
+/** Name servers by address only: finding a name server by name would need DNS first. */
+function readDnsServers(ctx: Ctx, path: KeyPath, value: unknown): string[] | undefined {
+  const list = readArray(ctx, path, value);
+  if (list === undefined) return undefined;
+  const out: string[] = [];
+  let bad = false;
+  list.forEach((item, i) => {
+    const s = readString(ctx, [...path, i], item);
+    const r = s === undefined ? undefined : parseDnsServer(s);
+    if (s === undefined || r === undefined) {
+      bad = true;
+    } else if (typeof r === 'string') {
+      bad = true;
+      fail(ctx, [...path, i], r, s);
+    } else if (out.includes(r.server)) {
+      warn(ctx, [...path, i], `"${s}" is listed twice`, s);
+    } else {
+      out.push(r.server);
+    }
+  });
+  return bad ? undefined : out;
+}
+
+/** "ip", "ip:port" or "[ipv6]:port" → canonical "ip:port" / "[ipv6]:port", or an error message. A whole
+ * string that is an IPv6 address is taken as one ("::1:53" is an address), so a port needs brackets. */
+function parseDnsServer(s: string): { server: string } | string {
+  const example = 'for example "192.0.2.53", "127.0.0.1:5353", "2001:db8::53" or "[::1]:5353"';
+  let host = s;
+  let portText: string | undefined;
+  if (isIP(s) === 0) {
+    if (s.startsWith('[')) {
+      const close = s.indexOf(']');
+      if (close < 0 || (close + 1 < s.length && s[close + 1] !== ':')) {
+        return `"${s}" is not a name server address; ${example}`;
+      }
+      host = s.slice(1, close);
+      if (close + 1 < s.length) portText = s.slice(close + 2);
+    } else {
+      const colon = s.lastIndexOf(':');
+      if (colon >= 0) {
+        host = s.slice(0, colon);
+        portText = s.slice(colon + 1);
+      }
+    }
+  }
+  const family = isIP(host);
+  if (family === 0) {
+    return `"${host}" is not an IP address; name servers are given by address (finding one by name would need DNS), ${example}`;
+  }
+  const port = portText === undefined ? DNS_PORT : parsePort(portText);
+  if (port === undefined) return `"${portText ?? ''}" in "${s}" is not a port number (1 to 65535)`;
+  const ip = canonicalIp(host);
+  return { server: family === 6 ? `[${ip}]:${port}` : `${ip}:${port}` };
+}
+
+function readOutbound(ctx: Ctx, value: unknown, localDomains: readonly string[] | undefined): OutboundConfig {
+  const t = opt(value, (v) => readTable(ctx, ['outbound'], v, OUTBOUND_KEYS));
+  if (t === undefined) return DEFAULT_OUTBOUND;
+  const p = (key: string): KeyPath => ['outbound', key];
+  const d = DEFAULT_OUTBOUND;
+  const int = (key: string, min: number, max?: number): number | undefined =>
+    opt(t[key], (v) => readInteger(ctx, p(key), v, max === undefined ? { min } : { min, max }));
+  const seconds = (key: string, allowZero: boolean, bounds: SecondsBounds = {}): number | undefined =>
+    opt(t[key], (v) => readSeconds(ctx, p(key), v, allowZero, bounds));
+  // A client that gives up on a slow server only retries later, except after the final dot: a message
+  // the server then accepts anyway is sent twice (RFC 1047).
+  const rfc = (seconds: number, section: string, after = 'the message waits for a retry'): SecondsBounds => ({
+    adviseMin: {
+      seconds,
+      why: `RFC 5321 ${section} asks clients to wait at least ${seconds} seconds; giving up on a slow server sooner, ${after}`,
+    },
+  });
+
+  const tlsRead = opt(t['tls'], (v) => readEnum(ctx, p('tls'), v, OUTBOUND_TLS));
+  // With a bad outbound.tls, what relays inherit is unknown: their credential check waits for a good one.
+  const inheritedTls = t['tls'] !== undefined && tlsRead === undefined ? undefined : (tlsRead ?? d.tls);
+  const tlsPolicies = opt(t['tls_policy'], (v) => readTlsPolicies(ctx, p('tls_policy'), v));
+  const relay = opt(t['relay'], (v) => readRelay(ctx, p('relay'), v, inheritedTls));
+  const transports = opt(t['transport'], (v) =>
+    readTransports(ctx, v, inheritedTls, tlsPolicies ?? d.tlsPolicies, localDomains),
+  );
+  const sourceAddress = opt(t['source_address'], (v) => readIpAddress(ctx, p('source_address'), v));
+
+  const out: OutboundConfig = {
+    relay: relay ?? d.relay,
+    transports: transports ?? d.transports,
+    tls: tlsRead ?? d.tls,
+    tlsPolicies: tlsPolicies ?? d.tlsPolicies,
+    tlsCa: opt(t['tls_ca'], (v) => readPath(ctx, p('tls_ca'), v)) ?? d.tlsCa,
+    port: int('port', 1, 65_535) ?? d.port,
+    sourceAddress: sourceAddress ?? d.sourceAddress,
+    maxConnections: int('max_connections', 1) ?? d.maxConnections,
+    maxConnectionsPerDestination: int('max_connections_per_destination', 1) ?? d.maxConnectionsPerDestination,
+    maxMessagesPerConnection: int('max_messages_per_connection', 1) ?? d.maxMessagesPerConnection,
+    connectionIdleMs: seconds('connection_idle_seconds', true) ?? d.connectionIdleMs,
+    connectTimeoutMs: seconds('connect_timeout_seconds', false) ?? d.connectTimeoutMs,
+    greetingTimeoutMs:
+      seconds('greeting_timeout_seconds', false, rfc(300, '§4.5.3.2.1')) ?? d.greetingTimeoutMs,
+    commandTimeoutMs: seconds('command_timeout_seconds', false, rfc(300, '§4.5.3.2.2')) ?? d.commandTimeoutMs,
+    dataInitTimeoutMs:
+      seconds('data_init_timeout_seconds', false, rfc(120, '§4.5.3.2.4')) ?? d.dataInitTimeoutMs,
+    dataBlockTimeoutMs:
+      seconds('data_block_timeout_seconds', false, rfc(180, '§4.5.3.2.5')) ?? d.dataBlockTimeoutMs,
+    dataDoneTimeoutMs:
+      seconds(
+        'data_done_timeout_seconds',
+        false,
+        rfc(600, '§4.5.3.2.6', 'a message it accepts anyway is sent twice'),
+      ) ?? d.dataDoneTimeoutMs,
+  };
+  if (
+    t['max_connections_per_destination'] !== undefined &&
+    out.maxConnectionsPerDestination > out.maxConnections
+  ) {
+    warn(
+      ctx,
+      p('max_connections_per_destination'),
+      `is more than outbound.max_connections (${out.maxConnections}), which caps it`,
+    );
+  }
+  return out;
+}
+
+/** The string "host:port" / "[host]:port", or a table with TLS and credentials. */
+function readRelay(
+  ctx: Ctx,
+  path: KeyPath,
+  value: unknown,
+  inheritedTls: OutboundTlsPolicy | undefined,
+): RelayHost | undefined {
+  if (typeof value === 'string') {
+    const r = parseRelay(value);
+    if (typeof r === 'string') return fail(ctx, path, r, value);
+    return { ...r, tls: inheritedTls ?? DEFAULT_OUTBOUND.tls, auth: null };
+  }
+  if (!isTable(value)) {
+    return fail(
+      ctx,
+      path,
+      `must be a string ("host:port" or "[host]:port") or a table, not ${describe(value)}`,
+    );
+  }
+  const t = readTable(ctx, path, value, RELAY_KEYS);
+  if (t === undefined) return undefined;
+  const p = (key: string): KeyPath => [...path, key];
+
+  let host: { host: string; family: number } | undefined;
+  if (t['host'] === undefined) {
+    fail(ctx, p('host'), 'missing; give the host name or IP address of the relay');
+  } else {
+    const s = readText(ctx, p('host'), t['host']);
+    const r = s === undefined ? undefined : parseRelayHost(s);
+    if (typeof r === 'string') fail(ctx, p('host'), r, s);
+    else host = r;
+  }
+  const port = opt(t['port'], (v) => readInteger(ctx, p('port'), v, { min: 1, max: 65_535 }));
+  const mx = opt(t['mx'], (v) => readBoolean(ctx, p('mx'), v));
+  if (mx === true && host !== undefined && host.family !== 0) {
+    fail(ctx, p('mx'), `an IP address has no MX records; leave mx out (or false) for ${host.host}`);
+  }
+  const tls = opt(t['tls'], (v) => readEnum(ctx, p('tls'), v, OUTBOUND_TLS));
+  const tlsBad = t['tls'] !== undefined && tls === undefined;
+  const auth = readRelayAuth(ctx, path, t, tlsBad ? undefined : (tls ?? inheritedTls), 'outbound.tls');
+  const unread = (key: string, read: unknown): boolean => t[key] !== undefined && read === undefined;
+  if (host === undefined || auth === undefined || unread('port', port) || unread('mx', mx) || tlsBad) {
+    return undefined;
+  }
+  if (mx === true && host.family !== 0) return undefined;
+  return {
+    host: host.host,
+    port: port ?? SMTP_PORT,
+    mx: mx ?? host.family === 0,
+    tls: tls ?? inheritedTls ?? DEFAULT_OUTBOUND.tls,
+    auth,
+  };
+}
+
+/**
+ * username and password of a relay table: both or neither, and only where TLS is required (tls "may"
+ * falls back to plaintext when STARTTLS is missing or fails, so it would send them in clear). tls is the
+ * relay's effective policy, undefined when that is unknown (a bad value already reported).
+ * Returns null for no credentials, undefined after an error.
+ */
+function readRelayAuth(
+  ctx: Ctx,
+  base: KeyPath,
+  t: Record<string, unknown>,
+  tls: OutboundTlsPolicy | undefined,
+  tlsDefaultFrom: string,
+): RelayHost['auth'] | undefined {
+  if (t['username'] === undefined && t['password'] === undefined) return null;
+  const username = opt(t['username'], (v) => readText(ctx, [...base, 'username'], v));
+  const password = opt(t['password'], (v) => readText(ctx, [...base, 'password'], v));
+  let bad = username === undefined || password === undefined;
+  if (t['username'] === undefined) {
+    fail(ctx, [...base, 'username'], 'missing; a password is sent only with a username');
+  } else if (t['password'] === undefined) {
+    fail(ctx, [...base, 'password'], 'missing; a relay with a username needs its password');
+  }
+  if (tls !== undefined && tls !== 'encrypt' && tls !== 'verify') {
+    bad = true;
+    if (t['tls'] !== undefined) {
+      fail(
+        ctx,
+        [...base, 'tls'],
+        `"${tls}" would let the username and password travel in clear; with credentials use "encrypt" or "verify"`,
+        tls,
+      );
+    } else {
+      fail(
+        ctx,
+        [...base, 'username'],
+        `credentials are never sent in clear: set tls = "encrypt" or "verify" here (the "${tls}" of ${tlsDefaultFrom} may fall back to plaintext)`,
+      );
+    }
+  }
+  if (bad || username === undefined || password === undefined) return undefined;
+  return { username, password };
+}
+
+/** "host", "host:port", "[host]" or "[host]:port"; brackets mean "this host, no MX lookup" (Postfix). */
+function parseRelay(s: string): { host: string; port: number; mx: boolean } | string {
+  const example =
+    'write "host:port" or "[host]:port", for example "smtp.example.net:587" or "[192.0.2.25]:25" (brackets: no MX lookup)';
+  let hostText: string;
+  let portText: string | undefined;
+  const bracketed = s.startsWith('[');
+  if (bracketed) {
+    const close = s.indexOf(']');
+    if (close < 0 || (close + 1 < s.length && s[close + 1] !== ':'))
+      return `"${s}" is not a relay; ${example}`;
+    hostText = s.slice(1, close);
+    if (close + 1 < s.length) portText = s.slice(close + 2);
+  } else {
+    const colon = s.lastIndexOf(':');
+    hostText = colon < 0 ? s : s.slice(0, colon);
+    if (colon >= 0) portText = s.slice(colon + 1);
+    if (hostText.includes(':'))
+      return `"${s}": IPv6 addresses go in brackets, for example "[2001:db8::25]:25"`;
+  }
+  if (hostText === '') return `"${s}" has no host; ${example}`;
+  const host = parseRelayHost(hostText);
+  if (typeof host === 'string') return host;
+  const port = portText === undefined ? SMTP_PORT : parsePort(portText);
+  if (port === undefined) return `"${portText ?? ''}" in "${s}" is not a port number (1 to 65535)`;
+  // An IP address has no MX records: with or without brackets it is the host itself.
+  return { host: host.host, port, mx: !bracketed && host.family === 0 };
+}
+
+/** A host name (lower-cased) or an IP address (canonical, IPv6 without brackets). */
+function parseRelayHost(s: string): { host: string; family: number } | string {
+  const family = isIP(s);
+  if (family !== 0) return { host: canonicalIp(s), family };
+  if (s.startsWith('[')) {
+    return `"${s}": write the host without brackets; set mx = false to connect to it without an MX lookup`;
+  }
+  if (/^[\d.]+$/.test(s) || !isValidDomain(s, false)) {
+    return `"${s}" is neither a host name nor an IP address (write internationalized names as A-labels, xn--...)`;
+  }
+  return { host: s.toLowerCase(), family: 0 };
+}
+
+function parsePort(text: string): number | undefined {
+  if (!/^\d{1,5}$/.test(text)) return undefined;
+  const port = Number(text);
+  return port >= 1 && port <= 65_535 ? port : undefined;
+}
+
+/** Compressed lower-case text of an IP address ("2001:DB8:0::1" → "2001:db8::1"). */
+function canonicalIp(ip: string): string {
+  const host = canonicalHost(ip, isIP(ip));
+  return host.startsWith('[') ? host.slice(1, -1) : host;
+}
+
+function readIpAddress(ctx: Ctx, path: KeyPath, value: unknown): string | undefined {
+  const s = readString(ctx, path, value);
+  if (s === undefined) return undefined;
+  if (isIP(s) === 0) {
+    return fail(
+      ctx,
+      path,
+      `"${s}" is not an IP address (write IPv6 without brackets, for example "2001:db8::25")`,
+      s,
+    );
+  }
+  return canonicalIp(s);
+}
+
+/** "example.com" or "*.example.com" (any subdomain), lower-cased; undefined when it is neither. */
+function parseDomainPattern(s: string): string | undefined {
+  const name = s.startsWith('*.') ? s.slice(2) : s;
+  return isValidDomain(name, false) && !/^[\d.]+$/.test(name) ? s.toLowerCase() : undefined;
+}
+
+function domainPatternError(s: string): string {
+  return `"${s}" is not a domain name or "*.domain" pattern (write internationalized names as A-labels, xn--...)`;
+}
+
+function readTlsPolicies(
+  ctx: Ctx,
+  path: KeyPath,
+  value: unknown,
+): Map<string, OutboundTlsPolicy> | undefined {
+  if (!isTable(value)) {
+    return fail(
+      ctx,
+      path,
+      `must be a table of domain = policy ([outbound.tls_policy]), not ${describe(value)}`,
+    );
+  }
+  const out = new Map<string, OutboundTlsPolicy>();
+  const keyOf = new Map<string, string>();
+  let bad = false;
+  for (const [key, item] of Object.entries(value)) {
+    const p = [...path, key];
+    const pattern = parseDomainPattern(key);
+    const policy = readEnum(ctx, p, item, OUTBOUND_TLS);
+    if (pattern === undefined) {
+      bad = true;
+      fail(ctx, p, domainPatternError(key));
+    } else if (keyOf.has(pattern)) {
+      // TOML refuses a key written twice, but not the same domain in another case.
+      bad = true;
+      fail(ctx, p, `the same domain as "${keyOf.get(pattern) ?? ''}" (domains ignore case)`);
+    } else {
+      keyOf.set(pattern, key);
+    }
+    if (policy === undefined) bad = true;
+    else if (pattern !== undefined) out.set(pattern, policy);
+  }
+  return bad ? undefined : out;
+}
+
+function readTransports(
+  ctx: Ctx,
+  value: unknown,
+  inheritedTls: OutboundTlsPolicy | undefined,
+  tlsPolicies: ReadonlyMap<string, OutboundTlsPolicy>,
+  localDomains: readonly string[] | undefined,
+): Map<string, RelayHost> | undefined {
+  const path: KeyPath = ['outbound', 'transport'];
+  const list = readArray(ctx, path, value, 'an array of tables ([[outbound.transport]])');
+  if (list === undefined) return undefined;
+  const out = new Map<string, RelayHost>();
+  const firstIndex = new Map<string, number>();
+  let bad = false;
+  list.forEach((item, i) => {
+    const r = readTransport(ctx, [...path, i], item, inheritedTls, tlsPolicies);
+    if (r === undefined) {
+      bad = true;
+      return;
+    }
+    const domainPath = [...path, i, 'domain'];
+    const earlier = firstIndex.get(r.domain);
+    if (localDomains?.includes(r.domain) === true) {
+      bad = true;
+      fail(
+        ctx,
+        domainPath,
+        `"${r.written}" is in local_domains: its mail is delivered here, never through a transport`,
+        r.written,
+      );
+    } else if (earlier !== undefined) {
+      bad = true;
+      const line = ctx.lines.lineOf([...path, earlier, 'domain']);
+      fail(
+        ctx,
+        domainPath,
+        `"${r.written}" already has a transport (outbound.transport[${earlier}]${line === null ? '' : `, line ${line}`})`,
+        r.written,
+      );
+    } else {
+      firstIndex.set(r.domain, i);
+      out.set(r.domain, r.relay);
+    }
+  });
+  return bad ? undefined : out;
+}
+
+function readTransport(
+  ctx: Ctx,
+  base: KeyPath,
+  value: unknown,
+  inheritedTls: OutboundTlsPolicy | undefined,
+  tlsPolicies: ReadonlyMap<string, OutboundTlsPolicy>,
+): { domain: string; written: string; relay: RelayHost } | undefined {
+  const t = readTable(ctx, base, value, TRANSPORT_KEYS);
+  if (t === undefined) return undefined;
+  const p = (key: string): KeyPath => [...base, key];
+
+  let domain: string | undefined;
+  const written = t['domain'] === undefined ? undefined : readString(ctx, p('domain'), t['domain']);
+  if (t['domain'] === undefined) {
+    fail(ctx, p('domain'), 'missing; give the destination domain, "example.com" or "*.example.com"');
+  } else if (written !== undefined) {
+    domain = parseDomainPattern(written);
+    if (domain === undefined) fail(ctx, p('domain'), domainPatternError(written), written);
+  }
+
+  let hop: { host: string; port: number; mx: boolean } | undefined;
+  if (t['relay'] === undefined) {
+    fail(ctx, p('relay'), 'missing; give the next hop, "host:port" or "[host]:port"');
+  } else {
+    const s = readString(ctx, p('relay'), t['relay']);
+    const r = s === undefined ? undefined : parseRelay(s);
+    if (typeof r === 'string') fail(ctx, p('relay'), r, s);
+    else hop = r;
+  }
+
+  const tls = opt(t['tls'], (v) => readEnum(ctx, p('tls'), v, OUTBOUND_TLS));
+  const tlsBad = t['tls'] !== undefined && tls === undefined;
+  // A policy written for exactly this domain still holds when its mail goes through a transport.
+  const policy = domain === undefined ? undefined : tlsPolicies.get(domain);
+  const effective = tlsBad ? undefined : (tls ?? policy ?? inheritedTls);
+  const from = policy === undefined ? 'outbound.tls' : pathText(['outbound', 'tls_policy', domain ?? '']);
+  const auth = readRelayAuth(ctx, base, t, effective, from);
+  if (domain === undefined || written === undefined || hop === undefined || auth === undefined || tlsBad) {
+    return undefined;
+  }
+  return { domain, written, relay: { ...hop, tls: effective ?? DEFAULT_OUTBOUND.tls, auth } };
+}
+
+function readQueue(ctx: Ctx, value: unknown, localDomains: readonly string[] | undefined): QueueConfig {
+  const t = opt(value, (v) => readTable(ctx, ['queue'], v, QUEUE_KEYS));
+  if (t === undefined) return DEFAULT_QUEUE;
+  const p = (key: string): KeyPath => ['queue', key];
+  const d = DEFAULT_QUEUE;
+  const seconds = (key: string, allowZero: boolean, maxMs?: number): number | undefined =>
+    opt(t[key], (v) =>
+      readSeconds(ctx, p(key), v, allowZero, maxMs === undefined ? {} : { maxMs, maxWhy: '365 days' }),
+    );
+  const retryMin = seconds('retry_min_seconds', false);
+  const retryMax = seconds('retry_max_seconds', false);
+  const lifetime = seconds('lifetime_seconds', true, QUEUE_MAX_MS);
+  const delayWarning = seconds('delay_warning_seconds', true, QUEUE_MAX_MS);
+  const postmaster = opt(t['postmaster'], (v) => readPostmaster(ctx, p('postmaster'), v, localDomains));
+  const out: QueueConfig = {
+    retryMinMs: retryMin ?? d.retryMinMs,
+    retryMaxMs: retryMax ?? d.retryMaxMs,
+    lifetimeMs: lifetime ?? d.lifetimeMs,
+    delayWarningMs: delayWarning ?? d.delayWarningMs,
+    postmaster: postmaster ?? d.postmaster,
+  };
+  const given = (key: string, read: number | undefined): boolean =>
+    t[key] !== undefined && read !== undefined;
+  const bad = (key: string, read: number | undefined): boolean => t[key] !== undefined && read === undefined;
+  const secs = (ms: number): number => ms / 1000;
+
+  // Blame the key the person wrote: the other one may be a default they never saw.
+  if (
+    !bad('retry_min_seconds', retryMin) &&
+    !bad('retry_max_seconds', retryMax) &&
+    out.retryMaxMs < out.retryMinMs
+  ) {
+    if (given('retry_max_seconds', retryMax)) {
+      const origin = given('retry_min_seconds', retryMin) ? '' : ', the default';
+      fail(
+        ctx,
+        p('retry_max_seconds'),
+        `must be at least retry_min_seconds (${secs(out.retryMinMs)}${origin})`,
+      );
+    } else {
+      fail(
+        ctx,
+        p('retry_min_seconds'),
+        `must not be more than retry_max_seconds (${secs(out.retryMaxMs)}, the default); raise retry_max_seconds too`,
+      );
+    }
+  }
+  if (
+    !bad('lifetime_seconds', lifetime) &&
+    !bad('delay_warning_seconds', delayWarning) &&
+    out.delayWarningMs > 0 &&
+    out.delayWarningMs >= out.lifetimeMs
+  ) {
+    if (given('delay_warning_seconds', delayWarning)) {
+      const origin = given('lifetime_seconds', lifetime) ? '' : ', the default';
+      fail(
+        ctx,
+        p('delay_warning_seconds'),
+        `must be shorter than lifetime_seconds (${secs(out.lifetimeMs)}${origin}): by then the message has bounced; 0 turns delay warnings off`,
+      );
+    } else {
+      fail(
+        ctx,
+        p('lifetime_seconds'),
+        `must be longer than delay_warning_seconds (${secs(out.delayWarningMs)}, the default); lower that, or set it to 0 for no delay warnings`,
+      );
+    }
+  }
+  return out;
+}
+
+/** An address in a local domain: double bounces go there, and must not leave this server. */
+function readPostmaster(
+  ctx: Ctx,
+  path: KeyPath,
+  value: unknown,
+  localDomains: readonly string[] | undefined,
+): string | undefined {
+  const s = readText(ctx, path, value);
+  if (s === undefined) return undefined;
+  const mailbox = parseMailbox(s, false);
+  if (mailbox === null) {
+    return fail(ctx, path, `"${s}" is not an email address (local-part@domain, ASCII)`, s);
+  }
+  const domain = mailbox.domain.toLowerCase();
+  if (localDomains !== undefined && !localDomains.includes(domain)) {
+    return fail(
+      ctx,
+      path,
+      `"${mailbox.domain}" is not in local_domains; double bounces must be delivered here, not sent out again`,
+      s,
+    );
+  }
+  return formatMailbox({ local: mailbox.local, domain });
+}
+
+// ---------------------------------------------------------------------------------------------------
 // Listeners
 
 interface ParsedListener {
@@ -1011,7 +1607,7 @@ function readInteger(
   ctx: Ctx,
   path: KeyPath,
   value: unknown,
-  range: { min: number; minWhy?: string; adviseMin?: { value: number; why: string } },
+  range: { min: number; minWhy?: string; max?: number; adviseMin?: { value: number; why: string } },
 ): number | undefined {
   if (typeof value !== 'number' || !Number.isInteger(value)) {
     return fail(ctx, path, `must be an integer, not ${describe(value)}`);
@@ -1023,14 +1619,29 @@ function readInteger(
       `must be at least ${range.min}${range.minWhy === undefined ? '' : ` (${range.minWhy})`}`,
     );
   }
+  if (range.max !== undefined && value > range.max) return fail(ctx, path, `must be at most ${range.max}`);
   if (range.adviseMin !== undefined && value < range.adviseMin.value) {
     warn(ctx, path, `${value} is below ${range.adviseMin.value}: ${range.adviseMin.why}`);
   }
   return value;
 }
 
+interface SecondsBounds {
+  /** A bound other than what Node timers hold, for times compared with a clock rather than waited for. */
+  readonly maxMs?: number;
+  readonly maxWhy?: string;
+  /** Legal but below what an RFC asks for: loads with this warning. */
+  readonly adviseMin?: { readonly seconds: number; readonly why: string };
+}
+
 /** Seconds in the file (fractions allowed), milliseconds in Config. */
-function readSeconds(ctx: Ctx, path: KeyPath, value: unknown, allowZero: boolean): number | undefined {
+function readSeconds(
+  ctx: Ctx,
+  path: KeyPath,
+  value: unknown,
+  allowZero: boolean,
+  bounds: SecondsBounds = {},
+): number | undefined {
   if (typeof value !== 'number' || !Number.isFinite(value)) {
     return fail(ctx, path, `must be a number of seconds, not ${describe(value)}`);
   }
@@ -1038,12 +1649,20 @@ function readSeconds(ctx: Ctx, path: KeyPath, value: unknown, allowZero: boolean
   if (ms < 0 || (!allowZero && ms < 1)) {
     return fail(ctx, path, allowZero ? 'must not be negative' : 'must be greater than 0 (at least 0.001)');
   }
-  if (ms > MAX_TIMER_MS) {
+  if (bounds.maxMs !== undefined) {
+    if (ms > bounds.maxMs) {
+      const why = bounds.maxWhy === undefined ? '' : ` (${bounds.maxWhy})`;
+      return fail(ctx, path, `must be at most ${Math.floor(bounds.maxMs / 1000)} seconds${why}`);
+    }
+  } else if (ms > MAX_TIMER_MS) {
     return fail(
       ctx,
       path,
       `must be at most ${Math.floor(MAX_TIMER_MS / 1000)} seconds (about 24 days): longer waits overflow Node timers`,
     );
+  }
+  if (bounds.adviseMin !== undefined && ms < bounds.adviseMin.seconds * 1000) {
+    warn(ctx, path, `${value} is below ${bounds.adviseMin.seconds}: ${bounds.adviseMin.why}`);
   }
   return ms;
 }
@@ -1231,6 +1850,7 @@ function resolvePaths(config: Config, base: string): Config {
       oauth === null
         ? config.auth
         : { ...config.auth, oauth: { ...oauth, jwksFile: absOrNull(oauth.jwksFile) } },
+    outbound: { ...config.outbound, tlsCa: absOrNull(config.outbound.tlsCa) },
   };
 }
 
@@ -1250,15 +1870,44 @@ function copyConfig(c: Config): Config {
       oauth: c.auth.oauth === null ? null : { ...c.auth.oauth, audience: [...c.auth.oauth.audience] },
     },
     submission: { ...c.submission },
+    dns: { ...c.dns, servers: [...c.dns.servers] },
+    outbound: {
+      ...c.outbound,
+      relay: c.outbound.relay === null ? null : copyRelay(c.outbound.relay),
+      transports: new Map([...c.outbound.transports].map(([k, v]) => [k, copyRelay(v)])),
+      tlsPolicies: new Map(c.outbound.tlsPolicies),
+    },
+    queue: { ...c.queue },
   };
+}
+
+function copyRelay(r: RelayHost): RelayHost {
+  return { ...r, auth: r.auth === null ? null : { ...r.auth } };
 }
 
 function deepFreeze<T>(value: T): T {
   if (typeof value === 'object' && value !== null && !Object.isFrozen(value)) {
+    if (value instanceof Map) freezeMap(value);
     for (const v of Object.values(value)) deepFreeze(v);
     Object.freeze(value);
   }
   return value;
+}
+
+/** Object.freeze leaves a Map's entries writable. It stays a real Map (instanceof, deepEqual with a Map
+ * of the same entries, what ReadonlyMap promises) whose writing methods throw, like a frozen object in
+ * strict mode. Map.prototype.set.call still gets through: this stops mistakes, not malice. */
+function freezeMap(map: Map<unknown, unknown>): void {
+  for (const [k, v] of map) {
+    deepFreeze(k);
+    deepFreeze(v);
+  }
+  const refuse = (): never => {
+    throw new TypeError('the configuration snapshot is read-only');
+  };
+  for (const method of ['set', 'delete', 'clear']) {
+    Object.defineProperty(map, method, { value: refuse, enumerable: false });
+  }
 }
 
 function errorCode(err: unknown): string | undefined {
