@@ -1,0 +1,184 @@
+// The README's first run, exactly as written: `npm start` in the repository (no configuration file, so
+// the built-in defaults: ./data, local domain localhost, 127.0.0.1:2525/2587/2465), `npx tern user add`
+// while it runs, a message sent with Python's smtplib to 127.0.0.1:2525, read back with
+// `npx tern mailbox list/cat`, then Ctrl-C (SIGINT to the process group, as a terminal sends it).
+// The defaults use fixed ports and ./data, so this test skips (saying why) when a port is taken or a
+// ./tern.toml would change the defaults, and removes only what it made: its uniquely named user, and
+// ./data if there was none before.
+// Deliberately NOT here: anything the other e2e files cover on ephemeral ports.
+
+import assert from 'node:assert/strict';
+import type { ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { after, describe, test } from 'node:test';
+import type { ProcessResult } from './harness.ts';
+import { ROOT, havePython, runProcess, smtplib, waitFor } from './harness.ts';
+
+const PORTS = [2525, 2587, 2465] as const;
+const DATA_DIR = join(ROOT, 'data');
+
+async function portFree(port: number): Promise<boolean> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.once('error', () => resolve(false));
+    server.listen({ host: '127.0.0.1', port, exclusive: true }, () => server.close(() => resolve(true)));
+  });
+}
+
+async function whyNot(): Promise<string | false> {
+  if (!havePython()) return 'python3 with smtplib is not available on this machine';
+  if (existsSync(join(ROOT, 'tern.toml')))
+    return `${join(ROOT, 'tern.toml')} exists: npm start would not use the defaults`;
+  for (const port of PORTS) {
+    if (!(await portFree(port))) return `127.0.0.1:${port} is in use: npm start needs the default ports`;
+  }
+  return false;
+}
+
+const skip = await whyNot();
+
+/** The environment of a person's shell: no TERN_CONFIG, so the defaults apply. */
+function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, ...extra };
+  delete env['TERN_CONFIG'];
+  return env;
+}
+
+/** `npx tern ARGS` in the repository, as the README says. */
+function npxTern(args: readonly string[], stdin = ''): Promise<ProcessResult> {
+  return runProcess('npx', ['tern', ...args], { cwd: ROOT, stdin, env: userEnv() });
+}
+
+/**
+ * Both npm and the server it starts stop themselves when this process goes away (their stdin pipe ends),
+ * so a test run that dies never leaves a server on the default ports. Changes nothing else.
+ */
+const WATCHDOG =
+  '--import=data:text/javascript,' +
+  encodeURIComponent(
+    'process.stdin.on("end",()=>process.kill(process.pid,"SIGTERM"));' +
+      'process.stdin.on("error",()=>{});process.stdin.resume();process.stdin.unref();',
+  );
+
+describe('npm start, as the README says', { skip }, () => {
+  const address = `e2e-${randomBytes(6).toString('hex')}@localhost`;
+  const dataExisted = existsSync(DATA_DIR);
+  let npm: ChildProcessWithoutNullStreams | null = null;
+  let output = '';
+  let outputClosed: Promise<void> = Promise.resolve();
+  let userAdded = false;
+
+  const killGroup = (signal: NodeJS.Signals): void => {
+    try {
+      if (npm?.pid !== undefined) process.kill(-npm.pid, signal);
+    } catch {
+      // The group is already gone.
+    }
+  };
+  const onExit = (): void => killGroup('SIGKILL');
+  process.once('exit', onExit);
+
+  after(async () => {
+    // Normally stopped by the test; after a failure, stop it here (Ctrl-C, then harder).
+    killGroup('SIGINT');
+    const timer = setTimeout(() => killGroup('SIGKILL'), 15_000);
+    await outputClosed;
+    clearTimeout(timer);
+    process.off('exit', onExit);
+    if (userAdded) {
+      const del = await npxTern(['user', 'del', address]);
+      assert.equal(del.code, 0, `could not delete ${address}: ${del.stderr}`);
+    }
+    if (!dataExisted) rmSync(DATA_DIR, { recursive: true, force: true });
+  });
+
+  test('start, add a user, send with smtplib, read it back, stop with Ctrl-C', async () => {
+    const nodeOptions = [process.env['NODE_OPTIONS'], WATCHDOG].filter(Boolean).join(' ');
+    // Its own process group, so that SIGINT reaches npm and the server together, as a terminal's Ctrl-C.
+    npm = spawn('npm', ['start'], {
+      cwd: ROOT,
+      detached: true,
+      env: userEnv({ NODE_OPTIONS: nodeOptions }),
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    npm.stdin.on('error', () => undefined);
+    npm.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
+    npm.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
+    // The server shares npm's stdout: the pipe closes only once every process of the group has exited.
+    outputClosed = new Promise((resolve) => npm!.stdout.once('close', () => resolve()));
+
+    await waitFor(
+      'the three listening lines of the defaults',
+      () => {
+        if (npm!.exitCode !== null && !output.includes('listening submissions'))
+          throw new Error(`npm start exited ${npm!.exitCode}:\n${output}`);
+        return output.includes('listening submissions') ? true : undefined;
+      },
+      30_000,
+    );
+    for (const line of [
+      'listening smtp 127.0.0.1:2525 (starttls)',
+      'listening submission 127.0.0.1:2587 (starttls)',
+      'listening submissions 127.0.0.1:2465 (implicit)',
+    ]) {
+      assert.ok(output.split('\n').includes(line), `missing "${line}" in:\n${output}`);
+    }
+
+    // While the server runs, as in the README's quick start.
+    const add = await npxTern(['user', 'add', address]);
+    assert.equal(add.code, 0, add.stderr);
+    userAdded = true;
+
+    const subject = `npm start ${address}`;
+    const sent = await smtplib({
+      port: 2525,
+      mode: 'plain',
+      action: 'send_message',
+      message: {
+        headers: [
+          ['From', 'bob@example.org'],
+          ['To', address],
+          ['Subject', subject],
+        ],
+        body: 'First message.\n',
+      },
+    });
+    assert.equal(sent.ok, true, JSON.stringify(sent));
+
+    const listed = await waitFor(
+      `the message in ${address}'s mailbox`,
+      async () => {
+        const r = await npxTern(['mailbox', 'list', address, '--json']);
+        assert.equal(r.code, 0, r.stderr);
+        const messages = JSON.parse(r.stdout) as { id: string; from: string; subject: string }[];
+        return messages.length > 0 ? messages : undefined;
+      },
+      20_000,
+      200,
+    );
+    assert.equal(listed.length, 1);
+    assert.equal(listed[0]!.subject, subject);
+    assert.equal(listed[0]!.from, 'bob@example.org');
+    const cat = await npxTern(['mailbox', 'cat', address, listed[0]!.id]);
+    assert.equal(cat.code, 0, cat.stderr);
+    assert.match(cat.stdout, /^Return-Path: <bob@example\.org>\r\n/);
+    assert.match(cat.stdout, /\r\nReceived: from [^\r\n]+\r\n\tby localhost \(Tern\) with ESMTP id /);
+    assert.ok(cat.stdout.endsWith('\r\n\r\nFirst message.\r\n'), JSON.stringify(cat.stdout));
+
+    // Ctrl-C: the whole foreground group gets SIGINT; the server shuts down in order.
+    killGroup('SIGINT');
+    let timer: NodeJS.Timeout | undefined;
+    const stopped = await Promise.race([
+      outputClosed.then(() => true),
+      new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 20_000))),
+    ]);
+    clearTimeout(timer);
+    assert.ok(stopped, `still running 20 s after SIGINT:\n${output.slice(-2000)}`);
+    assert.match(output, /"event":"server\.stopped"/, 'the server logged a clean stop');
+    for (const port of PORTS) assert.ok(await portFree(port), `127.0.0.1:${port} still bound after the stop`);
+  });
+});
