@@ -2064,11 +2064,20 @@ describe('tern.example.toml and docs/configuration.md', () => {
   });
 
   test('the example parses with every commented key and table switched on', () => {
-    const uncommented = example.replace(/^# ((?:\[auth\.oauth\]|[a-z_]+ = ).*)$/gm, '$1');
+    const uncommented = example.replace(
+      /^# ((?:\[auth\.oauth\]|\[outbound\.[a-z_]+\]|\[\[outbound\.transport\]\]|"[^"]+" = |[a-z_]+ = ).*)$/gm,
+      '$1',
+    );
     const { config } = parsedOk(uncommented);
     assert.notEqual(config.tls.clientCa, null);
     assert.notEqual(config.auth.oauth, null);
     assert.equal(config.auth.oauth?.usernameClaim, 'email');
+    assert.notEqual(config.outbound.tlsCa, null);
+    assert.notEqual(config.outbound.sourceAddress, null);
+    assert.notEqual(config.outbound.relay?.auth ?? null, null);
+    assert.equal(config.outbound.tlsPolicies.size, 2);
+    assert.equal(config.outbound.transports.size, 1);
+    assert.notEqual(config.queue.postmaster, null);
   });
 
   test('every key of the example is documented in docs/configuration.md', () => {
