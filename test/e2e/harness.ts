@@ -7,7 +7,7 @@
 // Deliberately NOT here: assertions about Tern's behaviour (the *.test.ts files make those) and any
 // in-process server: the point of e2e is a separate process over real sockets. Users are seeded and
 // mailboxes polled through the same directory/store APIs the CLI uses (a CLI process per poll would
-// cost half a second each); reads that a test asserts on go through the real `tern` command.
+// cost half a second each); mailboxList/mailboxCat run the real `tern` command where its view matters.
 // The child watches a stdin pipe (WATCHDOG): if this test process dies in any way, the pipe closes and
 // the server shuts itself down, so no test run leaves a server behind.
 
