@@ -7,6 +7,7 @@ import type { Sandbox } from '../test-harness.ts';
 import { createSandbox } from '../test-harness.ts';
 import { readHeaderSection } from './queue.ts';
 import { nullLogger } from '../../core/ports.ts';
+import type { Queue } from '../../queue/queue.ts';
 
 const ARRIVAL_MS = Date.UTC(2026, 0, 15, 12, 0, 0);
 const NEXT_MS = Date.UTC(2026, 0, 15, 12, 30, 0);
@@ -57,7 +58,10 @@ describe('tern queue', () => {
         status: 'deferred',
         reply: '451 4.4.1 connection refused',
         nextAttemptMs: NEXT_MS,
+        remoteMta: 'mx.remote.example',
+        diagnostic: '451-4.4.1 try again\r\n451 4.4.1 later',
       });
+      await queue.markDelayWarned(id, 1);
     } finally {
       await queue.close();
     }
@@ -82,6 +86,8 @@ describe('tern queue', () => {
           attempts: 0,
           nextAttempt: rows[0]!.recipients[0]!['nextAttempt'],
           lastReply: null,
+          delayWarned: false,
+          bounceRequested: false,
         },
         {
           address: 'dave@remote.example',
@@ -89,6 +95,8 @@ describe('tern queue', () => {
           attempts: 1,
           nextAttempt: '2026-01-15T12:30:00.000Z',
           lastReply: '451 4.4.1 connection refused',
+          delayWarned: true,
+          bounceRequested: false,
         },
       ],
     });
@@ -123,6 +131,9 @@ describe('tern queue', () => {
     assert.match(r.stdout, /\n {4}notify: +FAILURE,DELAY\n/);
     assert.match(r.stdout, /\n {4}orcpt: +rfc822;Dave@remote\.example\n/);
     assert.match(r.stdout, /\n {4}last reply: +451 4\.4\.1 connection refused\n/);
+    assert.match(r.stdout, /\n {4}remote MTA: +mx\.remote\.example\n/);
+    assert.match(r.stdout, /\n {4}remote said: +451-4\.4\.1 try again\n {18}451 4\.4\.1 later\n/);
+    assert.match(r.stdout, /\n {4}delay warning sent\n/);
     assert.ok(
       r.stdout.endsWith(
         'headers:\nReceived: from client.example.org\n\tby localhost; Thu, 15 Jan 2026 12:00:00 +0000\n' +
@@ -167,4 +178,205 @@ test('readHeaderSection stops at the empty line, across chunk boundaries, LF or 
   const huge = await readHeaderSection(Readable.from([Buffer.alloc(300 * 1024, 'a')]));
   assert.equal(huge.cut, true);
   assert.equal(huge.text.length, 256 * 1024);
+});
+
+/** A sandbox with messages seeded through the queue the CLI opens, to be steered by the CLI. */
+async function seeded(
+  count: number,
+  recipients = ['carol@remote.example', 'dave@remote.example'],
+): Promise<{ box: Sandbox; ids: string[]; open: () => Promise<Queue> }> {
+  const box = await createSandbox();
+  const open = (): Promise<Queue> => openQueue(box.config(), { nowMs: () => Date.now() }, nullLogger);
+  const queue = await open();
+  const ids: string[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const writer = queue.begin();
+      await writer.write(Buffer.from(MESSAGE));
+      await writer.commit({
+        ...envelope,
+        recipients: recipients.map((address) => ({ address, notify: null, orcpt: null })),
+      });
+      for (let r = 0; r < recipients.length; r++) {
+        await queue.settle(writer.id, r, {
+          status: 'deferred',
+          reply: '451 4.4.1 later',
+          nextAttemptMs: FAR_MS,
+        });
+      }
+      ids.push(writer.id);
+    }
+  } finally {
+    await queue.close();
+  }
+  return { box, ids, open };
+}
+
+/** Far ahead: a recipient deferred until then is certainly not due when the test runs. */
+const FAR_MS = Date.UTC(2100, 0, 1);
+
+async function inspect<T>(open: () => Promise<Queue>, fn: (q: Queue) => Promise<T>): Promise<T> {
+  const q = await open();
+  try {
+    return await fn(q);
+  } finally {
+    await q.close();
+  }
+}
+
+describe('tern queue: steering', () => {
+  test('flush ID makes that message due now; flush makes every message not held due', async () => {
+    const { box, ids, open } = await seeded(3);
+    try {
+      const before = Date.now();
+      let r = await box.tern(['queue', 'flush', ids[0]!]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `message ${ids[0]!}: 2 recipients due now\n`);
+      const due = await inspect(open, (q) => q.due(Date.now(), 10));
+      assert.deepEqual(
+        due.map((m) => m.id),
+        [ids[0]],
+      );
+      assert.ok(due[0]!.recipients.every((x) => x.nextAttemptMs >= before && x.nextAttemptMs <= Date.now()));
+
+      assert.equal((await box.tern(['queue', 'hold', ids[2]!])).code, 0);
+      r = await box.tern(['queue', 'flush']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, '4 recipients due now\n');
+      assert.deepEqual(
+        (await inspect(open, (q) => q.due(Date.now(), 10))).map((m) => m.id),
+        [ids[0], ids[1]],
+      );
+    } finally {
+      await box.remove();
+    }
+  });
+
+  test('flush of a held message says to release it first; of an unknown one, that it does not exist', async () => {
+    const { box, ids } = await seeded(1);
+    try {
+      await box.tern(['queue', 'hold', ids[0]!]);
+      let r = await box.tern(['queue', 'flush', ids[0]!]);
+      assert.equal(r.code, 1);
+      assert.equal(
+        r.stderr,
+        `tern: message ${ids[0]!} is held: release it first (tern queue release ${ids[0]!})\n`,
+      );
+      r = await box.tern(['queue', 'flush', 'NOSUCHID']);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, 'tern: no queued message NOSUCHID\n');
+    } finally {
+      await box.remove();
+    }
+  });
+
+  test('hold keeps a message from delivery and list shows it; release undoes it', async () => {
+    const { box, ids, open } = await seeded(1);
+    try {
+      let r = await box.tern(['queue', 'hold', ids[0]!]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `message ${ids[0]!} held\n`);
+      await inspect(open, async (q) => {
+        await q.flush();
+        assert.deepEqual(await q.due(FAR_MS, 10), []);
+      });
+      r = await box.tern(['queue', 'list']);
+      assert.match(r.stdout, new RegExp(`^${ids[0]!} .* <bob@example\\.org> \\(held\\)\n`));
+      r = await box.tern(['queue', 'list', '--json']);
+      assert.equal((JSON.parse(r.stdout) as { held: boolean }[])[0]?.held, true);
+
+      r = await box.tern(['queue', 'release', ids[0]!]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `message ${ids[0]!} released\n`);
+      assert.equal((await inspect(open, (q) => q.due(FAR_MS, 10))).length, 1);
+    } finally {
+      await box.remove();
+    }
+  });
+
+  test('delete removes the message without a trace; a second delete fails', async () => {
+    const { box, ids, open } = await seeded(2);
+    try {
+      let r = await box.tern(['queue', 'delete', ids[0]!]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `message ${ids[0]!} deleted\n`);
+      assert.deepEqual(
+        (await inspect(open, (q) => q.list())).map((m) => m.id),
+        [ids[1]],
+      );
+      r = await box.tern(['queue', 'delete', ids[0]!]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stderr, `tern: no queued message ${ids[0]!}\n`);
+    } finally {
+      await box.remove();
+    }
+  });
+
+  test('bounce marks the pending recipients for the worker and makes them due', async () => {
+    const { box, ids, open } = await seeded(1);
+    try {
+      await inspect(open, (q) => q.settle(ids[0]!, 0, { status: 'delivered', reply: '250 2.0.0 ok' }));
+      await box.tern(['queue', 'hold', ids[0]!]);
+      const r = await box.tern(['queue', 'bounce', ids[0]!]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(
+        r.stdout,
+        `message ${ids[0]!}: 1 recipient will bounce; the server sends the sender a DSN\n`,
+      );
+      const due = await inspect(open, (q) => q.due(Date.now(), 10));
+      assert.deepEqual(
+        due.map((m) => [m.id, m.held, m.recipients.map((x) => [x.address, x.bounceRequested])]),
+        [[ids[0], false, [['dave@remote.example', true]]]],
+      );
+      const list = await box.tern(['queue', 'list', '--json']);
+      const rows = JSON.parse(list.stdout) as { recipients: { bounceRequested: boolean }[] }[];
+      assert.deepEqual(
+        rows[0]?.recipients.map((x) => x.bounceRequested),
+        [false, true],
+      );
+      const show = await box.tern(['queue', 'show', ids[0]!]);
+      assert.match(show.stdout, /\n {4}bounce requested: bounces at the next look of the delivery worker\n/);
+      const text = await box.tern(['queue', 'list']);
+      assert.match(
+        text.stdout,
+        /\n {4}dave@remote\.example {2}deferred {2}\(bounce requested\) {2}attempts 1/,
+      );
+    } finally {
+      await box.remove();
+    }
+  });
+
+  test('every steering command: an unknown id fails with exit 1, a missing id is a usage error', async () => {
+    const box = await createSandbox();
+    try {
+      for (const cmd of ['hold', 'release', 'delete', 'bounce']) {
+        const r = await box.tern(['queue', cmd, 'NOSUCHID']);
+        assert.equal(r.code, 1, cmd);
+        assert.equal(r.stderr, 'tern: no queued message NOSUCHID\n', cmd);
+        const u = await box.tern(['queue', cmd]);
+        assert.equal(u.code, 2, cmd);
+        assert.match(u.stderr, /^tern: missing ID\nusage: tern queue /, cmd);
+      }
+      const r = await box.tern(['queue', 'flush']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, '0 recipients due now\n');
+      const extra = await box.tern(['queue', 'flush', 'A', 'B']);
+      assert.equal(extra.code, 2);
+    } finally {
+      await box.remove();
+    }
+  });
+
+  test('tern help queue lists the steering commands', async () => {
+    const box = await createSandbox();
+    try {
+      const r = await box.tern(['help', 'queue'], { withConfig: false });
+      assert.equal(r.code, 0);
+      for (const c of ['list', 'show', 'flush', 'hold', 'release', 'delete', 'bounce']) {
+        assert.match(r.stdout, new RegExp(`tern queue ${c}`));
+      }
+    } finally {
+      await box.remove();
+    }
+  });
 });

@@ -1,8 +1,11 @@
-// `tern queue list|show`: what is waiting in the queue and why, in the spirit of Postfix's
-// `postqueue -p` and `postcat -q`. Read-only: nothing here changes a message or its schedule.
+// `tern queue ...`: what is waiting in the queue and why (list, show: Postfix's `postqueue -p` and
+// `postcat -q`), and how an operator steers it (flush, hold, release, delete, bounce: `postqueue -f`,
+// `postsuper -h/-H/-d`). The steering commands only change the queue's records; the running server's
+// delivery worker notices through the queue's change counter within about a second and does the rest
+// (deliveries, and the DSNs of `bounce`). Nothing here delivers or writes a bounce itself.
 
 import type { Envelope } from '../../core/envelope.ts';
-import type { QueuedMessage } from '../../queue/queue.ts';
+import type { Queue, QueuedMessage } from '../../queue/queue.ts';
 import type { Command } from '../command.ts';
 import { CliError, write, writeLine } from '../io.ts';
 
@@ -22,6 +25,8 @@ export function queuedMessageJson(m: QueuedMessage): Record<string, unknown> {
       attempts: r.attempts,
       nextAttempt: iso(r.nextAttemptMs),
       lastReply: r.lastReply,
+      delayWarned: r.delayWarned,
+      bounceRequested: r.bounceRequested,
     })),
   };
 }
@@ -91,7 +96,11 @@ export const queueList: Command = {
       for (const r of m.recipients) {
         const next = r.status === 'queued' || r.status === 'deferred' ? `  next ${iso(r.nextAttemptMs)}` : '';
         const reply = r.lastReply === null ? '' : `  ${r.lastReply}`;
-        await writeLine(stdout, `    ${r.address}  ${r.status}  attempts ${r.attempts}${next}${reply}`);
+        const bounce = r.bounceRequested ? '  (bounce requested)' : '';
+        await writeLine(
+          stdout,
+          `    ${r.address}  ${r.status}${bounce}  attempts ${r.attempts}${next}${reply}`,
+        );
       }
     }
     return 0;
@@ -130,6 +139,12 @@ export const queueShow: Command = {
         if (r.status === 'queued' || r.status === 'deferred')
           lines.push(`    next attempt: ${iso(r.nextAttemptMs)}`);
         if (r.lastReply !== null) lines.push(`    last reply:   ${r.lastReply}`);
+        if (r.remoteMta !== undefined) lines.push(`    remote MTA:   ${r.remoteMta}`);
+        if (r.diagnostic !== undefined)
+          lines.push(`    remote said:  ${r.diagnostic.replace(/\r?\n/g, '\n                  ')}`);
+        if (r.delayWarned) lines.push('    delay warning sent');
+        if (r.bounceRequested)
+          lines.push('    bounce requested: bounces at the next look of the delivery worker');
         const rcpt = e.recipients[r.index];
         if (rcpt?.notify != null) lines.push(`    notify:       ${rcpt.notify.join(',') || 'NEVER'}`);
         if (rcpt?.orcpt != null) lines.push(`    orcpt:        ${rcpt.orcpt.addrType};${rcpt.orcpt.address}`);
@@ -144,4 +159,120 @@ export const queueShow: Command = {
   },
 };
 
-export const queueCommands: readonly Command[] = [queueList, queueShow];
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** The message, or exit 1 with the same words as `queue show`. */
+async function existing(queue: Queue, id: string): Promise<QueuedMessage> {
+  const m = await queue.get(id);
+  if (m === null) throw new CliError(`no queued message ${id}`);
+  return m;
+}
+
+export const queueFlush: Command = {
+  name: 'queue flush',
+  args: '[ID]',
+  summary: 'try deferred mail now: one message, or every message that is not held',
+  flags: [],
+  minPositionals: 0,
+  maxPositionals: 1,
+  async run(ctx, args) {
+    const id = args.positionals[0];
+    const { stdout } = ctx.io;
+    await ctx.withServices(['queue'], async ({ queue }) => {
+      if (id === undefined) {
+        const n = await queue.flush();
+        await writeLine(stdout, `${plural(n, 'recipient')} due now`);
+        return;
+      }
+      const m = await existing(queue, id);
+      if (m.held) throw new CliError(`message ${id} is held: release it first (tern queue release ${id})`);
+      const n = await queue.flush(id);
+      await writeLine(stdout, `message ${id}: ${plural(n, 'recipient')} due now`);
+    });
+    return 0;
+  },
+};
+
+export const queueHold: Command = {
+  name: 'queue hold',
+  args: 'ID',
+  summary: 'keep a message in the queue, undelivered, until released',
+  flags: [],
+  minPositionals: 1,
+  maxPositionals: 1,
+  async run(ctx, args) {
+    const id = args.positionals[0]!;
+    await ctx.withServices(['queue'], async ({ queue }) => {
+      if (!(await queue.hold(id))) throw new CliError(`no queued message ${id}`);
+    });
+    await writeLine(ctx.io.stdout, `message ${id} held`);
+    return 0;
+  },
+};
+
+export const queueRelease: Command = {
+  name: 'queue release',
+  args: 'ID',
+  summary: 'let a held message be delivered again',
+  flags: [],
+  minPositionals: 1,
+  maxPositionals: 1,
+  async run(ctx, args) {
+    const id = args.positionals[0]!;
+    await ctx.withServices(['queue'], async ({ queue }) => {
+      if (!(await queue.release(id))) throw new CliError(`no queued message ${id}`);
+    });
+    await writeLine(ctx.io.stdout, `message ${id} released`);
+    return 0;
+  },
+};
+
+export const queueDelete: Command = {
+  name: 'queue delete',
+  args: 'ID',
+  summary: 'delete a message from the queue, telling nobody (no bounce)',
+  flags: [],
+  minPositionals: 1,
+  maxPositionals: 1,
+  async run(ctx, args) {
+    const id = args.positionals[0]!;
+    await ctx.withServices(['queue'], async ({ queue }) => {
+      if (!(await queue.remove(id))) throw new CliError(`no queued message ${id}`);
+    });
+    await writeLine(ctx.io.stdout, `message ${id} deleted`);
+    return 0;
+  },
+};
+
+export const queueBounce: Command = {
+  name: 'queue bounce',
+  args: 'ID',
+  summary: 'give up on a message: its pending recipients bounce and the sender gets a DSN',
+  flags: [],
+  minPositionals: 1,
+  maxPositionals: 1,
+  async run(ctx, args) {
+    const id = args.positionals[0]!;
+    const { stdout } = ctx.io;
+    await ctx.withServices(['queue'], async ({ queue }) => {
+      await existing(queue, id);
+      const n = await queue.bounceNow(id);
+      if (n === 0) throw new CliError(`message ${id} has no pending recipient to bounce`);
+      await writeLine(
+        stdout,
+        `message ${id}: ${plural(n, 'recipient')} will bounce; the server sends the sender a DSN`,
+      );
+    });
+    return 0;
+  },
+};
+
+export const queueCommands: readonly Command[] = [
+  queueList,
+  queueShow,
+  queueFlush,
+  queueHold,
+  queueRelease,
+  queueDelete,
+  queueBounce,
+];
