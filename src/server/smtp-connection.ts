@@ -223,6 +223,7 @@ export class SmtpConnection {
       if (out.length > 0 && !this.closed) this.socket.write(out.join(''));
       out.length = 0;
     };
+    let closeAfterBatch = false;
     for (const effect of effects) {
       if (this.closed) return;
       switch (effect.kind) {
@@ -241,11 +242,8 @@ export class SmtpConnection {
           return;
         case 'state':
           this.armIdleTimer();
-          if (effect.to === 'ready' && this.shuttingDown && this.session.pending === null) {
-            flush();
-            this.closeWith(Replies.shuttingDown);
-            return;
-          }
+          // Shutting down: close once this batch's replies (the 250 of a finished transaction) are out.
+          if (effect.to === 'ready' && this.shuttingDown) closeAfterBatch = true;
           break;
         case 'command':
           this.log.event(Events.smtpCommand, { verb: effect.verb });
@@ -320,6 +318,7 @@ export class SmtpConnection {
       }
     }
     flush();
+    if (closeAfterBatch && this.isIdle()) this.closeWith(Replies.shuttingDown);
   }
 
   private async checkRecipient(

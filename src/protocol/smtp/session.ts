@@ -406,7 +406,8 @@ export class SmtpSession {
     if (this.phase === 'connected' || !this.esmtp) return this.error(Replies.needHelo, 'AUTH before EHLO');
     if (this.authUser !== null) return this.error(Replies.authAlreadyDone, 'AUTH twice');
     if (this.tx !== null) return this.error(Replies.authInTransaction, 'AUTH in a transaction');
-    const m = /^([A-Za-z0-9_-]{1,20})(?: ([A-Za-z0-9+/]*={0,2}|=))?$/.exec(arg);
+    // The initial response is checked by the SASL layer (bad base64 is 501 5.5.2 there, RFC 4954 §4).
+    const m = /^([A-Za-z0-9_-]{1,20})(?: (\S+))?$/.exec(arg);
     if (!m) return this.error(Replies.syntaxError, 'bad AUTH arguments');
     const mechanism = m[1]!.toUpperCase();
     const offered = this.offeredMechanisms();
