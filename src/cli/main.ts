@@ -23,6 +23,7 @@ import { usageLine } from './command.ts';
 import { aliasCommands } from './commands/alias.ts';
 import { mailboxCommands } from './commands/mailbox.ts';
 import { queueCommands } from './commands/queue.ts';
+import { send } from './commands/send.ts';
 import { serve } from './commands/serve.ts';
 import { userCommands } from './commands/user.ts';
 import type { CliIo } from './io.ts';
@@ -36,6 +37,7 @@ export const COMMANDS: readonly Command[] = [
   ...aliasCommands,
   ...mailboxCommands,
   ...queueCommands,
+  send,
 ];
 
 /** The widest command line that keeps its summary beside it in `tern help`. */
