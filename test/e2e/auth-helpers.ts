@@ -347,6 +347,24 @@ export async function startAuthTern(opts: AuthTernOptions = {}): Promise<AuthTer
   };
 }
 
+/**
+ * Evidence that `rcpt` was queued for relay as message `queueId`: the delivery worker logged taking it
+ * from the queue (parked until outbound delivery exists, or tried and deferred or bounced: a .test domain
+ * never resolves), and while `tern queue list --json` still shows the message the recipient is in it and
+ * not delivered. Independent of what outbound delivery does, which is not what AUTH tests are about.
+ */
+export async function expectRelayQueued(tern: AuthTern, queueId: string, rcpt: string): Promise<void> {
+  await tern.waitForLog(
+    `the delivery worker taking ${rcpt} of ${queueId} from the queue`,
+    (l) => String(l.event).startsWith('delivery.') && l['queueId'] === queueId && l['rcpt'] === rcpt,
+  );
+  const listed = (await tern.queueList()).find((q) => q.id === queueId);
+  if (listed === undefined) return; // settled (bounced) and gone: the log above is the evidence
+  const r = listed.recipients.find((x) => x.address === rcpt);
+  if (r === undefined) throw new Error(`${rcpt} is not a recipient of ${JSON.stringify(listed)}`);
+  if (r.status === 'delivered') throw new Error(`${rcpt} cannot have been delivered: ${JSON.stringify(r)}`);
+}
+
 // ---------------------------------------------------------------------------------------------------
 // SASL wire helpers
 

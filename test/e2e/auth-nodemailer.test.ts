@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import { createTransport } from 'nodemailer';
 import type SMTPTransport from 'nodemailer/lib/smtp-transport';
 import type { AuthTern } from './auth-helpers.ts';
-import { startAuthTern } from './auth-helpers.ts';
+import { expectRelayQueued, startAuthTern } from './auth-helpers.ts';
 import { queueIdOf, splitTrace, waitFor } from './harness.ts';
 
 const HMAC_SECRET = 'e2e-oauth-shared-secret-of-at-least-32-bytes';
@@ -84,10 +84,7 @@ describe('SMTP AUTH with nodemailer', () => {
         assert.deepEqual(info.accepted, ['inbox@example.test', 'far@remote.test']);
         assert.deepEqual(info.rejected, []);
         const queueId = queueIdOf(info.response);
-        const queued = await tern.queueList();
-        const entry = queued.find((q) => q.id === queueId);
-        assert.ok(entry, `message ${queueId} not in ${JSON.stringify(queued)}`);
-        assert.ok(entry.recipients.some((r) => r.address === 'far@remote.test'));
+        await expectRelayQueued(tern, queueId, 'far@remote.test');
       } finally {
         t.close();
       }

@@ -8,7 +8,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { AuthClientResult, AuthTern } from './auth-helpers.ts';
-import { authClient, havePythonSsl, startAuthTern } from './auth-helpers.ts';
+import { authClient, expectRelayQueued, havePythonSsl, startAuthTern } from './auth-helpers.ts';
 import { splitTrace, waitFor } from './harness.ts';
 
 const skip = havePythonSsl() ? false : 'python3 with smtplib and ssl is not available on this machine';
@@ -66,17 +66,13 @@ describe('SMTP AUTH with smtplib', { skip }, () => {
     assert.deepEqual(r.steps[1], [250, '', {}]);
     assert.equal(await mechanismOf('alice@example.test'), 'PLAIN');
 
-    // Relayed because authenticated: the remote recipient waits in the queue, the local one is delivered.
-    const queued = await waitFor('the local recipient settled', async () => {
-      const list = await tern.queueList();
-      const m = list.find((q) => q.recipients.some((x) => x.address === 'dave@remote.test'));
-      return m?.recipients.find((x) => x.address === 'bob@example.test')?.status === 'delivered'
-        ? m
-        : undefined;
-    });
-    assert.equal(queued.sender, 'alice@example.test');
-    const remote = queued.recipients.find((x) => x.address === 'dave@remote.test')!;
-    assert.ok(['queued', 'deferred'].includes(remote.status), `remote recipient is ${remote.status}`);
+    // Relayed because authenticated: the remote recipient was queued; the local one is delivered.
+    const queued = await tern.waitForLog(
+      "alice's message queued",
+      (l) => l.event === 'smtp.queued' && l['sender'] === 'alice@example.test',
+    );
+    assert.equal(queued['recipients'], 2);
+    await expectRelayQueued(tern, String(queued['queueId']), 'dave@remote.test');
 
     const [stored] = await tern.waitForMessages('bob@example.test', 1);
     const trace = splitTrace(await tern.mailboxCat('bob@example.test', stored!.id));
