@@ -99,6 +99,16 @@ export async function runProcess(
   }
 }
 
+/** A loopback TCP port that nothing listens on (bound, then released): connecting to it is refused. */
+export async function closedPort(): Promise<number> {
+  const server = createNetServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (address === null || typeof address === 'string') throw new Error('no port');
+  return address.port;
+}
+
 /** Poll `probe` until it returns a value other than undefined; fail after `timeoutMs` with `what`. */
 export async function waitFor<T>(
   what: string,
@@ -130,6 +140,8 @@ export interface TernOptions {
   /** [alias, target] pairs created before the server starts. */
   readonly aliases?: readonly (readonly [string, string])[];
   readonly logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** Other tables by name, e.g. { outbound: { port: 2500 } } for `[outbound]`. */
+  readonly tables?: Readonly<Record<string, Readonly<Record<string, TomlValue>>>>;
 }
 
 export interface Ports {
@@ -234,6 +246,7 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     ...tomlTable('limits', { ...BASE_LIMITS, ...opts.limits }),
     ...tomlTable('smtp', opts.smtp ?? {}),
     ...tomlTable('log', { level: opts.logLevel ?? 'info', format: 'json' }),
+    ...Object.entries(opts.tables ?? {}).flatMap(([name, entries]) => tomlTable(name, entries)),
     '',
   ].join('\n');
 }
