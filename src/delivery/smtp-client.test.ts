@@ -99,7 +99,11 @@ class Peer {
     this.buf = '';
     const secure = new TLSSocket(plain, { isServer: true, secureContext: context });
     this.attach(secure);
-    await once(secure, 'secure');
+    await new Promise<void>((resolve, reject) => {
+      secure.once('secure', () => resolve());
+      secure.once('error', reject);
+      secure.once('close', () => reject(new Error('closed during the handshake')));
+    });
   }
 }
 
@@ -629,6 +633,30 @@ describe('STARTTLS', () => {
     assert.equal(afterTls[0], 'EHLO client.test');
     assert.equal(afterTls[1], 'MAIL FROM:<s@example.org> SIZE=5\r\nRCPT TO:<a@example.net>\r\nDATA\r\n');
     assert.equal(afterTls[2], 'QUIT');
+    await fake.close();
+  });
+
+  test('plaintext injected after the 220 in a later segment breaks the handshake; it is never read as a reply', async () => {
+    let sawEhlo = false;
+    const fake = await fakeServer(async (peer) => {
+      await greet(peer, EHLO_TLS);
+      assert.equal(await peer.line(), 'STARTTLS');
+      peer.write('220 2.0.0 go ahead\r\n');
+      await new Promise((r) => setTimeout(r, 50)); // the client has started its handshake by now
+      peer.write('250 injected\r\n');
+      try {
+        await peer.startTls(tlsContext);
+        sawEhlo = (await peer.line()) !== null;
+      } catch {
+        // the client gave up on the handshake: what we want
+      }
+    });
+    const res = await connectSmtp(options(fake.port, { tls: 'may' }));
+    assert.ok(res.kind === 'failed');
+    assert.equal(res.failure.stage, 'tls');
+    assert.equal(res.failure.reply, null);
+    await fake.done;
+    assert.equal(sawEhlo, false);
     await fake.close();
   });
 

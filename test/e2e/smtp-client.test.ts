@@ -418,6 +418,25 @@ describe('BDAT against Tern', () => {
   });
 });
 
+describe('implicit TLS against Tern', () => {
+  let tern: Tern;
+  before(async () => {
+    tern = await startTern();
+  });
+  after(() => tern?.stop());
+
+  test('TLS from the first byte (port 465 style), then the greeting and EHLO under TLS', async () => {
+    const session = await connected(
+      options(tern.ports.submissions, { host: 'mx.example.test', implicitTls: true, tls: 'encrypt' }),
+    );
+    assert.ok(session.tls !== null);
+    assert.match(session.remoteBanner, /mx\.example\.test/);
+    assert.equal(session.capabilities.startTls, false);
+    assert.ok(session.capabilities.authMechanisms.includes('PLAIN'));
+    await session.quit();
+  });
+});
+
 describe('tern send', () => {
   let peer: Peer;
   let dir: string;
