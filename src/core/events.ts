@@ -31,6 +31,11 @@ export const Events = {
   tlsSelfSignedReplaced: 'tls.selfsigned.replaced',
   // Queue
   queueCommitted: 'queue.committed',
+  // DNS (src/net/dns.ts)
+  dnsQueryFailed: 'dns.query.failed',
+  /** A datagram that is not the awaited answer (wrong source, id or question; malformed): spoofing? */
+  dnsAnswerIgnored: 'security.dns.answer_ignored',
+  dnsResolvConfUnreadable: 'dns.resolvconf.unreadable',
   // Delivery (src/delivery)
   deliveryLocal: 'delivery.local',
   deliveryDeferred: 'delivery.deferred',
