@@ -123,6 +123,22 @@ export function runQueueContract(name: string, make: () => Promise<QueueHarness>
       );
     });
 
+    withHarness(
+      'a prefix given at commit is read back in front of the body, and counted in the size',
+      async (h) => {
+        const w = h.queue.begin();
+        const body = enc.encode('Subject: x\r\n\r\nbody\r\n');
+        await w.write(body);
+        const prefix = enc.encode('Authentication-Results: mx.example.org; spf=pass\r\n');
+        await w.commit(testEnvelope(['a@example.org']), { prefix });
+        const m = await h.queue.get(w.id);
+        assert.equal(m?.sizeBytes, body.byteLength + prefix.byteLength);
+        assert.deepEqual(await readAll(h.queue.readBody(w.id)), Buffer.concat([prefix, body]));
+        const again = await h.reopen();
+        assert.deepEqual(await readAll(again.readBody(w.id)), Buffer.concat([prefix, body]));
+      },
+    );
+
     withHarness('nothing is visible before commit resolves', async (h) => {
       const w = h.queue.begin();
       await w.write(enc.encode('Subject: x\r\n\r\nbody\r\n'));

@@ -50,8 +50,12 @@ export interface MessageWriter {
   /** Queue id, known from the start so every log line of the transaction can carry it. */
   readonly id: string;
   write(chunk: Uint8Array): Promise<void>;
-  /** Durable (fsynced) when this resolves. Throws ReplyError(insufficientStorage) when the disk is full. */
-  commit(envelope: Envelope): Promise<void>;
+  /**
+   * Durable (fsynced) when this resolves. Throws ReplyError(insufficientStorage) when the disk is full.
+   * `prefix`: header fields known only at end of data (Authentication-Results:), stored beside the body
+   * and read back in front of it (Postfix's cleanup adds such headers the same way, without a rewrite).
+   */
+  commit(envelope: Envelope, options?: { readonly prefix?: Uint8Array }): Promise<void>;
   abort(): Promise<void>;
 }
 

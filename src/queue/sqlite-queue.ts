@@ -106,6 +106,7 @@ const MIGRATIONS = [
    ALTER TABLE recipients ADD COLUMN diagnostic TEXT;
    CREATE TABLE wakeups (id INTEGER PRIMARY KEY CHECK (id = 1), counter INTEGER NOT NULL) STRICT;
    INSERT INTO wakeups (id, counter) VALUES (1, 0);`,
+  `ALTER TABLE messages ADD COLUMN prefix BLOB;`,
 ];
 
 const PENDING = `status IN ('queued', 'deferred')`;
@@ -160,19 +161,30 @@ export class SqliteQueue implements Queue {
     if (this.#closed) throw new Error('queue: closed');
     const id = this.#ids.next(this.#clock.nowMs());
     const sink = new BodySink({ path: join(this.#spoolDir, id), spillBytes: this.#spillBytes, fs: this.#fs });
-    return new SqliteMessageWriter(id, sink, (envelope, body) => this.#insert(id, envelope, body));
+    return new SqliteMessageWriter(id, sink, (envelope, body, prefix) =>
+      this.#insert(id, envelope, body, prefix),
+    );
   }
 
   /** Called by a writer once its body is durable: insert the rows in the next group transaction. */
-  async #insert(id: string, envelope: Envelope, body: StoredBody): Promise<void> {
+  async #insert(id: string, envelope: Envelope, body: StoredBody, prefix: Uint8Array | null): Promise<void> {
     if (this.#closed) throw new Error('queue: closed');
     if (envelope.recipients.length === 0) throw new Error('queue: an envelope needs at least one recipient');
     const nowMs = this.#clock.nowMs();
     const envelopeJson = JSON.stringify(envelope);
     await this.#commits.run(() => {
       this.#sql
-        .sql('INSERT INTO messages (id, envelope, size_bytes, body_file, created_ms) VALUES (?, ?, ?, ?, ?)')
-        .run(id, envelopeJson, body.sizeBytes, body.kind === 'file' ? join(SPOOL, id) : null, nowMs);
+        .sql(
+          'INSERT INTO messages (id, envelope, size_bytes, body_file, created_ms, prefix) VALUES (?, ?, ?, ?, ?, ?)',
+        )
+        .run(
+          id,
+          envelopeJson,
+          body.sizeBytes + (prefix?.length ?? 0),
+          body.kind === 'file' ? join(SPOOL, id) : null,
+          nowMs,
+          prefix,
+        );
       if (body.kind === 'inline') {
         this.#sql.sql('INSERT INTO bodies (message_id, data) VALUES (?, ?)').run(id, body.bytes);
       }
@@ -233,10 +245,12 @@ export class SqliteQueue implements Queue {
   async *readBody(id: string): AsyncIterable<Uint8Array> {
     const row = this.#sql
       .sql(
-        'SELECT m.body_file, b.data FROM messages m LEFT JOIN bodies b ON b.message_id = m.id WHERE m.id = ?',
+        'SELECT m.body_file, m.prefix, b.data FROM messages m LEFT JOIN bodies b ON b.message_id = m.id WHERE m.id = ?',
       )
       .get(id);
     if (row === undefined) throw new Error(`queue: no message ${id}`);
+    const prefix = bytesOrNull(row, 'prefix');
+    if (prefix !== null && prefix.length > 0) yield prefix;
     const data = bytesOrNull(row, 'data');
     if (data !== null) {
       yield data;
@@ -451,12 +465,16 @@ export class SqliteQueue implements Queue {
 class SqliteMessageWriter implements MessageWriter {
   readonly id: string;
   readonly #sink: BodySink;
-  readonly #insert: (envelope: Envelope, body: StoredBody) => Promise<void>;
+  readonly #insert: (envelope: Envelope, body: StoredBody, prefix: Uint8Array | null) => Promise<void>;
   #state: 'open' | 'committing' | 'committed' | 'aborted' | 'failed' = 'open';
   /** Writes run one after another even if a caller forgets to await. */
   #tail: Promise<void> = Promise.resolve();
 
-  constructor(id: string, sink: BodySink, insert: (envelope: Envelope, body: StoredBody) => Promise<void>) {
+  constructor(
+    id: string,
+    sink: BodySink,
+    insert: (envelope: Envelope, body: StoredBody, prefix: Uint8Array | null) => Promise<void>,
+  ) {
     this.id = id;
     this.#sink = sink;
     this.#insert = insert;
@@ -474,13 +492,13 @@ class SqliteMessageWriter implements MessageWriter {
     return p;
   }
 
-  async commit(envelope: Envelope): Promise<void> {
+  async commit(envelope: Envelope, options: { readonly prefix?: Uint8Array } = {}): Promise<void> {
     if (this.#state !== 'open') throw new Error(`queue ${this.id}: commit after ${this.#state}`);
     this.#state = 'committing';
     try {
       await this.#tail;
       const body = await this.#sink.finish();
-      await this.#insert(envelope, body);
+      await this.#insert(envelope, body, options.prefix ?? null);
       this.#state = 'committed';
     } catch (err) {
       this.#state = 'failed';
