@@ -14,7 +14,9 @@ import { systemClock } from './core/ports.ts';
 import { Events } from './core/events.ts';
 import type { Directory } from './directory/directory.ts';
 import { SqliteDirectory } from './directory/sqlite-directory.ts';
+import { RemoteDelivery } from './delivery/remote.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
+import { createResolver } from './net/dns.ts';
 import { createLogger } from './net/logger.ts';
 import { loadTlsMaterial } from './net/tls.ts';
 import { createTokenVerifier } from './net/token-verifier.ts';
@@ -133,14 +135,13 @@ export async function openStore(config: Config, clock: Clock): Promise<MailboxSt
   return opening('mailbox store', () => SqliteMailboxStore.open({ dir: paths.mail, clock }));
 }
 
-/** The PEM bundle of tls.client_ca, read once at start; a clear error naming the key otherwise. */
-function readClientCa(config: Config): string | null {
-  const path = config.tls.clientCa;
+/** A PEM bundle named by a config key, read once at start; a clear error naming the key otherwise. */
+function readOptionalPem(path: string | null, key: string): string | null {
   if (path === null) return null;
   try {
     return readFileSync(path, 'utf8');
   } catch (err) {
-    throw new StartupError(`tls.client_ca: cannot read ${path}: ${describeFsError(err)}`, { cause: err });
+    throw new StartupError(`${key}: cannot read ${path}: ${describeFsError(err)}`, { cause: err });
   }
 }
 
@@ -208,7 +209,14 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const tls = await loadTlsMaterial(config, logger);
   const services = await openServices(config, logger, clock);
   const { queue, store, directory } = services;
-  const worker = new DeliveryWorker({ queue, store, directory, clock, logger });
+  const resolver = createResolver(config.dns, { clock, logger });
+  const remote = new RemoteDelivery({
+    config,
+    resolver,
+    logger,
+    tlsCa: readOptionalPem(config.outbound.tlsCa, 'outbound.tls_ca'),
+  });
+  const worker = new DeliveryWorker({ queue, store, directory, clock, logger, config, remote });
   let listeners: Awaited<ReturnType<typeof startListeners>>;
   try {
     worker.start();
@@ -218,11 +226,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       directory,
       logger,
       clock,
-      tls: { cert: tls.cert, key: tls.key, clientCa: readClientCa(config) },
+      tls: { cert: tls.cert, key: tls.key, clientCa: readOptionalPem(config.tls.clientCa, 'tls.client_ca') },
       tokens: config.auth.oauth === null ? null : await createTokenVerifier(config.auth.oauth),
     });
   } catch (err) {
     await worker.stop();
+    await remote.close();
     await services.close();
     throw err;
   }
@@ -245,6 +254,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         await listeners.close(config.limits.shutdownGraceMs);
       } finally {
         await worker.stop();
+        await remote.close();
         await services.close();
       }
       logger.event(Events.serverStopped);

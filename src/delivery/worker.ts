@@ -1,11 +1,15 @@
-// The delivery worker (Postfix's qmgr + local, in one loop): wakes when the queue commits a message and
-// on a timer, takes what is due, resolves each pending recipient through the directory and settles it
-// in the queue: delivered to local mailboxes, bounced for a user that no longer exists, or deferred with
-// a backoff when anything fails. A message is never dropped by this code: every error ends as "deferred".
-// Deliberately not here (yet): remote delivery (such recipients are deferred far ahead and logged until the
-// outbound client lands), DSN generation for bounces, per-domain concurrency.
+// The delivery worker (Postfix's qmgr + local + bounce, in one loop): wakes when the queue commits a
+// message, when another process steers the queue (changeCounter), and on a timer; takes what is due and
+// settles each pending recipient: delivered into local mailboxes, forwarded (an alias to other domains:
+// the message is queued again for those addresses), sent to remote hosts (remote.ts), bounced, or deferred
+// on the retry schedule (queue/schedule.ts) until the queue lifetime ends. Afterwards it queues the DSNs
+// the outcomes call for (RFC 3461/3464): failures, one delay warning, successes when asked; a failed DSN
+// goes to the postmaster (double bounce), and nothing ever bounces a double bounce.
+// A message is never dropped by this code: every error ends as "deferred".
 
 import { setTimeout as sleep } from 'node:timers/promises';
+import { defaultConfig, type Config } from '../config/config.ts';
+import type { Envelope, EnvelopeRecipient } from '../core/envelope.ts';
 import { assertNever } from '../core/assert-never.ts';
 import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
@@ -14,7 +18,18 @@ import type { Reply } from '../core/reply.ts';
 import type { Directory } from '../directory/directory.ts';
 import { headerSummary } from '../protocol/headers.ts';
 import type { HeaderSummary } from '../protocol/headers.ts';
+import { OPERATOR_BOUNCE_REPLY } from '../queue/queue.ts';
 import type { QueuedMessage, QueuedRecipient, Queue, RecipientOutcome } from '../queue/queue.ts';
+import { expired, giveUpAtMs, needsDelayWarning, nextAttemptMs } from '../queue/schedule.ts';
+import {
+  buildDsn,
+  dsnRecipientsFor,
+  readHeaderBytes,
+  type DsnAction,
+  type DsnKind,
+  type DsnRecipient,
+} from './dsn.ts';
+import type { RemoteDelivery } from './remote.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 import { deliverLocal } from './local.ts';
 
@@ -24,7 +39,33 @@ export interface DeliveryWorkerDeps {
   readonly directory: Directory;
   readonly clock: Clock;
   readonly logger: Logger;
+  /** Hostname, queue schedule, postmaster. Default: the embedded defaults (tests). */
+  readonly config?: Config;
+  /** Remote delivery; without it remote recipients wait in the queue (tests of local delivery only). */
+  readonly remote?: RemoteDelivery | null;
+  /** Retry jitter source (default Math.random). */
+  readonly random?: () => number;
 }
+
+/** What a recipient's attempt means for DSNs, beside its queue outcome. */
+interface Attempt {
+  readonly rcpt: QueuedRecipient;
+  readonly outcome: RecipientOutcome;
+  readonly action: DsnAction;
+  readonly status: string;
+}
+
+/** Envelope client of messages Tern writes itself (DSNs, forwards): they come from here. */
+const SELF_CLIENT = (service: string): Envelope['client'] => ({
+  ip: '127.0.0.1',
+  port: 0,
+  hostname: null,
+  helo: 'localhost',
+  esmtp: true,
+  tls: null,
+  authUser: null,
+  service,
+});
 
 export interface DeliveryWorkerOptions {
   /** Messages delivered at the same time. */
@@ -45,25 +86,16 @@ export const DEFAULT_DELIVERY_WORKER_OPTIONS: DeliveryWorkerOptions = {
 };
 
 const MINUTE_MS = 60_000;
-const FIRST_RETRY_MS = 5 * MINUTE_MS;
-const MAX_RETRY_MS = 60 * MINUTE_MS;
 /**
- * How far ahead a recipient that needs remote delivery is parked until the outbound client exists.
- * XXX: a day, not "never": after an upgrade that brings remote delivery, parked mail moves within a day
- * even if nobody flushes the queue.
+ * How far ahead a recipient that needs remote delivery is parked when the worker has no remote delivery
+ * (a worker built without one, as tests of local delivery do).
  */
 export const REMOTE_PENDING_DELAY_MS = 24 * 60 * MINUTE_MS;
 /** The header summary is read from this much of the message at most. */
 const SUMMARY_BYTES = 65_536;
 
 export const DELIVERED_REPLY = '250 2.0.0 delivered to mailbox';
-export const REMOTE_PENDING_REPLY = '451 4.4.0 remote delivery not yet implemented';
-
-/** Delay before the next try after the attempt-th failure (1-based): 5 min, doubling, at most 1 h. */
-export function retryDelayMs(attempt: number): number {
-  const exponent = Math.max(0, Math.min(attempt - 1, 16));
-  return Math.min(FIRST_RETRY_MS * 2 ** exponent, MAX_RETRY_MS);
-}
+export const REMOTE_PENDING_REPLY = '451 4.4.0 remote delivery not available';
 
 function replyLine(reply: Reply): string {
   return `${reply.code} ${reply.enhanced} ${reply.text}`;
@@ -90,6 +122,9 @@ type State = 'idle' | 'running' | 'stopping' | 'stopped';
 
 export class DeliveryWorker {
   readonly #deps: DeliveryWorkerDeps;
+  readonly #config: Config;
+  #changeTimer: NodeJS.Timeout | null = null;
+  #lastChange = -1;
   readonly #options: DeliveryWorkerOptions;
   readonly #inFlight = new Map<string, Promise<void>>();
   #state: State = 'idle';
@@ -109,6 +144,7 @@ export class DeliveryWorker {
 
   constructor(deps: DeliveryWorkerDeps, options: Partial<DeliveryWorkerOptions> = {}) {
     this.#deps = deps;
+    this.#config = deps.config ?? defaultConfig();
     this.#options = { ...DEFAULT_DELIVERY_WORKER_OPTIONS, ...options };
     if (!(this.#options.concurrency >= 1)) throw new RangeError('concurrency must be at least 1');
     if (!(this.#options.batchSize >= 1)) throw new RangeError('batchSize must be at least 1');
@@ -121,6 +157,17 @@ export class DeliveryWorker {
     this.#timer = setInterval(() => this.wake(), this.#options.pollMs);
     // The listeners keep the process alive; a forgotten worker should not.
     this.#timer.unref();
+    // `tern queue flush/release/bounce` in another process moves the change counter: look within a second.
+    this.#changeTimer = setInterval(() => {
+      this.#deps.queue.changeCounter().then(
+        (n) => {
+          if (this.#lastChange !== -1 && n !== this.#lastChange) this.wake();
+          this.#lastChange = n;
+        },
+        () => undefined,
+      );
+    }, 1000);
+    this.#changeTimer.unref();
     this.#deps.logger.event(Events.deliveryWorkerStarted, {
       concurrency: this.#options.concurrency,
       pollMs: this.#options.pollMs,
@@ -156,6 +203,7 @@ export class DeliveryWorker {
     const wasRunning = this.#state === 'running';
     this.#state = 'stopping';
     if (this.#timer) clearInterval(this.#timer);
+    if (this.#changeTimer) clearInterval(this.#changeTimer);
     this.#unsubscribe?.();
     if (wasRunning) {
       const abort = new AbortController();
@@ -224,37 +272,65 @@ export class DeliveryWorker {
     let summary: Promise<HeaderSummary> | null = null;
     const getSummary = (): Promise<HeaderSummary> =>
       (summary ??= readHead(queue.readBody(message.id), SUMMARY_BYTES).then(headerSummary));
-    let settledAll = true;
-    for (const rcpt of message.recipients) {
+    const pending = message.recipients.filter((r) => isPending(r, clock.nowMs()));
+    const attempts: Attempt[] = [];
+    const remote = new Map<string, QueuedRecipient[]>();
+    for (const rcpt of pending) {
       // Once stopping, leave the rest due: the next start takes them.
       if (this.#state !== 'running') break;
-      if (!isPending(rcpt, clock.nowMs())) continue;
-      const outcome = await this.#deliverRecipient(message, rcpt, log, getSummary);
+      const local = await this.#deliverLocalOrClassify(message, rcpt, log, getSummary);
+      if (local === 'remote') {
+        const domain = rcpt.address.slice(rcpt.address.lastIndexOf('@') + 1).toLowerCase();
+        remote.set(domain, [...(remote.get(domain) ?? []), rcpt]);
+      } else attempts.push(local);
+    }
+    const groups = await Promise.all(
+      [...remote].map(([domain, rcpts]) => this.#deliverRemote(message, domain, rcpts, log)),
+    );
+    attempts.push(...groups.flat());
+
+    // DSNs first, while the original is still queued (the last settle removes it). A crash between the
+    // two repeats this attempt: a duplicate notice at worst, never a lost one.
+    await this.#notify(message, attempts, log).catch((err: unknown) => {
+      log.error(Events.deliveryWorkerError, { op: 'notify', err });
+    });
+    let settledAll = true;
+    for (const a of attempts) {
       try {
-        await queue.settle(message.id, rcpt.index, outcome);
+        await queue.settle(message.id, a.rcpt.index, a.outcome);
       } catch (err) {
         // The recipient stays pending in the queue; a redelivery is a no-op in the store.
-        log.error(Events.deliveryWorkerError, { op: 'settle', rcpt: rcpt.address, err });
+        log.error(Events.deliveryWorkerError, { op: 'settle', rcpt: a.rcpt.address, err });
         settledAll = false;
       }
     }
     return settledAll;
   }
 
-  async #deliverRecipient(
+  /** Local recipients are delivered (or forwarded) here; remote ones are returned as 'remote'. */
+  async #deliverLocalOrClassify(
     message: QueuedMessage,
     rcpt: QueuedRecipient,
     log: Logger,
     getSummary: () => Promise<HeaderSummary>,
-  ): Promise<RecipientOutcome> {
+  ): Promise<Attempt | 'remote'> {
     const { queue, store, directory, clock } = this.#deps;
+    if (rcpt.bounceRequested) {
+      log.warn(Events.deliveryBounced, { rcpt: rcpt.address, reason: 'operator' });
+      return {
+        rcpt,
+        outcome: { status: 'bounced', reply: OPERATOR_BOUNCE_REPLY },
+        action: 'failed',
+        status: '5.0.0',
+      };
+    }
     try {
       const resolution = await directory.resolve(rcpt.address);
       switch (resolution.kind) {
         case 'unknown':
           return this.#bounce(log, rcpt);
         case 'remote':
-          return this.#parkRemote(log, rcpt, [rcpt.address], []);
+          return this.#deps.remote ? 'remote' : this.#parkRemote(log, rcpt, [rcpt.address], []);
         case 'local': {
           const { users, forward } = resolution;
           if (users.length === 0 && forward.length === 0) return this.#bounce(log, rcpt);
@@ -282,8 +358,23 @@ export class DeliveryWorker {
               });
             }
           }
-          if (forward.length > 0) return this.#parkRemote(log, rcpt, forward, users);
-          return { status: 'delivered', reply: DELIVERED_REPLY };
+          if (forward.length > 0) {
+            if (!this.#deps.remote) return this.#parkRemote(log, rcpt, forward, users);
+            const id = await this.#forward(message, rcpt, forward);
+            log.event(Events.deliveryForwarded, { rcpt: rcpt.address, forward, newQueueId: id });
+            return {
+              rcpt,
+              outcome: { status: 'delivered', reply: `250 2.1.5 forwarded as ${id}` },
+              action: users.length > 0 ? 'delivered' : 'expanded',
+              status: '2.1.5',
+            };
+          }
+          return {
+            rcpt,
+            outcome: { status: 'delivered', reply: DELIVERED_REPLY },
+            action: 'delivered',
+            status: '2.0.0',
+          };
         }
         default:
           return assertNever(resolution);
@@ -293,18 +384,226 @@ export class DeliveryWorker {
       // A permanent-looking reply from a store still only defers: losing mail is worse than a delay.
       const reply = replyFor(err);
       const temporary = reply.code >= 400 && reply.code < 500 ? reply : Replies.localError;
-      const attempt = rcpt.attempts + 1;
-      const delayMs = retryDelayMs(attempt);
-      log.warn(Events.deliveryDeferred, { rcpt: rcpt.address, attempt, retryInMs: delayMs, err });
-      return { status: 'deferred', reply: replyLine(temporary), nextAttemptMs: clock.nowMs() + delayMs };
+      log.warn(Events.deliveryDeferred, { rcpt: rcpt.address, attempt: rcpt.attempts + 1, err });
+      return this.#temporary(message, rcpt, replyLine(temporary), temporary.enhanced, {});
     }
   }
 
-  #bounce(log: Logger, rcpt: QueuedRecipient): RecipientOutcome {
+  async #deliverRemote(
+    message: QueuedMessage,
+    domain: string,
+    rcpts: QueuedRecipient[],
+    log: Logger,
+  ): Promise<Attempt[]> {
+    const remote = this.#deps.remote!;
+    let outcomes;
+    try {
+      outcomes = await remote.deliver(
+        {
+          id: message.id,
+          envelope: message.envelope,
+          sizeBytes: message.sizeBytes,
+          body: () => this.#deps.queue.readBody(message.id),
+        },
+        domain,
+        rcpts.map((r) => r.address),
+      );
+    } catch (err) {
+      log.error(Events.deliveryWorkerError, { op: 'remote', domain, err });
+      return rcpts.map((r) =>
+        this.#temporary(message, r, replyLine(Replies.localError), Replies.localError.enhanced, {}),
+      );
+    }
+    return rcpts.map((rcpt, i) => {
+      const o = outcomes[i]!;
+      const detail = o.remoteMta === null ? {} : { remoteMta: o.remoteMta, diagnostic: o.reply };
+      switch (o.verdict) {
+        case 'delivered':
+          return {
+            rcpt,
+            outcome: { status: 'delivered', reply: o.reply, ...detail },
+            action: o.relayed ? 'relayed' : 'delivered',
+            status: o.status,
+          };
+        case 'permanent':
+          log.warn(Events.deliveryBounced, { rcpt: rcpt.address, reply: o.reply });
+          return {
+            rcpt,
+            outcome: { status: 'bounced', reply: o.reply, ...detail },
+            action: 'failed',
+            status: o.status,
+          };
+        case 'temporary':
+          return this.#temporary(message, rcpt, o.reply, o.status, detail);
+        default:
+          return assertNever(o.verdict);
+      }
+    });
+  }
+
+  /** A temporary failure: deferred on the schedule, or bounced once the queue lifetime is over. */
+  #temporary(
+    message: QueuedMessage,
+    rcpt: QueuedRecipient,
+    reply: string,
+    status: string,
+    detail: { remoteMta?: string; diagnostic?: string },
+  ): Attempt {
+    const now = this.#deps.clock.nowMs();
+    const cfg = this.#config.queue;
+    if (expired(message.arrivalMs, now, cfg)) {
+      this.#deps.logger.warn(Events.deliveryBounced, {
+        queueId: message.id,
+        rcpt: rcpt.address,
+        reason: 'expired',
+        reply,
+      });
+      return {
+        rcpt,
+        outcome: { status: 'bounced', reply: `${reply} (gave up: queue lifetime exceeded)`, ...detail },
+        action: 'failed',
+        status: '4.4.7',
+      };
+    }
+    const nextAttempt = nextAttemptMs(rcpt.attempts + 1, now, cfg, this.#deps.random ?? Math.random);
+    this.#deps.logger.warn(Events.deliveryDeferred, {
+      queueId: message.id,
+      rcpt: rcpt.address,
+      reply,
+      nextAttempt,
+    });
+    return {
+      rcpt,
+      outcome: { status: 'deferred', reply, nextAttemptMs: nextAttempt, ...detail },
+      action: 'delayed',
+      status,
+    };
+  }
+
+  /** Queue the message again for the forward addresses of an alias (Postfix local(8) forwarding). */
+  async #forward(message: QueuedMessage, rcpt: QueuedRecipient, forward: readonly string[]): Promise<string> {
+    const { queue, clock } = this.#deps;
+    const original = message.envelope.recipients[rcpt.index];
+    const recipients: EnvelopeRecipient[] = forward.map((address) => ({
+      address,
+      notify: original?.notify ?? null,
+      orcpt: original?.orcpt ?? { addrType: 'rfc822', address: rcpt.address },
+    }));
+    const writer = queue.begin();
+    try {
+      for await (const chunk of queue.readBody(message.id)) await writer.write(chunk);
+      await writer.commit({
+        ...message.envelope,
+        recipients,
+        client: SELF_CLIENT('forward'),
+        receivedAtMs: clock.nowMs(),
+      });
+    } catch (err) {
+      await writer.abort().catch(() => undefined);
+      throw err;
+    }
+    return writer.id;
+  }
+
+  /** Queue the DSNs this attempt calls for. */
+  async #notify(message: QueuedMessage, attempts: readonly Attempt[], log: Logger): Promise<void> {
+    const { envelope } = message;
+    const now = this.#deps.clock.nowMs();
+    const cfg = this.#config.queue;
+    const failed = attempts.filter((a) => a.outcome.status === 'bounced');
+    const delayed = attempts.filter(
+      (a) =>
+        a.outcome.status === 'deferred' && needsDelayWarning(message.arrivalMs, now, a.rcpt.delayWarned, cfg),
+    );
+    const succeeded = attempts.filter((a) => a.outcome.status === 'delivered');
+    const send = async (kind: DsnKind, list: readonly Attempt[], to?: string): Promise<void> => {
+      const indexed = list.map((a) => ({ ...a, index: a.rcpt.index }));
+      const chosen = to === undefined ? dsnRecipientsFor(kind, envelope, indexed) : indexed;
+      if (chosen.length === 0) return;
+      await this.#queueDsn(message, kind, chosen, now, to, log);
+      if (kind === 'delay')
+        for (const a of chosen) await this.#deps.queue.markDelayWarned(message.id, a.rcpt.index);
+    };
+    if (failed.length > 0) {
+      if (envelope.sender !== '') await send('failure', failed);
+      else if (envelope.client.service !== 'double-bounce') {
+        // Never bounce a bounce: a failed DSN goes to the postmaster (a "double bounce"), once.
+        await send('failure', failed, this.#postmaster());
+      } else
+        log.warn(Events.dsnSuppressed, {
+          reason: 'double bounce failed',
+          rcpts: failed.map((a) => a.rcpt.address),
+        });
+    }
+    if (delayed.length > 0) await send('delay', delayed);
+    if (succeeded.length > 0) await send('success', succeeded);
+  }
+
+  #postmaster(): string {
+    const c = this.#config;
+    return c.queue.postmaster ?? `postmaster@${c.localDomains[0] ?? c.hostname}`;
+  }
+
+  async #queueDsn(
+    message: QueuedMessage,
+    kind: DsnKind,
+    attempts: readonly Attempt[],
+    nowMs: number,
+    to: string | undefined,
+    log: Logger,
+  ): Promise<void> {
+    const { queue } = this.#deps;
+    const recipients: DsnRecipient[] = attempts.map((a) => ({
+      address: a.rcpt.address,
+      orcpt: message.envelope.recipients[a.rcpt.index]?.orcpt ?? null,
+      action: kind === 'delay' ? 'delayed' : a.action,
+      status: a.status,
+      remoteMta: a.outcome.remoteMta,
+      diagnostic: a.outcome.diagnostic ?? a.outcome.reply,
+      lastAttemptMs: nowMs,
+    }));
+    const headers = await readHeaderBytes(queue.readBody(message.id));
+    const dsn = buildDsn({
+      kind,
+      hostname: this.#config.hostname,
+      nowMs,
+      envelope: message.envelope,
+      recipients,
+      original: { headers, body: () => queue.readBody(message.id), sizeBytes: message.sizeBytes },
+      willRetryUntilMs: giveUpAtMs(message.envelope.receivedAtMs, this.#config.queue),
+      queueId: message.id,
+      ...(to === undefined ? {} : { to }),
+    });
+    const writer = queue.begin();
+    try {
+      for await (const chunk of dsn.content()) await writer.write(chunk);
+      await writer.commit({
+        sender: '',
+        body: dsn.bodyType,
+        smtputf8: dsn.smtputf8,
+        ret: null,
+        envid: null,
+        recipients: [{ address: dsn.recipient, notify: null, orcpt: null }],
+        client: SELF_CLIENT(to === undefined ? 'dsn' : 'double-bounce'),
+        receivedAtMs: nowMs,
+      });
+    } catch (err) {
+      await writer.abort().catch(() => undefined);
+      throw err;
+    }
+    log.event(Events.dsnQueued, {
+      kind,
+      to: dsn.recipient,
+      dsnQueueId: writer.id,
+      rcpts: recipients.map((r) => r.address),
+    });
+  }
+
+  #bounce(log: Logger, rcpt: QueuedRecipient): Attempt {
     // The user existed at RCPT time (or it would have been refused) and was deleted since.
     const reply = replyLine(Replies.noSuchUser);
     log.warn(Events.deliveryFailed, { rcpt: rcpt.address, reply });
-    return { status: 'bounced', reply };
+    return { rcpt, outcome: { status: 'bounced', reply }, action: 'failed', status: '5.1.1' };
   }
 
   #parkRemote(
@@ -312,9 +611,14 @@ export class DeliveryWorker {
     rcpt: QueuedRecipient,
     remote: readonly string[],
     deliveredTo: readonly string[],
-  ): RecipientOutcome {
+  ): Attempt {
     const nextAttemptMs = this.#deps.clock.nowMs() + REMOTE_PENDING_DELAY_MS;
     log.warn(Events.deliveryRemotePending, { rcpt: rcpt.address, remote, deliveredTo, nextAttemptMs });
-    return { status: 'deferred', reply: REMOTE_PENDING_REPLY, nextAttemptMs };
+    return {
+      rcpt,
+      outcome: { status: 'deferred', reply: REMOTE_PENDING_REPLY, nextAttemptMs },
+      action: 'delayed',
+      status: '4.4.0',
+    };
   }
 }

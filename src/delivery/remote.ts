@@ -1,0 +1,230 @@
+// Remote delivery of one message to the recipients of one destination domain: route (route.ts), then
+// each host in order and each of its addresses until one takes the message, reusing pooled connections.
+// Per RFC 5321 §4.2.5 and §5.1: a connection or protocol failure moves on to the next host; a permanent
+// reply from a host that took the connection is final for the recipients it concerns; temporary replies
+// defer. Outcomes carry what a DSN needs (status, remote MTA, diagnostic).
+// Deliberately NOT here: the retry schedule and bounce decisions (worker.ts), DSN texts (dsn.ts).
+
+import type { Config, OutboundTlsPolicy } from '../config/config.ts';
+import type { Resolver } from '../core/dns.ts';
+import type { Envelope } from '../core/envelope.ts';
+import { Events } from '../core/events.ts';
+import type { Logger } from '../core/ports.ts';
+import { ConnectionPool } from './connection-pool.ts';
+import { resolveRoute } from './route.ts';
+import {
+  connectSmtp,
+  formatRemoteReply,
+  timeoutsFromConfig,
+  type ConnectOptions,
+  type ConnectResult,
+  type Failure,
+  type RecipientResult,
+} from './smtp-client.ts';
+
+export interface RemoteOutcome {
+  readonly address: string;
+  readonly verdict: 'delivered' | 'temporary' | 'permanent';
+  /** Enhanced status (RFC 3463). */
+  readonly status: string;
+  /** "550 5.1.1 text" as the remote (or we) said it. */
+  readonly reply: string;
+  /** The host that answered, for the DSN's Remote-MTA; null when none did. */
+  readonly remoteMta: string | null;
+  /** Handed to a smart host, or to a server without DSN: the DSN action is "relayed" (RFC 3464 §2.3.3). */
+  readonly relayed: boolean;
+}
+
+export interface RemoteMessage {
+  readonly id: string;
+  readonly envelope: Envelope;
+  readonly sizeBytes: number;
+  readonly body: () => AsyncIterable<Uint8Array>;
+}
+
+export interface RemoteDeliveryDeps {
+  readonly config: Config;
+  readonly resolver: Resolver;
+  readonly logger: Logger;
+  /** PEM of outbound.tls_ca, read at start. */
+  readonly tlsCa: string | null;
+  /** For tests: the connect function (default connectSmtp). */
+  readonly connect?: (opts: ConnectOptions) => Promise<ConnectResult>;
+}
+
+/** Postfix's smtp_mx_address_limit: addresses tried per delivery attempt, over all hosts. */
+const MAX_ADDRESSES_PER_ATTEMPT = 5;
+
+export class RemoteDelivery {
+  private readonly deps: RemoteDeliveryDeps;
+  private readonly pool: ConnectionPool;
+
+  constructor(deps: RemoteDeliveryDeps) {
+    this.deps = deps;
+    const o = deps.config.outbound;
+    this.pool = new ConnectionPool({
+      maxConnections: o.maxConnections,
+      maxConnectionsPerDestination: o.maxConnectionsPerDestination,
+      maxMessagesPerConnection: o.maxMessagesPerConnection,
+      idleMs: o.connectionIdleMs,
+      connect: deps.connect ?? connectSmtp,
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.pool.close();
+  }
+
+  /** Deliver `message` to `recipients`, all in `domain`. One outcome per recipient, in order. */
+  async deliver(
+    message: RemoteMessage,
+    domain: string,
+    recipients: readonly string[],
+  ): Promise<RemoteOutcome[]> {
+    const { config, resolver } = this.deps;
+    const log = this.deps.logger.child({ queueId: message.id, domain });
+    const route = await resolveRoute(domain, resolver, {
+      outbound: config.outbound,
+      hostname: config.hostname,
+    });
+    if (route.kind === 'error') {
+      log.warn(Events.deliveryRouteFailed, { reason: route.text, temporary: route.temporary });
+      const reply = `${route.code} ${route.enhanced} ${route.text}`;
+      return recipients.map((address) => ({
+        address,
+        verdict: route.temporary ? 'temporary' : 'permanent',
+        status: route.enhanced,
+        reply,
+        remoteMta: null,
+        relayed: false,
+      }));
+    }
+
+    const final = new Map<string, RemoteOutcome>();
+    let pending = [...recipients];
+    let lastFailure: { failure: Failure; host: string | null } | null = null;
+    let tried = 0;
+    outer: for (const target of route.targets) {
+      for (const address of target.addresses) {
+        if (pending.length === 0 || tried >= MAX_ADDRESSES_PER_ATTEMPT) break outer;
+        tried++;
+        const attempt = await this.tryHost(message, pending, {
+          host: target.host,
+          address,
+          port: target.port,
+          tls: route.tls,
+          auth: route.auth,
+          relayed: route.viaRelay,
+          log,
+        });
+        if (attempt.kind === 'failed') {
+          lastFailure = { failure: attempt.failure, host: attempt.answered ? target.host : null };
+          // A permanent refusal of the whole transaction by a host that answered is final (e.g. 554 at MAIL).
+          if (!attempt.failure.temporary && attempt.answered && attempt.failure.stage !== 'greeting') {
+            for (const r of attempt.recipients) final.set(r.address, outcomeOf(r, target.host, false));
+            pending = pending.filter((a) => !final.has(a));
+          }
+          continue;
+        }
+        for (const r of attempt.recipients) final.set(r.address, outcomeOf(r, target.host, attempt.relayed));
+        pending = [];
+      }
+    }
+    for (const address of pending) {
+      const f = lastFailure?.failure;
+      final.set(address, {
+        address,
+        verdict: 'temporary',
+        status: f ? (f.temporary ? f.status : '4.4.1') : '4.4.1',
+        reply: f
+          ? f.reply
+            ? formatRemoteReply(f.reply)
+            : `451 ${f.temporary ? f.status : '4.4.1'} ${f.reason}`
+          : '451 4.4.1 No mail exchanger answered',
+        remoteMta: lastFailure?.host ?? null,
+        relayed: false,
+      });
+    }
+    return recipients.map((a) => final.get(a)!);
+  }
+
+  private async tryHost(
+    message: RemoteMessage,
+    recipients: readonly string[],
+    where: {
+      host: string;
+      address: string;
+      port: number;
+      tls: OutboundTlsPolicy;
+      auth: { username: string; password: string } | null;
+      relayed: boolean;
+      log: Logger;
+    },
+  ): Promise<
+    | { kind: 'sent'; recipients: readonly RecipientResult[]; relayed: boolean }
+    | { kind: 'failed'; failure: Failure; recipients: readonly RecipientResult[]; answered: boolean }
+  > {
+    const { config } = this.deps;
+    const base: ConnectOptions = {
+      host: where.host,
+      address: where.address,
+      port: where.port,
+      helo: config.hostname,
+      tls: where.tls,
+      ca: this.deps.tlsCa,
+      sourceAddress: config.outbound.sourceAddress,
+      timeouts: timeoutsFromConfig(config.outbound),
+      auth: where.auth,
+      log: where.log,
+    };
+    let leased = await this.pool.lease(base);
+    if (leased.kind === 'failed' && leased.failure.retryWithoutTls) {
+      // Opportunistic TLS that fails to negotiate falls back to plaintext, as Postfix does for "may".
+      where.log.warn(Events.deliveryTlsFallback, { host: where.host, reason: leased.failure.reason });
+      leased = await this.pool.lease({ ...base, tls: 'none' });
+    }
+    if (leased.kind === 'failed') {
+      return {
+        kind: 'failed',
+        failure: leased.failure,
+        recipients: [],
+        answered: leased.failure.banner !== null,
+      };
+    }
+    const { lease } = leased;
+    const result = await lease.session.send({
+      envelope: message.envelope,
+      recipients,
+      sizeBytes: message.sizeBytes,
+      body: message.body,
+    });
+    await lease.done(result.kind === 'sent');
+    const relayed = where.relayed || !lease.session.capabilities.dsn;
+    if (result.kind === 'sent') {
+      where.log.event(Events.deliveryRemote, {
+        host: where.host,
+        address: where.address,
+        reused: lease.reused,
+        tls: lease.session.tls?.version ?? null,
+        reply: formatRemoteReply(result.dataReply),
+        recipients: result.recipients.map((r) => `${r.address} ${r.verdict}`),
+      });
+      return { kind: 'sent', recipients: result.recipients, relayed };
+    }
+    where.log.warn(Events.deliveryRemoteFailed, {
+      host: where.host,
+      address: where.address,
+      stage: result.stage,
+      status: result.status,
+      reason: result.reason,
+    });
+    return { kind: 'failed', failure: result, recipients: result.recipients, answered: true };
+  }
+}
+
+function outcomeOf(r: RecipientResult, host: string, relayed: boolean): RemoteOutcome {
+  const reply = r.reply
+    ? formatRemoteReply(r.reply)
+    : `${r.verdict === 'permanent' ? 550 : 451} ${r.status} ${r.reason}`;
+  return { address: r.address, verdict: r.verdict, status: r.status, reply, remoteMta: host, relayed };
+}
