@@ -187,6 +187,21 @@ export interface QueueConfig {
   readonly postmaster: string | null;
 }
 
+/** Inbound mail authentication (SPF, DKIM, DMARC, ARC) on the smtp listener, for unauthenticated clients. */
+export interface ChecksConfig {
+  readonly enabled: boolean;
+  /** The authserv-id of our Authentication-Results: headers (RFC 8601); default the hostname. */
+  readonly authservId: string | null;
+  /** DMARC p=reject: refuse at end of data (550 5.7.1), deliver to the Junk mailbox, or only record it. */
+  readonly dmarcReject: 'reject' | 'junk' | 'none';
+  readonly dmarcQuarantine: 'reject' | 'junk' | 'none';
+  /** A DNS failure during the checks: answer 451 4.7.x (tempfail) or carry on with the temperror result. */
+  readonly dnsFailure: 'tempfail' | 'neutral';
+  /** Per stage: SPF (at MAIL), DKIM + ARC + DMARC (at end of data). */
+  readonly spfTimeoutMs: number;
+  readonly dataTimeoutMs: number;
+}
+
 export interface Config {
   readonly hostname: string;
   readonly dataDir: string;
@@ -201,6 +216,7 @@ export interface Config {
   readonly dns: DnsConfig;
   readonly outbound: OutboundConfig;
   readonly queue: QueueConfig;
+  readonly checks: ChecksConfig;
   /** Where the snapshot came from: a file path, or null for embedded defaults. */
   readonly source: string | null;
 }
@@ -274,6 +290,16 @@ export const DEFAULT_QUEUE: QueueConfig = {
   postmaster: null,
 };
 
+export const DEFAULT_CHECKS: ChecksConfig = {
+  enabled: true,
+  authservId: null,
+  dmarcReject: 'reject',
+  dmarcQuarantine: 'junk',
+  dnsFailure: 'neutral',
+  spfTimeoutMs: 10_000,
+  dataTimeoutMs: 20_000,
+};
+
 /** Per-service listener defaults: submission ports authenticate, the MX port does not. */
 export function listenerDefaults(
   service: Service,
@@ -308,6 +334,7 @@ export function defaultConfig(): Config {
     dns: DEFAULT_DNS,
     outbound: DEFAULT_OUTBOUND,
     queue: DEFAULT_QUEUE,
+    checks: DEFAULT_CHECKS,
     source: null,
   };
 }

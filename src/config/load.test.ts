@@ -235,6 +235,15 @@ retry_max_seconds = 3600
 lifetime_seconds = 172800
 delay_warning_seconds = 0
 postmaster = "Hostmaster@EXAMPLE.org"
+
+[checks]
+enabled = false
+authserv_id = "auth.example.org"
+dmarc_reject = "junk"
+dmarc_quarantine = "none"
+dns_failure = "tempfail"
+spf_timeout_seconds = 3
+data_timeout_seconds = 7.5
 `;
 
 describe('parseConfig: a full file', () => {
@@ -384,6 +393,15 @@ describe('parseConfig: a full file', () => {
         lifetimeMs: 172_800_000,
         delayWarningMs: 0,
         postmaster: 'Hostmaster@example.org',
+      },
+      checks: {
+        enabled: false,
+        authservId: 'auth.example.org',
+        dmarcReject: 'junk',
+        dmarcQuarantine: 'none',
+        dnsFailure: 'tempfail',
+        spfTimeoutMs: 3000,
+        dataTimeoutMs: 7500,
       },
       source: 'test.toml',
     };

@@ -19,6 +19,7 @@ import { parse, TomlDate, TomlError } from 'smol-toml';
 import { formatMailbox, isValidDomain, parseMailbox } from '../core/address.ts';
 import {
   DEFAULT_AUTH,
+  DEFAULT_CHECKS,
   DEFAULT_DNS,
   DEFAULT_LIMITS,
   DEFAULT_OUTBOUND,
@@ -31,6 +32,7 @@ import {
 import type {
   AuthConfig,
   AuthMechanism,
+  ChecksConfig,
   Config,
   DnsConfig,
   LimitsConfig,
@@ -169,6 +171,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const dns = readDns(ctx, top['dns']);
   const outbound = readOutbound(ctx, top['outbound'], knownLocalDomains);
   const queue = readQueue(ctx, top['queue'], knownLocalDomains);
+  const checks = readChecks(ctx, top['checks']);
 
   if (ctx.errors.length > 0) return { ok: false, errors: sortByLine(ctx.errors) };
   const config: Config = {
@@ -185,6 +188,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     dns,
     outbound,
     queue,
+    checks,
     source,
   };
   return { ok: true, config: deepFreeze(copyConfig(config)), warnings: sortByLine(ctx.warnings) };
@@ -213,6 +217,7 @@ const TOP_KEYS = [
   'dns',
   'outbound',
   'queue',
+  'checks',
 ];
 const LISTENER_KEYS = [
   'service',
@@ -557,6 +562,42 @@ function readHttpUrl(ctx: Ctx, path: KeyPath, value: unknown): string | undefine
 
 function isLoopbackHost(host: string): boolean {
   return host === 'localhost' || host === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(host);
+}
+
+const CHECKS_KEYS = [
+  'enabled',
+  'authserv_id',
+  'dmarc_reject',
+  'dmarc_quarantine',
+  'dns_failure',
+  'spf_timeout_seconds',
+  'data_timeout_seconds',
+];
+const DISPOSITIONS = ['reject', 'junk', 'none'] as const;
+
+function readChecks(ctx: Ctx, value: unknown): ChecksConfig {
+  const t = opt(value, (v) => readTable(ctx, ['checks'], v, CHECKS_KEYS));
+  if (t === undefined) return DEFAULT_CHECKS;
+  const p = (key: string): KeyPath => ['checks', key];
+  const d = DEFAULT_CHECKS;
+  return {
+    enabled: opt(t['enabled'], (v) => readBoolean(ctx, p('enabled'), v)) ?? d.enabled,
+    authservId: opt(t['authserv_id'], (v) => readHostname(ctx, p('authserv_id'), v)) ?? d.authservId,
+    dmarcReject:
+      opt(t['dmarc_reject'], (v) => readEnum(ctx, p('dmarc_reject'), v, DISPOSITIONS)) ?? d.dmarcReject,
+    dmarcQuarantine:
+      opt(t['dmarc_quarantine'], (v) => readEnum(ctx, p('dmarc_quarantine'), v, DISPOSITIONS)) ??
+      d.dmarcQuarantine,
+    dnsFailure:
+      opt(t['dns_failure'], (v) => readEnum(ctx, p('dns_failure'), v, ['tempfail', 'neutral'] as const)) ??
+      d.dnsFailure,
+    spfTimeoutMs:
+      opt(t['spf_timeout_seconds'], (v) => readSeconds(ctx, p('spf_timeout_seconds'), v, false)) ??
+      d.spfTimeoutMs,
+    dataTimeoutMs:
+      opt(t['data_timeout_seconds'], (v) => readSeconds(ctx, p('data_timeout_seconds'), v, false)) ??
+      d.dataTimeoutMs,
+  };
 }
 
 function readSubmission(ctx: Ctx, value: unknown): SubmissionConfig {
