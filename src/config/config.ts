@@ -98,6 +98,11 @@ export interface LimitsConfig {
   readonly dataBlockTimeoutMs: number;
   readonly dataTotalTimeoutMs: number;
   readonly shutdownGraceMs: number;
+  /**
+   * Hold the 220 greeting this long; a client that talks before it is an early talker (a spam engine that
+   * does not wait) and gets 554 5.5.0 (Postfix postscreen's pregreet test). 0 = greet at once.
+   */
+  readonly greetingDelayMs: number;
 }
 
 export interface SmtpConfig {
@@ -236,6 +241,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   dataBlockTimeoutMs: 180_000,
   dataTotalTimeoutMs: 600_000,
   shutdownGraceMs: 10_000,
+  greetingDelayMs: 0,
 };
 
 export const DEFAULT_AUTH: AuthConfig = {

@@ -146,6 +146,7 @@ command_timeout_seconds = 60
 data_block_timeout_seconds = 120.5
 data_total_timeout_seconds = 900
 shutdown_grace_seconds = 0
+greeting_delay_seconds = 1.5
 
 [smtp]
 bare_line_endings = "normalize"
@@ -305,6 +306,7 @@ describe('parseConfig: a full file', () => {
         dataBlockTimeoutMs: 120_500,
         dataTotalTimeoutMs: 900_000,
         shutdownGraceMs: 0,
+        greetingDelayMs: 1500,
       },
       smtp: {
         bareLineEndings: 'normalize',

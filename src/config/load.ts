@@ -365,6 +365,7 @@ const LIMIT_SPECS: readonly LimitSpec[] = [
     read: (c, p, v) => readSeconds(c, p, v, false),
   },
   { key: 'shutdown_grace_seconds', field: 'shutdownGraceMs', read: (c, p, v) => readSeconds(c, p, v, true) },
+  { key: 'greeting_delay_seconds', field: 'greetingDelayMs', read: (c, p, v) => readSeconds(c, p, v, true) },
 ];
 const LIMIT_KEYS = [...LIMIT_SPECS.map((s) => s.key), 'long_lines'];
 

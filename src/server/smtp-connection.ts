@@ -74,6 +74,7 @@ export class SmtpConnection {
   private dataDeadline: NodeJS.Timeout | null = null;
   private shuttingDown = false;
   private tlsInfo: ClientInfo['tls'] = null;
+  private greetTimer: NodeJS.Timeout | null = null;
   private exchange: AuthExchange | null = null;
   /** The account named by the current AUTH attempt, for per-account failure counting. */
   private authAccount: string | null = null;
@@ -132,7 +133,24 @@ export class SmtpConnection {
     });
     this.attach(this.socket);
     this.armIdleTimer();
-    void this.perform(this.session.greet());
+    const delayMs = this.deps.config.limits.greetingDelayMs;
+    if (delayMs <= 0) {
+      void this.perform(this.session.greet());
+      return;
+    }
+    // Pregreet test: anything the client sends before our greeting marks an early talker.
+    this.greetTimer = setTimeout(() => {
+      this.greetTimer = null;
+      if (this.closed) return;
+      if (this.inboxBytes > 0) {
+        this.log.warn(Events.smtpViolation, { what: 'early talker', bytes: this.inboxBytes });
+        this.inbox = [];
+        this.inboxBytes = 0;
+        this.closeWith(Replies.earlyTalker);
+        return;
+      }
+      void this.perform(this.session.greet());
+    }, delayMs);
   }
 
   /** Graceful shutdown: idle sessions get 421 now; busy ones after their transaction. */
@@ -169,6 +187,7 @@ export class SmtpConnection {
     if (this.closed) return;
     this.inbox.push(chunk);
     this.inboxBytes += chunk.length;
+    if (this.greetTimer !== null) return; // judged when the greeting is due
     if (this.inboxBytes > MAX_UNFED_BYTES) this.socket.pause();
     void this.pump();
   };
@@ -758,6 +777,7 @@ export class SmtpConnection {
     if (this.closed) return;
     this.closed = true;
     this.clearDataDeadline();
+    if (this.greetTimer !== null) clearTimeout(this.greetTimer);
     this.abortMessage();
     this.session.close();
     this.socket.setTimeout(0);
