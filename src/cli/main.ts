@@ -21,6 +21,7 @@ import { TlsMaterialError } from '../net/tls.ts';
 import type { Command, CommandContext, OpenedServices, ParsedArgs } from './command.ts';
 import { usageLine } from './command.ts';
 import { aliasCommands } from './commands/alias.ts';
+import { dkimCommands } from './commands/dkim.ts';
 import { mailboxCommands } from './commands/mailbox.ts';
 import { queueCommands } from './commands/queue.ts';
 import { send } from './commands/send.ts';
@@ -37,6 +38,7 @@ export const COMMANDS: readonly Command[] = [
   ...aliasCommands,
   ...mailboxCommands,
   ...queueCommands,
+  ...dkimCommands,
   send,
 ];
 
