@@ -228,6 +228,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       clock,
       tls: { cert: tls.cert, key: tls.key, clientCa: readOptionalPem(config.tls.clientCa, 'tls.client_ca') },
       tokens: config.auth.oauth === null ? null : await createTokenVerifier(config.auth.oauth),
+      resolver,
     });
   } catch (err) {
     await worker.stop();

@@ -205,6 +205,8 @@ export interface ChecksConfig {
   /** Per stage: SPF (at MAIL), DKIM + ARC + DMARC (at end of data). */
   readonly spfTimeoutMs: number;
   readonly dataTimeoutMs: number;
+  /** Clients (CIDR) the checks skip: by default this host itself, as pypolicyd-spf's Skip_Addresses. */
+  readonly skipNetworks: readonly string[];
 }
 
 export interface Config {
@@ -304,6 +306,7 @@ export const DEFAULT_CHECKS: ChecksConfig = {
   dnsFailure: 'neutral',
   spfTimeoutMs: 10_000,
   dataTimeoutMs: 20_000,
+  skipNetworks: ['127.0.0.0/8', '::1/128'],
 };
 
 /** Per-service listener defaults: submission ports authenticate, the MX port does not. */

@@ -245,6 +245,7 @@ dmarc_quarantine = "none"
 dns_failure = "tempfail"
 spf_timeout_seconds = 3
 data_timeout_seconds = 7.5
+skip_networks = ["10.0.0.0/8"]
 `;
 
 describe('parseConfig: a full file', () => {
@@ -404,6 +405,7 @@ describe('parseConfig: a full file', () => {
         dnsFailure: 'tempfail',
         spfTimeoutMs: 3000,
         dataTimeoutMs: 7500,
+        skipNetworks: ['10.0.0.0/8'],
       },
       source: 'test.toml',
     };

@@ -573,6 +573,7 @@ const CHECKS_KEYS = [
   'dns_failure',
   'spf_timeout_seconds',
   'data_timeout_seconds',
+  'skip_networks',
 ];
 const DISPOSITIONS = ['reject', 'junk', 'none'] as const;
 
@@ -598,6 +599,7 @@ function readChecks(ctx: Ctx, value: unknown): ChecksConfig {
     dataTimeoutMs:
       opt(t['data_timeout_seconds'], (v) => readSeconds(ctx, p('data_timeout_seconds'), v, false)) ??
       d.dataTimeoutMs,
+    skipNetworks: opt(t['skip_networks'], (v) => readNetworks(ctx, p('skip_networks'), v)) ?? d.skipNetworks,
   };
 }
 

@@ -47,4 +47,6 @@ export interface Envelope {
   readonly client: ClientInfo;
   /** Milliseconds since the epoch when end of data was reached. */
   readonly receivedAtMs: number;
+  /** Local delivery into this mailbox instead of INBOX (e.g. "Junk" after a DMARC quarantine). */
+  readonly folder?: string;
 }

@@ -15,6 +15,7 @@ export const Events = {
   smtpInternalError: 'smtp.internal_error',
   smtpCommitFailed: 'smtp.commit.failed',
   smtpRefused: 'smtp.refused',
+  smtpAuthChecks: 'smtp.authchecks',
   smtpAuthVerify: 'smtp.auth.verify',
   smtpAuthSucceeded: 'smtp.auth.succeeded',
   /** Security events: failed authentications and lockouts. */

@@ -57,6 +57,13 @@ export const Replies = {
     text: 'Too many failed authentications, closing connection',
   },
   userRateLimited: { code: 451, enhanced: '4.7.1', text: 'Sending rate limit exceeded, try again later' },
+  /** RFC 7372 §3.2: SPF validation could not complete. */
+  spfTempError: { code: 451, enhanced: '4.7.24', text: 'Temporary SPF validation error, try again later' },
+  authDnsTempError: {
+    code: 451,
+    enhanced: '4.4.3',
+    text: 'Temporary DNS failure during authentication checks, try again later',
+  },
   // 5xx syntax and sequence
   unknownCommand: { code: 500, enhanced: '5.5.1', text: 'Command unrecognized' },
   lineTooLong: { code: 500, enhanced: '5.5.6', text: 'Line too long' },
@@ -112,6 +119,7 @@ export const Replies = {
   authInTransaction: { code: 503, enhanced: '5.5.1', text: 'AUTH not permitted during a mail transaction' },
   authNotAvailable: { code: 503, enhanced: '5.5.1', text: 'Authentication not enabled' },
   authLineTooLong: { code: 500, enhanced: '5.5.6', text: 'Authentication exchange line is too long' },
+  dmarcReject: { code: 550, enhanced: '5.7.1', text: "Rejected by the sender domain's DMARC policy" },
   senderNotOwned: { code: 553, enhanced: '5.7.1', text: 'Sender address not owned by authenticated user' },
   transactionFailed: { code: 554, enhanced: '5.0.0', text: 'Transaction failed' },
   noValidRecipients: { code: 554, enhanced: '5.5.1', text: 'No valid recipients' },

@@ -51,7 +51,7 @@ export async function deliverLocal(
   // that means rewriting the header block, which no reader of the store needs yet.
   return deps.store.deliver({
     user: req.user,
-    mailbox: INBOX,
+    mailbox: req.envelope.folder ?? INBOX,
     // IMAP INTERNALDATE of delivered mail is the time of final delivery (RFC 3501 §2.3.3).
     internalDateMs: deps.clock.nowMs(),
     flags: [],

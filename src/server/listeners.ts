@@ -9,6 +9,7 @@ import type { Config, ListenerConfig, Service, TlsMode } from '../config/config.
 import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import { formatReply, Replies, type Reply } from '../core/reply.ts';
+import type { Resolver } from '../core/dns.ts';
 import type { Directory } from '../directory/directory.ts';
 import { createSecureContext, serverTlsOptions } from '../net/tls.ts';
 import { parseCidr, type Network } from '../policy/networks.ts';
@@ -26,6 +27,8 @@ export interface ListenerDeps {
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa?: string | null } | null;
   /** Bearer-token verification for OAUTHBEARER/XOAUTH2; null when [auth.oauth] is not configured. */
   readonly tokens?: TokenCheck | null;
+  /** DNS for the inbound authentication checks; without it they are off. */
+  readonly resolver?: Resolver | null;
 }
 
 export interface BoundListener {
@@ -59,6 +62,10 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     authenticator: new Authenticator(deps.directory, deps.tokens ?? null),
     authGuard: new AuthGuard(config.auth, deps.clock),
     rateLimiter: new SendRateLimiter(deps.clock),
+    resolver: deps.resolver ?? null,
+    skipCheckNetworks: config.checks.skipNetworks
+      .map((c) => parseCidr(c))
+      .filter((n): n is Network => n !== null),
   };
   const connections = new Set<SmtpConnection>();
   const perIp = new Map<string, number>();

@@ -25,7 +25,9 @@ import { formatReceived } from '../protocol/smtp/received.ts';
 import { createMechanism, isMechanismName } from '../protocol/sasl/index.ts';
 import { createAuthExchange, type AuthAction, type AuthExchange } from '../protocol/sasl/exchange.ts';
 import type { ChannelBinding } from '../protocol/sasl/mechanism.ts';
-import { HeaderCapture, type HeaderFacts } from '../protocol/smtp/header-capture.ts';
+import { dropHeaderFields, HeaderCapture, type HeaderFacts } from '../protocol/smtp/header-capture.ts';
+import { InboundAuth, isForgedAuthResults } from '../policy/inbound-auth.ts';
+import type { Resolver } from '../core/dns.ts';
 import { SmtpSession, type Effect, type TransactionInfo } from '../protocol/smtp/session.ts';
 import { formatRfc5322Date } from '../core/date.ts';
 import { DEFAULT_USER_POLICY, type UserPolicy } from '../directory/directory.ts';
@@ -44,6 +46,9 @@ export interface ConnectionDeps {
   readonly authenticator: Authenticator;
   readonly authGuard: AuthGuard;
   readonly rateLimiter: SendRateLimiter;
+  /** For the inbound authentication checks ([checks]); null turns them off. */
+  readonly resolver: Resolver | null;
+  readonly skipCheckNetworks: readonly Network[];
 }
 
 /** Longest delay before answering a failed AUTH, however many failures came before. */
@@ -81,6 +86,8 @@ export class SmtpConnection {
   private authFailures = 0;
   private userPolicy: UserPolicy = DEFAULT_USER_POLICY;
   private capture: HeaderCapture | null = null;
+  /** SPF/DKIM/ARC/DMARC of the current transaction, on the MX listener for unauthenticated clients. */
+  private inbound: InboundAuth | null = null;
   private headerFacts: HeaderFacts | null = null;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
@@ -302,6 +309,7 @@ export class SmtpConnection {
           const writer = this.writer;
           if (!writer) break;
           let chunk = effect.chunk;
+          this.inbound?.push(chunk);
           if (this.capture) {
             const held = this.capture.push(chunk);
             if (held === null) break;
@@ -414,7 +422,8 @@ export class SmtpConnection {
     const header = new TextEncoder().encode(received);
     this.headerFacts = null;
     // RFC 6409 §8: submission may look at and complete the header; only for authenticated senders.
-    this.capture = this.session.authUser !== null ? new HeaderCapture() : null;
+    // MX: held too, so that forged Authentication-Results: in our name can be removed (RFC 8601 §5).
+    this.capture = this.session.authUser !== null || this.inbound !== null ? new HeaderCapture() : null;
     this.writeChain = writer.write(header).catch((err: unknown) => {
       this.writeError ??= err;
     });
@@ -451,6 +460,30 @@ export class SmtpConnection {
         await writer.abort();
         return fromRefusal;
       }
+      let prefix: Uint8Array | undefined;
+      let folder: string | undefined;
+      if (this.inbound !== null) {
+        const verdict = await this.inbound.atEnd(this.headerFacts?.from ?? []);
+        this.inbound = null;
+        this.log.event(Events.smtpAuthChecks, {
+          queueId: writer.id,
+          spf: verdict.spf?.result ?? null,
+          dkim: verdict.dkim.map((d) => `${d.result}:${d.domain}`),
+          arc: verdict.arc?.cv ?? null,
+          dmarc: verdict.dmarc
+            ? `${verdict.dmarc.result}:${verdict.dmarc.domain}:${verdict.dmarc.disposition}`
+            : null,
+          junk: verdict.junk,
+          refused: verdict.reply?.enhanced ?? null,
+        });
+        if (verdict.reply !== null) {
+          await this.writeChain.catch(() => undefined);
+          await writer.abort();
+          return verdict.reply;
+        }
+        prefix = Buffer.from(verdict.header, 'latin1');
+        if (verdict.junk) folder = 'Junk';
+      }
       await this.writeChain;
       const writeError = this.writeError;
       if (writeError !== null)
@@ -466,8 +499,9 @@ export class SmtpConnection {
         recipients: tx.recipients,
         client: this.clientInfo(),
         receivedAtMs: this.deps.clock.nowMs(),
+        ...(folder === undefined ? {} : { folder }),
       };
-      await writer.commit(envelope);
+      await writer.commit(envelope, prefix === undefined ? {} : { prefix });
       if (envelope.client.authUser !== null)
         this.deps.rateLimiter.record(envelope.client.authUser, envelope.recipients.length);
       this.log.event(Events.smtpQueued, {
@@ -505,7 +539,8 @@ export class SmtpConnection {
   /** MAIL: an authenticated user may only use addresses it owns, within its hourly rate. */
   private async checkSender(sender: Parameters<typeof formatMailbox>[0] | null): Promise<Reply | null> {
     const user = this.session.authUser;
-    if (user === null) return null;
+    this.inbound = null;
+    if (user === null) return this.startInboundChecks(sender === null ? '' : formatMailbox(sender));
     if (!this.withinRate(user, { messages: 1, recipients: 0 })) {
       this.log.warn(Events.smtpRateLimited, { user, what: 'messages per hour' });
       return Replies.userRateLimited;
@@ -515,6 +550,28 @@ export class SmtpConnection {
     if (await this.deps.directory.ownsAddress(user, address)) return null;
     this.log.warn(Events.smtpSenderRefused, { user, sender: address, where: 'MAIL FROM' });
     return Replies.senderNotOwned;
+  }
+
+  /** Inbound checks apply on the MX listener to clients that neither authenticated nor are trusted. */
+  private async startInboundChecks(mailFrom: string): Promise<Reply | null> {
+    const { config, resolver } = this.deps;
+    if (!config.checks.enabled || resolver === null || this.listener.service !== 'smtp') return null;
+    if (
+      inNetworks(this.remoteIp, this.deps.trustedNetworks) ||
+      inNetworks(this.remoteIp, this.deps.skipCheckNetworks)
+    ) {
+      return null;
+    }
+    const inbound = new InboundAuth({
+      resolver,
+      checks: config.checks,
+      hostname: config.hostname,
+      clock: this.deps.clock,
+    });
+    this.inbound = inbound;
+    const reply = await inbound.atMail({ ip: this.remoteIp, helo: this.session.helo ?? '', mailFrom });
+    if (reply !== null) this.log.warn(Events.smtpAuthChecks, { stage: 'mail', reply: reply.enhanced });
+    return reply;
   }
 
   /** From: (and Sender:) of an authenticated submission must be owned too; checked at end of data. */
@@ -535,6 +592,14 @@ export class SmtpConnection {
   private releaseHeaders(queueId: string, facts: HeaderFacts, held: Uint8Array): Uint8Array {
     this.capture = null;
     this.headerFacts = facts;
+    const inbound = this.inbound;
+    if (inbound !== null) {
+      return dropHeaderFields(held, (raw) => {
+        const forged = isForgedAuthResults(raw, inbound.authservId);
+        if (forged) this.log.warn(Events.smtpViolation, { what: 'forged Authentication-Results removed' });
+        return forged;
+      });
+    }
     if (!this.deps.config.submission.addMissingHeaders || !facts.complete) return held;
     let added = '';
     if (!facts.hasDate) added += `Date: ${formatRfc5322Date(this.deps.clock.nowMs())}\r\n`;

@@ -74,3 +74,27 @@ function inspect(bytes: Uint8Array, complete: boolean): HeaderFacts {
     hasMessageId: values('message-id').length > 0,
   };
 }
+
+/**
+ * Drop header fields from the start of a message (`bytes` holds the whole header section, maybe followed
+ * by some body): `drop` sees each field's raw text (name, value and folds, CRLF-terminated).
+ */
+export function dropHeaderFields(bytes: Uint8Array, drop: (rawField: string) => boolean): Uint8Array {
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
+  const end = headerEnd(bytes);
+  if (end <= 0) return bytes;
+  const section = buf.toString('latin1', 0, end - 2);
+  const kept: string[] = [];
+  let current = '';
+  for (const line of section.split(/(?<=\r\n)/)) {
+    if ((line.startsWith(' ') || line.startsWith('\t')) && current !== '') current += line;
+    else {
+      if (current !== '') kept.push(current);
+      current = line;
+    }
+  }
+  if (current !== '') kept.push(current);
+  const out = kept.filter((f) => !drop(f)).join('');
+  if (out.length === section.length) return bytes;
+  return Buffer.concat([Buffer.from(out, 'latin1'), buf.subarray(end - 2)]);
+}
