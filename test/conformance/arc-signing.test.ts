@@ -4,6 +4,9 @@
 // t= and sig-headers, and compare the AS, AMS and AAR with the expected ones: every tag, b= and bh= with
 // whitespace removed (RSA PKCS#1 v1.5 signatures are deterministic, so b= must match to the octet), the AAR
 // with whitespace runs collapsed. An expected empty set means "add nothing".
+// unused_tests.yml (7 more cases the suite keeps out of its official run) is not run: its expected values
+// are stale (an AAR without the arc= result the consolidation rule requires, an h= of "from:to:&&&:...",
+// AMS values unlike what the signer that reproduces all 17 official cases computes).
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';

@@ -3,9 +3,10 @@
 // DKIM-style signature of the message as it leaves, relaxed/relaxed) and ARC-Seal (over all ARC Sets, with
 // the chain status this hop found). The message is fed as it is stored; only the header section is kept.
 // Fields are written the way the ValiMail suite standardizes them (tags in alphabetical order, lower case,
-// "; " between tags) and folded at 78 columns, which relaxed canonicalization undoes.
-// No set is added on top of a chain whose newest seal already says cv=fail (§5.1.2: it cannot be repaired),
-// nor beyond 50 sets.
+// "; " between tags) and folded between tags, which relaxed canonicalization undoes.
+// When the chain failed, the new seal says cv=fail and covers its own set only (what is below is broken;
+// the suite's i1_base_fail / i2_base_fail expect exactly that). No set is added on top of a chain whose
+// newest seal already says cv=fail (nothing can repair it), nor beyond 50 sets (§4.2.1).
 // Deliberately NOT here: validation (verify.ts gives the cv to seal with), choosing the key (config).
 
 import { createHash, sign as cryptoSign } from 'node:crypto';
