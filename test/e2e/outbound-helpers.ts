@@ -629,9 +629,20 @@ export interface ParsedDsn {
 }
 
 const DSN_READER = String.raw`
-import email, json, sys
+import email, json, re, sys
 from email import policy
 raw = sys.stdin.buffer.read()
+def raw_body_of(raw, boundary, ctype):
+    for chunk in raw.split(b"--" + boundary.encode())[1:]:
+        if chunk.startswith(b"--"):
+            break
+        pieces = re.split(rb"\r?\n\r?\n", chunk.lstrip(b"\r\n"), maxsplit=1)
+        if len(pieces) < 2:
+            continue
+        head, body = pieces
+        if re.search(rb"(?im)^content-type:\s*" + re.escape(ctype.encode()), head):
+            return body
+    return None
 msg = email.message_from_bytes(raw, policy=policy.default)
 def fields(block):
     return {k.lower(): str(v) for k, v in block.items()}
@@ -657,11 +668,21 @@ if msg.is_multipart():
     for p in parts:
         ct = p.get_content_type()
         out["defects"] += [type(d).__name__ for d in p.defects]
-        if ct in ("message/delivery-status", "message/global-delivery-status"):
+        if ct == "message/delivery-status":
             blocks = p.get_payload()
             if isinstance(blocks, list) and blocks:
                 out["perMessage"] = fields(blocks[0])
                 out["perRecipient"] = [fields(b) for b in blocks[1:]]
+        elif ct == "message/global-delivery-status":
+            # The email package knows only message/delivery-status as a list of field blocks (and reads
+            # 8-bit text as escapes): take the part's bytes from the raw message, blocks as UTF-8.
+            status = raw_body_of(raw, msg.get_boundary(), ct)
+            if status is not None:
+                blocks = [b for b in re.split(r"(?:\r?\n){2,}", status.decode("utf-8").strip()) if b]
+                parsed = [email.message_from_string(b + "\n", policy=policy.default) for b in blocks]
+                if parsed:
+                    out["perMessage"] = fields(parsed[0])
+                    out["perRecipient"] = [fields(b) for b in parsed[1:]]
         elif ct in ("message/rfc822", "message/global"):
             inner = p.get_payload()
             inner = inner[0] if isinstance(inner, list) else inner
