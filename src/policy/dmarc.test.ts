@@ -1,7 +1,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { DnsAnswer, Resolver } from '../core/dns.ts';
-import { evaluateDmarc, parseDmarcRecord, walkTargets, type DmarcInput } from './dmarc.ts';
+import {
+  authorDomains,
+  evaluateDmarc,
+  parseDmarcRecord,
+  walkTargets,
+  type DmarcDkimInput,
+  type DmarcInput,
+} from './dmarc.ts';
 
 type Zone = Record<string, readonly string[] | 'nxdomain' | 'error'>;
 
@@ -32,7 +39,7 @@ function fakeResolver(
   };
 }
 
-const pass = (domain: string) => ({ result: 'pass', domain, bodyLengthLimited: false });
+const pass = (domain: string): DmarcDkimInput => ({ result: 'pass', domain, bodyLengthLimited: false });
 
 function input(over: Partial<DmarcInput> & Pick<DmarcInput, 'resolver'>): DmarcInput {
   return { fromDomain: 'example.com', spf: null, dkim: [], ...over };
@@ -259,4 +266,14 @@ test('tree walk: a psd=y record makes the name below it the organizational domai
   assert.equal(cross.result, 'fail');
   assert.equal(cross.recordDomain, 'psd.example');
   assert.equal(cross.disposition, 'reject');
+});
+
+test('author domains come from every address of every From: field', () => {
+  assert.deepEqual(authorDomains(['"Doe, J" <j@Example.COM>']), ['Example.COM']);
+  assert.deepEqual(authorDomains(['a@one.example, b@two.example', 'c@three.example']), [
+    'one.example',
+    'two.example',
+    'three.example',
+  ]);
+  assert.deepEqual(authorDomains(['undisclosed-recipients:;']), []);
 });

@@ -14,11 +14,14 @@
 // to a signed message (RFC 6376 §8.2).
 // An SPF or aligned-DKIM temperror with nothing aligned passing is 'temperror', not 'fail': the missing
 // answer might have passed (RFC 9989 §4.8, "cannot conclude").
-// Deliberately not here: aggregate and failure reports (rua/ruf are parsed only), From: header parsing (the
-// caller passes the domains it found), the decision what to do with 'reject' (the caller's config).
+// Deliberately not here: aggregate and failure reports (rua/ruf are parsed only), the decision what to do
+// with 'reject' (the caller's config).
 
 import type { Resolver } from '../core/dns.ts';
+import { extractAddresses } from '../protocol/address-list.ts';
+import type { DkimResult } from './dkim/verifier.ts';
 import { canonicalDomain, organizationalDomain } from './psl.ts';
+import type { SpfResult } from './spf.ts';
 
 export type DmarcResultKind = 'pass' | 'fail' | 'none' | 'temperror' | 'permerror';
 export type DmarcPolicy = 'none' | 'quarantine' | 'reject';
@@ -71,6 +74,19 @@ export type DmarcRecordParse =
       readonly error: 'empty' | 'not-dmarc' | 'no-policy';
       readonly problems: readonly DmarcTagProblem[];
     };
+
+/**
+ * The author domains of a message: the domain of every address in every From: field value (unfolded,
+ * encoded-words left alone). Several fields or addresses give several domains, which evaluateDmarc checks
+ * each (RFC 7489 §6.6.1); none gives [], a permerror there.
+ */
+export function authorDomains(fromValues: readonly string[]): string[] {
+  const domains: string[] = [];
+  for (const value of fromValues) {
+    for (const address of extractAddresses(value)) domains.push(address.slice(address.lastIndexOf('@') + 1));
+  }
+  return domains;
+}
 
 const policies: ReadonlySet<string> = new Set(['none', 'quarantine', 'reject']);
 
@@ -249,19 +265,14 @@ export function parseDmarcRecord(text: string): DmarcRecordParse {
   return { ok: true, record, problems };
 }
 
-/** What DMARC needs of an SPF result (src/policy/spf.ts SpfResult): the MAIL FROM check, or the HELO check
- * when the reverse path was null (RFC 7208 §2.4). */
-export interface DmarcSpfInput {
-  readonly result: string;
-  readonly domain: string;
-}
+/**
+ * What DMARC needs of the SPF check of the MAIL FROM identity (checkSpf().mfrom: for the null reverse-path
+ * that is the HELO identity, RFC 7208 §2.4).
+ */
+export type DmarcSpfInput = Pick<SpfResult, 'result' | 'domain'>;
 
-/** What DMARC needs of a DKIM result (src/policy/dkim DkimResult). */
-export interface DmarcDkimInput {
-  readonly result: string;
-  readonly domain: string;
-  readonly bodyLengthLimited: boolean;
-}
+/** What DMARC needs of each DKIM signature's result. */
+export type DmarcDkimInput = Pick<DkimResult, 'result' | 'domain' | 'bodyLengthLimited'>;
 
 export interface DmarcInput {
   /** The domain(s) of the RFC5322.From addresses; several distinct ones are each evaluated (§6.6.1). */
