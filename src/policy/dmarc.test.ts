@@ -189,6 +189,11 @@ test('DNS errors are temperror; a temperror on an aligned identifier is too', as
   );
   assert.equal(r.result, 'temperror');
   assert.equal(r.disposition, 'none');
+  const throwing: Pick<Resolver, 'txt' | 'a'> = {
+    txt: () => Promise.reject(new Error('socket closed')),
+    a: () => Promise.reject(new Error('socket closed')),
+  };
+  assert.equal((await evaluateDmarc(input({ resolver: throwing }))).result, 'temperror');
   const unaligned = await evaluateDmarc(
     input({ resolver, spf: { result: 'temperror', domain: 'other.org' } }),
   );

@@ -331,7 +331,13 @@ class Discovery {
   }
 
   async #query(name: string): Promise<Lookup> {
-    const answer = await this.#resolver.txt(`_dmarc.${name}`);
+    let answer: Awaited<ReturnType<Resolver['txt']>>;
+    try {
+      answer = await this.#resolver.txt(`_dmarc.${name}`);
+    } catch (err) {
+      // The port promises not to throw; if it does anyway, a DNS problem is temporary, never a crash.
+      return { kind: 'error', reason: `_dmarc.${name}: ${String(err)}` };
+    }
     switch (answer.kind) {
       case 'nxdomain':
       case 'nodata':
@@ -391,8 +397,11 @@ class Discovery {
 
   /** Whether a domain exists for np= (RFC 9989 §3.2: NXDOMAIN per RFC 8020); unknown counts as existing. */
   async exists(domain: string): Promise<boolean> {
-    const answer = await this.#resolver.a(domain);
-    return answer.kind !== 'nxdomain';
+    try {
+      return (await this.#resolver.a(domain)).kind !== 'nxdomain';
+    } catch {
+      return true;
+    }
   }
 }
 
