@@ -362,14 +362,21 @@ describe('DkimVerifier: several signatures', () => {
     ]);
   });
 
-  test('beyond ten signatures the rest are neutral, not checked', async () => {
+  test('beyond ten signatures the rest are not parsed nor checked, and counted in one neutral result', async () => {
     let message = MESSAGE;
     for (let i = 0; i < 12; i++) message = signed(message, { a: 'ed25519-sha256' });
-    const results = await verify(message);
-    assert.equal(results.length, 12);
+    const results = await verify(`DKIM-Signature: garbage\r\n`.repeat(100) + message);
+    assert.equal(results.length, 11);
     assert.deepEqual(
       results.map((r) => r.result),
-      [...Array<string>(10).fill('pass'), 'neutral', 'neutral'],
+      [...Array<string>(10).fill('permerror'), 'neutral'],
+    );
+    assert.equal(results[10]!.reason, '102 more signature(s) not checked: at most 10 are');
+    assert.equal(results[10]!.domain, '');
+    const fewer = await verify(message);
+    assert.deepEqual(
+      fewer.map((r) => r.result),
+      [...Array<string>(10).fill('pass'), 'neutral'],
     );
   });
 

@@ -10,7 +10,9 @@
 //   permerror  broken signature or key record, no key, revoked key, wrong key type, RSA key below
 //              minRsaBits (RFC 8301), expired (x=) or dated in the future (t=)
 //   temperror  the key lookup failed temporarily (or was cut short by the AbortSignal)
-//   neutral    not checked: beyond maxSignatures, or a header section larger than maxHeaderBytes
+//   neutral    not checked: a header section larger than maxHeaderBytes, or signatures beyond
+//              maxSignatures (one result with empty labels counts them all: a message with thousands
+//              of signatures must not turn into thousands of results)
 //   none       the message has no DKIM-Signature (a single result with empty labels)
 //
 // l= (body length): the signature covers only the first l octets of the canonical body. Per RFC 6376
@@ -62,7 +64,7 @@ export interface DkimVerifierOptions {
   readonly nowMs: number;
   /** RSA keys below this are a permerror (RFC 8301: 1024). */
   readonly minRsaBits?: number;
-  /** Signatures verified per message; later ones are reported `neutral`. */
+  /** Signatures verified per message; the rest are counted in one `neutral` result. */
   readonly maxSignatures?: number;
   /** The header section kept in memory; a larger one is not verified. */
   readonly maxHeaderBytes?: number;
@@ -86,8 +88,6 @@ interface SignatureEntry {
   readonly index: number;
   readonly field: RawHeaderField;
   readonly parsed: ParsedSignature;
-  /** False beyond maxSignatures. */
-  readonly checked: boolean;
 }
 
 const ABORTED = Symbol('aborted');
@@ -106,6 +106,8 @@ export class DkimVerifier {
   readonly #splitter: HeaderBodySplitter;
   #fields: RawHeaderField[] = [];
   #entries: SignatureEntry[] = [];
+  /** DKIM-Signature fields beyond maxSignatures: not parsed, not checked. */
+  #unchecked = 0;
   readonly #bodyHashes = new Map<string, BodyHash>();
   #finished = false;
 
@@ -155,7 +157,7 @@ export class DkimVerifier {
     };
     const outcomes = await Promise.all(this.#entries.map((entry) => this.#verifyOne(entry, lookup)));
     const bs = this.#entries.map((entry) => entry.parsed.labels.b);
-    return outcomes.map((outcome, i) => ({
+    const results = outcomes.map((outcome, i): DkimResult => ({
       result: outcome.result,
       reason: outcome.reason,
       domain: this.#entries[i]!.parsed.labels.domain,
@@ -164,18 +166,29 @@ export class DkimVerifier {
       bodyLengthLimited: this.#entries[i]!.parsed.labels.bodyLengthLimited,
       headerB: shortestUniquePrefix(bs[i]!, bs),
     }));
+    if (this.#unchecked > 0) {
+      results.push(
+        unlabelled(
+          'neutral',
+          `${this.#unchecked} more signature(s) not checked: at most ${this.#maxSignatures} are`,
+        ),
+      );
+    }
+    return results;
   }
 
   #startBody(): void {
     this.#fields = splitHeaderFields(this.#splitter.section ?? '');
-    let count = 0;
     this.#fields.forEach((field, index) => {
       if (field.key !== 'dkim-signature') return;
+      if (this.#entries.length >= this.#maxSignatures) {
+        this.#unchecked++;
+        return;
+      }
       const colon = field.raw.indexOf(':');
       const parsed = parseDkimSignature(field.raw.slice(colon + 1));
-      const checked = count++ < this.#maxSignatures;
-      this.#entries.push({ index, field, parsed, checked });
-      if (!checked || !parsed.ok) return;
+      this.#entries.push({ index, field, parsed });
+      if (!parsed.ok) return;
       const key = bodyHashKey(parsed.value);
       if (!this.#bodyHashes.has(key)) {
         this.#bodyHashes.set(key, new BodyHash(parsed.value.bodyCanon, parsed.value.bodyLength));
@@ -187,9 +200,6 @@ export class DkimVerifier {
     entry: SignatureEntry,
     lookup: (name: string) => Promise<KeyLookup | typeof ABORTED>,
   ): Promise<{ result: DkimResultKind; reason: string }> {
-    if (!entry.checked) {
-      return { result: 'neutral', reason: `not checked: more than ${this.#maxSignatures} signatures` };
-    }
     const parsed = entry.parsed;
     if (!parsed.ok) return { result: parsed.result, reason: parsed.reason };
     const sig = parsed.value;
