@@ -12,8 +12,8 @@
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcessWithoutNullStreams } from 'node:child_process';
 import { rmSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer as createNetServer } from 'node:net';
+import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer as createNetServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { generate } from 'selfsigned';
@@ -730,4 +730,223 @@ export function message(
       `Message-ID: <outbound-${process.pid}-${counter}-${Date.now()}@example.test>\r\n` +
       `\r\n${body}\r\n`,
   );
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Independent peers outside Node: Python (aiosmtpd, or the stdlib smtpd of Python ≤ 3.11) and Postfix's
+// smtp-sink. Each is skipped by the tests when this machine lacks it.
+
+/** What an independent peer received: the envelope as it saw it and the message bytes. */
+export interface PeerMessage {
+  readonly mailFrom: string;
+  readonly rcptTos: readonly string[];
+  /** MAIL parameters as the peer reports them (aiosmtpd, smtpd), or the raw MAIL arguments (smtp-sink). */
+  readonly mailArgs: readonly string[];
+  readonly data: Buffer;
+}
+
+export interface ExternalPeer {
+  readonly name: string;
+  readonly host: string;
+  readonly port: number;
+  /** Messages received so far (smtp-sink: read from its dump files on each call). */
+  messages(): Promise<PeerMessage[]>;
+  close(): Promise<void>;
+}
+
+const PY_PEER = String.raw`
+import base64, json, os, sys, threading
+mode, host, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def emit(obj):
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+def message(mail_from, rcpts, options, data):
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogateescape")
+    emit({"kind": "message", "mailFrom": mail_from, "rcptTos": list(rcpts),
+          "mailArgs": list(options or []), "data": base64.b64encode(data).decode()})
+def exit_when_stdin_closes():
+    sys.stdin.read()
+    os._exit(0)
+if mode == "aiosmtpd":
+    from aiosmtpd.controller import Controller
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            message(envelope.mail_from, envelope.rcpt_tos, envelope.mail_options,
+                    envelope.original_content or envelope.content)
+            return "250 2.0.0 OK queued by aiosmtpd"
+    controller = Controller(Handler(), hostname=host, port=port)
+    controller.start()
+    emit({"kind": "ready"})
+    exit_when_stdin_closes()
+else:
+    import warnings
+    warnings.simplefilter("ignore")
+    import asyncore, smtpd
+    class Server(smtpd.SMTPServer):
+        def process_message(self, peer, mailfrom, rcpttos, data, **kw):
+            message(mailfrom, rcpttos, kw.get("mail_options"), data)
+            return None
+    Server((host, port), None, decode_data=False)
+    emit({"kind": "ready"})
+    threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
+    asyncore.loop()
+`;
+
+/**
+ * A python3 that can import `module`: the one on PATH first, then the system's (Debian's
+ * python3-aiosmtpd installs for /usr/bin/python3 only), or null.
+ */
+export function findPython(module: string): string | null {
+  for (const python of ['python3', '/usr/bin/python3', '/usr/local/bin/python3']) {
+    const r = spawnSync(python, ['-W', 'ignore', '-c', `import ${module}`], { stdio: 'ignore' });
+    if (r.status === 0) return python;
+  }
+  return null;
+}
+
+/** aiosmtpd's Controller, or Python's stdlib smtpd (asyncore; gone in Python 3.12), on host:port. */
+export async function startPythonPeer(
+  kind: 'aiosmtpd' | 'smtpd',
+  python: string,
+  host: string,
+  port: number,
+): Promise<ExternalPeer> {
+  const child = spawn(python, ['-W', 'ignore', '-c', PY_PEER, kind, host, String(port)], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  liveChildren.add(child);
+  child.stdin.on('error', () => undefined);
+  const received: PeerMessage[] = [];
+  let ready = false;
+  let output = '';
+  let exited = false;
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      liveChildren.delete(child);
+      resolve();
+    }),
+  );
+  let partial = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => {
+    output += d;
+    const lines = (partial + d).split('\n');
+    partial = lines.pop() ?? '';
+    for (const line of lines) {
+      const event = JSON.parse(line) as { kind: string } & Record<string, unknown>;
+      if (event.kind === 'ready') ready = true;
+      else
+        received.push({
+          mailFrom: event['mailFrom'] as string,
+          rcptTos: event['rcptTos'] as string[],
+          mailArgs: event['mailArgs'] as string[],
+          data: Buffer.from(event['data'] as string, 'base64'),
+        });
+    }
+  });
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
+  await waitFor(`${kind} ready on ${host}:${port}`, () => {
+    if (exited) throw new Error(`${kind} peer exited before it was ready:\n${output}`);
+    return ready ? true : undefined;
+  });
+  return {
+    name: kind,
+    host,
+    port,
+    messages: () => Promise.resolve([...received]),
+    async close() {
+      child.stdin.end();
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exit;
+      clearTimeout(timer);
+    },
+  };
+}
+
+/** Postfix's smtp-sink binary, or null when Postfix is not installed. */
+export function findSmtpSink(): string | null {
+  for (const candidate of ['smtp-sink', '/usr/sbin/smtp-sink']) {
+    // smtp-sink without arguments prints its usage and exits 1; ENOENT means it is not there.
+    const r = spawnSync(candidate, [], { stdio: 'ignore' });
+    if (r.error === undefined) return candidate;
+  }
+  return null;
+}
+
+/** Postfix's smtp-sink on host:port, dumping each transaction to a file (its -d option). */
+export async function startSmtpSink(binary: string, host: string, port: number): Promise<ExternalPeer> {
+  const dir = await mkdtemp(join(tmpdir(), 'tern-e2e-sink-'));
+  tempDirs.add(dir);
+  // As root, smtp-sink must drop to another user (-u), which then writes the dump files.
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) await chmod(dir, 0o777);
+  const args = [...(asRoot ? ['-u', 'nobody'] : []), '-d', join(dir, '%H%M%S.'), `${host}:${port}`, '10'];
+  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  let exited = false;
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (output += d));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => (output += d));
+  const exit = new Promise<void>((resolve) =>
+    child.once('exit', () => {
+      exited = true;
+      resolve();
+    }),
+  );
+  await waitFor(`smtp-sink listening on ${host}:${port}`, async () => {
+    if (exited) throw new Error(`smtp-sink exited: ${output}`);
+    return (await canConnect(host, port)) ? true : undefined;
+  });
+  return {
+    name: 'smtp-sink',
+    host,
+    port,
+    async messages() {
+      const out: PeerMessage[] = [];
+      for (const file of (await readdir(dir)).sort()) {
+        const text = await readFile(join(dir, file));
+        out.push(parseSinkDump(text));
+      }
+      return out;
+    },
+    async close() {
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 5000);
+      await exit;
+      clearTimeout(timer);
+      await rm(dir, { recursive: true, force: true });
+      tempDirs.delete(dir);
+    },
+  };
+}
+
+/** One smtp-sink dump file: X-* records, its Received header, then the message as received. */
+function parseSinkDump(file: Buffer): PeerMessage {
+  const text = file.toString('latin1');
+  const mailArgs = /^X-Mail-Args: (.*)$/m.exec(text)?.[1] ?? '';
+  const rcptTos = [...text.matchAll(/^X-Rcpt-Args: (.*)$/gm)].map((m) => addressOf(m[1]!));
+  // Its Received header is three lines (from, by, for/date); the message follows it.
+  const received = /^Received: [^\n]*\n(?:[ \t][^\n]*\n)*/m.exec(text);
+  const start = received ? received.index + received[0].length : 0;
+  return {
+    mailFrom: addressOf(mailArgs),
+    rcptTos,
+    mailArgs: mailArgs.split(/\s+/).slice(1),
+    data: file.subarray(Buffer.byteLength(text.slice(0, start), 'latin1')),
+  };
+}
+
+function addressOf(args: string): string {
+  return /<([^>]*)>/.exec(args)?.[1] ?? args.split(/\s+/)[0] ?? '';
+}
+
+async function canConnect(host: string, port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = netConnect({ host, port });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
 }
