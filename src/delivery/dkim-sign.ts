@@ -10,8 +10,8 @@
 //
 // Keys live in <data_dir>/dkim/<domain>/<selector>.key (PKCS#8 PEM) beside <selector>.json (what the
 // key is for), both mode 0600 in 0700 folders. `tern dkim keygen` writes them; loadDkimKeys reads them.
-// Deliberately NOT here: deciding which messages are ours to sign (the delivery worker does that by the
-// From domain) and verification (src/policy/dkim).
+// Deliberately NOT here: deciding which messages are ours to sign and with which keys (the caller picks
+// them from loadDkimKeys' map, by the From domain) and verification (src/policy/dkim).
 
 import {
   createHash,

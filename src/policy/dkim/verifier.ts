@@ -5,8 +5,8 @@
 // Results, one per signature, top to bottom, in RFC 8601 terms:
 //   pass       signature and body hash verified with an acceptable key
 //   fail       body hash or signature did not verify, or l= is longer than the body
-//   policy     readable but not accepted: rsa-sha1 (RFC 8301), or a From field the signature does not
-//              cover (a second From added above a signed one: dkimpy's bug#644046 check)
+//   policy     readable but not accepted: rsa-sha1 (RFC 8301), or more From fields than h= names (a
+//              From added above or below the signed one; dkimpy's bug#644046 check, stricter than RFC)
 //   permerror  broken signature or key record, no key, revoked key, wrong key type, RSA key below
 //              minRsaBits (RFC 8301), expired (x=) or dated in the future (t=)
 //   temperror  the key lookup failed temporarily (or was cut short by the AbortSignal)
@@ -20,6 +20,7 @@
 // reason counts the octets after l= that nobody signed. Callers MUST NOT let such a pass authenticate
 // the message for DMARC or anything that trusts the whole body (anyone may append content).
 // t=y keys (testing) are verified as any other; the reason says so (§3.6.1: treat as unsigned).
+// The body hash is compared before the key is looked up: a signature over another body costs no query.
 //
 // Deliberately NOT here: DMARC alignment, Authentication-Results formatting, ARC.
 
