@@ -216,7 +216,16 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     logger,
     tlsCa: readOptionalPem(config.outbound.tlsCa, 'outbound.tls_ca'),
   });
-  const worker = new DeliveryWorker({ queue, store, directory, clock, logger, config, remote });
+  const worker = new DeliveryWorker({
+    queue,
+    store,
+    directory,
+    clock,
+    logger,
+    config,
+    remote,
+    dkimDataDir: dataPaths(config).root,
+  });
   let listeners: Awaited<ReturnType<typeof startListeners>>;
   try {
     worker.start();

@@ -46,6 +46,7 @@ export const Events = {
   deliveryRemoteFailed: 'delivery.remote.failed',
   deliveryRouteFailed: 'delivery.route.failed',
   deliveryTlsFallback: 'delivery.tls.fallback',
+  deliveryDkimFailed: 'delivery.dkim.failed',
   deliveryForwarded: 'delivery.forwarded',
   deliveryBounced: 'delivery.bounced',
   dsnQueued: 'dsn.queued',

@@ -5,27 +5,6 @@
 
 import type { ConnectOptions, ConnectResult, SmtpClientSession } from './smtp-client.ts';
 
-/** A counting semaphore: acquire() waits for a free slot. */
-export class Semaphore {
-  private free: number;
-  private readonly waiters: Array<() => void> = [];
-  constructor(slots: number) {
-    this.free = slots;
-  }
-  async acquire(): Promise<() => void> {
-    if (this.free > 0) this.free--;
-    else await new Promise<void>((resolve) => this.waiters.push(resolve));
-    let released = false;
-    return () => {
-      if (released) return;
-      released = true;
-      const next = this.waiters.shift();
-      if (next) next();
-      else this.free++;
-    };
-  }
-}
-
 export interface PoolOptions {
   readonly maxConnections: number;
   readonly maxConnectionsPerDestination: number;
@@ -36,7 +15,6 @@ export interface PoolOptions {
 
 interface Idle {
   readonly session: SmtpClientSession;
-  readonly release: () => void;
   readonly timer: NodeJS.Timeout;
 }
 
@@ -50,16 +28,23 @@ export interface Lease {
 export type LeaseResult =
   { readonly kind: 'leased'; readonly lease: Lease } | Extract<ConnectResult, { kind: 'failed' }>;
 
+/** Per destination: connections open (leased or idle), idle sessions, and senders waiting for either. */
+interface Destination {
+  open: number;
+  readonly idle: Idle[];
+  readonly waiters: Array<() => void>;
+}
+
 export class ConnectionPool {
   private readonly options: PoolOptions;
-  private readonly global: Semaphore;
-  private readonly perDestination = new Map<string, Semaphore>();
-  private readonly idle = new Map<string, Idle[]>();
+  private readonly destinations = new Map<string, Destination>();
+  private openTotal = 0;
+  /** Senders waiting because the global limit is reached. */
+  private readonly globalWaiters: Array<() => void> = [];
   private closed = false;
 
   constructor(options: PoolOptions) {
     this.options = options;
-    this.global = new Semaphore(options.maxConnections);
   }
 
   /** Key of a destination: where we connect and how (TLS policy, credentials) — sessions are only reused alike. */
@@ -67,48 +52,62 @@ export class ConnectionPool {
     return `${opts.address}|${opts.port}|${opts.tls}|${opts.implicitTls ? 'implicit' : ''}|${opts.auth?.username ?? ''}|${opts.servername ?? opts.host}`;
   }
 
-  async lease(opts: ConnectOptions): Promise<LeaseResult> {
-    const key = ConnectionPool.keyOf(opts);
-    const idle = this.takeIdle(key);
-    if (idle) return { kind: 'leased', lease: this.makeLease(key, idle.session, idle.release, true) };
-    let dest = this.perDestination.get(key);
-    if (!dest) {
-      dest = new Semaphore(this.options.maxConnectionsPerDestination);
-      this.perDestination.set(key, dest);
+  private destination(key: string): Destination {
+    let d = this.destinations.get(key);
+    if (!d) {
+      d = { open: 0, idle: [], waiters: [] };
+      this.destinations.set(key, d);
     }
-    const releaseDest = await dest.acquire();
-    // Another sender may have returned a session while we waited.
-    const late = this.takeIdle(key);
-    if (late) {
-      releaseDest();
-      return { kind: 'leased', lease: this.makeLease(key, late.session, late.release, true) };
-    }
-    const releaseGlobal = await this.global.acquire();
-    const release = (): void => {
-      releaseGlobal();
-      releaseDest();
-    };
-    const result = await this.options.connect(opts);
-    if (result.kind === 'failed') {
-      release();
-      return result;
-    }
-    return { kind: 'leased', lease: this.makeLease(key, result.session, release, false) };
+    return d;
   }
 
-  private takeIdle(key: string): Idle | null {
-    const list = this.idle.get(key);
-    while (list && list.length > 0) {
-      const entry = list.pop()!;
+  /**
+   * An idle session for the destination if there is one; else a new connection within the limits; else
+   * wait until a session comes back (it is handed over, not left idle) or a connection closes.
+   */
+  async lease(opts: ConnectOptions): Promise<LeaseResult> {
+    const key = ConnectionPool.keyOf(opts);
+    const dest = this.destination(key);
+    for (;;) {
+      const idle = this.takeIdle(dest);
+      if (idle) return { kind: 'leased', lease: this.makeLease(dest, idle, true) };
+      const perDestination = dest.open < this.options.maxConnectionsPerDestination;
+      const global = this.openTotal < this.options.maxConnections;
+      if (perDestination && global) break;
+      await new Promise<void>((resolve) =>
+        (perDestination ? this.globalWaiters : dest.waiters).push(resolve),
+      );
+    }
+    dest.open++;
+    this.openTotal++;
+    const result = await this.options.connect(opts);
+    if (result.kind === 'failed') {
+      this.release(dest);
+      return result;
+    }
+    return { kind: 'leased', lease: this.makeLease(dest, result.session, false) };
+  }
+
+  private takeIdle(dest: Destination): SmtpClientSession | null {
+    while (dest.idle.length > 0) {
+      const entry = dest.idle.pop()!;
       clearTimeout(entry.timer);
-      if (entry.session.usable) return entry;
+      if (entry.session.usable) return entry.session;
       entry.session.close();
-      entry.release();
+      this.release(dest);
     }
     return null;
   }
 
-  private makeLease(key: string, session: SmtpClientSession, release: () => void, reused: boolean): Lease {
+  /** A connection of this destination closed: wake one waiter of it and one of the global limit. */
+  private release(dest: Destination): void {
+    dest.open--;
+    this.openTotal--;
+    dest.waiters.shift()?.();
+    this.globalWaiters.shift()?.();
+  }
+
+  private makeLease(dest: Destination, session: SmtpClientSession, reused: boolean): Lease {
     let finished = false;
     return {
       session,
@@ -121,28 +120,27 @@ export class ConnectionPool {
           !this.closed &&
           session.usable &&
           session.messagesSent < this.options.maxMessagesPerConnection &&
-          this.options.idleMs > 0;
+          (this.options.idleMs > 0 || dest.waiters.length > 0);
         if (!keep) {
           await session.quit();
-          release();
+          this.release(dest);
           return;
         }
         await session.reset();
         if (!session.usable) {
           session.close();
-          release();
+          this.release(dest);
           return;
         }
         const timer = setTimeout(() => {
-          const list = this.idle.get(key);
-          const i = list?.findIndex((e) => e.session === session) ?? -1;
-          if (list && i >= 0) list.splice(i, 1);
-          void session.quit().finally(release);
+          const i = dest.idle.findIndex((e) => e.session === session);
+          if (i >= 0) dest.idle.splice(i, 1);
+          void session.quit().finally(() => this.release(dest));
         }, this.options.idleMs);
         timer.unref();
-        const list = this.idle.get(key) ?? [];
-        list.push({ session, release, timer });
-        this.idle.set(key, list);
+        dest.idle.push({ session, timer });
+        // A sender waiting for this destination takes it now rather than after the idle timeout.
+        dest.waiters.shift()?.();
       },
     };
   }
@@ -150,13 +148,15 @@ export class ConnectionPool {
   /** Quit every idle session; sessions on lease are closed when returned. */
   async close(): Promise<void> {
     this.closed = true;
-    const all = [...this.idle.values()].flat();
-    this.idle.clear();
+    const all: Array<{ dest: Destination; entry: Idle }> = [];
+    for (const dest of this.destinations.values()) {
+      for (const entry of dest.idle.splice(0)) all.push({ dest, entry });
+    }
     await Promise.all(
-      all.map(async (e) => {
-        clearTimeout(e.timer);
-        await e.session.quit();
-        e.release();
+      all.map(async ({ dest, entry }) => {
+        clearTimeout(entry.timer);
+        await entry.session.quit();
+        this.release(dest);
       }),
     );
   }

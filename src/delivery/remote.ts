@@ -33,6 +33,11 @@ export interface RemoteOutcome {
   readonly remoteMta: string | null;
   /** Handed to a smart host, or to a server without DSN: the DSN action is "relayed" (RFC 3464 §2.3.3). */
   readonly relayed: boolean;
+  /**
+   * The next hop supports DSN and got NOTIFY/ORCPT: success notices are its business now, not ours
+   * (RFC 3461 §6.2.3).
+   */
+  readonly dsnPassedOn: boolean;
 }
 
 export interface RemoteMessage {
@@ -97,6 +102,7 @@ export class RemoteDelivery {
         reply,
         remoteMta: null,
         relayed: false,
+        dsnPassedOn: false,
       }));
     }
 
@@ -121,12 +127,14 @@ export class RemoteDelivery {
           lastFailure = { failure: attempt.failure, host: attempt.answered ? target.host : null };
           // A permanent refusal of the whole transaction by a host that answered is final (e.g. 554 at MAIL).
           if (!attempt.failure.temporary && attempt.answered && attempt.failure.stage !== 'greeting') {
-            for (const r of attempt.recipients) final.set(r.address, outcomeOf(r, target.host, false));
+            for (const r of attempt.recipients) final.set(r.address, outcomeOf(r, target.host, false, false));
             pending = pending.filter((a) => !final.has(a));
           }
           continue;
         }
-        for (const r of attempt.recipients) final.set(r.address, outcomeOf(r, target.host, attempt.relayed));
+        for (const r of attempt.recipients) {
+          final.set(r.address, outcomeOf(r, target.host, attempt.relayed, attempt.dsnPassedOn));
+        }
         pending = [];
       }
     }
@@ -143,6 +151,7 @@ export class RemoteDelivery {
           : '451 4.4.1 No mail exchanger answered',
         remoteMta: lastFailure?.host ?? null,
         relayed: false,
+        dsnPassedOn: false,
       });
     }
     return recipients.map((a) => final.get(a)!);
@@ -161,7 +170,7 @@ export class RemoteDelivery {
       log: Logger;
     },
   ): Promise<
-    | { kind: 'sent'; recipients: readonly RecipientResult[]; relayed: boolean }
+    | { kind: 'sent'; recipients: readonly RecipientResult[]; relayed: boolean; dsnPassedOn: boolean }
     | { kind: 'failed'; failure: Failure; recipients: readonly RecipientResult[]; answered: boolean }
   > {
     const { config } = this.deps;
@@ -209,7 +218,12 @@ export class RemoteDelivery {
         reply: formatRemoteReply(result.dataReply),
         recipients: result.recipients.map((r) => `${r.address} ${r.verdict}`),
       });
-      return { kind: 'sent', recipients: result.recipients, relayed };
+      return {
+        kind: 'sent',
+        recipients: result.recipients,
+        relayed,
+        dsnPassedOn: lease.session.capabilities.dsn,
+      };
     }
     where.log.warn(Events.deliveryRemoteFailed, {
       host: where.host,
@@ -222,9 +236,17 @@ export class RemoteDelivery {
   }
 }
 
-function outcomeOf(r: RecipientResult, host: string, relayed: boolean): RemoteOutcome {
+function outcomeOf(r: RecipientResult, host: string, relayed: boolean, dsnPassedOn: boolean): RemoteOutcome {
   const reply = r.reply
     ? formatRemoteReply(r.reply)
     : `${r.verdict === 'permanent' ? 550 : 451} ${r.status} ${r.reason}`;
-  return { address: r.address, verdict: r.verdict, status: r.status, reply, remoteMta: host, relayed };
+  return {
+    address: r.address,
+    verdict: r.verdict,
+    status: r.status,
+    reply,
+    remoteMta: host,
+    relayed,
+    dsnPassedOn,
+  };
 }

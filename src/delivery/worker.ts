@@ -16,7 +16,7 @@ import type { Clock, Logger } from '../core/ports.ts';
 import { Replies, replyFor } from '../core/reply.ts';
 import type { Reply } from '../core/reply.ts';
 import type { Directory } from '../directory/directory.ts';
-import { headerSummary } from '../protocol/headers.ts';
+import { headerSummary, parseHeaderBlock } from '../protocol/headers.ts';
 import type { HeaderSummary } from '../protocol/headers.ts';
 import { OPERATOR_BOUNCE_REPLY } from '../queue/queue.ts';
 import type { QueuedMessage, QueuedRecipient, Queue, RecipientOutcome } from '../queue/queue.ts';
@@ -30,6 +30,8 @@ import {
   type DsnRecipient,
 } from './dsn.ts';
 import type { RemoteDelivery } from './remote.ts';
+import { loadDkimKeys, signMessage, type DkimKey } from './dkim-sign.ts';
+import { extractAddresses } from '../protocol/address-list.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 import { deliverLocal } from './local.ts';
 
@@ -45,7 +47,12 @@ export interface DeliveryWorkerDeps {
   readonly remote?: RemoteDelivery | null;
   /** Retry jitter source (default Math.random). */
   readonly random?: () => number;
+  /** The data dir whose dkim/ folder holds signing keys (`tern dkim keygen`); none: no signing. */
+  readonly dkimDataDir?: string | null;
 }
+
+/** DKIM keys are read again this often, so a key made with `tern dkim keygen` is used without a restart. */
+const DKIM_KEYS_TTL_MS = 30_000;
 
 /** What a recipient's attempt means for DSNs, beside its queue outcome. */
 interface Attempt {
@@ -53,6 +60,8 @@ interface Attempt {
   readonly outcome: RecipientOutcome;
   readonly action: DsnAction;
   readonly status: string;
+  /** The next hop took over DSN duties (it supports DSN): no success notice from us. */
+  readonly dsnPassedOn?: boolean;
 }
 
 /** Envelope client of messages Tern writes itself (DSNs, forwards): they come from here. */
@@ -124,6 +133,10 @@ export class DeliveryWorker {
   readonly #deps: DeliveryWorkerDeps;
   readonly #config: Config;
   #changeTimer: NodeJS.Timeout | null = null;
+  /** The earliest retry we deferred: woken then rather than at the next poll. */
+  #retryTimer: NodeJS.Timeout | null = null;
+  #retryAtMs = Infinity;
+  #dkimKeys: { atMs: number; keys: Promise<Map<string, DkimKey[]>> } | null = null;
   #lastChange = -1;
   readonly #options: DeliveryWorkerOptions;
   readonly #inFlight = new Map<string, Promise<void>>();
@@ -204,6 +217,7 @@ export class DeliveryWorker {
     this.#state = 'stopping';
     if (this.#timer) clearInterval(this.#timer);
     if (this.#changeTimer) clearInterval(this.#changeTimer);
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
     this.#unsubscribe?.();
     if (wasRunning) {
       const abort = new AbortController();
@@ -289,6 +303,7 @@ export class DeliveryWorker {
     );
     attempts.push(...groups.flat());
 
+    for (const a of attempts) if (a.outcome.status === 'deferred') this.#wakeAt(a.outcome.nextAttemptMs);
     // DSNs first, while the original is still queued (the last settle removes it). A crash between the
     // two repeats this attempt: a duplicate notice at worst, never a lost one.
     await this.#notify(message, attempts, log).catch((err: unknown) => {
@@ -398,13 +413,9 @@ export class DeliveryWorker {
     const remote = this.#deps.remote!;
     let outcomes;
     try {
+      const content = await this.#signed(message, log);
       outcomes = await remote.deliver(
-        {
-          id: message.id,
-          envelope: message.envelope,
-          sizeBytes: message.sizeBytes,
-          body: () => this.#deps.queue.readBody(message.id),
-        },
+        { id: message.id, envelope: message.envelope, ...content },
         domain,
         rcpts.map((r) => r.address),
       );
@@ -424,6 +435,7 @@ export class DeliveryWorker {
             outcome: { status: 'delivered', reply: o.reply, ...detail },
             action: o.relayed ? 'relayed' : 'delivered',
             status: o.status,
+            dsnPassedOn: o.dsnPassedOn,
           };
         case 'permanent':
           log.warn(Events.deliveryBounced, { rcpt: rcpt.address, reply: o.reply });
@@ -439,6 +451,49 @@ export class DeliveryWorker {
           return assertNever(o.verdict);
       }
     });
+  }
+
+  /**
+   * The message as it goes out: DKIM-signed (RFC 6376) when it is our own mail — an authenticated
+   * submission or a notice we wrote — and its From: domain has keys. Signed at delivery, after every
+   * header change; a failure to sign sends it unsigned and logs why.
+   */
+  async #signed(
+    message: QueuedMessage,
+    log: Logger,
+  ): Promise<{ sizeBytes: number; body: () => AsyncIterable<Uint8Array> }> {
+    const { queue, clock } = this.#deps;
+    const plain = { sizeBytes: message.sizeBytes, body: () => queue.readBody(message.id) };
+    const client = message.envelope.client;
+    const own = client.authUser !== null || client.service === 'dsn' || client.service === 'double-bounce';
+    const dataDir = this.#deps.dkimDataDir;
+    if (!own || !dataDir) return plain;
+    const now = clock.nowMs();
+    if (this.#dkimKeys === null || now - this.#dkimKeys.atMs > DKIM_KEYS_TTL_MS) {
+      this.#dkimKeys = { atMs: now, keys: loadDkimKeys(dataDir).catch(() => new Map<string, DkimKey[]>()) };
+    }
+    const all = await this.#dkimKeys.keys;
+    if (all.size === 0) return plain;
+    const fields = parseHeaderBlock(await readHeaderBytes(queue.readBody(message.id)));
+    const from = fields
+      .filter((f) => f.name.toLowerCase() === 'from')
+      .flatMap((f) => extractAddresses(f.value));
+    const domain = from[0]?.slice(from[0].lastIndexOf('@') + 1).toLowerCase() ?? '';
+    const keys = all.get(domain);
+    if (!keys) return plain;
+    try {
+      const signature = Buffer.from(await signMessage({ content: plain.body, keys, nowMs: now }), 'latin1');
+      return {
+        sizeBytes: message.sizeBytes + signature.length,
+        body: async function* () {
+          yield signature;
+          yield* queue.readBody(message.id);
+        },
+      };
+    } catch (err) {
+      log.warn(Events.deliveryDkimFailed, { domain, err });
+      return plain;
+    }
   }
 
   /** A temporary failure: deferred on the schedule, or bounced once the queue lifetime is over. */
@@ -480,6 +535,24 @@ export class DeliveryWorker {
     };
   }
 
+  /** Look at the queue again at atMs (the earliest deferred retry), unless the poll comes first. */
+  #wakeAt(atMs: number): void {
+    if (this.#state !== 'running' || atMs >= this.#retryAtMs) return;
+    const delayMs = atMs - this.#deps.clock.nowMs();
+    if (delayMs >= this.#options.pollMs) return;
+    if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#retryAtMs = atMs;
+    this.#retryTimer = setTimeout(
+      () => {
+        this.#retryTimer = null;
+        this.#retryAtMs = Infinity;
+        this.wake();
+      },
+      Math.max(0, delayMs) + 5,
+    );
+    this.#retryTimer.unref();
+  }
+
   /** Queue the message again for the forward addresses of an alias (Postfix local(8) forwarding). */
   async #forward(message: QueuedMessage, rcpt: QueuedRecipient, forward: readonly string[]): Promise<string> {
     const { queue, clock } = this.#deps;
@@ -515,7 +588,7 @@ export class DeliveryWorker {
       (a) =>
         a.outcome.status === 'deferred' && needsDelayWarning(message.arrivalMs, now, a.rcpt.delayWarned, cfg),
     );
-    const succeeded = attempts.filter((a) => a.outcome.status === 'delivered');
+    const succeeded = attempts.filter((a) => a.outcome.status === 'delivered' && a.dsnPassedOn !== true);
     const send = async (kind: DsnKind, list: readonly Attempt[], to?: string): Promise<void> => {
       const indexed = list.map((a) => ({ ...a, index: a.rcpt.index }));
       const chosen = to === undefined ? dsnRecipientsFor(kind, envelope, indexed) : indexed;
