@@ -119,38 +119,30 @@ describe('connection reuse', { skip }, () => {
 });
 
 describe('connection reuse under max_connections_per_destination = 1', { skip }, () => {
-  test(
-    'five messages queued at once go over one connection, without waiting for the idle timeout',
-    {
-      todo:
-        'bug reported: a message waiting for a per-destination slot is not given the session returned ' +
-        'to the pool; it waits connection_idle_seconds for that session to be closed, then connects anew',
-    },
-    async () => {
-      const port = await closedPort();
-      const dns = await startDnsServer({ zones: { 'one.test': mxZone('one.test', '127.0.0.53') } });
-      const tern = await startOutboundTern({
-        dns: dns.endpoint,
-        outbound: { port, max_connections_per_destination: 1, connection_idle_seconds: 5 },
-        queue: { retry_min_seconds: 600, retry_max_seconds: 600 },
-        users: [SENDER],
-      });
-      let rx: Receiver | null = null;
-      try {
-        rx = await queueAtOnce(tern, 'one.test', '127.0.0.53', port, 5, 'one');
-        const started = Date.now();
-        const r = rx;
-        // Well under one idle timeout (5 s) for all five.
-        await waitFor('five deliveries', () => (r.accepted.length >= 5 ? true : undefined), 4000);
-        assert.ok(Date.now() - started < 4000);
-        assert.equal(rx.connections(), 1);
-      } finally {
-        await tern.stop();
-        await rx?.close();
-        await dns.close();
-      }
-    },
-  );
+  test('five messages queued at once go over one connection, without waiting for the idle timeout', async () => {
+    const port = await closedPort();
+    const dns = await startDnsServer({ zones: { 'one.test': mxZone('one.test', '127.0.0.53') } });
+    const tern = await startOutboundTern({
+      dns: dns.endpoint,
+      outbound: { port, max_connections_per_destination: 1, connection_idle_seconds: 5 },
+      queue: { retry_min_seconds: 600, retry_max_seconds: 600 },
+      users: [SENDER],
+    });
+    let rx: Receiver | null = null;
+    try {
+      rx = await queueAtOnce(tern, 'one.test', '127.0.0.53', port, 5, 'one');
+      const started = Date.now();
+      const r = rx;
+      // Well under one idle timeout (5 s) for all five.
+      await waitFor('five deliveries', () => (r.accepted.length >= 5 ? true : undefined), 4000);
+      assert.ok(Date.now() - started < 4000);
+      assert.equal(rx.connections(), 1);
+    } finally {
+      await tern.stop();
+      await rx?.close();
+      await dns.close();
+    }
+  });
 });
 
 describe('smart host and transport map', { skip }, () => {

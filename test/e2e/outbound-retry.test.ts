@@ -17,9 +17,6 @@ import { waitFor } from './harness.ts';
 
 const skip = havePython() ? false : 'python3 is not available on this machine';
 const SENDER = 'alice@example.test';
-const RETRY_TODO =
-  'bug reported: the delivery worker looks for due deferred mail only on its 30 s poll (pollMs), so a ' +
-  'retry due after retry_min_seconds = 1 happens ~30 s later';
 
 /** A zone whose MX is 127.0.0.1 (receivers listen on their own ephemeral port, [outbound] port). */
 function zoneFor(dns: DnsServer, domain: string): void {
@@ -27,32 +24,6 @@ function zoneFor(dns: DnsServer, domain: string): void {
     '@': [{ type: 'MX', preference: 10, exchange: `mx.${domain}` }],
     mx: [{ type: 'A', address: '127.0.0.1' }],
   });
-}
-
-/**
- * Retry now (`tern queue flush`, Postfix's `postqueue -f`) until `done` holds: the delay-warning and
- * lifetime tests are about what Tern decides on each attempt, not about when the scheduler wakes (the
- * first describe covers that), so they drive the attempts themselves.
- */
-async function flushUntil<T>(
-  tern: OutboundTern,
-  what: string,
-  done: () => Promise<T | undefined>,
-  timeoutMs: number,
-): Promise<T> {
-  return waitFor(
-    what,
-    async () => {
-      const value = await done();
-      if (value !== undefined) return value;
-      const r = await tern.tern(['queue', 'flush']);
-      assert.equal(r.code, 0, r.stderr);
-      await sleep(700);
-      return undefined;
-    },
-    timeoutMs,
-    0,
-  );
 }
 
 async function dsnsFor(tern: OutboundTern, address: string, skipFirst: number): Promise<ParsedDsn[]> {
@@ -93,64 +64,56 @@ describe('temporary failure, then success', { skip }, () => {
     await dns?.close();
   });
 
-  test(
-    '451 at RCPT the first time: retried, delivered once, queue drained',
-    { todo: RETRY_TODO },
-    async () => {
-      const to = 'rcpt-451@later.test';
-      const r = await tern.send({
-        action: 'sendmail',
-        from: SENDER,
-        to: [to],
-        raw: message(SENDER, to, 'retry at RCPT'),
-      });
-      assert.equal(r.ok, true, JSON.stringify(r));
-      // The first attempt is deferred and visible as such, with the receiver's reply.
-      const deferred = await waitFor('the first attempt deferred', async () => {
-        const m = (await tern.queueList()).find((q) => q.recipients.some((x) => x.address === to));
-        const rc = m?.recipients.find((x) => x.address === to);
-        return rc?.status === 'deferred' ? rc : undefined;
-      });
-      assert.match(deferred.lastReply ?? '', /^451 4\.2\.1 /);
-      assert.equal(deferred.attempts, 1);
-      await waitFor(
-        'delivery on the retry',
-        () => (rx.accepted.some((m) => m.rcptTo.some((a) => a.address === to)) ? true : undefined),
-        6000,
-      );
-      await tern.waitForEmptyQueue(5000);
-      await sleep(1500); // a second copy would come on the next retry
-      assert.equal(rx.accepted.filter((m) => m.rcptTo.some((a) => a.address === to)).length, 1);
-      assert.equal(rx.rcpts.filter((a) => a === to).length, 2, 'one refused RCPT, one accepted');
-    },
-  );
+  test('451 at RCPT the first time: retried, delivered once, queue drained', async () => {
+    const to = 'rcpt-451@later.test';
+    const r = await tern.send({
+      action: 'sendmail',
+      from: SENDER,
+      to: [to],
+      raw: message(SENDER, to, 'retry at RCPT'),
+    });
+    assert.equal(r.ok, true, JSON.stringify(r));
+    // The first attempt is deferred and visible as such, with the receiver's reply.
+    const deferred = await waitFor('the first attempt deferred', async () => {
+      const m = (await tern.queueList()).find((q) => q.recipients.some((x) => x.address === to));
+      const rc = m?.recipients.find((x) => x.address === to);
+      return rc?.status === 'deferred' ? rc : undefined;
+    });
+    assert.match(deferred.lastReply ?? '', /^451 4\.2\.1 /);
+    assert.equal(deferred.attempts, 1);
+    await waitFor(
+      'delivery on the retry',
+      () => (rx.accepted.some((m) => m.rcptTo.some((a) => a.address === to)) ? true : undefined),
+      6000,
+    );
+    await tern.waitForEmptyQueue(5000);
+    await sleep(1500); // a second copy would come on the next retry
+    assert.equal(rx.accepted.filter((m) => m.rcptTo.some((a) => a.address === to)).length, 1);
+    assert.equal(rx.rcpts.filter((a) => a === to).length, 2, 'one refused RCPT, one accepted');
+  });
 
-  test(
-    '451 after DATA the first time: retried, delivered once, queue drained',
-    { todo: RETRY_TODO },
-    async () => {
-      const to = 'data-451@later.test';
-      const r = await tern.send({
-        action: 'sendmail',
-        from: SENDER,
-        to: [to],
-        raw: message(SENDER, to, 'retry at DATA'),
-      });
-      assert.equal(r.ok, true, JSON.stringify(r));
-      await waitFor(
-        'delivery on the retry',
-        () => (rx.accepted.some((m) => m.rcptTo.some((a) => a.address === to)) ? true : undefined),
-        6000,
-      );
-      await tern.waitForEmptyQueue(5000);
-      await sleep(1500);
-      const seen = rx.dataSeen.filter((m) => m.rcptTo.some((a) => a.address === to));
-      assert.equal(seen.length, 2, 'refused once after DATA, then accepted');
-      assert.equal(rx.accepted.filter((m) => m.rcptTo.some((a) => a.address === to)).length, 1);
-      // No DSN for a message that was delivered in the end (no NOTIFY asked, no delay warning due).
-      assert.equal((await tern.storedMessages(SENDER)).length, 0);
-    },
-  );
+  test('451 after DATA the first time: retried, delivered once, queue drained', async () => {
+    const to = 'data-451@later.test';
+    const r = await tern.send({
+      action: 'sendmail',
+      from: SENDER,
+      to: [to],
+      raw: message(SENDER, to, 'retry at DATA'),
+    });
+    assert.equal(r.ok, true, JSON.stringify(r));
+    await waitFor(
+      'delivery on the retry',
+      () => (rx.accepted.some((m) => m.rcptTo.some((a) => a.address === to)) ? true : undefined),
+      6000,
+    );
+    await tern.waitForEmptyQueue(5000);
+    await sleep(1500);
+    const seen = rx.dataSeen.filter((m) => m.rcptTo.some((a) => a.address === to));
+    assert.equal(seen.length, 2, 'refused once after DATA, then accepted');
+    assert.equal(rx.accepted.filter((m) => m.rcptTo.some((a) => a.address === to)).length, 1);
+    // No DSN for a message that was delivered in the end (no NOTIFY asked, no delay warning due).
+    assert.equal((await tern.storedMessages(SENDER)).length, 0);
+  });
 });
 
 describe('a receiver that keeps answering 451', { skip }, () => {
@@ -182,19 +145,14 @@ describe('a receiver that keeps answering 451', { skip }, () => {
         raw: message(SENDER, to, 'delayed'),
       });
       assert.equal(r.ok, true, JSON.stringify(r));
-      await flushUntil(
-        tern,
-        'a delay warning',
-        async () => ((await tern.storedMessages(SENDER)).length > 0 ? true : undefined),
-        15_000,
-      );
+      // Retries every second on their own; the warning is due 2 s after arrival.
+      await tern.waitForMessages(SENDER, 1, 10_000);
       // Several more attempts after the warning, none of which may warn again.
       const attemptsThen = rx.rcpts.length;
-      await flushUntil(
-        tern,
+      await waitFor(
         'three more attempts',
-        () => Promise.resolve(rx.rcpts.length >= attemptsThen + 3 ? true : undefined),
-        15_000,
+        () => (rx.rcpts.length >= attemptsThen + 3 ? true : undefined),
+        10_000,
       );
       const dsns = await dsnsFor(tern, SENDER, 0);
       assert.equal(dsns.length, 1, 'exactly one delay warning');
@@ -236,12 +194,7 @@ describe('a receiver that keeps answering 451', { skip }, () => {
         raw: message(SENDER, to, 'expires'),
       });
       assert.equal(r.ok, true, JSON.stringify(r));
-      await flushUntil(
-        tern,
-        'the failure DSN',
-        async () => ((await tern.storedMessages(SENDER)).length > 0 ? true : undefined),
-        15_000,
-      );
+      await tern.waitForMessages(SENDER, 1, 10_000);
       await tern.waitForEmptyQueue(5000);
       const dsns = await dsnsFor(tern, SENDER, 0);
       assert.equal(dsns.length, 1, 'one failure DSN and no delay warning (delay_warning_seconds = 0)');
