@@ -22,6 +22,7 @@ import type { Command, CommandContext, OpenedServices, ParsedArgs } from './comm
 import { usageLine } from './command.ts';
 import { aliasCommands } from './commands/alias.ts';
 import { dkimCommands } from './commands/dkim.ts';
+import { dnsCommands } from './commands/dns.ts';
 import { mailboxCommands } from './commands/mailbox.ts';
 import { queueCommands } from './commands/queue.ts';
 import { send } from './commands/send.ts';
@@ -39,6 +40,7 @@ export const COMMANDS: readonly Command[] = [
   ...mailboxCommands,
   ...queueCommands,
   ...dkimCommands,
+  ...dnsCommands,
   send,
 ];
 

@@ -1,0 +1,116 @@
+// `tern dns records --domain D [--json]`: every DNS record a mail domain needs for this configuration —
+// MX (to our hostname), SPF (RFC 7208), one DKIM TXT per signing key (RFC 6376), DMARC (RFC 7489),
+// MTA-STS (RFC 8461: the TXT record and the policy file's content) and TLS-RPT (RFC 8460) — as zone-file
+// lines to paste, or JSON for scripts.
+// Deliberately NOT here: publishing the records (Tern does not talk to DNS providers), serving the
+// MTA-STS policy over HTTPS (the admin web server will).
+
+import { dkimDnsRecord, loadDkimKeys } from '../../delivery/dkim-sign.ts';
+import type { Command } from '../command.ts';
+import { usageLine } from '../command.ts';
+import { UsageError, writeLine } from '../io.ts';
+
+export interface DnsRecord {
+  readonly name: string;
+  readonly type: 'MX' | 'TXT';
+  readonly value: string;
+  readonly purpose: string;
+}
+
+/** TXT data as zone-file strings: quoted, split into 255-octet character-strings. */
+function txt(value: string): string {
+  const parts: string[] = [];
+  for (let i = 0; i < value.length; i += 255) parts.push(`"${value.slice(i, i + 255)}"`);
+  return parts.join(' ');
+}
+
+export function zoneLine(r: DnsRecord): string {
+  return `${r.name}. IN ${r.type} ${r.type === 'TXT' ? txt(r.value) : r.value}`;
+}
+
+export const dnsRecords: Command = {
+  name: 'dns records',
+  args: '--domain D [--json]',
+  summary: 'print the DNS records domain D needs (MX, SPF, DKIM, DMARC, MTA-STS, TLS-RPT)',
+  flags: ['json'],
+  options: ['domain'],
+  minPositionals: 0,
+  maxPositionals: 0,
+  async run(ctx, args) {
+    const domainArg = args.options.get('domain');
+    if (domainArg === undefined) throw new UsageError('missing --domain', usageLine(dnsRecords));
+    const domain = domainArg.toLowerCase().replace(/\.$/, '');
+    const config = ctx.config();
+    const host = config.hostname.replace(/\.$/, '');
+    const reports = `postmaster@${domain}`;
+    const stsId = new Date(ctx.clock.nowMs()).toISOString().replace(/\D/g, '').slice(0, 14);
+    const records: DnsRecord[] = [
+      { name: domain, type: 'MX', value: `10 ${host}.`, purpose: 'mail for the domain goes to this server' },
+      {
+        name: domain,
+        type: 'TXT',
+        value: 'v=spf1 mx -all',
+        purpose: 'SPF: only the domain’s MX hosts send its mail',
+      },
+    ];
+    const keys = (await loadDkimKeys(config.dataDir)).get(domain) ?? [];
+    for (const key of keys) {
+      const r = dkimDnsRecord(key);
+      records.push({
+        name: `${key.selector}._domainkey.${domain}`,
+        type: 'TXT',
+        value: r.value,
+        purpose: `DKIM public key (${key.algorithm})`,
+      });
+    }
+    records.push(
+      {
+        name: `_dmarc.${domain}`,
+        type: 'TXT',
+        value: `v=DMARC1; p=quarantine; adkim=r; aspf=r; rua=mailto:${reports}`,
+        purpose: 'DMARC: quarantine what fails, aggregate reports to the postmaster',
+      },
+      {
+        name: `_mta-sts.${domain}`,
+        type: 'TXT',
+        value: `v=STSv1; id=${stsId}`,
+        purpose: `MTA-STS: with a policy at https://mta-sts.${domain}/.well-known/mta-sts.txt`,
+      },
+      {
+        name: `_smtp._tls.${domain}`,
+        type: 'TXT',
+        value: `v=TLSRPTv1; rua=mailto:${reports}`,
+        purpose: 'TLS-RPT: reports about TLS failures delivering to the domain',
+      },
+    );
+    const policy = `version: STSv1\nmode: testing\nmx: ${host}\nmax_age: 86400\n`;
+    if (args.flags.has('json')) {
+      await writeLine(ctx.io.stdout, JSON.stringify({ domain, records, mtaStsPolicy: policy }, null, 2));
+      return 0;
+    }
+    if (!config.localDomains.includes(domain)) {
+      await writeLine(
+        ctx.io.stderr,
+        `tern: note: ${domain} is not one of local_domains in this configuration`,
+      );
+    }
+    if (keys.length === 0) {
+      await writeLine(
+        ctx.io.stderr,
+        `tern: note: no DKIM key for ${domain}; create one with: tern dkim keygen --domain ${domain} --selector s1`,
+      );
+    }
+    for (const r of records) {
+      await writeLine(ctx.io.stdout, `; ${r.purpose}`);
+      await writeLine(ctx.io.stdout, zoneLine(r));
+    }
+    await writeLine(
+      ctx.io.stdout,
+      `; MTA-STS policy file (https://mta-sts.${domain}/.well-known/mta-sts.txt):`,
+    );
+    for (const line of policy.trimEnd().split('\n')) await writeLine(ctx.io.stdout, `;   ${line}`);
+    return 0;
+  },
+};
+
+export const dnsCommands: readonly Command[] = [dnsRecords];
