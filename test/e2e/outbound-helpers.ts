@@ -65,6 +65,8 @@ export interface OutboundTernOptions {
   readonly localDomains?: readonly string[];
   /** Created before the server starts; with a password the user can log in on submission. */
   readonly users?: readonly (string | { readonly address: string; readonly password: string })[];
+  /** [alias, target] pairs created before the server starts (a target may be remote: a forward). */
+  readonly aliases?: readonly (readonly [string, string])[];
   readonly logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
 }
 
@@ -196,7 +198,7 @@ export async function startOutboundTern(opts: OutboundTernOptions): Promise<Outb
   await writeFile(configPath, outboundConfigToml(dataDir, opts));
   const config = loadConfig({ path: configPath, cwd: dir });
 
-  if ((opts.users?.length ?? 0) > 0) {
+  if ((opts.users?.length ?? 0) > 0 || (opts.aliases?.length ?? 0) > 0) {
     const directory = await openDirectory(config);
     try {
       for (const u of opts.users ?? []) {
@@ -204,6 +206,7 @@ export async function startOutboundTern(opts: OutboundTernOptions): Promise<Outb
         // Cheap scrypt parameters: hashing at the default cost would take most of a test's time.
         else await directory.addUser(u.address, await hashPassword(u.password, { ln: 10, r: 8, p: 1 }));
       }
+      for (const [alias, target] of opts.aliases ?? []) await directory.addAlias(alias, target);
     } finally {
       await directory.close();
     }
@@ -417,6 +420,8 @@ export interface ReceiverOptions {
   readonly tls?: { readonly key: string; readonly cert: string };
   readonly hideDSN?: boolean;
   readonly hideSMTPUTF8?: boolean;
+  /** The SIZE limit advertised and enforced (RFC 1870); default 10 MB. */
+  readonly sizeLimitBytes?: number;
   /** Refuse the connection with this greeting (e.g. 421) instead of 220. */
   readonly greeting?: PeerReply;
   /** Asked at each RCPT: `n` counts this address's RCPTs so far (1 on the first); undefined accepts. */
@@ -434,6 +439,8 @@ export interface Receiver {
   readonly dataSeen: ReceivedMessage[];
   /** Every RCPT address seen, in order, accepted or not. */
   readonly rcpts: string[];
+  /** Every MAIL FROM address seen, in order. */
+  readonly mailFroms: string[];
   /** TCP connections accepted so far. */
   connections(): number;
   close(): Promise<void>;
@@ -447,6 +454,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
   const accepted: ReceivedMessage[] = [];
   const dataSeen: ReceivedMessage[] = [];
   const rcpts: string[] = [];
+  const mailFroms: string[] = [];
   const rcptCounts = new Map<string, number>();
   let connections = 0;
   let dataCount = 0;
@@ -455,7 +463,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
     authOptional: true,
     disableReverseLookup: true,
     logger: false,
-    size: 10_000_000,
+    size: opts.sizeLimitBytes ?? 10_000_000,
     hideDSN: opts.hideDSN ?? false,
     hideSMTPUTF8: opts.hideSMTPUTF8 ?? false,
     ...(opts.tls ? { key: opts.tls.key, cert: opts.tls.cert } : { hideSTARTTLS: true }),
@@ -463,6 +471,10 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
       connections++;
       if (opts.greeting) callback(peerError(opts.greeting));
       else callback();
+    },
+    onMailFrom(address, _session, callback) {
+      mailFroms.push(address.address);
+      callback();
     },
     onRcptTo(address, _session, callback) {
       const key = address.address.toLowerCase();
@@ -519,6 +531,7 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
     accepted,
     dataSeen,
     rcpts,
+    mailFroms,
     connections: () => connections,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
