@@ -32,6 +32,9 @@ import {
 import type { RemoteDelivery } from './remote.ts';
 import { loadDkimKeys, signMessage, type DkimKey } from './dkim-sign.ts';
 import { extractAddresses } from '../protocol/address-list.ts';
+import { ArcSealer, authResultsFor } from '../policy/arc/seal.ts';
+import { splitHeaderFields } from '../policy/dkim/header-fields.ts';
+import { createPrivateKey } from 'node:crypto';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 import { deliverLocal } from './local.ts';
 
@@ -469,10 +472,7 @@ export class DeliveryWorker {
     const dataDir = this.#deps.dkimDataDir;
     if (!own || !dataDir) return plain;
     const now = clock.nowMs();
-    if (this.#dkimKeys === null || now - this.#dkimKeys.atMs > DKIM_KEYS_TTL_MS) {
-      this.#dkimKeys = { atMs: now, keys: loadDkimKeys(dataDir).catch(() => new Map<string, DkimKey[]>()) };
-    }
-    const all = await this.#dkimKeys.keys;
+    const all = await this.#keys(dataDir);
     if (all.size === 0) return plain;
     const fields = parseHeaderBlock(await readHeaderBytes(queue.readBody(message.id)));
     const from = fields
@@ -553,6 +553,51 @@ export class DeliveryWorker {
     this.#retryTimer.unref();
   }
 
+  /**
+   * ARC (RFC 8617) for mail we forward: a new ARC set sealed with the forwarding domain's DKIM key,
+   * carrying the Authentication-Results: we recorded at arrival, so the next hop can trust what we saw
+   * although forwarding breaks SPF (and a footer would break DKIM). Null when there is nothing to seal
+   * with (no key for the domain, or the message never went through our checks).
+   */
+  async #arcSeal(message: QueuedMessage, viaAddress: string): Promise<Uint8Array | null> {
+    const dataDir = this.#deps.dkimDataDir;
+    if (!dataDir) return null;
+    const domain = viaAddress.slice(viaAddress.lastIndexOf('@') + 1).toLowerCase();
+    const key = (await this.#keys(dataDir)).get(domain)?.[0];
+    if (!key) return null;
+    const { queue, clock } = this.#deps;
+    const authservId = this.#config.checks.authservId ?? this.#config.hostname;
+    const headers = Buffer.from(await readHeaderBytes(queue.readBody(message.id))).toString('latin1');
+    const results = authResultsFor(splitHeaderFields(headers), authservId);
+    if (results.length === 0) return null;
+    const arc = results.find((r) => /^arc=/i.test(r));
+    const cv = /^arc=pass\b/i.test(arc ?? '') ? 'pass' : /^arc=fail\b/i.test(arc ?? '') ? 'fail' : 'none';
+    try {
+      const sealer = new ArcSealer({
+        domain: key.domain,
+        selector: key.selector,
+        privateKey: createPrivateKey(key.privateKeyPem),
+        authservId,
+        nowMs: clock.nowMs(),
+      });
+      for await (const chunk of queue.readBody(message.id)) sealer.push(chunk);
+      const sealed = sealer.finish({ cv, results });
+      return sealed.kind === 'sealed' ? Buffer.from(sealed.fields, 'latin1') : null;
+    } catch (err) {
+      this.#deps.logger.warn(Events.deliveryDkimFailed, { queueId: message.id, what: 'arc seal', err });
+      return null;
+    }
+  }
+
+  /** DKIM keys by domain, read again every DKIM_KEYS_TTL_MS. */
+  async #keys(dataDir: string): Promise<Map<string, DkimKey[]>> {
+    const now = this.#deps.clock.nowMs();
+    if (this.#dkimKeys === null || now - this.#dkimKeys.atMs > DKIM_KEYS_TTL_MS) {
+      this.#dkimKeys = { atMs: now, keys: loadDkimKeys(dataDir).catch(() => new Map<string, DkimKey[]>()) };
+    }
+    return this.#dkimKeys.keys;
+  }
+
   /** Queue the message again for the forward addresses of an alias (Postfix local(8) forwarding). */
   async #forward(message: QueuedMessage, rcpt: QueuedRecipient, forward: readonly string[]): Promise<string> {
     const { queue, clock } = this.#deps;
@@ -562,8 +607,10 @@ export class DeliveryWorker {
       notify: original?.notify ?? null,
       orcpt: original?.orcpt ?? { addrType: 'rfc822', address: rcpt.address },
     }));
+    const seal = await this.#arcSeal(message, rcpt.address);
     const writer = queue.begin();
     try {
+      if (seal !== null) await writer.write(seal);
       for await (const chunk of queue.readBody(message.id)) await writer.write(chunk);
       await writer.commit({
         ...message.envelope,
