@@ -1,10 +1,10 @@
 // End to end: MX routing of remote mail (RFC 5321 §5.1), with a test DNS server on loopback and
 // nodemailer's smtp-server as the receiving MTAs. Preference order (lowest first, whatever the zone's
-// order), fallback to the next MX when the preferred one refuses the connection or greets with 421,
-// the implicit MX (the domain's A record) when there is no MX, a null MX (RFC 7505) bounced at once
-// with a DSN the sender gets (checked with Python's email package), and delivery on the real port 25.
+// order), fallback to the next MX when the preferred one refuses the connection, greets with 421 or 554,
+// or has no address; the implicit MX (the domain's A record) when there is no MX; an MX reachable over
+// IPv6 only; a null MX (RFC 7505) and a domain that does not exist bounced at once with a DSN the sender
+// gets (checked with Python's email package); SERVFAIL deferred, not bounced; and delivery on port 25.
 // Deliberately NOT here: retries over time (outbound-retry), DSN contents in depth (outbound-dsn).
-
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startDnsServer } from '../support/dns-server.ts';
@@ -164,6 +164,77 @@ describe('MX routing', { skip }, () => {
     assert.equal(r['status'], '5.1.10');
     assert.match(r['final-recipient'] ?? '', /^rfc822;\s*hana@nomail\.test$/i);
     assert.match(dsn.perMessage['reporting-mta'] ?? '', /^dns;\s*mx\.example\.test$/i);
+  });
+
+  test('the preferred MX greets with 554: skipped, delivered through the second', async () => {
+    dns.setZone('refusing.test', {
+      '@': [
+        { type: 'MX', preference: 10, exchange: 'mx1.refusing.test' },
+        { type: 'MX', preference: 20, exchange: 'mx2.refusing.test' },
+      ],
+      mx1: [{ type: 'A', address: '127.0.0.29' }],
+      mx2: [{ type: 'A', address: '127.0.0.30' }],
+    });
+    const refusing = await receiver('127.0.0.29', { greeting: { code: 554, text: '5.7.1 No service here' } });
+    const second = await receiver('127.0.0.30');
+    await send('ida@refusing.test', 'first MX 554');
+    await waitFor('delivery through the second MX', () => (second.accepted.length > 0 ? true : undefined));
+    await tern.waitForEmptyQueue();
+    assert.ok(refusing.connections() >= 1);
+    assert.equal(second.accepted.length, 1);
+  });
+
+  test('the preferred MX name does not resolve: the next MX is used', async () => {
+    dns.setZone('dangling.test', {
+      '@': [
+        { type: 'MX', preference: 10, exchange: 'gone.dangling.test' },
+        { type: 'MX', preference: 20, exchange: 'mx2.dangling.test' },
+      ],
+      mx2: [{ type: 'A', address: '127.0.0.32' }],
+    });
+    const second = await receiver('127.0.0.32');
+    await send('jo@dangling.test', 'first MX dangling');
+    await waitFor('delivery through the second MX', () => (second.accepted.length > 0 ? true : undefined));
+    await tern.waitForEmptyQueue();
+    assert.equal(second.accepted.length, 1);
+  });
+
+  test('an MX with only an IPv6 address: delivered over ::1', async () => {
+    dns.setZone('six.test', {
+      '@': [{ type: 'MX', preference: 10, exchange: 'mx.six.test' }],
+      mx: [{ type: 'AAAA', address: '::1' }],
+    });
+    const v6 = await receiver('::1');
+    await send('kai@six.test', 'over IPv6');
+    await waitFor('delivery over IPv6', () => (v6.accepted.length > 0 ? true : undefined));
+    await tern.waitForEmptyQueue();
+    assert.equal(v6.accepted[0]!.remoteAddress, '::1');
+  });
+
+  test('a domain that does not exist: bounced at once with 5.1.2', async () => {
+    dns.setZone('dns.test', { '@': [{ type: 'A', address: '127.0.0.33' }] });
+    const before = (await tern.storedMessages(SENDER)).length;
+    await send('lou@nothere.dns.test', 'to no domain');
+    const list = await tern.waitForMessages(SENDER, before + 1);
+    await tern.waitForEmptyQueue();
+    const dsn = await parseDsn(await tern.storedMessage(SENDER, list[before]!.id));
+    assert.equal(dsn.perRecipient[0]!['action'], 'failed');
+    assert.equal(dsn.perRecipient[0]!['status'], '5.1.2');
+  });
+
+  test('SERVFAIL on the MX lookup: deferred with 4.4.3, not bounced', async () => {
+    dns.setZone('flaky.test', { '@': 'servfail' });
+    const before = (await tern.storedMessages(SENDER)).length;
+    const to = 'max@flaky.test';
+    await send(to, 'dns trouble');
+    const queued = await waitFor('the recipient deferred', async () => {
+      const m = (await tern.queueList()).find((q) => q.recipients.some((r) => r.address === to));
+      return m?.recipients[0]?.status === 'deferred' ? m : undefined;
+    });
+    assert.match(queued.recipients[0]!.lastReply ?? '', /^4\d\d 4\.4\.3 /);
+    assert.equal((await tern.storedMessages(SENDER)).length, before, 'no DSN for a temporary failure');
+    // Out of the way of the other tests, which wait for an empty queue.
+    assert.equal((await tern.tern(['queue', 'delete', queued.id])).code, 0);
   });
 });
 
