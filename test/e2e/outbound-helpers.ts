@@ -426,6 +426,8 @@ export interface ReceiverOptions {
   readonly greeting?: PeerReply;
   /** Asked at each RCPT: `n` counts this address's RCPTs so far (1 on the first); undefined accepts. */
   readonly onRcpt?: (address: string, n: number) => PeerReply | undefined;
+  /** How long to hold the reply after the data (ms), asked per message; default none. */
+  readonly dataReplyDelayMs?: () => number;
   /** Asked after each message's data: `n` counts the DATA phases so far (1 on the first). */
   readonly onData?: (message: ReceivedMessage, n: number) => PeerReply | undefined;
 }
@@ -504,13 +506,18 @@ export async function startReceiver(opts: ReceiverOptions = {}): Promise<Receive
           data: Buffer.concat(chunks),
         };
         dataSeen.push(message);
-        const reply = opts.onData?.(message, ++dataCount);
-        if (reply) {
-          callback(peerError(reply));
-          return;
-        }
-        accepted.push(message);
-        callback(null, 'Queued as PEER');
+        const answer = (): void => {
+          const reply = opts.onData?.(message, ++dataCount);
+          if (reply) {
+            callback(peerError(reply));
+            return;
+          }
+          accepted.push(message);
+          callback(null, 'Queued as PEER');
+        };
+        const delayMs = opts.dataReplyDelayMs?.() ?? 0;
+        if (delayMs > 0) setTimeout(answer, delayMs).unref();
+        else answer();
       });
     },
   };

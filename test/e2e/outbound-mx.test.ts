@@ -5,6 +5,7 @@
 // IPv6 only; a null MX (RFC 7505) and a domain that does not exist bounced at once with a DSN the sender
 // gets (checked with Python's email package); SERVFAIL deferred, not bounced; and delivery on port 25.
 // Deliberately NOT here: retries over time (outbound-retry), DSN contents in depth (outbound-dsn).
+
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { startDnsServer } from '../support/dns-server.ts';

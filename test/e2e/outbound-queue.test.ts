@@ -1,6 +1,7 @@
 // End to end: the outbound queue across a restart and under the operator's hand. Ten messages deferred
 // while the receiver is down survive SIGTERM and are all delivered, once each, when Tern starts again on
-// the same data directory with the receiver up; and the `tern queue` commands steer a running server
+// the same data directory with the receiver up; a SIGKILL while a delivery waits for its final reply loses
+// nothing (the message goes again after the restart: at most one duplicate); and the `tern queue` commands steer a running server
 // (Postfix's postsuper/postqueue): hold keeps a message from delivery even through a flush, release +
 // flush deliver it within seconds, bounce sends the sender a failure DSN, delete removes it silently.
 // Deliberately NOT here: CLI output formats (src/cli tests), retry timing (outbound-retry).
@@ -96,6 +97,44 @@ describe('restart with a full queue', { skip }, () => {
     } finally {
       await tern.stop();
       await rx?.close();
+      await dns.close();
+    }
+  });
+});
+
+describe('a crash during delivery', { skip }, () => {
+  test('SIGKILL while the receiver holds the final reply: delivered after the restart, at most twice', async () => {
+    const port = await closedPort();
+    const dns = await startDnsServer({ zones: { 'crash.test': mxZone('crash.test', '127.0.0.64') } });
+    // The first DATA is answered only after 20 s: Tern is killed while it waits.
+    let first = true;
+    const rx = await startReceiver({
+      host: '127.0.0.64',
+      port,
+      dataReplyDelayMs: () => (first ? ((first = false), 20_000) : 0),
+    });
+    const tern = await startOutboundTern({
+      dns: dns.endpoint,
+      outbound: { port },
+      queue: { retry_min_seconds: 1, retry_max_seconds: 1 },
+      users: [SENDER],
+    });
+    try {
+      const to = 'kim@crash.test';
+      await sendOne(tern, to, 'in flight at the crash');
+      await waitFor('the data at the receiver', () => (rx.dataSeen.length > 0 ? true : undefined));
+      const exit = await tern.kill('SIGKILL');
+      assert.equal(exit.signal, 'SIGKILL');
+      const [queued] = await tern.queueList();
+      assert.equal(queued?.recipients[0]?.address, to, 'the recipient is still queued after the crash');
+      await sleep(1200);
+      await tern.restart();
+      await waitFor('delivery after the restart', () => (rx.accepted.length > 0 ? true : undefined), 10_000);
+      await tern.waitForEmptyQueue();
+      assert.ok(rx.accepted.length <= 2, `at most the one in flight again: ${rx.accepted.length}`);
+    } finally {
+      await tern.stop();
+      await rx.close();
       await dns.close();
     }
   });
