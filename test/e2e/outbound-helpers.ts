@@ -163,7 +163,7 @@ export interface OutboundTern {
   tern(args: readonly string[], stdin?: string): Promise<ProcessResult>;
   /** `tern queue list --json`. */
   queueList(): Promise<QueuedJson[]>;
-  /** Poll `tern queue list --json` until the queue is empty; returns the last non-empty listing seen. */
+  /** Poll `tern queue list --json` until the queue is empty; on timeout the error shows what is left. */
   waitForEmptyQueue(timeoutMs?: number): Promise<void>;
   storedMessages(address: string): Promise<MessageSummary[]>;
   storedMessage(address: string, id: string): Promise<Buffer>;
@@ -725,7 +725,7 @@ export async function parseDsn(raw: Buffer): Promise<ParsedDsn> {
   return JSON.parse(r.stdout) as ParsedDsn;
 }
 
-/** Strip Tern's trace block (Return-Path, Delivered-To, Received) if present: Python reads it fine too. */
+/** One header field's value (unfolded) from a message's header section, or null; the first one wins. */
 export function headerValue(raw: Buffer, name: string): string | null {
   const head = raw.toString('utf8').split(/\r?\n\r?\n/, 1)[0] ?? '';
   const unfolded = head.replace(/\r?\n[ \t]+/g, ' ');
