@@ -335,7 +335,12 @@ function deliveryStatus(req: DsnRequest, global: boolean): string {
     out += field('Action', r.action);
     out += field('Status', validStatus(r.status, req.kind));
     if (r.remoteMta !== undefined) out += field('Remote-MTA', `dns; ${asciiOnly(oneLine(r.remoteMta))}`);
-    if (r.diagnostic !== undefined) out += field('Diagnostic-Code', `smtp; ${diagnosticText(r.diagnostic)}`);
+    // RFC 3464 §2.3.6: "smtp" only for what a remote SMTP server said; what Tern decided itself (a route,
+    // a size or SMTPUTF8 check, a local user) carries Tern's own type, as Postfix writes "X-Postfix".
+    if (r.diagnostic !== undefined) {
+      const type = r.remoteMta !== undefined ? 'smtp' : 'X-Tern';
+      out += field('Diagnostic-Code', `${type}; ${diagnosticText(r.diagnostic)}`);
+    }
     if (r.lastAttemptMs !== undefined) out += field('Last-Attempt-Date', formatRfc5322Date(r.lastAttemptMs));
     if (r.action === 'delayed' && req.willRetryUntilMs !== undefined) {
       out += field('Will-Retry-Until', formatRfc5322Date(req.willRetryUntilMs));

@@ -245,7 +245,8 @@ function outcomeOf(r: RecipientResult, host: string, relayed: boolean, dsnPassed
     verdict: r.verdict,
     status: r.status,
     reply,
-    remoteMta: host,
+    // A decision the client made itself (SIZE, SMTPUTF8) names no remote MTA: the server never said it.
+    remoteMta: r.reply ? host : null,
     relayed,
     dsnPassedOn,
   };
