@@ -421,9 +421,9 @@ export class SmtpConnection {
     });
     const header = new TextEncoder().encode(received);
     this.headerFacts = null;
-    // RFC 6409 §8: submission may look at and complete the header; only for authenticated senders.
-    // MX: held too, so that forged Authentication-Results: in our name can be removed (RFC 8601 §5).
-    this.capture = this.session.authUser !== null || this.inbound !== null ? new HeaderCapture() : null;
+    // The header block is held until complete: forged Authentication-Results: in our name are removed
+    // (RFC 8601 §5), and for authenticated senders RFC 6409 §8 completes it (Date:, Message-ID:).
+    this.capture = new HeaderCapture();
     this.writeChain = writer.write(header).catch((err: unknown) => {
       this.writeError ??= err;
     });
@@ -592,21 +592,23 @@ export class SmtpConnection {
   private releaseHeaders(queueId: string, facts: HeaderFacts, held: Uint8Array): Uint8Array {
     this.capture = null;
     this.headerFacts = facts;
-    const inbound = this.inbound;
-    if (inbound !== null) {
-      return dropHeaderFields(held, (raw) => {
-        const forged = isForgedAuthResults(raw, inbound.authservId);
-        if (forged) this.log.warn(Events.smtpViolation, { what: 'forged Authentication-Results removed' });
-        return forged;
-      });
-    }
-    if (!this.deps.config.submission.addMissingHeaders || !facts.complete) return held;
+    // RFC 8601 §5: results in our name are ours to write; whoever sent them (a logged-in user, a
+    // trusted network, a client the checks skip), they are removed.
+    const config = this.deps.config;
+    const authservId = config.checks.authservId ?? config.hostname;
+    const bytes = dropHeaderFields(held, (raw) => {
+      const forged = isForgedAuthResults(raw, authservId);
+      if (forged) this.log.warn(Events.smtpViolation, { what: 'forged Authentication-Results removed' });
+      return forged;
+    });
+    if (this.session.authUser === null || !config.submission.addMissingHeaders || !facts.complete)
+      return bytes;
     let added = '';
     if (!facts.hasDate) added += `Date: ${formatRfc5322Date(this.deps.clock.nowMs())}\r\n`;
     if (!facts.hasMessageId) {
-      added += `Message-ID: <${queueId}.${randomBytes(6).toString('hex')}@${this.deps.config.hostname}>\r\n`;
+      added += `Message-ID: <${queueId}.${randomBytes(6).toString('hex')}@${config.hostname}>\r\n`;
     }
-    return added === '' ? held : Buffer.concat([Buffer.from(added), held]);
+    return added === '' ? bytes : Buffer.concat([Buffer.from(added), bytes]);
   }
 
   // --- AUTH -------------------------------------------------------------------------------------
