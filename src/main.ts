@@ -5,8 +5,8 @@
 // Deliberately NOT here: argument parsing and config loading (src/cli), protocol or socket code
 // (src/protocol, src/server, src/net). Nothing imports this file except the CLI and tests.
 
-import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Config } from './config/config.ts';
 import type { Clock, Logger } from './core/ports.ts';
@@ -80,6 +80,18 @@ function describeFsError(err: unknown): string {
   }
 }
 
+/** The error of the nearest existing ancestor of `dir` when it is not writable (EROFS, EACCES), else `err`. */
+function whyNotCreatable(dir: string, err: unknown): unknown {
+  let parent = dirname(resolve(dir));
+  while (!existsSync(parent) && parent !== dirname(parent)) parent = dirname(parent);
+  try {
+    accessSync(parent, constants.W_OK);
+    return err;
+  } catch (accessErr) {
+    return accessErr;
+  }
+}
+
 /**
  * Create a directory if missing and prove it writable by writing a probe file: access(W_OK) alone
  * says yes to root on a read-only mount, and a mount can turn read-only without the mode changing.
@@ -88,7 +100,10 @@ function ensureWritableDir(dir: string, what: string): void {
   try {
     mkdirSync(dir, { recursive: true });
   } catch (err) {
-    throw new StartupError(`cannot create ${what} ${dir}: ${describeFsError(err)}`, { cause: err });
+    // A recursive mkdir on a read-only mount says ENOENT; the nearest existing folder tells the truth.
+    throw new StartupError(`cannot create ${what} ${dir}: ${describeFsError(whyNotCreatable(dir, err))}`, {
+      cause: err,
+    });
   }
   const probe = join(dir, `.tern-write-probe-${process.pid}`);
   try {

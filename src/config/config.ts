@@ -103,6 +103,11 @@ export interface LimitsConfig {
    * does not wait) and gets 554 5.5.0 (Postfix postscreen's pregreet test). 0 = greet at once.
    */
   readonly greetingDelayMs: number;
+  /**
+   * Free space kept in reserve on the data directory's filesystem: below it (or below 1.5 × the SIZE a
+   * client declares), MAIL gets 452 4.3.1, so queue bookkeeping and delivery keep room to work.
+   */
+  readonly minFreeBytes: number;
 }
 
 export interface SmtpConfig {
@@ -244,6 +249,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   dataTotalTimeoutMs: 600_000,
   shutdownGraceMs: 10_000,
   greetingDelayMs: 0,
+  minFreeBytes: 4 * 1024 * 1024,
 };
 
 export const DEFAULT_AUTH: AuthConfig = {

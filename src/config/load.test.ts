@@ -147,6 +147,7 @@ data_block_timeout_seconds = 120.5
 data_total_timeout_seconds = 900
 shutdown_grace_seconds = 0
 greeting_delay_seconds = 1.5
+min_free_bytes = 0
 
 [smtp]
 bare_line_endings = "normalize"
@@ -308,6 +309,7 @@ describe('parseConfig: a full file', () => {
         dataTotalTimeoutMs: 900_000,
         shutdownGraceMs: 0,
         greetingDelayMs: 1500,
+        minFreeBytes: 0,
       },
       smtp: {
         bareLineEndings: 'normalize',

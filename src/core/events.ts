@@ -16,6 +16,7 @@ export const Events = {
   smtpCommitFailed: 'smtp.commit.failed',
   smtpRefused: 'smtp.refused',
   smtpAuthChecks: 'smtp.authchecks',
+  smtpDiskLow: 'smtp.disk.low',
   smtpAuthVerify: 'smtp.auth.verify',
   smtpAuthSucceeded: 'smtp.auth.succeeded',
   /** Security events: failed authentications and lockouts. */

@@ -33,6 +33,8 @@ export function openDatabase(path: string, options: OpenDatabaseOptions): Databa
       );
     }
     db.exec('PRAGMA synchronous = FULL');
+    // A checkpointed WAL is truncated back to this size, so it cannot keep the disk space a burst took.
+    db.exec('PRAGMA journal_size_limit = 4194304');
     db.exec('PRAGMA foreign_keys = ON');
     migrate(db, path, options.migrations);
     return db;

@@ -54,6 +54,9 @@ export interface DeliveryWorkerDeps {
   readonly dkimDataDir?: string | null;
 }
 
+/** After the queue failed to record an outcome (a full disk), try recording it again this soon. */
+const SETTLE_RETRY_MS = 2000;
+
 /** DKIM keys are read again this often, so a key made with `tern dkim keygen` is used without a restart. */
 const DKIM_KEYS_TTL_MS = 30_000;
 
@@ -140,6 +143,12 @@ export class DeliveryWorker {
   #retryTimer: NodeJS.Timeout | null = null;
   #retryAtMs = Infinity;
   #dkimKeys: { atMs: number; keys: Promise<Map<string, DkimKey[]>> } | null = null;
+  /**
+   * Outcomes that happened but could not be recorded (settle failed, e.g. on a full disk), by
+   * "<queue id>/<index>". Only for the life of the process: after a restart the RFC's unavoidable
+   * duplicate remains possible.
+   */
+  readonly #unsettled = new Map<string, Attempt>();
   #lastChange = -1;
   readonly #options: DeliveryWorkerOptions;
   readonly #inFlight = new Map<string, Promise<void>>();
@@ -295,6 +304,12 @@ export class DeliveryWorker {
     for (const rcpt of pending) {
       // Once stopping, leave the rest due: the next start takes them.
       if (this.#state !== 'running') break;
+      const done = this.#unsettled.get(`${message.id}/${rcpt.index}`);
+      if (done) {
+        // Delivered before, but the queue could not record it (a full disk): record it now, never resend.
+        attempts.push({ ...done, rcpt });
+        continue;
+      }
       const local = await this.#deliverLocalOrClassify(message, rcpt, log, getSummary);
       if (local === 'remote') {
         const domain = rcpt.address.slice(rcpt.address.lastIndexOf('@') + 1).toLowerCase();
@@ -314,12 +329,17 @@ export class DeliveryWorker {
     });
     let settledAll = true;
     for (const a of attempts) {
+      const key = `${message.id}/${a.rcpt.index}`;
       try {
         await queue.settle(message.id, a.rcpt.index, a.outcome);
+        this.#unsettled.delete(key);
       } catch (err) {
-        // The recipient stays pending in the queue; a redelivery is a no-op in the store.
+        // The recipient stays pending in the queue. A final outcome is remembered, so the next attempt
+        // only records it: a remote server is not sent the message again (local redelivery is a no-op).
         log.error(Events.deliveryWorkerError, { op: 'settle', rcpt: a.rcpt.address, err });
+        if (a.outcome.status !== 'deferred') this.#unsettled.set(key, a);
         settledAll = false;
+        this.#wakeAt(clock.nowMs() + SETTLE_RETRY_MS);
       }
     }
     return settledAll;

@@ -12,6 +12,8 @@ import { formatReply, Replies, type Reply } from '../core/reply.ts';
 import type { Resolver } from '../core/dns.ts';
 import type { Directory } from '../directory/directory.ts';
 import { createSecureContext, serverTlsOptions } from '../net/tls.ts';
+import { DiskSpace } from '../net/disk-space.ts';
+import { resolve } from 'node:path';
 import { parseCidr, type Network } from '../policy/networks.ts';
 import type { Queue } from '../queue/queue.ts';
 import { AuthGuard, SendRateLimiter } from '../policy/auth-guard.ts';
@@ -63,6 +65,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     authGuard: new AuthGuard(config.auth, deps.clock),
     rateLimiter: new SendRateLimiter(deps.clock),
     resolver: deps.resolver ?? null,
+    diskSpace: new DiskSpace(resolve(config.dataDir)),
     skipCheckNetworks: config.checks.skipNetworks
       .map((c) => parseCidr(c))
       .filter((n): n is Network => n !== null),

@@ -28,6 +28,7 @@ import type { ChannelBinding } from '../protocol/sasl/mechanism.ts';
 import { dropHeaderFields, HeaderCapture, type HeaderFacts } from '../protocol/smtp/header-capture.ts';
 import { InboundAuth, isForgedAuthResults } from '../policy/inbound-auth.ts';
 import type { Resolver } from '../core/dns.ts';
+import type { DiskSpace } from '../net/disk-space.ts';
 import { SmtpSession, type Effect, type TransactionInfo } from '../protocol/smtp/session.ts';
 import { formatRfc5322Date } from '../core/date.ts';
 import { DEFAULT_USER_POLICY, type UserPolicy } from '../directory/directory.ts';
@@ -49,6 +50,8 @@ export interface ConnectionDeps {
   /** For the inbound authentication checks ([checks]); null turns them off. */
   readonly resolver: Resolver | null;
   readonly skipCheckNetworks: readonly Network[];
+  /** Free space of the data directory; absent in tests that do not care. */
+  readonly diskSpace?: DiskSpace;
 }
 
 /** Longest delay before answering a failed AUTH, however many failures came before. */
@@ -284,7 +287,12 @@ export class SmtpConnection {
         case 'check-mail':
           flush();
           await this.perform(
-            this.session.resolve({ kind: 'mail', reply: await this.checkSender(effect.sender) }),
+            this.session.resolve({
+              kind: 'mail',
+              reply:
+                (await this.checkDiskSpace(effect.params.sizeBytes)) ??
+                (await this.checkSender(effect.sender)),
+            }),
           );
           break;
         case 'auth-start':
@@ -550,6 +558,16 @@ export class SmtpConnection {
     if (await this.deps.directory.ownsAddress(user, address)) return null;
     this.log.warn(Events.smtpSenderRefused, { user, sender: address, where: 'MAIL FROM' });
     return Replies.senderNotOwned;
+  }
+
+  /** 452 4.3.1 when the data directory's filesystem is below the reserve (or 1.5 × the declared SIZE). */
+  private async checkDiskSpace(declaredBytes: number | null): Promise<Reply | null> {
+    const free = await this.deps.diskSpace?.freeBytes(this.deps.clock.nowMs());
+    if (free === undefined || free === null) return null;
+    const need = this.deps.config.limits.minFreeBytes + 1.5 * (declaredBytes ?? 0);
+    if (free >= need) return null;
+    this.log.warn(Events.smtpDiskLow, { freeBytes: free, needBytes: need });
+    return Replies.insufficientStorage;
   }
 
   /** Inbound checks apply on the MX listener to clients that neither authenticated nor are trusted. */

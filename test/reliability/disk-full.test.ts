@@ -79,12 +79,6 @@ function fill(dir: string, name = 'filler'): string {
   return path;
 }
 
-const FILL_TODO =
-  'bug reported: no free-space reserve (Postfix queue_minfree): inbound mail takes the space freed, the ' +
-  'SQLite WALs (never truncated, checkpointed only at 4 MiB) then fill the disk by themselves and cannot be ' +
-  'checkpointed; local delivery and queue bookkeeping fail for good, and remote mail is re-sent on every ' +
-  'attempt because the settle after the remote 250 fails';
-
 /** Retry now (`tern queue flush`, Postfix's postqueue -f) until `done` holds. */
 async function flushUntil(
   tern: OutboundTern,
@@ -330,47 +324,43 @@ describe('a full disk (data_dir on an 8 MiB tmpfs)', { skip }, () => {
     assert.ok(tern.alive(), 'tern serve died');
   });
 
-  test(
-    'after filling up under load: every 250 is delivered exactly once, the queue drains by itself',
-    { todo: FILL_TODO },
-    async () => {
-      try {
-        // Local deliveries that met the full disk are deferred; flush (postqueue -f) retries them now
-        // rather than at the worker's next poll.
-        await flushUntil(
-          tern,
-          'every accepted message delivered',
-          async () =>
-            (await tern.storedMessages(ALICE)).length >= baselineStored + acceptedUnderLoad.size &&
-            receiver!.accepted.length >= baselineRemote + acceptedRemote.size,
-          12_000,
-        );
-        await tern.waitForEmptyQueue();
-      } finally {
-        const wal = (f: string): string =>
-          `${f} ${statSync(join(tern.dataDir, f), { throwIfNoEntry: false })?.size}`;
-        console.log(
-          `# afterwards: ${freeBytes(mnt)} bytes free; ${wal('queue/queue.db-wal')}, ${wal('mail/mail.db-wal')}; ` +
-            `${(await tern.storedMessages(ALICE)).length - baselineStored} of ${acceptedUnderLoad.size} local ` +
-            `and ${receiver!.accepted.length - baselineRemote} remote copies of ${acceptedRemote.size} delivered`,
-        );
-      }
-      const stored = await tern.storedMessages(ALICE);
-      const bySubject = new Map<string, number>();
-      for (const m of stored) bySubject.set(m.subject, (bySubject.get(m.subject) ?? 0) + 1);
-      for (const [tag, content] of acceptedUnderLoad) {
-        assert.equal(bySubject.get(tag), 1, `${tag}: stored ${bySubject.get(tag) ?? 0} times`);
-        const m = stored.find((x) => x.subject === tag)!;
-        assert.ok(endsWithContent(await tern.storedMessage(ALICE, m.id), content), `${tag} damaged`);
-      }
-      for (const tag of refusedUnderLoad)
-        assert.equal(bySubject.get(tag), undefined, `${tag} was refused, yet stored`);
-      const remote = subjectsOf(receiver!.accepted.slice(baselineRemote));
-      assert.deepEqual(remote.sort(), [...acceptedRemote.keys()].sort(), 'each relayed message exactly once');
-      const bounces = stored.filter((m) => /undeliver|failure|returned/i.test(m.subject));
-      assert.deepEqual(bounces, [], 'bounces');
-    },
-  );
+  test('after filling up under load: every 250 is delivered exactly once, the queue drains by itself', async () => {
+    try {
+      // Local deliveries that met the full disk are deferred; flush (postqueue -f) retries them now
+      // rather than at the worker's next poll.
+      await flushUntil(
+        tern,
+        'every accepted message delivered',
+        async () =>
+          (await tern.storedMessages(ALICE)).length >= baselineStored + acceptedUnderLoad.size &&
+          receiver!.accepted.length >= baselineRemote + acceptedRemote.size,
+        12_000,
+      );
+      await tern.waitForEmptyQueue();
+    } finally {
+      const wal = (f: string): string =>
+        `${f} ${statSync(join(tern.dataDir, f), { throwIfNoEntry: false })?.size}`;
+      console.log(
+        `# afterwards: ${freeBytes(mnt)} bytes free; ${wal('queue/queue.db-wal')}, ${wal('mail/mail.db-wal')}; ` +
+          `${(await tern.storedMessages(ALICE)).length - baselineStored} of ${acceptedUnderLoad.size} local ` +
+          `and ${receiver!.accepted.length - baselineRemote} remote copies of ${acceptedRemote.size} delivered`,
+      );
+    }
+    const stored = await tern.storedMessages(ALICE);
+    const bySubject = new Map<string, number>();
+    for (const m of stored) bySubject.set(m.subject, (bySubject.get(m.subject) ?? 0) + 1);
+    for (const [tag, content] of acceptedUnderLoad) {
+      assert.equal(bySubject.get(tag), 1, `${tag}: stored ${bySubject.get(tag) ?? 0} times`);
+      const m = stored.find((x) => x.subject === tag)!;
+      assert.ok(endsWithContent(await tern.storedMessage(ALICE, m.id), content), `${tag} damaged`);
+    }
+    for (const tag of refusedUnderLoad)
+      assert.equal(bySubject.get(tag), undefined, `${tag} was refused, yet stored`);
+    const remote = subjectsOf(receiver!.accepted.slice(baselineRemote));
+    assert.deepEqual(remote.sort(), [...acceptedRemote.keys()].sort(), 'each relayed message exactly once');
+    const bounces = stored.filter((m) => /undeliver|failure|returned/i.test(m.subject));
+    assert.deepEqual(bounces, [], 'bounces');
+  });
 
   test('the databases pass SQLite integrity_check', () => {
     for (const file of ['directory.sqlite', 'queue/queue.db', 'mail/mail.db']) {
@@ -420,9 +410,6 @@ describe('an unusable data directory at start', { skip }, () => {
       what: 'missing, under a read-only filesystem',
       dataDir: () => join(mnt, 'missing'),
       message: /cannot create data directory .*missing: read-only file system/,
-      todo:
-        'bug reported: mkdirSync(recursive) fails with ENOENT on a read-only filesystem, so the message ' +
-        'says "ENOENT: no such file or directory" instead of "read-only file system"',
     },
     {
       what: 'with a file where a folder should be',
