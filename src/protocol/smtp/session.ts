@@ -485,8 +485,9 @@ export class SmtpSession {
   private resolveMail(reply: Reply | null): void {
     if (reply !== null && reply.code >= 400) {
       this.tx = null;
-      this.countError();
-      return this.reply(reply);
+      // The refusal goes out before a 421 that counting it may bring.
+      this.reply(reply);
+      return this.countError();
     }
     this.setPhase('mail');
     this.reply(reply ?? Replies.senderOk);
@@ -508,8 +509,9 @@ export class SmtpSession {
   private resolveRcpt(recipient: EnvelopeRecipient | null, reply: Reply): void {
     const tx = this.tx;
     if (!tx || recipient === null) {
+      this.reply(reply);
       if (reply.code >= 500) this.countError();
-      return this.reply(reply);
+      return;
     }
     tx.recipients.push(recipient);
     this.setPhase('rcpt');
@@ -645,11 +647,11 @@ export class SmtpSession {
     }
     if (refusal !== null) {
       this.out({ kind: 'abort-message' });
-      this.countError();
       this.tx = null;
       this.transactions++;
       this.setPhase('ready');
       this.reply(refusal);
+      this.countError();
       return;
     }
     this.pending = { kind: 'commit' };
