@@ -1,0 +1,244 @@
+// The shape of bench/results/<timestamp>.json and the arithmetic on it: one record per (case, peer,
+// round), medians over rounds, ratios Tern/peer, and the targets of issue 6 judged met or not met.
+// Deliberately NOT here: running anything (run.ts) or formatting (report.ts).
+
+import type { PeerName } from './peers.ts';
+import type { ProfileSummary } from './profile.ts';
+
+export type ScenarioId = 'accept' | 'relay' | 'local' | 'idle' | 'large' | 'handshakes' | 'smtp-source';
+
+export interface CaseSpec {
+  /** Stable key, e.g. "accept c50 1KiB x1 plain". */
+  readonly id: string;
+  readonly scenario: ScenarioId;
+  readonly concurrency: number;
+  readonly perConnection: number;
+  readonly messageBytes: number;
+  readonly starttls: boolean;
+  /** Time-bound cases. */
+  readonly durationMs: number | null;
+  readonly warmupMs: number;
+  /** Count-bound cases (relay, local, smtp-source). */
+  readonly count: number | null;
+  /** idle: connections to hold. */
+  readonly connections: number;
+}
+
+/** Metric names, with units in the name; every one is a plain number. */
+export type Metrics = Readonly<Record<string, number>>;
+
+export interface CaseRun {
+  readonly caseId: string;
+  readonly scenario: ScenarioId;
+  readonly peer: PeerName;
+  readonly round: number;
+  /** null when the case ran; else why it did not (the peer failed to start, crashed, …). */
+  readonly failure: string | null;
+  readonly metrics: Metrics;
+  /** Errors the load generator saw (first few). */
+  readonly errorSamples: readonly string[];
+}
+
+export interface CaseSummary {
+  readonly caseId: string;
+  readonly scenario: ScenarioId;
+  readonly peer: PeerName;
+  readonly rounds: number;
+  /** Median over the rounds that ran, per metric. */
+  readonly median: Metrics;
+}
+
+export interface Target {
+  readonly text: string;
+  /** What was compared, in words with the numbers. */
+  readonly measured: string;
+  /** null when a figure it needs is missing (a peer that could not be set up). */
+  readonly met: boolean | null;
+}
+
+export interface Machine {
+  readonly nproc: number;
+  readonly cpuModel: string;
+  readonly memoryGiB: number;
+  readonly disk: string;
+  readonly fsyncPerSecond: number;
+  readonly kernel: string;
+  readonly node: string;
+  readonly postfix: string | null;
+  readonly haraka: string | null;
+  readonly ternCommit: string;
+}
+
+export interface BenchResults {
+  readonly version: 1;
+  readonly startedAt: string;
+  readonly finishedAt: string;
+  readonly durationS: number;
+  readonly mode: 'full' | 'quick' | 'smoke' | 'custom';
+  readonly command: string;
+  readonly settings: Readonly<Record<string, unknown>>;
+  readonly machine: Machine;
+  readonly peers: readonly PeerName[];
+  readonly problems: readonly string[];
+  readonly cases: readonly CaseSpec[];
+  readonly runs: readonly CaseRun[];
+  readonly summary: readonly CaseSummary[];
+  readonly targets: readonly Target[];
+  readonly profile: (ProfileSummary & { readonly caseId: string; readonly file: string }) | null;
+}
+
+export function median(values: readonly number[]): number {
+  const v = values.filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+  if (v.length === 0) return NaN;
+  const mid = Math.floor(v.length / 2);
+  return v.length % 2 === 1 ? v[mid]! : (v[mid - 1]! + v[mid]!) / 2;
+}
+
+/** Medians per (case, peer) over the rounds that ran without failure. */
+export function summarize(runs: readonly CaseRun[]): CaseSummary[] {
+  const groups = new Map<string, CaseRun[]>();
+  for (const r of runs) {
+    if (r.failure !== null) continue;
+    const key = `${r.caseId}\u0000${r.peer}`;
+    const g = groups.get(key);
+    if (g === undefined) groups.set(key, [r]);
+    else g.push(r);
+  }
+  const out: CaseSummary[] = [];
+  for (const g of groups.values()) {
+    const first = g[0]!;
+    const names = new Set(g.flatMap((r) => Object.keys(r.metrics)));
+    const med: Record<string, number> = {};
+    for (const n of names) {
+      const m = median(g.map((r) => r.metrics[n] ?? NaN));
+      if (Number.isFinite(m)) med[n] = Math.round(m * 1000) / 1000;
+    }
+    out.push({
+      caseId: first.caseId,
+      scenario: first.scenario,
+      peer: first.peer,
+      rounds: g.length,
+      median: med,
+    });
+  }
+  return out;
+}
+
+export function lookup(
+  summary: readonly CaseSummary[],
+  caseId: string,
+  peer: PeerName,
+  metric: string,
+): number | null {
+  const v = summary.find((s) => s.caseId === caseId && s.peer === peer)?.median[metric];
+  return v === undefined || !Number.isFinite(v) ? null : v;
+}
+
+/** Tern's figure over the peer's; null when either is missing or the peer's is 0. */
+export function ratio(
+  summary: readonly CaseSummary[],
+  caseId: string,
+  peer: PeerName,
+  metric: string,
+): number | null {
+  const t = lookup(summary, caseId, 'tern', metric);
+  const p = lookup(summary, caseId, peer, metric);
+  if (t === null || p === null || p === 0) return null;
+  return t / p;
+}
+
+/** The case ids the targets are judged on. */
+export const TARGET_CASES = {
+  c50: 'accept c50 1KiB x1 plain',
+  c50x100: 'accept c50 1KiB x100 plain',
+  c200: 'accept c200 1KiB x1 plain',
+  relay: 'relay c50 1KiB',
+  idle: 'idle 10000',
+  large: 'large 100MiB',
+} as const;
+
+const f1 = (v: number | null): string => (v === null ? 'n/a' : v.toFixed(v >= 100 ? 0 : v >= 10 ? 1 : 2));
+
+/** The targets of issue 6, judged on the medians. */
+export function judgeTargets(summary: readonly CaseSummary[]): Target[] {
+  const targets: Target[] = [];
+  const vs = (
+    text: string,
+    caseId: string,
+    peer: PeerName,
+    metric: string,
+    min: number,
+    unit: string,
+  ): void => {
+    const r = ratio(summary, caseId, peer, metric);
+    const t = lookup(summary, caseId, 'tern', metric);
+    const p = lookup(summary, caseId, peer, metric);
+    targets.push({
+      text,
+      measured: `Tern ${f1(t)} vs ${peer} ${f1(p)} ${unit}: ${r === null ? 'n/a' : `${r.toFixed(2)}×`}`,
+      met: r === null ? null : r >= min,
+    });
+  };
+  vs(
+    'Durable accept, c50, 1 KiB, new connection per message: ≥ 2.5× Postfix',
+    TARGET_CASES.c50,
+    'postfix',
+    'msgsPerSec',
+    2.5,
+    'msgs/s',
+  );
+  vs('… ≥ 2× Haraka', TARGET_CASES.c50, 'haraka', 'msgsPerSec', 2, 'msgs/s');
+  vs('… ≥ 40 % of smtp-sink', TARGET_CASES.c50, 'smtp-sink', 'msgsPerSec', 0.4, 'msgs/s');
+  vs(
+    '100 messages per connection (c50, 1 KiB): ≥ 3× Postfix',
+    TARGET_CASES.c50x100,
+    'postfix',
+    'msgsPerSec',
+    3,
+    'msgs/s',
+  );
+  vs(
+    'Relay end to end (accept, MX, remote sink, queue empty): ≥ 2× Postfix',
+    TARGET_CASES.relay,
+    'postfix',
+    'msgsPerSec',
+    2,
+    'msgs/s',
+  );
+  {
+    const t = lookup(summary, TARGET_CASES.c50, 'tern', 'p99Ms');
+    const p = lookup(summary, TARGET_CASES.c50, 'postfix', 'p99Ms');
+    targets.push({
+      text: 'p99 accept latency at c50 no worse than Postfix’s',
+      measured: `Tern ${f1(t)} ms vs Postfix ${f1(p)} ms`,
+      met: t === null || p === null ? null : t <= p,
+    });
+  }
+  {
+    const t = lookup(summary, TARGET_CASES.c200, 'tern', 'peakRssMiB');
+    const p = lookup(summary, TARGET_CASES.c200, 'postfix', 'peakRssMiB');
+    targets.push({
+      text: 'RSS at c200 ≤ ¼ of Postfix’s (peak, summed over processes)',
+      measured: `Tern ${f1(t)} MiB vs Postfix ${f1(p)} MiB${t !== null && p !== null && p > 0 ? `: ${(t / p).toFixed(2)}×` : ''}`,
+      met: t === null || p === null ? null : t <= p / 4,
+    });
+  }
+  {
+    const rss = lookup(summary, TARGET_CASES.idle, 'tern', 'rssMiB');
+    const greeted = lookup(summary, TARGET_CASES.idle, 'tern', 'greeted');
+    targets.push({
+      text: '10,000 idle connections under 300 MiB RSS',
+      measured: `Tern ${f1(rss)} MiB with ${greeted ?? 'n/a'} connections greeted`,
+      met: rss === null ? null : rss < 300 && greeted === 10000,
+    });
+  }
+  {
+    const g = lookup(summary, TARGET_CASES.large, 'tern', 'rssGrowthMiB');
+    targets.push({
+      text: 'A 100 MiB message with under 32 MiB RSS growth',
+      measured: `Tern +${f1(g)} MiB`,
+      met: g === null ? null : g < 32,
+    });
+  }
+  return targets;
+}
