@@ -108,6 +108,8 @@ export interface LimitsConfig {
    * client declares), MAIL gets 452 4.3.1, so queue bookkeeping and delivery keep room to work.
    */
   readonly minFreeBytes: number;
+  /** A TLS handshake (STARTTLS or implicit TLS) that takes longer is cut. */
+  readonly tlsHandshakeTimeoutMs: number;
 }
 
 export interface SmtpConfig {
@@ -250,6 +252,7 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   shutdownGraceMs: 10_000,
   greetingDelayMs: 0,
   minFreeBytes: 4 * 1024 * 1024,
+  tlsHandshakeTimeoutMs: 30_000,
 };
 
 export const DEFAULT_AUTH: AuthConfig = {

@@ -148,6 +148,7 @@ data_total_timeout_seconds = 900
 shutdown_grace_seconds = 0
 greeting_delay_seconds = 1.5
 min_free_bytes = 0
+tls_handshake_timeout_seconds = 5
 
 [smtp]
 bare_line_endings = "normalize"
@@ -310,6 +311,7 @@ describe('parseConfig: a full file', () => {
         shutdownGraceMs: 0,
         greetingDelayMs: 1500,
         minFreeBytes: 0,
+        tlsHandshakeTimeoutMs: 5000,
       },
       smtp: {
         bareLineEndings: 'normalize',

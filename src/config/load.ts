@@ -367,6 +367,11 @@ const LIMIT_SPECS: readonly LimitSpec[] = [
   { key: 'shutdown_grace_seconds', field: 'shutdownGraceMs', read: (c, p, v) => readSeconds(c, p, v, true) },
   { key: 'greeting_delay_seconds', field: 'greetingDelayMs', read: (c, p, v) => readSeconds(c, p, v, true) },
   { key: 'min_free_bytes', field: 'minFreeBytes', read: (c, p, v) => readInteger(c, p, v, { min: 0 }) },
+  {
+    key: 'tls_handshake_timeout_seconds',
+    field: 'tlsHandshakeTimeoutMs',
+    read: (c, p, v) => readSeconds(c, p, v, false),
+  },
 ];
 const LIMIT_KEYS = [...LIMIT_SPECS.map((s) => s.key), 'long_lines'];
 

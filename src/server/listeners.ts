@@ -2,16 +2,16 @@
 // (total and per client address) enforced before a session starts, and graceful shutdown.
 // Deliberately NOT here: protocol (SmtpSession) and per-session I/O (SmtpConnection).
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import { createServer as createTlsServer } from 'node:tls';
+import { TLSSocket } from 'node:tls';
 import type { Config, ListenerConfig, Service, TlsMode } from '../config/config.ts';
 import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import { formatReply, Replies, type Reply } from '../core/reply.ts';
 import type { Resolver } from '../core/dns.ts';
 import type { Directory } from '../directory/directory.ts';
-import { createSecureContext, serverTlsOptions } from '../net/tls.ts';
+import { createSecureContext } from '../net/tls.ts';
 import { DiskSpace } from '../net/disk-space.ts';
 import { resolve } from 'node:path';
 import { parseCidr, type Network } from '../policy/networks.ts';
@@ -48,6 +48,12 @@ export interface RunningListeners {
   close(graceMs: number): Promise<void>;
 }
 
+/** Every certificate of a PEM bundle. */
+function parsePemCertificates(pem: string): X509Certificate[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((b) => new X509Certificate(b));
+}
+
 export async function startListeners(deps: ListenerDeps): Promise<RunningListeners> {
   const { config, logger } = deps;
   const clientCa = deps.tls?.clientCa ?? null;
@@ -66,6 +72,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     rateLimiter: new SendRateLimiter(deps.clock),
     resolver: deps.resolver ?? null,
     diskSpace: new DiskSpace(resolve(config.dataDir)),
+    clientCas: clientCa === null ? [] : parsePemCertificates(clientCa),
     skipCheckNetworks: config.checks.skipNetworks
       .map((c) => parseCidr(c))
       .filter((n): n is Network => n !== null),
@@ -84,56 +91,92 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     setTimeout(() => socket.destroy(), 2000).unref();
   };
 
+  /** Connections counted against the limits: sessions, plus implicit-TLS handshakes in progress. */
+  let handshaking = 0;
+  const handshakeMs = config.limits.tlsHandshakeTimeoutMs;
+
   const accept = (listener: ListenerConfig, socket: Socket): void => {
     const ip = normalizeIp(socket.remoteAddress ?? '0.0.0.0');
-    if (connections.size >= config.limits.maxConnections) {
-      return refuse(socket, Replies.tooManyConnections, 'max connections', ip);
+    const implicit = listener.tls === 'implicit';
+    // Over a limit, an implicit-TLS client cannot read a plaintext 421: it is just closed.
+    const over = (reply: Reply, reason: string): void =>
+      implicit
+        ? (logger.warn(Events.smtpRefused, { ip, reason }), void socket.destroy())
+        : refuse(socket, reply, reason, ip);
+    if (connections.size + handshaking >= config.limits.maxConnections) {
+      return over(Replies.tooManyConnections, 'max connections');
     }
     const count = perIp.get(ip) ?? 0;
     if (count >= config.limits.maxConnectionsPerIp) {
-      return refuse(socket, Replies.tooManyConnectionsFromIp, 'max connections per ip', ip);
+      return over(Replies.tooManyConnectionsFromIp, 'max connections per ip');
     }
     perIp.set(ip, count + 1);
+    let released = false;
+    const release = (): void => {
+      if (released) return;
+      released = true;
+      const left = (perIp.get(ip) ?? 1) - 1;
+      if (left <= 0) perIp.delete(ip);
+      else perIp.set(ip, left);
+    };
     socket.setNoDelay(true);
+    if (!implicit) return startSession(listener, socket, release);
+    // RFC 8314 implicit TLS: the handshake is part of the connection, counted and bounded in time.
+    handshaking++;
+    socket.on('error', () => undefined);
+    const tlsSocket = new TLSSocket(socket, {
+      isServer: true,
+      secureContext: secureContext!,
+      // Unverified certificates still reach the authenticator (fingerprint mapping).
+      requestCert: listener.clientCertificates !== 'none',
+      rejectUnauthorized: false,
+    });
+    let settled = false;
+    const fail = (why: string): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      handshaking--;
+      release();
+      logger.warn(Events.tlsFailed, { ip, error: why });
+      tlsSocket.destroy();
+      socket.destroy();
+    };
+    const timer = setTimeout(() => fail('TLS handshake timeout'), handshakeMs);
+    tlsSocket.once('error', (err: Error) => fail(err.message));
+    tlsSocket.once('close', () => fail('closed during the TLS handshake'));
+    tlsSocket.once('secure', () => {
+      if (settled) return;
+      if (listener.clientCertificates === 'require' && !tlsSocket.getPeerX509Certificate()) {
+        return fail('client certificate required');
+      }
+      settled = true;
+      clearTimeout(timer);
+      handshaking--;
+      tlsSocket.removeAllListeners('error');
+      tlsSocket.removeAllListeners('close');
+      startSession(listener, tlsSocket, release);
+    });
+  };
+
+  const startSession = (listener: ListenerConfig, socket: Socket, release: () => void): void => {
     const id = `${sessionPrefix}${(++sessionCounter).toString(36).padStart(5, '0')}`;
     const conn = new SmtpConnection(socket, id, listener, connDeps);
     connections.add(conn);
     void conn.done.then(() => {
       connections.delete(conn);
-      const left = (perIp.get(ip) ?? 1) - 1;
-      if (left <= 0) perIp.delete(ip);
-      else perIp.set(ip, left);
+      release();
     });
     conn.start();
   };
 
   try {
     for (const listener of config.listeners) {
-      let server: Server;
-      if (listener.tls === 'implicit') {
-        if (!deps.tls) throw new Error(`listener ${listener.service} needs TLS but no certificate is loaded`);
-        const requestCert = listener.clientCertificates !== 'none';
-        server = createTlsServer(
-          {
-            ...serverTlsOptions(deps.tls, clientCa === null ? {} : { ca: clientCa }),
-            // Unverified certificates still reach the authenticator (fingerprint mapping).
-            requestCert,
-            rejectUnauthorized: false,
-            handshakeTimeout: 30_000,
-          },
-          (socket) => {
-            if (listener.clientCertificates === 'require' && !socket.getPeerX509Certificate()) {
-              logger.warn(Events.tlsFailed, { error: 'client certificate required' });
-              socket.destroy();
-              return;
-            }
-            accept(listener, socket);
-          },
-        );
-        server.on('tlsClientError', (err: Error) => logger.warn(Events.tlsFailed, { error: err.message }));
-      } else {
-        server = createTcpServer((socket) => accept(listener, socket));
+      if (listener.tls === 'implicit' && secureContext === null) {
+        throw new Error(`listener ${listener.service} needs TLS but no certificate is loaded`);
       }
+      // Implicit TLS too starts as TCP: the connection is counted before its handshake (see accept).
+      const server: Server = createTcpServer((socket) => accept(listener, socket));
       server.maxConnections = config.limits.maxConnections + 100; // the rest get a polite 421 above
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);

@@ -7,7 +7,7 @@
 // the session's own buffer (CVE-2011-0411 class). A 250 after DATA is sent only after queue commit, which
 // resolves once the message is fsynced.
 
-import { randomBytes } from 'node:crypto';
+import { randomBytes, type X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
 import type { Config, ListenerConfig } from '../config/config.ts';
@@ -50,16 +50,20 @@ export interface ConnectionDeps {
   /** For the inbound authentication checks ([checks]); null turns them off. */
   readonly resolver: Resolver | null;
   readonly skipCheckNetworks: readonly Network[];
+  /** The certificates of tls.client_ca, to verify client certificates against. */
+  readonly clientCas: readonly X509Certificate[];
   /** Free space of the data directory; absent in tests that do not care. */
   readonly diskSpace?: DiskSpace;
 }
+
+/** Bytes an early talker may send before the greeting is due before it is cut at once. */
+const MAX_PREGREETING_BYTES = 4096;
 
 /** Longest delay before answering a failed AUTH, however many failures came before. */
 const MAX_AUTH_DELAY_MS = 8000;
 
 /** Above this many unfed bytes the socket is paused until the session catches up. */
 const MAX_UNFED_BYTES = 256 * 1024;
-const TLS_HANDSHAKE_TIMEOUT_MS = 30_000;
 
 export class SmtpConnection {
   readonly id: string;
@@ -83,6 +87,7 @@ export class SmtpConnection {
   private shuttingDown = false;
   private tlsInfo: ClientInfo['tls'] = null;
   private greetTimer: NodeJS.Timeout | null = null;
+  private deadline: NodeJS.Timeout | null = null;
   private exchange: AuthExchange | null = null;
   /** The account named by the current AUTH attempt, for per-account failure counting. */
   private authAccount: string | null = null;
@@ -156,7 +161,7 @@ export class SmtpConnection {
         this.log.warn(Events.smtpViolation, { what: 'early talker', bytes: this.inboxBytes });
         this.inbox = [];
         this.inboxBytes = 0;
-        this.closeWith(Replies.earlyTalker);
+        this.cutOff(Replies.earlyTalker);
         return;
       }
       void this.perform(this.session.greet());
@@ -197,7 +202,18 @@ export class SmtpConnection {
     if (this.closed) return;
     this.inbox.push(chunk);
     this.inboxBytes += chunk.length;
-    if (this.greetTimer !== null) return; // judged when the greeting is due
+    if (this.greetTimer !== null) {
+      // Judged when the greeting is due; but an early talker is not buffered without bound meanwhile.
+      if (this.inboxBytes > MAX_PREGREETING_BYTES) {
+        clearTimeout(this.greetTimer);
+        this.greetTimer = null;
+        this.log.warn(Events.smtpViolation, { what: 'early talker', bytes: this.inboxBytes });
+        this.inbox = [];
+        this.inboxBytes = 0;
+        this.cutOff(Replies.earlyTalker);
+      }
+      return;
+    }
     if (this.inboxBytes > MAX_UNFED_BYTES) this.socket.pause();
     void this.pump();
   };
@@ -216,6 +232,10 @@ export class SmtpConnection {
     this.closeWith(Replies.commandTimeout);
   };
 
+  /**
+   * An absolute deadline for the next command (or data block), re-armed when one completes — not by
+   * every byte, so a client trickling a line one byte at a time still meets it.
+   */
   private armIdleTimer(): void {
     const limits = this.deps.config.limits;
     const ms =
@@ -224,7 +244,8 @@ export class SmtpConnection {
         : this.session.inContent
           ? limits.dataBlockTimeoutMs
           : limits.commandTimeoutMs;
-    this.socket.setTimeout(ms);
+    if (this.deadline !== null) clearTimeout(this.deadline);
+    this.deadline = setTimeout(this.onTimeout, ms);
   }
 
   /** Feeds buffered input to the session, one chunk at a time, performing effects in order. */
@@ -275,6 +296,7 @@ export class SmtpConnection {
           if (effect.to === 'ready' && this.shuttingDown) closeAfterBatch = true;
           break;
         case 'command':
+          this.armIdleTimer();
           this.log.event(Events.smtpCommand, { verb: effect.verb });
           break;
         case 'violation':
@@ -314,6 +336,7 @@ export class SmtpConnection {
           this.beginMessage(effect.transaction);
           break;
         case 'data': {
+          this.armIdleTimer();
           const writer = this.writer;
           if (!writer) break;
           let chunk = effect.chunk;
@@ -769,7 +792,12 @@ export class SmtpConnection {
     const socket = this.socket;
     if (!(socket instanceof TLSSocket)) return null;
     const x509 = socket.getPeerX509Certificate();
-    return x509 ? { x509, authorized: socket.authorized } : null;
+    if (!x509) return null;
+    // A TLSSocket made on an accepted socket (STARTTLS, implicit TLS) does not verify the peer itself.
+    return {
+      x509,
+      authorized: socket.authorized || issuedByClientCa(x509, this.deps.clientCas, this.deps.clock.nowMs()),
+    };
   }
 
   private async startTls(): Promise<Effect[]> {
@@ -797,7 +825,7 @@ export class SmtpConnection {
       const timer = setTimeout(() => {
         cleanup();
         resolve(false);
-      }, TLS_HANDSHAKE_TIMEOUT_MS);
+      }, this.deps.config.limits.tlsHandshakeTimeoutMs);
       const onSecure = (): void => {
         cleanup();
         resolve(true);
@@ -844,6 +872,16 @@ export class SmtpConnection {
     this.dataDeadline = null;
   }
 
+  /** For abusive clients: stop reading at once, send the reply, and drop the connection once it is out. */
+  private cutOff(reply: Reply): void {
+    if (this.closed) return;
+    const socket = this.socket;
+    socket.pause();
+    socket.write(formatReply(reply, true), () => socket.destroy());
+    setTimeout(() => socket.destroy(), 2000).unref();
+    this.finish('cut off');
+  }
+
   private closeWith(reply: Reply): void {
     if (this.closed) return;
     this.socket.write(formatReply(reply, true));
@@ -863,6 +901,7 @@ export class SmtpConnection {
     this.closed = true;
     this.clearDataDeadline();
     if (this.greetTimer !== null) clearTimeout(this.greetTimer);
+    if (this.deadline !== null) clearTimeout(this.deadline);
     this.abortMessage();
     this.session.close();
     this.socket.setTimeout(0);
@@ -877,6 +916,12 @@ function describeTls(socket: TLSSocket): ClientInfo['tls'] {
     version: socket.getProtocol?.() ?? 'unknown',
     cipher: cipher?.standardName ?? cipher?.name ?? 'unknown',
   };
+}
+
+/** Issued (and signed) by one of the CAs, and valid now. One level: client CAs issue directly. */
+function issuedByClientCa(cert: X509Certificate, cas: readonly X509Certificate[], nowMs: number): boolean {
+  if (nowMs < Date.parse(cert.validFrom) || nowMs > Date.parse(cert.validTo)) return false;
+  return cas.some((ca) => cert.checkIssued(ca) && cert.verify(ca.publicKey));
 }
 
 function isLoopback(ip: string): boolean {
