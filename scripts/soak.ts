@@ -5,6 +5,7 @@
 //   npx node scripts/soak.ts                                  # 30 minutes, a sample every 5 s
 //   npx node scripts/soak.ts --duration 5m --out /tmp/soak    # writes /tmp/soak/soak.json, soak.svg
 //   npx node scripts/soak.ts --duration 90s --clients 4 --interval 2 --pause-ms 0   # as fast as it goes
+//   npx node scripts/soak.ts --replot /tmp/soak/soak.json                          # redraw soak.svg
 //
 // The load, from --clients concurrent loops, each picking at random every time:
 //   inbound mail for local users over port 25 (DATA or BDAT, 1 KiB to 200 KiB); mail relayed to a remote
@@ -16,8 +17,8 @@
 // end the load stops, the queue is left to drain, and a last sample is taken.
 // Deliberately NOT here: pass/fail judgement beyond printing the trend (a person reads the plot), CI.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { createTransport } from 'nodemailer';
@@ -41,6 +42,8 @@ const { values } = parseArgs({
     clients: { type: 'string', default: '6' },
     'pause-ms': { type: 'string', default: '50' },
     out: { type: 'string', default: 'soak-result' },
+    /** Only draw the plot again from an earlier soak.json (into the same folder). */
+    replot: { type: 'string' },
   },
 });
 
@@ -195,7 +198,8 @@ function renderSvg(samples: readonly Sample[], loadEndS: number): string {
   const tMax = Math.max(1, ...samples.map((s) => s.t));
   const x = (t: number): number => left + ((W - left - right) * t) / tMax;
   const parts: string[] = [];
-  const axisLabel = (t: number): string => (tMax > 300 ? `${(t / 60).toFixed(0)} min` : `${t.toFixed(0)} s`);
+  const axisLabel = (t: number): string =>
+    tMax > 300 ? `${(t / 60).toFixed(Number.isInteger(t / 60) ? 0 : 1)} min` : `${t.toFixed(0)} s`;
   const chart = (
     top: number,
     title: string,
@@ -216,8 +220,8 @@ function renderSvg(samples: readonly Sample[], loadEndS: number): string {
         `<text x="${left - 6}" y="${y(v) + 4}" font-size="11" text-anchor="end">${v.toFixed(0)} ${unit}</text>`,
       );
     }
-    for (let i = 0; i <= 6; i++) {
-      const t = (tMax * i) / 6;
+    const step = [5, 10, 30, 60, 120, 300, 600, 1800].find((st) => tMax / st <= 8) ?? 3600;
+    for (let t = 0; t <= tMax; t += step) {
       parts.push(
         `<text x="${x(t).toFixed(1)}" y="${top + panel + 14}" font-size="11" text-anchor="middle">${axisLabel(t)}</text>`,
       );
@@ -283,6 +287,17 @@ function slopePerMinute(samples: readonly Sample[], value: (s: Sample) => number
 
 // ---------------------------------------------------------------------------------------------------
 // Main
+
+if (values.replot !== undefined) {
+  const saved = JSON.parse(readFileSync(values.replot, 'utf8')) as {
+    summary: { durationSeconds: number };
+    samples: Sample[];
+  };
+  const target = join(dirname(resolve(values.replot)), 'soak.svg');
+  writeFileSync(target, renderSvg(saved.samples, saved.summary.durationSeconds));
+  console.log(`soak: wrote ${target}`);
+  process.exit(0);
+}
 
 mkdirSync(OUT, { recursive: true });
 const dns = await startDnsServer({ zones: {} });
