@@ -261,8 +261,9 @@ describe(`${TOTAL} connections reset or half-closed at every SMTP state`, () => 
     // RSS follows V8's committed heap, which grows its young generation under a high allocation rate
     // and keeps it (heapTotal, not a leak: it plateaus); what is outside the V8 heap (OpenSSL, libuv,
     // SQLite, buffers) is what a native leak would grow.
-    const native = (rss: number, m: MemorySnapshot): number => rss - m.heapTotal;
-    const nativeGrowth = native(stats.rssBytes, memory) - native(baseline.stats.rssBytes, baseline.memory);
+    // Both figures from the same instant, after the same full GC (the /proc figure above came before it).
+    const native = (m: MemorySnapshot): number => m.rss - m.heapTotal;
+    const nativeGrowth = native(memory) - native(baseline.memory);
     console.log(
       `# heap committed ${mib(baseline.memory.heapTotal)} → ${mib(memory.heapTotal)}; ` +
         `RSS outside the V8 heap grew ${mib(nativeGrowth)}`,
