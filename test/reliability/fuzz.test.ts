@@ -4,7 +4,7 @@
 
 import { describe, test } from 'node:test';
 import fc from 'fast-check';
-import { CLOSE_ORDER_TARGET, FUZZ_TARGETS, type FuzzTarget } from './properties.ts';
+import { FUZZ_TARGETS, type FuzzTarget } from './properties.ts';
 
 const RUNS = Number(process.env['TERN_FUZZ_RUNS'] ?? 3000);
 
@@ -25,5 +25,4 @@ function run(t: FuzzTarget): () => void {
 
 describe('fuzzing (fast-check, short run)', () => {
   for (const t of FUZZ_TARGETS) test(t.name, run(t));
-  test(CLOSE_ORDER_TARGET.name, run(CLOSE_ORDER_TARGET));
 });
