@@ -268,7 +268,10 @@ describe(`${TOTAL} connections reset or half-closed at every SMTP state`, () => 
       `# heap committed ${mib(baseline.memory.heapTotal)} → ${mib(memory.heapTotal)}; ` +
         `RSS outside the V8 heap grew ${mib(nativeGrowth)}`,
     );
-    assert.ok(nativeGrowth < 32 * 1024 * 1024, `RSS outside the V8 heap grew ${mib(nativeGrowth)}`);
+    // The figure moves by tens of MiB between runs of the same code (-20 to +37 MiB seen: allocator
+    // arenas, young-generation resizing); a native leak of 10,000 sessions (an OpenSSL session is ~50 KiB)
+    // would be hundreds of MiB, so the bound sits above the noise and far below a leak.
+    assert.ok(nativeGrowth < 96 * 1024 * 1024, `RSS outside the V8 heap grew ${mib(nativeGrowth)}`);
     const spool = await readdir(join(tern.dataDir, 'queue', 'spool')).catch(() => []);
     assert.deepEqual(spool, [], 'spool files of aborted messages');
     const queue = await tern.tern(['queue', 'list', '--json']);
