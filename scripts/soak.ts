@@ -338,8 +338,14 @@ console.log(
 const samples: Sample[] = [];
 const started = Date.now();
 let lastHeapAt = -Infinity;
+/** Set when the server is found gone: the load stops and the run ends with what it has. */
+let died: string | null = null;
 const sample = async (forceHeap = false): Promise<void> => {
   const t = (Date.now() - started) / 1000;
+  if (!tern.alive()) {
+    died ??= `tern serve exited at t=${t.toFixed(0)}s`;
+    return;
+  }
   let heapUsed: number | null = null;
   if (forceHeap || t - lastHeapAt >= 60) {
     lastHeapAt = t;
@@ -373,8 +379,14 @@ const worker = async (): Promise<void> => {
   }
 };
 const workers = Array.from({ length: CLIENTS }, worker);
-const timer = setInterval(() => void sample(), INTERVAL_S * 1000);
-await sleep(DURATION_S * 1000);
+const timer = setInterval(() => {
+  sample().catch((err: unknown) => {
+    // The process went away between the check and the read of /proc.
+    died ??= `sampling failed: ${String(err)}`;
+  });
+}, INTERVAL_S * 1000);
+const deadline = Date.now() + DURATION_S * 1000;
+while (Date.now() < deadline && died === null) await sleep(Math.min(1000, deadline - Date.now()));
 running = false;
 await Promise.all(workers);
 clearInterval(timer);
@@ -383,15 +395,17 @@ const loadEndS = (Date.now() - started) / 1000;
 // Let the queue drain (greylisted mail waits for its retry), then the last sample.
 const drainStarted = Date.now();
 let queued = -1;
-while (Date.now() - drainStarted < 120_000) {
+while (died === null && Date.now() - drainStarted < 120_000) {
   queued = (await tern.queueList()).length;
   if (queued === 0) break;
   await tern.tern(['queue', 'flush']);
   await sleep(2000);
 }
 await sleep(2000);
-await sample(true);
+if (died === null) await sample(true);
 const alive = tern.alive();
+// The server's own output (warnings, errors, a crash's stack) is kept beside the figures.
+writeFileSync(join(OUT, 'server.log'), tern.outputText());
 await tern.stop();
 await receiver.close();
 await dns.close();
@@ -401,6 +415,7 @@ const lastHeap = [...samples].reverse().find((s) => s.heapUsed !== null)!;
 const warm = Math.min(120, DURATION_S / 4);
 const summary = {
   durationSeconds: DURATION_S,
+  died,
   clients: CLIENTS,
   intervalSeconds: INTERVAL_S,
   node: process.version,
