@@ -54,7 +54,9 @@ describe('temporary failure, then success', { skip }, () => {
     tern = await startOutboundTern({
       dns: dns.endpoint,
       outbound: { port: rx.port },
-      queue: { retry_min_seconds: 1, retry_max_seconds: 2 },
+      // The retry comes retry_min_seconds after the deferral (a timer, not the poll): long enough for the
+      // test to see the deferred state through `tern queue list` on a busy machine.
+      queue: { retry_min_seconds: 3, retry_max_seconds: 4 },
       users: [SENDER],
     });
   });
@@ -84,7 +86,7 @@ describe('temporary failure, then success', { skip }, () => {
     await waitFor(
       'delivery on the retry',
       () => (rx.accepted.some((m) => m.rcptTo.some((a) => a.address === to)) ? true : undefined),
-      6000,
+      9000,
     );
     await tern.waitForEmptyQueue(5000);
     await sleep(1500); // a second copy would come on the next retry
@@ -104,7 +106,7 @@ describe('temporary failure, then success', { skip }, () => {
     await waitFor(
       'delivery on the retry',
       () => (rx.accepted.some((m) => m.rcptTo.some((a) => a.address === to)) ? true : undefined),
-      6000,
+      9000,
     );
     await tern.waitForEmptyQueue(5000);
     await sleep(1500);
