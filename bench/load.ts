@@ -113,6 +113,8 @@ export interface LoadResult {
   readonly idle: { readonly greeted: number; readonly notGreeted: number; readonly openMs: number } | null;
   /** large: from MAIL to the final reply, and from the end of data to the final reply (ms). */
   readonly large: { readonly totalMs: number; readonly endToReplyMs: number; readonly bytes: number } | null;
+  /** CPU the generator's process used (user + system, ms): lets run.ts tell other load on the machine. */
+  readonly cpuMs: number;
   /** Latency samples (ms), when keepSamples. */
   readonly samples?: readonly number[];
 }
@@ -159,6 +161,7 @@ export function mergeResults(results: readonly LoadResult[]): LoadResult {
     messagesPerSecond: elapsedMs > 0 ? (messages * 1000) / elapsedMs : 0,
     latency: summarizeLatencies(samples),
     connectionsOpened: results.reduce((s, r) => s + r.connectionsOpened, 0),
+    cpuMs: results.reduce((s, r) => s + r.cpuMs, 0),
     errors: results.reduce((s, r) => s + r.errors, 0),
     errorSamples,
     handshakes: results.reduce((s, r) => s + r.handshakes, 0),
@@ -460,6 +463,7 @@ class Run {
       errors: this.errors,
       errorSamples: [...this.errorSamples],
       handshakes: this.o.mode === 'handshakes' ? this.windowCount : 0,
+      cpuMs: Math.round((process.cpuUsage().user + process.cpuUsage().system) / 1000),
       ...extra,
       ...(this.o.keepSamples ? { samples: Array.from(samples, (v) => Math.round(v * 1000) / 1000) } : {}),
     };

@@ -3,7 +3,11 @@
 // Deliberately NOT here: running anything (run.ts) or formatting (report.ts).
 
 import type { PeerName } from './peers.ts';
+import { PEER_LABELS } from './peers.ts';
 import type { ProfileSummary } from './profile.ts';
+
+/** Other load on the machine (% of all cores) above which run.ts measures a case again. */
+export const NOISY_PCT = 15;
 
 export type ScenarioId = 'accept' | 'relay' | 'local' | 'idle' | 'large' | 'handshakes' | 'smtp-source';
 
@@ -175,7 +179,7 @@ export function judgeTargets(summary: readonly CaseSummary[]): Target[] {
     const p = lookup(summary, caseId, peer, metric);
     targets.push({
       text,
-      measured: `Tern ${f1(t)} vs ${peer} ${f1(p)} ${unit}: ${r === null ? 'n/a' : `${r.toFixed(2)}×`}`,
+      measured: `Tern ${f1(t)} vs ${PEER_LABELS[peer]} ${f1(p)} ${unit}: ${r === null ? 'n/a' : `${r.toFixed(2)}×`}`,
       met: r === null ? null : r >= min,
     });
   };

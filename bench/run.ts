@@ -14,7 +14,7 @@
 // results under the system's temporary folder; for CI), --rounds N, --duration S (seconds per
 // time-bound case), --peers tern,postfix,haraka,smtp-sink, --only accept,relay,local,idle,large,
 // handshakes,smtp-source, --out DIR, --doc FILE | --no-doc, --no-setup, --no-profile, --clients N
-// (load generator processes).
+// (load generator processes), --report FILE.json (no run: render the document and chart again).
 
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -52,11 +52,12 @@ import {
   startPeer,
 } from './peers.ts';
 import { pssOfTree, sampleTree, TreeMonitor } from './proc.ts';
+import type { TreeUsage } from './proc.ts';
 import type { CpuProfile } from './profile.ts';
 import { summarizeProfile } from './profile.ts';
 import { renderChart, renderMarkdown, spliceGenerated } from './report.ts';
 import type { BenchResults, CaseRun, CaseSpec, Machine, Metrics, ScenarioId } from './results.ts';
-import { judgeTargets, summarize } from './results.ts';
+import { judgeTargets, NOISY_PCT, summarize } from './results.ts';
 import { startSink } from './sink.ts';
 
 const MiB = 1024 * 1024;
@@ -114,6 +115,8 @@ interface Settings {
   readonly drainTimeoutMs: number;
   /** Unmeasured load after each server start (JIT, caches, worker processes). */
   readonly warmRunMs: number;
+  /** --report FILE: only render the document and chart again from a results file. */
+  readonly report: string | null;
 }
 
 function parseSettings(argv: readonly string[]): Settings {
@@ -131,6 +134,7 @@ function parseSettings(argv: readonly string[]): Settings {
       'no-doc': { type: 'boolean' },
       'no-setup': { type: 'boolean' },
       'no-profile': { type: 'boolean' },
+      report: { type: 'string' },
       clients: { type: 'string' },
     },
   });
@@ -156,6 +160,7 @@ function parseSettings(argv: readonly string[]): Settings {
           largeBytes: 2 * MiB,
           drainTimeoutMs: 10_000,
           warmRunMs: 300,
+          report: null,
         }
       : mode === 'quick'
         ? {
@@ -177,6 +182,7 @@ function parseSettings(argv: readonly string[]): Settings {
             largeBytes: 100 * MiB,
             drainTimeoutMs: 60_000,
             warmRunMs: 1000,
+            report: null,
           }
         : {
             mode,
@@ -197,6 +203,7 @@ function parseSettings(argv: readonly string[]): Settings {
             largeBytes: 100 * MiB,
             drainTimeoutMs: 90_000,
             warmRunMs: 1000,
+            report: null,
           };
   const list = <T extends string>(
     v: string | undefined,
@@ -227,6 +234,7 @@ function parseSettings(argv: readonly string[]): Settings {
     setup: values['no-setup'] ? false : base.setup,
     profile: values['no-profile'] ? false : base.profile,
     clients: values.clients === undefined ? base.clients : Math.max(1, Number(values.clients)),
+    report: values.report ?? null,
   };
 }
 
@@ -435,6 +443,21 @@ async function drain(peer: RunningPeer, timeoutMs: number): Promise<number | nul
 
 class CaseFailure extends Error {}
 
+/** This process's own CPU (user + system, ms). */
+function selfCpuMs(): number {
+  const u = process.cpuUsage();
+  return (u.user + u.system) / 1000;
+}
+
+/**
+ * CPU the machine spent on anything but the server, the load generator and this process during a
+ * case, as a share of all cores: other people's work on a shared machine, which skews the figures.
+ */
+function otherLoadPct(u: TreeUsage, loadCpuMs: number, selfMs: number): number {
+  const other = u.hostCpuMs - u.cpuMs - loadCpuMs - selfMs;
+  return Math.max(0, Math.round((other * 1000) / Math.max(1, u.wallMs * availableParallelism())) / 10);
+}
+
 async function drained(peer: RunningPeer, timeoutMs: number): Promise<number> {
   const ms = await drain(peer, timeoutMs);
   if (ms === null)
@@ -462,10 +485,12 @@ async function runCase(c: CaseSpec, peer: RunningPeer, s: Settings, peers: Peers
   const timeout = (c.durationMs ?? 0) + s.drainTimeoutMs + 120_000;
   switch (c.scenario) {
     case 'accept': {
+      const self0 = selfCpuMs();
       const mon = new TreeMonitor(peer.pid).start();
       const r = await runLoadProcesses({ ...base, mode: 'messages' }, s.clients, timeout);
       const drainMs = await drained(peer, s.drainTimeoutMs);
       const u = mon.stop();
+      const other = otherLoadPct(u, r.cpuMs, selfCpuMs() - self0);
       return {
         metrics: {
           msgsPerSec: r.messagesPerSecond,
@@ -477,6 +502,7 @@ async function runCase(c: CaseSpec, peer: RunningPeer, s: Settings, peers: Peers
           processes: u.peakProcesses,
           messages: r.messages,
           errors: r.errors,
+          otherLoadPct: other,
           drainMs,
         },
         errorSamples: r.errorSamples,
@@ -485,6 +511,7 @@ async function runCase(c: CaseSpec, peer: RunningPeer, s: Settings, peers: Peers
     case 'relay':
     case 'local': {
       const to = c.scenario === 'relay' ? peer.rcpt.relay : peer.rcpt.local;
+      const self0 = selfCpuMs();
       const mon = new TreeMonitor(peer.pid).start();
       const t0 = performance.now();
       const r = await runLoadProcesses(
@@ -496,6 +523,7 @@ async function runCase(c: CaseSpec, peer: RunningPeer, s: Settings, peers: Peers
       await drained(peer, s.drainTimeoutMs);
       const totalMs = performance.now() - t0;
       const u = mon.stop();
+      const other = otherLoadPct(u, r.cpuMs, selfCpuMs() - self0);
       return {
         metrics: {
           msgsPerSec: (r.totalMessages * 1000) / totalMs,
@@ -505,20 +533,24 @@ async function runCase(c: CaseSpec, peer: RunningPeer, s: Settings, peers: Peers
           peakRssMiB: mib(u.peakRssBytes),
           messages: r.totalMessages,
           errors: r.errors,
+          otherLoadPct: other,
         },
         errorSamples: r.errorSamples,
       };
     }
     case 'handshakes': {
+      const self0 = selfCpuMs();
       const mon = new TreeMonitor(peer.pid).start();
       const r = await runLoadProcesses({ ...base, mode: 'handshakes' }, s.clients, timeout);
       const u = mon.stop();
+      const other = otherLoadPct(u, r.cpuMs, selfCpuMs() - self0);
       return {
         metrics: {
           perSec: r.messagesPerSecond,
           cpuMsPerHandshake: u.cpuMs / Math.max(1, r.totalMessages),
           peakRssMiB: mib(u.peakRssBytes),
           errors: r.errors,
+          otherLoadPct: other,
         },
         errorSamples: r.errorSamples,
       };
@@ -637,6 +669,11 @@ async function runCase(c: CaseSpec, peer: RunningPeer, s: Settings, peers: Peers
 }
 
 function describe(c: CaseSpec, m: Metrics): string {
+  const busy = m.otherLoadPct !== undefined && m.otherLoadPct >= 5;
+  return describeMetrics(c, m) + (busy ? ` [other load on the machine: ${m.otherLoadPct} %]` : '');
+}
+
+function describeMetrics(c: CaseSpec, m: Metrics): string {
   const n = (v: number | undefined, d = 0): string => (v === undefined ? '?' : v.toFixed(d));
   switch (c.scenario) {
     case 'accept':
@@ -713,6 +750,18 @@ const log = (line: string): void => void process.stderr.write(`${line}\n`);
 
 async function main(): Promise<number> {
   const s = parseSettings(process.argv.slice(2));
+  if (s.report !== null) {
+    // Medians and targets are computed again, so a newer report.ts/results.ts applies to old runs.
+    const old = JSON.parse(readFileSync(s.report, 'utf8')) as BenchResults;
+    const summary = summarize(old.runs);
+    const again: BenchResults = {
+      ...old,
+      summary,
+      targets: old.mode === 'smoke' ? [] : judgeTargets(summary),
+    };
+    writeOutputs(again, s.report, s.report.replace(/\.json$/, '.svg'), s.doc);
+    return 0;
+  }
   const started = new Date();
   const t0 = performance.now();
   const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
@@ -825,7 +874,18 @@ async function main(): Promise<number> {
               if (!applies(c, peer, peersFile)) continue;
               let run: CaseRun;
               try {
-                const out = await runCase(c, peer, s, peersFile);
+                let out = await runCase(c, peer, s, peersFile);
+                // A case measured while the machine was busy with other work is measured once more (the
+                // quieter attempt is kept, and that there were two is recorded).
+                let attempts = 1;
+                while (attempts < 2 && (out.metrics.otherLoadPct ?? 0) > NOISY_PCT && s.mode !== 'smoke') {
+                  log(`${label} ${c.id}: ${describe(c, out.metrics)} — measuring again`);
+                  attempts += 1;
+                  await drain(peer, s.drainTimeoutMs);
+                  const again = await runCase(c, peer, s, peersFile);
+                  if ((again.metrics.otherLoadPct ?? 0) < (out.metrics.otherLoadPct ?? 0)) out = again;
+                }
+                if (attempts > 1) out = { ...out, metrics: { ...out.metrics, attempts } };
                 run = { caseId: c.id, scenario: c.scenario, peer: name, round, failure: null, ...out };
                 log(`${label} ${c.id}: ${describe(c, out.metrics)}`);
               } catch (err) {
@@ -897,27 +957,35 @@ async function main(): Promise<number> {
     .toISOString()
     .replace(/[:.]/g, '-')
     .replace(/-\d{3}Z$/, 'Z');
-  const jsonPath = join(s.outDir, `${stamp}.json`);
-  const svgPath = join(s.outDir, `${stamp}.svg`);
+  writeOutputs(results, join(s.outDir, `${stamp}.json`), join(s.outDir, `${stamp}.svg`), s.doc);
+  log(`bench: done in ${results.durationS} s`);
+  return 0;
+}
+
+/** The results file, its chart, and the generated part of the document. */
+function writeOutputs(
+  results: BenchResults,
+  jsonPath: string,
+  svgPath: string,
+  docPath: string | null,
+): void {
   writeFileSync(jsonPath, `${JSON.stringify(results, null, 2)}\n`);
   writeFileSync(svgPath, renderChart(results));
   log(`bench: wrote ${relative(process.cwd(), jsonPath)} and ${relative(process.cwd(), svgPath)}`);
-  if (s.doc !== null) {
-    const docDir = join(s.doc, '..');
+  if (docPath !== null) {
+    const docDir = join(docPath, '..');
     const md = renderMarkdown(results, { json: relative(docDir, jsonPath), svg: relative(docDir, svgPath) });
     let doc: string | null = null;
     try {
-      doc = readFileSync(s.doc, 'utf8');
+      doc = readFileSync(docPath, 'utf8');
     } catch {
       doc = null;
     }
-    writeFileSync(s.doc, spliceGenerated(doc, md));
-    log(`bench: updated ${relative(process.cwd(), s.doc)}`);
+    writeFileSync(docPath, spliceGenerated(doc, md));
+    log(`bench: updated ${relative(process.cwd(), docPath)}`);
   }
   for (const t of results.targets)
     log(`target: ${t.met === null ? 'n/a    ' : t.met ? 'met    ' : 'NOT MET'} ${t.text} — ${t.measured}`);
-  log(`bench: done in ${results.durationS} s`);
-  return 0;
 }
 
 /** Tern under `node --cpu-prof` during the c50 accept case; only samples inside the case are summarized. */
