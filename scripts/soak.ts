@@ -67,6 +67,7 @@ interface Sample {
   /** Seconds since the load started. */
   readonly t: number;
   readonly rssBytes: number;
+  readonly rssAnonBytes: number;
   readonly fds: number;
   /** Heap after a full GC, when taken (once a minute). */
   readonly heapUsed: number | null;
@@ -251,6 +252,12 @@ function renderSvg(samples: readonly Sample[], loadEndS: number): string {
     [
       { name: 'RSS', color: '#c0392b', points: samples.map((s) => [s.t, s.rssBytes / MiB]) },
       {
+        name: 'RSS, anonymous part',
+        color: '#d68910',
+        // Older soak.json files have no such field: the series is then left out.
+        points: samples.filter((s) => s.rssAnonBytes !== undefined).map((s) => [s.t, s.rssAnonBytes / MiB]),
+      },
+      {
         name: 'V8 heap used after GC',
         color: '#2471a3',
         points: samples.filter((s) => s.heapUsed !== null).map((s) => [s.t, s.heapUsed! / MiB]),
@@ -352,7 +359,15 @@ const sample = async (forceHeap = false): Promise<void> => {
     heapUsed = (await memorySnapshot({ pid, logs: () => tern.logs() })).heapUsed;
   }
   const s = procStats(pid);
-  samples.push({ t, rssBytes: s.rssBytes, fds: s.fds, heapUsed, ok: totalOk, failed: totalFailed });
+  samples.push({
+    t,
+    rssBytes: s.rssBytes,
+    rssAnonBytes: s.rssAnonBytes,
+    fds: s.fds,
+    heapUsed,
+    ok: totalOk,
+    failed: totalFailed,
+  });
   const mib = (s.rssBytes / 1024 / 1024).toFixed(1);
   console.log(
     `  t=${t.toFixed(0)}s rss=${mib}MiB fds=${s.fds}${heapUsed === null ? '' : ` heap=${(heapUsed / 1024 / 1024).toFixed(1)}MiB`} ` +

@@ -26,14 +26,19 @@ export interface ProcStats {
   readonly fds: number;
   /** Resident set size (VmRSS). */
   readonly rssBytes: number;
+  /** The anonymous part of it (heap, malloc arenas, stacks): where a leak shows. */
+  readonly rssAnonBytes: number;
+  /** The file-backed part (code, mapped files, SQLite's shared-memory index). */
+  readonly rssFileBytes: number;
 }
 
 /** Open descriptors and RSS of a running process, read from /proc (Linux). */
 export function procStats(pid: number): ProcStats {
   const fds = readdirSync(`/proc/${pid}/fd`).length;
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const m = /^VmRSS:\s+(\d+) kB$/m.exec(status);
-  return { fds, rssBytes: m ? Number(m[1]) * 1024 : 0 };
+  const kib = (field: string): number =>
+    Number(new RegExp(`^${field}:\\s+(\\d+) kB$`, 'm').exec(status)?.[1] ?? 0) * 1024;
+  return { fds, rssBytes: kib('VmRSS'), rssAnonBytes: kib('RssAnon'), rssFileBytes: kib('RssFile') };
 }
 
 /** The open descriptors of a process by kind ("socket", "pipe", "anon_inode:[eventpoll]", file paths). */
