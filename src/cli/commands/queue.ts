@@ -193,56 +193,51 @@ export const queueFlush: Command = {
   },
 };
 
-export const queueHold: Command = {
-  name: 'queue hold',
-  args: 'ID',
-  summary: 'keep a message in the queue, undelivered, until released',
-  flags: [],
-  minPositionals: 1,
-  maxPositionals: 1,
-  async run(ctx, args) {
-    const id = args.positionals[0]!;
-    await ctx.withServices(['queue'], async ({ queue }) => {
-      if (!(await queue.hold(id))) throw new CliError(`no queued message ${id}`);
-    });
-    await writeLine(ctx.io.stdout, `message ${id} held`);
-    return 0;
-  },
-};
+/** A command that applies one queue operation to one message by id: hold, release, delete. */
+function messageCommand(
+  name: string,
+  summary: string,
+  op: (queue: Queue, id: string) => Promise<boolean>,
+  done: string,
+): Command {
+  return {
+    name,
+    args: 'ID',
+    summary,
+    flags: [],
+    minPositionals: 1,
+    maxPositionals: 1,
+    async run(ctx, args) {
+      const id = args.positionals[0]!;
+      await ctx.withServices(['queue'], async ({ queue }) => {
+        if (!(await op(queue, id))) throw new CliError(`no queued message ${id}`);
+      });
+      await writeLine(ctx.io.stdout, `message ${id} ${done}`);
+      return 0;
+    },
+  };
+}
 
-export const queueRelease: Command = {
-  name: 'queue release',
-  args: 'ID',
-  summary: 'let a held message be delivered again',
-  flags: [],
-  minPositionals: 1,
-  maxPositionals: 1,
-  async run(ctx, args) {
-    const id = args.positionals[0]!;
-    await ctx.withServices(['queue'], async ({ queue }) => {
-      if (!(await queue.release(id))) throw new CliError(`no queued message ${id}`);
-    });
-    await writeLine(ctx.io.stdout, `message ${id} released`);
-    return 0;
-  },
-};
+export const queueHold = messageCommand(
+  'queue hold',
+  'keep a message in the queue, undelivered, until released',
+  (q, id) => q.hold(id),
+  'held',
+);
 
-export const queueDelete: Command = {
-  name: 'queue delete',
-  args: 'ID',
-  summary: 'delete a message from the queue, telling nobody (no bounce)',
-  flags: [],
-  minPositionals: 1,
-  maxPositionals: 1,
-  async run(ctx, args) {
-    const id = args.positionals[0]!;
-    await ctx.withServices(['queue'], async ({ queue }) => {
-      if (!(await queue.remove(id))) throw new CliError(`no queued message ${id}`);
-    });
-    await writeLine(ctx.io.stdout, `message ${id} deleted`);
-    return 0;
-  },
-};
+export const queueRelease = messageCommand(
+  'queue release',
+  'let a held message be delivered again',
+  (q, id) => q.release(id),
+  'released',
+);
+
+export const queueDelete = messageCommand(
+  'queue delete',
+  'delete a message from the queue, telling nobody (no bounce)',
+  (q, id) => q.remove(id),
+  'deleted',
+);
 
 export const queueBounce: Command = {
   name: 'queue bounce',
