@@ -122,6 +122,8 @@ export interface StartOptions {
   readonly nodeFlags?: readonly string[];
   /** Where the server's output goes. */
   readonly logDir: string;
+  /** Where Tern's config and data dir go (the smoke run keeps its own, away from a full run's). */
+  readonly workDir: string;
 }
 
 /** Connect until the server greets with 220 (it is listening and serving), or fail after timeoutMs. */
@@ -288,7 +290,7 @@ export function ternConfigToml(o: {
 async function startTern(o: StartOptions): Promise<RunningPeer> {
   const port = o.peers.ports.tern;
   await assertPortFree(port);
-  const dir = join(WORK, 'tern');
+  const dir = join(o.workDir, 'tern');
   const dataDir = join(dir, 'data');
   rmSync(dataDir, { recursive: true, force: true });
   mkdirSync(dir, { recursive: true });

@@ -14,7 +14,8 @@
 // results under the system's temporary folder; for CI), --rounds N, --duration S (seconds per
 // time-bound case), --peers tern,postfix,haraka,smtp-sink, --only accept,relay,local,idle,large,
 // handshakes,smtp-source, --out DIR, --doc FILE | --no-doc, --no-setup, --no-profile, --clients N
-// (load generator processes), --report FILE.json (no run: render the document and chart again).
+// (load generator processes), --retries N (re-measures of a case taken on a busy machine; 1),
+// --report FILE.json (no run: render the document and chart again).
 
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -117,6 +118,8 @@ interface Settings {
   readonly warmRunMs: number;
   /** --report FILE: only render the document and chart again from a results file. */
   readonly report: string | null;
+  /** How many times a case measured on a busy machine is measured again. */
+  readonly retries: number;
 }
 
 function parseSettings(argv: readonly string[]): Settings {
@@ -135,6 +138,7 @@ function parseSettings(argv: readonly string[]): Settings {
       'no-setup': { type: 'boolean' },
       'no-profile': { type: 'boolean' },
       report: { type: 'string' },
+      retries: { type: 'string' },
       clients: { type: 'string' },
     },
   });
@@ -161,6 +165,7 @@ function parseSettings(argv: readonly string[]): Settings {
           drainTimeoutMs: 10_000,
           warmRunMs: 300,
           report: null,
+          retries: 0,
         }
       : mode === 'quick'
         ? {
@@ -183,6 +188,7 @@ function parseSettings(argv: readonly string[]): Settings {
             drainTimeoutMs: 60_000,
             warmRunMs: 1000,
             report: null,
+            retries: 1,
           }
         : {
             mode,
@@ -204,6 +210,7 @@ function parseSettings(argv: readonly string[]): Settings {
             drainTimeoutMs: 90_000,
             warmRunMs: 1000,
             report: null,
+            retries: 1,
           };
   const list = <T extends string>(
     v: string | undefined,
@@ -235,6 +242,7 @@ function parseSettings(argv: readonly string[]): Settings {
     profile: values['no-profile'] ? false : base.profile,
     clients: values.clients === undefined ? base.clients : Math.max(1, Number(values.clients)),
     report: values.report ?? null,
+    retries: values.retries === undefined ? base.retries : Math.max(0, Number(values.retries)),
   };
 }
 
@@ -720,11 +728,15 @@ function fsyncRate(dir: string, budgetMs: number): number {
   return Math.round((n * 1000) / (performance.now() - t0));
 }
 
-function machineInfo(peers: PeersFile, fsyncBudgetMs: number): Machine {
-  mkdirSync(WORK, { recursive: true });
-  const [source = '?', fstype = '?'] = sh('findmnt', ['-n', '-o', 'SOURCE,FSTYPE', '--target', WORK]).split(
-    /\s+/,
-  );
+function machineInfo(peers: PeersFile, workDir: string, fsyncBudgetMs: number): Machine {
+  mkdirSync(workDir, { recursive: true });
+  const [source = '?', fstype = '?'] = sh('findmnt', [
+    '-n',
+    '-o',
+    'SOURCE,FSTYPE',
+    '--target',
+    workDir,
+  ]).split(/\s+/);
   const dev = source.replace(/^\/dev\//, '').replace(/p?\d+$/, '');
   const [rota = '', ...model] = sh('lsblk', ['-dn', '-o', 'ROTA,MODEL', `/dev/${dev}`]).split(/\s+/);
   const dirty = sh('git', ['-C', ROOT, 'status', '--porcelain', 'src']) !== '';
@@ -734,7 +746,7 @@ function machineInfo(peers: PeersFile, fsyncBudgetMs: number): Machine {
     cpuModel: cpus()[0]?.model.trim() ?? 'unknown',
     memoryGiB: Math.round(totalmem() / 1024 ** 3),
     disk: `${source} (${fstype}${rota === '' ? '' : rota === '1' ? ', reported rotational' : ', non-rotational'}${model.join(' ').trim() === '' ? '' : `, ${model.join(' ').trim()}`})`,
-    fsyncPerSecond: fsyncRate(WORK, fsyncBudgetMs),
+    fsyncPerSecond: fsyncRate(workDir, fsyncBudgetMs),
     kernel: release(),
     node: process.version,
     postfix: peers.postfix?.version ?? null,
@@ -782,9 +794,11 @@ async function main(): Promise<number> {
     return false;
   });
   const cases = buildCases(s);
-  const logDir = join(WORK, 'logs');
+  // The smoke run works under its output folder: a full run may be using bench/peers/work meanwhile.
+  const workDir = s.mode === 'smoke' ? join(s.outDir, 'work') : WORK;
+  const logDir = join(workDir, 'logs');
   mkdirSync(logDir, { recursive: true });
-  const machine = machineInfo(peersFile, s.mode === 'smoke' ? 200 : 1000);
+  const machine = machineInfo(peersFile, workDir, s.mode === 'smoke' ? 200 : 1000);
   log(
     `bench: ${s.mode}, ${s.rounds} round(s), ${cases.length} cases, peers ${peers.join(', ')}; ${machine.nproc} × ${machine.cpuModel}`,
   );
@@ -843,7 +857,7 @@ async function main(): Promise<number> {
         for (const group of groups) {
           let peer: RunningPeer;
           try {
-            peer = await startPeer(name, { peers: peersFile, logDir });
+            peer = await startPeer(name, { peers: peersFile, logDir, workDir });
           } catch (err) {
             const why = `could not start: ${err instanceof Error ? err.message : String(err)}`;
             log(`${label} ${why}`);
@@ -875,10 +889,10 @@ async function main(): Promise<number> {
               let run: CaseRun;
               try {
                 let out = await runCase(c, peer, s, peersFile);
-                // A case measured while the machine was busy with other work is measured once more (the
-                // quieter attempt is kept, and that there were two is recorded).
+                // A case measured while the machine was busy with other work is measured again (--retries
+                // times at most); the quietest attempt is kept and the number of attempts recorded.
                 let attempts = 1;
-                while (attempts < 2 && (out.metrics.otherLoadPct ?? 0) > NOISY_PCT && s.mode !== 'smoke') {
+                while (attempts <= s.retries && (out.metrics.otherLoadPct ?? 0) > NOISY_PCT) {
                   log(`${label} ${c.id}: ${describe(c, out.metrics)} — measuring again`);
                   attempts += 1;
                   await drain(peer, s.drainTimeoutMs);
@@ -918,7 +932,8 @@ async function main(): Promise<number> {
       }
     }
 
-    if (s.profile && peers.includes('tern')) profile = await profileTern(s, peersFile, logDir, cases);
+    if (s.profile && peers.includes('tern'))
+      profile = await profileTern(s, peersFile, { logDir, workDir }, cases);
   } finally {
     await cleanup();
   }
@@ -992,7 +1007,7 @@ function writeOutputs(
 async function profileTern(
   s: Settings,
   peersFile: PeersFile,
-  logDir: string,
+  dirs: { readonly logDir: string; readonly workDir: string },
   cases: readonly CaseSpec[],
 ): Promise<BenchResults['profile']> {
   const spec =
@@ -1003,7 +1018,7 @@ async function profileTern(
   mkdirSync(dir, { recursive: true });
   const peer = await startPeer('tern', {
     peers: peersFile,
-    logDir,
+    ...dirs,
     nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-name=tern.cpuprofile'],
   });
   let fromUs = 0;
