@@ -27,6 +27,7 @@ import {
   readdirSync,
   readFileSync,
   rmSync,
+  statSync,
   writeFileSync,
   writeSync,
 } from 'node:fs';
@@ -1019,7 +1020,8 @@ async function profileTern(
   const peer = await startPeer('tern', {
     peers: peersFile,
     ...dirs,
-    nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-name=tern.cpuprofile'],
+    // One file per thread (the checkpoint worker writes its own): the main thread's is the largest.
+    nodeFlags: ['--cpu-prof', `--cpu-prof-dir=${dir}`],
   });
   let fromUs = 0;
   let toUs = 0;
@@ -1037,7 +1039,9 @@ async function profileTern(
   } finally {
     await peer.stop();
   }
-  const file = readdirSync(dir).find((f) => f.endsWith('.cpuprofile'));
+  const file = readdirSync(dir)
+    .filter((f) => f.endsWith('.cpuprofile'))
+    .sort((a, b) => statSync(join(dir, b)).size - statSync(join(dir, a)).size)[0];
   if (file === undefined) {
     log('bench: no CPU profile was written');
     return null;

@@ -107,6 +107,9 @@ const MIGRATIONS = [
    CREATE TABLE wakeups (id INTEGER PRIMARY KEY CHECK (id = 1), counter INTEGER NOT NULL) STRICT;
    INSERT INTO wakeups (id, counter) VALUES (1, 0);`,
   `ALTER TABLE messages ADD COLUMN prefix BLOB;`,
+  // due() walks this index in order and stops at its LIMIT instead of grouping every pending recipient.
+  `CREATE INDEX recipients_due_order ON recipients (next_attempt_ms, message_id) WHERE status IN ('queued', 'deferred');
+   DROP INDEX IF EXISTS recipients_due;`,
 ];
 
 const PENDING = `status IN ('queued', 'deferred')`;
@@ -268,19 +271,33 @@ export class SqliteQueue implements Queue {
   }
 
   #due(nowMs: number, limit: number): QueuedMessage[] {
-    const ids = this.#sql
-      .sql(
-        `SELECT r.message_id AS id FROM recipients r JOIN messages m ON m.id = r.message_id
-         WHERE r.${PENDING} AND r.next_attempt_ms <= ? AND m.held = 0
-         GROUP BY r.message_id ORDER BY min(r.next_attempt_ms), r.message_id LIMIT ?`,
-      )
-      .all(nowMs, Math.max(0, Math.floor(limit)));
+    const want = Math.max(0, Math.floor(limit));
     const out: QueuedMessage[] = [];
-    for (const row of ids) {
-      const m = this.#get(text(row, 'id'), nowMs);
-      if (m !== null) out.push(m);
+    if (want === 0) return out;
+    // Recipients in due order, straight off the index; a message shows up once per due recipient, so
+    // read in pages until `want` distinct messages (each is listed where its earliest recipient is).
+    const page = this.#sql.sql(
+      `SELECT r.message_id AS id, r.next_attempt_ms AS at FROM recipients r JOIN messages m ON m.id = r.message_id
+       WHERE r.${PENDING} AND r.next_attempt_ms <= ? AND m.held = 0
+         AND (r.next_attempt_ms, r.message_id) > (?, ?)
+       ORDER BY r.next_attempt_ms, r.message_id LIMIT ?`,
+    );
+    const seen = new Set<string>();
+    let after: [number, string] = [-Infinity, ''];
+    const pageSize = Math.max(16, want * 2);
+    for (;;) {
+      const rows = page.all(nowMs, after[0], after[1], pageSize);
+      for (const row of rows) {
+        const id = text(row, 'id');
+        after = [integer(row, 'at'), id];
+        if (seen.has(id)) continue;
+        seen.add(id);
+        const m = this.#get(id, nowMs);
+        if (m !== null) out.push(m);
+        if (out.length === want) return out;
+      }
+      if (rows.length < pageSize) return out;
     }
-    return out;
   }
 
   async settle(id: string, index: number, outcome: RecipientOutcome): Promise<void> {
