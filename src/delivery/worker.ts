@@ -258,7 +258,8 @@ export class DeliveryWorker {
       this.#finishedSinceLook.clear();
       let due: QueuedMessage[];
       try {
-        due = await queue.due(clock.nowMs(), batchSize);
+        // In-flight messages would only be skipped below: leaving them out saves reading them again.
+        due = await queue.due(clock.nowMs(), batchSize, new Set(this.#inFlight.keys()));
       } catch (err) {
         // The timer brings the next try.
         logger.error(Events.deliveryWorkerError, { op: 'due', err });

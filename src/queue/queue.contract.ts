@@ -294,6 +294,10 @@ export function runQueueContract(name: string, make: () => Promise<QueueHarness>
       );
       assert.equal((await h.queue.due(now + 10, 10)).length, 3);
       assert.deepEqual(await h.queue.due(now + 10, 0), []);
+      assert.deepEqual(
+        (await h.queue.due(now + 10, 2, new Set([ids[1]!]))).map((m) => m.id),
+        [ids[2], ids[0]],
+      );
     });
 
     withHarness('settle of an unknown message or recipient fails', async (h) => {

@@ -65,8 +65,11 @@ export interface Queue {
   list(): Promise<QueuedMessage[]>;
   /** The message bytes as stored (including the Received: header the session added). */
   readBody(id: string): AsyncIterable<Uint8Array>;
-  /** Recipients whose nextAttemptMs <= nowMs, not held, status queued/deferred; grouped by message. */
-  due(nowMs: number, limit: number): Promise<QueuedMessage[]>;
+  /**
+   * Recipients whose nextAttemptMs <= nowMs, not held, status queued/deferred; grouped by message.
+   * Messages in `skip` (the worker's deliveries in flight) are left out and do not count to the limit.
+   */
+  due(nowMs: number, limit: number, skip?: ReadonlySet<string>): Promise<QueuedMessage[]>;
   /** Record the outcome for one recipient; when no recipient is left pending the message is removed. */
   settle(id: string, index: number, outcome: RecipientOutcome): Promise<void>;
   /** Wake listeners (the delivery worker) when new mail is committed. */

@@ -266,11 +266,11 @@ export class SqliteQueue implements Queue {
   }
 
   /** Messages with recipients due at nowMs (not held), oldest due first; each lists only its due recipients. */
-  due(nowMs: number, limit: number): Promise<QueuedMessage[]> {
-    return attempt(() => this.#due(nowMs, limit));
+  due(nowMs: number, limit: number, skip?: ReadonlySet<string>): Promise<QueuedMessage[]> {
+    return attempt(() => this.#due(nowMs, limit, skip));
   }
 
-  #due(nowMs: number, limit: number): QueuedMessage[] {
+  #due(nowMs: number, limit: number, skip: ReadonlySet<string> | undefined): QueuedMessage[] {
     const want = Math.max(0, Math.floor(limit));
     const out: QueuedMessage[] = [];
     if (want === 0) return out;
@@ -290,7 +290,7 @@ export class SqliteQueue implements Queue {
       for (const row of rows) {
         const id = text(row, 'id');
         after = [integer(row, 'at'), id];
-        if (seen.has(id)) continue;
+        if (seen.has(id) || skip?.has(id) === true) continue;
         seen.add(id);
         const m = this.#get(id, nowMs);
         if (m !== null) out.push(m);
