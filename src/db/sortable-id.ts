@@ -22,8 +22,22 @@ function encode(value: number, chars: number): string {
   return out;
 }
 
+// Random bytes fetched in blocks: one randomBytes() call per id showed in the accept profile.
+const POOL_BYTES = 7 * 512;
+let pool = randomBytes(POOL_BYTES);
+let poolAt = 0;
+
+function random7(): Uint8Array {
+  if (poolAt + 7 > POOL_BYTES) {
+    pool = randomBytes(POOL_BYTES);
+    poolAt = 0;
+  }
+  poolAt += 7;
+  return pool.subarray(poolAt - 7, poolAt);
+}
+
 function random50(): number {
-  const b = randomBytes(7);
+  const b = random7();
   // 7 bytes = 56 bits; keep 50. Built from two exact halves to stay within double precision.
   const high = (b[0]! << 18) | (b[1]! << 10) | (b[2]! << 2) | (b[3]! >> 6); // 26 bits
   const low = ((b[3]! & 0x3f) << 18) | (b[4]! << 10) | (b[5]! << 2) | (b[6]! >> 6); // 24 bits

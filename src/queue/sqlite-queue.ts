@@ -112,6 +112,9 @@ const MIGRATIONS = [
    DROP INDEX IF EXISTS recipients_due;`,
 ];
 
+/** Most bytes of fresh bodies kept in memory for the delivery worker's first read. */
+const FRESH_MAX_BYTES = 8 * 1024 * 1024;
+
 const PENDING = `status IN ('queued', 'deferred')`;
 
 export class SqliteQueue implements Queue {
@@ -126,6 +129,12 @@ export class SqliteQueue implements Queue {
   readonly #spillBytes: number;
   readonly #ids = new SortableIds();
   readonly #listeners = new Set<(id: string) => void>();
+  /**
+   * Bodies of messages just committed, kept until their first settle: the delivery worker reads a new
+   * message back within milliseconds, and this spares the read (small bodies only, bounded in all).
+   */
+  readonly #fresh = new Map<string, { readonly prefix: Uint8Array | null; readonly data: Uint8Array }>();
+  #freshBytes = 0;
   #closed = false;
 
   private constructor(options: SqliteQueueOptions, db: DatabaseSync) {
@@ -196,6 +205,10 @@ export class SqliteQueue implements Queue {
       );
       envelope.recipients.forEach((r, idx) => rcpt.run(id, idx, r.address, nowMs));
     });
+    if (body.kind === 'inline' && this.#freshBytes + body.sizeBytes <= FRESH_MAX_BYTES) {
+      this.#fresh.set(id, { prefix, data: body.bytes });
+      this.#freshBytes += body.sizeBytes;
+    }
     this.#log.event(Events.queueCommitted, {
       queueId: id,
       sizeBytes: body.sizeBytes,
@@ -246,6 +259,12 @@ export class SqliteQueue implements Queue {
   }
 
   async *readBody(id: string): AsyncIterable<Uint8Array> {
+    const fresh = this.#fresh.get(id);
+    if (fresh !== undefined) {
+      if (fresh.prefix !== null && fresh.prefix.length > 0) yield fresh.prefix;
+      yield fresh.data;
+      return;
+    }
     const row = this.#sql
       .sql(
         'SELECT m.body_file, m.prefix, b.data FROM messages m LEFT JOIN bodies b ON b.message_id = m.id WHERE m.id = ?',
@@ -300,8 +319,17 @@ export class SqliteQueue implements Queue {
     }
   }
 
+  #forget(id: string): void {
+    const fresh = this.#fresh.get(id);
+    if (fresh === undefined) return;
+    this.#fresh.delete(id);
+    this.#freshBytes -= fresh.data.byteLength;
+  }
+
   async settle(id: string, index: number, outcome: RecipientOutcome): Promise<void> {
     if (this.#closed) throw new Error('queue: closed');
+    // The first attempt is over (or under way for its last recipients, which read the body already).
+    this.#forget(id);
     const removedFile = await this.#commits.run(() => {
       const changed = this.#sql
         .sql(
@@ -385,6 +413,7 @@ export class SqliteQueue implements Queue {
   }
 
   async remove(id: string): Promise<boolean> {
+    this.#forget(id);
     const removed = await this.#change(() => this.#deleteRows(id));
     if (removed === undefined) return false;
     this.#log.event(QueueEvents.deleted, { queueId: id });
