@@ -196,6 +196,13 @@ export function killStrays(): void {
   strays.clear();
 }
 
+/** The Node flags of the `tern` command (its shebang in bin/tern.mjs): the bench runs Tern as users do. */
+export function ternNodeFlags(): string[] {
+  const shebang = readFileSync(join(ROOT, 'bin', 'tern.mjs'), 'utf8').split('\n', 1)[0] ?? '';
+  const m = /^#!\/usr\/bin\/env -S node(?: (.*))?$/.exec(shebang);
+  return m?.[1]?.split(/\s+/).filter((f) => f.length > 0) ?? [];
+}
+
 function track(child: ChildProcess): () => string | null {
   strays.add(child);
   child.once('exit', () => strays.delete(child));
@@ -316,7 +323,14 @@ async function startTern(o: StartOptions): Promise<RunningPeer> {
   const out = logFile(o.logDir, 'tern');
   const child = spawn(
     process.execPath,
-    [...(o.nodeFlags ?? []), join(ROOT, 'src', 'cli', 'main.ts'), 'serve', '--config', configPath],
+    [
+      ...ternNodeFlags(),
+      ...(o.nodeFlags ?? []),
+      join(ROOT, 'src', 'cli', 'main.ts'),
+      'serve',
+      '--config',
+      configPath,
+    ],
     { cwd: dir, stdio: ['ignore', out, out] },
   );
   closeSync(out);

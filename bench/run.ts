@@ -13,7 +13,8 @@
 // Flags: --quick (one round, fewer cases, ~3 min), --smoke (Tern only, seconds, no setup, no document,
 // results under the system's temporary folder; for CI), --rounds N, --duration S (seconds per
 // time-bound case), --peers tern,postfix,haraka,smtp-sink, --only accept,relay,local,idle,large,
-// handshakes,smtp-source, --out DIR, --doc FILE | --no-doc, --no-setup, --no-profile, --clients N
+// handshakes,smtp-source, --out DIR, --doc FILE | --no-doc, --no-setup, --no-profile,
+// --profile-case ID (the case profiled, e.g. "accept c50 100KiB x1 plain"), --clients N
 // (load generator processes), --retries N (re-measures of a case taken on a busy machine; 1),
 // --report FILE.json (no run: render the document and chart again).
 
@@ -109,6 +110,8 @@ interface Settings {
   readonly setup: boolean;
   readonly profile: boolean;
   readonly profileMs: number;
+  /** The case profiled (--profile-case); the c50 1 KiB x1 accept case by default. */
+  readonly profileCase: string;
   readonly clients: number;
   readonly endToEndCount: number;
   readonly sourceCount: number;
@@ -138,6 +141,7 @@ function parseSettings(argv: readonly string[]): Settings {
       'no-doc': { type: 'boolean' },
       'no-setup': { type: 'boolean' },
       'no-profile': { type: 'boolean' },
+      'profile-case': { type: 'string' },
       report: { type: 'string' },
       retries: { type: 'string' },
       clients: { type: 'string' },
@@ -158,6 +162,7 @@ function parseSettings(argv: readonly string[]): Settings {
           setup: false,
           profile: true,
           profileMs: 600,
+          profileCase: DEFAULT_PROFILE_CASE,
           clients: 1,
           endToEndCount: 20,
           sourceCount: 0,
@@ -181,6 +186,7 @@ function parseSettings(argv: readonly string[]): Settings {
             setup: true,
             profile: true,
             profileMs: 4000,
+            profileCase: DEFAULT_PROFILE_CASE,
             clients: 1,
             endToEndCount: 1000,
             sourceCount: 1000,
@@ -203,6 +209,7 @@ function parseSettings(argv: readonly string[]): Settings {
             setup: true,
             profile: true,
             profileMs: 6000,
+            profileCase: DEFAULT_PROFILE_CASE,
             clients: 1,
             endToEndCount: 2000,
             sourceCount: 2000,
@@ -241,6 +248,7 @@ function parseSettings(argv: readonly string[]): Settings {
     doc: values['no-doc'] ? null : (values.doc ?? base.doc),
     setup: values['no-setup'] ? false : base.setup,
     profile: values['no-profile'] ? false : base.profile,
+    profileCase: values['profile-case'] ?? DEFAULT_PROFILE_CASE,
     clients: values.clients === undefined ? base.clients : Math.max(1, Number(values.clients)),
     report: values.report ?? null,
     retries: values.retries === undefined ? base.retries : Math.max(0, Number(values.retries)),
@@ -1004,6 +1012,8 @@ function writeOutputs(
     log(`target: ${t.met === null ? 'n/a    ' : t.met ? 'met    ' : 'NOT MET'} ${t.text} — ${t.measured}`);
 }
 
+const DEFAULT_PROFILE_CASE = 'accept c50 1KiB x1 plain';
+
 /** Tern under `node --cpu-prof` during the c50 accept case; only samples inside the case are summarized. */
 async function profileTern(
   s: Settings,
@@ -1012,7 +1022,11 @@ async function profileTern(
   cases: readonly CaseSpec[],
 ): Promise<BenchResults['profile']> {
   const spec =
-    cases.find((c) => c.id === 'accept c50 1KiB x1 plain') ?? cases.find((c) => c.scenario === 'accept');
+    cases.find((c) => c.id === s.profileCase) ??
+    (s.profileCase === DEFAULT_PROFILE_CASE ? cases.find((c) => c.scenario === 'accept') : undefined);
+  if (spec === undefined && s.profileCase !== DEFAULT_PROFILE_CASE) {
+    throw new Error(`--profile-case: no case ${JSON.stringify(s.profileCase)} in this run`);
+  }
   if (spec === undefined) return null;
   const dir = join(s.outDir, 'profile');
   rmSync(dir, { recursive: true, force: true });

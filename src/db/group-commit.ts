@@ -97,7 +97,6 @@ export class GroupCommit {
     if (this.#path !== null) {
       db.exec('PRAGMA synchronous = NORMAL');
       db.exec('PRAGMA wal_autocheckpoint = 0');
-      Checkpointer.shared(); // started now: a worker takes tens of milliseconds to come up
     }
   }
 
