@@ -26,6 +26,7 @@ import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig } from '../src/config/load.ts';
 import { openDirectory } from '../src/main.ts';
+import { ternNodeFlags } from '../test/support/launch.ts';
 import { processTree } from './proc.ts';
 
 export const BENCH_DIR = import.meta.dirname;
@@ -194,13 +195,6 @@ export function killStrays(): void {
     }
   }
   strays.clear();
-}
-
-/** The Node flags of the `tern` command (its shebang in bin/tern.mjs): the bench runs Tern as users do. */
-export function ternNodeFlags(): string[] {
-  const shebang = readFileSync(join(ROOT, 'bin', 'tern.mjs'), 'utf8').split('\n', 1)[0] ?? '';
-  const m = /^#!\/usr\/bin\/env -S node(?: (.*))?$/.exec(shebang);
-  return m?.[1]?.split(/\s+/).filter((f) => f.length > 0) ?? [];
 }
 
 function track(child: ChildProcess): () => string | null {

@@ -1,6 +1,6 @@
 // How Tern is launched: the `tern` command (bin/tern.mjs, run through its shebang) and `npm start` give
 // Node the same flags, and the shebang really works (env -S) with the pinned Node on PATH, as under npx.
-// The bench reads the flags from the shebang too (bench/peers.ts ternNodeFlags).
+// Test servers, the soak and the bench read the flags from the shebang (test/support/launch.ts).
 
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -9,7 +9,7 @@ import { dirname, join } from 'node:path';
 import { test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ternNodeFlags } from '../bench/peers.ts';
+import { ternNodeFlags } from './support/launch.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..');
 

@@ -26,6 +26,7 @@ import { systemClock } from '../../src/core/ports.ts';
 import { hashPassword } from '../../src/directory/password.ts';
 import { openDirectory, openStore } from '../../src/main.ts';
 import type { MailboxStore, MessageSummary } from '../../src/store/mailbox-store.ts';
+import { ternNodeFlags } from '../support/launch.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(ROOT, 'src', 'cli', 'main.ts');
@@ -275,11 +276,15 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
     }
   }
 
-  const child = spawn(process.execPath, ['--import', WATCHDOG, CLI, 'serve', '--config', configPath], {
-    cwd: dir,
-    env: { ...process.env, TERN_DEBUG: '1' },
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    process.execPath,
+    [...ternNodeFlags(), '--import', WATCHDOG, CLI, 'serve', '--config', configPath],
+    {
+      cwd: dir,
+      env: { ...process.env, TERN_DEBUG: '1' },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    },
+  );
   liveChildren.add(child);
   child.stdin.on('error', () => undefined);
   // The log goes to stdout as JSON lines (src/net/logger.ts), between the `listening` lines; stderr

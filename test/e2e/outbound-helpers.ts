@@ -26,6 +26,7 @@ import { openDirectory, openStore } from '../../src/main.ts';
 import type { MailboxStore, MessageSummary } from '../../src/store/mailbox-store.ts';
 import type { LogLine, Ports, ProcessResult, SmtplibRequest, SmtplibResult } from './harness.ts';
 import { CLI, runProcess, smtplib, waitFor } from './harness.ts';
+import { ternNodeFlags } from '../support/launch.ts';
 
 /** Same watchdog as harness.ts: the server stops itself when this test process goes away. */
 const WATCHDOG =
@@ -218,11 +219,15 @@ export async function startOutboundTern(opts: OutboundTernOptions): Promise<Outb
   let ports: Ports = { smtp: 0, submission: 0, submissions: 0 };
 
   const spawnServer = async (): Promise<void> => {
-    const child = spawn(process.execPath, ['--import', WATCHDOG, CLI, 'serve', '--config', configPath], {
-      cwd: dir,
-      env: { ...process.env, TERN_DEBUG: '1' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [...ternNodeFlags(), '--import', WATCHDOG, CLI, 'serve', '--config', configPath],
+      {
+        cwd: dir,
+        env: { ...process.env, TERN_DEBUG: '1' },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
     liveChildren.add(child);
     child.stdin.on('error', () => undefined);
     const run: Running = {
