@@ -51,11 +51,16 @@ export class DataScanner {
     const normalize = this.options.bareLineEndings === 'normalize';
     const dotStuffed = this.options.dotStuffed;
     const maxContent = this.options.maxLineBytes - 2;
-    // Worst case growth: each bare CR/LF becomes two bytes, plus a held CR and a held dot.
-    const out = new Uint8Array(input.length * 2 + 2);
+    // Worst case growth: a held CR and a held dot from the last chunk, and with normalize each bare CR
+    // or LF becomes two bytes.
+    const out = new Uint8Array((normalize ? input.length * 2 : input.length) + 2);
     let o = 0;
     let i = 0;
     const n = input.length;
+    // Where the next CR and LF are (n: none), found with indexOf and looked for again only once passed,
+    // so a run of ordinary bytes is copied at once and the whole chunk is searched O(n).
+    let nextCR = -1;
+    let nextLF = -1;
     while (i < n) {
       const b = input[i]!;
       if (this.pendingCR) {
@@ -112,10 +117,16 @@ export class DataScanner {
         continue;
       }
       this.pendingDot = false; // a stuffed dot is dropped (RFC 5321 §4.5.2)
-      out[o++] = b;
-      this.lineLen++;
+      // b and every byte up to the next CR or LF are ordinary content (a dot after the line's first
+      // byte is just a dot).
+      if (nextCR < i) nextCR = indexOrEnd(input, CR, i);
+      if (nextLF < i) nextLF = indexOrEnd(input, LF, i);
+      const end = nextCR < nextLF ? nextCR : nextLF;
+      out.set(input.subarray(i, end), o);
+      o += end - i;
+      this.lineLen += end - i;
       if (this.lineLen > maxContent) this.longLine = true;
-      i++;
+      i = end;
     }
     this.outputBytes += o;
     return { output: out.subarray(0, o), endIndex: -1 };
@@ -135,6 +146,11 @@ export class DataScanner {
     this.lineLen = 0;
     this.properLineStart = proper;
   }
+}
+
+function indexOrEnd(input: Uint8Array, byte: number, from: number): number {
+  const at = input.indexOf(byte, from);
+  return at < 0 ? input.length : at;
 }
 
 function maxOf(o: ScanOptions): number {
