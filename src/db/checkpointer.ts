@@ -24,6 +24,11 @@ export class Checkpointer {
     return Checkpointer.#shared;
   }
 
+  /** The process-wide checkpointer if one was started (a CLI run that never checkpointed has none). */
+  static started(): Checkpointer | null {
+    return Checkpointer.#shared;
+  }
+
   readonly #worker: Worker;
   readonly #pending = new Map<
     number,

@@ -122,7 +122,7 @@ export class GroupCommit {
     if (this.#path === null) return;
     const waiting = this.#unsynced;
     this.#unsynced = [];
-    Checkpointer.shared().forget(this.#path);
+    Checkpointer.started()?.forget(this.#path);
     if (waiting.length === 0) {
       if (!this.#syncing) this.#closeWal();
       return;

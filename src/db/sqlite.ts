@@ -3,7 +3,8 @@
 // resolved commit survives power loss), a busy timeout, foreign keys on, and the schema migrated on open
 // (versioned with PRAGMA user_version). Also: typed row accessors and a statement cache.
 // Deliberately not here: any service's schema (each service owns its own file and migrations) and
-// asynchronous access (node:sqlite is synchronous; group-commit.ts keeps the number of fsyncs low).
+// asynchronous access (node:sqlite is synchronous; group-commit.ts switches the queue's and the mailbox
+// store's connections to synchronous=NORMAL and fsyncs their WAL itself, off the event loop).
 
 import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
