@@ -30,6 +30,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import { nullLogger, systemClock } from '../../src/core/ports.ts';
 import { openQueue, openStore } from '../../src/main.ts';
 import { startReceiver, type Receiver } from './outbound-helpers.ts';
+import { spawnTernServe } from '../support/launch.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 const CLI = join(ROOT, 'src', 'cli', 'main.ts');
@@ -38,17 +39,6 @@ const REMOTE_RCPT = 'r@remote.test';
 const CYCLES = Number(process.env['TERN_DURABILITY_CYCLES'] ?? 3);
 const CLIENTS = 20;
 const MAX_ATTEMPTS = 6;
-
-/**
- * Preloaded into the server: when its stdin pipe closes (this test process died), it exits, so no run
- * leaves a server behind. unref() so the watch never keeps the server alive by itself.
- */
-const WATCHDOG =
-  'data:text/javascript,' +
-  encodeURIComponent(
-    'process.stdin.on("end",()=>process.kill(process.pid,"SIGTERM"));' +
-      'process.stdin.on("error",()=>{});process.stdin.resume();process.stdin.unref();',
-  );
 
 const live = new Set<ChildProcessWithoutNullStreams>();
 process.once('exit', () => {
@@ -66,12 +56,9 @@ interface Server {
 }
 
 async function startServer(config: string): Promise<Server> {
-  const child = spawn(process.execPath, ['--import', WATCHDOG, CLI, 'serve', '--config', config], {
-    cwd: ROOT,
-    stdio: ['pipe', 'pipe', 'pipe'],
-  });
+  // The watchdog (test/support/launch.ts) stops the server if this test process dies.
+  const child = spawnTernServe(config, ROOT);
   live.add(child);
-  child.stdin.on('error', () => undefined);
   let output = '';
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.once('exit', (code, signal) => {

@@ -26,7 +26,7 @@ import { systemClock } from '../../src/core/ports.ts';
 import { hashPassword } from '../../src/directory/password.ts';
 import { openDirectory, openStore } from '../../src/main.ts';
 import type { MailboxStore, MessageSummary } from '../../src/store/mailbox-store.ts';
-import { ternNodeFlags } from '../support/launch.ts';
+import { spawnTernServe } from '../support/launch.ts';
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(ROOT, 'src', 'cli', 'main.ts');
@@ -36,12 +36,6 @@ const PY_CLIENT = join(ROOT, 'test', 'e2e', 'py', 'smtp_client.py');
  * Preloaded into the server: when its stdin pipe ends (this process exited, crashed or was killed), the
  * server gets SIGTERM and shuts down cleanly. unref() so the watch itself never keeps the server alive.
  */
-const WATCHDOG =
-  'data:text/javascript,' +
-  encodeURIComponent(
-    'process.stdin.on("end",()=>process.kill(process.pid,"SIGTERM"));' +
-      'process.stdin.on("error",()=>{});process.stdin.resume();process.stdin.unref();',
-  );
 
 // ---------------------------------------------------------------------------------------------------
 // Child processes and temporary folders: cleaned up by stop(), and on exit whatever a test forgot.
@@ -276,17 +270,8 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
     }
   }
 
-  const child = spawn(
-    process.execPath,
-    [...ternNodeFlags(), '--import', WATCHDOG, CLI, 'serve', '--config', configPath],
-    {
-      cwd: dir,
-      env: { ...process.env, TERN_DEBUG: '1' },
-      stdio: ['pipe', 'pipe', 'pipe'],
-    },
-  );
+  const child = spawnTernServe(configPath, dir);
   liveChildren.add(child);
-  child.stdin.on('error', () => undefined);
   // The log goes to stdout as JSON lines (src/net/logger.ts), between the `listening` lines; stderr
   // carries fatal errors. Both are kept whole and JSON lines from either are parsed.
   let stdout = '';

@@ -26,15 +26,9 @@ import { openDirectory, openStore } from '../../src/main.ts';
 import type { MailboxStore, MessageSummary } from '../../src/store/mailbox-store.ts';
 import type { LogLine, Ports, ProcessResult, SmtplibRequest, SmtplibResult } from './harness.ts';
 import { CLI, runProcess, smtplib, waitFor } from './harness.ts';
-import { ternNodeFlags } from '../support/launch.ts';
+import { spawnTernServe } from '../support/launch.ts';
 
 /** Same watchdog as harness.ts: the server stops itself when this test process goes away. */
-const WATCHDOG =
-  'data:text/javascript,' +
-  encodeURIComponent(
-    'process.stdin.on("end",()=>process.kill(process.pid,"SIGTERM"));' +
-      'process.stdin.on("error",()=>{});process.stdin.resume();process.stdin.unref();',
-  );
 
 const liveChildren = new Set<ChildProcessWithoutNullStreams>();
 const tempDirs = new Set<string>();
@@ -219,17 +213,8 @@ export async function startOutboundTern(opts: OutboundTernOptions): Promise<Outb
   let ports: Ports = { smtp: 0, submission: 0, submissions: 0 };
 
   const spawnServer = async (): Promise<void> => {
-    const child = spawn(
-      process.execPath,
-      [...ternNodeFlags(), '--import', WATCHDOG, CLI, 'serve', '--config', configPath],
-      {
-        cwd: dir,
-        env: { ...process.env, TERN_DEBUG: '1' },
-        stdio: ['pipe', 'pipe', 'pipe'],
-      },
-    );
+    const child = spawnTernServe(configPath, dir);
     liveChildren.add(child);
-    child.stdin.on('error', () => undefined);
     const run: Running = {
       child,
       exited: null,
