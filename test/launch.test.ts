@@ -37,6 +37,7 @@ interface PackageJson {
   scripts: Record<string, string>;
   dependencies: Record<string, string>;
   devDependencies: Record<string, string>;
+  allowScripts?: Record<string, boolean>;
 }
 interface PackageLock {
   packages: Record<string, { dev?: boolean; dependencies?: Record<string, string> }>;
@@ -48,6 +49,9 @@ test('a production install (npm ci --omit=dev) gets the pinned Node', () => {
   assert.match(pinned ?? '', /^\d+\.\d+\.\d+$/, 'the node package is an exact dependency');
   assert.equal(pkg.devDependencies['node'], undefined, 'node is not a devDependency');
   assert.equal(pkg.engines['node'], `>=${pinned!.split('.')[0]}`, 'engines.node names the pinned major');
+  // Its preinstall script fetches the binary; npm runs uncovered install scripts only with a warning, and
+  // not at all under --strict-allow-scripts (or once npm blocks them by default).
+  assert.equal(pkg.allowScripts?.['node'], true, 'allowScripts lets the node package install its binary');
   // npm ci installs what the lock says: node (and what it needs to fetch the binary) must not be dev there.
   const lock = JSON.parse(readFileSync(join(ROOT, 'package-lock.json'), 'utf8')) as PackageLock;
   assert.equal(lock.packages['']?.dependencies?.['node'], pinned);
