@@ -1,4 +1,4 @@
-// Conformance: the ValiMail ARC signing suite (../shared/suites/arc/arc-draft-sign-tests.yml, read as it is
+// Conformance: the ValiMail ARC signing suite (test/fixtures/arc/arc-draft-sign-tests.yml, read as it is
 // at test time). For each message: validate the chain it carries (cv of the new set), gather the
 // Authentication-Results of srv-id (the suite's consolidation rule), seal with the suite's key, selector,
 // t= and sig-headers, and compare the AS, AMS and AAR with the expected ones: every tag, b= and bh= with
@@ -11,7 +11,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { parseAllDocuments } from 'yaml';
 import type { DnsAnswer, Resolver } from '../../src/core/dns.ts';
 import { splitHeaderFields } from '../../src/policy/dkim/header-fields.ts';
@@ -19,8 +19,7 @@ import { parseStrictTagList } from '../../src/policy/arc/arc-headers.ts';
 import { authResultsFor, sealArc } from '../../src/policy/arc/seal.ts';
 import { verifyArc } from '../../src/policy/arc/verify.ts';
 
-const suiteUrl = new URL('../../../shared/suites/arc/arc-draft-sign-tests.yml', import.meta.url);
-const present = existsSync(suiteUrl);
+const suiteUrl = new URL('../fixtures/arc/arc-draft-sign-tests.yml', import.meta.url);
 
 interface SignCase {
   description: string;
@@ -44,11 +43,9 @@ interface Scenario {
 /** Cases we do not pass, each with the reason. */
 const skipped: Readonly<Record<string, string>> = {};
 
-const scenarios: Scenario[] = present
-  ? parseAllDocuments(readFileSync(suiteUrl, 'utf8'))
-      .map((doc) => doc.toJS() as Scenario | null)
-      .filter((s): s is Scenario => s !== null)
-  : [];
+const scenarios: Scenario[] = parseAllDocuments(readFileSync(suiteUrl, 'utf8'))
+  .map((doc) => doc.toJS() as Scenario | null)
+  .filter((s): s is Scenario => s !== null);
 
 function fakeResolver(records: Record<string, string>): Pick<Resolver, 'txt'> {
   return {
@@ -78,7 +75,7 @@ function tagsOf(value: string): Map<string, string> {
 
 const collapse = (s: string): string => s.replace(/\s+/g, ' ').trim();
 
-test('the ARC signing suite is there', { skip: present ? false : `not found: ${suiteUrl.pathname}` }, () => {
+test('the ARC signing suite is there', () => {
   assert.equal(
     scenarios.reduce((n, s) => n + Object.keys(s.tests).length, 0),
     17,

@@ -17,7 +17,7 @@ import { dkimDnsRecord, signMessage } from '../../src/delivery/dkim-sign.ts';
 import type { DkimResult } from '../../src/policy/dkim/verifier.ts';
 import { DkimVerifier } from '../../src/policy/dkim/verifier.ts';
 
-const SUITE_DIR = new URL('../../../shared/suites/dkim/', import.meta.url);
+const SUITE_DIR = new URL('../fixtures/dkim/', import.meta.url);
 
 // One request (JSON on stdin), one answer (JSON on stdout): a list of jobs, each a verify or a sign.
 const DKIMPY = String.raw`
@@ -155,8 +155,7 @@ function messages(): Record<string, Buffer> {
         `--b1\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n${'QUJD'.repeat(5000).replace(/(.{76})/g, '$1\n')}\n--b1--\n`,
     ),
   };
-  if (existsSync(SUITE_DIR))
-    made['rfc6376'] = crlf(readFileSync(new URL('dkimpy/rfc6376.msg', SUITE_DIR), 'latin1'));
+  made['rfc6376'] = crlf(readFileSync(new URL('dkimpy/rfc6376.msg', SUITE_DIR), 'latin1'));
   return made;
 }
 
