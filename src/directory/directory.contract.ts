@@ -153,45 +153,52 @@ export function runDirectoryContract(name: string, make: () => Promise<Directory
       });
     });
 
-    withHarness('an alias named like a user wins (Postfix virtual): the user keeps mail only when listed', async (h) => {
-      const d = h.directory;
-      const local = (users: string[], forward: string[] = []): Resolution => ({ kind: 'local', users, forward });
-      const sorted = async (address: string): Promise<Resolution> => {
-        const r = await d.resolve(address);
-        return r.kind === 'local' ? { ...r, users: [...r.users].sort() } : r;
-      };
-      for (const [carol, dave] of [
-        ['carol@example.org', 'dave@example.org'],
-        ['jürgen@example.org', '日本@example.org'],
-      ] as const) {
-        await d.addUser(carol, null);
-        await d.addUser(dave, null);
-        await d.addAlias(carol.toUpperCase(), dave);
-        assert.deepEqual(await d.resolve(carol), local([dave]), carol);
-        // Through a chain too: every resolution applies the alias, not only the first hop.
-        await d.addAlias(`team-${carol}`, carol);
-        assert.deepEqual(await d.resolve(`team-${carol}`), local([dave]));
-        // Listing the user's own name keeps a copy in its mailbox, as in Postfix.
-        await d.addAlias(carol, carol);
-        assert.deepEqual(await sorted(carol), local([carol, dave].sort()), carol);
-        assert.deepEqual(await sorted(`team-${carol}`), local([carol, dave].sort()));
-        // Removing the alias gives the user its mail back.
-        assert.equal(await d.deleteAlias(carol), true);
-        assert.deepEqual(await d.resolve(carol), local([carol]));
-      }
-      // An alias of a user that forwards only: nothing stays here.
-      await d.addUser('alice@example.org', null);
-      await d.addAlias('alice@example.org', 'elsewhere@remote.example');
-      assert.deepEqual(await d.resolve('alice@example.org'), local([], ['elsewhere@remote.example']));
-      // A user reached by two paths gets no copy through the path that is not its own alias.
-      await d.addUser('erin@example.org', null);
-      await d.addUser('frank@example.org', null);
-      await d.addAlias('erin@example.org', 'frank@example.org');
-      await d.addAlias('list@example.org', 'erin@example.org');
-      await d.addAlias('list@example.org', 'sub@example.org');
-      await d.addAlias('sub@example.org', 'erin@example.org');
-      assert.deepEqual(await d.resolve('list@example.org'), local(['frank@example.org']));
-    });
+    withHarness(
+      'an alias named like a user wins (Postfix virtual): the user keeps mail only when listed',
+      async (h) => {
+        const d = h.directory;
+        const local = (users: string[], forward: string[] = []): Resolution => ({
+          kind: 'local',
+          users,
+          forward,
+        });
+        const sorted = async (address: string): Promise<Resolution> => {
+          const r = await d.resolve(address);
+          return r.kind === 'local' ? { ...r, users: [...r.users].sort() } : r;
+        };
+        for (const [carol, dave] of [
+          ['carol@example.org', 'dave@example.org'],
+          ['jürgen@example.org', '日本@example.org'],
+        ] as const) {
+          await d.addUser(carol, null);
+          await d.addUser(dave, null);
+          await d.addAlias(carol.toUpperCase(), dave);
+          assert.deepEqual(await d.resolve(carol), local([dave]), carol);
+          // Through a chain too: every resolution applies the alias, not only the first hop.
+          await d.addAlias(`team-${carol}`, carol);
+          assert.deepEqual(await d.resolve(`team-${carol}`), local([dave]));
+          // Listing the user's own name keeps a copy in its mailbox, as in Postfix.
+          await d.addAlias(carol, carol);
+          assert.deepEqual(await sorted(carol), local([carol, dave].sort()), carol);
+          assert.deepEqual(await sorted(`team-${carol}`), local([carol, dave].sort()));
+          // Removing the alias gives the user its mail back.
+          assert.equal(await d.deleteAlias(carol), true);
+          assert.deepEqual(await d.resolve(carol), local([carol]));
+        }
+        // An alias of a user that forwards only: nothing stays here.
+        await d.addUser('alice@example.org', null);
+        await d.addAlias('alice@example.org', 'elsewhere@remote.example');
+        assert.deepEqual(await d.resolve('alice@example.org'), local([], ['elsewhere@remote.example']));
+        // A user reached by two paths gets no copy through the path that is not its own alias.
+        await d.addUser('erin@example.org', null);
+        await d.addUser('frank@example.org', null);
+        await d.addAlias('erin@example.org', 'frank@example.org');
+        await d.addAlias('list@example.org', 'erin@example.org');
+        await d.addAlias('list@example.org', 'sub@example.org');
+        await d.addAlias('sub@example.org', 'erin@example.org');
+        assert.deepEqual(await d.resolve('list@example.org'), local(['frank@example.org']));
+      },
+    );
 
     withHarness('alias loops are refused; only a user may list itself', async (h) => {
       const d = h.directory;
@@ -495,32 +502,35 @@ export function runDirectoryContract(name: string, make: () => Promise<Directory
       assert.equal(await owns('ghost@example.org', 'ghost@example.org'), false);
     });
 
-    withHarness("ownsAddress follows aliases as delivery does, never to another user's own address", async (h) => {
-      const d = h.directory;
-      for (const [carol, dave] of [
-        ['carol@example.org', 'dave@example.org'],
-        ['jürgen@example.org', '日本@example.org'],
-      ] as const) {
-        const sales = `sales-${carol}`;
-        await d.addUser(carol, null);
-        await d.addUser(dave, null);
-        await d.addAlias(sales, carol);
-        await d.addAlias(carol, dave);
-        // Mail to sales ends with dave (carol's alias wins), so dave may send as sales, carol no longer.
-        assert.equal(await d.ownsAddress(dave, sales), true, sales);
-        assert.equal(await d.ownsAddress(carol, sales), false, sales);
-        // carol's own address stays carol's, and is not dave's to send as.
-        assert.equal(await d.ownsAddress(carol, carol), true);
-        assert.equal(await d.ownsAddress(dave, carol), false);
-        await d.addAlias(carol, carol);
-        assert.equal(await d.ownsAddress(carol, sales), true, sales);
-        assert.equal(await d.ownsAddress(dave, sales), true, sales);
-      }
-      // The configured postmaster receives postmaster@ every local domain, and may answer from it.
-      await d.addUser(CONTRACT_POSTMASTER, null);
-      assert.equal(await d.ownsAddress(CONTRACT_POSTMASTER, 'postmaster@example.net'), true);
-      assert.equal(await d.ownsAddress('carol@example.org', 'postmaster@example.net'), false);
-    });
+    withHarness(
+      "ownsAddress follows aliases as delivery does, never to another user's own address",
+      async (h) => {
+        const d = h.directory;
+        for (const [carol, dave] of [
+          ['carol@example.org', 'dave@example.org'],
+          ['jürgen@example.org', '日本@example.org'],
+        ] as const) {
+          const sales = `sales-${carol}`;
+          await d.addUser(carol, null);
+          await d.addUser(dave, null);
+          await d.addAlias(sales, carol);
+          await d.addAlias(carol, dave);
+          // Mail to sales ends with dave (carol's alias wins), so dave may send as sales, carol no longer.
+          assert.equal(await d.ownsAddress(dave, sales), true, sales);
+          assert.equal(await d.ownsAddress(carol, sales), false, sales);
+          // carol's own address stays carol's, and is not dave's to send as.
+          assert.equal(await d.ownsAddress(carol, carol), true);
+          assert.equal(await d.ownsAddress(dave, carol), false);
+          await d.addAlias(carol, carol);
+          assert.equal(await d.ownsAddress(carol, sales), true, sales);
+          assert.equal(await d.ownsAddress(dave, sales), true, sales);
+        }
+        // The configured postmaster receives postmaster@ every local domain, and may answer from it.
+        await d.addUser(CONTRACT_POSTMASTER, null);
+        assert.equal(await d.ownsAddress(CONTRACT_POSTMASTER, 'postmaster@example.net'), true);
+        assert.equal(await d.ownsAddress('carol@example.org', 'postmaster@example.net'), false);
+      },
+    );
 
     withHarness(
       'ownsAddress: a catch-all, a loop or another user of the same name grant nothing',
