@@ -13,6 +13,7 @@ import type { Clock, Logger } from './core/ports.ts';
 import { systemClock } from './core/ports.ts';
 import { Events } from './core/events.ts';
 import type { Directory } from './directory/directory.ts';
+import { ensurePostmaster, postmasterAddress } from './directory/postmaster.ts';
 import { SqliteDirectory } from './directory/sqlite-directory.ts';
 import { RemoteDelivery } from './delivery/remote.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
@@ -136,7 +137,11 @@ async function opening<T>(what: string, open: () => T | Promise<T>): Promise<T> 
 export async function openDirectory(config: Config): Promise<Directory> {
   const paths = prepareDataDir(config);
   return opening('user directory', () =>
-    SqliteDirectory.open({ path: paths.directory, localDomains: config.localDomains }),
+    SqliteDirectory.open({
+      path: paths.directory,
+      localDomains: config.localDomains,
+      postmaster: postmasterAddress(config),
+    }),
   );
 }
 
@@ -224,6 +229,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const tls = await loadTlsMaterial(config, logger);
   const services = await openServices(config, logger, clock);
   const { queue, store, directory } = services;
+  await ensurePostmaster(config, directory, logger);
   const resolver = createResolver(config.dns, { clock, logger });
   const remote = new RemoteDelivery({
     config,

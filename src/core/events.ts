@@ -65,6 +65,11 @@ export const Events = {
   smtpClientPlaintextDiscarded: 'security.smtp.client.plaintext_discarded',
   smtpClientSent: 'delivery.smtp.sent',
   smtpClientFailed: 'delivery.smtp.failed',
+  // Directory (src/directory)
+  /** The configured postmaster had no mailbox: serve added it as a user without a password. */
+  postmasterCreated: 'directory.postmaster.created',
+  /** Mail to the postmaster cannot be delivered (RFC 5321 §4.5.1 requires it): the operator must act. */
+  postmasterUndeliverable: 'directory.postmaster.undeliverable',
   // Process lifecycle
   serverListening: 'server.listening',
   serverStopping: 'server.stopping',

@@ -8,7 +8,7 @@
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Directory } from './directory.ts';
+import type { Directory, Resolution } from './directory.ts';
 import { DEFAULT_USER_POLICY } from './directory.ts';
 
 export interface DirectoryHarness {
@@ -17,9 +17,16 @@ export interface DirectoryHarness {
   reopen(): Promise<Directory>;
   /** Close whatever is open and remove the storage. */
   cleanup(): Promise<void>;
+  /**
+   * Store an alias without addAlias's checks, as an older version (or two racing writers) could have
+   * left it: a loop. Resolution must stay safe with whatever is stored.
+   */
+  storeAliasUnchecked(alias: string, target: string): Promise<void>;
 }
 
 export const CONTRACT_LOCAL_DOMAINS: readonly string[] = ['example.org', 'Example.NET'];
+/** The configured postmaster (queue.postmaster) every harness opens its directory with. */
+export const CONTRACT_POSTMASTER = 'postmaster@example.org';
 /** resolve() must follow at least this many alias levels, and stop somewhere below 100. */
 export const CONTRACT_MIN_ALIAS_DEPTH = 5;
 
@@ -146,22 +153,133 @@ export function runDirectoryContract(name: string, make: () => Promise<Directory
       });
     });
 
-    withHarness('a user wins over an alias of the same name', async (h) => {
+    withHarness(
+      'an alias named like a user wins (Postfix virtual): the user keeps mail only when listed',
+      async (h) => {
+        const d = h.directory;
+        const local = (users: string[], forward: string[] = []): Resolution => ({
+          kind: 'local',
+          users,
+          forward,
+        });
+        const sorted = async (address: string): Promise<Resolution> => {
+          const r = await d.resolve(address);
+          return r.kind === 'local' ? { ...r, users: [...r.users].sort() } : r;
+        };
+        for (const [carol, dave] of [
+          ['carol@example.org', 'dave@example.org'],
+          ['jürgen@example.org', '日本@example.org'],
+        ] as const) {
+          await d.addUser(carol, null);
+          await d.addUser(dave, null);
+          await d.addAlias(carol.toUpperCase(), dave);
+          assert.deepEqual(await d.resolve(carol), local([dave]), carol);
+          // Through a chain too: every resolution applies the alias, not only the first hop.
+          await d.addAlias(`team-${carol}`, carol);
+          assert.deepEqual(await d.resolve(`team-${carol}`), local([dave]));
+          // Listing the user's own name keeps a copy in its mailbox, as in Postfix.
+          await d.addAlias(carol, carol);
+          assert.deepEqual(await sorted(carol), local([carol, dave].sort()), carol);
+          assert.deepEqual(await sorted(`team-${carol}`), local([carol, dave].sort()));
+          // Removing the alias gives the user its mail back.
+          assert.equal(await d.deleteAlias(carol), true);
+          assert.deepEqual(await d.resolve(carol), local([carol]));
+        }
+        // An alias of a user that forwards only: nothing stays here.
+        await d.addUser('alice@example.org', null);
+        await d.addAlias('alice@example.org', 'elsewhere@remote.example');
+        assert.deepEqual(await d.resolve('alice@example.org'), local([], ['elsewhere@remote.example']));
+        // A user reached by two paths gets no copy through the path that is not its own alias.
+        await d.addUser('erin@example.org', null);
+        await d.addUser('frank@example.org', null);
+        await d.addAlias('erin@example.org', 'frank@example.org');
+        await d.addAlias('list@example.org', 'erin@example.org');
+        await d.addAlias('list@example.org', 'sub@example.org');
+        await d.addAlias('sub@example.org', 'erin@example.org');
+        assert.deepEqual(await d.resolve('list@example.org'), local(['frank@example.org']));
+      },
+    );
+
+    withHarness('alias loops are refused; only a user may list itself', async (h) => {
       const d = h.directory;
-      await d.addUser('alice@example.org', null);
-      await d.addAlias('alice@example.org', 'elsewhere@remote.example');
-      assert.deepEqual(await d.resolve('alice@example.org'), {
+      await d.addAlias('x@example.org', 'y@example.org');
+      const loop = (err: unknown): boolean =>
+        code('invalid')(err) &&
+        /loop/.test((err as Error).message) &&
+        (err as Error).message.includes('x@example.org');
+      await assert.rejects(d.addAlias('Y@example.org', 'x@example.org'), loop);
+      await d.addAlias('y@example.org', 'z@example.net');
+      await assert.rejects(d.addAlias('z@example.net', 'X@EXAMPLE.org'), loop);
+      // Through users too: an alias of a user's name is followed, so carol -> dave -> carol is a loop.
+      await d.addUser('carol@example.org', null);
+      await d.addUser('dave@example.org', null);
+      await d.addAlias('carol@example.org', 'dave@example.org');
+      await assert.rejects(d.addAlias('dave@example.org', 'carol@example.org'), code('invalid'));
+      await d.addAlias('日本@example.org', 'jürgen@example.org');
+      await assert.rejects(d.addAlias('jürgen@example.org', '日本@example.org'), code('invalid'));
+      // A self-reference is a loop unless the name is a user's, where it keeps a copy.
+      await assert.rejects(d.addAlias('z@example.org', 'Z@example.org'), code('invalid'));
+      await d.addAlias('carol@example.org', 'CAROL@example.org');
+      await d.addUser('jürgen@example.org', null);
+      await d.addAlias('jürgen@example.org', 'jürgen@example.org');
+      assert.deepEqual(
+        (await d.listAliases()).map((a) => `${a.alias} -> ${a.target}`),
+        [
+          'carol@example.org -> dave@example.org',
+          'carol@example.org -> carol@example.org',
+          'jürgen@example.org -> jürgen@example.org',
+          'x@example.org -> y@example.org',
+          'y@example.org -> z@example.net',
+          '日本@example.org -> jürgen@example.org',
+        ],
+      );
+    });
+
+    withHarness('postmaster@ every local domain resolves to the configured postmaster', async (h) => {
+      const d = h.directory;
+      assert.deepEqual(await d.resolve('postmaster@example.net'), { kind: 'unknown' });
+      await d.addUser(CONTRACT_POSTMASTER, null);
+      const pm: Resolution = { kind: 'local', users: [CONTRACT_POSTMASTER], forward: [] };
+      for (const address of [
+        'postmaster@example.org',
+        'POSTMASTER@example.org',
+        'postmaster@example.net',
+        'PostMaster@EXAMPLE.NET.',
+      ]) {
+        assert.deepEqual(await d.resolve(address), pm, address);
+      }
+      // Only the local part postmaster, and only in local domains.
+      assert.deepEqual(await d.resolve('postmasters@example.net'), { kind: 'unknown' });
+      assert.deepEqual(await d.resolve('postmaster@example.com'), { kind: 'remote' });
+      // It comes before the domain's catch-all...
+      await d.addUser('bob@example.net', null);
+      await d.addAlias('@example.net', 'bob@example.net');
+      assert.deepEqual(await d.resolve('postmaster@example.net'), pm);
+      // ...and after what the operator set for that very address.
+      await d.addUser('日本@example.net', null);
+      await d.addAlias('postmaster@example.net', '日本@example.net');
+      assert.deepEqual(await d.resolve('postmaster@example.net'), {
         kind: 'local',
-        users: ['alice@example.org'],
+        users: ['日本@example.net'],
         forward: [],
+      });
+      // The postmaster may itself be an alias.
+      await d.deleteUser(CONTRACT_POSTMASTER);
+      await d.addAlias(CONTRACT_POSTMASTER, 'ops@remote.example');
+      assert.deepEqual(await d.resolve('Postmaster@example.org'), {
+        kind: 'local',
+        users: [],
+        forward: ['ops@remote.example'],
       });
     });
 
-    withHarness('loops end: a pure loop is unknown, a loop with an exit delivers once', async (h) => {
+    withHarness('stored loops end: a pure loop is unknown, a loop with an exit delivers once', async (h) => {
       const d = h.directory;
-      await d.addAlias('x@example.org', 'y@example.org');
-      await d.addAlias('y@example.org', 'x@example.org');
+      await h.storeAliasUnchecked('x@example.org', 'y@example.org');
+      await h.storeAliasUnchecked('y@example.org', 'x@example.org');
       assert.deepEqual(await d.resolve('x@example.org'), { kind: 'unknown' });
+      await h.storeAliasUnchecked('z@example.org', 'z@example.org');
+      assert.deepEqual(await d.resolve('z@example.org'), { kind: 'unknown' });
       await d.addUser('alice@example.org', null);
       await d.addAlias('y@example.org', 'alice@example.org');
       await d.addAlias('x@example.org', 'alice@example.org');
@@ -170,7 +288,16 @@ export function runDirectoryContract(name: string, make: () => Promise<Directory
         users: ['alice@example.org'],
         forward: [],
       });
-      await assert.rejects(d.addAlias('z@example.org', 'Z@example.org'), code('invalid'));
+      // Two users aliased at each other: each gets its own mail back, once.
+      await d.addUser('carol@example.org', null);
+      await d.addUser('dave@example.org', null);
+      await h.storeAliasUnchecked('carol@example.org', 'dave@example.org');
+      await h.storeAliasUnchecked('dave@example.org', 'carol@example.org');
+      assert.deepEqual(await d.resolve('carol@example.org'), {
+        kind: 'local',
+        users: ['carol@example.org'],
+        forward: [],
+      });
     });
 
     withHarness('alias chains are followed to a depth limit', async (h) => {
@@ -376,6 +503,36 @@ export function runDirectoryContract(name: string, make: () => Promise<Directory
     });
 
     withHarness(
+      "ownsAddress follows aliases as delivery does, never to another user's own address",
+      async (h) => {
+        const d = h.directory;
+        for (const [carol, dave] of [
+          ['carol@example.org', 'dave@example.org'],
+          ['jürgen@example.org', '日本@example.org'],
+        ] as const) {
+          const sales = `sales-${carol}`;
+          await d.addUser(carol, null);
+          await d.addUser(dave, null);
+          await d.addAlias(sales, carol);
+          await d.addAlias(carol, dave);
+          // Mail to sales ends with dave (carol's alias wins), so dave may send as sales, carol no longer.
+          assert.equal(await d.ownsAddress(dave, sales), true, sales);
+          assert.equal(await d.ownsAddress(carol, sales), false, sales);
+          // carol's own address stays carol's, and is not dave's to send as.
+          assert.equal(await d.ownsAddress(carol, carol), true);
+          assert.equal(await d.ownsAddress(dave, carol), false);
+          await d.addAlias(carol, carol);
+          assert.equal(await d.ownsAddress(carol, sales), true, sales);
+          assert.equal(await d.ownsAddress(dave, sales), true, sales);
+        }
+        // The configured postmaster receives postmaster@ every local domain, and may answer from it.
+        await d.addUser(CONTRACT_POSTMASTER, null);
+        assert.equal(await d.ownsAddress(CONTRACT_POSTMASTER, 'postmaster@example.net'), true);
+        assert.equal(await d.ownsAddress('carol@example.org', 'postmaster@example.net'), false);
+      },
+    );
+
+    withHarness(
       'ownsAddress: a catch-all, a loop or another user of the same name grant nothing',
       async (h) => {
         const d = h.directory;
@@ -387,8 +544,8 @@ export function runDirectoryContract(name: string, make: () => Promise<Directory
         // An alias named like another user never applies (the user wins, as in resolve).
         await d.addAlias('bob@example.org', 'alice@example.org');
         assert.equal(await d.ownsAddress('alice@example.org', 'bob@example.org'), false);
-        await d.addAlias('x@example.org', 'y@example.org');
-        await d.addAlias('y@example.org', 'x@example.org');
+        await h.storeAliasUnchecked('x@example.org', 'y@example.org');
+        await h.storeAliasUnchecked('y@example.org', 'x@example.org');
         assert.equal(await d.ownsAddress('alice@example.org', 'x@example.org'), false);
         await d.addAlias('y@example.org', 'alice@example.org');
         assert.equal(await d.ownsAddress('alice@example.org', 'x@example.org'), true);

@@ -73,7 +73,11 @@ export type Resolution =
 
 export interface Directory {
   isLocalDomain(domain: string): boolean;
-  /** Resolve an address: users first, then aliases (expanded, loop-safe), then the domain's catch-all. */
+  /**
+   * Resolve an address: an alias first, even one named like a user (Postfix virtual(5): the user gets a
+   * copy only when the alias lists it), expanded loop-safe; then a user; then, for postmaster@<a local
+   * domain>, the configured postmaster (RFC 5321 §4.5.1); then the domain's catch-all.
+   */
   resolve(address: string): Promise<Resolution>;
   /** Add a user; `scram` (optional) is stored beside the hash. */
   addUser(address: string, passwordHash: string | null, scram?: string | null): Promise<void>;
@@ -83,6 +87,7 @@ export interface Directory {
   deleteUser(address: string): Promise<boolean>;
   listUsers(): Promise<User[]>;
   getPasswordHash(address: string): Promise<string | null>;
+  /** Refuses ('invalid') an alias that would close a loop, and a self-reference unless alias is a user. */
   addAlias(alias: string, target: string): Promise<void>;
   deleteAlias(alias: string, target?: string): Promise<boolean>;
   listAliases(): Promise<Alias[]>;

@@ -5,12 +5,16 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { DEFAULT_USER_POLICY } from './directory.ts';
-import { CONTRACT_LOCAL_DOMAINS, runDirectoryContract } from './directory.contract.ts';
+import { CONTRACT_LOCAL_DOMAINS, CONTRACT_POSTMASTER, runDirectoryContract } from './directory.contract.ts';
 import { DirectoryError, normalizeAddress, SqliteDirectory } from './sqlite-directory.ts';
 
 runDirectoryContract('sqlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tern-directory-'));
-  const options = { path: join(dir, 'directory.sqlite'), localDomains: CONTRACT_LOCAL_DOMAINS };
+  const options = {
+    path: join(dir, 'directory.sqlite'),
+    localDomains: CONTRACT_LOCAL_DOMAINS,
+    postmaster: CONTRACT_POSTMASTER,
+  };
   let directory = await SqliteDirectory.open(options);
   return {
     get directory() {
@@ -24,6 +28,16 @@ runDirectoryContract('sqlite', async () => {
     async cleanup() {
       await directory.close();
       await rm(dir, { recursive: true, force: true });
+    },
+    storeAliasUnchecked(alias, target) {
+      // A second connection, as another process would write: the directory reads every lookup afresh.
+      const db = new DatabaseSync(options.path);
+      try {
+        db.prepare('INSERT INTO aliases (alias, target, created_ms) VALUES (?, ?, ?)').run(alias, target, 1);
+      } finally {
+        db.close();
+      }
+      return Promise.resolve();
     },
   };
 });

@@ -2,13 +2,18 @@
 // client-certificate mappings and send-as grants in one SQLite file (e.g. data/directory.sqlite); local
 // domains come from the config. Every lookup reads the database,
 // so users and aliases added by the CLI in another process apply at once (WAL lets both run).
-// resolve() order, as in Postfix's virtual(5): a user wins; otherwise the alias's targets are expanded
-// (local targets recursively, remote ones forwarded), with a visited set against loops and a depth limit;
-// otherwise the domain's catch-all "@domain"; otherwise unknown. A non-local domain is remote.
+// resolve() order, as in Postfix's virtual(5): an alias wins, even over a user of the same name (the
+// user keeps a copy only when the alias lists it: carol -> carol, dave); its targets are expanded (local
+// targets recursively, remote ones forwarded), loop-safe and to a depth limit; otherwise a user; otherwise
+// postmaster@<any local domain> is the configured postmaster (RFC 5321 §4.5.1); otherwise the domain's
+// catch-all "@domain"; otherwise unknown. A non-local domain is remote.
+// addAlias refuses an alias that would close a loop (a self-reference only for a user's own name), but
+// resolution never trusts that: older databases or two racing writers may hold one.
 // Addresses are compared by key: local part and domain lower-cased (RFC 5321 §2.4 lets us fold the
 // local part of our own users).
-// Sender ownership (ownsAddress) follows aliases like resolve() but never a catch-all: a catch-all
-// delivers unknown addresses to someone, it does not let them sign as every address of the domain.
+// Sender ownership (ownsAddress) follows aliases like resolve() but never a catch-all (a catch-all
+// delivers unknown addresses to someone, it does not let them sign as every address of the domain), and
+// never grants one user another user's own address, whatever that user's alias says.
 // Deleting a user cascades (foreign keys) to its certificate mappings and send-as grants.
 // Not here: password hashing (password.ts), SCRAM math (src/protocol/sasl/), quotas, counting sends.
 
@@ -57,6 +62,11 @@ export interface SqliteDirectoryOptions {
   readonly clock?: Clock | undefined;
   /** How many alias levels resolve() follows before giving up on a branch. */
   readonly maxAliasDepth?: number | undefined;
+  /**
+   * Where postmaster@<every local domain> goes when that address is no alias or user of its own (config
+   * queue.postmaster, default postmaster@<first local domain>: see postmasterAddress()).
+   */
+  readonly postmaster?: string | null | undefined;
 }
 
 export const DEFAULT_MAX_ALIAS_DEPTH = 10;
@@ -126,6 +136,20 @@ function domainOf(key: string): string {
   return key.slice(key.lastIndexOf('@') + 1);
 }
 
+function localPartOf(key: string): string {
+  return key.slice(0, key.lastIndexOf('@'));
+}
+
+/** What an expansion collects, and what it has seen. */
+interface Expansion {
+  readonly users: Set<string>;
+  readonly forward: Set<string>;
+  /** Addresses whose expansion is done (or under way): not expanded twice. */
+  readonly seen: Set<string>;
+  /** Whether an address nothing else matches may fall to its domain's catch-all. */
+  readonly catchAll: boolean;
+}
+
 /** A per-hour limit as stored: null (the global default) or a non-negative safe integer. */
 function checkLimit(value: number | null, what: string): number | null {
   if (value === null || (Number.isSafeInteger(value) && value >= 0)) return value;
@@ -147,6 +171,7 @@ export class SqliteDirectory implements Directory {
   readonly #localDomains: ReadonlySet<string>;
   readonly #clock: Clock;
   readonly #maxDepth: number;
+  readonly #postmaster: string | null;
 
   private constructor(options: SqliteDirectoryOptions, db: DatabaseSync) {
     this.#db = db;
@@ -154,6 +179,7 @@ export class SqliteDirectory implements Directory {
     this.#localDomains = new Set(options.localDomains.map(normalizeDomain));
     this.#clock = options.clock ?? systemClock;
     this.#maxDepth = options.maxAliasDepth ?? DEFAULT_MAX_ALIAS_DEPTH;
+    this.#postmaster = options.postmaster == null ? null : normalizeAddress(options.postmaster);
   }
 
   static open(options: SqliteDirectoryOptions): Promise<SqliteDirectory> {
@@ -171,34 +197,78 @@ export class SqliteDirectory implements Directory {
       const key = normalizeAddress(address);
       if (key === null) return { kind: 'unknown' };
       if (!this.#localDomains.has(domainOf(key))) return { kind: 'remote' };
-      const users = new Set<string>();
-      const forward = new Set<string>();
-      this.#expand(key, 0, new Set(), users, forward);
-      if (users.size === 0 && forward.size === 0) return { kind: 'unknown' };
-      return { kind: 'local', users: [...users], forward: [...forward] };
+      const x: Expansion = { users: new Set(), forward: new Set(), seen: new Set(), catchAll: true };
+      this.#expand(key, 0, new Set(), x);
+      if (x.users.size === 0 && x.forward.size === 0) return { kind: 'unknown' };
+      return { kind: 'local', users: [...x.users], forward: [...x.forward] };
     });
   }
 
-  /** Adds what key (an address in a local domain) delivers to; a loop or too deep a chain adds nothing. */
-  #expand(key: string, depth: number, visited: Set<string>, users: Set<string>, forward: Set<string>): void {
-    if (visited.has(key) || depth > this.#maxDepth) return;
-    visited.add(key);
-    if (this.#sql.sql('SELECT 1 FROM users WHERE address = ?').get(key) !== undefined) {
-      users.add(key);
+  /**
+   * Adds what key (an address in a local domain) delivers to. `path` holds the aliases being expanded
+   * above it: meeting one again is a self-reference (carol -> carol), which delivers to that user's
+   * mailbox if there is one and goes no further, so a loop ends there. Too deep a chain adds nothing.
+   */
+  #expand(key: string, depth: number, path: ReadonlySet<string>, x: Expansion): void {
+    if (depth > this.#maxDepth) return;
+    if (path.has(key)) {
+      if (this.#isUser(key)) x.users.add(key);
       return;
     }
-    let targets = this.#targets(key);
-    if (targets.length === 0) {
-      const catchAll = `@${domainOf(key)}`;
-      // A catch-all is taken once per resolution: its target may itself be unknown in the domain.
-      if (visited.has(catchAll)) return;
-      visited.add(catchAll);
-      targets = this.#targets(catchAll);
+    // Reached again by another branch: what it delivers to is already collected.
+    if (x.seen.has(key)) return;
+    x.seen.add(key);
+    const targets = this.#targets(key);
+    if (targets.length > 0) {
+      this.#expandTargets(targets, depth, new Set(path).add(key), x);
+      return;
     }
+    if (this.#isUser(key)) {
+      x.users.add(key);
+      return;
+    }
+    if (this.#postmaster !== null && this.#postmaster !== key && localPartOf(key) === 'postmaster') {
+      this.#expand(this.#postmaster, depth + 1, new Set(path).add(key), x);
+      return;
+    }
+    const catchAll = `@${domainOf(key)}`;
+    // A catch-all is taken once per resolution: its target may itself be unknown in the domain.
+    if (!x.catchAll || x.seen.has(catchAll)) return;
+    x.seen.add(catchAll);
+    this.#expandTargets(this.#targets(catchAll), depth, new Set(path).add(key), x);
+  }
+
+  #expandTargets(targets: readonly string[], depth: number, path: ReadonlySet<string>, x: Expansion): void {
     for (const target of targets) {
-      if (this.#localDomains.has(domainOf(target))) this.#expand(target, depth + 1, visited, users, forward);
-      else forward.add(target);
+      if (this.#localDomains.has(domainOf(target))) this.#expand(target, depth + 1, path, x);
+      else x.forward.add(target);
     }
+  }
+
+  #isUser(key: string): boolean {
+    return this.#sql.sql('SELECT 1 FROM users WHERE address = ?').get(key) !== undefined;
+  }
+
+  /**
+   * The loop that alias -> target would close, as "a -> b -> a", or null. Only stored aliases count
+   * (catch-alls apply to unknown addresses only, and the postmaster mapping to an address with no alias).
+   */
+  #loopThrough(aliasKey: string, targetKey: string): string | null {
+    const visited = new Set<string>();
+    const find = (chain: readonly string[]): readonly string[] | null => {
+      const key = chain[chain.length - 1]!;
+      if (key === aliasKey) return chain;
+      // Visited once is enough (a stored loop must not hold us); past the depth limit mail stops anyway.
+      if (visited.has(key) || chain.length > this.#maxDepth + 2) return null;
+      visited.add(key);
+      for (const next of this.#targets(key)) {
+        if (next === key) continue; // a user's self-reference keeps a copy; it leads nowhere else
+        const found = find([...chain, next]);
+        if (found !== null) return found;
+      }
+      return null;
+    };
+    return find([aliasKey, targetKey])?.join(' -> ') ?? null;
   }
 
   #targets(alias: string): string[] {
@@ -298,13 +368,22 @@ export class SqliteDirectory implements Directory {
       }
       const targetKey = normalizeAddress(target, false);
       if (targetKey === null) throw new DirectoryError('invalid', `not a valid target address: ${target}`);
-      if (targetKey === aliasKey)
-        throw new DirectoryError('invalid', `alias ${aliasKey} cannot point at itself`);
-      const inserted = this.#sql
-        .sql('INSERT INTO aliases (alias, target, created_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
-        .run(aliasKey, targetKey, this.#clock.nowMs());
-      if (inserted.changes === 0)
-        throw new DirectoryError('exists', `alias ${aliasKey} -> ${targetKey} already exists`);
+      // Check and insert in one write transaction, so two writers cannot each close half of a loop.
+      transaction(this.#db, () => {
+        if (targetKey === aliasKey && !this.#isUser(aliasKey)) {
+          throw new DirectoryError(
+            'invalid',
+            `alias ${aliasKey} cannot point at itself (only a user's alias may list the user, to keep a copy)`,
+          );
+        }
+        const loop = targetKey === aliasKey ? null : this.#loopThrough(aliasKey, targetKey);
+        if (loop !== null) throw new DirectoryError('invalid', `alias loop: ${loop}`);
+        const inserted = this.#sql
+          .sql('INSERT INTO aliases (alias, target, created_ms) VALUES (?, ?, ?) ON CONFLICT DO NOTHING')
+          .run(aliasKey, targetKey, this.#clock.nowMs());
+        if (inserted.changes === 0)
+          throw new DirectoryError('exists', `alias ${aliasKey} -> ${targetKey} already exists`);
+      });
     });
   }
 
@@ -429,19 +508,12 @@ export class SqliteDirectory implements Directory {
         .sql('SELECT 1 FROM send_as WHERE address = ? AND pattern IN (?, ?)')
         .get(userKey, key, `@${domainOf(key)}`);
       if (granted !== undefined) return true;
-      return this.#localDomains.has(domainOf(key)) && this.#aliasReaches(key, userKey, 0, new Set());
+      // Another user's own address is never ours, even when that user's alias sends its mail to us.
+      if (!this.#localDomains.has(domainOf(key)) || this.#isUser(key)) return false;
+      const x: Expansion = { users: new Set(), forward: new Set(), seen: new Set(), catchAll: false };
+      this.#expand(key, 0, new Set(), x);
+      return x.users.has(userKey);
     });
-  }
-
-  /** True when alias `key` delivers to user `target` through aliases alone (no catch-all), loop-safe. */
-  #aliasReaches(key: string, target: string, depth: number, visited: Set<string>): boolean {
-    if (visited.has(key) || depth > this.#maxDepth) return false;
-    visited.add(key);
-    // A user wins over an alias of the same name (as in resolve), so the chain ends at any user.
-    if (this.#sql.sql('SELECT 1 FROM users WHERE address = ?').get(key) !== undefined) return key === target;
-    return this.#targets(key).some(
-      (t) => this.#localDomains.has(domainOf(t)) && this.#aliasReaches(t, target, depth + 1, visited),
-    );
   }
 
   addSendAs(user: string, pattern: string): Promise<void> {

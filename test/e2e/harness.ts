@@ -135,6 +135,8 @@ export interface TernOptions {
   /** [alias, target] pairs created before the server starts. */
   readonly aliases?: readonly (readonly [string, string])[];
   readonly logLevel?: 'trace' | 'debug' | 'info' | 'warn' | 'error';
+  /** local_domains; default ["example.test"]. */
+  readonly localDomains?: readonly string[];
   /** Other tables by name, e.g. { outbound: { port: 2500 } } for `[outbound]`. */
   readonly tables?: Readonly<Record<string, Readonly<Record<string, TomlValue>>>>;
 }
@@ -221,7 +223,7 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
   return [
     'hostname = "mx.example.test"',
     `data_dir = ${tomlValue(dataDir)}`,
-    'local_domains = ["example.test"]',
+    `local_domains = ${tomlValue(opts.localDomains ?? ['example.test'])}`,
     '',
     '[[listeners]]',
     'service = "smtp"',

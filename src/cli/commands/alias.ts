@@ -1,10 +1,45 @@
 // `tern alias add|list|del`: aliases of local addresses. An alias maps to one or more targets (local
 // users or remote addresses, added one at a time); `@domain` is the domain's catch-all, used when no
-// user or alias matches.
+// user or alias matches. An alias named like a user wins over the user, as a Postfix virtual alias does:
+// the user keeps a copy only when the alias lists it too. `add` refuses an alias that would close a loop
+// (the directory checks), and warns (stderr, exit 0) when a local target is no user and no alias, or when
+// the alias takes a user's mail away from it.
 
+import type { Alias, Directory } from '../../directory/directory.ts';
 import { aliasAddress, targetAddress } from '../addresses.ts';
 import type { Command } from '../command.ts';
 import { CliError, writeLine } from '../io.ts';
+
+/** What the operator should know about a new alias -> target (`existing`: the aliases before it). */
+async function aliasWarnings(
+  directory: Directory,
+  alias: string,
+  target: string,
+  existing: readonly Alias[],
+): Promise<string[]> {
+  const warnings: string[] = [];
+  const isUser = async (address: string): Promise<boolean> =>
+    (await directory.getCredentials(address)) !== null;
+  const targetDomain = target.slice(target.lastIndexOf('@') + 1);
+  if (
+    directory.isLocalDomain(targetDomain) &&
+    !(await isUser(target)) &&
+    !existing.some((a) => a.alias === target)
+  ) {
+    warnings.push(
+      `${target} is no user and no alias: mail to ${alias} cannot be delivered to it ` +
+        `(add it with: tern user add ${target})`,
+    );
+  }
+  // Before this, the user got its own mail; an alias of its name now sends that mail elsewhere.
+  if (target !== alias && !existing.some((a) => a.alias === alias) && (await isUser(alias))) {
+    warnings.push(
+      `${alias} is a user: its mail now goes to the alias's targets only ` +
+        `(to keep a copy: tern alias add ${alias} ${alias})`,
+    );
+  }
+  return warnings;
+}
 
 export const aliasAdd: Command = {
   name: 'alias add',
@@ -17,14 +52,16 @@ export const aliasAdd: Command = {
     const { localDomains } = ctx.config();
     const alias = aliasAddress(args.positionals[0]!, localDomains);
     const target = targetAddress(args.positionals[1]!);
-    await ctx.withServices(['directory'], async ({ directory }) => {
+    const warnings = await ctx.withServices(['directory'], async ({ directory }) => {
       const existing = await directory.listAliases();
       if (existing.some((a) => a.alias === alias && a.target === target)) {
         throw new CliError(`alias ${alias} -> ${target} already exists`);
       }
       await directory.addAlias(alias, target);
+      return aliasWarnings(directory, alias, target, existing);
     });
     await writeLine(ctx.io.stdout, `added alias ${alias} -> ${target}`);
+    for (const warning of warnings) await writeLine(ctx.io.stderr, `tern: warning: ${warning}`);
     return 0;
   },
 };

@@ -3,10 +3,12 @@ import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { Readable } from 'node:stream';
 import { generate } from 'selfsigned';
+import { systemClock } from '../../core/ports.ts';
 import type { Directory } from '../../directory/directory.ts';
 import { verifyPassword } from '../../directory/password.ts';
-import { openDirectory } from '../../main.ts';
+import { openDirectory, openStore } from '../../main.ts';
 import { deriveScramSecrets, parseScramSecrets } from '../../protocol/sasl/index.ts';
 import type { Sandbox } from '../test-harness.ts';
 import { createSandbox } from '../test-harness.ts';
@@ -170,7 +172,10 @@ describe('tern user', () => {
   test('user del removes the user; deleting again is an error', async () => {
     const r = await box.tern(['user', 'del', 'bob@LOCALHOST']);
     assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, 'deleted user bob@localhost\n');
+    assert.equal(
+      r.stdout,
+      'deleted user bob@localhost\nits mailbox is kept (0 messages): adding bob@localhost again gives it back\n',
+    );
     assert.deepEqual(
       (await users()).map((u) => u.address),
       ['alice@example.test'],
@@ -178,6 +183,87 @@ describe('tern user', () => {
     const again = await box.tern(['user', 'del', 'bob@localhost']);
     assert.equal(again.code, 1);
     assert.equal(again.stderr, 'tern: no such user: bob@localhost\n');
+  });
+});
+
+describe('tern user del: what becomes of the mail', () => {
+  let box: Sandbox;
+  before(async () => {
+    box = await createSandbox();
+    for (const u of ['carol@example.test', 'dave@example.test', 'jürgen@example.test']) {
+      assert.equal((await box.tern(['user', 'add', u])).code, 0);
+    }
+    for (const [alias, target] of [
+      ['team@example.test', 'carol@example.test'],
+      ['team@example.test', 'dave@example.test'],
+      ['sales@example.test', 'carol@example.test'],
+      ['日本@example.test', 'jürgen@example.test'],
+    ]) {
+      assert.equal((await box.tern(['alias', 'add', alias!, target!])).code, 0);
+    }
+    const store = await openStore(box.config(), systemClock);
+    try {
+      for (const [mailbox, key] of [
+        ['INBOX', 'q1/0'],
+        ['INBOX', 'q2/0'],
+        ['Junk', 'q3/0'],
+      ] as const) {
+        await store.deliver({
+          user: 'carol@example.test',
+          mailbox,
+          internalDateMs: Date.UTC(2026, 0, 15),
+          flags: [],
+          deliveryKey: key,
+          summary: { from: 'x@remote.example', subject: key, date: '' },
+          content: Readable.from([Buffer.from(`Subject: ${key}\r\n\r\nbody\r\n`)]),
+        });
+      }
+    } finally {
+      await store.close();
+    }
+  });
+  after(() => box.remove());
+
+  test('names the aliases that still list the user, and keeps its mailbox (counted truthfully)', async () => {
+    const r = await box.tern(['user', 'del', 'carol@example.test']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      'deleted user carol@example.test\n' +
+        'its mailbox is kept (3 messages): adding carol@example.test again gives it back\n' +
+        'aliases that still list carol@example.test: sales@example.test, team@example.test ' +
+        '(remove with: tern alias del ALIAS carol@example.test)\n',
+    );
+    assert.equal(r.stderr, '');
+    // Kept means kept: the user added again reads its old mail.
+    assert.equal((await box.tern(['user', 'add', 'carol@example.test'])).code, 0);
+    const list = await box.tern(['mailbox', 'list', 'carol@example.test', '--json']);
+    assert.deepEqual(
+      (JSON.parse(list.stdout) as { subject: string }[]).map((m) => m.subject),
+      ['q1/0', 'q2/0'],
+    );
+  });
+
+  test('a UTF-8 user: its alias is named too', async () => {
+    const r = await box.tern(['user', 'del', 'jürgen@example.test']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(
+      r.stdout,
+      'deleted user jürgen@example.test\n' +
+        'its mailbox is kept (0 messages): adding jürgen@example.test again gives it back\n' +
+        'aliases that still list jürgen@example.test: 日本@example.test ' +
+        '(remove with: tern alias del ALIAS jürgen@example.test)\n',
+    );
+  });
+
+  test('deleting the postmaster says that tern serve adds it again', async () => {
+    assert.equal((await box.tern(['user', 'add', 'Postmaster@example.test'])).code, 0);
+    const r = await box.tern(['user', 'del', 'postmaster@example.test']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stdout,
+      /\npostmaster@example\.test is the postmaster \(RFC 5321 requires it\): tern serve adds it again at start\n$/,
+    );
   });
 });
 

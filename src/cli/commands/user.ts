@@ -13,6 +13,8 @@ import { addressKey, isValidDomain, normalizeDomain, parseMailbox } from '../../
 import type { CertificateMapping, Credentials, Directory, UserPolicy } from '../../directory/directory.ts';
 import { certificateFingerprint, normalizeFingerprint } from '../../directory/fingerprint.ts';
 import { hashPassword } from '../../directory/password.ts';
+import { postmasterAddress } from '../../directory/postmaster.ts';
+import { normalizeAddress } from '../../directory/sqlite-directory.ts';
 import { deriveScramSecrets, formatScramSecrets } from '../../protocol/sasl/index.ts';
 import { userAddress } from '../addresses.ts';
 import type { Command, CommandContext, ParsedArgs } from '../command.ts';
@@ -149,18 +151,42 @@ export const userList: Command = {
   },
 };
 
+/** The mailboxes delivery fills (INBOX, and Junk for mail the inbound checks sent there). */
+const KEPT_MAILBOXES = ['INBOX', 'Junk'] as const;
+
 export const userDel: Command = {
   name: 'user del',
   args: 'ADDRESS',
-  summary: 'delete a local user (with its credentials, certificates and send-as grants)',
+  summary: 'delete a local user (with its credentials, certificates and send-as grants; its mail is kept)',
   flags: [],
   minPositionals: 1,
   maxPositionals: 1,
   async run(ctx, args) {
-    const address = userAddress(args.positionals[0]!, ctx.config().localDomains);
-    const deleted = await ctx.withServices(['directory'], ({ directory }) => directory.deleteUser(address));
-    if (!deleted) throw new CliError(`no such user: ${address}`);
+    const config = ctx.config();
+    const address = userAddress(args.positionals[0]!, config.localDomains);
+    const report = await ctx.withServices(['directory', 'store'], async ({ directory, store }) => {
+      if (!(await directory.deleteUser(address))) throw new CliError(`no such user: ${address}`);
+      // The store is not touched: a user is a directory entry, its mail stays under data/mail.
+      let messages = 0;
+      for (const mailbox of KEPT_MAILBOXES) messages += (await store.list(address, mailbox)).length;
+      const lines = [
+        `its mailbox is kept (${messages} message${messages === 1 ? '' : 's'}): ` +
+          `adding ${address} again gives it back`,
+      ];
+      const aliases = (await directory.listAliases()).filter((a) => a.target === address).map((a) => a.alias);
+      if (aliases.length > 0) {
+        lines.push(
+          `aliases that still list ${address}: ${[...new Set(aliases)].sort().join(', ')} ` +
+            `(remove with: tern alias del ALIAS ${address})`,
+        );
+      }
+      if (normalizeAddress(postmasterAddress(config)) === address) {
+        lines.push(`${address} is the postmaster (RFC 5321 requires it): tern serve adds it again at start`);
+      }
+      return lines;
+    });
     await writeLine(ctx.io.stdout, `deleted user ${address}`);
+    for (const line of report) await writeLine(ctx.io.stdout, line);
     return 0;
   },
 };
