@@ -494,7 +494,9 @@ export class SmtpConnection {
       let prefix: Uint8Array | undefined;
       let folder: string | undefined;
       if (this.inbound !== null) {
-        const verdict = await this.inbound.atEnd(this.headerFacts?.from ?? []);
+        const verdict = await this.inbound.atEnd(this.headerFacts?.from ?? [], {
+          smtputf8: tx.params.smtputf8,
+        });
         this.inbound = null;
         this.log.event(Events.smtpAuthChecks, {
           queueId: writer.id,
@@ -512,7 +514,8 @@ export class SmtpConnection {
           await writer.abort();
           return verdict.reply;
         }
-        prefix = Buffer.from(verdict.header, 'latin1');
+        // Text to UTF-8 octets (RFC 6532), never one octet per character.
+        prefix = new TextEncoder().encode(verdict.header);
         if (verdict.junk) folder = 'Junk';
       }
       await this.writeChain;
