@@ -98,6 +98,11 @@ describe('headers Tern writes: UTF-8 for SMTPUTF8 mail, ASCII otherwise', { skip
       const head = headSection(stored);
       const mailfrom = isAscii(sender) ? `smtp.mailfrom=${sender}` : `smtp.mailfrom="${sender}"`;
       assert.ok(head.includes(Buffer.from(mailfrom, 'utf8')), head.toString('utf8'));
+      // example.test has no DMARC record: no "(p=none dis=none)" claiming a policy.
+      assert.ok(
+        head.includes(Buffer.from('\tdmarc=none header.from=example.test\r\n')),
+        head.toString('utf8'),
+      );
       // Every header octet is UTF-8 (fatal decoding would throw on "\xFC" or a cut sequence) …
       new TextDecoder('utf-8', { fatal: true }).decode(head);
       // … and ASCII when the message did not ask for SMTPUTF8.
