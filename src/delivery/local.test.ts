@@ -110,3 +110,25 @@ test('a line break in an address is refused rather than written into the header'
     'Return-Path: <"john doe"@example.net>\r\nDelivered-To: alice@example.org\r\n',
   );
 });
+
+test('Return-Path: fields the message carried are removed: exactly one, ours, remains (RFC 5321 §4.4)', async () => {
+  const store = recordingStore();
+  const carried =
+    'Return-Path: <forged@example.net>\r\nFrom: Bob <bob@example.net>\r\nreturn-path:\r\n <x@y>\r\n';
+  await deliverLocal(
+    { store, clock: { nowMs: () => 0 } },
+    {
+      queueId: 'Q2',
+      recipientIndex: 0,
+      user: '日本@example.org',
+      envelope: envelope('jürgen@example.net'),
+      body: () => chunks(carried.slice(0, 7), `${carried.slice(7)}Subject: hi\r\n\r\nHello\r\n`),
+      summary: { from: '', subject: '', date: '' },
+    },
+  );
+  assert.equal(
+    store.got[0]!.text,
+    'Return-Path: <jürgen@example.net>\r\nDelivered-To: 日本@example.org\r\n' +
+      'From: Bob <bob@example.net>\r\nSubject: hi\r\n\r\nHello\r\n',
+  );
+});

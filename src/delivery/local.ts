@@ -1,11 +1,13 @@
 // Local delivery of one queued message to one local user's INBOX: the final-delivery trace fields go on
 // top (Return-Path, RFC 5321 §4.4; Delivered-To, the de facto loop marker of Postfix and qmail) and the
-// bytes stream into the mailbox store. Idempotent: the store keys the delivery by queue id, recipient
+// bytes stream into the mailbox store. Return-Path: fields the message already carried are removed (§4.4:
+// the final MTA's is the one), so exactly one stands; only the header section is held for that. Idempotent: the store keys the delivery by queue id, recipient
 // index and user, so a retry after a crash between store and queue bookkeeping makes no duplicate.
 // Deliberately not here: recipient resolution, retries, sieve/filters, quota.
 
 import type { Envelope } from '../core/envelope.ts';
 import type { Clock } from '../core/ports.ts';
+import { isReturnPathField, withoutHeaderFields } from '../protocol/smtp/header-capture.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 
 export interface LocalDeliveryRequest {
@@ -47,8 +49,6 @@ export async function deliverLocal(
   req: LocalDeliveryRequest,
 ): Promise<{ uid: number; id: string }> {
   const prefix = new TextEncoder().encode(finalDeliveryHeaders(req.envelope.sender, req.user));
-  // XXX: a Return-Path already in the message is kept below ours; §4.4 lets a final MTA remove it, but
-  // that means rewriting the header block, which no reader of the store needs yet.
   return deps.store.deliver({
     user: req.user,
     mailbox: req.envelope.folder ?? INBOX,
@@ -57,6 +57,6 @@ export async function deliverLocal(
     flags: [],
     deliveryKey: localDeliveryKey(req.queueId, req.recipientIndex, req.user),
     summary: { from: req.summary.from, subject: req.summary.subject, date: req.summary.date },
-    content: withPrefix(prefix, req.body()),
+    content: withPrefix(prefix, withoutHeaderFields(req.body(), isReturnPathField)),
   });
 }

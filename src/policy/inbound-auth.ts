@@ -3,8 +3,11 @@
 // The outcome is one Authentication-Results: header (RFC 8601) and a decision: accept, deliver to Junk,
 // refuse (550 5.7.1), or ask the client to retry (451) when DNS failed and dns_failure = "tempfail".
 // Each stage has its own time limit; a check that runs out of time is a temperror, never a crash.
+// The header is text: UTF-8 where the message is SMTPUTF8 (RFC 6532), plain ASCII otherwise (domains as
+// A-labels, anything else non-ASCII as "?"); the caller writes it as UTF-8, never one octet per char.
 // I/O only through the Resolver port; time from the Clock.
 
+import { domainToASCII } from 'node:url';
 import type { ChecksConfig } from '../config/config.ts';
 import type { Resolver } from '../core/dns.ts';
 import type { Clock } from '../core/ports.ts';
@@ -26,7 +29,10 @@ export interface InboundVerdict {
   readonly reply: Reply | null;
   /** Deliver into the Junk mailbox (DMARC quarantine, or reject with dmarc_reject = "junk"). */
   readonly junk: boolean;
-  /** The Authentication-Results: field, CRLF-terminated, to put on top of the message. */
+  /**
+   * The Authentication-Results: field, CRLF-terminated, to put on top of the message: text to write as
+   * UTF-8 (ASCII only unless the message is SMTPUTF8).
+   */
   readonly header: string;
   readonly spf: SpfResult | null;
   readonly dkim: readonly DkimResult[];
@@ -81,8 +87,11 @@ export class InboundAuth {
     this.#arc.push(chunk);
   }
 
-  /** End of data: DKIM, ARC and DMARC for the author domains in From:. */
-  async atEnd(fromAddresses: readonly string[]): Promise<InboundVerdict> {
+  /**
+   * End of data: DKIM, ARC and DMARC for the author domains in From:. `smtputf8`: the transaction's
+   * MAIL carried SMTPUTF8, so the header may hold UTF-8.
+   */
+  async atEnd(fromAddresses: readonly string[], opts: { smtputf8: boolean }): Promise<InboundVerdict> {
     const { checks, resolver } = this.#deps;
     const signal = AbortSignal.timeout(checks.dataTimeoutMs);
     this.#dkim ??= new DkimVerifier({ resolver, nowMs: this.#deps.clock.nowMs() });
@@ -123,11 +132,19 @@ export class InboundAuth {
       if (action === 'reject') reply = Replies.dmarcReject;
       else if (action === 'junk') junk = true;
     }
-    return { reply, junk, header: this.#header(dkim, arc, dmarc), spf, dkim, arc, dmarc };
+    const header = this.#header(dkim, arc, dmarc, opts.smtputf8);
+    return { reply, junk, header, spf, dkim, arc, dmarc };
   }
 
   /** RFC 8601 §2.2: authserv-id, then one resinfo per method, each with its properties. */
-  #header(dkim: readonly DkimResult[], arc: ArcVerification | null, dmarc: DmarcEvaluation | null): string {
+  #header(
+    dkim: readonly DkimResult[],
+    arc: ArcVerification | null,
+    dmarc: DmarcEvaluation | null,
+    utf8: boolean,
+  ): string {
+    const value = (v: string): string => propertyValue(v, utf8);
+    const comment = (reason: string): string => reasonComment(reason, utf8);
     const parts: string[] = [];
     const spf = this.#spf;
     if (spf) {
@@ -152,28 +169,45 @@ export class InboundAuth {
       parts.push(`arc=${arc.cv}${op} smtp.remote-ip=${value(this.#ip)}`);
     }
     if (dmarc) {
-      parts.push(
-        `dmarc=${dmarc.result} (p=${dmarc.policy} dis=${dmarc.disposition}) header.from=${value(dmarc.domain)}`,
-      );
+      // Without a record there is no policy to report: "(p=none dis=none)" would claim one.
+      const policy = dmarc.record === undefined ? '' : `(p=${dmarc.policy} dis=${dmarc.disposition}) `;
+      parts.push(`dmarc=${dmarc.result} ${policy}header.from=${value(dmarc.domain)}`);
     } else parts.push('dmarc=none');
     return `Authentication-Results: ${this.authservId};\r\n\t${parts.join(';\r\n\t')}\r\n`;
   }
 }
 
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/**
+ * ASCII for a message that is not SMTPUTF8: the domain (after the last "@", or the whole value) as
+ * A-labels (RFC 5890), anything still not ASCII as "?".
+ */
+function asciiText(v: string): string {
+  if (!NON_ASCII.test(v)) return v;
+  const at = v.lastIndexOf('@');
+  const domain = v.slice(at + 1);
+  const ascii = NON_ASCII.test(domain) ? domainToASCII(domain) : domain;
+  const joined = `${v.slice(0, at + 1)}${ascii === '' ? domain : ascii}`;
+  return joined.replace(/[^\x00-\x7f]/gu, '?');
+}
+
 /** A property value: a token as is, anything else quoted (RFC 2045 value). */
-function value(v: string): string {
-  const safe = v.replace(/[\r\n]/g, ' ');
+function propertyValue(v: string, utf8: boolean): string {
+  const safe = (utf8 ? v : asciiText(v)).replace(/[\r\n]/g, ' ');
   return /^[A-Za-z0-9!#$%&'*+\-./=?^_`{|}~@]+$/.test(safe) && safe !== ''
     ? safe
     : `"${safe.replace(/(["\\])/g, '\\$1')}"`;
 }
 
 /** A CFWS comment with the reason, escaped so client-influenced text cannot end it early. */
-function comment(reason: string): string {
-  const text = reason
+function reasonComment(reason: string, utf8: boolean): string {
+  // Cut before escaping and by code point: a cut escape would leave a "\" that quotes the ")".
+  const text = [...(utf8 ? reason : reason.replace(/[^\x00-\x7f]/gu, '?'))]
+    .slice(0, 200)
+    .join('')
     .replace(/[\r\n]/g, ' ')
-    .replace(/[()\\]/g, (c) => `\\${c}`)
-    .slice(0, 200);
+    .replace(/[()\\]/g, (c) => `\\${c}`);
   return text === '' ? '' : `(${text}) `;
 }
 

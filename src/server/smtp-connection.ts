@@ -25,7 +25,12 @@ import { formatReceived } from '../protocol/smtp/received.ts';
 import { createMechanism, isMechanismName } from '../protocol/sasl/index.ts';
 import { createAuthExchange, type AuthAction, type AuthExchange } from '../protocol/sasl/exchange.ts';
 import type { ChannelBinding } from '../protocol/sasl/mechanism.ts';
-import { dropHeaderFields, HeaderCapture, type HeaderFacts } from '../protocol/smtp/header-capture.ts';
+import {
+  dropHeaderFields,
+  HeaderCapture,
+  isBlindCopyField,
+  type HeaderFacts,
+} from '../protocol/smtp/header-capture.ts';
 import { InboundAuth, isForgedAuthResults } from '../policy/inbound-auth.ts';
 import type { Resolver } from '../core/dns.ts';
 import type { DiskSpace } from '../net/disk-space.ts';
@@ -494,7 +499,9 @@ export class SmtpConnection {
       let prefix: Uint8Array | undefined;
       let folder: string | undefined;
       if (this.inbound !== null) {
-        const verdict = await this.inbound.atEnd(this.headerFacts?.from ?? []);
+        const verdict = await this.inbound.atEnd(this.headerFacts?.from ?? [], {
+          smtputf8: tx.params.smtputf8,
+        });
         this.inbound = null;
         this.log.event(Events.smtpAuthChecks, {
           queueId: writer.id,
@@ -512,7 +519,8 @@ export class SmtpConnection {
           await writer.abort();
           return verdict.reply;
         }
-        prefix = Buffer.from(verdict.header, 'latin1');
+        // Text to UTF-8 octets (RFC 6532), never one octet per character.
+        prefix = new TextEncoder().encode(verdict.header);
         if (verdict.junk) folder = 'Junk';
       }
       await this.writeChain;
@@ -637,13 +645,15 @@ export class SmtpConnection {
     // trusted network, a client the checks skip), they are removed.
     const config = this.deps.config;
     const authservId = config.checks.authservId ?? config.hostname;
+    const submission = this.session.authUser !== null;
     const bytes = dropHeaderFields(held, (raw) => {
+      // A submission's Bcc: goes before queueing (so before DKIM signing), as Postfix's cleanup does.
+      if (submission && isBlindCopyField(raw)) return true;
       const forged = isForgedAuthResults(raw, authservId);
       if (forged) this.log.warn(Events.smtpViolation, { what: 'forged Authentication-Results removed' });
       return forged;
     });
-    if (this.session.authUser === null || !config.submission.addMissingHeaders || !facts.complete)
-      return bytes;
+    if (!submission || !config.submission.addMissingHeaders || !facts.complete) return bytes;
     let added = '';
     if (!facts.hasDate) added += `Date: ${formatRfc5322Date(this.deps.clock.nowMs())}\r\n`;
     if (!facts.hasMessageId) {

@@ -705,8 +705,13 @@ if msg.is_multipart():
             out["original"] = {"type": ct, "headers": {k.lower(): str(v) for k, v in inner.items()},
                                "body": body.decode("utf-8", "replace") if body is not None else None}
         elif ct in ("text/rfc822-headers", "message/global-headers"):
-            text = p.get_payload(decode=True).decode("utf-8", "replace")
-            hdrs = email.message_from_string(text, policy=policy.default)
+            # The email package reads message/global-headers as an enclosed message (a list of one).
+            inner = p.get_payload()
+            if isinstance(inner, list):
+                hdrs = inner[0]
+            else:
+                text = p.get_payload(decode=True).decode("utf-8", "replace")
+                hdrs = email.message_from_string(text, policy=policy.default)
             out["original"] = {"type": ct, "headers": {k.lower(): str(v) for k, v in hdrs.items()}, "body": None}
 json.dump(out, sys.stdout)
 `;

@@ -61,21 +61,39 @@ function splitParams(s: string): Array<{ key: string; value: string | null }> | 
   return out;
 }
 
-/** xtext decoding (RFC 3461 §4): "+" followed by two upper-case hex digits encodes one octet. */
-export function decodeXtext(s: string): string | null {
-  let out = '';
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The octets of xtext (RFC 3461 §4): "+" and two upper-case hex digits is one octet; null when malformed. */
+function xtextOctets(s: string): Uint8Array | null {
+  const out = new Uint8Array(s.length);
+  let n = 0;
   for (let i = 0; i < s.length; i++) {
     const ch = s[i]!;
     const cp = ch.charCodeAt(0);
     if (ch === '+') {
       const hex = s.slice(i + 1, i + 3);
       if (!/^[0-9A-F]{2}$/.test(hex)) return null;
-      out += String.fromCharCode(parseInt(hex, 16));
+      out[n++] = parseInt(hex, 16);
       i += 2;
     } else if (cp < 33 || cp > 126 || ch === '=') return null;
-    else out += ch;
+    else out[n++] = cp;
   }
-  return out;
+  return out.subarray(0, n);
+}
+
+/**
+ * xtext decoded to text: the octets first, then UTF-8 (an address or ENVID is UTF-8 text, RFC 6531/6533),
+ * so "jos+C3+A9" is "josé". Octets that are not UTF-8 give null: such a value could not be said again in
+ * a DSN or passed on, so it is refused rather than mangled.
+ */
+export function decodeXtext(s: string): string | null {
+  const octets = xtextOctets(s);
+  if (octets === null) return null;
+  try {
+    return utf8.decode(octets);
+  } catch {
+    return null;
+  }
 }
 
 /** utf-8-addr-xtext / unitext decoding for ORCPT=utf-8;... (RFC 6533 §3): "\x{HEX}" escapes. */
@@ -87,7 +105,8 @@ function decodeUtf8AddrXtext(s: string): string | null {
       const hex = end < 0 ? '' : s.slice(i + 3, end);
       if (!/^[0-9A-F]{1,6}$/.test(hex)) return null;
       const cp = parseInt(hex, 16);
-      if (cp > 0x10ffff) return null;
+      // A surrogate is not a character (it would become U+FFFD as UTF-8); controls are in no address.
+      if (cp > 0x10ffff || cp < 0x20 || cp === 0x7f || (cp >= 0xd800 && cp <= 0xdfff)) return null;
       out += String.fromCodePoint(cp);
       i = end + 1;
       continue;
@@ -156,7 +175,7 @@ export function parseMail(arg: string, esmtp: boolean): Parsed<MailCommand> {
       }
       case 'AUTH':
         // RFC 4954 §5: accepted from unauthenticated clients and not passed on; validated as xtext.
-        if (value === null || (value !== '<>' && decodeXtext(value) === null))
+        if (value === null || (value !== '<>' && xtextOctets(value) === null))
           return { ok: false, reply: Replies.syntaxError };
         break;
       default:

@@ -1,7 +1,8 @@
 // Holds back the start of a message until its header block is complete, so a submission session can
 // look at the headers (From: ownership) and add what RFC 6409 §8 lets a submission server add (Date:,
 // Message-ID:) before any byte reaches the queue. Bounded: past `maxBytes` it gives up and releases
-// what it holds, headers unseen (the message then passes unchanged).
+// what it holds, headers unseen (the message then passes unchanged). Also the field filters that use the
+// same framing: Bcc: at submission, Return-Path: at final delivery, on a stream.
 // Pure: bytes in, bytes out.
 
 import { parseHeaderBlock } from '../headers.ts';
@@ -77,11 +78,18 @@ function inspect(bytes: Uint8Array, complete: boolean): HeaderFacts {
 
 /**
  * Drop header fields from the start of a message (`bytes` holds the whole header section, maybe followed
- * by some body): `drop` sees each field's raw text (name, value and folds, CRLF-terminated).
+ * by some body): `drop` sees each field's raw text (name, value and folds, CRLF-terminated), as a byte
+ * string (one char per octet: the octets are kept exactly, whatever their charset). `whole`: `bytes` is
+ * the entire message, so a message that is all header fields, without the empty line, is looked at too.
  */
-export function dropHeaderFields(bytes: Uint8Array, drop: (rawField: string) => boolean): Uint8Array {
+export function dropHeaderFields(
+  bytes: Uint8Array,
+  drop: (rawField: string) => boolean,
+  whole = false,
+): Uint8Array {
   const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length);
-  const end = headerEnd(bytes);
+  const found = headerEnd(bytes);
+  const end = found < 0 && whole ? bytes.length + 2 : found;
   if (end <= 0) return bytes;
   const section = buf.toString('latin1', 0, end - 2);
   const kept: string[] = [];
@@ -96,5 +104,43 @@ export function dropHeaderFields(bytes: Uint8Array, drop: (rawField: string) => 
   if (current !== '') kept.push(current);
   const out = kept.filter((f) => !drop(f)).join('');
   if (out.length === section.length) return bytes;
-  return Buffer.concat([Buffer.from(out, 'latin1'), buf.subarray(end - 2)]);
+  return Buffer.concat([Buffer.from(out, 'latin1'), buf.subarray(Math.min(end - 2, buf.length))]);
+}
+
+/** Bcc: and Resent-Bcc: (RFC 5322 §3.6.3, §3.6.6): blind copies stay blind, so a submission drops them. */
+export function isBlindCopyField(rawField: string): boolean {
+  return /^(?:resent-)?bcc[ \t]*:/i.test(rawField);
+}
+
+/** Return-Path: (RFC 5321 §4.4): only the final delivery's own may stand in a mailbox. */
+export function isReturnPathField(rawField: string): boolean {
+  return /^return-path[ \t]*:/i.test(rawField);
+}
+
+/**
+ * A message as it streams, with header fields dropped (see dropHeaderFields): the start is held until the
+ * header section is complete, at most `maxBytes`; past that it passes unchanged, headers unseen, so a
+ * message is never held whole. The body is passed on chunk by chunk as it comes.
+ */
+export async function* withoutHeaderFields(
+  content: AsyncIterable<Uint8Array>,
+  drop: (rawField: string) => boolean,
+  maxBytes = 64 * 1024,
+): AsyncIterable<Uint8Array> {
+  let held: Buffer | null = Buffer.alloc(0);
+  for await (const chunk of content) {
+    if (held === null) {
+      yield chunk;
+      continue;
+    }
+    held = Buffer.concat([held, chunk]);
+    if (headerEnd(held) >= 0) {
+      yield dropHeaderFields(held, drop);
+      held = null;
+    } else if (held.length >= maxBytes) {
+      yield held;
+      held = null;
+    }
+  }
+  if (held !== null && held.length > 0) yield dropHeaderFields(held, drop, true);
 }

@@ -14,14 +14,17 @@ export function hasControl(s: string): boolean {
   return /[\x00-\x1f\x7f]/.test(s);
 }
 
-/** xtext (RFC 3461 §4): "+" and "=" and anything outside "!".."~" become "+HH" (octets, upper-case hex). */
+const utf8 = new TextEncoder();
+
+/**
+ * xtext (RFC 3461 §4): "+" and "=" and anything outside "!".."~" become "+HH", one per octet of the
+ * text's UTF-8 (upper-case hex); the server side (command.ts decodeXtext) reads the octets back as UTF-8.
+ */
 export function encodeXtext(s: string): string {
   let out = '';
-  for (const ch of s) {
-    const cp = ch.codePointAt(0)!;
-    if (cp >= 33 && cp <= 126 && ch !== '+' && ch !== '=') out += ch;
-    else if (cp < 256) out += `+${cp.toString(16).toUpperCase().padStart(2, '0')}`;
-    else for (const b of new TextEncoder().encode(ch)) out += `+${b.toString(16).toUpperCase()}`;
+  for (const b of utf8.encode(s)) {
+    if (b >= 33 && b <= 126 && b !== 0x2b && b !== 0x3d) out += String.fromCharCode(b);
+    else out += `+${b.toString(16).toUpperCase().padStart(2, '0')}`;
   }
   return out;
 }
