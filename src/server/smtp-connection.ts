@@ -764,7 +764,7 @@ export class SmtpConnection {
     const close = this.authFailures >= this.deps.config.auth.maxFailuresPerConnection;
     return this.session.resolve({
       kind: 'auth',
-      outcome: { kind: 'failure', reply: close ? Replies.tooManyAuthFailures : reply, close },
+      outcome: { kind: 'failure', reply, close },
     });
   }
 

@@ -58,6 +58,7 @@ const MAX_AUTH_LINE_BYTES = 12_288;
 export type AuthOutcome =
   | { readonly kind: 'challenge'; readonly challenge: string }
   | { readonly kind: 'success'; readonly user: string; readonly reply?: Reply }
+  /** `close`: this was the connection's last allowed failure; `reply` still goes out, then 421 4.7.0. */
   | { readonly kind: 'failure'; readonly reply: Reply; readonly close: boolean };
 
 /** The explicit session states (OpenSMTPD style); every transition is reported as a `state` effect. */
@@ -443,8 +444,12 @@ export class SmtpSession {
         return this.reply(outcome.reply ?? Replies.authSucceeded);
       case 'failure':
         this.setPhase(this.authReturnPhase);
+        // The refusal (535, or 501 5.5.2 for bad base64) goes out before the 421 it may bring.
         this.reply(outcome.reply);
-        if (outcome.close) this.close();
+        if (outcome.close) {
+          this.reply(Replies.tooManyAuthFailures);
+          this.close();
+        }
         return;
       default:
         assertNever(outcome);
