@@ -119,6 +119,7 @@ export class SmtpConnection {
       maxTextLineBytes: limits.maxTextLineBytes,
       longLines: limits.longLines,
       maxErrors: limits.maxErrors,
+      maxJunkCommands: deps.config.smtp.maxJunkCommands,
       bareLineEndings: deps.config.smtp.bareLineEndings,
       vrfy: deps.config.smtp.vrfy,
       starttls: listener.tls === 'starttls' && deps.secureContext !== null,
