@@ -119,6 +119,9 @@ export interface SmtpConfig {
   readonly vrfy: boolean;
   /** Trusted networks (CIDR) whose clients may relay without authentication. */
   readonly trustedNetworks: readonly string[];
+  /** Commands that move no mail (NOOP, RSET, VRFY, HELP, refused ones...) between accepted messages
+   * before 421 4.7.0 and close; 0 = no limit. */
+  readonly maxJunkCommands: number;
 }
 
 export interface LogConfig {
@@ -345,7 +348,7 @@ export function defaultConfig(): Config {
     ],
     tls: { cert: null, key: null, clientCa: null },
     limits: DEFAULT_LIMITS,
-    smtp: { bareLineEndings: 'reject', vrfy: false, trustedNetworks: [] },
+    smtp: { bareLineEndings: 'reject', vrfy: false, trustedNetworks: [], maxJunkCommands: 100 },
     log: { level: 'info', format: 'auto' },
     auth: DEFAULT_AUTH,
     submission: DEFAULT_SUBMISSION,

@@ -154,6 +154,7 @@ tls_handshake_timeout_seconds = 5
 bare_line_endings = "normalize"
 vrfy = true
 trusted_networks = ["192.0.2.0/24", "2001:DB8::/32", "198.51.100.7"]
+max_junk_commands = 0
 
 [log]
 level = "debug"
@@ -317,6 +318,7 @@ describe('parseConfig: a full file', () => {
         bareLineEndings: 'normalize',
         vrfy: true,
         trustedNetworks: ['192.0.2.0/24', '2001:db8::/32', '198.51.100.7/32'],
+        maxJunkCommands: 0,
       },
       log: { level: 'debug', format: 'json' },
       auth: {
@@ -745,6 +747,13 @@ const ERROR_CASES: { name: string; toml: string; key: string; line: number; mess
     key: 'limits.max_errors',
     line: 3,
     message: /must be an integer, not a float/,
+  },
+  {
+    name: 'smtp.max_junk_commands below 0',
+    toml: '[smtp]\nvrfy = false\nmax_junk_commands = -1\n',
+    key: 'smtp.max_junk_commands',
+    line: 3,
+    message: /must be at least 0/,
   },
   {
     name: 'wrong type: string for a boolean',

@@ -254,7 +254,7 @@ const SUBMISSION_KEYS = [
   'max_messages_per_hour',
   'max_recipients_per_hour',
 ];
-const SMTP_KEYS = ['bare_line_endings', 'vrfy', 'trusted_networks'];
+const SMTP_KEYS = ['bare_line_endings', 'vrfy', 'trusted_networks', 'max_junk_commands'];
 const LOG_KEYS = ['level', 'format'];
 const TLS_MODES: readonly TlsMode[] = ['starttls', 'implicit', 'none'];
 const LOG_LEVELS: readonly LogConfig['level'][] = ['trace', 'debug', 'info', 'warn', 'error'];
@@ -636,6 +636,9 @@ function readSmtp(ctx: Ctx, value: unknown, defaults: SmtpConfig): SmtpConfig {
     trustedNetworks:
       opt(t['trusted_networks'], (v) => readNetworks(ctx, ['smtp', 'trusted_networks'], v)) ??
       defaults.trustedNetworks,
+    maxJunkCommands:
+      opt(t['max_junk_commands'], (v) => readInteger(ctx, ['smtp', 'max_junk_commands'], v, { min: 0 })) ??
+      defaults.maxJunkCommands,
   };
 }
 

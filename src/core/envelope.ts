@@ -22,7 +22,7 @@ export interface EnvelopeRecipient {
 export interface ClientInfo {
   readonly ip: string;
   readonly port: number;
-  /** Reverse-DNS name when known. */
+  /** Forward-confirmed reverse DNS name (src/net/reverse-dns.ts); null when there is none. */
   readonly hostname: string | null;
   /** The EHLO/HELO argument, exactly as sent (escape before putting it in a header). */
   readonly helo: string;

@@ -8,7 +8,12 @@ export const Events = {
   smtpClose: 'smtp.close',
   smtpCommand: 'smtp.command',
   smtpReply: 'smtp.reply',
+  /** Refused transaction steps, one info line each (src/server/smtp-log.ts has the fields). */
+  smtpMailRejected: 'smtp.mail.rejected',
   smtpRcptRejected: 'smtp.rcpt.rejected',
+  smtpDataRejected: 'smtp.data.rejected',
+  /** The client's forward-confirmed reverse DNS name, once looked up (debug). */
+  smtpClientName: 'smtp.client.name',
   smtpQueued: 'smtp.queued',
   smtpTimeout: 'smtp.timeout',
   smtpViolation: 'smtp.violation',

@@ -14,6 +14,8 @@ export interface Logger {
   event(name: string, fields?: LogFields): void;
   warn(name: string, fields?: LogFields): void;
   error(name: string, fields?: LogFields): void;
+  /** Detail for tracing one session (each command and reply): written only at log level debug. */
+  debug(name: string, fields?: LogFields): void;
   /** A child logger that adds the given fields (session id, queue id) to every line. */
   child(fields: LogFields): Logger;
 }
@@ -22,6 +24,7 @@ export const nullLogger: Logger = {
   event() {},
   warn() {},
   error() {},
+  debug() {},
   child() {
     return nullLogger;
   },

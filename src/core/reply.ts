@@ -44,6 +44,11 @@ export const Replies = {
   commandTimeout: { code: 421, enhanced: '4.4.2', text: 'Timeout, closing connection' },
   tooManyErrors: { code: 421, enhanced: '4.7.0', text: 'Too many errors, closing connection' },
   earlyTalker: { code: 554, enhanced: '5.5.0', text: 'Protocol violation: talking before the greeting' },
+  tooManyJunkCommands: {
+    code: 421,
+    enhanced: '4.7.0',
+    text: 'Too many commands without mail, closing connection',
+  },
   tooManyTransactions: { code: 421, enhanced: '4.7.0', text: 'Too many transactions, reconnect to continue' },
   localError: { code: 451, enhanced: '4.3.0', text: 'Local error in processing, try again later' },
   tooManyRecipients: { code: 452, enhanced: '4.5.3', text: 'Too many recipients' },

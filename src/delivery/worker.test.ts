@@ -315,7 +315,7 @@ function notUsed(): Promise<never> {
 }
 
 interface LogLine {
-  level: 'event' | 'warn' | 'error';
+  level: 'event' | 'warn' | 'error' | 'debug';
   name: string;
   fields: Record<string, unknown>;
 }
@@ -330,6 +330,7 @@ function recordingLogger(lines: LogLine[] = [], bound: LogFields = {}): Logger &
     event: at('event'),
     warn: at('warn'),
     error: at('error'),
+    debug: at('debug'),
     child: (fields) => recordingLogger(lines, { ...bound, ...fields }),
   };
 }

@@ -41,6 +41,9 @@ class RecordingLogger implements Logger {
   error(name: string, fields: LogFields = {}): void {
     this.lines.push({ level: 'error', name, fields });
   }
+  debug(name: string, fields: LogFields = {}): void {
+    this.lines.push({ level: 'debug', name, fields });
+  }
   child(): Logger {
     return this;
   }

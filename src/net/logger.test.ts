@@ -84,3 +84,29 @@ test('auto with an explicit destination writes JSON (a stream is not a terminal)
   log.event(Events.serverListening, { port: 25 });
   assert.equal(records(out.lines)[0]!.event, 'server.listening');
 });
+
+test('debug events are written at level debug only', () => {
+  const quiet = sink();
+  createLogger({ level: 'info', format: 'json', destination: quiet }).debug(Events.smtpCommand, {
+    verb: 'NOOP',
+  });
+  assert.deepEqual(quiet.lines, []);
+  const out = sink();
+  createLogger({ level: 'debug', format: 'json', destination: out })
+    .child({ session: 's2' })
+    .debug(Events.smtpCommand, { verb: 'NOOP' });
+  const [line] = records(out.lines);
+  assert.equal(line!.level, 'debug');
+  assert.equal(line!.event, 'smtp.command');
+  assert.equal(line!.session, 's2');
+});
+
+test('times are ISO 8601 in UTC in both formats, the same text', () => {
+  const iso = /\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z/;
+  const json = sink();
+  createLogger({ level: 'info', format: 'json', destination: json }).event(Events.smtpConnect);
+  assert.match(String(records(json.lines)[0]!.time), new RegExp(`^${iso.source}$`));
+  const pretty = sink();
+  createLogger({ level: 'info', format: 'pretty', destination: pretty }).event(Events.smtpConnect);
+  assert.match(pretty.lines[0]!, new RegExp(`^\\[${iso.source}\\]`));
+});

@@ -35,7 +35,8 @@ export function createLogger(options: LoggerOptions): Logger {
     const render = prettyFactory({
       messageKey: 'event',
       colorize: out === process.stdout && process.stdout.isTTY,
-      translateTime: 'SYS:HH:MM:ss.l',
+      // The same ISO 8601 UTC text as the JSON lines' `time` (stdTimeFunctions.isoTime): one format.
+      translateTime: 'UTC:yyyy-mm-dd"T"HH:MM:ss.l"Z"',
       ignore: 'pid,hostname',
       singleLine: true,
     });
@@ -64,6 +65,7 @@ function wrap(p: PinoLogger): Logger {
     event: (name: string, fields?: LogFields) => p.info({ ...fields, event: name }),
     warn: (name: string, fields?: LogFields) => p.warn({ ...fields, event: name }),
     error: (name: string, fields?: LogFields) => p.error({ ...fields, event: name }),
+    debug: (name: string, fields?: LogFields) => p.debug({ ...fields, event: name }),
     child: (fields: LogFields) => wrap(p.child(fields)),
   };
 }

@@ -22,7 +22,7 @@ import {
 function recordingLogger(): Logger & { names: string[] } {
   const names: string[] = [];
   const log = (name: string, _fields?: LogFields) => void names.push(name);
-  const logger = { names, event: log, warn: log, error: log, child: () => logger };
+  const logger = { names, event: log, warn: log, error: log, debug: log, child: () => logger };
   return logger;
 }
 

@@ -12,6 +12,7 @@ import { formatReply, Replies, type Reply } from '../core/reply.ts';
 import type { Resolver } from '../core/dns.ts';
 import type { Directory } from '../directory/directory.ts';
 import { createSecureContext } from '../net/tls.ts';
+import { createClientNameLookup } from '../net/reverse-dns.ts';
 import { DiskSpace } from '../net/disk-space.ts';
 import { resolve } from 'node:path';
 import { parseCidr, type Network } from '../policy/networks.ts';
@@ -29,7 +30,7 @@ export interface ListenerDeps {
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa?: string | null } | null;
   /** Bearer-token verification for OAUTHBEARER/XOAUTH2; null when [auth.oauth] is not configured. */
   readonly tokens?: TokenCheck | null;
-  /** DNS for the inbound authentication checks; without it they are off. */
+  /** DNS for the inbound authentication checks and clients' names; without it both are off. */
   readonly resolver?: Resolver | null;
 }
 
@@ -71,6 +72,14 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     authGuard: new AuthGuard(config.auth, deps.clock),
     rateLimiter: new SendRateLimiter(deps.clock),
     resolver: deps.resolver ?? null,
+    // One lookup (and cache) for all listeners: a client's name is the same whichever port it uses.
+    clientNames:
+      deps.resolver === undefined || deps.resolver === null
+        ? null
+        : createClientNameLookup(deps.resolver, {
+            clock: deps.clock,
+            maxCacheTtlMs: config.dns.maxCacheTtlMs,
+          }),
     diskSpace: new DiskSpace(resolve(config.dataDir)),
     clientCas: clientCa === null ? [] : parsePemCertificates(clientCa),
     skipCheckNetworks: config.checks.skipNetworks

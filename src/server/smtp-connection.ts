@@ -38,6 +38,8 @@ import { SmtpSession, type Effect, type TransactionInfo } from '../protocol/smtp
 import { formatRfc5322Date } from '../core/date.ts';
 import { DEFAULT_USER_POLICY, type UserPolicy } from '../directory/directory.ts';
 import type { Authenticator, PeerCertificate } from './authenticator.ts';
+import type { ClientNameLookup } from '../net/reverse-dns.ts';
+import { acceptedFields, refusedFields } from './smtp-log.ts';
 import type { MessageWriter, Queue } from '../queue/queue.ts';
 
 export interface ConnectionDeps {
@@ -59,6 +61,8 @@ export interface ConnectionDeps {
   readonly clientCas: readonly X509Certificate[];
   /** Free space of the data directory; absent in tests that do not care. */
   readonly diskSpace?: DiskSpace;
+  /** The client's reverse DNS name (FCrDNS) for Received: and the logs; absent: "unknown". */
+  readonly clientNames?: ClientNameLookup | null;
 }
 
 /** Bytes an early talker may send before the greeting is due before it is cut at once. */
@@ -102,6 +106,13 @@ export class SmtpConnection {
   /** SPF/DKIM/ARC/DMARC of the current transaction, on the MX listener for unauthenticated clients. */
   private inbound: InboundAuth | null = null;
   private headerFacts: HeaderFacts | null = null;
+  /** Started at connect, awaited only where the name is written (Received:), so it never delays a reply. */
+  private clientName: Promise<string | null> = Promise.resolve(null);
+  private rdns: string | null = null;
+  /** The transaction whose content is being received, for the log line if it is refused. */
+  private messageTx: TransactionInfo | null = null;
+  /** Content the session refused (too big, bare LF...): its refusal reply comes next and is logged. */
+  private refusedContent: TransactionInfo | null = null;
   private readonly closedPromise: Promise<void>;
   private resolveClosed!: () => void;
 
@@ -124,6 +135,7 @@ export class SmtpConnection {
       maxTextLineBytes: limits.maxTextLineBytes,
       longLines: limits.longLines,
       maxErrors: limits.maxErrors,
+      maxJunkCommands: deps.config.smtp.maxJunkCommands,
       bareLineEndings: deps.config.smtp.bareLineEndings,
       vrfy: deps.config.smtp.vrfy,
       starttls: listener.tls === 'starttls' && deps.secureContext !== null,
@@ -151,6 +163,15 @@ export class SmtpConnection {
       service: this.listener.service,
       tls: this.tlsInfo,
     });
+    const names = this.deps.clientNames;
+    if (names) {
+      // Never rejects, and ends within its own deadline.
+      this.clientName = names.lookup(this.remoteIp).then((found) => {
+        this.rdns = found.name;
+        this.log.debug(Events.smtpClientName, { ip: this.remoteIp, name: found.name, status: found.status });
+        return found.name;
+      });
+    }
     this.attach(this.socket);
     this.armIdleTimer();
     const delayMs = this.deps.config.limits.greetingDelayMs;
@@ -282,15 +303,15 @@ export class SmtpConnection {
     for (const effect of effects) {
       if (this.closed) return;
       switch (effect.kind) {
-        case 'reply':
-          out.push(formatReply(effect.reply, true, effect.extraLines));
-          if (effect.reply.code >= 400)
-            this.log.event(Events.smtpReply, {
-              code: effect.reply.code,
-              enhanced: effect.reply.enhanced,
-              text: effect.reply.text,
-            });
+        case 'reply': {
+          const { reply } = effect;
+          out.push(formatReply(reply, true, effect.extraLines));
+          this.log.debug(Events.smtpReply, { code: reply.code, enhanced: reply.enhanced, text: reply.text });
+          const refused = this.refusedContent;
+          this.refusedContent = null;
+          if (refused !== null && reply.code >= 400) this.logRefusal(Events.smtpDataRejected, refused, reply);
           break;
+        }
         case 'close':
           flush();
           this.end();
@@ -302,7 +323,7 @@ export class SmtpConnection {
           break;
         case 'command':
           this.armIdleTimer();
-          this.log.event(Events.smtpCommand, { verb: effect.verb });
+          this.log.debug(Events.smtpCommand, { verb: effect.verb });
           break;
         case 'violation':
           this.log.warn(Events.smtpViolation, { what: effect.what, phase: this.session.phase });
@@ -311,17 +332,17 @@ export class SmtpConnection {
           flush();
           await this.perform(await this.startTls());
           break;
-        case 'check-mail':
+        case 'check-mail': {
           flush();
-          await this.perform(
-            this.session.resolve({
-              kind: 'mail',
-              reply:
-                (await this.checkDiskSpace(effect.params.sizeBytes)) ??
-                (await this.checkSender(effect.sender)),
-            }),
-          );
+          const reply =
+            (await this.checkDiskSpace(effect.params.sizeBytes)) ?? (await this.checkSender(effect.sender));
+          if (reply !== null && reply.code >= 400) {
+            const tx = { sender: effect.sender, params: effect.params, recipients: [] };
+            this.logRefusal(Events.smtpMailRejected, tx, reply);
+          }
+          await this.perform(this.session.resolve({ kind: 'mail', reply }));
           break;
+        }
         case 'auth-start':
           flush();
           await this.perform(await this.authStart(effect.mechanism, effect.initialResponse));
@@ -365,17 +386,16 @@ export class SmtpConnection {
           break;
         }
         case 'abort-message':
+          if (this.writer !== null) this.refusedContent = this.messageTx;
           this.abortMessage();
           break;
-        case 'commit':
+        case 'commit': {
           flush();
-          await this.perform(
-            this.session.resolve({
-              kind: 'commit',
-              reply: await this.commit(effect.transaction, effect.sizeBytes),
-            }),
-          );
+          const reply = await this.commit(effect.transaction, effect.sizeBytes);
+          if (reply.code >= 400) this.logRefusal(Events.smtpDataRejected, effect.transaction, reply);
+          await this.perform(this.session.resolve({ kind: 'commit', reply }));
           break;
+        }
         default:
           assertNever(effect);
       }
@@ -390,7 +410,10 @@ export class SmtpConnection {
   ): Promise<Effect[]> {
     const { rcpt } = effect;
     const reject = (reply: Reply, reason: string): Effect[] => {
-      this.log.event(Events.smtpRcptRejected, { rcpt: formatMailbox(mailbox), code: reply.code, reason });
+      this.logRefusal(Events.smtpRcptRejected, effect.transaction, reply, {
+        rcpt: formatMailbox(mailbox),
+        reason,
+      });
       return this.session.resolve({ kind: 'rcpt', recipient: null, reply });
     };
     const decision = decideRecipient(mailbox, {
@@ -423,12 +446,35 @@ export class SmtpConnection {
     return this.session.resolve({ kind: 'rcpt', recipient, reply: Replies.recipientOk });
   }
 
+  /**
+   * One info line per refused MAIL, RCPT or message content. Written once the client's name is known
+   * (at most the lookup's deadline after connect), so the refusal itself is never held up.
+   */
+  private logRefusal(
+    event: string,
+    tx: TransactionInfo,
+    reply: Reply,
+    extra: { readonly rcpt?: string; readonly reason?: string } = {},
+  ): void {
+    const sender = tx.sender === null ? '' : formatMailbox(tx.sender);
+    const to = extra.rcpt === undefined ? tx.recipients.map((r) => r.address) : undefined;
+    const helo = this.session.helo ?? '';
+    void this.clientName.then((hostname) =>
+      this.log.event(
+        event,
+        refusedFields(
+          { ip: this.remoteIp, hostname, helo },
+          { sender, reply, ...extra, ...(to === undefined ? {} : { to }) },
+        ),
+      ),
+    );
+  }
+
   private clientInfo(): ClientInfo {
     return {
       ip: this.remoteIp,
       port: this.remotePort,
-      // XXX: reverse DNS comes with the DNS resolver of the outbound issue.
-      hostname: null,
+      hostname: this.rdns,
       helo: this.session.helo ?? '',
       esmtp: this.session.esmtp,
       tls: this.tlsInfo,
@@ -447,22 +493,30 @@ export class SmtpConnection {
       this.log.warn(Events.smtpTimeout, { phase: 'data total', queueId: writer.id });
       this.closeWith(Replies.commandTimeout);
     }, limits.dataTotalTimeoutMs);
-    const received = formatReceived({
-      client: this.clientInfo(),
-      hostname: this.deps.config.hostname,
-      queueId: writer.id,
-      forRecipient: tx.recipients.length === 1 ? tx.recipients[0]!.address : null,
-      smtputf8: tx.params.smtputf8,
-      nowMs: this.deps.clock.nowMs(),
-    });
-    const header = new TextEncoder().encode(received);
+    this.messageTx = tx;
+    const client = this.clientInfo();
+    const nowMs = this.deps.clock.nowMs();
     this.headerFacts = null;
     // The header block is held until complete: forged Authentication-Results: in our name are removed
     // (RFC 8601 §5), and for authenticated senders RFC 6409 §8 completes it (Date:, Message-ID:).
     this.capture = new HeaderCapture();
-    this.writeChain = writer.write(header).catch((err: unknown) => {
-      this.writeError ??= err;
-    });
+    // Received: needs the client's name: the write waits for the lookup (bounded), the session does not;
+    // content written meanwhile queues behind it in writeChain.
+    this.writeChain = this.clientName
+      .then((hostname) => {
+        const received = formatReceived({
+          client: { ...client, hostname },
+          hostname: this.deps.config.hostname,
+          queueId: writer.id,
+          forRecipient: tx.recipients.length === 1 ? tx.recipients[0]!.address : null,
+          smtputf8: tx.params.smtputf8,
+          nowMs,
+        });
+        return writer.write(new TextEncoder().encode(received));
+      })
+      .catch((err: unknown) => {
+        this.writeError ??= err;
+      });
   }
 
   private abortMessage(): void {
@@ -543,12 +597,7 @@ export class SmtpConnection {
       await writer.commit(envelope, prefix === undefined ? {} : { prefix });
       if (envelope.client.authUser !== null)
         this.deps.rateLimiter.record(envelope.client.authUser, envelope.recipients.length);
-      this.log.event(Events.smtpQueued, {
-        queueId: writer.id,
-        sender: envelope.sender,
-        recipients: envelope.recipients.length,
-        sizeBytes,
-      });
+      this.log.event(Events.smtpQueued, acceptedFields(writer.id, envelope, sizeBytes));
       return withText(Replies.queued, `OK: queued as ${writer.id}`);
     } catch (err) {
       this.log.error(Events.smtpCommitFailed, { queueId: writer.id, error: String(err) });
@@ -774,7 +823,7 @@ export class SmtpConnection {
     const close = this.authFailures >= this.deps.config.auth.maxFailuresPerConnection;
     return this.session.resolve({
       kind: 'auth',
-      outcome: { kind: 'failure', reply: close ? Replies.tooManyAuthFailures : reply, close },
+      outcome: { kind: 'failure', reply, close },
     });
   }
 

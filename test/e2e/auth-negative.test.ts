@@ -185,15 +185,30 @@ describe('SMTP AUTH refusals and submission rules', () => {
       }
     });
 
-    test('max_failures_per_connection (3): 535, 535, then 421 4.7.0 and the connection is closed', async () => {
+    test('max_failures_per_connection (3): 535, 535, then 535 and 421 4.7.0, and the connection is closed', async () => {
       const { client } = await rawSession(tern.ports.submissions, 'tls');
       const wrong = `AUTH PLAIN ${plainResponse(ALICE, 'guess')}`;
       is(await client.command(wrong), 535, '5.7.8');
       is(await client.command(wrong), 535, '5.7.8');
       await client.send(`${wrong}\r\n`);
       const last = await client.readUntilClose();
-      assert.equal(last.length, 1, JSON.stringify(last.map((r) => r.raw)));
-      is(last[0]!, 421, '4.7.0');
+      assert.equal(last.length, 2, JSON.stringify(last.map((r) => r.raw)));
+      is(last[0]!, 535, '5.7.8');
+      is(last[1]!, 421, '4.7.0');
+    });
+
+    test('bad base64 as the last allowed failure: its 501 5.5.2 still comes, then 421 4.7.0 and a close', async () => {
+      const { client } = await rawSession(tern.ports.submissions, 'tls');
+      const wrong = `AUTH PLAIN ${plainResponse(ALICE, 'guess')}`;
+      is(await client.command(wrong), 535, '5.7.8');
+      is(await client.command(wrong), 535, '5.7.8');
+      await client.send('AUTH PLAIN not*base64!\r\n');
+      const last = await client.readUntilClose();
+      assert.deepEqual(
+        last.map((r) => `${r.code} ${r.enhanced}`),
+        ['501 5.5.2', '421 4.7.0'],
+        JSON.stringify(last.map((r) => r.raw)),
+      );
     });
   });
 

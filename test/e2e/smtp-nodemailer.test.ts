@@ -60,7 +60,7 @@ describe('nodemailer against Tern', () => {
     assert.match(
       trace.received,
       new RegExp(
-        `^Received: from nodemailer\\.example \\(\\[127\\.0\\.0\\.1\\]\\)\\r\\n\\tby mx\\.example\\.test \\(Tern\\) with ESMTP id ${queueId}\\r\\n`,
+        `^Received: from nodemailer\\.example \\((?:unknown|[a-z0-9.-]+) \\[127\\.0\\.0\\.1\\]\\)\\r\\n\\tby mx\\.example\\.test \\(Tern\\) with ESMTP id ${queueId}\\r\\n`,
       ),
     );
     const body = trace.rest.toString('utf8');

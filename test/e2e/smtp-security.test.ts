@@ -289,6 +289,30 @@ describe('STARTTLS injection, relay tricks and hostile input', () => {
     for (const r of replies.slice(0, -1)) assert.ok(r.code >= 500 && r.code < 600, r.raw);
   });
 
+  test('commands without mail repeated without end: the 101st since the last message gets 421 4.7.0 and a close', async () => {
+    const c = await RawSmtpClient.open(tern.ports.smtp);
+    await ehlo(c); // the first of the default 100
+    // Not unknown verbs: as errors they meet max_errors (20) first.
+    const junk = ['NOOP', 'RSET', 'HELP', 'VRFY jürgen@example.test', 'VRFY 日本@example.test'];
+    const sent = Array.from({ length: 99 }, (_, i) => junk[i % junk.length]!);
+    // A message in between starts the count again: 99 more are still answered after it.
+    await c.send(sent.map((l) => `${l}\r\n`).join(''));
+    const first = await c.readReplies(99);
+    assert.ok(
+      first.every((r) => r.code < 400),
+      JSON.stringify(first.map((r) => r.raw)),
+    );
+    assert.equal((await c.command('MAIL FROM:<bob@remote.test>')).code, 250);
+    assert.equal((await c.command('RCPT TO:<alice@example.test>')).code, 250);
+    assert.equal((await c.command('DATA')).code, 354);
+    assert.equal((await c.command('Subject: between\r\n\r\nhello\r\n.')).code, 250);
+    await c.send([...sent, 'NOOP', 'NOOP', 'NOOP'].map((l) => `${l}\r\n`).join(''));
+    const last = await c.readUntilClose();
+    assert.equal(last.length, 101, JSON.stringify(last.slice(-3).map((r) => r.raw)));
+    assert.deepEqual(codes(last.slice(-2)), ['250 2.0.0', '421 4.7.0']);
+    assert.equal(last.at(-1)!.lines[0], '4.7.0 Too many commands without mail, closing connection');
+  });
+
   test('plaintext on the implicit-TLS port, and connections dropped at once, do no harm', async () => {
     const plain = netConnect({ host: '127.0.0.1', port: tern.ports.submissions });
     plain.on('error', () => undefined);

@@ -51,8 +51,25 @@ function assertGolden(actual: string, name: string): void {
 }
 
 describe('golden output', () => {
-  test('ESMTP, no TLS, one recipient, no reverse DNS name', () => {
+  test('ESMTP, no TLS, one recipient, no reverse DNS name: "unknown" in its place (RFC 5321 §4.4)', () => {
     assertGolden(formatReceived(input()), 'received-plain.txt');
+  });
+
+  test('with and without a confirmed reverse DNS name: "(name [ip])" or "(unknown [ip])"', () => {
+    const first = (c: ClientInfo): string => formatReceived(input({ client: c })).split('\r\n')[0]!;
+    assert.equal(
+      first(client({ hostname: 'client.example.org' })),
+      'Received: from client.example.org (client.example.org [192.0.2.10])',
+    );
+    assert.equal(
+      first(client({ hostname: null })),
+      'Received: from client.example.org (unknown [192.0.2.10])',
+    );
+    assert.equal(first(client({ hostname: '' })), 'Received: from client.example.org (unknown [192.0.2.10])');
+    assert.equal(
+      first(client({ ip: '::1', hostname: 'localhost', helo: '[IPv6:::1]' })),
+      'Received: from [IPv6:::1] (localhost [IPv6:::1])',
+    );
   });
 
   test('ESMTPS over IPv6 with a reverse DNS name, TLS details, several recipients (no "for")', () => {

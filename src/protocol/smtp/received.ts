@@ -39,9 +39,11 @@ export function formatReceived(input: ReceivedInput): string {
   const { client } = input;
   // Outside a comment a backslash escapes nothing (RFC 5322 §3.2.1): specials are replaced, not escaped.
   const helo = escapeHeaderText(client.helo.replace(/[()<>;@\\",]/g, '?'), input.smtputf8);
-  const rdns = client.hostname ? `${escapeHeaderText(client.hostname)} ` : '';
+  // RFC 5321 §4.4 TCP-info: the verified name (forward-confirmed reverse DNS) and the address; "unknown"
+  // when there is none, as Postfix writes it, so a reader never takes the HELO name for a checked one.
+  const rdns = client.hostname ? escapeHeaderText(client.hostname) : 'unknown';
   const ip = client.ip.includes(':') ? `IPv6:${client.ip}` : client.ip;
-  const lines = [`Received: from ${helo} (${rdns}[${ip}])`];
+  const lines = [`Received: from ${helo} (${rdns} [${ip}])`];
   lines.push(
     `\tby ${input.hostname} (Tern) with ${protocolName(client, input.smtputf8)} id ${input.queueId}`,
   );

@@ -15,6 +15,7 @@ const baseOptions: SessionOptions = {
   maxTextLineBytes: 1000,
   longLines: 'reject',
   maxErrors: 10,
+  maxJunkCommands: 100,
   bareLineEndings: 'reject',
   vrfy: false,
   starttls: true,
@@ -199,6 +200,58 @@ describe('SMTP session: commands and sequence', () => {
     assert.deepEqual(h.replies.slice(1), ['500 5.5.2']);
     const n = new Harness({ bareLineEndings: 'normalize' }).send('NOOP\n');
     assert.deepEqual(n.replies.slice(1), ['250 2.0.0']);
+  });
+});
+
+describe('SMTP session: commands without mail (max_junk_commands)', () => {
+  const junkReplies = (n: number, reply: string): string[] => Array<string>(n).fill(reply);
+
+  for (const [line, reply] of [
+    ['NOOP', '250 2.0.0'],
+    ['RSET', '250 2.0.0'],
+    ['HELP', '214 2.0.0'],
+    ['VRFY postmaster', '252 2.1.5'],
+    ['EHLO c.test', '250'],
+  ] as const) {
+    it(`${line} repeated: answered up to the limit, then 421 4.7.0 and a close`, () => {
+      const h = new Harness({ maxJunkCommands: 5 });
+      h.send(`${line}\r\n`.repeat(7));
+      assert.deepEqual(h.replies.slice(1), [...junkReplies(5, reply), '421 4.7.0']);
+      assert.ok(h.closed);
+    });
+  }
+
+  it('refused commands (unknown verbs, EXPN, syntax errors) count too, below max_errors', () => {
+    const h = new Harness({ maxJunkCommands: 3, maxErrors: 100 });
+    h.send('FOO\r\nEXPN x\r\nEHLO\r\nNOOP\r\nNOOP\r\n');
+    assert.deepEqual(h.replies.slice(1), ['500 5.5.1', '502 5.5.1', '501 5.5.4', '421 4.7.0']);
+    assert.ok(h.closed);
+  });
+
+  it('accepted MAIL, RCPT and DATA do not count, and an accepted message starts the count again', () => {
+    const h = new Harness({ maxJunkCommands: 3, maxTransactions: 100 });
+    const message = 'MAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.test>\r\nDATA\r\nHi\r\n.\r\n';
+    h.send(`EHLO c.test\r\nNOOP\r\nNOOP\r\n${message}RSET\r\nNOOP\r\nNOOP\r\n${message}`);
+    assert.equal(h.messages.length, 2);
+    assert.equal(h.closed, false);
+    h.send('NOOP\r\nNOOP\r\nNOOP\r\nNOOP\r\n');
+    assert.deepEqual(h.replies.slice(-4), ['250 2.0.0', '250 2.0.0', '250 2.0.0', '421 4.7.0']);
+  });
+
+  it('RCPT refused past max_recipients counts, so a client cannot loop on 452 forever', () => {
+    // EHLO is the first of the four; a refused line gets its refusal before the 421.
+    const h = new Harness({ maxJunkCommands: 4, maxRecipients: 1 });
+    h.send('EHLO c.test\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.test>\r\n');
+    h.send('RCPT TO:<c@example.test>\r\n'.repeat(5));
+    assert.deepEqual(h.replies.slice(4), [...junkReplies(4, '452 4.5.3'), '421 4.7.0']);
+    assert.ok(h.closed);
+  });
+
+  it('0 means no limit', () => {
+    const h = new Harness({ maxJunkCommands: 0 });
+    h.send('NOOP\r\n'.repeat(1000));
+    assert.equal(h.replies.length, 1001);
+    assert.equal(h.closed, false);
   });
 });
 
@@ -507,15 +560,17 @@ describe('SMTP session: AUTH (RFC 4954 wire side)', () => {
     assert.deepEqual(t.replies.slice(2), ['250 2.1.0', '503 5.5.1']);
   });
 
-  it('a failure that asks to close ends the connection after its reply', () => {
+  it('the last allowed failure: its own reply, then 421 4.7.0, then the close', () => {
     const h = new Harness({ ...auth, tlsActive: true });
     h.session.feed(new TextEncoder().encode('EHLO c.test\r\nAUTH PLAIN AGEAYg==\r\n'));
     const out = h.session.resolve({
       kind: 'auth',
-      outcome: { kind: 'failure', reply: Replies.tooManyAuthFailures, close: true },
+      outcome: { kind: 'failure', reply: Replies.authBadBase64, close: true },
     });
-    assert.ok(out.some((e) => e.kind === 'reply' && e.reply.code === 421));
-    assert.ok(out.some((e) => e.kind === 'close'));
+    const kinds = out
+      .filter((e) => e.kind === 'reply' || e.kind === 'close')
+      .map((e) => (e.kind === 'reply' ? `${e.reply.code} ${e.reply.enhanced}` : e.kind));
+    assert.deepEqual(kinds, ['501 5.5.2', '421 4.7.0', 'close']);
   });
 
   it('an over-long SASL response is refused with 500 5.5.6 and the exchange ends', () => {

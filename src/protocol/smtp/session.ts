@@ -37,6 +37,11 @@ export interface SessionOptions {
   readonly maxTextLineBytes: number;
   readonly longLines: 'reject' | 'accept';
   readonly maxErrors: number;
+  /**
+   * Commands that move no mail (see countJunk) allowed since the last accepted message; past it, 421 4.7.0
+   * and close. 0 = no limit.
+   */
+  readonly maxJunkCommands: number;
   readonly bareLineEndings: 'reject' | 'normalize';
   readonly vrfy: boolean;
   /** Whether STARTTLS can be offered (a certificate is loaded and the listener is not implicit TLS). */
@@ -58,6 +63,7 @@ const MAX_AUTH_LINE_BYTES = 12_288;
 export type AuthOutcome =
   | { readonly kind: 'challenge'; readonly challenge: string }
   | { readonly kind: 'success'; readonly user: string; readonly reply?: Reply }
+  /** `close`: this was the connection's last allowed failure; `reply` still goes out, then 421 4.7.0. */
   | { readonly kind: 'failure'; readonly reply: Reply; readonly close: boolean };
 
 /** The explicit session states (OpenSMTPD style); every transition is reported as a `state` effect. */
@@ -118,6 +124,9 @@ export type Resolution =
   | { readonly kind: 'tls'; readonly ok: boolean }
   | { readonly kind: 'auth'; readonly outcome: AuthOutcome };
 
+/** Verbs that move mail or change the session's footing; the rest is junk (countJunk). */
+const MAIL_VERBS: ReadonlySet<string> = new Set(['MAIL', 'RCPT', 'DATA', 'BDAT', 'STARTTLS', 'AUTH', 'QUIT']);
+
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const EMPTY = new Uint8Array(0);
 
@@ -147,6 +156,10 @@ export class SmtpSession {
   private authReturnPhase: Phase = 'ready';
   transactions = 0;
   errors = 0;
+  /** Commands that moved no mail since the session started or the last message was accepted. */
+  junkCommands = 0;
+  /** Whether the line being handled was already counted as junk (a junk verb that is also refused). */
+  private lineCounted = false;
   private tx: Transaction | null = null;
   /** Unconsumed input (command mode). */
   private buffer: Uint8Array = EMPTY;
@@ -254,7 +267,10 @@ export class SmtpSession {
     if (lf < 0) {
       if (buf.length > max) {
         // Never buffer a line beyond the limit: drop what we have and skip to its end.
-        if (!this.skippingLongLine) this.lineTooLong();
+        if (!this.skippingLongLine) {
+          this.lineCounted = false;
+          this.lineTooLong();
+        }
         this.skippingLongLine = true;
         this.buffer = EMPTY;
         return true;
@@ -263,6 +279,7 @@ export class SmtpSession {
     }
     const lineBytes = buf.subarray(0, lf);
     this.buffer = buf.subarray(lf + 1);
+    this.lineCounted = false;
     if (this.skippingLongLine) {
       this.skippingLongLine = false;
       return true;
@@ -306,6 +323,7 @@ export class SmtpSession {
   private command(line: string): void {
     const { verb, arg } = parseCommandLine(line);
     this.out({ kind: 'command', verb });
+    if (!MAIL_VERBS.has(verb) && this.countJunk()) return;
     switch (verb) {
       case 'EHLO':
       case 'HELO':
@@ -443,8 +461,12 @@ export class SmtpSession {
         return this.reply(outcome.reply ?? Replies.authSucceeded);
       case 'failure':
         this.setPhase(this.authReturnPhase);
+        // The refusal (535, or 501 5.5.2 for bad base64) goes out before the 421 it may bring.
         this.reply(outcome.reply);
-        if (outcome.close) this.close();
+        if (outcome.close) {
+          this.reply(Replies.tooManyAuthFailures);
+          this.close();
+        }
         return;
       default:
         assertNever(outcome);
@@ -487,7 +509,9 @@ export class SmtpSession {
       this.tx = null;
       // The refusal goes out before a 421 that counting it may bring.
       this.reply(reply);
-      return this.countError();
+      this.countError();
+      this.countJunk();
+      return;
     }
     this.setPhase('mail');
     this.reply(reply ?? Replies.senderOk);
@@ -499,7 +523,11 @@ export class SmtpSession {
     if (tx === null || (this.phase !== 'mail' && this.phase !== 'rcpt')) {
       return this.error(Replies.needMail, 'RCPT without MAIL');
     }
-    if (tx.recipients.length >= this.options.maxRecipients) return this.reply(Replies.tooManyRecipients);
+    if (tx.recipients.length >= this.options.maxRecipients) {
+      this.reply(Replies.tooManyRecipients);
+      this.countJunk();
+      return;
+    }
     const parsed = parseRcpt(arg, this.esmtp, tx.params.smtputf8);
     if (!parsed.ok) return this.error(parsed.reply, 'bad RCPT');
     this.pending = { kind: 'rcpt' };
@@ -511,6 +539,7 @@ export class SmtpSession {
     if (!tx || recipient === null) {
       this.reply(reply);
       if (reply.code >= 500) this.countError();
+      this.countJunk();
       return;
     }
     tx.recipients.push(recipient);
@@ -652,6 +681,7 @@ export class SmtpSession {
       this.setPhase('ready');
       this.reply(refusal);
       this.countError();
+      this.countJunk();
       return;
     }
     this.pending = { kind: 'commit' };
@@ -663,6 +693,8 @@ export class SmtpSession {
     this.transactions++;
     this.setPhase('ready');
     this.reply(reply);
+    if (reply.code < 400) this.junkCommands = 0;
+    else this.countJunk();
   }
 
   private abortTransaction(): void {
@@ -697,6 +729,26 @@ export class SmtpSession {
     this.out({ kind: 'violation', what });
     this.reply(reply);
     this.countError();
+    this.countJunk();
+  }
+
+  /**
+   * Junk: a command line that moves no mail. Every line except MAIL, RCPT, DATA, BDAT, STARTTLS, AUTH and
+   * QUIT (NOOP, RSET, HELP, VRFY, EXPN, EHLO/HELO, unknown verbs), and any line that is refused (syntax,
+   * sequence, refused MAIL/RCPT/content). Counted once per line; an accepted message starts again at 0, so
+   * RSET between messages on a long connection is fine while a client that loops without sending mail is
+   * cut. True when the limit was passed and the session is closed (the line then gets only the 421).
+   */
+  private countJunk(): boolean {
+    if (this.lineCounted || this.phase === 'closed') return this.phase === 'closed';
+    this.lineCounted = true;
+    this.junkCommands++;
+    const max = this.options.maxJunkCommands;
+    if (max <= 0 || this.junkCommands <= max) return false;
+    this.out({ kind: 'violation', what: `more than ${max} commands without mail` });
+    this.reply(Replies.tooManyJunkCommands);
+    this.close();
+    return true;
   }
 
   private countError(): void {
