@@ -19,6 +19,7 @@ function recorder(): Logger & { lines: { level: string; name: string; fields: Lo
   const lines: { level: string; name: string; fields: LogFields }[] = [];
   const logger = {
     lines,
+    debug: (name: string, fields: LogFields = {}) => void lines.push({ level: 'debug', name, fields }),
     event: (name: string, fields: LogFields = {}) => void lines.push({ level: 'info', name, fields }),
     warn: (name: string, fields: LogFields = {}) => void lines.push({ level: 'warn', name, fields }),
     error: (name: string, fields: LogFields = {}) => void lines.push({ level: 'error', name, fields }),
