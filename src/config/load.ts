@@ -127,6 +127,14 @@ export function loadConfig(opts: LoadConfigOptions): Config {
 }
 
 /**
+ * The line of a key (`["listeners", 1, "address"]`) in a configuration file's text, or of its nearest
+ * written ancestor, found the way the loader finds the lines of its errors; null when none is written.
+ */
+export function lineOfKey(text: string, path: readonly (string | number)[]): number | null {
+  return indexLines(text).lineOf(path);
+}
+
+/**
  * Parse and validate TOML text. Pure and total: collects every error (syntax, unknown keys, wrong types,
  * out-of-range values, bad addresses, conflicting listeners) instead of stopping at the first. Paths are
  * returned as written; loadConfig resolves relative ones. `source` becomes Config.source.
