@@ -22,6 +22,7 @@ import { TlsMaterialError } from '../net/tls.ts';
 import type { Command, CommandContext, OpenedServices, ParsedArgs } from './command.ts';
 import { usageLine } from './command.ts';
 import { aliasCommands } from './commands/alias.ts';
+import { configCheck } from './commands/config.ts';
 import { dkimCommands } from './commands/dkim.ts';
 import { dnsCommands } from './commands/dns.ts';
 import { mailboxCommands } from './commands/mailbox.ts';
@@ -44,6 +45,7 @@ export const COMMANDS: readonly Command[] = [
   ...queueCommands,
   ...dkimCommands,
   ...dnsCommands,
+  configCheck,
   send,
 ];
 

@@ -213,3 +213,26 @@ test('tern reload without a running server fails and says so', async () => {
   assert.equal(r.code, 1);
   assert.match(r.stderr, /no tern serve is running/);
 });
+
+test('the file warnings are logged at start and again at each reload, as FILE:LINE: key: message', async () => {
+  const tern = await start({ limits: { max_recipients: 10 }, smtp: { trusted_networks: ['0.0.0.0/0'] } });
+  const warnings = (): LogLine[] => tern.logs().filter((l) => l.event === 'config.warning');
+  const texts = warnings().map((l) => String(l['text']));
+  assert.equal(
+    warnings().every((l) => l.level === 'warn'),
+    true,
+  );
+  assert.ok(
+    texts.some((t) => /tern\.toml:\d+: limits\.max_recipients: 10 is below 100/.test(t)),
+    texts.join('\n'),
+  );
+  assert.ok(
+    texts.some((t) =>
+      /tern\.toml:\d+: smtp\.trusted_networks\[0\]: "0\.0\.0\.0\/0" is every IPv4 address/.test(t),
+    ),
+    texts.join('\n'),
+  );
+  const before = warnings().length;
+  assert.equal((await sighup(tern, 1)).event, 'config.reloaded');
+  assert.equal(warnings().length, before * 2, 'the reloaded file is checked and its warnings logged again');
+});
