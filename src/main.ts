@@ -1,7 +1,9 @@
 // Composition root: the only place that constructs services and wires them together.
 // openServices() opens the embedded SQLite queue, mailbox store and directory under data_dir;
-// startServer() adds TLS material, the delivery worker and the listeners; runServer() waits for
-// SIGTERM/SIGINT and shuts down in order (stop accepting, drain sessions, stop delivery, close stores).
+// startServer() locks data_dir (one server per data directory), adds TLS material, binds the listeners and
+// only then starts the delivery worker (a port in use stops the start before anything is delivered);
+// runServer() waits for SIGTERM/SIGINT and shuts down in order (stop accepting, drain sessions, stop
+// delivery, close stores, release the lock), and reloads on SIGHUP (src/server/reload.ts).
 // Deliberately NOT here: argument parsing and config loading (src/cli), protocol or socket code
 // (src/protocol, src/server, src/net). Nothing imports this file except the CLI and tests.
 
@@ -9,6 +11,7 @@ import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, wri
 import { dirname, join, resolve } from 'node:path';
 import type { Writable } from 'node:stream';
 import type { Config } from './config/config.ts';
+import type { ConfigError } from './config/load.ts';
 import type { Clock, Logger } from './core/ports.ts';
 import { systemClock } from './core/ports.ts';
 import { Events } from './core/events.ts';
@@ -17,6 +20,8 @@ import { ensurePostmaster, postmasterAddress } from './directory/postmaster.ts';
 import { SqliteDirectory } from './directory/sqlite-directory.ts';
 import { RemoteDelivery } from './delivery/remote.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
+import { DataDirLockedError, lockDataDir } from './db/data-dir-lock.ts';
+import type { DataDirLock } from './db/data-dir-lock.ts';
 import { createResolver } from './net/dns.ts';
 import { createLogger } from './net/logger.ts';
 import { loadTlsMaterial } from './net/tls.ts';
@@ -24,7 +29,9 @@ import { createTokenVerifier } from './net/token-verifier.ts';
 import type { Queue } from './queue/queue.ts';
 import { SqliteQueue } from './queue/sqlite-queue.ts';
 import type { BoundListener } from './server/listeners.ts';
-import { startListeners } from './server/listeners.ts';
+import { ListenerBindError, startListeners } from './server/listeners.ts';
+import type { ReloadResult, SnapshotLoader } from './server/reload.ts';
+import { applySnapshot, createReloader, describeListenerError, logConfigWarnings } from './server/reload.ts';
 import type { MailboxStore } from './store/mailbox-store.ts';
 import { SqliteMailboxStore } from './store/sqlite-mailbox-store.ts';
 
@@ -197,7 +204,10 @@ export async function openServices(
 }
 
 export interface RunningServer {
+  /** The listeners bound now (a reload may change them). */
   readonly bound: readonly BoundListener[];
+  /** Swap in a new snapshot for new sessions (see src/server/reload.ts); the old one stays on refusal. */
+  reload(next: Config): Promise<ReloadResult>;
   /**
    * Stop accepting, let sessions finish within limits.shutdownGraceMs, stop delivery, close services.
    * Idempotent; `reason` (e.g. the signal) goes to the log.
@@ -210,6 +220,20 @@ export interface ServerOptions {
   readonly stdout?: Writable;
   readonly logger?: Logger;
   readonly clock?: Clock;
+  /** The configuration file's warnings, logged at start. */
+  readonly warnings?: readonly ConfigError[];
+  /** Reads the configuration file again for a reload (SIGHUP); without it, SIGHUP is logged and ignored. */
+  readonly load?: SnapshotLoader;
+}
+
+/** Hold data_dir's lock, as a StartupError naming the other server's pid when it is held. */
+function lockData(root: string): DataDirLock {
+  try {
+    return lockDataDir(root);
+  } catch (err) {
+    if (err instanceof DataDirLockedError) throw new StartupError(err.message, { cause: err });
+    throw new StartupError(`cannot lock the data directory ${root}: ${describeFsError(err)}`, { cause: err });
+  }
 }
 
 /** The line printed for each bound listener, e.g. `listening smtp 127.0.0.1:2525 (starttls)`. */
@@ -223,11 +247,20 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const clock = options.clock ?? systemClock;
   const stdout = options.stdout ?? process.stdout;
 
-  // The data dir first (the self-signed certificate lives there), then TLS: a bad certificate path
-  // should fail before any database is opened.
+  logConfigWarnings(logger, options.warnings ?? [], config.source);
+  // The data dir first (the self-signed certificate lives there), its lock before anything in it is
+  // touched, then TLS: a bad certificate path should fail before any database is opened.
   prepareDataDir(config);
-  const tls = await loadTlsMaterial(config, logger);
-  const services = await openServices(config, logger, clock);
+  const lock = lockData(dataPaths(config).root);
+  let tls: Awaited<ReturnType<typeof loadTlsMaterial>>;
+  let services: Services;
+  try {
+    tls = await loadTlsMaterial(config, logger);
+    services = await openServices(config, logger, clock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
   const { queue, store, directory } = services;
   await ensurePostmaster(config, directory, logger);
   const resolver = createResolver(config.dns, { clock, logger });
@@ -249,7 +282,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   });
   let listeners: Awaited<ReturnType<typeof startListeners>>;
   try {
-    worker.start();
+    // Listeners before the worker: a port in use must stop the start before anything is delivered.
     listeners = await startListeners({
       config,
       queue,
@@ -260,15 +293,26 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       tokens: config.auth.oauth === null ? null : await createTokenVerifier(config.auth.oauth),
       resolver,
     });
+    worker.start();
   } catch (err) {
     await worker.stop();
     await remote.close();
     await services.close();
+    lock.release();
+    if (err instanceof ListenerBindError) {
+      throw new StartupError(describeListenerError(err, config.source), { cause: err });
+    }
     throw err;
   }
 
   const bound = listeners.bound;
   for (const b of bound) stdout.write(`${formatListening(b)}\n`);
+  const snapshotDeps = {
+    startConfig: config,
+    listeners,
+    base: { queue, directory, logger, clock, resolver },
+    logger,
+  };
   // listeners.ts logs server.listening per listener; this is the one line saying the whole server is up.
   logger.event(Events.serverStarted, {
     listeners: bound.map((b) => `${b.service} ${b.host}:${b.port} ${b.tls}`),
@@ -287,12 +331,19 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         await worker.stop();
         await remote.close();
         await services.close();
+        lock.release();
       }
       logger.event(Events.serverStopped);
     })();
     return stopping;
   };
-  return { bound, stop };
+  return {
+    get bound() {
+      return listeners.bound;
+    },
+    reload: (next) => applySnapshot(snapshotDeps, next),
+    stop,
+  };
 }
 
 /**
@@ -301,7 +352,44 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
  */
 export async function runServer(config: Config, options: ServerOptions = {}): Promise<number> {
   const logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format });
-  const server = await startServer(config, { ...options, logger });
+  const stdout = options.stdout ?? process.stdout;
+  // SIGHUP's default is to end the process: from here on it means "reload", also while starting.
+  let server: RunningServer | null = null;
+  let hupWhileStarting = false;
+  let reloader: { trigger(): Promise<void> } | null = null;
+  const onHup = (): void => {
+    if (reloader !== null) void reloader.trigger();
+    else if (server === null) hupWhileStarting = true;
+  };
+  process.on('SIGHUP', onHup);
+  try {
+    server = await startServer(config, { ...options, logger });
+  } catch (err) {
+    process.off('SIGHUP', onHup);
+    throw err;
+  }
+  const running = server;
+  const load = options.load;
+  if (load !== undefined) {
+    reloader = createReloader({
+      load,
+      apply: (next) => running.reload(next),
+      logger,
+      dataDir: dataPaths(config).root,
+      nowMs: () => (options.clock ?? systemClock).nowMs(),
+      onApplied: (result) => {
+        for (const b of result.changes.added) stdout.write(`${formatListening(b)}\n`);
+      },
+    });
+    if (hupWhileStarting) void reloader.trigger();
+  } else {
+    reloader = {
+      trigger: () => (
+        logger.warn(Events.configReloadRefused, { errors: ['no file to reload'] }),
+        Promise.resolve()
+      ),
+    };
+  }
   // Signal handlers alone do not keep Node running: hold the event loop open until one arrives, so
   // the process waits even when nothing else (a listener socket) does.
   const keepAlive = setInterval(() => {}, 2 ** 30);
@@ -321,11 +409,14 @@ export async function runServer(config: Config, options: ServerOptions = {}): Pr
   };
   process.once('SIGTERM', force);
   process.once('SIGINT', force);
+  // A reload during shutdown would bind listeners that are about to close.
+  reloader = { trigger: () => Promise.resolve() };
   try {
-    await server.stop(signal);
+    await running.stop(signal);
   } finally {
     process.off('SIGTERM', force);
     process.off('SIGINT', force);
+    process.off('SIGHUP', onHup);
   }
   return 0;
 }

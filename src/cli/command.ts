@@ -4,6 +4,7 @@
 // the context (only the ones it needs) and always closed, even when the handler throws.
 
 import type { Config } from '../config/config.ts';
+import type { ConfigError } from '../config/load.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import type { Directory } from '../directory/directory.ts';
 import type { Queue } from '../queue/queue.ts';
@@ -43,6 +44,8 @@ export interface CommandContext {
   readonly io: CliIo;
   /** The configuration, loaded on first use (so `--help` never reads a file). */
   config(): Config;
+  /** The configuration read afresh (for `serve`'s reloads and `config check`), each warning to onWarning. */
+  readConfig(onWarning?: (warning: ConfigError, source: string) => void): Config;
   /** The logger for management commands: warnings and errors only, to stderr. */
   logger(): Logger;
   readonly clock: Clock;

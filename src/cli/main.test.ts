@@ -186,7 +186,8 @@ test('tern serve on a port already in use fails with one readable line and relea
   try {
     const r = await box.tern(['serve']);
     assert.equal(r.code, 1);
-    assert.equal(r.stderr, `tern: cannot listen on 127.0.0.1:${port}: address already in use\n`);
+    // The listener is named by its key and line in the file (issue 11).
+    assert.equal(r.stderr, `tern: ${box.configPath}:4: listeners[0].address: 127.0.0.1:${port} is in use\n`);
     assert.equal(r.stdout, '');
     // The databases were closed on the way out: the CLI can use them at once.
     assert.equal((await box.tern(['user', 'add', 'after@example.test'])).code, 0);

@@ -11,6 +11,7 @@ import type { ParseArgsOptionsConfig } from 'node:util';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.ts';
 import { ConfigLoadError, loadConfig } from '../config/load.ts';
+import type { ConfigError } from '../config/load.ts';
 import type { Logger } from '../core/ports.ts';
 import { systemClock } from '../core/ports.ts';
 import { StartupError, openDirectory, openQueue, openStore } from '../main.ts';
@@ -21,10 +22,12 @@ import { TlsMaterialError } from '../net/tls.ts';
 import type { Command, CommandContext, OpenedServices, ParsedArgs } from './command.ts';
 import { usageLine } from './command.ts';
 import { aliasCommands } from './commands/alias.ts';
+import { configCheck } from './commands/config.ts';
 import { dkimCommands } from './commands/dkim.ts';
 import { dnsCommands } from './commands/dns.ts';
 import { mailboxCommands } from './commands/mailbox.ts';
 import { queueCommands } from './commands/queue.ts';
+import { reload } from './commands/reload.ts';
 import { send } from './commands/send.ts';
 import { serve } from './commands/serve.ts';
 import { userCommands } from './commands/user.ts';
@@ -35,12 +38,14 @@ export type { CliIo } from './io.ts';
 
 export const COMMANDS: readonly Command[] = [
   serve,
+  reload,
   ...userCommands,
   ...aliasCommands,
   ...mailboxCommands,
   ...queueCommands,
   ...dkimCommands,
   ...dnsCommands,
+  configCheck,
   send,
 ];
 
@@ -190,12 +195,13 @@ function parseCommandArgs(
 function makeContext(io: CliIo, configPath: string | null): CommandContext {
   let config: Config | null = null;
   let logger: Logger | null = null;
+  const readConfig = (onWarning?: (warning: ConfigError, source: string) => void): Config => {
+    const loaded = loadConfig({ path: configPath, cwd: io.cwd, ...(onWarning ? { onWarning } : {}) });
+    // Relative data_dir is relative to where tern runs (io.cwd), not to this process's cwd in tests.
+    return { ...loaded, dataDir: resolve(io.cwd, loaded.dataDir) };
+  };
   const getConfig = (): Config => {
-    if (config === null) {
-      const loaded = loadConfig({ path: configPath, cwd: io.cwd });
-      // Relative data_dir is relative to where tern runs (io.cwd), not to this process's cwd in tests.
-      config = { ...loaded, dataDir: resolve(io.cwd, loaded.dataDir) };
-    }
+    config ??= readConfig();
     return config;
   };
   const getLogger = (): Logger => {
@@ -206,6 +212,7 @@ function makeContext(io: CliIo, configPath: string | null): CommandContext {
   return {
     io,
     config: getConfig,
+    readConfig,
     logger: getLogger,
     clock: systemClock,
     async withServices(names, fn) {

@@ -2137,3 +2137,62 @@ function catchLoad(opts: { path: string | null; cwd: string }): ConfigLoadError 
 function escapeRegExp(s: string): string {
   return s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 }
+
+describe('warnings for settings that make an open relay or refuse mail', () => {
+  test('trusted_networks with every address, or wider than a /8 (IPv4, also IPv4-mapped) or an IPv6 /8', () => {
+    const { warnings } = parsedOk(
+      [
+        '[smtp]',
+        'trusted_networks = [',
+        '  "0.0.0.0/0",',
+        '  "::/0",',
+        '  "10.0.0.0/8",',
+        '  "64.0.0.0/2",',
+        '  "::ffff:0:0/100",',
+        '  "::/64",',
+        '  "fd00::/8",',
+        '  "2000::/3",',
+        '  "192.0.2.7",',
+        ']',
+      ].join('\n'),
+    );
+    assert.deepEqual(
+      warnings.map((w) => [w.key, w.line]),
+      [
+        ['smtp.trusted_networks[0]', 3],
+        ['smtp.trusted_networks[1]', 4],
+        ['smtp.trusted_networks[3]', 6],
+        ['smtp.trusted_networks[4]', 7],
+        ['smtp.trusted_networks[5]', 8],
+        ['smtp.trusted_networks[7]', 10],
+      ],
+    );
+    assert.match(warnings[0]!.message, /every IPv4 address.*open relay/);
+    assert.match(warnings[1]!.message, /every address.*open relay/);
+    assert.match(warnings[2]!.message, /wider than a \/8/);
+    assert.match(warnings[4]!.message, /every IPv4 address/, '::/64 holds ::ffff:0:0/96, all of IPv4');
+  });
+
+  test('an smtp listener that requires AUTH refuses mail from other servers', () => {
+    const { warnings } = parsedOk(
+      [
+        '[[listeners]]',
+        'service = "smtp"',
+        'address = "0.0.0.0:25"',
+        'auth = true',
+        'require_auth = true',
+      ].join('\n'),
+    );
+    assert.deepEqual(
+      warnings.map((w) => [w.key, w.line]),
+      [['listeners[0].require_auth', 5]],
+    );
+    assert.match(warnings[0]!.message, /other mail servers do not authenticate/);
+  });
+
+  test('the defaults and the example file load without these warnings', () => {
+    assert.deepEqual(parsedOk('').warnings, []);
+    const example = readFileSync(join(ROOT, 'tern.example.toml'), 'utf8');
+    assert.deepEqual(parsedOk(example).warnings, []);
+  });
+});

@@ -13,7 +13,7 @@
 // as in Postfix).
 
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse, TomlDate, TomlError } from 'smol-toml';
 import { formatMailbox, isValidDomain, parseMailbox } from '../core/address.ts';
@@ -124,6 +124,14 @@ export function loadConfig(opts: LoadConfigOptions): Config {
   if (!result.ok) throw new ConfigLoadError(file, result.errors);
   for (const warning of result.warnings) opts.onWarning?.(warning, file);
   return deepFreeze(resolvePaths(result.config, dirname(file)));
+}
+
+/**
+ * The line of a key (`["listeners", 1, "address"]`) in a configuration file's text, or of its nearest
+ * written ancestor, found the way the loader finds the lines of its errors; null when none is written.
+ */
+export function lineOfKey(text: string, path: readonly (string | number)[]): number | null {
+  return indexLines(text).lineOf(path);
 }
 
 /**
@@ -634,12 +642,69 @@ function readSmtp(ctx: Ctx, value: unknown, defaults: SmtpConfig): SmtpConfig {
       ) ?? defaults.bareLineEndings,
     vrfy: opt(t['vrfy'], (v) => readBoolean(ctx, ['smtp', 'vrfy'], v)) ?? defaults.vrfy,
     trustedNetworks:
-      opt(t['trusted_networks'], (v) => readNetworks(ctx, ['smtp', 'trusted_networks'], v)) ??
-      defaults.trustedNetworks,
+      opt(t['trusted_networks'], (v) => {
+        const list = readNetworks(ctx, ['smtp', 'trusted_networks'], v);
+        if (list !== undefined) warnWideTrusted(ctx, ['smtp', 'trusted_networks'], list, v as unknown[]);
+        return list;
+      }) ?? defaults.trustedNetworks,
     maxJunkCommands:
       opt(t['max_junk_commands'], (v) => readInteger(ctx, ['smtp', 'max_junk_commands'], v, { min: 0 })) ??
       defaults.maxJunkCommands,
   };
+}
+
+/** IPv4 clients are matched as IPv4-mapped IPv6 (::ffff:a.b.c.d): an IPv6 network can hold them too. */
+const IPV4_MAPPED = new BlockList();
+IPV4_MAPPED.addSubnet('::ffff:0:0', 96, 'ipv6');
+
+/**
+ * Trusted clients relay without authenticating, so a trusted network wider than the widest private
+ * range (10.0.0.0/8; fd00::/8 for IPv6) trusts a good part of the Internet, and 0.0.0.0/0 or ::/0 all
+ * of it: an open relay. IPv4 coverage counts IPv4-mapped addresses, which "::/64" includes in full.
+ */
+function warnWideTrusted(
+  ctx: Ctx,
+  path: KeyPath,
+  list: readonly string[],
+  written: readonly unknown[],
+): void {
+  list.forEach((cidr, i) => {
+    const slash = cidr.lastIndexOf('/');
+    const addr = cidr.slice(0, slash);
+    const prefix = Number(cidr.slice(slash + 1));
+    const family = isIP(addr);
+    const block = new BlockList();
+    if (family === 6) block.addSubnet(addr, prefix, 'ipv6');
+    // The IPv4 prefix length of the IPv4 addresses this network holds, or null when it holds none.
+    const ipv4Prefix =
+      family === 4
+        ? prefix
+        : prefix <= 96
+          ? block.check('::ffff:0:0', 'ipv6')
+            ? 0
+            : null
+          : IPV4_MAPPED.check(addr, 'ipv6')
+            ? prefix - 96
+            : null;
+    const literal = typeof written[i] === 'string' ? written[i] : undefined;
+    const advice = 'list only your own networks; your users relay by authenticating on submission';
+    if (prefix === 0 || ipv4Prefix === 0) {
+      const what = family === 6 && prefix === 0 ? 'every address' : 'every IPv4 address';
+      warn(
+        ctx,
+        [...path, i],
+        `"${cidr}" is ${what}: any client there may relay without authenticating, which makes an open relay; ${advice}`,
+        literal,
+      );
+    } else if ((ipv4Prefix !== null && ipv4Prefix < 8) || (family === 6 && prefix < 8)) {
+      warn(
+        ctx,
+        [...path, i],
+        `"${cidr}" is wider than a /8: every client in it may relay without authenticating; ${advice}`,
+        literal,
+      );
+    }
+  });
 }
 
 function readLog(ctx: Ctx, value: unknown, defaults: LogConfig): LogConfig {
@@ -1391,6 +1456,14 @@ function readListener(
   }
   if (t['tls'] !== undefined && tls === undefined) return undefined;
   if (authPolicy === undefined) return undefined;
+  // Port 25 is where other servers deliver; on another port an smtp listener may be a private relay.
+  if (service === 'smtp' && authPolicy.requireAuth && where.port === 25) {
+    warn(
+      ctx,
+      [...base, 'require_auth'],
+      'other mail servers do not authenticate when they deliver (RFC 5321), so an smtp listener on port 25 that requires AUTH refuses all incoming mail for local_domains (530 5.7.0); let your users authenticate on a submission listener instead',
+    );
+  }
   return {
     index,
     address,

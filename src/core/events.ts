@@ -83,6 +83,16 @@ export const Events = {
   serverStopped: 'server.stopped',
   serverShutdownForced: 'server.shutdown.forced',
   serverCloseFailed: 'server.close.failed',
+  /** A listener a reload removed: it accepts no more connections (open sessions finish). */
+  serverListenerClosed: 'server.listener.closed',
+  // Configuration: warnings at start, reload (SIGHUP, `tern reload`)
+  configWarning: 'config.warning',
+  configReloaded: 'config.reloaded',
+  configReloadRefused: 'config.reload.refused',
+  /** Keys a reload read but that only a restart applies (data kept running on the start snapshot). */
+  configReloadRestartNeeded: 'config.reload.restart_needed',
+  /** <data_dir>/tern.reload could not be written: `tern reload` will not see the outcome. */
+  configReloadStatusFailed: 'config.reload.status_failed',
 } as const;
 
 export type EventName = (typeof Events)[keyof typeof Events];
