@@ -20,6 +20,7 @@ import { createResolver } from './net/dns.ts';
 import { createLogger } from './net/logger.ts';
 import { loadTlsMaterial } from './net/tls.ts';
 import { createTokenVerifier } from './net/token-verifier.ts';
+import { watchChangeLog } from './queue/change-log-watcher.ts';
 import type { Queue } from './queue/queue.ts';
 import { SqliteQueue } from './queue/sqlite-queue.ts';
 import type { BoundListener } from './server/listeners.ts';
@@ -242,6 +243,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     dkimDataDir: dataPaths(config).root,
   });
   let listeners: Awaited<ReturnType<typeof startListeners>>;
+  // What the CLI changes (queue actions, users, aliases) goes to this server's log as cli.* events.
+  const changeLog = await watchChangeLog(queue, logger);
   try {
     worker.start();
     listeners = await startListeners({
@@ -255,6 +258,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       resolver,
     });
   } catch (err) {
+    await changeLog.stop();
     await worker.stop();
     await remote.close();
     await services.close();
@@ -278,6 +282,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       try {
         await listeners.close(config.limits.shutdownGraceMs);
       } finally {
+        await changeLog.stop();
         await worker.stop();
         await remote.close();
         await services.close();

@@ -36,6 +36,7 @@ export const aliasList: Command = {
   flags: ['json'],
   minPositionals: 0,
   maxPositionals: 0,
+  readOnly: true,
   async run(ctx, args) {
     const aliases = await ctx.withServices(['directory'], ({ directory }) => directory.listAliases());
     aliases.sort((a, b) => a.alias.localeCompare(b.alias) || a.target.localeCompare(b.target));

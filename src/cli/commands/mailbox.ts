@@ -36,6 +36,7 @@ export const mailboxList: Command = {
   flags: ['json'],
   minPositionals: 1,
   maxPositionals: 1,
+  readOnly: true,
   async run(ctx, args) {
     const user = userAddress(args.positionals[0]!, ctx.config().localDomains);
     const messages = await ctx.withServices(['directory', 'store'], async ({ directory, store }) => {
@@ -77,6 +78,7 @@ export const mailboxCat: Command = {
   flags: [],
   minPositionals: 2,
   maxPositionals: 2,
+  readOnly: true,
   async run(ctx, args) {
     const user = userAddress(args.positionals[0]!, ctx.config().localDomains);
     const id = args.positionals[1]!;

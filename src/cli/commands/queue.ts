@@ -75,6 +75,7 @@ export const queueList: Command = {
   flags: ['json'],
   minPositionals: 0,
   maxPositionals: 0,
+  readOnly: true,
   async run(ctx, args) {
     const messages = await ctx.withServices(['queue'], ({ queue }) => queue.list());
     messages.sort((a, b) => a.envelope.receivedAtMs - b.envelope.receivedAtMs || a.id.localeCompare(b.id));
@@ -114,6 +115,7 @@ export const queueShow: Command = {
   flags: [],
   minPositionals: 1,
   maxPositionals: 1,
+  readOnly: true,
   async run(ctx, args) {
     const id = args.positionals[0]!;
     const { stdout } = ctx.io;

@@ -112,6 +112,7 @@ export const userList: Command = {
   flags: ['json'],
   minPositionals: 0,
   maxPositionals: 0,
+  readOnly: true,
   async run(ctx, args) {
     const { users, certificates } = await ctx.withServices(['directory'], async ({ directory }) => ({
       users: await directory.listUsers(),
