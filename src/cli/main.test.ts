@@ -250,10 +250,7 @@ describe('tern: version, verbose, read-only commands (issue 11)', () => {
     const r = await box.tern(['user', 'list', '--json', '--verbose']);
     assert.equal(r.code, 0, r.stderr);
     assert.equal((JSON.parse(r.stdout) as unknown[]).length, 1);
-    assert.equal(
-      r.stderr,
-      `tern: data directory ${join(box.dir, 'data')} (config ${box.configPath})\n`,
-    );
+    assert.equal(r.stderr, `tern: data directory ${join(box.dir, 'data')} (config ${box.configPath})\n`);
     const quiet = await box.tern(['user', 'list']);
     assert.equal(quiet.stderr, '');
   });
@@ -286,7 +283,10 @@ describe('tern: version, verbose, read-only commands (issue 11)', () => {
       assert.equal((await runTern(['user', 'add', 'a@localhost'], { cwd })).code, 0);
       const r = await runTern(['queue', 'list'], { cwd });
       assert.equal(r.code, 1);
-      assert.equal(r.stderr, `tern: no queue database at ${join(data, 'queue', 'queue.db')}: nothing to read\n`);
+      assert.equal(
+        r.stderr,
+        `tern: no queue database at ${join(data, 'queue', 'queue.db')}: nothing to read\n`,
+      );
       assert.equal(existsSync(join(data, 'queue', 'queue.db')), false);
     } finally {
       await rm(cwd, { recursive: true, force: true });

@@ -5,7 +5,7 @@
 // Deliberately NOT here: constructing services (src/main.ts) or what the commands do (commands/).
 
 import { existsSync, realpathSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ParseArgsOptionsConfig } from 'node:util';
 import { parseArgs } from 'node:util';
@@ -21,6 +21,7 @@ import { createLogger } from '../net/logger.ts';
 import { TlsMaterialError } from '../net/tls.ts';
 import type { Queue } from '../queue/queue.ts';
 import { recordingDirectory } from './change-log.ts';
+import { existingDataDir, serviceFile } from './data-dir.ts';
 import type { Command, CommandContext, OpenedServices, ParsedArgs } from './command.ts';
 import { usageLine } from './command.ts';
 import { aliasCommands } from './commands/alias.ts';
@@ -231,32 +232,6 @@ interface ContextOptions {
   readonly readOnly: boolean;
 }
 
-/** The files each service keeps in data_dir, as a read-only command expects to find them. */
-function serviceFile(config: Config, name: keyof OpenedServices): { path: string; what: string } {
-  const paths = dataPaths(config);
-  switch (name) {
-    case 'directory':
-      return { path: paths.directory, what: 'user directory' };
-    case 'queue':
-      return { path: join(paths.queue, 'queue.db'), what: 'queue database' };
-    case 'store':
-      return { path: join(paths.mail, 'mail.db'), what: 'mailbox store' };
-    default:
-      return assertNever(name);
-  }
-}
-
-/** The data directory a read-only command reads, or why there is nothing to read (exit 1). */
-export function existingDataDir(config: Config): string {
-  const root = dataPaths(config).root;
-  if (!existsSync(root)) {
-    throw new CliError(
-      `no data directory at ${root} (data_dir of ${config.source ?? 'the built-in defaults'}): nothing to read`,
-    );
-  }
-  return root;
-}
-
 function makeContext(io: CliIo, options: ContextOptions): CommandContext {
   let config: Config | null = null;
   let logger: Logger | null = null;
@@ -291,7 +266,10 @@ function makeContext(io: CliIo, options: ContextOptions): CommandContext {
       }
     } catch (err) {
       // The change itself is made; only the server's log line about it is lost. Say so, do not fail.
-      await writeLine(io.stderr, `tern: warning: ${event} was not recorded for the server's log: ${describeError(err)}`);
+      await writeLine(
+        io.stderr,
+        `tern: warning: ${event} was not recorded for the server's log: ${describeError(err)}`,
+      );
     }
   };
   return {
@@ -309,7 +287,8 @@ function makeContext(io: CliIo, options: ContextOptions): CommandContext {
           existingDataDir(cfg);
           for (const name of names) {
             const file = serviceFile(cfg, name);
-            if (!existsSync(file.path)) throw new CliError(`no ${file.what} at ${file.path}: nothing to read`);
+            if (!existsSync(file.path))
+              throw new CliError(`no ${file.what} at ${file.path}: nothing to read`);
           }
         }
         const services: { -readonly [K in keyof OpenedServices]?: OpenedServices[K] } = {};

@@ -527,8 +527,12 @@ describe('tern queue: several messages at once, --json, cat (issue 11)', () => {
     try {
       const r = await box.tern(['queue', 'show', ids[0]!, '--json']);
       assert.equal(r.code, 0, r.stderr);
-      const shown = JSON.parse(r.stdout) as Record<string, unknown> & { recipients: Record<string, unknown>[] };
-      const listed = (JSON.parse((await box.tern(['queue', 'list', '--json'])).stdout) as Record<string, unknown>[])[0]!;
+      const shown = JSON.parse(r.stdout) as Record<string, unknown> & {
+        recipients: Record<string, unknown>[];
+      };
+      const listed = (
+        JSON.parse((await box.tern(['queue', 'list', '--json'])).stdout) as Record<string, unknown>[]
+      )[0]!;
       for (const [key, value] of Object.entries(listed)) {
         if (key !== 'recipients') assert.deepEqual(shown[key], value, key);
       }
