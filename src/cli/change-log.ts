@@ -40,7 +40,7 @@ const DIRECTORY_CHANGES: { readonly [K in Method]?: Describe<K> } = {
   setUserPolicy: ([address, changes]) => ({ event: 'user.policy', detail: { address, ...changes } }),
 };
 
-function isChangingMethod(name: string | symbol): name is Method & keyof typeof DIRECTORY_CHANGES {
+function isChangingMethod(name: string | symbol): name is Method {
   return typeof name === 'string' && Object.hasOwn(DIRECTORY_CHANGES, name);
 }
 
