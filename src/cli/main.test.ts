@@ -69,7 +69,10 @@ describe('tern: usage and argument handling', () => {
     ]) {
       const r = await runTern(args, { cwd: box.dir });
       assert.equal(r.code, 0);
-      assert.match(r.stdout, /^Usage: tern user add ADDRESS \[--password-stdin\] \[--config FILE\]\n/);
+      assert.match(
+        r.stdout,
+        /^Usage: tern user add ADDRESS \[--password-stdin\] \[--json\] \[--config FILE\]\n/,
+      );
     }
   });
 
@@ -90,7 +93,7 @@ describe('tern: usage and argument handling', () => {
     assert.match(r.stderr, /^tern: unknown option '--bogus'/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
     // A flag of another command is unknown here too.
-    const other = await box.tern(['user', 'del', 'a@example.test', '--json']);
+    const other = await box.tern(['user', 'del', 'a@example.test', '--list']);
     assert.equal(other.code, 2);
   });
 

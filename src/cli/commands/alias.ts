@@ -8,9 +8,9 @@ import { CliError, writeLine } from '../io.ts';
 
 export const aliasAdd: Command = {
   name: 'alias add',
-  args: 'ALIAS TARGET',
+  args: 'ALIAS TARGET [--json]',
   summary: 'route ALIAS (name@domain, or @domain for a catch-all) to TARGET',
-  flags: [],
+  flags: ['json'],
   minPositionals: 2,
   maxPositionals: 2,
   async run(ctx, args) {
@@ -24,7 +24,8 @@ export const aliasAdd: Command = {
       }
       await directory.addAlias(alias, target);
     });
-    await writeLine(ctx.io.stdout, `added alias ${alias} -> ${target}`);
+    if (args.flags.has('json')) await writeLine(ctx.io.stdout, JSON.stringify({ alias, target }));
+    else await writeLine(ctx.io.stdout, `added alias ${alias} -> ${target}`);
     return 0;
   },
 };
@@ -64,9 +65,9 @@ export const aliasList: Command = {
 
 export const aliasDel: Command = {
   name: 'alias del',
-  args: 'ALIAS [TARGET]',
+  args: 'ALIAS [TARGET] [--json]',
   summary: 'remove an alias (all its targets, or only TARGET)',
-  flags: [],
+  flags: ['json'],
   minPositionals: 1,
   maxPositionals: 2,
   async run(ctx, args) {
@@ -79,7 +80,11 @@ export const aliasDel: Command = {
     );
     const what = target === undefined ? alias : `${alias} -> ${target}`;
     if (!deleted) throw new CliError(`no such alias: ${what}`);
-    await writeLine(ctx.io.stdout, `deleted alias ${what}`);
+    if (args.flags.has('json')) {
+      await writeLine(ctx.io.stdout, JSON.stringify({ alias, target: target ?? null }));
+    } else {
+      await writeLine(ctx.io.stdout, `deleted alias ${what}`);
+    }
     return 0;
   },
 };

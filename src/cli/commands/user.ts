@@ -63,9 +63,9 @@ async function writeTable(io: CliIo, rows: readonly (readonly string[])[]): Prom
 
 export const userAdd: Command = {
   name: 'user add',
-  args: 'ADDRESS [--password-stdin]',
+  args: 'ADDRESS [--password-stdin] [--json]',
   summary: 'add a local user (password from stdin, a prompt on a terminal, or none)',
-  flags: ['password-stdin'],
+  flags: ['password-stdin', 'json'],
   minPositionals: 1,
   maxPositionals: 1,
   async run(ctx, args) {
@@ -78,6 +78,10 @@ export const userAdd: Command = {
       await directory.addUser(address, stored?.passwordHash ?? null, stored?.scram ?? null);
       return stored;
     });
+    if (args.flags.has('json')) {
+      await writeLine(ctx.io.stdout, JSON.stringify({ address, hasPassword: credentials !== null }));
+      return 0;
+    }
     await writeLine(
       ctx.io.stdout,
       `added user ${address}${credentials === null ? ' (no password: cannot log in)' : ''}`,
@@ -88,9 +92,9 @@ export const userAdd: Command = {
 
 export const userPasswd: Command = {
   name: 'user passwd',
-  args: 'ADDRESS [--password-stdin]',
+  args: 'ADDRESS [--password-stdin] [--json]',
   summary: "set a user's password (from stdin, or a prompt on a terminal)",
-  flags: ['password-stdin'],
+  flags: ['password-stdin', 'json'],
   minPositionals: 1,
   maxPositionals: 1,
   async run(ctx, args) {
@@ -100,7 +104,8 @@ export const userPasswd: Command = {
       const password = await newPassword(ctx.io, args, true);
       await directory.setCredentials(address, await credentialsFor(password!));
     });
-    await writeLine(ctx.io.stdout, `password set for ${address}`);
+    if (args.flags.has('json')) await writeLine(ctx.io.stdout, JSON.stringify({ address }));
+    else await writeLine(ctx.io.stdout, `password set for ${address}`);
     return 0;
   },
 };
@@ -152,16 +157,17 @@ export const userList: Command = {
 
 export const userDel: Command = {
   name: 'user del',
-  args: 'ADDRESS',
+  args: 'ADDRESS [--json]',
   summary: 'delete a local user (with its credentials, certificates and send-as grants)',
-  flags: [],
+  flags: ['json'],
   minPositionals: 1,
   maxPositionals: 1,
   async run(ctx, args) {
     const address = userAddress(args.positionals[0]!, ctx.config().localDomains);
     const deleted = await ctx.withServices(['directory'], ({ directory }) => directory.deleteUser(address));
     if (!deleted) throw new CliError(`no such user: ${address}`);
-    await writeLine(ctx.io.stdout, `deleted user ${address}`);
+    if (args.flags.has('json')) await writeLine(ctx.io.stdout, JSON.stringify({ address }));
+    else await writeLine(ctx.io.stdout, `deleted user ${address}`);
     return 0;
   },
 };
