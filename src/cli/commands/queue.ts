@@ -222,6 +222,15 @@ interface Steering {
   done(id: string, result: Omit<ActionResult, 'id' | 'ok'>): string;
 }
 
+/** Usage errors come before anything is opened: a wrong command line creates no data directory. */
+function checkTargets(args: ParsedArgs, cmd: Command, spec: Steering): void {
+  const given = args.positionals.length > 0;
+  if (args.flags.has('all') && given) {
+    throw new UsageError('give message ids or --all, not both', usageLine(cmd));
+  }
+  if (!given && !args.flags.has('all') && !spec.noIdsMeansAll) throw new UsageError('missing ID', usageLine(cmd));
+}
+
 /**
  * The ids to act on: the arguments, with `-` replaced by the ids on standard input, or with --all the
  * messages the action picks from the queue (oldest first). Duplicates are dropped, order kept.
@@ -234,16 +243,12 @@ async function targetIds(
   queue: Queue,
 ): Promise<string[]> {
   const given = args.positionals;
-  const all = args.flags.has('all') || (given.length === 0 && spec.noIdsMeansAll);
-  if (args.flags.has('all') && given.length > 0) {
-    throw new UsageError('give message ids or --all, not both', usageLine(cmd));
-  }
-  if (all) {
+  checkTargets(args, cmd, spec);
+  if (args.flags.has('all') || (given.length === 0 && spec.noIdsMeansAll)) {
     const messages = await queue.list();
     messages.sort((a, b) => a.envelope.receivedAtMs - b.envelope.receivedAtMs || a.id.localeCompare(b.id));
     return messages.filter(spec.all).map((m) => m.id);
   }
-  if (given.length === 0) throw new UsageError('missing ID', usageLine(cmd));
   const ids: string[] = [];
   for (const arg of given) {
     if (arg !== '-') ids.push(arg);
@@ -268,6 +273,7 @@ function steeringCommand(spec: Steering): Command {
     async run(ctx, args) {
       const json = args.flags.has('json');
       const { stdout, stderr } = ctx.io;
+      checkTargets(args, cmd, spec);
       const results = await ctx.withServices(['queue'], async ({ queue }) => {
         const ids = await targetIds(ctx, args, cmd, spec, queue);
         const results: ActionResult[] = [];
