@@ -11,8 +11,9 @@ import { pipeline } from 'node:stream/promises';
 import type { Command, CommandContext, ParsedArgs } from '../command.ts';
 import { usageLine } from '../command.ts';
 import { CliError, readAll, UsageError, write, writeLine } from '../io.ts';
+import { isoTime } from '../time.ts';
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+const iso = isoTime;
 
 /** The JSON shape of one message in `queue list --json` (a stable, documented contract). */
 export function queuedMessageJson(m: QueuedMessage): Record<string, unknown> {
