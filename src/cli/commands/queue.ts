@@ -229,7 +229,8 @@ function checkTargets(args: ParsedArgs, cmd: Command, spec: Steering): void {
   if (args.flags.has('all') && given) {
     throw new UsageError('give message ids or --all, not both', usageLine(cmd));
   }
-  if (!given && !args.flags.has('all') && !spec.noIdsMeansAll) throw new UsageError('missing ID', usageLine(cmd));
+  if (!given && !args.flags.has('all') && !spec.noIdsMeansAll)
+    throw new UsageError('missing ID', usageLine(cmd));
 }
 
 /**
