@@ -26,6 +26,7 @@ import { createResolver } from './net/dns.ts';
 import { createLogger } from './net/logger.ts';
 import { loadTlsMaterial } from './net/tls.ts';
 import { createTokenVerifier } from './net/token-verifier.ts';
+import { watchChangeLog } from './queue/change-log-watcher.ts';
 import type { Queue } from './queue/queue.ts';
 import { SqliteQueue } from './queue/sqlite-queue.ts';
 import type { BoundListener } from './server/listeners.ts';
@@ -281,6 +282,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     dkimDataDir: dataPaths(config).root,
   });
   let listeners: Awaited<ReturnType<typeof startListeners>>;
+  // What the CLI changes (queue actions, users, aliases) goes to this server's log as cli.* events.
+  const changeLog = await watchChangeLog(queue, logger);
   try {
     // Listeners before the worker: a port in use must stop the start before anything is delivered.
     listeners = await startListeners({
@@ -295,6 +298,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     });
     worker.start();
   } catch (err) {
+    await changeLog.stop();
     await worker.stop();
     await remote.close();
     await services.close();
@@ -328,6 +332,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       try {
         await listeners.close(config.limits.shutdownGraceMs);
       } finally {
+        await changeLog.stop();
         await worker.stop();
         await remote.close();
         await services.close();

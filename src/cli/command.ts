@@ -5,7 +5,7 @@
 
 import type { Config } from '../config/config.ts';
 import type { ConfigError } from '../config/load.ts';
-import type { Clock, Logger } from '../core/ports.ts';
+import type { Clock, LogFields, Logger } from '../core/ports.ts';
 import type { Directory } from '../directory/directory.ts';
 import type { Queue } from '../queue/queue.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
@@ -31,6 +31,11 @@ export interface Command {
   readonly options?: readonly string[];
   readonly minPositionals: number;
   readonly maxPositionals: number;
+  /**
+   * The command only reads: it never creates the data directory or a database, and says which one it
+   * looked for when it is missing (exit 1) instead of showing an empty, freshly made one.
+   */
+  readonly readOnly?: boolean;
   run(ctx: CommandContext, args: ParsedArgs): Promise<number>;
 }
 
@@ -49,6 +54,14 @@ export interface CommandContext {
   /** The logger for management commands: warnings and errors only, to stderr. */
   logger(): Logger;
   readonly clock: Clock;
+  /** `--verbose` was given: say on stderr what the command used (data directory, SASL mechanism). */
+  readonly verbose: boolean;
+  /**
+   * Append a change made here to the queue database's change log, which the running server reads and
+   * logs as `cli.<event>` (e.g. `queue.hold` → `cli.queue.hold`). Directory changes made through
+   * withServices are recorded without a call (see cli/change-log.ts); queue commands call this.
+   */
+  recordChange(event: string, detail: LogFields): Promise<void>;
   /** Open the named services, run fn, close them whatever happens. */
   withServices<K extends keyof OpenedServices, T>(
     names: readonly K[],

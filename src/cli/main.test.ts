@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -69,7 +69,10 @@ describe('tern: usage and argument handling', () => {
     ]) {
       const r = await runTern(args, { cwd: box.dir });
       assert.equal(r.code, 0);
-      assert.match(r.stdout, /^Usage: tern user add ADDRESS \[--password-stdin\] \[--config FILE\]\n/);
+      assert.match(
+        r.stdout,
+        /^Usage: tern user add ADDRESS \[--password-stdin\] \[--json\] \[--config FILE\]\n/,
+      );
     }
   });
 
@@ -87,10 +90,10 @@ describe('tern: usage and argument handling', () => {
   test('an unknown option is a usage error, not a stack trace', async () => {
     const r = await box.tern(['user', 'list', '--bogus']);
     assert.equal(r.code, 2);
-    assert.match(r.stderr, /^tern: Unknown option '--bogus'/);
+    assert.match(r.stderr, /^tern: unknown option '--bogus'/);
     assert.doesNotMatch(r.stderr, /\n\s+at /);
     // A flag of another command is unknown here too.
-    const other = await box.tern(['user', 'del', 'a@example.test', '--json']);
+    const other = await box.tern(['user', 'del', 'a@example.test', '--list']);
     assert.equal(other.code, 2);
   });
 
@@ -157,7 +160,7 @@ describe('tern: configuration and data directory errors', () => {
     await writeFile(blocker, 'not a directory');
     const file = join(dir, 'blocked.toml');
     await writeFile(file, `data_dir = "a-file/data"\n`);
-    const r = await runTern(['user', 'list', '--config', file], { cwd: dir });
+    const r = await runTern(['user', 'add', 'a@localhost', '--config', file], { cwd: dir });
     assert.equal(r.code, 1);
     assert.equal(
       r.stderr,
@@ -206,4 +209,91 @@ test('describeError turns listen failures into one sentence', () => {
   });
   assert.equal(describeError(err), 'cannot listen on 127.0.0.1:2525: address already in use');
   assert.equal(describeError('plain'), 'plain');
+});
+
+describe('tern: version, verbose, read-only commands (issue 11)', () => {
+  let box: Sandbox;
+  before(async () => {
+    box = await createSandbox();
+  });
+  after(() => box.remove());
+
+  test('`tern --version` and `tern version` print the package version; --json gives an object', async () => {
+    const pkg = JSON.parse(await readFile(join(import.meta.dirname, '..', '..', 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    for (const args of [['--version'], ['version'], ['-V']]) {
+      const r = await runTern(args, { cwd: box.dir });
+      assert.equal(r.code, 0, args.join(' '));
+      assert.equal(r.stdout, `tern ${pkg.version}\n`);
+      assert.equal(r.stderr, '');
+    }
+    const json = await runTern(['version', '--json'], { cwd: box.dir });
+    assert.equal(json.code, 0);
+    assert.deepEqual(JSON.parse(json.stdout), { version: pkg.version, node: process.versions.node });
+  });
+
+  test('an unknown option names the option and shows the command usage, without parseArgs text', async () => {
+    const r = await box.tern(['queue', 'list', '--bogus']);
+    assert.equal(r.code, 2);
+    assert.equal(
+      r.stderr,
+      "tern: unknown option '--bogus'\nusage: tern queue list [--json] [--config FILE]\n" +
+        "run 'tern help' for all commands\n",
+    );
+    const missingValue = await box.tern(['dns', 'records', '--domain']);
+    assert.equal(missingValue.code, 2);
+    assert.match(missingValue.stderr, /^tern: option --domain needs a value\nusage: tern dns records /);
+    const valueForFlag = await box.tern(['queue', 'list', '--json=yes']);
+    assert.equal(valueForFlag.code, 2);
+    assert.match(valueForFlag.stderr, /^tern: option --json takes no value\n/);
+  });
+
+  test('--verbose says on stderr which data directory and config a command used', async () => {
+    assert.equal((await box.tern(['user', 'add', 'jürgen@example.test'])).code, 0);
+    const r = await box.tern(['user', 'list', '--json', '--verbose']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((JSON.parse(r.stdout) as unknown[]).length, 1);
+    assert.equal(r.stderr, `tern: data directory ${join(box.dir, 'data')} (config ${box.configPath})\n`);
+    const quiet = await box.tern(['user', 'list']);
+    assert.equal(quiet.stderr, '');
+  });
+
+  test('read-only commands never create a data directory: they say which one they looked for, exit 1', async () => {
+    const cwd = await mkdtemp(join(tmpdir(), 'tern-cli-nodata-'));
+    try {
+      const data = join(cwd, 'data');
+      for (const args of [
+        ['queue', 'list'],
+        ['queue', 'show', 'X'],
+        ['queue', 'cat', 'X'],
+        ['user', 'list', '--json'],
+        ['alias', 'list'],
+        ['mailbox', 'list', 'a@localhost'],
+        ['mailbox', 'cat', 'a@localhost', '1'],
+        ['dkim', 'list'],
+      ]) {
+        const r = await runTern(args, { cwd });
+        assert.equal(r.code, 1, args.join(' '));
+        assert.equal(r.stdout, '', args.join(' '));
+        assert.equal(
+          r.stderr,
+          `tern: no data directory at ${data} (data_dir of the built-in defaults): nothing to read\n`,
+          args.join(' '),
+        );
+        assert.equal(existsSync(data), false, `${args.join(' ')} created ${data}`);
+      }
+      // A data directory without the queue database: the file is named, and not created.
+      await mkdir(data);
+      const r = await runTern(['queue', 'list'], { cwd });
+      assert.equal(r.code, 1);
+      assert.equal(
+        r.stderr,
+        `tern: no queue database at ${join(data, 'queue', 'queue.db')}: nothing to read\n`,
+      );
+      assert.equal(existsSync(join(data, 'queue', 'queue.db')), false);
+    } finally {
+      await rm(cwd, { recursive: true, force: true });
+    }
+  });
 });

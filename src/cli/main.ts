@@ -4,7 +4,7 @@
 // it in-process; the file runs it only when executed as the program (directly or via bin/tern.mjs).
 // Deliberately NOT here: constructing services (src/main.ts) or what the commands do (commands/).
 
-import { realpathSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ParseArgsOptionsConfig } from 'node:util';
@@ -12,13 +12,17 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.ts';
 import { ConfigLoadError, loadConfig } from '../config/load.ts';
 import type { ConfigError } from '../config/load.ts';
-import type { Logger } from '../core/ports.ts';
+import { assertNever } from '../core/assert-never.ts';
+import type { LogFields, Logger } from '../core/ports.ts';
 import { systemClock } from '../core/ports.ts';
-import { StartupError, openDirectory, openQueue, openStore } from '../main.ts';
+import { StartupError, dataPaths, openDirectory, openQueue, openStore } from '../main.ts';
 import { TokenVerifierConfigError } from '../net/token-verifier.ts';
 import { DirectoryError } from '../directory/sqlite-directory.ts';
 import { createLogger } from '../net/logger.ts';
 import { TlsMaterialError } from '../net/tls.ts';
+import type { Queue } from '../queue/queue.ts';
+import { recordingDirectory } from './change-log.ts';
+import { existingDataDir, serviceFile } from './data-dir.ts';
 import type { Command, CommandContext, OpenedServices, ParsedArgs } from './command.ts';
 import { usageLine } from './command.ts';
 import { aliasCommands } from './commands/alias.ts';
@@ -31,6 +35,7 @@ import { reload } from './commands/reload.ts';
 import { send } from './commands/send.ts';
 import { serve } from './commands/serve.ts';
 import { userCommands } from './commands/user.ts';
+import { version } from './commands/version.ts';
 import type { CliIo } from './io.ts';
 import { CliError, UsageError, writeLine } from './io.ts';
 
@@ -47,6 +52,7 @@ export const COMMANDS: readonly Command[] = [
   ...dnsCommands,
   configCheck,
   send,
+  version,
 ];
 
 /** The widest command line that keeps its summary beside it in `tern help`. */
@@ -74,7 +80,8 @@ export function usageText(commands: readonly Command[] = COMMANDS): string {
     '',
     'Every command takes --config FILE (or the TERN_CONFIG environment variable); without one, Tern reads',
     './tern.toml when it exists, else its built-in defaults: data in ./data, local domain localhost,',
-    'SMTP on 127.0.0.1:2525.',
+    'SMTP on 127.0.0.1:2525. --verbose says on stderr which data directory a command used.',
+    'Exit status: 0 ok, 1 failed (one line on stderr says why), 2 bad usage.',
     'See README.md and docs/configuration.md.',
   ].join('\n');
 }
@@ -87,7 +94,11 @@ function commandHelp(cmd: Command): string {
 const COMMON_OPTIONS: ParseArgsOptionsConfig = {
   config: { type: 'string', short: 'c' },
   help: { type: 'boolean', short: 'h' },
+  verbose: { type: 'boolean', short: 'v' },
 };
+
+/** Options that may come before the command words (`tern --verbose queue list`). */
+const LEADING_FLAGS = new Set(['--help', '-h', '--verbose', '-v', '--version', '-V']);
 
 /** Leading options (`tern --config x user list`): moved after the command words for parseArgs. */
 function takeLeadingOptions(argv: readonly string[]): { leading: string[]; rest: string[] } {
@@ -98,7 +109,7 @@ function takeLeadingOptions(argv: readonly string[]): { leading: string[]; rest:
     if (arg === '--config' || arg === '-c') {
       leading.push(arg, ...argv.slice(i + 1, i + 2));
       i++;
-    } else if (arg.startsWith('--config=') || arg === '--help' || arg === '-h') {
+    } else if (arg.startsWith('--config=') || LEADING_FLAGS.has(arg)) {
       leading.push(arg);
     } else break;
   }
@@ -111,8 +122,13 @@ type Resolved =
   | { kind: 'usage-error'; message: string; text: string };
 
 function resolveCommand(argv: readonly string[]): Resolved {
-  const { leading, rest } = takeLeadingOptions(argv);
+  const { leading: leadingAll, rest } = takeLeadingOptions(argv);
+  const leading = leadingAll.filter((a) => a !== '--version' && a !== '-V');
   const wantsHelp = leading.includes('--help') || leading.includes('-h');
+  // `tern --version` is `tern version` (git, node and most tools answer both).
+  if (leading.length !== leadingAll.length && !wantsHelp) {
+    return { kind: 'command', command: version, argv: [...leading, ...rest] };
+  }
   const [first, second] = rest;
   if (first === undefined) {
     return wantsHelp
@@ -146,10 +162,31 @@ function resolveCommand(argv: readonly string[]): Resolved {
   return { kind: 'command', command, argv: [...leading, ...rest.slice(2)] };
 }
 
+/**
+ * parseArgs' own messages are long and speak of its syntax ("To specify a positional argument starting
+ * with a '-', place it at the end..."); say in a few words what is wrong with which option instead.
+ */
+function describeParseError(err: unknown, argv: readonly string[], options: ParseArgsOptionsConfig): string {
+  const code = (err as { code?: unknown } | null)?.code;
+  const message = err instanceof Error ? err.message : String(err);
+  const quoted = /'(-[^' ]*)/.exec(message)?.[1];
+  if (code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && quoted !== undefined) return `unknown option '${quoted}'`;
+  if (code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE' && quoted !== undefined) {
+    const name = quoted.replace(/^-+/, '');
+    const long = Object.entries(options).find(([n, o]) => n === name || o.short === name)?.[0] ?? name;
+    if (options[long]?.type === 'boolean') return `option --${long} takes no value`;
+    return `option --${long} needs a value`;
+  }
+  if (code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') {
+    return `unexpected argument '${argv.find((a) => !a.startsWith('-')) ?? ''}'`;
+  }
+  return message;
+}
+
 function parseCommandArgs(
   command: Command,
   argv: string[],
-): ParsedArgs & { config: string | null; help: boolean } {
+): ParsedArgs & { config: string | null; help: boolean; verbose: boolean } {
   const options: ParseArgsOptionsConfig = { ...COMMON_OPTIONS };
   for (const flag of command.flags) options[flag] = { type: 'boolean' };
   for (const option of command.options ?? []) options[option] = { type: 'string' };
@@ -157,8 +194,7 @@ function parseCommandArgs(
   try {
     parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
   } catch (err) {
-    // parseArgs explains itself ("Unknown option '--x'"); only its message is worth showing.
-    throw new UsageError(err instanceof Error ? err.message : String(err), usageLine(command));
+    throw new UsageError(describeParseError(err, argv, options), usageLine(command));
   }
   const flags = new Set<string>();
   for (const flag of command.flags) if (parsed.values[flag] === true) flags.add(flag);
@@ -169,6 +205,7 @@ function parseCommandArgs(
   }
   const config = parsed.values['config'];
   const help = parsed.values['help'] === true;
+  const verbose = parsed.values['verbose'] === true;
   const positionals = parsed.positionals;
   if (!help) {
     if (positionals.length < command.minPositionals) {
@@ -189,19 +226,34 @@ function parseCommandArgs(
     options: values,
     config: typeof config === 'string' ? config : null,
     help,
+    verbose,
   };
 }
 
-function makeContext(io: CliIo, configPath: string | null): CommandContext {
+interface ContextOptions {
+  readonly configPath: string | null;
+  readonly verbose: boolean;
+  /** The command only reads (Command.readOnly): missing data is reported, never created. */
+  readonly readOnly: boolean;
+}
+
+function makeContext(io: CliIo, options: ContextOptions): CommandContext {
   let config: Config | null = null;
   let logger: Logger | null = null;
   const readConfig = (onWarning?: (warning: ConfigError, source: string) => void): Config => {
-    const loaded = loadConfig({ path: configPath, cwd: io.cwd, ...(onWarning ? { onWarning } : {}) });
+    const loaded = loadConfig({ path: options.configPath, cwd: io.cwd, ...(onWarning ? { onWarning } : {}) });
     // Relative data_dir is relative to where tern runs (io.cwd), not to this process's cwd in tests.
     return { ...loaded, dataDir: resolve(io.cwd, loaded.dataDir) };
   };
   const getConfig = (): Config => {
-    config ??= readConfig();
+    if (config === null) {
+      config = readConfig();
+      if (options.verbose) {
+        io.stderr.write(
+          `tern: data directory ${dataPaths(config).root} (config ${config.source ?? 'built-in defaults'})\n`,
+        );
+      }
+    }
     return config;
   };
   const getLogger = (): Logger => {
@@ -209,32 +261,68 @@ function makeContext(io: CliIo, configPath: string | null): CommandContext {
     logger ??= createLogger({ level: 'warn', format: 'json', destination: io.stderr });
     return logger;
   };
+  /** The queue a running withServices opened, reused for the change log. */
+  let openedQueue: Queue | null = null;
+  const recordChange = async (event: string, detail: LogFields): Promise<void> => {
+    try {
+      if (openedQueue !== null) return await openedQueue.recordChange(event, detail);
+      const queue = await openQueue(getConfig(), systemClock, getLogger());
+      try {
+        await queue.recordChange(event, detail);
+      } finally {
+        await queue.close();
+      }
+    } catch (err) {
+      // The change itself is made; only the server's log line about it is lost. Say so, do not fail.
+      await writeLine(
+        io.stderr,
+        `tern: warning: ${event} was not recorded for the server's log: ${describeError(err)}`,
+      );
+    }
+  };
   return {
     io,
     config: getConfig,
     readConfig,
     logger: getLogger,
     clock: systemClock,
+    verbose: options.verbose,
+    recordChange,
     async withServices(names, fn) {
       const opened: Partial<Record<keyof OpenedServices, { close(): Promise<void> }>> = {};
       try {
         const cfg = getConfig();
+        if (options.readOnly) {
+          existingDataDir(cfg);
+          for (const name of names) {
+            const file = serviceFile(cfg, name);
+            if (!existsSync(file.path))
+              throw new CliError(`no ${file.what} at ${file.path}: nothing to read`);
+          }
+        }
         const services: { -readonly [K in keyof OpenedServices]?: OpenedServices[K] } = {};
         for (const name of names) {
           switch (name) {
-            case 'directory':
-              services.directory = opened.directory = await openDirectory(cfg);
+            case 'directory': {
+              const directory = (opened.directory = await openDirectory(cfg));
+              services.directory = options.readOnly
+                ? directory
+                : recordingDirectory(directory, (c) => recordChange(c.event, c.detail));
               break;
+            }
             case 'store':
               services.store = opened.store = await openStore(cfg, systemClock);
               break;
             case 'queue':
-              services.queue = opened.queue = await openQueue(cfg, systemClock, getLogger());
+              services.queue = opened.queue = openedQueue = await openQueue(cfg, systemClock, getLogger());
               break;
+            default:
+              assertNever(name);
           }
         }
         return await fn(services as OpenedServices);
       } finally {
+        openedQueue = null;
         for (const service of Object.values(opened).reverse()) await service.close();
       }
     },
@@ -300,7 +388,11 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
       await writeLine(io.stdout, commandHelp(command));
       return 0;
     }
-    const ctx = makeContext(io, args.config ?? io.env['TERN_CONFIG'] ?? null);
+    const ctx = makeContext(io, {
+      configPath: args.config ?? io.env['TERN_CONFIG'] ?? null,
+      verbose: args.verbose,
+      readOnly: command.readOnly === true,
+    });
     return await command.run(ctx, args);
   } catch (err) {
     await writeLine(io.stderr, `tern: ${describeError(err)}`);

@@ -24,6 +24,7 @@ import {
 import type { KeyObject } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { domainToASCII } from 'node:url';
 import { BodyHash } from '../policy/dkim/canonicalize.ts';
 import type { Canonicalization } from '../policy/dkim/canonicalize.ts';
 import type { RawHeaderField } from '../policy/dkim/header-fields.ts';
@@ -316,10 +317,31 @@ interface KeyMeta {
   readonly createdMs: number;
 }
 
+/**
+ * Why no key can be made for this domain, or null when one can. A name without a dot (localhost, a
+ * bare host name) is refused: verifiers look the key up in public DNS, where such a name has none.
+ */
+export function dkimDomainProblem(domain: string): string | null {
+  const d = typedDkimName(domain);
+  if (d === null) return `not a domain name: ${domain}`;
+  if (!d.includes('.')) {
+    return `${domain}: DKIM keys are published in DNS, so the domain must be a DNS name with a dot (${domain} is for local use only)`;
+  }
+  return null;
+}
+
+/** A name as a person typed it (a JS string, U-labels allowed), as the A-labels DKIM uses; null: not a name. */
+function typedDkimName(text: string): string | null {
+  if (!/[^\x00-\x7f]/.test(text)) return normalizeDkimDomain(text);
+  const ascii = domainToASCII(text);
+  return ascii === '' ? null : normalizeDkimDomain(ascii);
+}
+
 function checkNames(domain: string, selector: string): { domain: string; selector: string } {
-  const d = normalizeDkimDomain(domain);
-  if (d === null || !d.includes('.')) throw new DkimSignError(`not a domain name: ${domain}`);
-  const s = normalizeDkimDomain(selector);
+  const problem = dkimDomainProblem(domain);
+  if (problem !== null) throw new DkimSignError(problem);
+  const d = typedDkimName(domain)!;
+  const s = typedDkimName(selector);
   if (s === null) throw new DkimSignError(`not a DKIM selector: ${selector}`);
   return { domain: d, selector: s };
 }
@@ -404,6 +426,44 @@ export async function loadDkimKeys(dataDir: string): Promise<Map<string, DkimKey
     }
   }
   return keys;
+}
+
+/** A stored key as `tern dkim list` shows it. */
+export interface DkimKeyInfo {
+  readonly key: DkimKey;
+  /** When `tern dkim keygen` made it; null for a metadata file that does not say. */
+  readonly createdMs: number | null;
+  readonly paths: DkimKeyPaths;
+}
+
+/** Every stored key with its metadata, by domain then selector (the same keys loadDkimKeys gives). */
+export async function listDkimKeys(dataDir: string): Promise<DkimKeyInfo[]> {
+  const list: DkimKeyInfo[] = [];
+  for (const keys of (await loadDkimKeys(dataDir)).values()) {
+    for (const key of keys) {
+      const paths = dkimKeyPaths(dataDir, key.domain, key.selector);
+      const meta = JSON.parse(await readFile(paths.meta, 'utf8')) as Partial<KeyMeta>;
+      list.push({ key, createdMs: typeof meta.createdMs === 'number' ? meta.createdMs : null, paths });
+    }
+  }
+  return list;
+}
+
+/**
+ * Delete a key (both files, and the domain's folder once empty): mail is no longer signed with it. The
+ * caller tells the operator to withdraw the DNS record later, not at once: mail already signed with the
+ * key is still being verified for a while.
+ */
+export async function removeDkimKey(dataDir: string, domain: string, selector: string): Promise<DkimKey> {
+  const names = checkNames(domain, selector);
+  const key = (await loadDkimKeys(dataDir)).get(names.domain)?.find((k) => k.selector === names.selector);
+  if (key === undefined) throw new DkimSignError(`no DKIM key ${names.selector}._domainkey.${names.domain}`);
+  const paths = dkimKeyPaths(dataDir, names.domain, names.selector);
+  // The metadata first: without it the key is no longer loaded, whatever happens to the .key file.
+  await rm(paths.meta, { force: true });
+  await rm(paths.key, { force: true });
+  if ((await readdir(paths.dir)).length === 0) await rm(paths.dir, { recursive: true, force: true });
+  return key;
 }
 
 async function loadKey(root: string, domainDir: string, selectorFile: string): Promise<DkimKey> {

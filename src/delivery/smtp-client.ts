@@ -17,6 +17,7 @@
 //   terminated: the connection is dropped so the server cannot take a truncated message.
 // - Every read has a timeout and a byte limit; every server reply is parsed by a total parser.
 
+import { randomBytes } from 'node:crypto';
 import { connect as netConnect, isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect, getCACertificates } from 'node:tls';
@@ -26,6 +27,7 @@ import type { Envelope } from '../core/envelope.ts';
 import { Events } from '../core/events.ts';
 import type { Logger } from '../core/ports.ts';
 import { nullLogger } from '../core/ports.ts';
+import { scramClientFinal, scramClientFirst, scramServerFinalValid } from '../protocol/sasl/scram-client.ts';
 import type { Capabilities } from '../protocol/smtp/client/capabilities.ts';
 import { heloCapabilities, parseEhloReply } from '../protocol/smtp/client/capabilities.ts';
 import {
@@ -164,6 +166,8 @@ export interface SmtpClientSession {
   readonly capabilities: Capabilities;
   readonly tls: TlsInfo | null;
   readonly authenticated: boolean;
+  /** The SASL mechanism AUTH used (SCRAM-SHA-256, PLAIN or LOGIN); null without AUTH. */
+  readonly authMechanism: string | null;
   /** False once the connection failed, timed out, was closed, or a send is in progress. */
   readonly usable: boolean;
   readonly messagesSent: number;
@@ -414,6 +418,7 @@ class Session implements SmtpClientSession {
   capabilities: Capabilities = heloCapabilities([]);
   tls: TlsInfo | null = null;
   authenticated = false;
+  authMechanism: string | null = null;
   messagesSent = 0;
   discardedPlaintextBytes = 0;
   private busy = false;
@@ -523,6 +528,8 @@ class Session implements SmtpClientSession {
   }
 
   private async authenticate(auth: { username: string; password: string }): Promise<void> {
+    const encodeUtf8Base64 = (text: string): string => Buffer.from(text, 'utf8').toString('base64');
+    const decodeUtf8Base64 = (text: string): string => Buffer.from(text.trim(), 'base64').toString('utf8');
     // A refused login is the operator's problem, not the message's: always temporary (Postfix's
     // smtp_sasl_auth_soft_bounce).
     const fail = (reason: string, reply: RemoteReply | null = null): never => {
@@ -537,11 +544,45 @@ class Session implements SmtpClientSession {
     if (this.tls === null) fail('refusing to send credentials without TLS');
     const mechs = this.capabilities.authMechanisms;
     const t = this.t.commandMs;
-    if (mechs.includes('PLAIN')) {
+    // SCRAM first: the password never crosses the wire and the server proves it knows the account.
+    // An account may have no SCRAM secret (made before SCRAM, or elsewhere): on 535 PLAIN/LOGIN get a try.
+    const fallback = mechs.includes('PLAIN') || mechs.includes('LOGIN');
+    if (mechs.includes('SCRAM-SHA-256')) {
+      const first = scramClientFirst(auth.username, randomBytes(18).toString('base64'));
+      await this.wire.write(`AUTH SCRAM-SHA-256 ${encodeUtf8Base64(first.message)}\r\n`, 'auth', t);
+      const challenge = await this.wire.read('auth', t);
+      if (challenge.code !== 334) fail('authentication failed', challenge);
+      const final = scramClientFinal(first, decodeUtf8Base64(challenge.text), auth.password);
+      if (!final.ok) {
+        await this.wire.write('*\r\n', 'auth', t);
+        await this.wire.read('auth', t);
+        return fail(`SCRAM-SHA-256: ${final.reason}`);
+      }
+      await this.wire.write(`${encodeUtf8Base64(final.message)}\r\n`, 'auth', t);
+      const outcome = await this.wire.read('auth', t);
+      if (outcome.code === 535 && fallback) {
+        // Refused: PLAIN or LOGIN below, which fail the same way when the password is wrong.
+      } else if (outcome.code !== 334) fail('authentication failed', outcome);
+      else if (!scramServerFinalValid(decodeUtf8Base64(outcome.text), final.serverSignature)) {
+        await this.wire.write('*\r\n', 'auth', t);
+        await this.wire.read('auth', t);
+        fail('SCRAM-SHA-256: the server did not prove that it knows the password');
+      } else {
+        await this.wire.write('\r\n', 'auth', t);
+        const reply = await this.wire.read('auth', t);
+        if (reply.code !== 235) fail('authentication failed', reply);
+        this.authMechanism = 'SCRAM-SHA-256';
+      }
+    }
+    if (this.authMechanism !== null) {
+      // done: SCRAM
+    } else if (mechs.includes('PLAIN')) {
+      this.authMechanism = 'PLAIN';
       await this.wire.write(formatAuthPlain(auth.username, auth.password), 'auth', t);
       const reply = await this.wire.read('auth', t);
       if (reply.code !== 235) fail('authentication failed', reply);
     } else if (mechs.includes('LOGIN')) {
+      this.authMechanism = 'LOGIN';
       await this.wire.write('AUTH LOGIN\r\n', 'auth', t);
       for (const value of [auth.username, auth.password]) {
         const challenge = await this.wire.read('auth', t);

@@ -7,6 +7,7 @@ import type { Alias, Directory, Resolution, User } from '../directory/directory.
 import type {
   MessageWriter,
   Queue,
+  QueueChange,
   QueuedMessage,
   QueuedRecipient,
   RecipientOutcome,
@@ -166,6 +167,15 @@ class FakeQueue implements Queue {
     return Promise.reject(new Error('not used by the worker tests'));
   }
   changeCounter(): Promise<number> {
+    return Promise.resolve(0);
+  }
+  recordChange(): Promise<void> {
+    return Promise.resolve();
+  }
+  changesSince(): Promise<QueueChange[]> {
+    return Promise.resolve([]);
+  }
+  lastChangeSeq(): Promise<number> {
     return Promise.resolve(0);
   }
   #snapshot(id: string, m: StoredMessage, recipients: readonly QueuedRecipient[]): QueuedMessage {

@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import type { Envelope } from '../core/envelope.ts';
 import { Replies, ReplyError } from '../core/reply.ts';
 import type { Queue } from './queue.ts';
-import { OPERATOR_BOUNCE_REPLY } from './queue.ts';
+import { CHANGE_LOG_KEEP, OPERATOR_BOUNCE_REPLY } from './queue.ts';
 
 export interface QueueHarness {
   readonly queue: Queue;
@@ -554,6 +554,31 @@ export function runQueueContract(name: string, make: () => Promise<QueueHarness>
       await q.remove(id);
       const c = await q.changeCounter();
       assert.ok(c > seen.at(-1)!, 'remove did not move the counter');
+    });
+
+    withHarness('the change log keeps what was changed, in order, across processes, bounded', async (h) => {
+      assert.equal(await h.queue.lastChangeSeq(), 0);
+      assert.deepEqual(await h.queue.changesSince(0, 10), []);
+      const c0 = await h.queue.changeCounter();
+      await h.queue.recordChange('queue.hold', { ids: ['a', 'b'] });
+      await h.queue.recordChange('user.add', { address: 'jürgen@example.org' });
+      assert.ok((await h.queue.changeCounter()) > c0, 'recordChange moves the change counter');
+      const q = await h.reopen();
+      const changes = await q.changesSince(0, 10);
+      assert.deepEqual(
+        changes.map((c) => [c.event, c.detail, c.atMs]),
+        [
+          ['queue.hold', { ids: ['a', 'b'] }, CONTRACT_NOW_MS],
+          ['user.add', { address: 'jürgen@example.org' }, CONTRACT_NOW_MS],
+        ],
+      );
+      assert.equal(await q.lastChangeSeq(), changes[1]!.seq);
+      assert.deepEqual(await q.changesSince(changes[0]!.seq, 10), [changes[1]]);
+      assert.deepEqual(await q.changesSince(0, 1), [changes[0]]);
+      for (let i = 0; i < CHANGE_LOG_KEEP; i++) await q.recordChange('queue.flush', { n: i });
+      const kept = await q.changesSince(0, CHANGE_LOG_KEEP * 2);
+      assert.equal(kept.length, CHANGE_LOG_KEEP);
+      assert.equal(kept.at(-1)!.seq, changes[1]!.seq + CHANGE_LOG_KEEP, 'seq is never reused');
     });
 
     withHarness('a full disk fails with 452 4.3.1 and leaves nothing; space coming back heals', async (h) => {

@@ -104,9 +104,32 @@ export interface Queue {
    * Commits and settles do not move it: the process that makes them wakes its own worker (onCommit).
    */
   changeCounter(): Promise<number>;
+  /**
+   * Append to the change log (moving the change counter too): what an operator changed from another
+   * process (the `tern` CLI: queue actions, directory edits), so the running server can log it. Only the
+   * newest CHANGE_LOG_KEEP entries are kept. Never put secrets in `detail`: the server logs it as is.
+   */
+  recordChange(event: string, detail: Readonly<Record<string, unknown>>): Promise<void>;
+  /** Change-log entries with seq > afterSeq, oldest first, at most `limit`. */
+  changesSince(afterSeq: number, limit: number): Promise<QueueChange[]>;
+  /** The seq of the newest change-log entry (0 when none): where a reader starts. */
+  lastChangeSeq(): Promise<number>;
 
   close(): Promise<void>;
 }
+
+/** One change-log entry (recordChange). */
+export interface QueueChange {
+  /** Grows by one per entry and is never reused, also after old entries were dropped. */
+  readonly seq: number;
+  readonly atMs: number;
+  /** What changed, e.g. `queue.hold` or `user.add`. */
+  readonly event: string;
+  readonly detail: Readonly<Record<string, unknown>>;
+}
+
+/** How many change-log entries are kept: enough for a server that polls every second, never a history. */
+export const CHANGE_LOG_KEEP = 1000;
 
 /** What an outcome may say about the remote server that gave it (for the DSN: Remote-MTA, Diagnostic-Code). */
 export interface RemoteDetail {

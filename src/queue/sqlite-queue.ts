@@ -10,6 +10,7 @@
 // the same transaction: a second process (the CLI) cannot call the server's listeners, so the server's
 // worker polls changeCounter() instead; the row is cheaper to read than any scan and, unlike
 // PRAGMA data_version, also moves for changes made through this same connection (testable in-process).
+// The `change_log` table says what such a change was (recordChange), for the running server's log.
 // Deliberately not here: retry schedules (schedule.ts; delivery decides nextAttemptMs), DSNs, claiming
 // work across several workers (one delivery worker per server).
 
@@ -33,11 +34,25 @@ import { nodeStorageFs, removeQuietly, storageError } from '../db/storage-fs.ts'
 import type {
   MessageWriter,
   Queue,
+  QueueChange,
   QueuedMessage,
   QueuedRecipient,
   RecipientOutcome,
   RecipientStatus,
 } from './queue.ts';
+import { CHANGE_LOG_KEEP } from './queue.ts';
+
+/** A change-log detail as stored; a row written by hand that is not an object is kept, wrapped. */
+function parseDetail(json: string): Readonly<Record<string, unknown>> {
+  try {
+    const value: unknown = JSON.parse(json);
+    if (typeof value === 'object' && value !== null && !Array.isArray(value))
+      return value as Record<string, unknown>;
+  } catch {
+    // fall through: shown as stored
+  }
+  return { detail: json };
+}
 
 // XXX: these belong in src/core/events.ts (not ours to edit); move them there.
 const QueueEvents = {
@@ -110,6 +125,13 @@ const MIGRATIONS = [
   // due() walks this index in order and stops at its LIMIT instead of grouping every pending recipient.
   `CREATE INDEX recipients_due_order ON recipients (next_attempt_ms, message_id) WHERE status IN ('queued', 'deferred');
    DROP INDEX IF EXISTS recipients_due;`,
+  // What the CLI changed, for the running server's log (recordChange); detail is a JSON object.
+  `CREATE TABLE change_log (
+     seq INTEGER PRIMARY KEY AUTOINCREMENT,
+     at_ms INTEGER NOT NULL,
+     event TEXT NOT NULL,
+     detail TEXT NOT NULL
+   ) STRICT;`,
 ];
 
 /** Most bytes of fresh bodies kept in memory for the delivery worker's first read. */
@@ -465,6 +487,36 @@ export class SqliteQueue implements Queue {
   changeCounter(): Promise<number> {
     return attempt(() =>
       integer(this.#sql.sql('SELECT counter FROM wakeups WHERE id = 1').get()!, 'counter'),
+    );
+  }
+
+  async recordChange(event: string, detail: Readonly<Record<string, unknown>>): Promise<void> {
+    const atMs = this.#clock.nowMs();
+    await this.#change(() => {
+      const { lastInsertRowid } = this.#sql
+        .sql('INSERT INTO change_log (at_ms, event, detail) VALUES (?, ?, ?)')
+        .run(atMs, event, JSON.stringify(detail));
+      this.#sql.sql('DELETE FROM change_log WHERE seq <= ?').run(Number(lastInsertRowid) - CHANGE_LOG_KEEP);
+    });
+  }
+
+  changesSince(afterSeq: number, limit: number): Promise<QueueChange[]> {
+    return attempt(() =>
+      this.#sql
+        .sql('SELECT seq, at_ms, event, detail FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?')
+        .all(afterSeq, limit)
+        .map((r) => ({
+          seq: integer(r, 'seq'),
+          atMs: integer(r, 'at_ms'),
+          event: text(r, 'event'),
+          detail: parseDetail(text(r, 'detail')),
+        })),
+    );
+  }
+
+  lastChangeSeq(): Promise<number> {
+    return attempt(() =>
+      integer(this.#sql.sql('SELECT coalesce(max(seq), 0) AS seq FROM change_log').get()!, 'seq'),
     );
   }
 

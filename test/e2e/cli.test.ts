@@ -14,6 +14,12 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { createTransport } from 'nodemailer';
+import { systemClock } from '../../src/core/ports.ts';
+import { nullLogger } from '../../src/core/ports.ts';
+import { openQueue } from '../../src/main.ts';
+import { loadConfig } from '../../src/config/load.ts';
+import type { ProcessResult, Tern } from './harness.ts';
+import { startTern } from './harness.ts';
 
 const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 
@@ -247,5 +253,188 @@ describe('tern serve as a program', () => {
       const { code } = await stopServe(child);
       assert.equal(code, 0);
     }
+  });
+});
+
+describe('issue 11: the CLI as an admin expects it (real processes)', () => {
+  let dir: string;
+  let config: string;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'tern-e2e-cli11-'));
+    config = join(dir, 'tern.toml');
+    await writeFile(config, configToml(join(dir, 'data'), ''));
+  });
+  after(() => rm(dir, { recursive: true, force: true }));
+
+  test('exit codes: 0 for --version, 2 for usage (with the command usage), 1 for a read with no data', async () => {
+    const version = await npxTern(['--version']);
+    assert.equal(version.code, 0);
+    assert.match(version.stdout, /^tern \d+\.\d+\.\d+\n$/);
+    const unknown = await npxTern(['queue', 'hold', '--bogus', '--config', config]);
+    assert.equal(unknown.code, 2);
+    assert.match(
+      unknown.stderr,
+      /^tern: unknown option '--bogus'\nusage: tern queue hold ID\.\.\. \| --all \| - /,
+    );
+    const noIds = await npxTern(['queue', 'hold', '--config', config]);
+    assert.equal(noIds.code, 2);
+    const read = await npxTern(['queue', 'list', '--config', config]);
+    assert.equal(read.code, 1);
+    assert.equal(
+      read.stderr,
+      `tern: no data directory at ${join(dir, 'data')} (data_dir of ${config}): nothing to read\n`,
+    );
+  });
+});
+
+describe('issue 11: the running server logs what the CLI changed; tern send uses SCRAM', () => {
+  let tern: Tern;
+  const FAR_MS = Date.UTC(2100, 0, 1);
+  before(async () => {
+    // 'old@': made without a SCRAM secret (as accounts made before SCRAM are); jürgen@ by `tern user add`.
+    tern = await startTern({ users: [{ address: 'old@example.test', password: 'pencil' }] });
+    const add = await tern.tern(['user', 'add', 'jürgen@example.test', '--password-stdin'], 'pencil\n');
+    assert.equal(add.code, 0, add.stderr);
+  });
+  after(() => tern.stop());
+
+  /** A message for a remote recipient, put on the queue beside the server and deferred far ahead. */
+  async function queued(): Promise<string> {
+    const queue = await openQueue(
+      loadConfig({ path: tern.configPath, cwd: tern.dir }),
+      systemClock,
+      nullLogger,
+    );
+    try {
+      const writer = queue.begin();
+      await writer.write(Buffer.from('From: jürgen@example.test\r\nSubject: held\r\n\r\nbody\r\n'));
+      await writer.commit({
+        sender: 'jürgen@example.test',
+        body: '8BITMIME',
+        smtputf8: true,
+        ret: null,
+        envid: null,
+        recipients: [{ address: '日本@remote.example', notify: null, orcpt: null }],
+        client: {
+          ip: '127.0.0.1',
+          port: 1,
+          hostname: null,
+          helo: 'test',
+          esmtp: true,
+          tls: null,
+          authUser: null,
+          service: 'submission',
+        },
+        receivedAtMs: Date.now(),
+      });
+      await queue.settle(writer.id, 0, {
+        status: 'deferred',
+        reply: '451 4.4.1 later',
+        nextAttemptMs: FAR_MS,
+      });
+      return writer.id;
+    } finally {
+      await queue.close();
+    }
+  }
+
+  test('queue hold with ids on stdin, user add, alias add: each is a cli.* line in the server log', async () => {
+    const ids = [await queued(), await queued()];
+    const hold = await tern.tern(['queue', 'hold', '-'], `${ids.join('\n')}\n`);
+    assert.equal(hold.code, 0, hold.stderr);
+    assert.equal(hold.stdout, ids.map((id) => `message ${id} held\n`).join(''));
+    const line = await tern.waitForLog('cli.queue.hold', (l) => l.event === 'cli.queue.hold');
+    assert.deepEqual(line['ids'], ids);
+    assert.match(String(line['changedAt']), /^\d{4}-\d\d-\d\dT/);
+
+    const add = await tern.tern(['user', 'add', '日本@example.test']);
+    assert.equal(add.code, 0, add.stderr);
+    const user = await tern.waitForLog(
+      'cli.user.add',
+      (l) => l.event === 'cli.user.add' && l['address'] !== 'jürgen@example.test',
+    );
+    assert.equal(user['address'], '日本@example.test');
+
+    const alias = await tern.tern(['alias', 'add', 'info@example.test', '日本@example.test']);
+    assert.equal(alias.code, 0, alias.stderr);
+    const a = await tern.waitForLog('cli.alias.add', (l) => l.event === 'cli.alias.add');
+    assert.deepEqual([a['alias'], a['target']], ['info@example.test', '日本@example.test']);
+
+    const del = await tern.tern(['queue', 'delete', '--all', '--json']);
+    assert.equal(del.code, 0, del.stderr);
+    assert.deepEqual(
+      (JSON.parse(del.stdout) as { id: string }[]).map((r) => r.id),
+      ids,
+    );
+    const deleted = await tern.waitForLog('cli.queue.delete', (l) => l.event === 'cli.queue.delete');
+    assert.deepEqual(deleted['ids'], ids);
+  });
+
+  test('tern send prefers SCRAM-SHA-256, names it with --verbose, and --json reports the exchange', async () => {
+    const r = await tern.tern(
+      [
+        'send',
+        '--server',
+        `127.0.0.1:${tern.ports.submission}`,
+        '--tls',
+        'may',
+        '--auth',
+        'jürgen@example.test',
+        '--password-stdin',
+        '--from',
+        'jürgen@example.test',
+        '--to',
+        'jürgen@example.test',
+        '--verbose',
+        '--json',
+      ],
+      'pencil\n',
+    );
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(
+      r.stderr,
+      /^tern: data directory .*\ntern: authenticated as jürgen@example\.test with SCRAM-SHA-256\n$/,
+    );
+    const report = JSON.parse(r.stdout) as Record<string, unknown>;
+    assert.equal(report['mechanism'], 'SCRAM-SHA-256');
+    assert.equal(report['authenticated'], 'jürgen@example.test');
+    assert.equal(report['sent'], true);
+    assert.deepEqual(report['recipients'], [
+      {
+        address: 'jürgen@example.test',
+        accepted: true,
+        reply: (report['recipients'] as { reply: string }[])[0]!.reply,
+      },
+    ]);
+    assert.match(String(report['reply']), /^250 /);
+    await tern.waitForMessages('jürgen@example.test', 1);
+  });
+
+  test('tern send: an account without a SCRAM secret still logs in (PLAIN after SCRAM is refused)', async () => {
+    const send = (password: string): Promise<ProcessResult> =>
+      tern.tern(
+        [
+          'send',
+          '--server',
+          `127.0.0.1:${tern.ports.submission}`,
+          '--tls',
+          'may',
+          '--auth',
+          'old@example.test',
+          '--password-stdin',
+          '--from',
+          'old@example.test',
+          '--to',
+          'jürgen@example.test',
+          '--verbose',
+        ],
+        `${password}\n`,
+      );
+    const ok = await send('pencil');
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.match(ok.stderr, /\ntern: authenticated as old@example\.test with PLAIN\n$/);
+    const wrong = await send('not-it');
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /tern: 127\.0\.0\.1:\d+: authentication failed \(535 /);
   });
 });

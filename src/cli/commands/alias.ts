@@ -43,9 +43,9 @@ async function aliasWarnings(
 
 export const aliasAdd: Command = {
   name: 'alias add',
-  args: 'ALIAS TARGET',
+  args: 'ALIAS TARGET [--json]',
   summary: 'route ALIAS (name@domain, or @domain for a catch-all) to TARGET',
-  flags: [],
+  flags: ['json'],
   minPositionals: 2,
   maxPositionals: 2,
   async run(ctx, args) {
@@ -60,7 +60,8 @@ export const aliasAdd: Command = {
       await directory.addAlias(alias, target);
       return aliasWarnings(directory, alias, target, existing);
     });
-    await writeLine(ctx.io.stdout, `added alias ${alias} -> ${target}`);
+    if (args.flags.has('json')) await writeLine(ctx.io.stdout, JSON.stringify({ alias, target }));
+    else await writeLine(ctx.io.stdout, `added alias ${alias} -> ${target}`);
     for (const warning of warnings) await writeLine(ctx.io.stderr, `tern: warning: ${warning}`);
     return 0;
   },
@@ -73,6 +74,7 @@ export const aliasList: Command = {
   flags: ['json'],
   minPositionals: 0,
   maxPositionals: 0,
+  readOnly: true,
   async run(ctx, args) {
     const aliases = await ctx.withServices(['directory'], ({ directory }) => directory.listAliases());
     aliases.sort((a, b) => a.alias.localeCompare(b.alias) || a.target.localeCompare(b.target));
@@ -100,9 +102,9 @@ export const aliasList: Command = {
 
 export const aliasDel: Command = {
   name: 'alias del',
-  args: 'ALIAS [TARGET]',
+  args: 'ALIAS [TARGET] [--json]',
   summary: 'remove an alias (all its targets, or only TARGET)',
-  flags: [],
+  flags: ['json'],
   minPositionals: 1,
   maxPositionals: 2,
   async run(ctx, args) {
@@ -115,7 +117,11 @@ export const aliasDel: Command = {
     );
     const what = target === undefined ? alias : `${alias} -> ${target}`;
     if (!deleted) throw new CliError(`no such alias: ${what}`);
-    await writeLine(ctx.io.stdout, `deleted alias ${what}`);
+    if (args.flags.has('json')) {
+      await writeLine(ctx.io.stdout, JSON.stringify({ alias, target: target ?? null }));
+    } else {
+      await writeLine(ctx.io.stdout, `deleted alias ${what}`);
+    }
     return 0;
   },
 };

@@ -69,4 +69,24 @@ describe('tern dns records', () => {
     assert.equal(r.code, 2);
     assert.match(r.stderr, /missing --domain/);
   });
+
+  test('9c: for a name without a dot (localhost) it suggests no keygen that would be refused, and says why', async () => {
+    const r = await sandbox.tern(['dns', 'records', '--domain', 'localhost']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /tern dkim keygen/);
+    assert.match(
+      r.stderr,
+      /no DKIM key for localhost, and none can be made: DKIM keys are published in DNS, so the domain must be a DNS name with a dot/,
+    );
+    // And keygen refuses it with the same reason.
+    const k = await sandbox.tern(['dkim', 'keygen', '--domain', 'localhost', '--selector', 's1']);
+    assert.equal(k.code, 1);
+    assert.match(
+      k.stderr,
+      /^tern: localhost: DKIM keys are published in DNS, so the domain must be a DNS name with a dot/,
+    );
+    // A domain that can have a key still gets the suggestion, UTF-8 ones as A-labels included.
+    const idn = await sandbox.tern(['dns', 'records', '--domain', 'bücher.example']);
+    assert.match(idn.stderr, /create one with: tern dkim keygen --domain bücher\.example --selector s1/);
+  });
 });

@@ -5,7 +5,8 @@
 // Deliberately NOT here: publishing the records (Tern does not talk to DNS providers), serving the
 // MTA-STS policy over HTTPS (the admin web server will).
 
-import { dkimDnsRecord, loadDkimKeys } from '../../delivery/dkim-sign.ts';
+import { domainToASCII } from 'node:url';
+import { dkimDnsRecord, dkimDomainProblem, loadDkimKeys } from '../../delivery/dkim-sign.ts';
 import type { Command } from '../command.ts';
 import { usageLine } from '../command.ts';
 import { UsageError, writeLine } from '../io.ts';
@@ -53,7 +54,8 @@ export const dnsRecords: Command = {
         purpose: 'SPF: only the domain’s MX hosts send its mail',
       },
     ];
-    const keys = (await loadDkimKeys(config.dataDir)).get(domain) ?? [];
+    // Keys are stored under the A-label name (keygen converts what was typed).
+    const keys = (await loadDkimKeys(config.dataDir)).get(domainToASCII(domain) || domain) ?? [];
     for (const key of keys) {
       const r = dkimDnsRecord(key);
       records.push({
@@ -95,9 +97,13 @@ export const dnsRecords: Command = {
       );
     }
     if (keys.length === 0) {
+      // Suggest only a keygen that will work; else say why none can be made (keygen's own reason).
+      const problem = dkimDomainProblem(domain);
       await writeLine(
         ctx.io.stderr,
-        `tern: note: no DKIM key for ${domain}; create one with: tern dkim keygen --domain ${domain} --selector s1`,
+        problem === null
+          ? `tern: note: no DKIM key for ${domain}; create one with: tern dkim keygen --domain ${domain} --selector s1`
+          : `tern: note: no DKIM key for ${domain}, and none can be made: ${problem.startsWith(`${domain}: `) ? problem.slice(domain.length + 2) : problem}`,
       );
     }
     for (const r of records) {

@@ -64,7 +64,7 @@ describe('tern mailbox', () => {
     assert.equal(lines.length, 2);
     assert.match(
       lines[1]!,
-      new RegExp(`^${id}\\s+2026-01-15T12:00:05Z\\s+${RAW.length}\\s+Bob <bob@example.org> / Hello$`),
+      new RegExp(`^${id}\\s+2026-01-15T12:00:05.000Z\\s+${RAW.length}\\s+Bob <bob@example.org> / Hello$`),
     );
     const empty = await box.tern(['mailbox', 'list', 'empty@example.test', '--json']);
     assert.deepEqual(JSON.parse(empty.stdout), []);

@@ -7,6 +7,7 @@ import type { MessageSummary } from '../../store/mailbox-store.ts';
 import { userAddress } from '../addresses.ts';
 import type { Command } from '../command.ts';
 import { CliError, writeLine } from '../io.ts';
+import { isoTime } from '../time.ts';
 
 /** The JSON shape of one message in `mailbox list --json` (a stable, documented contract). */
 export function messageJson(m: MessageSummary): Record<string, unknown> {
@@ -36,6 +37,7 @@ export const mailboxList: Command = {
   flags: ['json'],
   minPositionals: 1,
   maxPositionals: 1,
+  readOnly: true,
   async run(ctx, args) {
     const user = userAddress(args.positionals[0]!, ctx.config().localDomains);
     const messages = await ctx.withServices(['directory', 'store'], async ({ directory, store }) => {
@@ -56,13 +58,13 @@ export const mailboxList: Command = {
     const idWidth = Math.max(2, ...messages.map((m) => m.id.length));
     await writeLine(
       stdout,
-      `${'ID'.padEnd(idWidth)}  ${'RECEIVED'.padEnd(20)}  ${'SIZE'.padStart(9)}  FROM / SUBJECT`,
+      `${'ID'.padEnd(idWidth)}  ${'RECEIVED'.padEnd(24)}  ${'SIZE'.padStart(9)}  FROM / SUBJECT`,
     );
     for (const m of messages) {
-      const received = new Date(m.internalDateMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
+      const received = isoTime(m.internalDateMs);
       await writeLine(
         stdout,
-        `${m.id.padEnd(idWidth)}  ${received.padEnd(20)}  ${String(m.sizeBytes).padStart(9)}  ` +
+        `${m.id.padEnd(idWidth)}  ${received.padEnd(24)}  ${String(m.sizeBytes).padStart(9)}  ` +
           `${shorten(m.from, 40)} / ${shorten(m.subject, 60)}`,
       );
     }
@@ -77,6 +79,7 @@ export const mailboxCat: Command = {
   flags: [],
   minPositionals: 2,
   maxPositionals: 2,
+  readOnly: true,
   async run(ctx, args) {
     const user = userAddress(args.positionals[0]!, ctx.config().localDomains);
     const id = args.positionals[1]!;

@@ -154,6 +154,8 @@ describe('tern queue', () => {
 test('queue list on an empty queue says so; --json gives []', async () => {
   const box = await createSandbox();
   try {
+    // A read-only command does not create the queue: open it the way the server does first.
+    await (await openQueue(box.config(), { nowMs: () => Date.now() }, nullLogger)).close();
     assert.equal((await box.tern(['queue', 'list'])).stdout, 'queue is empty\n');
     assert.equal((await box.tern(['queue', 'list', '--json'])).stdout, '[]\n');
   } finally {
@@ -360,8 +362,9 @@ describe('tern queue: steering', () => {
       const r = await box.tern(['queue', 'flush']);
       assert.equal(r.code, 0, r.stderr);
       assert.equal(r.stdout, '0 recipients due now\n');
-      const extra = await box.tern(['queue', 'flush', 'A', 'B']);
-      assert.equal(extra.code, 2);
+      const both = await box.tern(['queue', 'hold', 'A', '--all']);
+      assert.equal(both.code, 2);
+      assert.match(both.stderr, /^tern: give message ids or --all, not both\n/);
     } finally {
       await box.remove();
     }
@@ -372,9 +375,186 @@ describe('tern queue: steering', () => {
     try {
       const r = await box.tern(['help', 'queue'], { withConfig: false });
       assert.equal(r.code, 0);
-      for (const c of ['list', 'show', 'flush', 'hold', 'release', 'delete', 'bounce']) {
+      for (const c of ['list', 'show', 'cat', 'flush', 'hold', 'release', 'delete', 'bounce']) {
         assert.match(r.stdout, new RegExp(`tern queue ${c}`));
       }
+    } finally {
+      await box.remove();
+    }
+  });
+});
+
+describe('tern queue: several messages at once, --json, cat (issue 11)', () => {
+  test('hold, release, delete and bounce take several ids: each is reported, one unknown id is exit 1', async () => {
+    const { box, ids, open } = await seeded(3);
+    try {
+      let r = await box.tern(['queue', 'hold', ids[0]!, 'NOSUCHID', ids[1]!]);
+      assert.equal(r.code, 1);
+      assert.equal(r.stdout, `message ${ids[0]!} held\nmessage ${ids[1]!} held\n`);
+      assert.equal(r.stderr, 'tern: no queued message NOSUCHID\n');
+      const held = await inspect(open, (q) => q.list());
+      assert.deepEqual(
+        held.map((m) => [m.id, m.held]),
+        [
+          [ids[0], true],
+          [ids[1], true],
+          [ids[2], false],
+        ],
+      );
+      r = await box.tern(['queue', 'release', ids[0]!, ids[1]!, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout), [
+        { id: ids[0], ok: true },
+        { id: ids[1], ok: true },
+      ]);
+      r = await box.tern(['queue', 'bounce', ids[0]!, 'NOSUCHID', '--json']);
+      assert.equal(r.code, 1);
+      assert.deepEqual(JSON.parse(r.stdout), [
+        { id: ids[0], ok: true, recipients: 2 },
+        { id: 'NOSUCHID', ok: false, error: 'no queued message NOSUCHID' },
+      ]);
+      assert.equal(r.stderr, '', 'with --json the failure is in the JSON, not repeated on stderr');
+      r = await box.tern(['queue', 'delete', ids[1]!, ids[2]!]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(
+        (await inspect(open, (q) => q.list())).map((m) => m.id),
+        [ids[0]],
+      );
+    } finally {
+      await box.remove();
+    }
+  });
+
+  test('ids on standard input with -: one per line or separated by spaces, as `queue list --json | jq` gives', async () => {
+    const { box, ids, open } = await seeded(3);
+    try {
+      const r = await box.tern(['queue', 'hold', '-'], { stdin: `${ids[0]!}\n${ids[2]!} \n\n` });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, `message ${ids[0]!} held\nmessage ${ids[2]!} held\n`);
+      assert.deepEqual(
+        (await inspect(open, (q) => q.list())).filter((m) => m.held).map((m) => m.id),
+        [ids[0], ids[2]],
+      );
+      const none = await box.tern(['queue', 'release', '-'], { stdin: '' });
+      assert.equal(none.code, 0, none.stderr);
+      assert.equal(none.stdout, '');
+    } finally {
+      await box.remove();
+    }
+  });
+
+  test('--all: hold every message, release every held one, flush --all skips held, delete --all empties', async () => {
+    const { box, ids, open } = await seeded(3);
+    try {
+      let r = await box.tern(['queue', 'hold', '--all']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, ids.map((id) => `message ${id} held\n`).join(''));
+      r = await box.tern(['queue', 'release', ids[1]!]);
+      assert.equal(r.code, 0, r.stderr);
+      r = await box.tern(['queue', 'flush', '--all', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout), [{ id: ids[1], ok: true, recipients: 2 }]);
+      r = await box.tern(['queue', 'release', '--all']);
+      assert.equal(r.stdout, `message ${ids[0]!} released\nmessage ${ids[2]!} released\n`);
+      r = await box.tern(['queue', 'delete', '--all']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(await inspect(open, (q) => q.list()), []);
+      r = await box.tern(['queue', 'delete', '--all', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, '[]\n');
+    } finally {
+      await box.remove();
+    }
+  });
+
+  test('every queue change made here is in the change log the server reads: what and which ids', async () => {
+    const { box, ids, open } = await seeded(2);
+    try {
+      await box.tern(['queue', 'hold', ids[0]!, ids[1]!, 'NOSUCHID']);
+      await box.tern(['queue', 'release', '--all']);
+      await box.tern(['queue', 'flush', ids[0]!]);
+      await box.tern(['queue', 'bounce', ids[0]!]);
+      await box.tern(['queue', 'delete', ids[1]!]);
+      await box.tern(['queue', 'delete', 'NOSUCHID']);
+      const changes = await inspect(open, (q) => q.changesSince(0, 100));
+      assert.deepEqual(
+        changes.map((c) => [c.event, c.detail]),
+        [
+          ['queue.hold', { ids: [ids[0], ids[1]] }],
+          ['queue.release', { ids: [ids[0], ids[1]] }],
+          ['queue.flush', { ids: [ids[0]], recipients: 2 }],
+          ['queue.bounce', { ids: [ids[0]], recipients: 2 }],
+          ['queue.delete', { ids: [ids[1]] }],
+        ],
+      );
+    } finally {
+      await box.remove();
+    }
+  });
+
+  test('cat writes the queued message byte for byte, with the prefix header Tern added in front', async () => {
+    const box = await createSandbox();
+    try {
+      const body = Buffer.concat([
+        Buffer.from('From: jürgen@example.org\r\nSubject: 日本\r\n\r\n'),
+        Buffer.from([0xff, 0x00, 0x0d, 0x0a]),
+      ]);
+      const prefix = Buffer.from('Authentication-Results: mx.example.test; spf=pass\r\n');
+      const queue = await openQueue(box.config(), { nowMs: () => ARRIVAL_MS }, nullLogger);
+      let id: string;
+      try {
+        const writer = queue.begin();
+        await writer.write(body);
+        await writer.commit(envelope, { prefix });
+        id = writer.id;
+      } finally {
+        await queue.close();
+      }
+      const r = await box.tern(['queue', 'cat', id]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.deepEqual(r.stdoutBytes, Buffer.concat([prefix, body]));
+      const missing = await box.tern(['queue', 'cat', 'NOSUCHID']);
+      assert.equal(missing.code, 1);
+      assert.equal(missing.stderr, 'tern: no queued message NOSUCHID\n');
+      assert.equal(missing.stdout, '');
+    } finally {
+      await box.remove();
+    }
+  });
+
+  test('show --json: the list shape for one message, extended with envelope, remote detail and headers', async () => {
+    const { box, ids } = await seeded(1);
+    try {
+      const r = await box.tern(['queue', 'show', ids[0]!, '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const shown = JSON.parse(r.stdout) as Record<string, unknown> & {
+        recipients: Record<string, unknown>[];
+      };
+      const listed = (
+        JSON.parse((await box.tern(['queue', 'list', '--json'])).stdout) as Record<string, unknown>[]
+      )[0]!;
+      for (const [key, value] of Object.entries(listed)) {
+        if (key !== 'recipients') assert.deepEqual(shown[key], value, key);
+      }
+      assert.deepEqual(
+        shown.recipients.map((x) => [x['address'], x['status'], x['notify'], x['orcpt']]),
+        [
+          ['carol@remote.example', 'deferred', null, null],
+          ['dave@remote.example', 'deferred', null, null],
+        ],
+      );
+      assert.equal(shown['envid'], 'env-42');
+      assert.equal(shown['ret'], 'HDRS');
+      assert.equal(shown['body'], '8BITMIME');
+      assert.equal(shown['smtputf8'], false);
+      assert.deepEqual(shown['client'], { ...envelope.client });
+      assert.equal(
+        shown['headers'],
+        'Received: from client.example.org\r\n\tby localhost; Thu, 15 Jan 2026 12:00:00 +0000\r\n' +
+          'From: bob@example.org\r\nSubject: queued',
+      );
+      const missing = await box.tern(['queue', 'show', 'NOSUCHID', '--json']);
+      assert.equal(missing.code, 1);
     } finally {
       await box.remove();
     }

@@ -6,10 +6,14 @@
 
 import type { Envelope } from '../../core/envelope.ts';
 import type { Queue, QueuedMessage } from '../../queue/queue.ts';
-import type { Command } from '../command.ts';
-import { CliError, write, writeLine } from '../io.ts';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import type { Command, CommandContext, ParsedArgs } from '../command.ts';
+import { usageLine } from '../command.ts';
+import { CliError, readAll, UsageError, write, writeLine } from '../io.ts';
+import { isoTime } from '../time.ts';
 
-const iso = (ms: number): string => new Date(ms).toISOString();
+const iso = isoTime;
 
 /** The JSON shape of one message in `queue list --json` (a stable, documented contract). */
 export function queuedMessageJson(m: QueuedMessage): Record<string, unknown> {
@@ -75,6 +79,7 @@ export const queueList: Command = {
   flags: ['json'],
   minPositionals: 0,
   maxPositionals: 0,
+  readOnly: true,
   async run(ctx, args) {
     const messages = await ctx.withServices(['queue'], ({ queue }) => queue.list());
     messages.sort((a, b) => a.envelope.receivedAtMs - b.envelope.receivedAtMs || a.id.localeCompare(b.id));
@@ -107,19 +112,50 @@ export const queueList: Command = {
   },
 };
 
+/**
+ * `queue show --json`: the `queue list --json` object of the message, extended (never renamed) with the
+ * rest of the envelope, each recipient's DSN parameters and remote detail, and the header section.
+ */
+export function queuedMessageDetailJson(m: QueuedMessage, headers: string): Record<string, unknown> {
+  const e = m.envelope;
+  const base = queuedMessageJson(m);
+  return {
+    ...base,
+    recipients: m.recipients.map((r, i) => ({
+      ...(base['recipients'] as Record<string, unknown>[])[i],
+      remoteMta: r.remoteMta ?? null,
+      diagnostic: r.diagnostic ?? null,
+      notify: e.recipients[r.index]?.notify ?? null,
+      orcpt: e.recipients[r.index]?.orcpt ?? null,
+    })),
+    body: e.body,
+    smtputf8: e.smtputf8,
+    envid: e.envid,
+    ret: e.ret,
+    client: e.client,
+    headers,
+  };
+}
+
 export const queueShow: Command = {
   name: 'queue show',
-  args: 'ID',
+  args: 'ID [--json]',
   summary: 'show one queued message: envelope, recipients, headers',
-  flags: [],
+  flags: ['json'],
   minPositionals: 1,
   maxPositionals: 1,
+  readOnly: true,
   async run(ctx, args) {
     const id = args.positionals[0]!;
     const { stdout } = ctx.io;
     await ctx.withServices(['queue'], async ({ queue }) => {
       const m = await queue.get(id);
       if (m === null) throw new CliError(`no queued message ${id}`);
+      if (args.flags.has('json')) {
+        const { text } = await readHeaderSection(queue.readBody(id));
+        await writeLine(stdout, JSON.stringify(queuedMessageDetailJson(m, text), null, 2));
+        return;
+      }
       const e = m.envelope;
       const lines = [
         `id:       ${m.id}`,
@@ -161,102 +197,217 @@ export const queueShow: Command = {
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-/** The message, or exit 1 with the same words as `queue show`. */
+/** The outcome of a steering action for one message (`--json`: one object per message, in order). */
+interface ActionResult {
+  readonly id: string;
+  readonly ok: boolean;
+  /** How many recipients the action touched (flush, bounce). */
+  readonly recipients?: number;
+  /** Why it failed: the words of the stderr line without --json. */
+  readonly error?: string;
+}
+
+/** Whitespace-separated ids (one per line, as `jq -r '.[].id'` writes them); at most this much input. */
+const MAX_STDIN_IDS_BYTES = 16 * 1024 * 1024;
+
+interface Steering {
+  readonly verb: string;
+  readonly summary: string;
+  /** With --all: which messages (held ones for release, not held for flush). */
+  readonly all: (m: QueuedMessage) => boolean;
+  /** Without ids and --all: null makes it a usage error; flush means --all. */
+  readonly noIdsMeansAll: boolean;
+  /** Apply to one message; throws CliError when it cannot. */
+  act(queue: Queue, id: string): Promise<Omit<ActionResult, 'id' | 'ok'>>;
+  /** The line for one message done (without --json). */
+  done(id: string, result: Omit<ActionResult, 'id' | 'ok'>): string;
+}
+
+/** Usage errors come before anything is opened: a wrong command line creates no data directory. */
+function checkTargets(args: ParsedArgs, cmd: Command, spec: Steering): void {
+  const given = args.positionals.length > 0;
+  if (args.flags.has('all') && given) {
+    throw new UsageError('give message ids or --all, not both', usageLine(cmd));
+  }
+  if (!given && !args.flags.has('all') && !spec.noIdsMeansAll)
+    throw new UsageError('missing ID', usageLine(cmd));
+}
+
+/**
+ * The ids to act on: the arguments, with `-` replaced by the ids on standard input, or with --all the
+ * messages the action picks from the queue (oldest first). Duplicates are dropped, order kept.
+ */
+async function targetIds(
+  ctx: CommandContext,
+  args: ParsedArgs,
+  cmd: Command,
+  spec: Steering,
+  queue: Queue,
+): Promise<string[]> {
+  const given = args.positionals;
+  checkTargets(args, cmd, spec);
+  if (args.flags.has('all') || (given.length === 0 && spec.noIdsMeansAll)) {
+    const messages = await queue.list();
+    messages.sort((a, b) => a.envelope.receivedAtMs - b.envelope.receivedAtMs || a.id.localeCompare(b.id));
+    return messages.filter(spec.all).map((m) => m.id);
+  }
+  const ids: string[] = [];
+  for (const arg of given) {
+    if (arg !== '-') ids.push(arg);
+    else ids.push(...(await readAll(ctx.io.stdin, MAX_STDIN_IDS_BYTES)).split(/\s+/).filter((w) => w !== ''));
+  }
+  return [...new Set(ids)];
+}
+
+/**
+ * `tern queue VERB ID... | --all | -`: the action for each message, each reported (stdout, or stderr
+ * for a failure; with --json one array on stdout), exit 1 when any failed. The change goes to the change
+ * log once, with every id it applied to, for the running server's log (`cli.queue.VERB`).
+ */
+function steeringCommand(spec: Steering): Command {
+  const cmd: Command = {
+    name: `queue ${spec.verb}`,
+    args: `${spec.noIdsMeansAll ? '[ID...]' : 'ID...'} | --all | - [--json]`,
+    summary: spec.summary,
+    flags: ['all', 'json'],
+    minPositionals: 0,
+    maxPositionals: Number.MAX_SAFE_INTEGER,
+    async run(ctx, args) {
+      const json = args.flags.has('json');
+      const { stdout, stderr } = ctx.io;
+      checkTargets(args, cmd, spec);
+      const results = await ctx.withServices(['queue'], async ({ queue }) => {
+        const ids = await targetIds(ctx, args, cmd, spec, queue);
+        const results: ActionResult[] = [];
+        for (const id of ids) {
+          let result: ActionResult;
+          try {
+            result = { id, ok: true, ...(await spec.act(queue, id)) };
+          } catch (err) {
+            if (!(err instanceof CliError)) throw err;
+            result = { id, ok: false, error: err.message };
+          }
+          results.push(result);
+          if (json) continue;
+          if (result.ok) await writeLine(stdout, spec.done(id, result));
+          else await writeLine(stderr, `tern: ${result.error ?? ''}`);
+        }
+        const done = results.filter((r) => r.ok);
+        if (done.length > 0) {
+          const recipients = done.reduce((n, r) => n + (r.recipients ?? 0), 0);
+          await ctx.recordChange(`queue.${spec.verb}`, {
+            ids: done.map((r) => r.id),
+            ...(done.some((r) => r.recipients !== undefined) ? { recipients } : {}),
+          });
+        }
+        return results;
+      });
+      if (json) await writeLine(stdout, JSON.stringify(results, null, 2));
+      return results.every((r) => r.ok) ? 0 : 1;
+    },
+  };
+  return cmd;
+}
+
+/** The message, or a CliError with the same words as `queue show`. */
 async function existing(queue: Queue, id: string): Promise<QueuedMessage> {
   const m = await queue.get(id);
   if (m === null) throw new CliError(`no queued message ${id}`);
   return m;
 }
 
+const found = (ok: boolean, id: string): Record<string, never> => {
+  if (!ok) throw new CliError(`no queued message ${id}`);
+  return {};
+};
+
+const flushSteering: Steering = {
+  verb: 'flush',
+  summary: 'try deferred mail now: the messages named, or every message that is not held',
+  all: (m) => !m.held,
+  noIdsMeansAll: true,
+  async act(queue, id) {
+    const m = await existing(queue, id);
+    if (m.held) throw new CliError(`message ${id} is held: release it first (tern queue release ${id})`);
+    return { recipients: await queue.flush(id) };
+  },
+  done: (id, r) => `message ${id}: ${plural(r.recipients ?? 0, 'recipient')} due now`,
+};
+
+const queueFlushAll = steeringCommand(flushSteering);
+
 export const queueFlush: Command = {
-  name: 'queue flush',
-  args: '[ID]',
-  summary: 'try deferred mail now: one message, or every message that is not held',
-  flags: [],
-  minPositionals: 0,
-  maxPositionals: 1,
+  ...queueFlushAll,
   async run(ctx, args) {
-    const id = args.positionals[0];
-    const { stdout } = ctx.io;
-    await ctx.withServices(['queue'], async ({ queue }) => {
-      if (id === undefined) {
-        const n = await queue.flush();
-        await writeLine(stdout, `${plural(n, 'recipient')} due now`);
-        return;
-      }
-      const m = await existing(queue, id);
-      if (m.held) throw new CliError(`message ${id} is held: release it first (tern queue release ${id})`);
-      const n = await queue.flush(id);
-      await writeLine(stdout, `message ${id}: ${plural(n, 'recipient')} due now`);
+    // `tern queue flush` alone keeps its one summary line; ids, --all or --json report per message.
+    if (args.positionals.length > 0 || args.flags.size > 0) return queueFlushAll.run(ctx, args);
+    const n = await ctx.withServices(['queue'], async ({ queue }) => {
+      const ids = (await queue.list()).filter((m) => !m.held).map((m) => m.id);
+      const n = await queue.flush();
+      if (n > 0) await ctx.recordChange('queue.flush', { ids, recipients: n });
+      return n;
     });
+    await writeLine(ctx.io.stdout, `${plural(n, 'recipient')} due now`);
     return 0;
   },
 };
 
-/** A command that applies one queue operation to one message by id: hold, release, delete. */
-function messageCommand(
-  name: string,
-  summary: string,
-  op: (queue: Queue, id: string) => Promise<boolean>,
-  done: string,
-): Command {
-  return {
-    name,
-    args: 'ID',
-    summary,
-    flags: [],
-    minPositionals: 1,
-    maxPositionals: 1,
-    async run(ctx, args) {
-      const id = args.positionals[0]!;
-      await ctx.withServices(['queue'], async ({ queue }) => {
-        if (!(await op(queue, id))) throw new CliError(`no queued message ${id}`);
-      });
-      await writeLine(ctx.io.stdout, `message ${id} ${done}`);
-      return 0;
-    },
-  };
-}
+export const queueHold = steeringCommand({
+  verb: 'hold',
+  summary: 'keep messages in the queue, undelivered, until released',
+  all: () => true,
+  noIdsMeansAll: false,
+  act: async (queue, id) => found(await queue.hold(id), id),
+  done: (id) => `message ${id} held`,
+});
 
-export const queueHold = messageCommand(
-  'queue hold',
-  'keep a message in the queue, undelivered, until released',
-  (q, id) => q.hold(id),
-  'held',
-);
+export const queueRelease = steeringCommand({
+  verb: 'release',
+  summary: 'let held messages be delivered again',
+  all: (m) => m.held,
+  noIdsMeansAll: false,
+  act: async (queue, id) => found(await queue.release(id), id),
+  done: (id) => `message ${id} released`,
+});
 
-export const queueRelease = messageCommand(
-  'queue release',
-  'let a held message be delivered again',
-  (q, id) => q.release(id),
-  'released',
-);
+export const queueDelete = steeringCommand({
+  verb: 'delete',
+  summary: 'delete messages from the queue, telling nobody (no bounce)',
+  all: () => true,
+  noIdsMeansAll: false,
+  act: async (queue, id) => found(await queue.remove(id), id),
+  done: (id) => `message ${id} deleted`,
+});
 
-export const queueDelete = messageCommand(
-  'queue delete',
-  'delete a message from the queue, telling nobody (no bounce)',
-  (q, id) => q.remove(id),
-  'deleted',
-);
+export const queueBounce = steeringCommand({
+  verb: 'bounce',
+  summary: 'give up on messages: their pending recipients bounce and each sender gets a DSN',
+  all: (m) => m.recipients.some((r) => r.status === 'queued' || r.status === 'deferred'),
+  noIdsMeansAll: false,
+  async act(queue, id) {
+    await existing(queue, id);
+    const n = await queue.bounceNow(id);
+    if (n === 0) throw new CliError(`message ${id} has no pending recipient to bounce`);
+    return { recipients: n };
+  },
+  done: (id, r) =>
+    `message ${id}: ${plural(r.recipients ?? 0, 'recipient')} will bounce; the server sends the sender a DSN`,
+});
 
-export const queueBounce: Command = {
-  name: 'queue bounce',
+export const queueCat: Command = {
+  name: 'queue cat',
   args: 'ID',
-  summary: 'give up on a message: its pending recipients bounce and the sender gets a DSN',
+  summary: 'write one queued message to stdout, byte for byte, with the header fields Tern put in front',
   flags: [],
   minPositionals: 1,
   maxPositionals: 1,
+  readOnly: true,
   async run(ctx, args) {
     const id = args.positionals[0]!;
-    const { stdout } = ctx.io;
     await ctx.withServices(['queue'], async ({ queue }) => {
       await existing(queue, id);
-      const n = await queue.bounceNow(id);
-      if (n === 0) throw new CliError(`message ${id} has no pending recipient to bounce`);
-      await writeLine(
-        stdout,
-        `message ${id}: ${plural(n, 'recipient')} will bounce; the server sends the sender a DSN`,
-      );
+      // end: false: stdout belongs to the process, not to this command.
+      await pipeline(Readable.from(queue.readBody(id), { objectMode: false }), ctx.io.stdout, { end: false });
     });
     return 0;
   },
@@ -265,6 +416,7 @@ export const queueBounce: Command = {
 export const queueCommands: readonly Command[] = [
   queueList,
   queueShow,
+  queueCat,
   queueFlush,
   queueHold,
   queueRelease,

@@ -14,7 +14,12 @@ import type { OutboundTlsPolicy } from '../../config/config.ts';
 import { parseMailbox } from '../../core/address.ts';
 import { formatRfc5322Date } from '../../core/date.ts';
 import type { EnvelopeRecipient } from '../../core/envelope.ts';
-import type { ConnectOptions, RecipientResult } from '../../delivery/smtp-client.ts';
+import type {
+  ConnectOptions,
+  OutgoingMessage,
+  RecipientResult,
+  SmtpClientSession,
+} from '../../delivery/smtp-client.ts';
 import { connectSmtp, formatRemoteReply, timeoutsFromConfig } from '../../delivery/smtp-client.ts';
 import type { Command, CommandContext } from '../command.ts';
 import { usageLine } from '../command.ts';
@@ -76,15 +81,58 @@ function describeResult(r: RecipientResult): string {
   return `${r.address}: ${what}: ${reply}`;
 }
 
+/**
+ * `send --json`: one object on stdout for scripts, whatever the server answered once connected (a
+ * connection that fails is one line on stderr, like every other failure): exit 0 only when sent to all.
+ */
+async function sendReportingJson(
+  ctx: CommandContext,
+  session: SmtpClientSession,
+  where: string,
+  authUser: string | null,
+  message: OutgoingMessage,
+): Promise<number> {
+  const result = await session.send(message);
+  const sent = result.kind === 'sent' && result.recipients.every((r) => r.verdict === 'delivered');
+  const report = {
+    server: where,
+    banner: session.remoteBanner,
+    tls:
+      session.tls === null
+        ? null
+        : {
+            version: session.tls.version,
+            cipher: session.tls.cipher,
+            verified: session.tls.verified,
+            verifyError: session.tls.verifyError ?? null,
+          },
+    authenticated: session.authenticated ? authUser : null,
+    mechanism: session.authMechanism,
+    recipients: result.recipients.map((r) => ({
+      address: r.address,
+      accepted: r.verdict === 'delivered',
+      reply: r.reply ? formatRemoteReply(r.reply) : `${r.status} ${r.reason}`,
+    })),
+    sent,
+    reply: result.kind === 'sent' ? formatRemoteReply(result.dataReply) : null,
+    error:
+      result.kind === 'sent'
+        ? null
+        : `${result.reason}${result.reply ? ` (${formatRemoteReply(result.reply)})` : ''} [${result.status}]`,
+  };
+  await writeLine(ctx.io.stdout, JSON.stringify(report, null, 2));
+  return sent ? 0 : 1;
+}
+
 export const send: Command = {
   name: 'send',
   args:
     '--from A --to B[,C...] [--server HOST:PORT] [--tls none|may|encrypt|verify|implicit] [--ca FILE] ' +
-    '[--auth USER [--password-stdin]] [--body FILE] [--subject S] [--helo NAME]',
+    '[--auth USER [--password-stdin]] [--body FILE] [--subject S] [--helo NAME] [--json]',
   summary:
     'send a test message to one SMTP server (default: this Tern) and show each reply; ' +
     'exit 0 when every recipient was accepted',
-  flags: ['password-stdin'],
+  flags: ['password-stdin', 'json'],
   options: ['from', 'to', 'server', 'tls', 'ca', 'auth', 'body', 'subject', 'helo'],
   minPositionals: 0,
   maxPositionals: 0,
@@ -186,6 +234,23 @@ export const send: Command = {
     };
     const { stdout, stderr } = ctx.io;
     const where = `${server.host.includes(':') ? `[${server.host}]` : server.host}:${server.port}`;
+    const outgoing = (): OutgoingMessage => ({
+      envelope: {
+        sender: from,
+        body: eightBit ? '8BITMIME' : '7BIT',
+        smtputf8: /[^\x00-\x7f]/.test(from + to.join('')),
+        ret: null,
+        envid: null,
+        recipients,
+      },
+      recipients: to,
+      sizeBytes: head.length + (bodyPath === null ? defaultBody.length : bodyBytes),
+      body: async function* () {
+        yield head;
+        if (bodyPath === null) yield defaultBody;
+        else for await (const chunk of createReadStream(bodyPath)) yield chunk as Buffer;
+      },
+    });
     const connected = await connectSmtp(connectOptions);
     if (connected.kind === 'failed') {
       const f = connected.failure;
@@ -196,6 +261,11 @@ export const send: Command = {
     }
     const session = connected.session;
     try {
+      if (ctx.verbose && session.authMechanism !== null) {
+        await writeLine(stderr, `tern: authenticated as ${authUser ?? ''} with ${session.authMechanism}`);
+      }
+      if (args.flags.has('json'))
+        return await sendReportingJson(ctx, session, where, authUser ?? null, outgoing());
       await writeLine(stdout, `connected to ${where}: ${session.remoteBanner}`);
       if (session.tls) {
         const verified = session.tls.verified
@@ -206,23 +276,7 @@ export const send: Command = {
         await writeLine(stdout, 'TLS: none');
       }
       if (session.authenticated) await writeLine(stdout, `authenticated as ${authUser ?? ''}`);
-      const result = await session.send({
-        envelope: {
-          sender: from,
-          body: eightBit ? '8BITMIME' : '7BIT',
-          smtputf8: /[^\x00-\x7f]/.test(from + to.join('')),
-          ret: null,
-          envid: null,
-          recipients,
-        },
-        recipients: to,
-        sizeBytes: head.length + (bodyPath === null ? defaultBody.length : bodyBytes),
-        body: async function* () {
-          yield head;
-          if (bodyPath === null) yield defaultBody;
-          else for await (const chunk of createReadStream(bodyPath)) yield chunk as Buffer;
-        },
-      });
+      const result = await session.send(outgoing());
       for (const r of result.recipients) await writeLine(stdout, describeResult(r));
       if (result.kind === 'sent') {
         await writeLine(stdout, `message: ${formatRemoteReply(result.dataReply)}`);

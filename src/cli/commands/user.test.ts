@@ -62,6 +62,7 @@ describe('tern user', () => {
   }
 
   test('user list on an empty directory: "no users", and [] as JSON', async () => {
+    await withDirectory(box, () => Promise.resolve()); // user list only reads: the directory must exist
     assert.equal((await box.tern(['user', 'list'])).stdout, 'no users\n');
     assert.deepEqual(await users(), []);
   });

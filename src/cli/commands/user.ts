@@ -65,9 +65,9 @@ async function writeTable(io: CliIo, rows: readonly (readonly string[])[]): Prom
 
 export const userAdd: Command = {
   name: 'user add',
-  args: 'ADDRESS [--password-stdin]',
+  args: 'ADDRESS [--password-stdin] [--json]',
   summary: 'add a local user (password from stdin, a prompt on a terminal, or none)',
-  flags: ['password-stdin'],
+  flags: ['password-stdin', 'json'],
   minPositionals: 1,
   maxPositionals: 1,
   async run(ctx, args) {
@@ -80,6 +80,10 @@ export const userAdd: Command = {
       await directory.addUser(address, stored?.passwordHash ?? null, stored?.scram ?? null);
       return stored;
     });
+    if (args.flags.has('json')) {
+      await writeLine(ctx.io.stdout, JSON.stringify({ address, hasPassword: credentials !== null }));
+      return 0;
+    }
     await writeLine(
       ctx.io.stdout,
       `added user ${address}${credentials === null ? ' (no password: cannot log in)' : ''}`,
@@ -90,9 +94,9 @@ export const userAdd: Command = {
 
 export const userPasswd: Command = {
   name: 'user passwd',
-  args: 'ADDRESS [--password-stdin]',
+  args: 'ADDRESS [--password-stdin] [--json]',
   summary: "set a user's password (from stdin, or a prompt on a terminal)",
-  flags: ['password-stdin'],
+  flags: ['password-stdin', 'json'],
   minPositionals: 1,
   maxPositionals: 1,
   async run(ctx, args) {
@@ -102,7 +106,8 @@ export const userPasswd: Command = {
       const password = await newPassword(ctx.io, args, true);
       await directory.setCredentials(address, await credentialsFor(password!));
     });
-    await writeLine(ctx.io.stdout, `password set for ${address}`);
+    if (args.flags.has('json')) await writeLine(ctx.io.stdout, JSON.stringify({ address }));
+    else await writeLine(ctx.io.stdout, `password set for ${address}`);
     return 0;
   },
 };
@@ -114,6 +119,7 @@ export const userList: Command = {
   flags: ['json'],
   minPositionals: 0,
   maxPositionals: 0,
+  readOnly: true,
   async run(ctx, args) {
     const { users, certificates } = await ctx.withServices(['directory'], async ({ directory }) => ({
       users: await directory.listUsers(),
@@ -156,9 +162,9 @@ const KEPT_MAILBOXES = ['INBOX', 'Junk'] as const;
 
 export const userDel: Command = {
   name: 'user del',
-  args: 'ADDRESS',
+  args: 'ADDRESS [--json]',
   summary: 'delete a local user (with its credentials, certificates and send-as grants; its mail is kept)',
-  flags: [],
+  flags: ['json'],
   minPositionals: 1,
   maxPositionals: 1,
   async run(ctx, args) {
@@ -183,10 +189,17 @@ export const userDel: Command = {
       if (normalizeAddress(postmasterAddress(config)) === address) {
         lines.push(`${address} is the postmaster (RFC 5321 requires it): tern serve adds it again at start`);
       }
-      return lines;
+      return { messages, aliases: [...new Set(aliases)].sort(), lines };
     });
+    if (args.flags.has('json')) {
+      await writeLine(
+        ctx.io.stdout,
+        JSON.stringify({ address, messagesKept: report.messages, aliases: report.aliases }),
+      );
+      return 0;
+    }
     await writeLine(ctx.io.stdout, `deleted user ${address}`);
-    for (const line of report) await writeLine(ctx.io.stdout, line);
+    for (const line of report.lines) await writeLine(ctx.io.stdout, line);
     return 0;
   },
 };
