@@ -16,6 +16,7 @@ import type { Directory } from './directory/directory.ts';
 import { SqliteDirectory } from './directory/sqlite-directory.ts';
 import { RemoteDelivery } from './delivery/remote.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
+import { DiskSpace } from './net/disk-space.ts';
 import { createResolver } from './net/dns.ts';
 import { createLogger } from './net/logger.ts';
 import { loadTlsMaterial } from './net/tls.ts';
@@ -240,6 +241,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     config,
     remote,
     dkimDataDir: dataPaths(config).root,
+    diskSpace: new DiskSpace(dataPaths(config).mail, 0),
   });
   let listeners: Awaited<ReturnType<typeof startListeners>>;
   try {

@@ -37,6 +37,8 @@ import { splitHeaderFields } from '../policy/dkim/header-fields.ts';
 import { createPrivateKey } from 'node:crypto';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 import { deliverLocal } from './local.ts';
+import { isDiskFull } from '../db/storage-fs.ts';
+import { SpaceWait, type FreeSpace } from './space-wait.ts';
 
 export interface DeliveryWorkerDeps {
   readonly queue: Queue;
@@ -52,6 +54,11 @@ export interface DeliveryWorkerDeps {
   readonly random?: () => number;
   /** The data dir whose dkim/ folder holds signing keys (`tern dkim keygen`); none: no signing. */
   readonly dkimDataDir?: string | null;
+  /**
+   * Free space where mailboxes are written: a delivery that failed on a full disk is tried again as soon
+   * as limits.min_free_bytes is free there. None: such deliveries wait for their scheduled retry.
+   */
+  readonly diskSpace?: FreeSpace | null;
 }
 
 /** After the queue failed to record an outcome (a full disk), try recording it again this soon. */
@@ -91,6 +98,8 @@ export interface DeliveryWorkerOptions {
   readonly stopTimeoutMs: number;
   /** Messages taken from the queue per look. */
   readonly batchSize: number;
+  /** How often free space is read while mailbox deliveries wait for the disk (space-wait.ts). */
+  readonly spacePollMs: number;
 }
 
 export const DEFAULT_DELIVERY_WORKER_OPTIONS: DeliveryWorkerOptions = {
@@ -98,6 +107,7 @@ export const DEFAULT_DELIVERY_WORKER_OPTIONS: DeliveryWorkerOptions = {
   pollMs: 30_000,
   stopTimeoutMs: 10_000,
   batchSize: 100,
+  spacePollMs: 1000,
 };
 
 const MINUTE_MS = 60_000;
@@ -166,6 +176,7 @@ export class DeliveryWorker {
    */
   readonly #finishedSinceLook = new Set<string>();
   #stopped: Promise<void> | null = null;
+  readonly #spaceWait: SpaceWait | null;
 
   constructor(deps: DeliveryWorkerDeps, options: Partial<DeliveryWorkerOptions> = {}) {
     this.#deps = deps;
@@ -173,6 +184,15 @@ export class DeliveryWorker {
     this.#options = { ...DEFAULT_DELIVERY_WORKER_OPTIONS, ...options };
     if (!(this.#options.concurrency >= 1)) throw new RangeError('concurrency must be at least 1');
     if (!(this.#options.batchSize >= 1)) throw new RangeError('batchSize must be at least 1');
+    const space = deps.diskSpace;
+    this.#spaceWait = space
+      ? new SpaceWait({
+          space,
+          reserveBytes: this.#config.limits.minFreeBytes,
+          pollMs: this.#options.spacePollMs,
+          onSpace: (ids) => void this.#spaceReturned(ids),
+        })
+      : null;
   }
 
   start(): void {
@@ -230,6 +250,7 @@ export class DeliveryWorker {
     if (this.#timer) clearInterval(this.#timer);
     if (this.#changeTimer) clearInterval(this.#changeTimer);
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#spaceWait?.stop();
     this.#unsubscribe?.();
     if (wasRunning) {
       const abort = new AbortController();
@@ -424,6 +445,7 @@ export class DeliveryWorker {
       const reply = replyFor(err);
       const temporary = reply.code >= 400 && reply.code < 500 ? reply : Replies.localError;
       log.warn(Events.deliveryDeferred, { rcpt: rcpt.address, attempt: rcpt.attempts + 1, err });
+      if (isDiskFull(err)) void this.#spaceWait?.add(message.id);
       return this.#temporary(message, rcpt, replyLine(temporary), temporary.enhanced, {});
     }
   }
@@ -554,6 +576,21 @@ export class DeliveryWorker {
       action: 'delayed',
       status,
     };
+  }
+
+  /** The disk has room again: messages that waited for it are due now rather than at their retry. */
+  async #spaceReturned(ids: readonly string[]): Promise<void> {
+    for (const id of ids) {
+      // Still being settled: its deferral is not recorded yet, so a flush now would be overwritten.
+      if (this.#inFlight.has(id)) {
+        this.#spaceWait?.again(id);
+        continue;
+      }
+      await this.#deps.queue.flush(id).catch((err: unknown) => {
+        this.#deps.logger.error(Events.deliveryWorkerError, { op: 'flush', queueId: id, err });
+      });
+    }
+    this.wake();
   }
 
   /** Look at the queue again at atMs (the earliest deferred retry), unless the poll comes first. */
