@@ -367,7 +367,7 @@ export class SmtpConnection {
           await this.perform(
             this.session.resolve({
               kind: 'commit',
-              reply: await this.commit(effect.transaction, effect.sizeBytes),
+              reply: await this.commit(effect.transaction, effect.sizeBytes, effect.longLines === true),
             }),
           );
           break;
@@ -473,7 +473,7 @@ export class SmtpConnection {
       });
   }
 
-  private async commit(tx: TransactionInfo, sizeBytes: number): Promise<Reply> {
+  private async commit(tx: TransactionInfo, sizeBytes: number, longLines = false): Promise<Reply> {
     this.clearDataDeadline();
     const writer = this.writer;
     this.writer = null;
@@ -531,6 +531,7 @@ export class SmtpConnection {
         client: this.clientInfo(),
         receivedAtMs: this.deps.clock.nowMs(),
         ...(folder === undefined ? {} : { folder }),
+        ...(longLines ? { longLines } : {}),
       };
       await writer.commit(envelope, prefix === undefined ? {} : { prefix });
       if (envelope.client.authUser !== null)
