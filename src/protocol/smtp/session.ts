@@ -108,7 +108,7 @@ export type Effect =
   | { readonly kind: 'abort-message' }
   /**
    * End of content: the driver commits (fsync) and resolves with the reply to send. `longLines`: a line
-   * was over 998 octets (accepted with longLines 'accept'), so it must be encoded before it is relayed.
+   * was over 998 octets (longLines 'accept', or maxTextLineBytes over 1000): encoded before it is relayed.
    */
   | {
       readonly kind: 'commit';
@@ -667,7 +667,7 @@ export class SmtpSession {
       kind: 'commit',
       transaction: this.info(tx),
       sizeBytes: tx.sizeBytes,
-      ...(scanner?.longLine === true ? { longLines: true as const } : {}),
+      ...(scanner?.overSmtpLine === true ? { longLines: true as const } : {}),
     });
   }
 
