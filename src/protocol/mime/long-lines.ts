@@ -28,6 +28,8 @@ export const MAX_LINE_OCTETS = 998;
 const LINE_HEAD_BYTES = MAX_LINE_OCTETS + 3;
 /** Of a Content-Type, Content-Transfer-Encoding or MIME-Version value, this much is kept to parse. */
 const MAX_FIELD_VALUE = 4096;
+/** Multiparts nested deeper are one leaf: boundary checks cost a look at each enclosing one. */
+const MAX_NESTING = 50;
 /** Quoted-printable and base64 lines (RFC 2045 §6.7 rule 5, §6.8). */
 const ENCODED_LINE = 76;
 
@@ -285,7 +287,10 @@ abstract class MimeWalk {
     const cte = mechanism(part);
     // An encoded body is opaque: a multipart or message in base64 is one leaf (RFC 2045 §6.4 forbids it).
     const opaque = cte === 'base64' || cte === 'quoted-printable';
-    const boundary = type.startsWith('multipart/') && !opaque ? boundaryOf(part.contentType) : null;
+    const boundary =
+      type.startsWith('multipart/') && !opaque && this.#frames.length < MAX_NESTING
+        ? boundaryOf(part.contentType)
+        : null;
     if (boundary !== null) {
       this.#frames.push({ delimiter: encoder.encode(`--${boundary}`), part });
       this.#region = { kind: 'filler', part };
