@@ -22,6 +22,7 @@ import { RemoteDelivery } from './delivery/remote.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { DataDirLockedError, lockDataDir } from './db/data-dir-lock.ts';
 import type { DataDirLock } from './db/data-dir-lock.ts';
+import { DiskSpace } from './net/disk-space.ts';
 import { createResolver } from './net/dns.ts';
 import { createLogger } from './net/logger.ts';
 import { loadTlsMaterial } from './net/tls.ts';
@@ -280,6 +281,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     config,
     remote,
     dkimDataDir: dataPaths(config).root,
+    diskSpace: new DiskSpace(dataPaths(config).mail, 0),
   });
   let listeners: Awaited<ReturnType<typeof startListeners>>;
   // What the CLI changes (queue actions, users, aliases) goes to this server's log as cli.* events.

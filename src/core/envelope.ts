@@ -49,4 +49,9 @@ export interface Envelope {
   readonly receivedAtMs: number;
   /** Local delivery into this mailbox instead of INBOX (e.g. "Junk" after a DMARC quarantine). */
   readonly folder?: string;
+  /**
+   * The content has lines over 998 octets (accepted with limits.long_lines = "accept"): it is encoded
+   * before it leaves for another host (delivery/long-lines.ts). Absent when it has none.
+   */
+  readonly longLines?: boolean;
 }

@@ -53,6 +53,7 @@ export const Events = {
   deliveryRouteFailed: 'delivery.route.failed',
   deliveryTlsFallback: 'delivery.tls.fallback',
   deliveryDkimFailed: 'delivery.dkim.failed',
+  deliveryLongLinesEncoded: 'delivery.long_lines.encoded',
   deliveryForwarded: 'delivery.forwarded',
   deliveryBounced: 'delivery.bounced',
   dsnQueued: 'dsn.queued',

@@ -37,6 +37,9 @@ import { splitHeaderFields } from '../policy/dkim/header-fields.ts';
 import { createPrivateKey } from 'node:crypto';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 import { deliverLocal } from './local.ts';
+import { isDiskFull } from '../db/storage-fs.ts';
+import { SpaceWait, type FreeSpace } from './space-wait.ts';
+import { withShortLines, type Content } from './long-lines.ts';
 
 export interface DeliveryWorkerDeps {
   readonly queue: Queue;
@@ -52,6 +55,11 @@ export interface DeliveryWorkerDeps {
   readonly random?: () => number;
   /** The data dir whose dkim/ folder holds signing keys (`tern dkim keygen`); none: no signing. */
   readonly dkimDataDir?: string | null;
+  /**
+   * Free space where mailboxes are written: a delivery that failed on a full disk is tried again as soon
+   * as limits.min_free_bytes is free there. None: such deliveries wait for their scheduled retry.
+   */
+  readonly diskSpace?: FreeSpace | null;
 }
 
 /** After the queue failed to record an outcome (a full disk), try recording it again this soon. */
@@ -91,6 +99,8 @@ export interface DeliveryWorkerOptions {
   readonly stopTimeoutMs: number;
   /** Messages taken from the queue per look. */
   readonly batchSize: number;
+  /** How often free space is read while mailbox deliveries wait for the disk (space-wait.ts). */
+  readonly spacePollMs: number;
 }
 
 export const DEFAULT_DELIVERY_WORKER_OPTIONS: DeliveryWorkerOptions = {
@@ -98,6 +108,7 @@ export const DEFAULT_DELIVERY_WORKER_OPTIONS: DeliveryWorkerOptions = {
   pollMs: 30_000,
   stopTimeoutMs: 10_000,
   batchSize: 100,
+  spacePollMs: 1000,
 };
 
 const MINUTE_MS = 60_000;
@@ -166,6 +177,7 @@ export class DeliveryWorker {
    */
   readonly #finishedSinceLook = new Set<string>();
   #stopped: Promise<void> | null = null;
+  readonly #spaceWait: SpaceWait | null;
 
   constructor(deps: DeliveryWorkerDeps, options: Partial<DeliveryWorkerOptions> = {}) {
     this.#deps = deps;
@@ -173,6 +185,15 @@ export class DeliveryWorker {
     this.#options = { ...DEFAULT_DELIVERY_WORKER_OPTIONS, ...options };
     if (!(this.#options.concurrency >= 1)) throw new RangeError('concurrency must be at least 1');
     if (!(this.#options.batchSize >= 1)) throw new RangeError('batchSize must be at least 1');
+    const space = deps.diskSpace;
+    this.#spaceWait = space
+      ? new SpaceWait({
+          space,
+          reserveBytes: this.#config.limits.minFreeBytes,
+          pollMs: this.#options.spacePollMs,
+          onSpace: (ids) => void this.#spaceReturned(ids),
+        })
+      : null;
   }
 
   start(): void {
@@ -230,6 +251,7 @@ export class DeliveryWorker {
     if (this.#timer) clearInterval(this.#timer);
     if (this.#changeTimer) clearInterval(this.#changeTimer);
     if (this.#retryTimer) clearTimeout(this.#retryTimer);
+    this.#spaceWait?.stop();
     this.#unsubscribe?.();
     if (wasRunning) {
       const abort = new AbortController();
@@ -424,6 +446,7 @@ export class DeliveryWorker {
       const reply = replyFor(err);
       const temporary = reply.code >= 400 && reply.code < 500 ? reply : Replies.localError;
       log.warn(Events.deliveryDeferred, { rcpt: rcpt.address, attempt: rcpt.attempts + 1, err });
+      if (isDiskFull(err)) void this.#spaceWait?.add(message.id);
       return this.#temporary(message, rcpt, replyLine(temporary), temporary.enhanced, {});
     }
   }
@@ -487,7 +510,7 @@ export class DeliveryWorker {
     log: Logger,
   ): Promise<{ sizeBytes: number; body: () => AsyncIterable<Uint8Array> }> {
     const { queue, clock } = this.#deps;
-    const plain = { sizeBytes: message.sizeBytes, body: () => queue.readBody(message.id) };
+    const plain = await this.#outgoing(message, log);
     const client = message.envelope.client;
     const own = client.authUser !== null || client.service === 'dsn' || client.service === 'double-bounce';
     const dataDir = this.#deps.dkimDataDir;
@@ -505,16 +528,29 @@ export class DeliveryWorker {
     try {
       const signature = Buffer.from(await signMessage({ content: plain.body, keys, nowMs: now }), 'latin1');
       return {
-        sizeBytes: message.sizeBytes + signature.length,
+        sizeBytes: plain.sizeBytes + signature.length,
         body: async function* () {
           yield signature;
-          yield* queue.readBody(message.id);
+          yield* plain.body();
         },
       };
     } catch (err) {
       log.warn(Events.deliveryDkimFailed, { domain, err });
       return plain;
     }
+  }
+
+  /**
+   * The content as it may leave for another host: lines over 998 octets encoded (long-lines.ts), before
+   * any DKIM signature or ARC seal is made over it. Local delivery keeps the message as it came.
+   */
+  async #outgoing(message: QueuedMessage, log: Logger): Promise<Content> {
+    const raw = { sizeBytes: message.sizeBytes, body: () => this.#deps.queue.readBody(message.id) };
+    if (message.envelope.longLines !== true) return raw;
+    const encoded = await withShortLines(raw.body);
+    if (encoded === null) return raw;
+    log.event(Events.deliveryLongLinesEncoded, { sizeBytes: raw.sizeBytes, encodedBytes: encoded.sizeBytes });
+    return encoded;
   }
 
   /** A temporary failure: deferred on the schedule, or bounced once the queue lifetime is over. */
@@ -556,6 +592,21 @@ export class DeliveryWorker {
     };
   }
 
+  /** The disk has room again: messages that waited for it are due now rather than at their retry. */
+  async #spaceReturned(ids: readonly string[]): Promise<void> {
+    for (const id of ids) {
+      // Still being settled: its deferral is not recorded yet, so a flush now would be overwritten.
+      if (this.#inFlight.has(id)) {
+        this.#spaceWait?.again(id);
+        continue;
+      }
+      await this.#deps.queue.flush(id).catch((err: unknown) => {
+        this.#deps.logger.error(Events.deliveryWorkerError, { op: 'flush', queueId: id, err });
+      });
+    }
+    this.wake();
+  }
+
   /** Look at the queue again at atMs (the earliest deferred retry), unless the poll comes first. */
   #wakeAt(atMs: number): void {
     if (this.#state !== 'running' || atMs >= this.#retryAtMs) return;
@@ -580,15 +631,19 @@ export class DeliveryWorker {
    * although forwarding breaks SPF (and a footer would break DKIM). Null when there is nothing to seal
    * with (no key for the domain, or the message never went through our checks).
    */
-  async #arcSeal(message: QueuedMessage, viaAddress: string): Promise<Uint8Array | null> {
+  async #arcSeal(
+    message: QueuedMessage,
+    viaAddress: string,
+    content: () => AsyncIterable<Uint8Array>,
+  ): Promise<Uint8Array | null> {
     const dataDir = this.#deps.dkimDataDir;
     if (!dataDir) return null;
     const domain = viaAddress.slice(viaAddress.lastIndexOf('@') + 1).toLowerCase();
     const key = (await this.#keys(dataDir)).get(domain)?.[0];
     if (!key) return null;
-    const { queue, clock } = this.#deps;
+    const { clock } = this.#deps;
     const authservId = this.#config.checks.authservId ?? this.#config.hostname;
-    const headers = Buffer.from(await readHeaderBytes(queue.readBody(message.id))).toString('latin1');
+    const headers = Buffer.from(await readHeaderBytes(content())).toString('latin1');
     const results = authResultsFor(splitHeaderFields(headers), authservId);
     if (results.length === 0) return null;
     const arc = results.find((r) => /^arc=/i.test(r));
@@ -601,7 +656,7 @@ export class DeliveryWorker {
         authservId,
         nowMs: clock.nowMs(),
       });
-      for await (const chunk of queue.readBody(message.id)) sealer.push(chunk);
+      for await (const chunk of content()) sealer.push(chunk);
       const sealed = sealer.finish({ cv, results });
       return sealed.kind === 'sealed' ? Buffer.from(sealed.fields, 'latin1') : null;
     } catch (err) {
@@ -628,13 +683,16 @@ export class DeliveryWorker {
       notify: original?.notify ?? null,
       orcpt: original?.orcpt ?? { addrType: 'rfc822', address: rcpt.address },
     }));
-    const seal = await this.#arcSeal(message, rcpt.address);
+    // Encoded here, not when the copy leaves: the seal must cover what is sent.
+    const content = await this.#outgoing(message, this.#deps.logger.child({ queueId: message.id }));
+    const seal = await this.#arcSeal(message, rcpt.address, content.body);
+    const { longLines: _encoded, ...envelope } = message.envelope;
     const writer = queue.begin();
     try {
       if (seal !== null) await writer.write(seal);
-      for await (const chunk of queue.readBody(message.id)) await writer.write(chunk);
+      for await (const chunk of content.body()) await writer.write(chunk);
       await writer.commit({
-        ...message.envelope,
+        ...envelope,
         recipients,
         client: SELF_CLIENT('forward'),
         receivedAtMs: clock.nowMs(),
@@ -727,6 +785,8 @@ export class DeliveryWorker {
         recipients: [{ address: dsn.recipient, notify: null, orcpt: null }],
         client: SELF_CLIENT(to === undefined ? 'dsn' : 'double-bounce'),
         receivedAtMs: nowMs,
+        // The original returned in full brings its long lines along.
+        ...(dsn.returned === 'full' && message.envelope.longLines === true ? { longLines: true } : {}),
       });
     } catch (err) {
       await writer.abort().catch(() => undefined);

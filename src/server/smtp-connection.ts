@@ -391,7 +391,7 @@ export class SmtpConnection {
           break;
         case 'commit': {
           flush();
-          const reply = await this.commit(effect.transaction, effect.sizeBytes);
+          const reply = await this.commit(effect.transaction, effect.sizeBytes, effect.longLines === true);
           if (reply.code >= 400) this.logRefusal(Events.smtpDataRejected, effect.transaction, reply);
           await this.perform(this.session.resolve({ kind: 'commit', reply }));
           break;
@@ -532,7 +532,7 @@ export class SmtpConnection {
       });
   }
 
-  private async commit(tx: TransactionInfo, sizeBytes: number): Promise<Reply> {
+  private async commit(tx: TransactionInfo, sizeBytes: number, longLines = false): Promise<Reply> {
     this.clearDataDeadline();
     const writer = this.writer;
     this.writer = null;
@@ -593,6 +593,7 @@ export class SmtpConnection {
         client: this.clientInfo(),
         receivedAtMs: this.deps.clock.nowMs(),
         ...(folder === undefined ? {} : { folder }),
+        ...(longLines ? { longLines } : {}),
       };
       await writer.commit(envelope, prefix === undefined ? {} : { prefix });
       if (envelope.client.authUser !== null)

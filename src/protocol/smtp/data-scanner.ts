@@ -26,12 +26,19 @@ export interface ScanResult {
 const CR = 13;
 const LF = 10;
 const DOT = 46;
+/** RFC 5321 §4.5.3.1.6: 1000 octets with CRLF. */
+const SMTP_LINE_CONTENT = 998;
 
 export class DataScanner {
   readonly options: ScanOptions;
   /** A bare CR or LF was seen (with policy reject the message must be refused). */
   bareLineEnding = false;
   longLine = false;
+  /**
+   * A line was over RFC 5321's 998 octets (§4.5.3.1.6), whatever maxLineBytes allows: the message must
+   * be encoded before it is relayed.
+   */
+  overSmtpLine = false;
   /** Content bytes produced so far. */
   outputBytes = 0;
   // At the start of a line that followed a real CRLF (or the start of data): only here can "." end DATA.
@@ -126,6 +133,7 @@ export class DataScanner {
       o += end - i;
       this.lineLen += end - i;
       if (this.lineLen > maxContent) this.longLine = true;
+      if (this.lineLen > SMTP_LINE_CONTENT) this.overSmtpLine = true;
       i = end;
     }
     this.outputBytes += o;
@@ -143,6 +151,7 @@ export class DataScanner {
 
   private endLine(proper: boolean): void {
     if (this.lineLen > maxOf(this.options)) this.longLine = true;
+    if (this.lineLen > SMTP_LINE_CONTENT) this.overSmtpLine = true;
     this.lineLen = 0;
     this.properLineStart = proper;
   }

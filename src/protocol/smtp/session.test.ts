@@ -384,6 +384,19 @@ describe('SMTP session: DATA framing and smuggling', () => {
     assert.deepEqual(a.replies.slice(4), ['354', '250 2.0.0']);
   });
 
+  it('a message with a line over 998 octets is committed marked longLines, whatever max_text_line_bytes allows', () => {
+    const commits = (h: Harness): (true | undefined)[] =>
+      h.effects.flatMap((e) => (e.kind === 'commit' ? [e.longLines] : []));
+    for (const options of [{ longLines: 'accept' as const }, { maxTextLineBytes: 2000 }]) {
+      const long = new Harness(options).send(ENVELOPE + 'DATA\r\n' + 'x'.repeat(999) + '\r\n.\r\n');
+      assert.deepEqual(commits(long), [true], JSON.stringify(options));
+      const bdat = new Harness(options).send(ENVELOPE + `BDAT 1001 LAST\r\n${'x'.repeat(999)}\r\n`);
+      assert.deepEqual(commits(bdat), [true], `BDAT ${JSON.stringify(options)}`);
+      const fits = new Harness(options).send(ENVELOPE + 'DATA\r\n' + 'x'.repeat(998) + '\r\n.\r\n');
+      assert.deepEqual(commits(fits), [undefined]);
+    }
+  });
+
   it('an empty message is fine', () => {
     const h = new Harness().send(ENVELOPE + 'DATA\r\n.\r\n');
     assert.deepEqual(h.replies.slice(4), ['354', '250 2.0.0']);

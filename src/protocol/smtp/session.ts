@@ -112,8 +112,16 @@ export type Effect =
   | { readonly kind: 'data'; readonly chunk: Uint8Array }
   /** The message content is refused or the transaction is reset: the driver discards the writer. */
   | { readonly kind: 'abort-message' }
-  /** End of content: the driver commits (fsync) and resolves with the reply to send. */
-  | { readonly kind: 'commit'; readonly transaction: TransactionInfo; readonly sizeBytes: number };
+  /**
+   * End of content: the driver commits (fsync) and resolves with the reply to send. `longLines`: a line
+   * was over 998 octets (longLines 'accept', or maxTextLineBytes over 1000): encoded before it is relayed.
+   */
+  | {
+      readonly kind: 'commit';
+      readonly transaction: TransactionInfo;
+      readonly sizeBytes: number;
+      readonly longLines?: true;
+    };
 
 export type Resolution =
   | { readonly kind: 'mail'; readonly reply: Reply | null }
@@ -685,7 +693,12 @@ export class SmtpSession {
       return;
     }
     this.pending = { kind: 'commit' };
-    this.out({ kind: 'commit', transaction: this.info(tx), sizeBytes: tx.sizeBytes });
+    this.out({
+      kind: 'commit',
+      transaction: this.info(tx),
+      sizeBytes: tx.sizeBytes,
+      ...(scanner?.overSmtpLine === true ? { longLines: true as const } : {}),
+    });
   }
 
   private finishTransaction(reply: Reply): void {
