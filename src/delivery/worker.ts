@@ -16,6 +16,7 @@ import type { Clock, Logger } from '../core/ports.ts';
 import { Replies, replyFor } from '../core/reply.ts';
 import type { Reply } from '../core/reply.ts';
 import type { Directory } from '../directory/directory.ts';
+import { postmasterAddress } from '../directory/postmaster.ts';
 import { headerSummary, parseHeaderBlock } from '../protocol/headers.ts';
 import type { HeaderSummary } from '../protocol/headers.ts';
 import { OPERATOR_BOUNCE_REPLY } from '../queue/queue.ts';
@@ -739,8 +740,7 @@ export class DeliveryWorker {
   }
 
   #postmaster(): string {
-    const c = this.#config;
-    return c.queue.postmaster ?? `postmaster@${c.localDomains[0] ?? c.hostname}`;
+    return postmasterAddress(this.#config);
   }
 
   async #queueDsn(

@@ -101,10 +101,11 @@ describe('connection reuse', { skip }, () => {
     }
     assert.equal(rx.connections(), 1, 'one TCP connection for three messages');
     assert.equal(new Set(rx.accepted.map((m) => m.session)).size, 1, 'one SMTP session');
-    const reused = tern
-      .events('delivery.remote')
-      .filter((l) => l['domain'] === 'seq.test')
-      .map((l) => l['reused']);
+    // The receiver can hold the third message a moment before the worker logs its attempt.
+    const reused = await waitFor('three delivery.remote lines', () => {
+      const lines = tern.events('delivery.remote').filter((l) => l['domain'] === 'seq.test');
+      return lines.length >= 3 ? lines.map((l) => l['reused']) : undefined;
+    });
     assert.deepEqual(reused, [false, true, true]);
   });
 

@@ -98,6 +98,44 @@ describe('tern config check', () => {
     );
   });
 
+  // The second case: the postmaster is an alias to a UTF-8 address that is no user yet.
+  for (const target of [null, '日本@example.test']) {
+    test(`a postmaster without a mailbox in an existing data directory (${target ?? 'no alias'}): a warning`, async () => {
+      const postmaster = 'postmaster@example.test';
+      const mailbox = target ?? postmaster;
+      await writeFile(
+        sandbox.configPath,
+        ['local_domains = ["example.test"]', '[queue]', `postmaster = "${postmaster}"`, ''].join('\n'),
+      );
+      const added = await sandbox.tern(['user', 'add', 'bob@example.test'], { stdin: '' });
+      assert.equal(added.code, 0, added.stderr);
+      if (target !== null) {
+        const alias = await sandbox.tern(['alias', 'add', postmaster, target]);
+        assert.equal(alias.code, 0, alias.stderr);
+      }
+      const r = await sandbox.tern(['config', 'check', '--json']);
+      assert.equal(r.code, 0, r.stderr);
+      const report = JSON.parse(r.stdout) as { valid: boolean; warnings: { key: string; message: string }[] };
+      assert.equal(report.valid, true);
+      const warning = report.warnings.find((w) => w.key === 'queue.postmaster');
+      assert.ok(warning, r.stdout);
+      assert.match(warning.message, new RegExp(`${escape(postmaster)} has no mailbox`));
+
+      const pm = await sandbox.tern(['user', 'add', mailbox], { stdin: '' });
+      assert.equal(pm.code, 0, pm.stderr);
+      const again = await sandbox.tern(['config', 'check']);
+      assert.equal(again.code, 0, again.stderr);
+      assert.equal(again.stdout, `${sandbox.configPath}: ok\n`);
+      for (const cleanup of [
+        ['user', 'del', mailbox],
+        ['user', 'del', 'bob@example.test'],
+        ...(target === null ? [] : [['alias', 'del', postmaster]]),
+      ]) {
+        assert.equal((await sandbox.tern(cleanup)).code, 0);
+      }
+    });
+  }
+
   test('a missing file is an error (exit 1); bad usage exits 2', async () => {
     const missing = await sandbox.tern(['config', 'check', '--config', join(sandbox.dir, 'nope.toml')], {
       withConfig: false,

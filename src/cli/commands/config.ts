@@ -11,20 +11,22 @@ import type { Config } from '../../config/config.ts';
 import type { ConfigError } from '../../config/load.ts';
 import { ConfigLoadError, formatConfigErrors } from '../../config/load.ts';
 import { dataPaths } from '../../main.ts';
-import type { Command } from '../command.ts';
+import { postmasterProblem } from '../../directory/postmaster.ts';
+import type { Command, CommandContext } from '../command.ts';
 import { writeLine } from '../io.ts';
 
 const NO_FILE = '(built-in defaults)';
 
 /**
- * Checks that need what is in the data directory, run only when it exists (never created here).
- * TODO(issue 11, at merge): when dataPaths(config).directory exists, open the user directory read-only
- * and add postmasterProblem(config, directory) (the postmaster work of issue 11) as a warning on
- * key "queue.postmaster"; the directory has no read-only open yet (openDirectory migrates and creates).
+ * Checks that need what is in the data directory, run only when its user directory exists (nothing is
+ * created; a fresh install gets its postmaster mailbox from `tern serve`, see directory/postmaster.ts).
  */
-function dataDirChecks(config: Config): ConfigError[] {
+async function dataDirChecks(ctx: CommandContext, config: Config): Promise<ConfigError[]> {
   if (!existsSync(dataPaths(config).directory)) return [];
-  return [];
+  const problem = await ctx.withServices(['directory'], ({ directory }) =>
+    postmasterProblem(config, directory),
+  );
+  return problem === null ? [] : [{ key: 'queue.postmaster', line: null, message: problem }];
 }
 
 function plural(n: number, word: string): string {
@@ -38,6 +40,7 @@ export const configCheck: Command = {
   flags: ['json'],
   minPositionals: 0,
   maxPositionals: 0,
+  readOnly: true,
   async run(ctx, args) {
     const warnings: ConfigError[] = [];
     let errors: readonly ConfigError[] = [];
@@ -48,7 +51,7 @@ export const configCheck: Command = {
         file = source;
       });
       file = config.source;
-      warnings.push(...dataDirChecks(config));
+      warnings.push(...(await dataDirChecks(ctx, config)));
     } catch (err) {
       if (!(err instanceof ConfigLoadError)) throw err;
       errors = err.errors;
