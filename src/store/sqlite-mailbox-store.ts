@@ -66,7 +66,8 @@ const BLOBS = 'blobs';
 /** Read size for bodies in files: what one socket write of a RETR or FETCH carries. */
 const READ_CHUNK_BYTES = 64 * 1024;
 
-const MIGRATIONS = [
+/** Exported for the upgrade test only. */
+export const MIGRATIONS = [
   `CREATE TABLE meta (
      key TEXT PRIMARY KEY,
      value INTEGER NOT NULL
