@@ -13,6 +13,18 @@
 // changesSince(modseq) over messages and expunged UIDs, and a change feed (an in-process emitter fed
 // after each durable commit, one per data directory as maildrop-locks.ts assumes) waking IDLE sessions.
 
+export const INBOX = 'INBOX';
+
+/** IMAP's INBOX is case-insensitive (RFC 9051 §5.1); other names are kept as given. */
+export function normalizeMailboxName(name: string): string {
+  return name.toUpperCase() === INBOX ? INBOX : name;
+}
+
+/** Owners are address keys: compared without case, as the directory stores them. */
+export function normalizeUser(user: string): string {
+  return user.toLowerCase();
+}
+
 export interface MessageSummary {
   /** Stable id for the CLI: "<mailbox uidvalidity>-<uid>" style or similar, opaque to callers. */
   readonly id: string;

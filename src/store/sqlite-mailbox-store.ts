@@ -45,7 +45,7 @@ import type {
   MessageSummary,
   StoredMessage,
 } from './mailbox-store.ts';
-import { uidl } from './mailbox-store.ts';
+import { INBOX, normalizeMailboxName, normalizeUser, uidl } from './mailbox-store.ts';
 
 export interface SqliteMailboxStoreOptions {
   /** The store's folder (e.g. data/mail): mail.db, blobs/ and tmp/ live here. */
@@ -60,7 +60,6 @@ export interface SqliteMailboxStoreOptions {
   readonly onDatabase?: ((db: DatabaseSync) => void) | undefined;
 }
 
-const INBOX = 'INBOX';
 const TMP = 'tmp';
 const BLOBS = 'blobs';
 /** Read size for bodies in files: what one socket write of a RETR or FETCH carries. */
@@ -126,11 +125,6 @@ export const MIGRATIONS = [
    ) STRICT;`,
 ];
 
-/** IMAP's INBOX is case-insensitive (RFC 9051 §5.1); other names are kept as given. */
-export function normalizeMailboxName(name: string): string {
-  return name.toUpperCase() === INBOX ? INBOX : name;
-}
-
 /** The CLI id of a message: its UID in INBOX, "<mailbox>/<uid>" in any other mailbox. */
 export function messageId(mailbox: string, uid: number): string {
   return mailbox === INBOX ? String(uid) : `${mailbox}/${uid}`;
@@ -142,10 +136,6 @@ function parseMessageId(id: string): { mailbox: string; uid: number } | null {
   const digits = id.slice(slash + 1);
   if (!/^[1-9][0-9]{0,9}$/.test(digits) || mailbox === '') return null;
   return { mailbox, uid: Number(digits) };
-}
-
-function normalizeUser(user: string): string {
-  return user.toLowerCase();
 }
 
 /** UIDs as a caller may pass them (repeated, unordered, junk): the valid ones, once each, ascending. */
