@@ -243,7 +243,11 @@ export function runMailboxStoreContract(name: string, make: () => Promise<Mailbo
         assert.ok(Number.isSafeInteger(status.uidValidity) && status.uidValidity > 0);
         assert.ok(status.uidValidity < 2 ** 32, 'UIDVALIDITY is a 32-bit number (RFC 9051 §2.3.1.1)');
         assert.ok(Number.isSafeInteger(status.highestModseq) && status.highestModseq >= 1);
-        assert.deepEqual(await h.store.status(owner.toUpperCase(), 'inbox'), status, 'owner and INBOX fold case');
+        assert.deepEqual(
+          await h.store.status(owner.toUpperCase(), 'inbox'),
+          status,
+          'owner and INBOX fold case',
+        );
         const snap = await h.store.snapshot(owner, 'INBOX');
         assert.ok(snap !== null);
         const { entries, ...counters } = snap;
@@ -284,11 +288,12 @@ export function runMailboxStoreContract(name: string, make: () => Promise<Mailbo
         await h.store.deliver(request(large, { user: owner }));
         assert.ok((await readMessage(await h.store.openMessage(owner, 'INBOX', 1))).equals(small));
         const opened = await h.store.openMessage(owner.toUpperCase(), 'inbox', 2);
-        assert.equal(opened?.uid, 2);
-        assert.equal(opened?.sizeBytes, large.byteLength);
+        assert.ok(opened !== null);
+        assert.equal(opened.uid, 2);
+        assert.equal(opened.sizeBytes, large.byteLength);
         let biggest = 0;
         const chunks: Uint8Array[] = [];
-        for await (const c of opened!.content) {
+        for await (const c of opened.content) {
           biggest = Math.max(biggest, c.byteLength);
           chunks.push(c);
         }
@@ -353,7 +358,11 @@ export function runMailboxStoreContract(name: string, make: () => Promise<Mailbo
         assert.deepEqual(await h.store.expunge(owner, 'INBOX', [2, 4, 5]), [], 'already gone');
         assert.deepEqual(await h.store.expunge(owner, 'Nope', [1]), []);
         assert.deepEqual(await h.store.expunge(owner, 'INBOX', []), []);
-        assert.equal((await h.store.status(owner, 'INBOX'))?.highestModseq, after.highestModseq, 'no-ops change nothing');
+        assert.equal(
+          (await h.store.status(owner, 'INBOX'))?.highestModseq,
+          after.highestModseq,
+          'no-ops change nothing',
+        );
         assert.equal((await h.store.list(BOB)).length, 1, "another user's UID 1..6 are untouched");
 
         const s = await h.reopen();
@@ -362,7 +371,11 @@ export function runMailboxStoreContract(name: string, make: () => Promise<Mailbo
           [1, 3, 6],
         );
         assert.deepEqual(await s.status(owner, 'INBOX'), after);
-        assert.equal((await s.deliver(request('after', { user: owner }))).uid, 7, 'expunged UIDs are not reused');
+        assert.equal(
+          (await s.deliver(request('after', { user: owner }))).uid,
+          7,
+          'expunged UIDs are not reused',
+        );
         assert.equal((await readMessage(await s.openMessage(owner, 'INBOX', 3))).toString(), 'message 3');
       });
     }
@@ -385,7 +398,10 @@ export function runMailboxStoreContract(name: string, make: () => Promise<Mailbo
         h.store.deliver(request('new')),
         h.store.expunge(ALICE, 'INBOX', [3, 4, 5]),
       ]);
-      assert.deepEqual([...a, ...c].sort((x, y) => x - y), [1, 2, 3, 4, 5]);
+      assert.deepEqual(
+        [...a, ...c].sort((x, y) => x - y),
+        [1, 2, 3, 4, 5],
+      );
       assert.equal(b.uid, 21);
       assert.equal((await h.store.status(ALICE, 'INBOX'))?.messages, 16);
     });
@@ -402,10 +418,11 @@ export function runMailboxStoreContract(name: string, make: () => Promise<Mailbo
       );
       const uids = (await s.snapshot(ALICE, 'INBOX'))?.entries.map((e) => e.uid);
       if (settled.ok) assert.deepEqual(uids, [6, 7, 8, 9, 10]);
-      else assert.ok(
-        uids?.join() === '1,2,3,4,5,6,7,8,9,10' || uids?.join() === '6,7,8,9,10',
-        `all or nothing, got ${uids?.join()}`,
-      );
+      else
+        assert.ok(
+          uids?.join() === '1,2,3,4,5,6,7,8,9,10' || uids?.join() === '6,7,8,9,10',
+          `all or nothing, got ${uids?.join()}`,
+        );
       // Every message still listed reads whole.
       for (const uid of uids ?? []) {
         const m = await s.openMessage(ALICE, 'INBOX', uid);

@@ -32,7 +32,9 @@ export function runMaildropLocksContract(name: string, make: () => Promise<Maild
 
     void it('racing acquires get exactly one lock', async () => {
       const locks = await make();
-      const got = await Promise.all(Array.from({ length: 20 }, () => locks.acquire('jürgen@example.org', 'INBOX')));
+      const got = await Promise.all(
+        Array.from({ length: 20 }, () => locks.acquire('jürgen@example.org', 'INBOX')),
+      );
       const winners = got.filter((l) => l !== null);
       assert.equal(winners.length, 1);
       await winners[0]!.release();

@@ -262,7 +262,9 @@ describe('SqliteMailboxStore specifics', () => {
       const big = randomBytes(2_000_000);
       await store.deliver(req('日本@example.org', big, 'k1'));
       await store.deliver(req('日本@example.org', randomBytes(100), 'k2'));
-      const opened = await Promise.all([1, 2].map((uid) => store.openMessage('日本@example.org', 'INBOX', uid)));
+      const opened = await Promise.all(
+        [1, 2].map((uid) => store.openMessage('日本@example.org', 'INBOX', uid)),
+      );
       assert.deepEqual(await store.expunge('日本@example.org', 'INBOX', [1, 2]), [1, 2]);
       await store.close(); // waits for the reclamation: the file is unlinked now
       assert.deepEqual(await allFiles(join(dir, 'blobs')), []);
