@@ -17,6 +17,7 @@
 // file in `doomed_bodies`; only after that transaction is durable are the files unlinked (their folders
 // fsynced), and then the doomed rows deleted. A crash anywhere leaves either the message whole (not yet
 // committed) or a doomed row for a file that open() removes: never a message row without its body.
+// (open() fsyncs the WAL first: a CLI process sees the server's commit before the server's fsync ends.)
 // A message opened for reading holds its file open, so an expunge racing a POP3 RETR cannot cut it short.
 //
 // Deliberately not here: IMAP flag updates, quotas, pruning old delivery keys and old expunged UIDs, a
@@ -186,14 +187,18 @@ export class SqliteMailboxStore implements MailboxStore {
       throw err;
     }
     const store = new SqliteMailboxStore(options, db);
-    // Bodies of expunges whose commit was durable but whose files a crash kept.
+    // Bodies of expunges whose files a crash (or a close) kept.
     try {
-      await store.#reclaim(
-        store.#sql
-          .sql('SELECT body_file FROM doomed_bodies')
-          .all()
-          .map((r) => text(r, 'body_file')),
-      );
+      const doomed = store.#sql
+        .sql('SELECT body_file FROM doomed_bodies')
+        .all()
+        .map((r) => text(r, 'body_file'));
+      if (doomed.length > 0) {
+        // Another process (the server, when this is the CLI) may have committed these rows without its
+        // fsync having ended yet: make them durable before their files go.
+        for (const file of ['mail.db-wal', 'mail.db']) await syncExisting(join(options.dir, file));
+        await store.#reclaim(doomed);
+      }
     } catch (err) {
       db.close();
       throw err;
@@ -538,6 +543,22 @@ export class SqliteMailboxStore implements MailboxStore {
     this.#commits.close();
     await Promise.all(this.#reclaiming);
     this.#db.close();
+  }
+}
+
+/** fsync a file another connection writes, when it exists. */
+async function syncExisting(path: string): Promise<void> {
+  let handle: FileHandle;
+  try {
+    handle = await open(path, 'r');
+  } catch (err) {
+    if (errnoCode(err) === 'ENOENT') return;
+    throw err;
+  }
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
