@@ -40,6 +40,10 @@ function recordingStore(): MailboxStore & { got: (Omit<DeliverRequest, 'content'
     },
     list: (): Promise<MessageSummary[]> => Promise.resolve([]),
     read: () => null,
+    status: () => Promise.resolve(null),
+    snapshot: () => Promise.resolve(null),
+    openMessage: () => Promise.resolve(null),
+    expunge: () => Promise.resolve([]),
     close: () => Promise.resolve(),
   };
 }

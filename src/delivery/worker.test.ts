@@ -254,6 +254,11 @@ class FakeStore implements MailboxStore {
   read(): AsyncIterable<Uint8Array> | null {
     return null;
   }
+  // Retrieval is not the worker's business.
+  status = (): Promise<null> => Promise.resolve(null);
+  snapshot = (): Promise<null> => Promise.resolve(null);
+  openMessage = (): Promise<null> => Promise.resolve(null);
+  expunge = (): Promise<number[]> => Promise.resolve([]);
   close(): Promise<void> {
     return Promise.resolve();
   }

@@ -1,14 +1,19 @@
 // The MailboxStore contract: what every implementation must do, as one node:test suite each
 // implementation's test file runs with its own harness. Covers durable delivery across a restart,
 // UIDs that only grow (and survive restarts), deliveryKey idempotency, large bodies byte-exact,
-// per-user and per-mailbox separation, ids the CLI can pass back, and a full disk (452 4.3.1).
-// Not here: where bytes live (files vs BLOBs): that is each implementation's own test.
+// per-user and per-mailbox separation, ids the CLI can pass back, and a full disk (452 4.3.1); for
+// retrieval: status and snapshot counters, UIDLs (RFC 1939 §7) stable across restarts, reads by UID with
+// the size up front, and expunge (exactly the named UIDs, durable, UIDs never reused, modseq raised),
+// each with UTF-8 owners (RFC 6531 addresses) beside ASCII ones.
+// Not here: where bytes live (files vs BLOBs), when body storage is reclaimed: each implementation's own
+// test.
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { describe, it } from 'node:test';
 import { Replies, ReplyError } from '../core/reply.ts';
-import type { DeliverRequest, MailboxStore } from './mailbox-store.ts';
+import type { DeliverRequest, MailboxStore, StoredMessage } from './mailbox-store.ts';
+import { uidl } from './mailbox-store.ts';
 
 export interface MailboxStoreHarness {
   readonly store: MailboxStore;
@@ -22,6 +27,10 @@ export interface MailboxStoreHarness {
 
 const ALICE = 'alice@example.org';
 const BOB = 'bob@example.org';
+const JUERGEN = 'jürgen@exämple.org';
+const NIHON = '日本@例え.jp';
+/** Every owner test runs for: ASCII, Latin with diacritics, CJK. */
+const OWNERS = [ALICE, JUERGEN, NIHON] as const;
 
 /** Content as delivery streams it: in chunks, with event-loop turns in between. */
 async function* chunked(bytes: Uint8Array, size = 65_536): AsyncIterable<Uint8Array> {
@@ -51,6 +60,13 @@ async function readAll(body: AsyncIterable<Uint8Array> | null): Promise<Buffer> 
   const chunks: Uint8Array[] = [];
   for await (const c of body) chunks.push(c);
   return Buffer.concat(chunks);
+}
+
+async function readMessage(message: StoredMessage | null): Promise<Buffer> {
+  assert.ok(message !== null, 'message not found');
+  const body = await readAll(message.content);
+  assert.equal(body.byteLength, message.sizeBytes, 'sizeBytes is the number of bytes read');
+  return body;
 }
 
 function isInsufficientStorage(err: unknown): boolean {
@@ -208,6 +224,232 @@ export function runMailboxStoreContract(name: string, make: () => Promise<Mailbo
       const r = await h.store.deliver(request(big, { deliveryKey: 'full-2000000' }));
       assert.equal(r.uid, 2);
       assert.ok((await readAll(h.store.read(ALICE, r.id))).equals(big));
+    });
+
+    for (const owner of OWNERS) {
+      withHarness(`status and snapshot count messages and octets (${owner})`, async (h) => {
+        assert.equal(await h.store.status(owner, 'INBOX'), null, 'no mailbox before the first delivery');
+        assert.equal(await h.store.snapshot(owner, 'INBOX'), null);
+        const bodies = ['one\r\n', 'zwei – drei\r\n', '日本語のメール\r\n'];
+        for (const b of bodies) await h.store.deliver(request(b, { user: owner }));
+        await h.store.deliver(request('elsewhere', { user: owner, mailbox: 'Archive' }));
+        await h.store.deliver(request('not yours', { user: BOB }));
+        const status = await h.store.status(owner, 'INBOX');
+        assert.ok(status !== null);
+        const octets = bodies.reduce((n, b) => n + Buffer.byteLength(b), 0);
+        assert.equal(status.messages, 3);
+        assert.equal(status.sizeBytes, octets);
+        assert.equal(status.uidNext, 4);
+        assert.ok(Number.isSafeInteger(status.uidValidity) && status.uidValidity > 0);
+        assert.ok(status.uidValidity < 2 ** 32, 'UIDVALIDITY is a 32-bit number (RFC 9051 §2.3.1.1)');
+        assert.ok(Number.isSafeInteger(status.highestModseq) && status.highestModseq >= 1);
+        assert.deepEqual(
+          await h.store.status(owner.toUpperCase(), 'inbox'),
+          status,
+          'owner and INBOX fold case',
+        );
+        const snap = await h.store.snapshot(owner, 'INBOX');
+        assert.ok(snap !== null);
+        const { entries, ...counters } = snap;
+        assert.deepEqual(counters, status);
+        assert.deepEqual(
+          entries,
+          bodies.map((b, i) => ({
+            uid: i + 1,
+            sizeBytes: Buffer.byteLength(b),
+            uidl: uidl(status.uidValidity, i + 1),
+          })),
+        );
+        const archive = await h.store.status(owner, 'Archive');
+        assert.equal(archive?.messages, 1);
+        assert.notEqual(archive?.uidValidity, status.uidValidity);
+      });
+    }
+
+    withHarness('UIDLs are printable, unique in a maildrop and stable across a restart', async (h) => {
+      for (let i = 0; i < 5; i++) await h.store.deliver(request(`m${i}`, { user: JUERGEN }));
+      const before = await h.store.snapshot(JUERGEN, 'INBOX');
+      assert.ok(before !== null);
+      const ids = before.entries.map((e) => e.uidl);
+      // RFC 1939 §7: 1 to 70 characters in the range 0x21 to 0x7E.
+      for (const id of ids) assert.match(id, /^[\x21-\x7e]{1,70}$/);
+      assert.equal(new Set(ids).size, ids.length);
+      assert.equal(ids[0], `${before.uidValidity}.1`, 'the documented "<UIDVALIDITY>.<UID>" format');
+      const s = await h.reopen();
+      assert.deepEqual((await s.snapshot(JUERGEN, 'INBOX'))?.entries, before.entries);
+      assert.equal(uidl(4_294_967_295, 4_294_967_295).length, 21);
+    });
+
+    for (const owner of OWNERS) {
+      withHarness(`a message read by UID has its size up front and its bytes exact (${owner})`, async (h) => {
+        const small = new TextEncoder().encode('Subject: grüße\r\n\r\nbody\r\n');
+        const large = randomBytes(3 * 1024 * 1024 + 7);
+        await h.store.deliver(request(small, { user: owner }));
+        await h.store.deliver(request(large, { user: owner }));
+        assert.ok((await readMessage(await h.store.openMessage(owner, 'INBOX', 1))).equals(small));
+        const opened = await h.store.openMessage(owner.toUpperCase(), 'inbox', 2);
+        assert.ok(opened !== null);
+        assert.equal(opened.uid, 2);
+        assert.equal(opened.sizeBytes, large.byteLength);
+        let biggest = 0;
+        const chunks: Uint8Array[] = [];
+        for await (const c of opened.content) {
+          biggest = Math.max(biggest, c.byteLength);
+          chunks.push(c);
+        }
+        assert.ok(Buffer.concat(chunks).equals(large));
+        assert.ok(biggest <= 1024 * 1024, `a large message streams in chunks (largest ${biggest})`);
+        const s = await h.reopen();
+        assert.ok((await readMessage(await s.openMessage(owner, 'INBOX', 2))).equals(large));
+        for (const [user, mailbox, uid] of [
+          [owner, 'INBOX', 3],
+          [owner, 'INBOX', 0],
+          [owner, 'Archive', 1],
+          [BOB, 'INBOX', 1],
+        ] as const) {
+          assert.equal(await s.openMessage(user, mailbox, uid), null, `${user} ${mailbox} ${uid}`);
+        }
+      });
+    }
+
+    withHarness('an opened message that is not read can be closed', async (h) => {
+      await h.store.deliver(request(randomBytes(2_000_000)));
+      await h.store.deliver(request('small'));
+      for (const uid of [1, 2]) {
+        const m = await h.store.openMessage(ALICE, 'INBOX', uid);
+        assert.ok(m !== null);
+        await m.close();
+        await m.close();
+      }
+      // Breaking off a read part-way is the other way to stop.
+      const m = await h.store.openMessage(ALICE, 'INBOX', 1);
+      for await (const c of m!.content) {
+        assert.ok(c.byteLength > 0);
+        break;
+      }
+      await m!.close();
+    });
+
+    for (const owner of OWNERS) {
+      withHarness(`expunge removes exactly the named messages, durably (${owner})`, async (h) => {
+        const big = randomBytes(1_500_000);
+        for (let i = 1; i <= 6; i++) {
+          await h.store.deliver(request(i === 2 ? big : `message ${i}`, { user: owner }));
+        }
+        await h.store.deliver(request('bob keeps his', { user: BOB }));
+        const before = await h.store.status(owner, 'INBOX');
+        assert.ok(before !== null);
+        // Unknown, repeated and out-of-order UIDs: only the ones present are removed, once.
+        const removed = await h.store.expunge(owner, 'INBOX', [5, 2, 99, 2, 0, 4]);
+        assert.deepEqual(removed, [2, 4, 5]);
+        assert.deepEqual(
+          (await h.store.list(owner)).map((m) => m.uid),
+          [1, 3, 6],
+        );
+        const after = await h.store.status(owner, 'INBOX');
+        assert.ok(after !== null);
+        assert.equal(after.messages, 3);
+        assert.equal(after.sizeBytes, ['message 1', 'message 3', 'message 6'].join('').length);
+        assert.equal(after.uidNext, before.uidNext, 'UIDNEXT does not move back');
+        assert.equal(after.uidValidity, before.uidValidity);
+        assert.ok(after.highestModseq > before.highestModseq, 'an expunge raises the modseq');
+        assert.equal(await h.store.openMessage(owner, 'INBOX', 2), null);
+        assert.equal(h.store.read(owner, '4'), null);
+        assert.deepEqual(await h.store.expunge(owner, 'INBOX', [2, 4, 5]), [], 'already gone');
+        assert.deepEqual(await h.store.expunge(owner, 'Nope', [1]), []);
+        assert.deepEqual(await h.store.expunge(owner, 'INBOX', []), []);
+        assert.equal(
+          (await h.store.status(owner, 'INBOX'))?.highestModseq,
+          after.highestModseq,
+          'no-ops change nothing',
+        );
+        assert.equal((await h.store.list(BOB)).length, 1, "another user's UID 1..6 are untouched");
+
+        const s = await h.reopen();
+        assert.deepEqual(
+          (await s.snapshot(owner, 'INBOX'))?.entries.map((e) => e.uid),
+          [1, 3, 6],
+        );
+        assert.deepEqual(await s.status(owner, 'INBOX'), after);
+        assert.equal(
+          (await s.deliver(request('after', { user: owner }))).uid,
+          7,
+          'expunged UIDs are not reused',
+        );
+        assert.equal((await readMessage(await s.openMessage(owner, 'INBOX', 3))).toString(), 'message 3');
+      });
+    }
+
+    withHarness('expunge of every message leaves an empty mailbox that keeps its UIDs', async (h) => {
+      for (let i = 0; i < 3; i++) await h.store.deliver(request(`m${i}`, { user: NIHON }));
+      assert.deepEqual(await h.store.expunge(NIHON, 'inbox', [1, 2, 3]), [1, 2, 3]);
+      const status = await h.store.status(NIHON, 'INBOX');
+      assert.equal(status?.messages, 0);
+      assert.equal(status?.sizeBytes, 0);
+      assert.equal(status?.uidNext, 4);
+      assert.deepEqual((await h.store.snapshot(NIHON, 'INBOX'))?.entries, []);
+      assert.deepEqual(await h.store.list(NIHON), []);
+    });
+
+    withHarness('expunges and deliveries running together all land', async (h) => {
+      for (let i = 0; i < 20; i++) await h.store.deliver(request(`m${i}`));
+      const [a, b, c] = await Promise.all([
+        h.store.expunge(ALICE, 'INBOX', [1, 2, 3]),
+        h.store.deliver(request('new')),
+        h.store.expunge(ALICE, 'INBOX', [3, 4, 5]),
+      ]);
+      assert.deepEqual(
+        [...a, ...c].sort((x, y) => x - y),
+        [1, 2, 3, 4, 5],
+      );
+      assert.equal(b.uid, 21);
+      assert.equal((await h.store.status(ALICE, 'INBOX'))?.messages, 16);
+    });
+
+    withHarness('an expunge in flight when the store closes is whole or absent after reopen', async (h) => {
+      for (let i = 0; i < 10; i++) {
+        await h.store.deliver(request(i % 2 === 0 ? randomBytes(400_000) : `m${i}`));
+      }
+      const pending = h.store.expunge(ALICE, 'INBOX', [1, 2, 3, 4, 5]);
+      const s = await h.reopen();
+      const settled = await pending.then(
+        (uids) => ({ ok: true as const, uids }),
+        () => ({ ok: false as const, uids: [] }),
+      );
+      const uids = (await s.snapshot(ALICE, 'INBOX'))?.entries.map((e) => e.uid);
+      if (settled.ok) assert.deepEqual(uids, [6, 7, 8, 9, 10]);
+      else
+        assert.ok(
+          uids?.join() === '1,2,3,4,5,6,7,8,9,10' || uids?.join() === '6,7,8,9,10',
+          `all or nothing, got ${uids?.join()}`,
+        );
+      // Every message still listed reads whole.
+      for (const uid of uids ?? []) {
+        const m = await s.openMessage(ALICE, 'INBOX', uid);
+        assert.equal((await readMessage(m)).byteLength, uid % 2 === 1 ? 400_000 : `m${uid - 1}`.length);
+      }
+    });
+
+    withHarness('on a full disk an expunge removes all or nothing (452 4.3.1)', async (h) => {
+      for (let i = 0; i < 3; i++) await h.store.deliver(request(i === 0 ? randomBytes(500_000) : `m${i}`));
+      const before = await h.store.status(ALICE, 'INBOX');
+      h.setDiskFull(true);
+      // Removing may need no new space (SQLite reuses pages): succeeding is as right as a 452.
+      const outcome = await h.store.expunge(ALICE, 'INBOX', [1, 2]).then(
+        (uids) => ({ ok: true as const, uids }),
+        (err: unknown) => ({ ok: false as const, err }),
+      );
+      h.setDiskFull(false);
+      if (outcome.ok) {
+        assert.deepEqual(outcome.uids, [1, 2]);
+        assert.equal((await h.store.status(ALICE, 'INBOX'))?.messages, 1);
+      } else {
+        assert.ok(isInsufficientStorage(outcome.err), String(outcome.err));
+        assert.deepEqual(await h.store.status(ALICE, 'INBOX'), before);
+        assert.equal((await readMessage(await h.store.openMessage(ALICE, 'INBOX', 1))).byteLength, 500_000);
+        assert.deepEqual(await h.store.expunge(ALICE, 'INBOX', [1, 2]), [1, 2]);
+      }
+      assert.equal((await readMessage(await h.store.openMessage(ALICE, 'INBOX', 3))).toString(), 'm2');
     });
   });
 }

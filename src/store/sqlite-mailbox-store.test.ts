@@ -4,13 +4,15 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { DatabaseSync } from 'node:sqlite';
+import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
-import { faultyStorageFs } from '../db/storage-fs.ts';
+import { openDatabase } from '../db/sqlite.ts';
+import type { StorageFs } from '../db/storage-fs.ts';
+import { errnoError, faultyStorageFs, nodeStorageFs } from '../db/storage-fs.ts';
 import { runMailboxStoreContract } from './mailbox-store.contract.ts';
 import type { DeliverRequest } from './mailbox-store.ts';
 import type { SqliteMailboxStoreOptions } from './sqlite-mailbox-store.ts';
-import { SqliteMailboxStore } from './sqlite-mailbox-store.ts';
+import { MIGRATIONS, SqliteMailboxStore } from './sqlite-mailbox-store.ts';
 
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 
@@ -103,13 +105,13 @@ describe('SqliteMailboxStore specifics', () => {
     const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
     const store = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 } });
     try {
-      assert.equal(store.status('a@example.org'), null);
+      assert.equal(await store.status('a@example.org', 'INBOX'), null);
       await store.deliver(req('a@example.org', randomBytes(10), 'k1'));
       await store.deliver(req('a@example.org', randomBytes(10), 'k2', 'Sent'));
       await store.deliver(req('b@example.org', randomBytes(10), 'k3'));
-      assert.deepEqual(store.status('a@example.org'), { uidValidity: T0 / 1000, uidNext: 2, messages: 1 });
-      assert.equal(store.status('a@example.org', 'Sent')?.uidValidity, T0 / 1000 + 1);
-      assert.equal(store.status('b@example.org')?.uidValidity, T0 / 1000 + 2);
+      assert.equal((await store.status('a@example.org', 'INBOX'))?.uidValidity, T0 / 1000);
+      assert.equal((await store.status('a@example.org', 'Sent'))?.uidValidity, T0 / 1000 + 1);
+      assert.equal((await store.status('b@example.org', 'INBOX'))?.uidValidity, T0 / 1000 + 2);
     } finally {
       await store.close();
       await rm(dir, { recursive: true, force: true });
@@ -197,6 +199,143 @@ describe('SqliteMailboxStore specifics', () => {
       );
       assert.ok(store.commitStats.transactions <= 10, `used ${store.commitStats.transactions}`);
       assert.equal((await store.list('u3@example.org')).length, 29);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('expunge unlinks a body file only once the removal is committed, and a file left behind by a crash goes on the next open', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
+    const user = 'jürgen@example.org';
+    const unlinked: string[] = [];
+    let unlinkWorks = false;
+    const fs: StorageFs = {
+      ...nodeStorageFs,
+      async unlink(path) {
+        // Another connection sees only committed data: no row may still point at this file.
+        const other = new DatabaseSync(join(dir, 'mail.db'), { readOnly: true });
+        try {
+          const rel = path.slice(dir.length + 1);
+          assert.equal(other.prepare('SELECT 1 FROM messages WHERE body_file = ?').get(rel), undefined);
+          assert.ok(other.prepare('SELECT 1 FROM doomed_bodies WHERE body_file = ?').get(rel));
+        } finally {
+          other.close();
+        }
+        // Until then, behave like a process that dies before it could unlink.
+        if (!unlinkWorks) throw errnoError('EIO', 'unlink');
+        unlinked.push(path);
+        await nodeStorageFs.unlink(path);
+      },
+    };
+    let store = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 }, fs });
+    try {
+      for (let i = 0; i < 3; i++) await store.deliver(req(user, randomBytes(300_000), `k${i}`));
+      assert.equal((await allFiles(join(dir, 'blobs'))).length, 3);
+      assert.deepEqual(await store.expunge(user, 'INBOX', [1, 3]), [1, 3]);
+      await store.close();
+      assert.equal((await allFiles(join(dir, 'blobs'))).length, 3, 'the failed unlinks kept the files');
+      unlinkWorks = true;
+      store = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 }, fs });
+      assert.equal(unlinked.length, 2);
+      assert.equal((await allFiles(join(dir, 'blobs'))).length, 1);
+      const db = new DatabaseSync(join(dir, 'mail.db'), { readOnly: true });
+      assert.equal(db.prepare('SELECT count(*) AS n FROM doomed_bodies').get()?.['n'], 0);
+      db.close();
+      const kept = await store.openMessage(user, 'INBOX', 2);
+      assert.equal(kept?.sizeBytes, 300_000);
+      await kept?.close();
+      // Later expunges reclaim at once.
+      assert.deepEqual(await store.expunge(user, 'INBOX', [2]), [2]);
+      await store.close();
+      assert.deepEqual(await allFiles(join(dir, 'blobs')), []);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a message opened before its expunge still reads whole', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
+    const store = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 } });
+    try {
+      const big = randomBytes(2_000_000);
+      await store.deliver(req('日本@example.org', big, 'k1'));
+      await store.deliver(req('日本@example.org', randomBytes(100), 'k2'));
+      const opened = await Promise.all(
+        [1, 2].map((uid) => store.openMessage('日本@example.org', 'INBOX', uid)),
+      );
+      assert.deepEqual(await store.expunge('日本@example.org', 'INBOX', [1, 2]), [1, 2]);
+      await store.close(); // waits for the reclamation: the file is unlinked now
+      assert.deepEqual(await allFiles(join(dir, 'blobs')), []);
+      const chunks: Uint8Array[] = [];
+      for await (const c of opened[0]!.content) chunks.push(c);
+      assert.ok(Buffer.concat(chunks).equals(big));
+      let small = 0;
+      for await (const c of opened[1]!.content) small += c.byteLength;
+      assert.equal(small, 100);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('upgrading a version 1 store counts the mail already there', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
+    const v1 = openDatabase(join(dir, 'mail.db'), { migrations: MIGRATIONS.slice(0, 1) });
+    v1.exec(`INSERT INTO mailboxes (id, user, name, uidvalidity, uidnext) VALUES (1, 'a@example.org', 'INBOX', 1000, 4);
+      INSERT INTO messages VALUES (1, 1, 10, 0, '[]', '', '', '', NULL), (1, 3, 32, 0, '[]', '', '', '', NULL);
+      INSERT INTO bodies VALUES (1, 1, zeroblob(10)), (1, 3, zeroblob(32));`);
+    v1.close();
+    const store = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 } });
+    try {
+      assert.deepEqual(await store.status('a@example.org', 'INBOX'), {
+        uidValidity: 1000,
+        uidNext: 4,
+        messages: 2,
+        sizeBytes: 42,
+        highestModseq: 4,
+      });
+      assert.deepEqual(
+        (await store.snapshot('a@example.org', 'INBOX'))?.entries.map((e) => e.uidl),
+        ['1000.1', '1000.3'],
+      );
+      assert.deepEqual(await store.expunge('a@example.org', 'INBOX', [1]), [1]);
+      assert.equal((await store.status('a@example.org', 'INBOX'))?.highestModseq, 5);
+      assert.equal((await store.deliver(req('a@example.org', randomBytes(5), 'k'))).uid, 4);
+      assert.deepEqual(await store.status('a@example.org', 'INBOX'), {
+        uidValidity: 1000,
+        uidNext: 5,
+        messages: 2,
+        sizeBytes: 37,
+        highestModseq: 6,
+      });
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('expunged UIDs are remembered with the modseq that removed them', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
+    const store = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 } });
+    try {
+      for (let i = 0; i < 4; i++) await store.deliver(req('a@example.org', randomBytes(10), `k${i}`));
+      await store.expunge('a@example.org', 'INBOX', [2, 3]);
+      await store.expunge('a@example.org', 'INBOX', [4]);
+      const db = new DatabaseSync(join(dir, 'mail.db'), { readOnly: true });
+      const rows = db.prepare('SELECT uid, modseq FROM expunged ORDER BY uid').all();
+      db.close();
+      // Four deliveries took the modseq from 1 to 5; the expunges made 6 and 7.
+      assert.deepEqual(
+        rows.map((r) => [r['uid'], r['modseq']]),
+        [
+          [2, 6],
+          [3, 6],
+          [4, 7],
+        ],
+      );
+      assert.equal((await store.status('a@example.org', 'INBOX'))?.highestModseq, 7);
     } finally {
       await store.close();
       await rm(dir, { recursive: true, force: true });
