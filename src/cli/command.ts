@@ -33,9 +33,10 @@ export interface Command {
   readonly maxPositionals: number;
   /**
    * The command only reads: it never creates the data directory or a database, and says which one it
-   * looked for when it is missing (exit 1) instead of showing an empty, freshly made one.
+   * looked for when it is missing (exit 1) instead of showing an empty, freshly made one. A function
+   * decides per invocation, for a command that both shows and changes (`user policy` without options).
    */
-  readonly readOnly?: boolean;
+  readonly readOnly?: boolean | ((args: ParsedArgs) => boolean);
   run(ctx: CommandContext, args: ParsedArgs): Promise<number>;
 }
 

@@ -272,6 +272,9 @@ describe('tern: version, verbose, read-only commands (issue 11)', () => {
         ['mailbox', 'list', 'a@localhost'],
         ['mailbox', 'cat', 'a@localhost', '1'],
         ['dkim', 'list'],
+        ['user', 'cert', '--list'],
+        ['user', 'sendas', 'a@localhost', 'list'],
+        ['user', 'policy', '日本@localhost'],
       ]) {
         const r = await runTern(args, { cwd });
         assert.equal(r.code, 1, args.join(' '));

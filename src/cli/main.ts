@@ -391,7 +391,7 @@ export async function run(argv: readonly string[], io: CliIo): Promise<number> {
     const ctx = makeContext(io, {
       configPath: args.config ?? io.env['TERN_CONFIG'] ?? null,
       verbose: args.verbose,
-      readOnly: command.readOnly === true,
+      readOnly: typeof command.readOnly === 'function' ? command.readOnly(args) : command.readOnly === true,
     });
     return await command.run(ctx, args);
   } catch (err) {

@@ -49,6 +49,31 @@ describe('--json on user and alias changes', () => {
     });
   });
 
+  test('user cert and user sendas changes', async () => {
+    const fingerprint = 'AB'.repeat(32);
+    await json(['user', 'add', '日本@example.test']);
+    assert.deepEqual(await json(['user', 'cert', '日本@example.test', '--fingerprint', fingerprint]), {
+      address: '日本@example.test',
+      fingerprint: fingerprint.toLowerCase(),
+      removed: false,
+    });
+    assert.deepEqual(
+      await json(['user', 'cert', '日本@example.test', '--delete', '--fingerprint', fingerprint]),
+      { address: '日本@example.test', fingerprint: fingerprint.toLowerCase(), removed: true },
+    );
+    assert.deepEqual(await json(['user', 'sendas', '日本@example.test', 'add', 'jürgen@example.org']), {
+      user: '日本@example.test',
+      pattern: 'jürgen@example.org',
+      removed: false,
+    });
+    assert.deepEqual(await json(['user', 'sendas', '日本@example.test', 'del', 'jürgen@example.org']), {
+      user: '日本@example.test',
+      pattern: 'jürgen@example.org',
+      removed: true,
+    });
+    await json(['user', 'del', '日本@example.test']);
+  });
+
   test('a failure with --json is still one line on stderr and exit 1, with nothing on stdout', async () => {
     const r = await box.tern(['user', 'del', 'nobody@example.test', '--json']);
     assert.equal(r.code, 1);

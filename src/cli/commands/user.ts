@@ -258,12 +258,13 @@ async function listCertificates(ctx: CommandContext, address: string | null, jso
 
 export const userCert: Command = {
   name: 'user cert',
-  args: 'ADDRESS (--fingerprint SHA256 | --cert-file FILE) [--delete] | [ADDRESS] --list [--json]',
+  args: 'ADDRESS (--fingerprint SHA256 | --cert-file FILE) [--delete] [--json] | [ADDRESS] --list [--json]',
   summary: 'map a TLS client certificate to a user (SASL EXTERNAL), remove a mapping, or list them',
   flags: ['delete', 'list', 'json'],
   options: ['fingerprint', 'cert-file'],
   minPositionals: 0,
   maxPositionals: 1,
+  readOnly: (args) => args.flags.has('list'),
   async run(ctx, args) {
     const text = args.positionals[0];
     const address = text === undefined ? null : userAddress(text, ctx.config().localDomains);
@@ -275,7 +276,6 @@ export const userCert: Command = {
       return 0;
     }
     if (address === null) throw new UsageError('missing ADDRESS', usageLine(userCert));
-    if (args.flags.has('json')) throw new UsageError('--json goes with --list', usageLine(userCert));
     const fingerprint = await fingerprintArg(ctx, args, userCert);
     const remove = args.flags.has('delete');
     await ctx.withServices(['directory'], async ({ directory }) => {
@@ -285,6 +285,10 @@ export const userCert: Command = {
         throw new CliError(`no certificate ${fingerprint} for ${address}`);
       }
     });
+    if (args.flags.has('json')) {
+      await writeLine(ctx.io.stdout, JSON.stringify({ address, fingerprint, removed: remove }));
+      return 0;
+    }
     await writeLine(
       ctx.io.stdout,
       remove
@@ -310,11 +314,12 @@ function sendAsPattern(text: string): string {
 
 export const userSendAs: Command = {
   name: 'user sendas',
-  args: 'ADDRESS add|del PATTERN | ADDRESS list [--json]',
+  args: 'ADDRESS add|del PATTERN [--json] | ADDRESS list [--json]',
   summary: 'let a user send as another address, or any address of a domain (PATTERN @domain)',
   flags: ['json'],
   minPositionals: 1,
   maxPositionals: 3,
+  readOnly: (args) => args.positionals[1] === 'list',
   async run(ctx, args) {
     const [text, action, patternText] = args.positionals as [string, string | undefined, string | undefined];
     if (action === undefined) throw new UsageError('missing add, del or list', usageLine(userSendAs));
@@ -341,7 +346,6 @@ export const userSendAs: Command = {
       throw new UsageError(`unknown action '${action}' (expected add, del or list)`, usageLine(userSendAs));
     }
     if (patternText === undefined) throw new UsageError('missing PATTERN', usageLine(userSendAs));
-    if (args.flags.has('json')) throw new UsageError('--json goes with list', usageLine(userSendAs));
     const pattern = sendAsPattern(patternText);
     await ctx.withServices(['directory'], async ({ directory }) => {
       await requireUser(directory, address);
@@ -355,6 +359,10 @@ export const userSendAs: Command = {
         throw new CliError(`${address} has no send-as grant for ${pattern}`);
       }
     });
+    if (args.flags.has('json')) {
+      await writeLine(stdout, JSON.stringify({ user: address, pattern, removed: action === 'del' }));
+      return 0;
+    }
     await writeLine(
       stdout,
       action === 'add'
@@ -402,6 +410,7 @@ export const userPolicy: Command = {
   options: [...POLICY_OPTIONS],
   minPositionals: 1,
   maxPositionals: 1,
+  readOnly: (args) => POLICY_OPTIONS.every((o) => !args.options.has(o)),
   async run(ctx, args) {
     const address = userAddress(args.positionals[0]!, ctx.config().localDomains);
     const changes = policyChanges(args, userPolicy);
