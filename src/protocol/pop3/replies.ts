@@ -61,7 +61,7 @@ export const Pop3Replies = {
   tlsActive: err('Command not permitted when TLS active'),
   tlsUnavailable: err('TLS not available'),
   utf8Enabled: ok('UTF8 enabled'),
-  /** RFC 2449 §8.1.1: someone else holds the maildrop lock. */
+  /** RFC 2449 §8.1 IN-USE: another session holds the maildrop lock. */
   maildropInUse: err('Maildrop is locked by another session', 'IN-USE'),
   maildropUnavailable: err('Unable to open maildrop, try again later', 'SYS/TEMP'),
 
