@@ -29,7 +29,7 @@ const MAX_AUTH_DELAY_MS = 8000;
 
 export interface SaslDriveDeps {
   readonly config: Pick<Config, 'hostname' | 'auth'>;
-  readonly authenticator: Authenticator;
+  readonly authenticator: Pick<Authenticator, 'verify'>;
   readonly authGuard: AuthGuard;
   readonly clock: Clock;
   /** The certificates of tls.client_ca, to verify client certificates against. */

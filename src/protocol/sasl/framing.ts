@@ -25,3 +25,26 @@ export interface SaslFraming<Out> {
   success(): Out;
   failure(reason: SaslFailure): Out;
 }
+
+/** Every SaslFailure, for tests that check a framing answers each one. */
+export const SASL_FAILURES = [
+  'malformed',
+  'credentials',
+  'authorization',
+  'channel-binding',
+  'unsupported',
+  'temporary',
+  'cancelled',
+  'bad-base64',
+  'line-too-long',
+  'unknown-mechanism',
+  'needs-tls',
+  'syntax',
+  'locked-out',
+  'bad-sequence',
+] as const satisfies readonly SaslFailure[];
+
+// Both ways: a reason added to SaslFailure and not listed above fails to compile here.
+export type UnlistedSaslFailure = Exclude<SaslFailure, (typeof SASL_FAILURES)[number]>;
+const allListed: UnlistedSaslFailure extends never ? true : false = true;
+void allListed;
