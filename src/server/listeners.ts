@@ -5,17 +5,20 @@
 // failure leaves everything as it was), then the swap, then listeners it removed stop accepting.
 // A listener is the same across a reload when its host and port are (port 0 ones matched in order):
 // its socket stays open and only what it serves (service, tls, auth) changes.
-// Deliberately NOT here: protocol (SmtpSession) and per-session I/O (SmtpConnection).
+// Protocol-neutral: each accepted socket becomes a connection shell (net/connection.ts; implicit TLS is
+// handshaked first, counted against the limits) and the service's driver factory (drivers.ts) makes the
+// driver; over a limit the factory's refusal text is sent (not on implicit TLS, where it cannot be read).
+// Deliberately NOT here: protocols (the drivers) and per-session I/O (the shell).
 
 import { randomBytes, X509Certificate } from 'node:crypto';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import { TLSSocket, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type { Config, ListenerConfig, Service, TlsMode } from '../config/config.ts';
 import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
-import { formatReply, Replies, type Reply } from '../core/reply.ts';
 import type { Resolver } from '../core/dns.ts';
 import type { Directory } from '../directory/directory.ts';
+import { Connection, normalizeIp, type ConnectionOptions } from '../net/connection.ts';
 import { createSecureContext } from '../net/tls.ts';
 import { createClientNameLookup } from '../net/reverse-dns.ts';
 import { DiskSpace } from '../net/disk-space.ts';
@@ -24,7 +27,9 @@ import { parseCidr, type Network } from '../policy/networks.ts';
 import type { Queue } from '../queue/queue.ts';
 import { AuthGuard, SendRateLimiter } from '../policy/auth-guard.ts';
 import { Authenticator, type TokenCheck } from './authenticator.ts';
-import { normalizeIp, SmtpConnection, type ConnectionDeps } from './smtp-connection.ts';
+import type { ConnectionDeps } from './connection-deps.ts';
+import type { Driver, DriverFactory, RefusalReason } from './driver.ts';
+import { DRIVERS, type DriverRegistry } from './drivers.ts';
 
 export interface ListenerDeps {
   readonly config: Config;
@@ -37,6 +42,8 @@ export interface ListenerDeps {
   readonly tokens?: TokenCheck | null;
   /** DNS for the inbound authentication checks and clients' names; without it both are off. */
   readonly resolver?: Resolver | null;
+  /** The driver of each service; tests may swap one. Default: drivers.ts. */
+  readonly drivers?: DriverRegistry;
 }
 
 export interface BoundListener {
@@ -120,6 +127,12 @@ interface Entry {
   bound: BoundListener;
 }
 
+/** The reason field of the refusal log line (unchanged from the SMTP-only listener). */
+const REFUSAL_LOG_TEXT: Readonly<Record<RefusalReason, string>> = {
+  'max-connections': 'max connections',
+  'max-connections-per-ip': 'max connections per ip',
+};
+
 function listenerKey(l: ListenerConfig): string {
   return `${l.host.toLowerCase()}|${l.port}`;
 }
@@ -175,106 +188,102 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
   };
 
   let current = makeGeneration(deps);
-  const connections = new Set<SmtpConnection>();
+  const drivers = deps.drivers ?? DRIVERS;
+  const connections = new Set<{ readonly shell: Connection; readonly driver: Driver }>();
   const perIp = new Map<string, number>();
+  const perService = new Map<Service, number>();
   let entries: Entry[] = [];
   /** Servers a reload removed: no longer accepting, waited for at close. */
   const retired: Promise<void>[] = [];
   const sessionPrefix = randomBytes(3).toString('hex');
   let sessionCounter = 0;
+  /** Connections counted against the limits: sessions, plus implicit-TLS handshakes in progress. */
+  let handshaking = 0;
 
-  const refuse = (socket: Socket, reply: Reply, reason: string, ip: string): void => {
-    logger.warn(Events.smtpRefused, { ip, reason });
+  const refuse = (
+    socket: Socket,
+    factory: DriverFactory,
+    reason: RefusalReason,
+    ip: string,
+    implicit: boolean,
+  ): void => {
+    logger.warn(factory.events.refused, { ip, reason: REFUSAL_LOG_TEXT[reason] });
     socket.on('error', () => undefined);
-    socket.end(formatReply(reply, true));
+    // Over a limit, an implicit-TLS client cannot read a plaintext refusal: it is just closed.
+    if (implicit) return void socket.destroy();
+    socket.end(factory.refusal(reason));
     setTimeout(() => socket.destroy(), 2000).unref();
   };
 
-  /** Connections counted against the limits: sessions, plus implicit-TLS handshakes in progress. */
-  let handshaking = 0;
+  const count = <K>(map: Map<K, number>, key: K, by: 1 | -1): void => {
+    const n = (map.get(key) ?? 0) + by;
+    if (n <= 0) map.delete(key);
+    else map.set(key, n);
+  };
 
   const accept = (entry: Entry, socket: Socket): void => {
     // The snapshot at accept time is the one this connection keeps, handshake included.
     const gen = current;
     const listener = entry.listener;
     const { config } = gen;
+    const factory = drivers[listener.service];
     const ip = normalizeIp(socket.remoteAddress ?? '0.0.0.0');
     const implicit = listener.tls === 'implicit';
-    // Over a limit, an implicit-TLS client cannot read a plaintext 421: it is just closed.
-    const over = (reply: Reply, reason: string): void =>
-      implicit
-        ? (logger.warn(Events.smtpRefused, { ip, reason }), void socket.destroy())
-        : refuse(socket, reply, reason, ip);
-    if (connections.size + handshaking >= config.limits.maxConnections) {
-      return over(Replies.tooManyConnections, 'max connections');
+    const serviceCap = factory.maxConnections?.(config) ?? Infinity;
+    if (
+      connections.size + handshaking >= config.limits.maxConnections ||
+      (perService.get(listener.service) ?? 0) >= serviceCap
+    ) {
+      return refuse(socket, factory, 'max-connections', ip, implicit);
     }
-    const count = perIp.get(ip) ?? 0;
-    if (count >= config.limits.maxConnectionsPerIp) {
-      return over(Replies.tooManyConnectionsFromIp, 'max connections per ip');
+    if ((perIp.get(ip) ?? 0) >= config.limits.maxConnectionsPerIp) {
+      return refuse(socket, factory, 'max-connections-per-ip', ip, implicit);
     }
-    perIp.set(ip, count + 1);
+    count(perIp, ip, 1);
+    count(perService, listener.service, 1);
     let released = false;
     const release = (): void => {
       if (released) return;
       released = true;
-      const left = (perIp.get(ip) ?? 1) - 1;
-      if (left <= 0) perIp.delete(ip);
-      else perIp.set(ip, left);
+      count(perIp, ip, -1);
+      count(perService, listener.service, -1);
     };
     socket.setNoDelay(true);
-    if (!implicit) return startSession(gen, listener, socket, release);
+    const options: ConnectionOptions = {
+      maxBufferedBytes: factory.maxBufferedBytes,
+      tls: {
+        secureContext: gen.secureContext,
+        clientCertificates: listener.clientCertificates,
+        timeoutMs: config.limits.tlsHandshakeTimeoutMs,
+      },
+    };
+    if (!implicit) return startSession(gen, listener, factory, new Connection(socket, options), release);
     // RFC 8314 implicit TLS: the handshake is part of the connection, counted and bounded in time.
     handshaking++;
-    socket.on('error', () => undefined);
-    const tlsSocket = new TLSSocket(socket, {
-      isServer: true,
-      secureContext: gen.secureContext!,
-      // Unverified certificates still reach the authenticator (fingerprint mapping).
-      requestCert: listener.clientCertificates !== 'none',
-      rejectUnauthorized: false,
-    });
-    let settled = false;
-    const fail = (why: string): void => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
+    void Connection.acceptTls(socket, options).then((shell) => {
       handshaking--;
+      if (shell instanceof Connection) return startSession(gen, listener, factory, shell, release);
       release();
-      logger.warn(Events.tlsFailed, { ip, error: why });
-      tlsSocket.destroy();
-      socket.destroy();
-    };
-    const timer = setTimeout(() => fail('TLS handshake timeout'), config.limits.tlsHandshakeTimeoutMs);
-    tlsSocket.once('error', (err: Error) => fail(err.message));
-    tlsSocket.once('close', () => fail('closed during the TLS handshake'));
-    tlsSocket.once('secure', () => {
-      if (settled) return;
-      if (listener.clientCertificates === 'require' && !tlsSocket.getPeerX509Certificate()) {
-        return fail('client certificate required');
-      }
-      settled = true;
-      clearTimeout(timer);
-      handshaking--;
-      tlsSocket.removeAllListeners('error');
-      tlsSocket.removeAllListeners('close');
-      startSession(gen, listener, tlsSocket, release);
+      logger.warn(factory.events.tlsFailed, { ip, error: shell.error });
     });
   };
 
   const startSession = (
     gen: Generation,
     listener: ListenerConfig,
-    socket: Socket,
+    factory: DriverFactory,
+    shell: Connection,
     release: () => void,
   ): void => {
     const id = `${sessionPrefix}${(++sessionCounter).toString(36).padStart(5, '0')}`;
-    const conn = new SmtpConnection(socket, id, listener, gen.connDeps);
+    const driver = factory.create(shell, { id, listener, deps: gen.connDeps });
+    const conn = { shell, driver };
     connections.add(conn);
-    void conn.done.then(() => {
+    void shell.done.then(() => {
       connections.delete(conn);
       release();
     });
-    conn.start();
+    driver.start();
   };
 
   const checkTls = (gen: Generation): void => {
@@ -389,15 +398,15 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     async close(graceMs: number): Promise<void> {
       logger.event(Events.serverStopping, { connections: connections.size, graceMs });
       const closed = Promise.all([...entries.map((e) => closeServer(e.server)), ...retired]);
-      for (const c of connections) c.shutdown();
-      const all = Promise.all([...connections].map((c) => c.done));
+      for (const c of connections) c.driver.shutdown();
+      const all = Promise.all([...connections].map((c) => c.shell.done));
       let timer: NodeJS.Timeout | undefined;
       const expired = new Promise<'expired'>(
         (resolve) => (timer = setTimeout(() => resolve('expired'), graceMs)),
       );
       const outcome = await Promise.race([all.then(() => 'done' as const), expired]);
       clearTimeout(timer);
-      if (outcome === 'expired') for (const c of connections) c.destroy();
+      if (outcome === 'expired') for (const c of connections) c.shell.destroy();
       await closed;
     },
   };

@@ -33,6 +33,7 @@ import {
   type VerifyRequest,
 } from '../../src/protocol/sasl/index.ts';
 import { decoyScramSecrets } from '../../src/protocol/sasl/scram-secrets.ts';
+import { smtpAuthFraming } from '../../src/protocol/smtp/auth-replies.ts';
 import { parseGs2Header } from '../../src/protocol/sasl/gs2.ts';
 import { parseKvPairs, parseOAuthBearerMessage, parseXOAuth2Message } from '../../src/protocol/sasl/oauth.ts';
 import { parsePlainMessage } from '../../src/protocol/sasl/plain.ts';
@@ -363,22 +364,27 @@ function driveExchange(
   let ai = 0;
   for (let steps = 0; steps < 20; steps++) {
     switch (action.kind) {
-      case 'challenge':
-        checkReply(action.reply, 'challenge');
-        if (action.reply.code !== 334) fail(`challenge with code ${action.reply.code}`);
+      case 'challenge': {
+        const reply = smtpAuthFraming.challenge(action.data);
+        checkReply(reply, 'challenge');
+        if (reply.code !== 334) fail(`challenge with code ${reply.code}`);
         if (li >= lines.length) return;
         action = exchange.line(lines[li++]!);
         break;
+      }
       case 'verify':
         action = exchange.answer(
           answerFor(action.request, answers[ai++ % Math.max(answers.length, 1)] ?? 'reject'),
         );
         break;
-      case 'done':
-        checkReply(action.outcome.reply, 'outcome');
-        if (action.outcome.ok !== (action.outcome.reply.code === 235 || action.outcome.reply.code === 250))
-          fail(`outcome ok=${action.outcome.ok} with ${action.outcome.reply.code}`);
+      case 'done': {
+        const { outcome } = action;
+        const reply = outcome.ok ? smtpAuthFraming.success() : smtpAuthFraming.failure(outcome.reason);
+        checkReply(reply, 'outcome');
+        if (outcome.ok !== (reply.code === 235 || reply.code === 250))
+          fail(`outcome ok=${outcome.ok} with ${reply.code}`);
         return;
+      }
       default:
         return fail('unknown action');
     }
@@ -719,7 +725,7 @@ class Driver {
         case 'challenge':
           return this.session.resolve({
             kind: 'auth',
-            outcome: { kind: 'challenge', challenge: action.reply.text },
+            outcome: { kind: 'challenge', challenge: smtpAuthFraming.challenge(action.data).text },
           });
         case 'verify':
           action = exchange.answer(answerFor(action.request, this.#yes() ? 'accept' : 'reject'));
@@ -729,8 +735,8 @@ class Driver {
           return this.session.resolve({
             kind: 'auth',
             outcome: action.outcome.ok
-              ? { kind: 'success', user: action.outcome.identity, reply: action.outcome.reply }
-              : { kind: 'failure', reply: action.outcome.reply, close: false },
+              ? { kind: 'success', user: action.outcome.identity, reply: smtpAuthFraming.success() }
+              : { kind: 'failure', reply: smtpAuthFraming.failure(action.outcome.reason), close: false },
           });
         default:
           return fail('unknown auth action');

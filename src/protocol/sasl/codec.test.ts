@@ -2,13 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import {
-  decodeBase64Strict,
-  decodeSaslLine,
-  encodeBase64,
-  encodeChallenge,
-  MAX_SASL_LINE_OCTETS,
-} from './codec.ts';
+import { decodeBase64Strict, decodeSaslLine, encodeBase64, MAX_SASL_LINE_OCTETS } from './codec.ts';
 
 const bytes = (text: string): Uint8Array => new TextEncoder().encode(text);
 
@@ -84,12 +78,5 @@ describe('decodeSaslLine', () => {
         assert.ok(['data', 'cancel', 'malformed', 'too-long'].includes(result.kind));
       }),
     );
-  });
-});
-
-describe('encodeChallenge', () => {
-  it('writes "334 " and the base64, "334 " alone for an empty challenge', () => {
-    assert.equal(encodeChallenge(bytes('Username:')), '334 VXNlcm5hbWU6');
-    assert.equal(encodeChallenge(new Uint8Array(0)), '334 ');
   });
 });

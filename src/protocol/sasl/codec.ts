@@ -1,21 +1,22 @@
-// The SMTP AUTH wire codec (RFC 4954 §4): client lines are base64, "*" cancels, "=" is an empty initial
-// response; server challenges go out as "334 <base64>".
+// The SASL line codec the line protocols share (SMTP RFC 4954 §4, POP3 RFC 5034 §4, IMAP SASL-IR RFC 4959):
+// client lines are base64, "*" cancels, "=" is an empty initial response. The challenge prefix ("334 ",
+// "+ ") is the protocol's framing, not here.
 // Base64 is checked strictly (RFC 4648 §3.3, §3.5): alphabet, padding and the unused bits must all be
 // canonical, so one set of bytes has exactly one accepted spelling. Pure and total: never throws.
 // Deliberately NOT here: line framing and CRLF handling (the session), what the bytes mean (mechanisms).
 
-/** RFC 4954 §4: servers must accept AUTH lines (command or response) of at least 12288 octets. */
+/** RFC 4954 §4: servers must accept AUTH lines (command or response) of at least 12288 octets (POP3 too, RFC 5034 §4). */
 export const MAX_SASL_LINE_OCTETS = 12288;
 
 export type SaslLine =
   | { readonly kind: 'data'; readonly data: Uint8Array }
   | { readonly kind: 'cancel' }
-  /** Not base64, or "*"/"=" where they have no meaning: 501 5.5.2. */
+  /** Not base64, or "*"/"=" where they have no meaning. */
   | { readonly kind: 'malformed' }
-  /** Longer than MAX_SASL_LINE_OCTETS: 500 5.5.6. */
+  /** Longer than MAX_SASL_LINE_OCTETS. */
   | { readonly kind: 'too-long' };
 
-/** Where the line came from: the argument of the AUTH command, or a line answering a 334 challenge. */
+/** Where the line came from: the argument of the AUTH command, or a line answering a challenge. */
 export type SaslLinePosition = 'initial' | 'response';
 
 const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
@@ -36,7 +37,7 @@ export function encodeBase64(bytes: Uint8Array): string {
 
 /**
  * Decode one line of an AUTH exchange (without its CRLF).
- * - response: "" is an empty response, "*" cancels (RFC 4954 §4);
+ * - response: "" is an empty response, "*" cancels (RFC 4954 §4, RFC 5034 §4);
  * - initial: "=" is an empty initial response; "*" and "" mean nothing there.
  */
 export function decodeSaslLine(line: string, position: SaslLinePosition = 'response'): SaslLine {
@@ -50,9 +51,4 @@ export function decodeSaslLine(line: string, position: SaslLinePosition = 'respo
   }
   const data = decodeBase64Strict(line);
   return data === null ? { kind: 'malformed' } : { kind: 'data', data };
-}
-
-/** The wire text of a server challenge, without CRLF: "334 " and the base64 (an empty challenge is "334 "). */
-export function encodeChallenge(data: Uint8Array): string {
-  return `334 ${encodeBase64(data)}`;
 }

@@ -1,4 +1,5 @@
-// The SMTP AUTH exchange on the wire: 334 lines, cancel, bad base64, overlong lines, SCRAM's final 334.
+// The SASL exchange, shown through the SMTP framing (its wire texts are the easiest to read): challenges,
+// cancel, bad base64, overlong lines, SCRAM's final challenge. The exchange itself speaks no protocol.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { formatReply } from '../../core/reply.ts';
@@ -7,7 +8,7 @@ import { createAuthExchange, type AuthAction } from './exchange.ts';
 import { createLoginMechanism } from './login.ts';
 import { createOAuthBearerMechanism } from './oauth.ts';
 import { createPlainMechanism } from './plain.ts';
-import { AuthReplies } from './replies.ts';
+import { smtpAuthFraming } from '../smtp/auth-replies.ts';
 import { createScramMechanism } from './scram.ts';
 import { deriveScramSecrets } from './scram-secrets.ts';
 
@@ -16,9 +17,10 @@ const b64 = (text: string): string => encodeBase64(new TextEncoder().encode(text
 /** What the session would write for an action that sends something. */
 function wire(action: AuthAction): string {
   assert.notEqual(action.kind, 'verify');
-  const reply =
-    action.kind === 'challenge' ? action.reply : action.kind === 'done' ? action.outcome.reply : null;
-  return reply === null ? '' : formatReply(reply, true);
+  if (action.kind === 'challenge') return formatReply(smtpAuthFraming.challenge(action.data), true);
+  if (action.kind !== 'done') return '';
+  const { outcome } = action;
+  return formatReply(outcome.ok ? smtpAuthFraming.success() : smtpAuthFraming.failure(outcome.reason), true);
 }
 
 describe('AUTH exchange', () => {
@@ -32,12 +34,7 @@ describe('AUTH exchange', () => {
     assert.equal(wire(done), '235 2.7.0 Authentication successful\r\n');
     assert.deepEqual(done, {
       kind: 'done',
-      outcome: {
-        ok: true,
-        mechanism: 'PLAIN',
-        identity: 'user@example.org',
-        reply: AuthReplies.authSucceeded,
-      },
+      outcome: { ok: true, mechanism: 'PLAIN', identity: 'user@example.org' },
     });
   });
 

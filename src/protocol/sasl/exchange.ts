@@ -1,23 +1,34 @@
-// One SMTP AUTH exchange (RFC 4954 §4) around one SASL mechanism: AUTH's initial response and each client
-// line in, 334 challenges / credential questions / the final reply out. The session creates one per AUTH
-// command, feeds it lines until it is done, and answers its verify requests after asking the directory.
-// SMTP has no "additional data with success", so a mechanism's final data (SCRAM's v=) goes out as one
-// more 334 and the client must answer it with an empty line before 235 (RFC 4954 §4).
-// Pure: no I/O. Deliberately NOT here: which mechanisms a connection may use (index.ts), the 503 rules
-// for AUTH after AUTH or inside a transaction, and reading lines (the session).
+// One SASL exchange around one mechanism, as the line protocols carry it (SMTP AUTH RFC 4954 §4, POP3 AUTH
+// RFC 5034 §4, IMAP AUTHENTICATE RFC 9051 §6.2.2): the initial response and each client line (base64,
+// "*" cancels) in; challenge bytes, credential questions and the outcome out. The driver creates one per
+// AUTH command, feeds it lines until it is done, and answers its verify requests after asking the
+// directory. A mechanism's final data (SCRAM's v=) goes out as one more challenge that the client answers
+// with an empty line: the form every one of these protocols accepts ("additional data with success" is
+// not allowed in SMTP and POP3).
+// Pure and protocol-neutral: no reply codes here; each protocol's framing (protocol/smtp/auth-replies.ts,
+// protocol/pop3/auth-framing.ts, protocol/imap/auth-framing.ts) turns actions into its wire form.
+// Deliberately NOT here: which mechanisms a connection may use (index.ts), the protocol's rules on when
+// AUTH is allowed, and reading lines (the session).
 
 import { assertNever } from '../../core/assert-never.ts';
-import type { Reply } from '../../core/reply.ts';
 import { decodeSaslLine, type SaslLine } from './codec.ts';
-import type { Mechanism, MechanismName, Step, VerifyAnswer, VerifyRequest } from './mechanism.ts';
-import { AuthReplies, challengeReply, replyForAuthFailure, type AuthFailureReason } from './replies.ts';
+import type {
+  FailureReason,
+  Mechanism,
+  MechanismName,
+  Step,
+  VerifyAnswer,
+  VerifyRequest,
+} from './mechanism.ts';
+
+/** Why an exchange failed: the mechanism's reasons plus what the line framing adds. */
+export type AuthFailureReason = FailureReason | 'cancelled' | 'bad-base64' | 'line-too-long';
 
 export type AuthOutcome =
   | {
       readonly ok: true;
       readonly mechanism: MechanismName;
       readonly identity: string;
-      readonly reply: Reply;
     }
   | {
       readonly ok: false;
@@ -25,15 +36,14 @@ export type AuthOutcome =
       readonly reason: AuthFailureReason;
       /** For the log only; never sent. */
       readonly detail: string;
-      readonly reply: Reply;
     };
 
 export type AuthAction =
-  /** Send this 334 and feed the client's next line to line(). */
-  | { readonly kind: 'challenge'; readonly reply: Reply }
+  /** Send this challenge (the framing base64-encodes it) and feed the client's next line to line(). */
+  | { readonly kind: 'challenge'; readonly data: Uint8Array }
   /** Ask the directory, then feed the answer to answer(). */
   | { readonly kind: 'verify'; readonly request: VerifyRequest }
-  /** Send outcome.reply; the exchange is over. */
+  /** The exchange is over; the framing says how the outcome looks on the wire. */
   | { readonly kind: 'done'; readonly outcome: AuthOutcome };
 
 export interface AuthExchange {
@@ -53,14 +63,14 @@ export function createAuthExchange(mechanism: Mechanism): AuthExchange {
     phase = 'done';
     return {
       kind: 'done',
-      outcome: { ok: false, mechanism: name, reason, detail, reply: replyForAuthFailure(reason) },
+      outcome: { ok: false, mechanism: name, reason, detail },
     };
   };
   const succeed = (): AuthAction => {
     phase = 'done';
     return {
       kind: 'done',
-      outcome: { ok: true, mechanism: name, identity, reply: AuthReplies.authSucceeded },
+      outcome: { ok: true, mechanism: name, identity },
     };
   };
 
@@ -68,7 +78,7 @@ export function createAuthExchange(mechanism: Mechanism): AuthExchange {
     switch (step.kind) {
       case 'challenge':
         phase = 'line';
-        return { kind: 'challenge', reply: challengeReply(step.data) };
+        return { kind: 'challenge', data: step.data };
       case 'verify':
         phase = 'answer';
         return { kind: 'verify', request: step.request };
@@ -76,7 +86,7 @@ export function createAuthExchange(mechanism: Mechanism): AuthExchange {
         identity = step.identity;
         if (step.final === undefined) return succeed();
         phase = 'final-ack';
-        return { kind: 'challenge', reply: challengeReply(step.final) };
+        return { kind: 'challenge', data: step.final };
       case 'failure':
         return fail(step.reason, step.detail);
       default:

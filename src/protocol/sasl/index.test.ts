@@ -3,16 +3,15 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { Replies } from '../../core/reply.ts';
 import {
   advertisedMechanisms,
-  AuthReplies,
   beginAuth,
   createMechanism,
   DEFAULT_MECHANISMS,
   deriveScramSecrets,
   MECHANISM_NAMES,
   mechanismRefusal,
+  offeredMechanisms,
   parseAuthArguments,
   startAuthExchange,
   type ConnectionSecurity,
@@ -52,10 +51,23 @@ describe('advertising and refusing mechanisms', () => {
   });
 
   it('answers 538 5.7.11 for a plaintext mechanism before TLS and 504 for one not enabled', () => {
-    assert.equal(mechanismRefusal('PLAIN', DEFAULT_MECHANISMS, plain), AuthReplies.authNeedsEncryption);
-    assert.equal(mechanismRefusal('CRAM-MD5', DEFAULT_MECHANISMS, tls), AuthReplies.authUnknownMechanism);
-    assert.equal(mechanismRefusal('EXTERNAL', MECHANISM_NAMES, tls), AuthReplies.authUnknownMechanism);
+    assert.equal(mechanismRefusal('PLAIN', DEFAULT_MECHANISMS, plain), 'needs-tls');
+    assert.equal(mechanismRefusal('CRAM-MD5', DEFAULT_MECHANISMS, tls), 'unknown-mechanism');
+    assert.equal(mechanismRefusal('EXTERNAL', MECHANISM_NAMES, tls), 'unknown-mechanism');
     assert.equal(mechanismRefusal('PLAIN', DEFAULT_MECHANISMS, tls), null);
+  });
+});
+
+describe('offeredMechanisms', () => {
+  const configured = ['SCRAM-SHA-256-PLUS', 'SCRAM-SHA-256', 'PLAIN', 'EXTERNAL'];
+  it('offers nothing in clear unless plaintext AUTH is allowed there, and never -PLUS or EXTERNAL in clear', () => {
+    assert.deepEqual(offeredMechanisms(configured, { tls: false, plaintextAllowed: false }), []);
+    assert.deepEqual(offeredMechanisms(configured, { tls: false, plaintextAllowed: true }), [
+      'SCRAM-SHA-256',
+      'PLAIN',
+    ]);
+    assert.deepEqual(offeredMechanisms(configured, { tls: true, plaintextAllowed: false }), configured);
+    assert.deepEqual(offeredMechanisms([], { tls: true, plaintextAllowed: true }), []);
   });
 });
 
@@ -73,7 +85,7 @@ describe('parseAuthArguments', () => {
 
   it('answers 501 5.5.4 to bad syntax', () => {
     for (const bad of ['', 'PLAIN  x', 'PLAIN x y', 'PLA!N', 'A'.repeat(21), 'PLAIN ']) {
-      assert.deepEqual(parseAuthArguments(bad), { ok: false, reply: Replies.syntaxError }, bad);
+      assert.deepEqual(parseAuthArguments(bad), { ok: false, refusal: 'syntax' }, bad);
     }
   });
 });
@@ -87,11 +99,11 @@ describe('beginAuth', () => {
   });
 
   it('answers 504 to unknown or disabled mechanisms and 538 before TLS', () => {
-    assert.deepEqual(beginAuth('GSSAPI', options), { ok: false, reply: AuthReplies.authUnknownMechanism });
-    assert.deepEqual(beginAuth('XOAUTH2', options), { ok: false, reply: AuthReplies.authUnknownMechanism });
+    assert.deepEqual(beginAuth('GSSAPI', options), { ok: false, refusal: 'unknown-mechanism' });
+    assert.deepEqual(beginAuth('XOAUTH2', options), { ok: false, refusal: 'unknown-mechanism' });
     assert.deepEqual(beginAuth('LOGIN', { ...options, connection: plain }), {
       ok: false,
-      reply: AuthReplies.authNeedsEncryption,
+      refusal: 'needs-tls',
     });
   });
 
@@ -113,7 +125,7 @@ describe('beginAuth', () => {
 describe('startAuthExchange', () => {
   it('creates and starts the named mechanism', () => {
     const { exchange, action } = startAuthExchange('LOGIN', null, context);
-    assert.deepEqual(action, { kind: 'challenge', reply: { code: 334, enhanced: '', text: 'VXNlcm5hbWU6' } });
+    assert.deepEqual(action, { kind: 'challenge', data: new TextEncoder().encode('Username:') });
     assert.equal(exchange.line(b64('user')).kind, 'challenge');
   });
 });

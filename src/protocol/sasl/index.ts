@@ -1,12 +1,12 @@
-// SASL for SMTP AUTH (RFC 4954, RFC 4422): the mechanism factory, what each mechanism demands of the
-// connection (TLS, channel binding, a client certificate), which ones to advertise in EHLO, and the
-// parsing of the AUTH command's arguments. No registry: the caller names the mechanism and passes the
-// context; a switch builds it.
-// Pure. Deliberately NOT here: the 503 rules (AUTH twice, AUTH inside a transaction; the session), the
-// credential checks (the driver answers VerifyRequests with the directory), configuration.
+// SASL (RFC 4422) for every protocol that carries it (SMTP AUTH, POP3 AUTH, IMAP AUTHENTICATE): the
+// mechanism factory, what each mechanism demands of the connection (TLS, channel binding, a client
+// certificate), which ones to offer, and the parsing of the AUTH command's arguments. No registry: the
+// caller names the mechanism and passes the context; a switch builds it.
+// Pure and protocol-neutral: refusals are reasons, each protocol's framing turns them into its replies.
+// Deliberately NOT here: the protocol's rules on when AUTH is allowed (the sessions), the credential
+// checks (server/sasl-drive.ts answers VerifyRequests with the directory), configuration.
 
 import { assertNever } from '../../core/assert-never.ts';
-import { Replies, type Reply } from '../../core/reply.ts';
 import { createCramMd5Mechanism } from './cram-md5.ts';
 import { createAuthExchange, type AuthAction, type AuthExchange } from './exchange.ts';
 import { createExternalMechanism } from './external.ts';
@@ -14,13 +14,11 @@ import { createLoginMechanism } from './login.ts';
 import { MECHANISM_NAMES, type Mechanism, type MechanismContext, type MechanismName } from './mechanism.ts';
 import { createOAuthBearerMechanism, createXOAuth2Mechanism } from './oauth.ts';
 import { createPlainMechanism } from './plain.ts';
-import { AuthReplies } from './replies.ts';
 import { createScramMechanism } from './scram.ts';
 
 export * from './codec.ts';
 export * from './exchange.ts';
 export * from './mechanism.ts';
-export * from './replies.ts';
 export { cramMd5Digest, verifyCramMd5 } from './cram-md5.ts';
 export {
   decoyScramSecrets,
@@ -123,23 +121,41 @@ export function isMechanismName(name: string): name is MechanismName {
   return (MECHANISM_NAMES as readonly string[]).includes(name);
 }
 
-/** Why `name` cannot be used on this connection, as the reply to send; null when it can. */
+/**
+ * Why a mechanism named in AUTH cannot be used: not offered here (SMTP 504, POP3/IMAP -ERR/NO), needs TLS
+ * first (SMTP 538, IMAP [PRIVACYREQUIRED]), or the arguments are not AUTH syntax.
+ */
+export type MechanismRefusal = 'unknown-mechanism' | 'needs-tls' | 'syntax';
+
+/** Why `name` cannot be used on this connection; null when it can. */
 export function mechanismRefusal(
   name: MechanismName,
   enabled: readonly MechanismName[],
   connection: ConnectionSecurity,
-): Reply | null {
+): MechanismRefusal | null {
   const mechanism = MECHANISMS[name];
-  if (!enabled.includes(name)) return AuthReplies.authUnknownMechanism;
-  if (mechanism.needsTls && !connection.tls) return AuthReplies.authNeedsEncryption;
-  if (mechanism.needsChannelBinding && !connection.channelBinding) return AuthReplies.authUnknownMechanism;
-  if (mechanism.needsClientCertificate && !connection.clientCertificate)
-    return AuthReplies.authUnknownMechanism;
+  if (!enabled.includes(name)) return 'unknown-mechanism';
+  if (mechanism.needsTls && !connection.tls) return 'needs-tls';
+  if (mechanism.needsChannelBinding && !connection.channelBinding) return 'unknown-mechanism';
+  if (mechanism.needsClientCertificate && !connection.clientCertificate) return 'unknown-mechanism';
   return null;
 }
 
 /**
- * The mechanisms for the EHLO AUTH line, strongest first. Before TLS the plaintext ones are left out
+ * What to offer now of the configured mechanisms (strings: configuration may name ones the session
+ * just passes through): nothing before TLS unless plaintext AUTH is allowed there (loopback, by option),
+ * and never the TLS-bound ones (-PLUS, EXTERNAL) in clear. RFC 4954 §4, RFC 5034 §4, RFC 9051 §6.2.2.
+ */
+export function offeredMechanisms(
+  configured: readonly string[],
+  state: { readonly tls: boolean; readonly plaintextAllowed: boolean },
+): string[] {
+  if (configured.length === 0 || (!state.tls && !state.plaintextAllowed)) return [];
+  return state.tls ? [...configured] : configured.filter((m) => !m.endsWith('-PLUS') && m !== 'EXTERNAL');
+}
+
+/**
+ * The mechanisms to advertise (EHLO AUTH, CAPA SASL, CAPABILITY AUTH=), strongest first. Before TLS the plaintext ones are left out
  * (RFC 4954 §4 and §15: clients must not send passwords in clear; we do not invite them to).
  */
 export function advertisedMechanisms(
@@ -157,7 +173,7 @@ export interface AuthArguments {
 }
 
 export type AuthArgumentsParse =
-  { readonly ok: true; readonly value: AuthArguments } | { readonly ok: false; readonly reply: Reply };
+  { readonly ok: true; readonly value: AuthArguments } | { readonly ok: false; readonly refusal: 'syntax' };
 
 // RFC 4954 §4 / RFC 4422 §3.1: sasl-mech = 1*20(UPPER-ALPHA / DIGIT / "-" / "_"), case-insensitive on the wire.
 const MECHANISM_SYNTAX = /^[A-Za-z0-9_-]{1,20}$/;
@@ -167,7 +183,7 @@ export function parseAuthArguments(args: string): AuthArgumentsParse {
   const parts = args.split(' ');
   const [mechanism = '', initialResponse, ...extra] = parts;
   if (!MECHANISM_SYNTAX.test(mechanism) || extra.length > 0 || initialResponse === '') {
-    return { ok: false, reply: Replies.syntaxError };
+    return { ok: false, refusal: 'syntax' };
   }
   return {
     ok: true,
@@ -183,19 +199,19 @@ export interface BeginAuthOptions {
 
 export type BeginAuth =
   | { readonly ok: true; readonly exchange: AuthExchange; readonly action: AuthAction }
-  | { readonly ok: false; readonly reply: Reply };
+  | { readonly ok: false; readonly refusal: MechanismRefusal };
 
 /**
- * Everything AUTH's arguments decide, in RFC 4954 order: syntax (501), mechanism offered here (504),
- * encryption (538); then the exchange is created and started with the initial response, if any.
+ * Everything AUTH's arguments decide, in RFC 4954 order: syntax, mechanism offered here, encryption;
+ * then the exchange is created and started with the initial response, if any.
  */
 export function beginAuth(args: string, options: BeginAuthOptions): BeginAuth {
   const parsed = parseAuthArguments(args);
   if (!parsed.ok) return parsed;
   const { mechanism: name, initialResponse } = parsed.value;
-  if (!isMechanismName(name)) return { ok: false, reply: AuthReplies.authUnknownMechanism };
+  if (!isMechanismName(name)) return { ok: false, refusal: 'unknown-mechanism' };
   const refusal = mechanismRefusal(name, options.enabled, options.connection);
-  if (refusal !== null) return { ok: false, reply: refusal };
+  if (refusal !== null) return { ok: false, refusal };
   // A SCRAM client answering "y" is refused as a downgrade only if -PLUS really is on offer (scram.ts),
   // so the binding data reaches the mechanism only then.
   const plusOffered = mechanismRefusal('SCRAM-SHA-256-PLUS', options.enabled, options.connection) === null;

@@ -27,6 +27,7 @@ import {
   type RcptCommand,
 } from './command.ts';
 import { DataScanner } from './data-scanner.ts';
+import { offeredMechanisms } from '../sasl/index.ts';
 
 export interface SessionOptions {
   readonly hostname: string;
@@ -421,9 +422,10 @@ export class SmtpSession {
 
   /** Mechanisms offered now: none before TLS unless plaintext AUTH is allowed; TLS-bound ones need TLS. */
   offeredMechanisms(): string[] {
-    const all = this.options.authMechanisms;
-    if (all.length === 0 || (!this.tlsActive && !this.options.plaintextAuth)) return [];
-    return this.tlsActive ? [...all] : all.filter((m) => !m.endsWith('-PLUS') && m !== 'EXTERNAL');
+    return offeredMechanisms(this.options.authMechanisms, {
+      tls: this.tlsActive,
+      plaintextAllowed: this.options.plaintextAuth,
+    });
   }
 
   private cmdAuth(arg: string): void {

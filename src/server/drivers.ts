@@ -1,0 +1,14 @@
+// The driver factory of each service: the one table the listeners consult. Typed by Service, so a service
+// added to the configuration without a driver does not compile.
+
+import type { Service } from '../config/config.ts';
+import type { DriverFactory } from './driver.ts';
+import { smtpDriver } from './smtp-connection.ts';
+
+export type DriverRegistry = Readonly<Record<Service, DriverFactory>>;
+
+export const DRIVERS: DriverRegistry = {
+  smtp: smtpDriver,
+  submission: smtpDriver,
+  submissions: smtpDriver,
+};
