@@ -20,6 +20,7 @@ import { ensurePostmaster, postmasterAddress } from './directory/postmaster.ts';
 import { SqliteDirectory } from './directory/sqlite-directory.ts';
 import { RemoteDelivery } from './delivery/remote.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
+import { InProcessMaildropLocks } from './store/maildrop-locks.ts';
 import { DataDirLockedError, lockDataDir } from './db/data-dir-lock.ts';
 import type { DataDirLock } from './db/data-dir-lock.ts';
 import { DiskSpace } from './net/disk-space.ts';
@@ -266,6 +267,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const { queue, store, directory } = services;
   await ensurePostmaster(config, directory, logger);
   const resolver = createResolver(config.dns, { clock, logger });
+  // One lock table for every POP3 (later IMAP) session of this process: one server per data directory.
+  const maildropLocks = new InProcessMaildropLocks();
   const remote = new RemoteDelivery({
     config,
     resolver,
@@ -292,6 +295,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       config,
       queue,
       directory,
+      store,
+      maildropLocks,
       logger,
       clock,
       tls: { cert: tls.cert, key: tls.key, clientCa: readOptionalPem(config.tls.clientCa, 'tls.client_ca') },
@@ -316,7 +321,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const snapshotDeps = {
     startConfig: config,
     listeners,
-    base: { queue, directory, logger, clock, resolver },
+    base: { queue, directory, store, maildropLocks, logger, clock, resolver },
     logger,
   };
   // listeners.ts logs server.listening per listener; this is the one line saying the whole server is up.

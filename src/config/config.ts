@@ -2,8 +2,15 @@
 // Keys and defaults are documented in docs/configuration.md; tern.example.toml shows them all.
 // This file holds the types and defaults only; load.ts turns TOML into this (or every error at once).
 
-export type Service = 'smtp' | 'submission' | 'submissions';
-export const SERVICES: readonly Service[] = ['smtp', 'submission', 'submissions'];
+export type Service = 'smtp' | 'submission' | 'submissions' | 'pop3' | 'pop3s';
+export const SERVICES: readonly Service[] = ['smtp', 'submission', 'submissions', 'pop3', 'pop3s'];
+
+/** The protocol a service speaks: SMTP (MX and submission) or POP3 (RFC 1939, STLS or implicit TLS). */
+export type Protocol = 'smtp' | 'pop3';
+
+export function protocolOf(service: Service): Protocol {
+  return service === 'pop3' || service === 'pop3s' ? 'pop3' : 'smtp';
+}
 
 /** How a listener uses TLS: STARTTLS offered, implicit TLS from the first byte (RFC 8314), or none. */
 export type TlsMode = 'starttls' | 'implicit' | 'none';
@@ -13,7 +20,7 @@ export interface ListenerConfig {
   readonly host: string;
   readonly port: number;
   readonly tls: TlsMode;
-  /** Offer SMTP AUTH here (RFC 4954). Default: submission and submissions yes, smtp no. */
+  /** Offer SMTP AUTH here (RFC 4954). Default: submission and submissions yes, smtp no. POP3: always. */
   readonly auth: boolean;
   /** MAIL without authentication gets 530 5.7.0. Default: submission and submissions yes, smtp no. */
   readonly requireAuth: boolean;
@@ -111,6 +118,13 @@ export interface LimitsConfig {
   /** A TLS handshake (STARTTLS or implicit TLS) that takes longer is cut. */
   readonly tlsHandshakeTimeoutMs: number;
 }
+
+export interface Pop3Config {
+  /** Idle time before the server closes a POP3 connection; RFC 1939 §3 asks for at least 10 minutes. */
+  readonly idleTimeoutMs: number;
+}
+
+export const DEFAULT_POP3: Pop3Config = { idleTimeoutMs: 600_000 };
 
 export interface SmtpConfig {
   /** Bare CR or LF in DATA or commands: reject (default, smuggling defence) or normalize to CRLF. */
@@ -227,6 +241,7 @@ export interface Config {
   readonly tls: TlsConfig;
   readonly limits: LimitsConfig;
   readonly smtp: SmtpConfig;
+  readonly pop3: Pop3Config;
   readonly log: LogConfig;
   readonly auth: AuthConfig;
   readonly submission: SubmissionConfig;
@@ -325,9 +340,10 @@ export const DEFAULT_CHECKS: ChecksConfig = {
 export function listenerDefaults(
   service: Service,
 ): Pick<ListenerConfig, 'tls' | 'auth' | 'requireAuth' | 'plaintextAuthOnLoopback' | 'clientCertificates'> {
+  // Submission and POP3 ports log users in; the MX port does not.
   const submission = service !== 'smtp';
   return {
-    tls: service === 'submissions' ? 'implicit' : 'starttls',
+    tls: service === 'submissions' || service === 'pop3s' ? 'implicit' : 'starttls',
     auth: submission,
     requireAuth: submission,
     plaintextAuthOnLoopback: false,
@@ -345,10 +361,13 @@ export function defaultConfig(): Config {
       { ...listenerDefaults('smtp'), service: 'smtp', host: '127.0.0.1', port: 2525 },
       { ...listenerDefaults('submission'), service: 'submission', host: '127.0.0.1', port: 2587 },
       { ...listenerDefaults('submissions'), service: 'submissions', host: '127.0.0.1', port: 2465 },
+      { ...listenerDefaults('pop3'), service: 'pop3', host: '127.0.0.1', port: 2110 },
+      { ...listenerDefaults('pop3s'), service: 'pop3s', host: '127.0.0.1', port: 2995 },
     ],
     tls: { cert: null, key: null, clientCa: null },
     limits: DEFAULT_LIMITS,
     smtp: { bareLineEndings: 'reject', vrfy: false, trustedNetworks: [], maxJunkCommands: 100 },
+    pop3: DEFAULT_POP3,
     log: { level: 'info', format: 'auto' },
     auth: DEFAULT_AUTH,
     submission: DEFAULT_SUBMISSION,

@@ -156,6 +156,9 @@ vrfy = true
 trusted_networks = ["192.0.2.0/24", "2001:DB8::/32", "198.51.100.7"]
 max_junk_commands = 0
 
+[pop3]
+idle_timeout_seconds = 900
+
 [log]
 level = "debug"
 format = "json"
@@ -320,6 +323,7 @@ describe('parseConfig: a full file', () => {
         trustedNetworks: ['192.0.2.0/24', '2001:db8::/32', '198.51.100.7/32'],
         maxJunkCommands: 0,
       },
+      pop3: { idleTimeoutMs: 900_000 },
       log: { level: 'debug', format: 'json' },
       auth: {
         mechanisms: ['PLAIN', 'SCRAM-SHA-256', 'OAUTHBEARER', 'XOAUTH2', 'CRAM-MD5'],
@@ -2194,5 +2198,96 @@ describe('warnings for settings that make an open relay or refuse mail', () => {
     assert.deepEqual(parsedOk('').warnings, []);
     const example = readFileSync(join(ROOT, 'tern.example.toml'), 'utf8');
     assert.deepEqual(parsedOk(example).warnings, []);
+  });
+});
+
+describe('POP3 listeners and [pop3]', () => {
+  test('the defaults include pop3 (STLS) on 2110 and pop3s (implicit TLS) on 2995, both logging users in', () => {
+    const { config } = parsedOk('');
+    const pop3 = config.listeners.filter((l) => l.service === 'pop3' || l.service === 'pop3s');
+    assert.deepEqual(
+      pop3.map((l) => [l.service, l.host, l.port, l.tls, l.auth, l.requireAuth]),
+      [
+        ['pop3', '127.0.0.1', 2110, 'starttls', true, true],
+        ['pop3s', '127.0.0.1', 2995, 'implicit', true, true],
+      ],
+    );
+    assert.equal(config.pop3.idleTimeoutMs, 600_000);
+  });
+
+  test('pop3s defaults to implicit TLS; pop3 to STLS, or none with loopback logins', () => {
+    const { config, warnings } = parsedOk(
+      [
+        '[[listeners]]',
+        'service = "pop3s"',
+        'address = "0.0.0.0:995"',
+        '[[listeners]]',
+        'service = "pop3"',
+        'address = "127.0.0.1:110"',
+        'tls = "none"',
+        'allow_plaintext_auth_on_loopback = true',
+        '',
+      ].join('\n'),
+    );
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(
+      config.listeners.map((l) => [l.service, l.tls, l.plaintextAuthOnLoopback]),
+      [
+        ['pop3s', 'implicit', false],
+        ['pop3', 'none', true],
+      ],
+    );
+  });
+
+  test('wrong TLS modes and turning logins off are errors naming the key and line', () => {
+    const errors = parsedErrors(
+      [
+        '[[listeners]]',
+        'service = "pop3s"',
+        'address = "0.0.0.0:995"',
+        'tls = "starttls"',
+        '[[listeners]]',
+        'service = "pop3"',
+        'address = "0.0.0.0:110"',
+        'tls = "implicit"',
+        '[[listeners]]',
+        'service = "pop3"',
+        'address = "0.0.0.0:1110"',
+        'auth = false',
+        'require_auth = false',
+        '',
+      ].join('\n'),
+    );
+    assert.deepEqual(
+      errors.map((e) => [e.line, e.key]),
+      [
+        [4, 'listeners[0].tls'],
+        [8, 'listeners[1].tls'],
+        [12, 'listeners[2].auth'],
+        [13, 'listeners[2].require_auth'],
+      ],
+    );
+    assert.match(errors[0]!.message, /pop3s is implicit TLS/);
+    assert.match(errors[1]!.message, /use service = "pop3s"/);
+    assert.match(errors[2]!.message, /always requires a login/);
+  });
+
+  test('[pop3] idle_timeout_seconds: seconds to ms, below 600 warned (RFC 1939 §3), 0 refused', () => {
+    assert.equal(parsedOk('[pop3]\nidle_timeout_seconds = 1800\n').config.pop3.idleTimeoutMs, 1_800_000);
+    const { config, warnings } = parsedOk('[pop3]\nidle_timeout_seconds = 60\n');
+    assert.equal(config.pop3.idleTimeoutMs, 60_000);
+    assert.deepEqual(
+      warnings.map((w) => [w.line, w.key]),
+      [[2, 'pop3.idle_timeout_seconds']],
+    );
+    assert.match(warnings[0]!.message, /RFC 1939/);
+    assert.deepEqual(
+      parsedErrors('[pop3]\nidle_timeout_seconds = 0\n').map((e) => [e.line, e.key]),
+      [[2, 'pop3.idle_timeout_seconds']],
+    );
+    assert.deepEqual(
+      parsedErrors('[pop3]\nidle = 5\n').map((e) => e.key),
+      ['pop3.idle'],
+    );
   });
 });

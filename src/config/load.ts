@@ -23,11 +23,13 @@ import {
   DEFAULT_DNS,
   DEFAULT_LIMITS,
   DEFAULT_OUTBOUND,
+  DEFAULT_POP3,
   DEFAULT_QUEUE,
   DEFAULT_SUBMISSION,
   SERVICES,
   defaultConfig,
   listenerDefaults,
+  protocolOf,
 } from './config.ts';
 import type {
   AuthConfig,
@@ -41,6 +43,7 @@ import type {
   OAuthConfig,
   OutboundConfig,
   OutboundTlsPolicy,
+  Pop3Config,
   QueueConfig,
   RelayHost,
   Service,
@@ -173,6 +176,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const tls = readTls(ctx, top['tls'], defaults.tls);
   const limits = readLimits(ctx, top['limits']);
   const smtp = readSmtp(ctx, top['smtp'], defaults.smtp);
+  const pop3 = readPop3(ctx, top['pop3']);
   const log = readLog(ctx, top['log'], defaults.log);
   const auth = readAuth(ctx, top['auth']);
   const submission = readSubmission(ctx, top['submission']);
@@ -190,6 +194,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     tls,
     limits,
     smtp,
+    pop3,
     log,
     auth,
     submission,
@@ -219,6 +224,7 @@ const TOP_KEYS = [
   'tls',
   'limits',
   'smtp',
+  'pop3',
   'log',
   'auth',
   'submission',
@@ -630,6 +636,24 @@ function readSubmission(ctx: Ctx, value: unknown): SubmissionConfig {
     maxMessagesPerHour: count('max_messages_per_hour') ?? DEFAULT_SUBMISSION.maxMessagesPerHour,
     maxRecipientsPerHour: count('max_recipients_per_hour') ?? DEFAULT_SUBMISSION.maxRecipientsPerHour,
   };
+}
+
+const POP3_KEYS = ['idle_timeout_seconds'];
+
+function readPop3(ctx: Ctx, value: unknown): Pop3Config {
+  const t = opt(value, (v) => readTable(ctx, ['pop3'], v, POP3_KEYS));
+  if (t === undefined) return DEFAULT_POP3;
+  const idle = opt(t['idle_timeout_seconds'], (v) =>
+    readInteger(ctx, ['pop3', 'idle_timeout_seconds'], v, { min: 1 }),
+  );
+  if (idle !== undefined && idle < 600) {
+    warn(
+      ctx,
+      ['pop3', 'idle_timeout_seconds'],
+      `${idle} is below RFC 1939 §3's 10 minutes: clients that wait between commands get disconnected`,
+    );
+  }
+  return { idleTimeoutMs: idle === undefined ? DEFAULT_POP3.idleTimeoutMs : idle * 1000 };
 }
 
 function readSmtp(ctx: Ctx, value: unknown, defaults: SmtpConfig): SmtpConfig {
@@ -1430,7 +1454,7 @@ function readListener(
 
   const service =
     t['service'] === undefined
-      ? fail(ctx, [...base, 'service'], 'missing; give one of "smtp", "submission", "submissions"')
+      ? fail(ctx, [...base, 'service'], 'missing; give one of "smtp", "submission", "submissions", "pop3", "pop3s"')
       : readEnum(ctx, [...base, 'service'], t['service'], SERVICES);
 
   let where: { host: string; port: number; hostKey: string; family: 0 | 4 | 6 } | undefined;
@@ -1445,7 +1469,7 @@ function readListener(
   }
 
   const tls = opt(t['tls'], (v) => readEnum(ctx, [...base, 'tls'], v, TLS_MODES));
-  const mode = tls ?? (service === 'submissions' ? 'implicit' : 'starttls');
+  const mode = tls ?? (service === undefined ? 'starttls' : listenerDefaults(service).tls);
   const mismatch = service === undefined ? undefined : tlsMismatch(service, mode);
   if (mismatch !== undefined) fail(ctx, [...base, 'tls'], mismatch, tls);
 
@@ -1510,6 +1534,19 @@ function readListenerAuth(
     clientCertificates: certs ?? d.clientCertificates,
   };
   let bad = false;
+  if (protocolOf(service) === 'pop3') {
+    // A POP3 maildrop is only ever opened for a logged-in user (RFC 1939 §4): there is nothing to turn off.
+    for (const [key, read] of [
+      ['auth', auth],
+      ['require_auth', requireAuth],
+    ] as const) {
+      if (read === false) {
+        bad = true;
+        fail(ctx, [...base, key], `${service} always requires a login (RFC 1939 §4); remove ${key}`);
+      }
+    }
+    if (bad) return undefined;
+  }
   if (out.requireAuth && !out.auth) {
     bad = true;
     // Name the key the person wrote: require_auth when given, else the auth = false that undid a default.
@@ -1570,6 +1607,14 @@ function tlsMismatch(service: Service, mode: TlsMode): string | undefined {
     case 'smtp':
       return mode === 'implicit'
         ? 'smtp peers expect STARTTLS (RFC 3207), not implicit TLS; use "starttls" or "none"'
+        : undefined;
+    case 'pop3s':
+      return mode === 'implicit'
+        ? undefined
+        : 'pop3s is implicit TLS by definition (RFC 8314 §3.3); use service = "pop3" for STLS or cleartext';
+    case 'pop3':
+      return mode === 'implicit'
+        ? 'for implicit TLS use service = "pop3s" (RFC 8314 §3.3); pop3 offers STLS (RFC 2595) or none'
         : undefined;
   }
 }
@@ -1989,6 +2034,7 @@ function copyConfig(c: Config): Config {
     tls: { ...c.tls },
     limits: { ...c.limits },
     smtp: { ...c.smtp, trustedNetworks: [...c.smtp.trustedNetworks] },
+    pop3: { ...c.pop3 },
     log: { ...c.log },
     auth: {
       ...c.auth,

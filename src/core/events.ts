@@ -31,6 +31,26 @@ export const Events = {
   smtpRateLimited: 'security.rate.limited',
   tlsHandshake: 'smtp.tls',
   tlsFailed: 'smtp.tls.failed',
+  // POP3 sessions (src/server/pop3-connection.ts); failed logins and lockouts are the security.* events
+  pop3Connect: 'pop3.connect',
+  pop3Close: 'pop3.close',
+  pop3Command: 'pop3.command',
+  pop3State: 'pop3.state',
+  pop3Timeout: 'pop3.timeout',
+  pop3Violation: 'pop3.violation',
+  pop3InternalError: 'pop3.internal_error',
+  pop3Refused: 'pop3.refused',
+  pop3Tls: 'pop3.tls',
+  pop3TlsFailed: 'pop3.tls.failed',
+  pop3AuthVerify: 'pop3.auth.verify',
+  pop3AuthSucceeded: 'pop3.auth.succeeded',
+  /** A maildrop opened: user, messages, octets. */
+  pop3Maildrop: 'pop3.maildrop',
+  /** A message sent (RETR or TOP): uid, octets. */
+  pop3Retrieved: 'pop3.retrieved',
+  /** QUIT in TRANSACTION: the messages removed (or the failure). */
+  pop3Update: 'pop3.update',
+  pop3UpdateFailed: 'pop3.update.failed',
   // TLS material (src/net/tls.ts)
   tlsCertLoaded: 'tls.cert.loaded',
   tlsSelfSignedCreated: 'tls.selfsigned.created',

@@ -13,12 +13,16 @@ import type { ClientNameLookup } from '../net/reverse-dns.ts';
 import type { AuthGuard, SendRateLimiter } from '../policy/auth-guard.ts';
 import type { Network } from '../policy/networks.ts';
 import type { Queue } from '../queue/queue.ts';
+import type { MailboxStore } from '../store/mailbox-store.ts';
+import type { MaildropLocks } from '../store/maildrop-locks.ts';
 import type { Authenticator } from './authenticator.ts';
 
 export interface ConnectionDeps {
   readonly config: Config;
   readonly queue: Queue;
   readonly directory: Directory;
+  readonly store: MailboxStore;
+  readonly maildropLocks: MaildropLocks;
   readonly logger: Logger;
   readonly clock: Clock;
   /** For STARTTLS and implicit TLS; null when no certificate is available. */

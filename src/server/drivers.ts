@@ -3,6 +3,7 @@
 
 import type { Service } from '../config/config.ts';
 import type { DriverFactory } from './driver.ts';
+import { pop3Driver } from './pop3-connection.ts';
 import { smtpDriver } from './smtp-connection.ts';
 
 export type DriverRegistry = Readonly<Record<Service, DriverFactory>>;
@@ -11,4 +12,6 @@ export const DRIVERS: DriverRegistry = {
   smtp: smtpDriver,
   submission: smtpDriver,
   submissions: smtpDriver,
+  pop3: pop3Driver,
+  pop3s: pop3Driver,
 };

@@ -18,6 +18,8 @@ import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import type { Resolver } from '../core/dns.ts';
 import type { Directory } from '../directory/directory.ts';
+import type { MailboxStore } from '../store/mailbox-store.ts';
+import type { MaildropLocks } from '../store/maildrop-locks.ts';
 import { Connection, normalizeIp, type ConnectionOptions } from '../net/connection.ts';
 import { createSecureContext } from '../net/tls.ts';
 import { createClientNameLookup } from '../net/reverse-dns.ts';
@@ -35,6 +37,9 @@ export interface ListenerDeps {
   readonly config: Config;
   readonly queue: Queue;
   readonly directory: Directory;
+  /** The mailboxes POP3 (and later IMAP) sessions read, and their exclusive-access locks. */
+  readonly store: MailboxStore;
+  readonly maildropLocks: MaildropLocks;
   readonly logger: Logger;
   readonly clock: Clock;
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa?: string | null } | null;

@@ -8,7 +8,7 @@ import { defaultConfig } from '../config/config.ts';
 import type { LogFields, Logger } from '../core/ports.ts';
 import { AuthGuard } from '../policy/auth-guard.ts';
 import { imapAuthFraming } from '../protocol/imap/auth-framing.ts';
-import { pop3AuthFraming } from '../protocol/pop3/auth-framing.ts';
+import { formatPop3AuthStep, pop3AuthFraming } from '../protocol/pop3/auth-framing.ts';
 import type { SaslFraming } from '../protocol/sasl/framing.ts';
 import type { VerifyContext } from './authenticator.ts';
 import { SaslDrive, type SaslStep } from './sasl-drive.ts';
@@ -86,6 +86,13 @@ function drive<Out>(s: Setup<Out>): SaslDrive<Out> {
   });
 }
 
+/** POP3's framing as the wire lines it produces, so assertions read as what a client sees. */
+const pop3Wire: SaslFraming<string> = {
+  challenge: (data) => formatPop3AuthStep(pop3AuthFraming.challenge(data)),
+  success: () => formatPop3AuthStep(pop3AuthFraming.success()),
+  failure: (reason) => formatPop3AuthStep(pop3AuthFraming.failure(reason)),
+};
+
 const out = <Out>(step: SaslStep<Out> | null): Out => {
   assert.ok(step !== null);
   return step.out;
@@ -93,30 +100,30 @@ const out = <Out>(step: SaslStep<Out> | null): Out => {
 
 describe('SASL drive', () => {
   it('offers nothing before TLS, the SCRAM/password ones with plaintext allowed, all of them after TLS', () => {
-    assert.deepEqual(drive({ framing: pop3AuthFraming, tls: false }).offered(), []);
-    assert.deepEqual(drive({ framing: pop3AuthFraming, tls: false, plaintextAllowed: true }).offered(), [
+    assert.deepEqual(drive({ framing: pop3Wire, tls: false }).offered(), []);
+    assert.deepEqual(drive({ framing: pop3Wire, tls: false, plaintextAllowed: true }).offered(), [
       'SCRAM-SHA-256',
       'PLAIN',
       'LOGIN',
     ]);
-    assert.equal(drive({ framing: pop3AuthFraming }).offered().length, 5);
+    assert.equal(drive({ framing: pop3Wire }).offered().length, 5);
   });
 
   it('POP3: PLAIN with an initial response (RFC 5034), UTF-8 user, +OK', async () => {
-    const d = drive({ framing: pop3AuthFraming });
+    const d = drive({ framing: pop3Wire });
     const step = await d.start('PLAIN', b64('\0jürgen@example.test\0pencil'));
-    assert.equal(out(step), '+OK Authentication successful\r\n');
+    assert.equal(out(step), '+OK Logged in\r\n');
     assert.equal(step?.kind === 'success' && step.identity, 'jürgen@example.test');
   });
 
   it('POP3: LOGIN challenges are "+ base64", "*" cancels, wrong password is -ERR [AUTH]', async () => {
-    const d = drive({ framing: pop3AuthFraming });
+    const d = drive({ framing: pop3Wire });
     assert.equal(out(await d.start('LOGIN', null)), `+ ${b64('Username:')}\r\n`);
     assert.equal(out(await d.line('*')), '-ERR Authentication cancelled\r\n');
     await d.start('LOGIN', null);
     await d.line(b64('日本@example.test'));
     assert.equal(out(await d.line(b64('wrong'))), '-ERR [AUTH] Authentication failed\r\n');
-    assert.equal(out(await d.line(b64('x'))), '-ERR Bad sequence of commands\r\n');
+    assert.equal(out(await d.line(b64('x'))), '-ERR Command not valid in this state\r\n');
   });
 
   it('IMAP: tagged completions; PLAIN before TLS is NO [PRIVACYREQUIRED]; bad base64 is BAD', async () => {
@@ -136,7 +143,7 @@ describe('SASL drive', () => {
   });
 
   it('the third failure on a connection says close', async () => {
-    const d = drive({ framing: pop3AuthFraming });
+    const d = drive({ framing: pop3Wire });
     const fail = async (): Promise<SaslStep<string> | null> =>
       d.start('PLAIN', b64('\0a@example.test\0nope'));
     assert.deepEqual([(await fail())?.kind, (await fail())?.kind], ['failure', 'failure']);
@@ -147,7 +154,7 @@ describe('SASL drive', () => {
 
   it('lockouts are shared: a locked address is refused at once; a locked account fails even with its password', async () => {
     const guard = new AuthGuard({ lockoutThreshold: 2, lockoutWindowMs: 60_000, lockoutMs: 60_000 }, clock);
-    const first = drive({ framing: pop3AuthFraming, guard });
+    const first = drive({ framing: pop3Wire, guard });
     await first.start('PLAIN', b64('\0victim@example.test\0guess1'));
     await first.start('PLAIN', b64('\0victim@example.test\0guess2'));
     // Another connection (an IMAP one) from the same address: the address is locked.
@@ -157,23 +164,26 @@ describe('SASL drive', () => {
       'B1 NO [UNAVAILABLE] Too many failed authentications, try again later\r\n',
     );
     // From elsewhere the address is not locked, the account is: the right password still fails.
-    const elsewhere = drive({ framing: pop3AuthFraming, guard, ip: '198.51.100.9' });
+    const elsewhere = drive({ framing: pop3Wire, guard, ip: '198.51.100.9' });
     assert.equal(
       out(await elsewhere.start('PLAIN', b64('\0victim@example.test\0pencil'))),
-      '-ERR [SYS/TEMP] Temporary authentication failure\r\n',
+      '-ERR [SYS/TEMP] Temporary authentication failure, try again later\r\n',
     );
   });
 
   it('EXTERNAL hands the client certificate to the authenticator; without one it is not offered', async () => {
     const seen: VerifyContext[] = [];
     const withCert = drive({
-      framing: pop3AuthFraming,
+      framing: pop3Wire,
       peer: { x509: {} as X509Certificate, authorized: true },
       seen,
     });
-    assert.equal(out(await withCert.start('EXTERNAL', '=')), '+OK Authentication successful\r\n');
+    assert.equal(out(await withCert.start('EXTERNAL', '=')), '+OK Logged in\r\n');
     assert.equal(seen[0]?.peer?.authorized, true);
-    const noExternal = drive({ framing: pop3AuthFraming, mechanisms: ['PLAIN'] });
-    assert.equal(out(await noExternal.start('EXTERNAL', '=')), '-ERR Unrecognized authentication type\r\n');
+    const noExternal = drive({ framing: pop3Wire, mechanisms: ['PLAIN'] });
+    assert.equal(
+      out(await noExternal.start('EXTERNAL', '=')),
+      '-ERR Unrecognized authentication mechanism\r\n',
+    );
   });
 });

@@ -18,6 +18,7 @@ import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import type { AuthGuard } from '../policy/auth-guard.ts';
 import { isLoopback, type Connection } from '../net/connection.ts';
+import { encodeBase64 } from '../protocol/sasl/codec.ts';
 import { createAuthExchange, type AuthAction, type AuthExchange } from '../protocol/sasl/exchange.ts';
 import type { SaslFailure, SaslFraming } from '../protocol/sasl/framing.ts';
 import { createMechanism, isMechanismName, offeredMechanisms } from '../protocol/sasl/index.ts';
@@ -153,6 +154,30 @@ export class SaslDrive<Out> {
     this.exchange = createAuthExchange(m);
     this.account = null;
     return this.step(this.exchange.begin(initialResponse));
+  }
+
+  /**
+   * A password login outside SASL (POP3 USER/PASS, IMAP LOGIN): the same credential check, delays,
+   * failure cap and lockouts as AUTH PLAIN without an authorization identity, whether or not PLAIN is
+   * among the offered mechanisms. The caller has already checked TLS (or the loopback option).
+   */
+  async password(user: string, password: string): Promise<SaslStep<Out> | null> {
+    const { deps, shell, log } = this.o;
+    this.exchange = null;
+    const lock = deps.authGuard.check(shell.remoteIp, null);
+    if (lock.locked) {
+      log.warn(Events.smtpAuthLocked, { ip: shell.remoteIp, by: lock.by });
+      return this.refuse('locked-out');
+    }
+    const plain = createMechanism('PLAIN', {
+      hostname: deps.config.hostname,
+      random: (n) => randomBytes(n),
+      nowMs: deps.clock.nowMs(),
+    });
+    this.exchange = createAuthExchange(plain);
+    this.account = null;
+    const response = encodeBase64(new TextEncoder().encode(`\0${user}\0${password}`));
+    return this.step(this.exchange.begin(response));
   }
 
   /** One client line answering the last challenge ("*" cancels). */

@@ -31,6 +31,7 @@ import { spawnTernServe } from '../support/launch.ts';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const CLI = join(ROOT, 'src', 'cli', 'main.ts');
 const PY_CLIENT = join(ROOT, 'test', 'e2e', 'py', 'smtp_client.py');
+const PY_POP3_CLIENT = join(ROOT, 'test', 'e2e', 'py', 'pop3_client.py');
 
 /**
  * Preloaded into the server: when its stdin pipe ends (this process exited, crashed or was killed), the
@@ -148,6 +149,10 @@ export interface Ports {
   readonly submission: number;
   /** Port 465 style: implicit TLS (RFC 8314). */
   readonly submissions: number;
+  /** Port 110 style: POP3 with STLS (RFC 2595). Set by startTern; other harnesses may have none. */
+  readonly pop3?: number;
+  /** Port 995 style: POP3 over implicit TLS. */
+  readonly pop3s?: number;
 }
 
 /** One line of the server's JSON log. */
@@ -240,6 +245,16 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     'address = "127.0.0.1:0"',
     'tls = "implicit"',
     '',
+    '[[listeners]]',
+    'service = "pop3"',
+    'address = "127.0.0.1:0"',
+    'tls = "starttls"',
+    '',
+    '[[listeners]]',
+    'service = "pop3s"',
+    'address = "127.0.0.1:0"',
+    'tls = "implicit"',
+    '',
     ...tomlTable('limits', { ...BASE_LIMITS, ...opts.limits }),
     ...tomlTable('smtp', opts.smtp ?? {}),
     ...tomlTable('log', { level: opts.logLevel ?? 'info', format: 'json' }),
@@ -248,7 +263,8 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
   ].join('\n');
 }
 
-const LISTENING = /^listening (smtp|submission|submissions) 127\.0\.0\.1:(\d+) \((starttls|implicit|none)\)$/;
+const LISTENING =
+  /^listening (smtp|submission|submissions|pop3|pop3s) 127\.0\.0\.1:(\d+) \((starttls|implicit|none)\)$/;
 
 export async function startTern(opts: TernOptions = {}): Promise<Tern> {
   const dir = await mkdtemp(join(tmpdir(), 'tern-e2e-'));
@@ -341,7 +357,7 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
   let ports: Ports;
   try {
     ports = await waitFor(
-      'the three "listening" lines',
+      'the five "listening" lines',
       () => {
         if (exited)
           throw new Error(
@@ -352,11 +368,13 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
           const m = LISTENING.exec(line);
           if (m) found.set(m[1]!, Number(m[2]));
         }
-        if (found.size < 3) return undefined;
+        if (found.size < 5) return undefined;
         return {
           smtp: found.get('smtp')!,
           submission: found.get('submission')!,
           submissions: found.get('submissions')!,
+          pop3: found.get('pop3')!,
+          pop3s: found.get('pop3s')!,
         };
       },
       20_000,
@@ -732,6 +750,46 @@ export async function smtplib(req: SmtplibRequest): Promise<SmtplibResult> {
     return JSON.parse(r.stdout) as SmtplibResult;
   } catch {
     throw new Error(`smtp_client.py wrote no JSON: ${r.stdout} ${r.stderr}`);
+  }
+}
+
+/** A poplib session: connect (plain, STLS or implicit TLS), then run the steps in order (pop3_client.py). */
+export interface PoplibRequest {
+  readonly port: number;
+  readonly mode: 'plain' | 'stls' | 'ssl';
+  readonly timeout?: number;
+  readonly steps: readonly (readonly (string | number)[])[];
+}
+
+export interface PoplibAnswer {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly resp?: string;
+  readonly lines?: readonly string[];
+  /** retr/top: the lines poplib returned (dot-unstuffed), each followed by CRLF, base64. */
+  readonly b64?: string;
+  readonly count?: number;
+  readonly size?: number;
+  readonly capa?: Readonly<Record<string, readonly string[]>>;
+}
+
+export interface PoplibResult {
+  readonly ok: boolean;
+  readonly error?: string;
+  readonly welcome?: string;
+  readonly tls?: string | null;
+  readonly steps: readonly PoplibAnswer[];
+}
+
+export async function poplib(req: PoplibRequest): Promise<PoplibResult> {
+  const r = await runProcess('python3', [PY_POP3_CLIENT], {
+    stdin: JSON.stringify({ ...req, host: '127.0.0.1' }),
+  });
+  if (r.code !== 0) throw new Error(`pop3_client.py exited ${r.code}: ${r.stderr}`);
+  try {
+    return JSON.parse(r.stdout) as PoplibResult;
+  } catch {
+    throw new Error(`pop3_client.py wrote no JSON: ${r.stdout} ${r.stderr}`);
   }
 }
 

@@ -1,7 +1,8 @@
 // The README's first run, exactly as written: `npm start` in the repository (no configuration file, so
-// the built-in defaults: ./data, local domain localhost, 127.0.0.1:2525/2587/2465), `npx tern user add`
-// while it runs, a message sent with Python's smtplib to 127.0.0.1:2525, read back with
-// `npx tern mailbox list/cat`, then Ctrl-C (SIGINT to the process group, as a terminal sends it).
+// the built-in defaults: ./data, local domain localhost, 127.0.0.1:2525/2587/2465/2110/2995), `npx tern
+// user add` while it runs, a message sent with Python's smtplib to 127.0.0.1:2525, read back with
+// `npx tern mailbox list/cat`, then with Python's poplib over STLS (2110) and implicit TLS (2995), which
+// delete what they read, then Ctrl-C (SIGINT to the process group, as a terminal sends it).
 // The defaults use fixed ports and ./data, so this test skips (saying why) when a port is taken or a
 // ./tern.toml would change the defaults, and removes only what it made: its uniquely named user, and
 // ./data if there was none before.
@@ -16,9 +17,9 @@ import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { ProcessResult } from './harness.ts';
-import { ROOT, havePython, runProcess, smtplib, waitFor } from './harness.ts';
+import { ROOT, havePython, poplib, runProcess, smtplib, waitFor } from './harness.ts';
 
-const PORTS = [2525, 2587, 2465] as const;
+const PORTS = [2525, 2587, 2465, 2110, 2995] as const;
 const DATA_DIR = join(ROOT, 'data');
 
 async function portFree(port: number): Promise<boolean> {
@@ -112,11 +113,11 @@ describe('npm start, as the README says', { skip }, () => {
     outputClosed = new Promise((resolve) => npm!.stdout.once('close', () => resolve()));
 
     await waitFor(
-      'the three listening lines of the defaults',
+      'the five listening lines of the defaults',
       () => {
-        if (npm!.exitCode !== null && !output.includes('listening submissions'))
+        if (npm!.exitCode !== null && !output.includes('listening pop3s'))
           throw new Error(`npm start exited ${npm!.exitCode}:\n${output}`);
-        return output.includes('listening submissions') ? true : undefined;
+        return output.includes('listening pop3s') ? true : undefined;
       },
       30_000,
     );
@@ -124,12 +125,15 @@ describe('npm start, as the README says', { skip }, () => {
       'listening smtp 127.0.0.1:2525 (starttls)',
       'listening submission 127.0.0.1:2587 (starttls)',
       'listening submissions 127.0.0.1:2465 (implicit)',
+      'listening pop3 127.0.0.1:2110 (starttls)',
+      'listening pop3s 127.0.0.1:2995 (implicit)',
     ]) {
       assert.ok(output.split('\n').includes(line), `missing "${line}" in:\n${output}`);
     }
 
     // While the server runs, as in the README's quick start.
-    const add = await npxTern(['user', 'add', address]);
+    const password = 'correct horse battery staple';
+    const add = await npxTern(['user', 'add', address, '--password-stdin'], `${password}\n`);
     assert.equal(add.code, 0, add.stderr);
     userAdded = true;
 
@@ -168,6 +172,42 @@ describe('npm start, as the README says', { skip }, () => {
     assert.match(cat.stdout, /^Return-Path: <bob@example\.org>\r\n/);
     assert.match(cat.stdout, /\r\nReceived: from [^\r\n]+\r\n\tby localhost \(Tern\) with ESMTP id /);
     assert.ok(cat.stdout.endsWith('\r\n\r\nFirst message.\r\n'), JSON.stringify(cat.stdout));
+
+    // A mail client reads it over POP3 with STLS, byte for byte, and leaves it; then one on pop3s
+    // (implicit TLS) reads it again and deletes it.
+    const login = [
+      ['user', address],
+      ['pass', password],
+    ];
+    const stls = await poplib({
+      port: 2110,
+      mode: 'stls',
+      steps: [...login, ['stat'], ['retr', 1], ['quit']],
+    });
+    assert.equal(stls.ok, true, JSON.stringify(stls));
+    assert.match(stls.tls ?? '', /^TLSv1\.[23]$/);
+    assert.deepEqual(
+      stls.steps.map((a) => a.ok),
+      [true, true, true, true, true],
+      JSON.stringify(stls.steps),
+    );
+    assert.equal(stls.steps[2]!.count, 1);
+    assert.equal(stls.steps[2]!.size, Buffer.byteLength(cat.stdout));
+    assert.equal(Buffer.from(stls.steps[3]!.b64!, 'base64').toString('utf8'), cat.stdout);
+    const implicit = await poplib({
+      port: 2995,
+      mode: 'ssl',
+      steps: [...login, ['retr', 1], ['dele', 1], ['quit']],
+    });
+    assert.equal(implicit.ok, true, JSON.stringify(implicit));
+    assert.deepEqual(
+      implicit.steps.map((a) => a.ok),
+      [true, true, true, true, true],
+      JSON.stringify(implicit.steps),
+    );
+    assert.equal(Buffer.from(implicit.steps[2]!.b64!, 'base64').toString('utf8'), cat.stdout);
+    const after = await npxTern(['mailbox', 'list', address, '--json']);
+    assert.deepEqual(JSON.parse(after.stdout), [], 'deleted over POP3: gone from tern mailbox list');
 
     // Ctrl-C: the whole foreground group gets SIGINT; the server shuts down in order.
     killGroup('SIGINT');
