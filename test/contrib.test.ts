@@ -67,7 +67,13 @@ test('contrib/tern.container.toml is a configuration Tern accepts, and the Docke
   assert.equal(config.log.format, 'json');
   assert.deepEqual(
     config.listeners.map((l) => `${l.service} ${l.host}:${l.port}`),
-    ['smtp 0.0.0.0:2525', 'submission 0.0.0.0:2587', 'submissions 0.0.0.0:2465'],
+    [
+      'smtp 0.0.0.0:2525',
+      'submission 0.0.0.0:2587',
+      'submissions 0.0.0.0:2465',
+      'pop3 0.0.0.0:2110',
+      'pop3s 0.0.0.0:2995',
+    ],
   );
 
   assert.match(DOCKERFILE, /^COPY contrib\/tern\.container\.toml \/etc\/tern\/tern\.toml$/m);

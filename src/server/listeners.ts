@@ -138,8 +138,14 @@ const REFUSAL_LOG_TEXT: Readonly<Record<RefusalReason, string>> = {
   'max-connections-per-ip': 'max connections per ip',
 };
 
+/**
+ * What pairs a listener of the new configuration with a bound one at reload: its host and port. Port 0
+ * ("any free port") names no port, so there the service decides too (in order among the same service):
+ * otherwise dropping one port-0 listener would hand its socket to the next one of another protocol.
+ */
 function listenerKey(l: ListenerConfig): string {
-  return `${l.host.toLowerCase()}|${l.port}`;
+  const host = l.host.toLowerCase();
+  return l.port === 0 ? `${host}|0|${l.service}` : `${host}|${l.port}`;
 }
 
 function guardOptionsEqual(a: Config['auth'], b: Config['auth']): boolean {
@@ -364,7 +370,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
         authGuard = previousGuard;
         throw err;
       }
-      // Pair each new listener with an old one of the same host and port, in order.
+      // Pair each new listener with an old one of the same key (listenerKey), in order.
       const unmatched = [...entries];
       const plan = gen.config.listeners.map((listener, index) => {
         const at = unmatched.findIndex((e) => e.key === listenerKey(listener));

@@ -55,8 +55,9 @@ describe('temporary failure, then success', { skip }, () => {
       dns: dns.endpoint,
       outbound: { port: rx.port },
       // The retry comes retry_min_seconds after the deferral (a timer, not the poll): long enough for the
-      // test to see the deferred state through `tern queue list` on a busy machine.
-      queue: { retry_min_seconds: 3, retry_max_seconds: 4 },
+      // test to see the deferred state through `tern queue list` on a busy machine (3 s was seen to be
+      // too short when each `tern` process took over a second to start).
+      queue: { retry_min_seconds: 8, retry_max_seconds: 9 },
       users: [SENDER],
     });
   });
@@ -86,7 +87,7 @@ describe('temporary failure, then success', { skip }, () => {
     await waitFor(
       'delivery on the retry',
       () => (rx.accepted.some((m) => m.rcptTo.some((a) => a.address === to)) ? true : undefined),
-      9000,
+      15_000,
     );
     await tern.waitForEmptyQueue(5000);
     await sleep(1500); // a second copy would come on the next retry
@@ -106,7 +107,7 @@ describe('temporary failure, then success', { skip }, () => {
     await waitFor(
       'delivery on the retry',
       () => (rx.accepted.some((m) => m.rcptTo.some((a) => a.address === to)) ? true : undefined),
-      9000,
+      15_000,
     );
     await tern.waitForEmptyQueue(5000);
     await sleep(1500);
