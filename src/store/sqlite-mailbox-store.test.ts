@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { openDatabase } from '../db/sqlite.ts';
 import type { StorageFs } from '../db/storage-fs.ts';
 import { errnoError, faultyStorageFs, nodeStorageFs } from '../db/storage-fs.ts';
-import { runMailboxStoreContract } from './mailbox-store.contract.ts';
+import { runImapMailboxStoreContract, runMailboxStoreContract } from './mailbox-store.contract.ts';
 import type { DeliverRequest } from './mailbox-store.ts';
 import type { SqliteMailboxStoreOptions } from './sqlite-mailbox-store.ts';
 import { MIGRATIONS, SqliteMailboxStore } from './sqlite-mailbox-store.ts';
@@ -341,4 +341,25 @@ describe('SqliteMailboxStore specifics', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+runImapMailboxStoreContract('sqlite', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
+  const options: SqliteMailboxStoreOptions = { dir, clock: { nowMs: () => T0 } };
+  let store = await SqliteMailboxStore.open(options);
+  return {
+    get store() {
+      return store;
+    },
+    async reopen() {
+      await store.close();
+      store = await SqliteMailboxStore.open(options);
+      return store;
+    },
+    openOther: () => SqliteMailboxStore.open(options),
+    async cleanup() {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 });
