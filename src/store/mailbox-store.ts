@@ -8,16 +8,105 @@
 // that every change (delivery, expunge; later flag changes, COPY/MOVE) raises by one in its own
 // transaction, and each message keeps the modseq of its last change; status() reports it as
 // highestModseq, so "has anything changed since I looked?" is one comparison. Expunged UIDs are kept with
-// the modseq that removed them, for QRESYNC's VANISHED (EARLIER). Still to come for IMAP (issue 13):
-// folders as objects (create, rename, delete, subscribe, special-use), flag updates, COPY/MOVE/APPEND,
-// changesSince(modseq) over messages and expunged UIDs, and a change feed (an in-process emitter fed
-// after each durable commit, one per data directory as maildrop-locks.ts assumes) waking IDLE sessions.
+// the modseq that removed them, for QRESYNC's VANISHED (EARLIER).
+//
+// IMAP (ImapMailboxStore, below): folders are objects with a `/` hierarchy, NFC names and INBOX without
+// case; DELETE of a folder with children keeps it as a \Noselect placeholder (RFC 9051 §6.3.5 lets us
+// choose; Dovecot does the same) while its messages go durably; UIDVALIDITY is unique in the whole store,
+// so a name reused after a delete, or a rename, never shows a client an old UIDVALIDITY with new UIDs.
+// Flag changes, APPEND, COPY and MOVE each raise the folder's modseq by one; changesSince() serves
+// CONDSTORE/QRESYNC; watch() is the change feed (in-process after each durable commit, other processes
+// by a poll). Not yet: pruning of old expunged UIDs (then changesSince must say how far back it knows).
+
+import { assertNever } from '../core/assert-never.ts';
 
 export const INBOX = 'INBOX';
 
-/** IMAP's INBOX is case-insensitive (RFC 9051 §5.1); other names are kept as given. */
+/**
+ * Names are NFC UTF-8 (RFC 9051 §5.1: one spelling per name, whatever form a client composes), and
+ * INBOX is case-insensitive, also as the first level of its children ("inbox/x" is "INBOX/x").
+ */
 export function normalizeMailboxName(name: string): string {
-  return name.toUpperCase() === INBOX ? INBOX : name;
+  const nfc = name.normalize('NFC');
+  const slash = nfc.indexOf('/');
+  const first = slash < 0 ? nfc : nfc.slice(0, slash);
+  return first.toUpperCase() === INBOX ? INBOX + nfc.slice(first.length) : nfc;
+}
+
+/**
+ * A folder name a client may create: normalized, or a MailboxError('invalid'). No empty levels (so no
+ * leading, trailing or doubled separator), no control characters, and no LIST wildcards `*` `%`
+ * (a folder so named could never be listed on its own).
+ */
+export function checkFolderName(name: string): string {
+  const normalized = normalizeMailboxName(name);
+  const ok =
+    normalized !== '' &&
+    normalized.split('/').every((level) => level !== '') &&
+    !/[\u0000-\u001f\u007f*%]/u.test(normalized) &&
+    Buffer.byteLength(normalized) <= 1000;
+  if (!ok) throw new MailboxError('invalid', `mailbox store: invalid folder name ${JSON.stringify(name)}`);
+  return normalized;
+}
+
+/** The names of a folder's ancestors, outermost first: "a/b/c" gives ["a", "a/b"]. */
+export function parentNames(name: string): string[] {
+  const levels = name.split('/');
+  return levels.slice(1).map((_, i) => levels.slice(0, i + 1).join('/'));
+}
+
+const SYSTEM_FLAG_BY_LOWER = new Map<string, string>(
+  ['\\Seen', '\\Answered', '\\Flagged', '\\Deleted', '\\Draft'].map((f) => [f.toLowerCase(), f]),
+);
+/** RFC 9051 atom characters less the specials, so a keyword can be written back unquoted. */
+const KEYWORD = /^[!#$&'+\-.0-9:;<=>?@A-Z^_`a-z|~]{1,200}$/;
+
+/**
+ * Flags as a client names them, checked and canonical: system flags in their RFC spelling, keywords as
+ * first written, each once (flags compare without case, RFC 9051 §2.3.2). Throws MailboxError('invalid')
+ * for \Recent, unknown backslash flags and keywords that are not atoms.
+ */
+export function normalizeFlags(flags: readonly string[]): string[] {
+  const out = new Map<string, string>();
+  for (const flag of flags) {
+    const lower = flag.toLowerCase();
+    const system = SYSTEM_FLAG_BY_LOWER.get(lower);
+    if (system === undefined && !KEYWORD.test(flag)) {
+      throw new MailboxError('invalid', `mailbox store: invalid flag ${JSON.stringify(flag)}`);
+    }
+    if (!out.has(lower)) out.set(lower, system ?? flag);
+  }
+  return sortFlags([...out.values()]);
+}
+
+/** System flags first in RFC order, then keywords as they came. */
+function sortFlags(flags: string[]): string[] {
+  const rank = (f: string): number => {
+    const i = [...SYSTEM_FLAG_BY_LOWER.values()].indexOf(f);
+    return i < 0 ? SYSTEM_FLAG_BY_LOWER.size : i;
+  };
+  return flags
+    .map((f, i) => ({ f, i }))
+    .sort((a, b) => rank(a.f) - rank(b.f) || a.i - b.i)
+    .map((x) => x.f);
+}
+
+/** A message's flags after a STORE; `change.flags` already normalized. */
+export function applyFlagChange(current: readonly string[], change: FlagChange): string[] {
+  switch (change.mode) {
+    case 'replace':
+      return [...change.flags];
+    case 'add': {
+      const have = new Set(current.map((f) => f.toLowerCase()));
+      return sortFlags([...current, ...change.flags.filter((f) => !have.has(f.toLowerCase()))]);
+    }
+    case 'remove': {
+      const drop = new Set(change.flags.map((f) => f.toLowerCase()));
+      return current.filter((f) => !drop.has(f.toLowerCase()));
+    }
+    default:
+      return assertNever(change.mode);
+  }
 }
 
 /** Owners are address keys: compared without case, as the directory stores them. */
@@ -125,4 +214,161 @@ export interface MailboxStore {
    */
   expunge(user: string, mailbox: string, uids: readonly number[]): Promise<number[]>;
   close(): Promise<void>;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// IMAP (issue 13): folders, flags, APPEND/COPY/MOVE, changes since a modseq, a change feed, quotas.
+// A separate interface so the fakes of delivery and POP3 (which need none of it) stay as they are; IMAP
+// depends on ImapMailboxStore, and the SQLite store implements both. mailbox-store.contract.ts tests it all.
+
+/** RFC 9051 §2.3.2's system flags that a client may set (\Recent is gone from IMAP4rev2). */
+export const SYSTEM_FLAGS = ['\\Seen', '\\Answered', '\\Flagged', '\\Deleted', '\\Draft'] as const;
+/** PERMANENTFLAGS: the system flags and `\*`, any keyword may be created (RFC 9051 §7.1). */
+export const PERMANENT_FLAGS: readonly string[] = [...SYSTEM_FLAGS, '\\*'];
+
+/** RFC 6154 special-use attributes the store knows. */
+export const SPECIAL_USES = ['\\Sent', '\\Drafts', '\\Trash', '\\Junk', '\\Archive'] as const;
+export type SpecialUse = (typeof SPECIAL_USES)[number];
+
+/** The folders ensureDefaults() makes for a new user, besides INBOX. */
+export const DEFAULT_FOLDERS: readonly { readonly name: string; readonly specialUse: SpecialUse }[] = [
+  { name: 'Sent', specialUse: '\\Sent' },
+  { name: 'Drafts', specialUse: '\\Drafts' },
+  { name: 'Trash', specialUse: '\\Trash' },
+  { name: 'Junk', specialUse: '\\Junk' },
+  { name: 'Archive', specialUse: '\\Archive' },
+];
+
+/** The hierarchy separator (LIST's delimiter). */
+export const SEPARATOR = '/';
+
+export type MailboxErrorCode =
+  /** No such folder (IMAP [NONEXISTENT], or [TRYCREATE] for APPEND/COPY/MOVE targets). */
+  | 'nonexistent'
+  /** The name is taken ([ALREADYEXISTS]). */
+  | 'alreadyexists'
+  /** The folder exists as a \Noselect placeholder: it holds no messages. */
+  | 'noselect'
+  /** The rules forbid it: delete INBOX, rename a folder into itself, delete a \Noselect parent ([CANNOT]). */
+  | 'cannot'
+  /** A malformed folder name or flag (IMAP BAD or NO [CANNOT]). */
+  | 'invalid';
+
+/** A refusal the IMAP session turns into a tagged NO with the matching response code. */
+export class MailboxError extends Error {
+  readonly code: MailboxErrorCode;
+  constructor(code: MailboxErrorCode, message: string) {
+    super(message);
+    this.name = 'MailboxError';
+    this.code = code;
+  }
+}
+
+export interface FolderInfo {
+  /** NFC UTF-8, `/`-separated; INBOX spelled INBOX. */
+  readonly name: string;
+  /** \HasChildren or \HasNoChildren, \Noselect when it is a placeholder, \Subscribed when subscribed. */
+  readonly attributes: readonly string[];
+  readonly specialUse: SpecialUse | null;
+  readonly subscribed: boolean;
+}
+
+export interface FlagChange {
+  /** add (+FLAGS), remove (-FLAGS) or replace (FLAGS). */
+  readonly mode: 'add' | 'remove' | 'replace';
+  readonly flags: readonly string[];
+}
+
+export interface MessageFlags {
+  readonly uid: number;
+  readonly flags: readonly string[];
+  readonly modseq: number;
+}
+
+export interface StoreFlagsResult {
+  /** Every message found and not refused, with its flags and modseq after the change, UID order. */
+  readonly messages: readonly (MessageFlags & { readonly changed: boolean })[];
+  /** UIDs whose modseq was above unchangedSince: left alone (RFC 7162 §3.1.3 MODIFIED). */
+  readonly modified: readonly number[];
+  /** The folder's HIGHESTMODSEQ after the change. */
+  readonly highestModseq: number;
+}
+
+export interface AppendRequest {
+  readonly flags: readonly string[];
+  readonly internalDateMs: number;
+  readonly content: AsyncIterable<Uint8Array>;
+  /** The header summary the CLI lists; the IMAP session parses it, the store does not. */
+  readonly summary?: { readonly from: string; readonly subject: string; readonly date: string } | undefined;
+}
+
+export interface CopyResult {
+  /** The target's UIDVALIDITY and each source UID with its new UID (UIDPLUS COPYUID, RFC 4315). */
+  readonly uidValidity: number;
+  readonly mapping: readonly { readonly from: number; readonly to: number }[];
+}
+
+export interface FolderChanges {
+  readonly uidValidity: number;
+  readonly highestModseq: number;
+  /** Messages whose modseq is above the one given, UID order (CONDSTORE FETCH CHANGEDSINCE). */
+  readonly changed: readonly MessageFlags[];
+  /** UIDs expunged (or moved away) above the modseq given, ascending (QRESYNC VANISHED). */
+  readonly vanished: readonly number[];
+}
+
+export type FolderEvent =
+  /** Something in the folder changed durably: read changesSince(the modseq last seen). */
+  | {
+      readonly kind: 'changed';
+      readonly highestModseq: number;
+      readonly uidNext: number;
+      readonly messages: number;
+    }
+  /** The folder was deleted or renamed away: a selected session must end its selection. */
+  | { readonly kind: 'gone' };
+
+export interface QuotaUsage {
+  /** All messages of the user, in every folder (RFC 9208 MESSAGE). */
+  readonly messages: number;
+  /** Their stored sizes (RFC 9208 STORAGE, in bytes here; IMAP reports KiB). */
+  readonly bytes: number;
+}
+
+export interface ImapMailboxStore extends MailboxStore {
+  /** INBOX and the special-use folders, subscribed, the first time a user logs in (later: nothing). */
+  ensureDefaults(user: string): Promise<void>;
+  /** Create a folder and any missing parents; a \Noselect placeholder becomes a real folder again. */
+  createFolder(user: string, name: string, options?: { readonly specialUse?: SpecialUse }): Promise<void>;
+  /** Rename a folder with its children; INBOX's messages move and INBOX stays, empty (RFC 9051 §6.3.6). */
+  renameFolder(user: string, from: string, to: string): Promise<void>;
+  /** Delete a folder's messages durably; a folder with children stays as \Noselect (RFC 9051 §6.3.5). */
+  deleteFolder(user: string, name: string): Promise<void>;
+  /** Every folder of the user, by name. */
+  folders(user: string): Promise<FolderInfo[]>;
+  subscribe(user: string, name: string): Promise<void>;
+  unsubscribe(user: string, name: string): Promise<void>;
+  /** Subscribed names, existing or not (LSUB; LIST (SUBSCRIBED) marks the missing \NonExistent). */
+  subscriptions(user: string): Promise<string[]>;
+  /** Keywords ever set in the folder (the FLAGS response). */
+  keywords(user: string, folder: string): Promise<string[]>;
+  /** Change flags in one durable transaction; one new modseq for every message that changed. */
+  storeFlags(
+    user: string,
+    folder: string,
+    uids: readonly number[],
+    change: FlagChange,
+    unchangedSince?: number,
+  ): Promise<StoreFlagsResult>;
+  /** APPEND: durable before it resolves. The folder must exist ('nonexistent' means [TRYCREATE]). */
+  append(user: string, folder: string, req: AppendRequest): Promise<{ uidValidity: number; uid: number }>;
+  /** COPY: flags and internal dates kept, bodies shared, not copied. */
+  copy(user: string, from: string, uids: readonly number[], to: string): Promise<CopyResult>;
+  /** MOVE: copy and expunge in one durable transaction (RFC 6851). */
+  move(user: string, from: string, uids: readonly number[], to: string): Promise<CopyResult>;
+  /** What changed above a modseq; 0 gives every message (the SELECT map with flags). */
+  changesSince(user: string, folder: string, modseq: number): Promise<FolderChanges>;
+  /** Listen for durable changes to one folder, in-process at once, from other processes by polling. */
+  watch(user: string, folder: string, listener: (event: FolderEvent) => void): () => void;
+  quota(user: string): Promise<QuotaUsage>;
 }

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { openDatabase } from '../db/sqlite.ts';
 import type { StorageFs } from '../db/storage-fs.ts';
 import { errnoError, faultyStorageFs, nodeStorageFs } from '../db/storage-fs.ts';
-import { runMailboxStoreContract } from './mailbox-store.contract.ts';
+import { runImapMailboxStoreContract, runMailboxStoreContract } from './mailbox-store.contract.ts';
 import type { DeliverRequest } from './mailbox-store.ts';
 import type { SqliteMailboxStoreOptions } from './sqlite-mailbox-store.ts';
 import { MIGRATIONS, SqliteMailboxStore } from './sqlite-mailbox-store.ts';
@@ -316,6 +316,39 @@ describe('SqliteMailboxStore specifics', () => {
     }
   });
 
+  it('upgrading a version 2 store moves small bodies to shared blobs', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
+    const v2 = openDatabase(join(dir, 'mail.db'), { migrations: MIGRATIONS.slice(0, 2) });
+    v2.exec(`INSERT INTO mailboxes (id, user, name, uidvalidity, uidnext, message_count, total_bytes, modseq)
+        VALUES (1, 'jürgen@example.org', 'INBOX', 1000, 3, 2, 7, 3);
+      INSERT INTO messages (mailbox_id, uid, size_bytes, internal_date_ms, flags, from_header, subject,
+        date_header, body_file, modseq) VALUES (1, 1, 3, 0, '[]', '', '', '', NULL, 2), (1, 2, 4, 0, '[]', '', '', '', NULL, 3);
+      INSERT INTO bodies VALUES (1, 1, CAST('one' AS BLOB)), (1, 2, CAST('zwei' AS BLOB));`);
+    v2.close();
+    const store = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 } });
+    try {
+      const user = 'jürgen@example.org';
+      const read = async (folder: string, uid: number): Promise<string> => {
+        const m = await store.openMessage(user, folder, uid);
+        const chunks: Uint8Array[] = [];
+        for await (const c of m?.content ?? []) chunks.push(c);
+        return Buffer.concat(chunks).toString();
+      };
+      assert.deepEqual([await read('INBOX', 1), await read('INBOX', 2)], ['one', 'zwei']);
+      await store.createFolder(user, 'Entwürfe');
+      await store.move(user, 'INBOX', [2], 'Entwürfe');
+      assert.equal(await read('Entwürfe', 1), 'zwei');
+      await store.deleteFolder(user, 'Entwürfe');
+      const db = new DatabaseSync(join(dir, 'mail.db'), { readOnly: true });
+      const blobs = db.prepare('SELECT count(*) AS n FROM blobs').get()?.['n'];
+      db.close();
+      assert.equal(blobs, 1, 'the moved body went with its last message');
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('expunged UIDs are remembered with the modseq that removed them', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
     const store = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 } });
@@ -341,4 +374,25 @@ describe('SqliteMailboxStore specifics', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+});
+
+runImapMailboxStoreContract('sqlite', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
+  const options: SqliteMailboxStoreOptions = { dir, clock: { nowMs: () => T0 } };
+  let store = await SqliteMailboxStore.open(options);
+  return {
+    get store() {
+      return store;
+    },
+    async reopen() {
+      await store.close();
+      store = await SqliteMailboxStore.open(options);
+      return store;
+    },
+    openOther: () => SqliteMailboxStore.open(options),
+    async cleanup() {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
 });

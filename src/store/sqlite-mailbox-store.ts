@@ -20,8 +20,16 @@
 // (open() fsyncs the WAL first: a CLI process sees the server's commit before the server's fsync ends.)
 // A message opened for reading holds its file open, so an expunge racing a POP3 RETR cannot cut it short.
 //
-// Deliberately not here: IMAP flag updates, quotas, pruning old delivery keys and old expunged UIDs, a
-// sweep of blobs/ for files a crash left between their rename and the delivery's commit (later issues).
+// IMAP (schema step 3): small bodies live in `blobs`, large ones in files, and a COPY inserts a message
+// row that references the same blob or file (no bytes copied); a body is freed when the last row using
+// it goes (one index lookup, no reference counter that could drift). Copies count in full toward quotas.
+// Refcounting rather than content addressing: a COPY knows which body it shares, so nothing is hashed on
+// the delivery path; dedupe of independent deliveries (one message to many local users) can come later.
+// The change feed fires after each durable commit of this process; commits of another process (the CLI)
+// are found by polling PRAGMA data_version every changePollMs (50 ms) while anybody watches.
+//
+// Deliberately not here: quota limits (the directory's, later), pruning old delivery keys and old
+// expunged UIDs, a sweep of blobs/ for files a crash left between their rename and the delivery's commit.
 
 import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
@@ -39,14 +47,36 @@ import { attempt, bytesOrNull, integer, openDatabase, Statements, text, textOrNu
 import type { StorageFs } from '../db/storage-fs.ts';
 import { errnoCode, nodeStorageFs, removeQuietly, storageError } from '../db/storage-fs.ts';
 import type {
+  AppendRequest,
+  CopyResult,
   DeliverRequest,
+  FlagChange,
+  FolderChanges,
+  FolderEvent,
+  FolderInfo,
+  ImapMailboxStore,
   MailboxSnapshot,
   MailboxStatus,
-  MailboxStore,
+  MessageFlags,
   MessageSummary,
+  QuotaUsage,
+  SpecialUse,
+  StoreFlagsResult,
   StoredMessage,
 } from './mailbox-store.ts';
-import { INBOX, normalizeMailboxName, normalizeUser, uidl } from './mailbox-store.ts';
+import {
+  applyFlagChange,
+  checkFolderName,
+  DEFAULT_FOLDERS,
+  INBOX,
+  MailboxError,
+  normalizeFlags,
+  normalizeMailboxName,
+  normalizeUser,
+  parentNames,
+  SPECIAL_USES,
+  uidl,
+} from './mailbox-store.ts';
 
 export interface SqliteMailboxStoreOptions {
   /** The store's folder (e.g. data/mail): mail.db, blobs/ and tmp/ live here. */
@@ -57,6 +87,8 @@ export interface SqliteMailboxStoreOptions {
   readonly groupCommitWindowMs?: number | undefined;
   /** File operations for body files; tests inject a full disk here. */
   readonly fs?: StorageFs | undefined;
+  /** How often watchers look for changes committed by another process (the CLI); default 50 ms. */
+  readonly changePollMs?: number | undefined;
   /** Test seam: sees the database once open. */
   readonly onDatabase?: ((db: DatabaseSync) => void) | undefined;
 }
@@ -65,6 +97,54 @@ const TMP = 'tmp';
 const BLOBS = 'blobs';
 /** Read size for bodies in files: what one socket write of a RETR or FETCH carries. */
 const READ_CHUNK_BYTES = 64 * 1024;
+
+/** A body read in: a BLOB to insert, or a durable file under blobs/ to reference. */
+interface Spooled {
+  readonly body: StoredBody;
+  readonly bodyFile: string | null;
+}
+
+interface FolderRow {
+  readonly id: number;
+  readonly name: string;
+  readonly uidValidity: number;
+  readonly uidNext: number;
+  readonly modseq: number;
+  readonly messages: number;
+  readonly sizeBytes: number;
+  readonly noselect: boolean;
+  readonly specialUse: SpecialUse | null;
+}
+
+function toFolderRow(r: Row): FolderRow {
+  return {
+    id: integer(r, 'id'),
+    name: text(r, 'name'),
+    uidValidity: integer(r, 'uidvalidity'),
+    uidNext: integer(r, 'uidnext'),
+    modseq: integer(r, 'modseq'),
+    messages: integer(r, 'message_count'),
+    sizeBytes: integer(r, 'total_bytes'),
+    noselect: integer(r, 'noselect') === 1,
+    specialUse: textOrNull(r, 'special_use') as SpecialUse | null,
+  };
+}
+
+function watchKey(user: string, name: string): string {
+  return JSON.stringify([user, name]);
+}
+
+function sameEvent(a: FolderEvent, b: FolderEvent): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+/** The same flags, whatever their order and case. */
+function sameFlags(a: readonly string[], b: readonly string[]): boolean {
+  const key = (f: readonly string[]): string => JSON.stringify(f.map((x) => x.toLowerCase()).sort());
+  return key(a) === key(b);
+}
+
+const DEFAULT_CHANGE_POLL_MS = 50;
 
 /** Exported for the upgrade test only. */
 export const MIGRATIONS = [
@@ -124,6 +204,39 @@ export const MIGRATIONS = [
    CREATE TABLE doomed_bodies (
      body_file TEXT PRIMARY KEY
    ) STRICT;`,
+  // 3: IMAP. Folders as objects (\Noselect placeholders, special use, subscriptions kept apart from the
+  // folders, as RFC 9051 §6.3.9 wants them to outlive a delete), keywords per folder, and shared bodies:
+  // small bodies move from `bodies` (one per message) to `blobs` (one per stored message, referenced by
+  // every copy); files were already named by messages.body_file, which copies now share. A body goes when
+  // its last message goes (an index lookup per expunge, no reference counter that could drift).
+  `ALTER TABLE mailboxes ADD COLUMN noselect INTEGER NOT NULL DEFAULT 0;
+   ALTER TABLE mailboxes ADD COLUMN special_use TEXT;
+   CREATE TABLE subscriptions (
+     user TEXT NOT NULL,
+     name TEXT NOT NULL,
+     PRIMARY KEY (user, name)
+   ) STRICT, WITHOUT ROWID;
+   CREATE TABLE user_defaults (
+     user TEXT PRIMARY KEY
+   ) STRICT;
+   CREATE TABLE folder_keywords (
+     mailbox_id INTEGER NOT NULL REFERENCES mailboxes(id) ON DELETE CASCADE,
+     keyword TEXT NOT NULL COLLATE NOCASE,
+     PRIMARY KEY (mailbox_id, keyword)
+   ) STRICT, WITHOUT ROWID;
+   CREATE TABLE blobs (
+     id INTEGER PRIMARY KEY,
+     data BLOB NOT NULL
+   ) STRICT;
+   ALTER TABLE messages ADD COLUMN blob_id INTEGER;
+   INSERT INTO blobs (id, data)
+     SELECT m.rowid, b.data FROM bodies b JOIN messages m ON m.mailbox_id = b.mailbox_id AND m.uid = b.uid;
+   UPDATE messages SET blob_id = rowid WHERE rowid IN (SELECT id FROM blobs);
+   DROP TABLE bodies;
+   CREATE INDEX messages_modseq ON messages (mailbox_id, modseq);
+   CREATE INDEX messages_blob ON messages (blob_id) WHERE blob_id IS NOT NULL;
+   CREATE INDEX messages_body_file ON messages (body_file) WHERE body_file IS NOT NULL;
+   CREATE INDEX expunged_modseq ON expunged (mailbox_id, modseq);`,
 ];
 
 /** The CLI id of a message: its UID in INBOX, "<mailbox>/<uid>" in any other mailbox. */
@@ -144,7 +257,7 @@ function distinctUids(uids: readonly number[]): number[] {
   return [...new Set(uids.filter((u) => Number.isSafeInteger(u) && u > 0))].sort((a, b) => a - b);
 }
 
-export class SqliteMailboxStore implements MailboxStore {
+export class SqliteMailboxStore implements ImapMailboxStore {
   readonly #dir: string;
   readonly #db: DatabaseSync;
   readonly #sql: Statements;
@@ -156,6 +269,11 @@ export class SqliteMailboxStore implements MailboxStore {
   /** Body reclamations after expunges, awaited by close() so it leaves no work behind. */
   readonly #reclaiming = new Set<Promise<void>>();
   #closed = false;
+  /** Change feed: listeners per folder, with what they were last told. */
+  readonly #watchers = new Map<string, { listeners: Set<(e: FolderEvent) => void>; last: FolderEvent }>();
+  readonly #pollMs: number;
+  #pollTimer: NodeJS.Timeout | null = null;
+  #dataVersion = 0;
 
   private constructor(options: SqliteMailboxStoreOptions, db: DatabaseSync) {
     this.#dir = options.dir;
@@ -165,6 +283,7 @@ export class SqliteMailboxStore implements MailboxStore {
     this.#clock = options.clock;
     this.#fs = options.fs ?? nodeStorageFs;
     this.#spillBytes = options.spillBytes ?? DEFAULT_SPILL_BYTES;
+    this.#pollMs = options.changePollMs ?? DEFAULT_CHANGE_POLL_MS;
   }
 
   static async open(options: SqliteMailboxStoreOptions): Promise<SqliteMailboxStore> {
@@ -273,7 +392,21 @@ export class SqliteMailboxStore implements MailboxStore {
     // A repeat is answered without reading the content: the caller may be replaying after a crash.
     const earlier = this.#findDelivery(req.deliveryKey);
     if (earlier !== null) return earlier;
+    const spooled = await this.#spool(req.content);
+    try {
+      const result = await this.#commits.run(() => this.#insertDelivery(req, user, mailbox, spooled));
+      // Lost a race with a concurrent delivery of the same key: ours is the duplicate.
+      if (result.repeated) await this.#dropSpooled(spooled);
+      else this.#notify(user, [mailbox]);
+      return { uid: result.uid, id: result.id };
+    } catch (err) {
+      await this.#dropSpooled(spooled);
+      throw storageError(err);
+    }
+  }
 
+  /** Read a message into a BLOB or a durable file under blobs/; nothing is left behind when it fails. */
+  async #spool(content: AsyncIterable<Uint8Array>): Promise<Spooled> {
     const name = this.#ids.next(this.#clock.nowMs());
     const sink = new BodySink({
       path: join(this.#dir, TMP, name),
@@ -282,20 +415,19 @@ export class SqliteMailboxStore implements MailboxStore {
     });
     let bodyFile: string | null = null;
     try {
-      for await (const chunk of req.content) await sink.write(chunk);
+      for await (const chunk of content) await sink.write(chunk);
       const body = await sink.finish();
       if (body.kind === 'file') bodyFile = await this.#placeFile(body, name);
-      const result = await this.#commits.run(() => this.#insert(req, user, mailbox, body, bodyFile));
-      if (result.repeated && bodyFile !== null) {
-        // Lost a race with a concurrent delivery of the same key: ours is the duplicate.
-        await removeQuietly(this.#fs, join(this.#dir, bodyFile));
-      }
-      return { uid: result.uid, id: result.id };
+      return { body, bodyFile };
     } catch (err) {
       await sink.discard().catch(() => undefined);
       if (bodyFile !== null) await removeQuietly(this.#fs, join(this.#dir, bodyFile));
       throw storageError(err);
     }
+  }
+
+  async #dropSpooled(spooled: Spooled): Promise<void> {
+    if (spooled.bodyFile !== null) await removeQuietly(this.#fs, join(this.#dir, spooled.bodyFile));
   }
 
   /** Move a durable tmp file to blobs/<xx>/<name> and make the move durable. */
@@ -322,60 +454,106 @@ export class SqliteMailboxStore implements MailboxStore {
     return { uid, id: messageId(text(row, 'name'), uid) };
   }
 
-  #insert(
+  #insertDelivery(
     req: DeliverRequest,
     user: string,
     mailbox: string,
-    body: StoredBody,
-    bodyFile: string | null,
+    spooled: Spooled,
   ): { uid: number; id: string; repeated: boolean } {
     const earlier = this.#findDelivery(req.deliveryKey);
     if (earlier !== null) return { ...earlier, repeated: true };
     const box = this.#mailbox(user, mailbox);
-    const uid = box.uidNext;
-    const modseq = box.modseq + 1;
-    this.#sql
-      .sql(
-        `UPDATE mailboxes SET uidnext = ?, modseq = ?, message_count = message_count + 1,
-           total_bytes = total_bytes + ? WHERE id = ?`,
-      )
-      .run(uid + 1, modseq, body.sizeBytes, box.id);
-    this.#sql
-      .sql(
-        `INSERT INTO messages (mailbox_id, uid, size_bytes, internal_date_ms, flags, from_header, subject,
-           date_header, body_file, modseq) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(
-        box.id,
-        uid,
-        body.sizeBytes,
-        req.internalDateMs,
-        JSON.stringify(req.flags),
-        req.summary.from,
-        req.summary.subject,
-        req.summary.date,
-        bodyFile,
-        modseq,
-      );
-    if (body.kind === 'inline') {
-      this.#sql
-        .sql('INSERT INTO bodies (mailbox_id, uid, data) VALUES (?, ?, ?)')
-        .run(box.id, uid, body.bytes);
-    }
+    const uid = this.#insertMessage(box, {
+      internalDateMs: req.internalDateMs,
+      flags: req.flags,
+      summary: req.summary,
+      spooled,
+    });
     this.#sql
       .sql('INSERT INTO deliveries (delivery_key, mailbox_id, uid) VALUES (?, ?, ?)')
       .run(req.deliveryKey, box.id, uid);
     return { uid, id: messageId(mailbox, uid), repeated: false };
   }
 
-  /** The mailbox row, created on first delivery. Runs inside the group transaction. */
-  #mailbox(user: string, name: string): { id: number; uidNext: number; modseq: number } {
+  /** Inside a transaction: add one message at UIDNEXT with a new modseq; returns its UID. */
+  #insertMessage(
+    box: { readonly id: number },
+    m: {
+      readonly internalDateMs: number;
+      readonly flags: readonly string[];
+      readonly summary: { readonly from: string; readonly subject: string; readonly date: string };
+      readonly spooled: Spooled;
+    },
+  ): number {
+    // Read again: an earlier operation of the same group transaction may have moved the counters.
+    const now = this.#counters(box.id);
+    const uid = now.uidNext;
+    const modseq = now.modseq + 1;
+    const { body, bodyFile } = m.spooled;
+    this.#sql
+      .sql(
+        `UPDATE mailboxes SET uidnext = ?, modseq = ?, message_count = message_count + 1,
+           total_bytes = total_bytes + ? WHERE id = ?`,
+      )
+      .run(uid + 1, modseq, body.sizeBytes, box.id);
+    const blobId =
+      body.kind === 'inline'
+        ? Number(this.#sql.sql('INSERT INTO blobs (data) VALUES (?)').run(body.bytes).lastInsertRowid)
+        : null;
+    this.#sql
+      .sql(
+        `INSERT INTO messages (mailbox_id, uid, size_bytes, internal_date_ms, flags, from_header, subject,
+           date_header, body_file, modseq, blob_id) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      .run(
+        box.id,
+        uid,
+        body.sizeBytes,
+        m.internalDateMs,
+        JSON.stringify(m.flags),
+        m.summary.from,
+        m.summary.subject,
+        m.summary.date,
+        bodyFile,
+        modseq,
+        blobId,
+      );
+    this.#addKeywords(box.id, m.flags);
+    return uid;
+  }
+
+  #counters(id: number): { uidNext: number; modseq: number } {
+    const row = this.#sql.sql('SELECT uidnext, modseq FROM mailboxes WHERE id = ?').get(id);
+    if (row === undefined) throw new MailboxError('nonexistent', 'mailbox store: folder is gone');
+    return { uidNext: integer(row, 'uidnext'), modseq: integer(row, 'modseq') };
+  }
+
+  /** Keywords (not system flags) join the folder's FLAGS list; it only grows, as clients expect. */
+  #addKeywords(id: number, flags: readonly string[]): void {
+    for (const flag of flags) {
+      if (flag.startsWith('\\')) continue;
+      this.#sql
+        .sql('INSERT OR IGNORE INTO folder_keywords (mailbox_id, keyword) VALUES (?, ?)')
+        .run(id, flag);
+    }
+  }
+
+  /** The mailbox row, created on first delivery (a \Noselect placeholder becomes a folder). In a transaction. */
+  #mailbox(user: string, name: string): { id: number } {
     const row = this.#sql
-      .sql('SELECT id, uidnext, modseq FROM mailboxes WHERE user = ? AND name = ?')
+      .sql('SELECT id, noselect FROM mailboxes WHERE user = ? AND name = ?')
       .get(user, name);
     if (row !== undefined) {
-      return { id: integer(row, 'id'), uidNext: integer(row, 'uidnext'), modseq: integer(row, 'modseq') };
+      if (integer(row, 'noselect') === 1) {
+        this.#sql.sql('UPDATE mailboxes SET noselect = 0 WHERE id = ?').run(integer(row, 'id'));
+      }
+      return { id: integer(row, 'id') };
     }
+    return { id: this.#createRow(user, name, { noselect: false, specialUse: null }) };
+  }
+
+  /** A new folder row with a UIDVALIDITY never handed out before in this store. In a transaction. */
+  #createRow(user: string, name: string, o: { noselect: boolean; specialUse: SpecialUse | null }): number {
     // UIDVALIDITY: creation time in seconds, but always above any value handed out before, so a mailbox
     // deleted and re-created within one second still gets a new one (RFC 9051 §2.3.1.1).
     const last = this.#sql.sql(`SELECT value FROM meta WHERE key = 'last_uidvalidity'`).get();
@@ -389,9 +567,11 @@ export class SqliteMailboxStore implements MailboxStore {
       )
       .run(uidValidity);
     const created = this.#sql
-      .sql('INSERT INTO mailboxes (user, name, uidvalidity, uidnext) VALUES (?, ?, ?, 1)')
-      .run(user, name, uidValidity);
-    return { id: Number(created.lastInsertRowid), uidNext: 1, modseq: 1 };
+      .sql(
+        'INSERT INTO mailboxes (user, name, uidvalidity, uidnext, noselect, special_use) VALUES (?, ?, ?, 1, ?, ?)',
+      )
+      .run(user, name, uidValidity, o.noselect ? 1 : 0, o.specialUse);
+    return Number(created.lastInsertRowid);
   }
 
   list(user: string, mailbox: string = INBOX): Promise<MessageSummary[]> {
@@ -413,7 +593,7 @@ export class SqliteMailboxStore implements MailboxStore {
     const row = this.#sql
       .sql(
         `SELECT m.body_file, d.data FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
-         LEFT JOIN bodies d ON d.mailbox_id = m.mailbox_id AND d.uid = m.uid
+         LEFT JOIN blobs d ON d.id = m.blob_id
          WHERE b.user = ? AND b.name = ? AND m.uid = ?`,
       )
       .get(normalizeUser(user), ref.mailbox, ref.uid);
@@ -427,7 +607,7 @@ export class SqliteMailboxStore implements MailboxStore {
       this.#sql
         .sql(
           `SELECT m.size_bytes, m.body_file, d.data FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
-           LEFT JOIN bodies d ON d.mailbox_id = m.mailbox_id AND d.uid = m.uid
+           LEFT JOIN blobs d ON d.id = m.blob_id
            WHERE b.user = ? AND b.name = ? AND m.uid = ?`,
         )
         .get(normalizeUser(user), normalizeMailboxName(mailbox), uid);
@@ -471,39 +651,42 @@ export class SqliteMailboxStore implements MailboxStore {
     } catch (err) {
       throw storageError(err);
     }
-    // Durable now: the files may go. A store closing meanwhile leaves them to the next open().
-    if (removed.files.length > 0 && !this.#closed) {
-      const task = this.#reclaim(removed.files).catch(() => undefined);
-      this.#reclaiming.add(task);
-      void task.finally(() => this.#reclaiming.delete(task));
-    }
+    this.#reclaimLater(removed.files);
+    if (removed.uids.length > 0) this.#notify(owner, [name]);
     return removed.uids;
+  }
+
+  /** Durable now: the files may go. A store closing meanwhile leaves them to the next open(). */
+  #reclaimLater(files: readonly string[]): void {
+    if (files.length === 0 || this.#closed) return;
+    const task = this.#reclaim(files).catch(() => undefined);
+    this.#reclaiming.add(task);
+    void task.finally(() => this.#reclaiming.delete(task));
   }
 
   /** Inside the group transaction: delete the rows, remember the UIDs and doom the files. */
   #expungeRows(user: string, name: string, uids: readonly number[]): { uids: number[]; files: string[] } {
     const found = this.#status(user, name);
+    if (found === null) return { uids: [], files: [] };
+    return this.#removeMessages(found.id, uids);
+  }
+
+  /** Remove messages of one folder under one new modseq, remembering their UIDs as expunged. */
+  #removeMessages(id: number, uids: readonly number[]): { uids: number[]; files: string[] } {
+    const modseq = this.#counters(id).modseq + 1;
     const removed: number[] = [];
     const files: string[] = [];
-    if (found === null) return { uids: removed, files };
-    const modseq = found.status.highestModseq + 1;
     let bytes = 0;
     for (const uid of uids) {
-      // The bodies row goes with it (ON DELETE CASCADE).
       const row = this.#sql
-        .sql('DELETE FROM messages WHERE mailbox_id = ? AND uid = ? RETURNING size_bytes, body_file')
-        .get(found.id, uid);
+        .sql('DELETE FROM messages WHERE mailbox_id = ? AND uid = ? RETURNING size_bytes, body_file, blob_id')
+        .get(id, uid);
       if (row === undefined) continue;
       removed.push(uid);
       bytes += integer(row, 'size_bytes');
-      this.#sql
-        .sql('INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)')
-        .run(found.id, uid, modseq);
-      const file = textOrNull(row, 'body_file');
-      if (file !== null) {
-        this.#sql.sql('INSERT OR IGNORE INTO doomed_bodies (body_file) VALUES (?)').run(file);
-        files.push(file);
-      }
+      this.#sql.sql('INSERT INTO expunged (mailbox_id, uid, modseq) VALUES (?, ?, ?)').run(id, uid, modseq);
+      const file = this.#releaseBody(row);
+      if (file !== null) files.push(file);
     }
     if (removed.length > 0) {
       this.#sql
@@ -511,9 +694,565 @@ export class SqliteMailboxStore implements MailboxStore {
           `UPDATE mailboxes SET modseq = ?, message_count = message_count - ?, total_bytes = total_bytes - ?
            WHERE id = ?`,
         )
-        .run(modseq, removed.length, bytes, found.id);
+        .run(modseq, removed.length, bytes, id);
     }
     return { uids: removed, files };
+  }
+
+  /**
+   * A message row is gone: free its body when no copy still uses it. A file is only doomed here (the
+   * caller unlinks it once the transaction is durable); returns it then.
+   */
+  #releaseBody(row: Row): string | null {
+    const blob = row['blob_id'];
+    if (typeof blob === 'number' || typeof blob === 'bigint') {
+      if (this.#sql.sql('SELECT 1 FROM messages WHERE blob_id = ? LIMIT 1').get(blob) === undefined) {
+        this.#sql.sql('DELETE FROM blobs WHERE id = ?').run(blob);
+      }
+    }
+    const file = textOrNull(row, 'body_file');
+    if (file === null) return null;
+    if (this.#sql.sql('SELECT 1 FROM messages WHERE body_file = ? LIMIT 1').get(file) !== undefined)
+      return null;
+    this.#sql.sql('INSERT OR IGNORE INTO doomed_bodies (body_file) VALUES (?)').run(file);
+    return file;
+  }
+
+  // ------------------------------------------------------------------------------------------------
+  // IMAP: folders, flags, APPEND/COPY/MOVE, changes, the change feed, quotas.
+
+  /** A write in the group transaction, resolved once durable; storage failures become 452-style errors. */
+  async #write<T>(op: () => T): Promise<T> {
+    if (this.#closed) throw new Error('mailbox store: closed');
+    try {
+      return await this.#commits.run(op);
+    } catch (err) {
+      throw storageError(err);
+    }
+  }
+
+  #row(user: string, name: string): FolderRow | null {
+    const row = this.#sql
+      .sql(
+        `SELECT id, name, uidvalidity, uidnext, modseq, message_count, total_bytes, noselect, special_use
+         FROM mailboxes WHERE user = ? AND name = ?`,
+      )
+      .get(user, name);
+    return row === undefined ? null : toFolderRow(row);
+  }
+
+  /** A folder messages can be read from or put in, or the MailboxError a client should see. */
+  #selectable(user: string, name: string): FolderRow {
+    const row = this.#row(user, name);
+    if (row === null)
+      throw new MailboxError('nonexistent', `mailbox store: no folder ${JSON.stringify(name)}`);
+    if (row.noselect)
+      throw new MailboxError('noselect', `mailbox store: ${JSON.stringify(name)} is \\Noselect`);
+    return row;
+  }
+
+  #names(user: string): FolderRow[] {
+    return this.#sql
+      .sql(
+        `SELECT id, name, uidvalidity, uidnext, modseq, message_count, total_bytes, noselect, special_use
+         FROM mailboxes WHERE user = ?`,
+      )
+      .all(user)
+      .map(toFolderRow);
+  }
+
+  /** Rows for the missing parents of a name (real, selectable folders, as Dovecot makes them). */
+  #createParents(user: string, name: string): string[] {
+    const made: string[] = [];
+    for (const parent of parentNames(name)) {
+      if (this.#row(user, parent) === null) {
+        this.#createRow(user, parent, { noselect: false, specialUse: null });
+        made.push(parent);
+      }
+    }
+    return made;
+  }
+
+  async ensureDefaults(user: string): Promise<void> {
+    const owner = normalizeUser(user);
+    // Every login asks: answer the usual case with one read and no write.
+    if (this.#sql.sql('SELECT 1 FROM user_defaults WHERE user = ?').get(owner) !== undefined) return;
+    await this.#write(() => {
+      if (this.#sql.sql('SELECT 1 FROM user_defaults WHERE user = ?').get(owner) !== undefined) return;
+      this.#mailbox(owner, INBOX);
+      const subscribe = this.#sql.sql('INSERT OR IGNORE INTO subscriptions (user, name) VALUES (?, ?)');
+      subscribe.run(owner, INBOX);
+      for (const { name, specialUse } of DEFAULT_FOLDERS) {
+        const taken = this.#sql
+          .sql('SELECT 1 FROM mailboxes WHERE user = ? AND special_use = ?')
+          .get(owner, specialUse);
+        if (taken !== undefined) continue;
+        const row = this.#row(owner, name);
+        if (row === null) this.#createRow(owner, name, { noselect: false, specialUse });
+        else if (row.specialUse === null) {
+          // Mail delivered to "Archive" before the first login: that folder takes the role.
+          this.#sql
+            .sql('UPDATE mailboxes SET special_use = ?, noselect = 0 WHERE id = ?')
+            .run(specialUse, row.id);
+        } else continue;
+        subscribe.run(owner, name);
+      }
+      this.#sql.sql('INSERT INTO user_defaults (user) VALUES (?)').run(owner);
+    });
+  }
+
+  async createFolder(
+    user: string,
+    name: string,
+    options: { readonly specialUse?: SpecialUse } = {},
+  ): Promise<void> {
+    const owner = normalizeUser(user);
+    const folder = checkFolderName(name);
+    const specialUse = options.specialUse ?? null;
+    if (specialUse !== null && !(SPECIAL_USES as readonly string[]).includes(specialUse)) {
+      throw new MailboxError('invalid', `mailbox store: unknown special use ${JSON.stringify(specialUse)}`);
+    }
+    await this.#write(() => {
+      const row = this.#row(owner, folder);
+      if (row !== null && !row.noselect) {
+        throw new MailboxError('alreadyexists', `mailbox store: ${JSON.stringify(folder)} exists`);
+      }
+      this.#createParents(owner, folder);
+      if (row === null) this.#createRow(owner, folder, { noselect: false, specialUse });
+      else {
+        // The placeholder's UIDVALIDITY was new when it became one and no message ever had it.
+        this.#sql
+          .sql('UPDATE mailboxes SET noselect = 0, special_use = ? WHERE id = ?')
+          .run(specialUse, row.id);
+      }
+    });
+    this.#notify(owner, [folder]);
+  }
+
+  async deleteFolder(user: string, name: string): Promise<void> {
+    const owner = normalizeUser(user);
+    const folder = normalizeMailboxName(name);
+    if (folder === INBOX) throw new MailboxError('cannot', 'mailbox store: INBOX cannot be deleted');
+    const files = await this.#write(() => {
+      const row = this.#row(owner, folder);
+      if (row === null)
+        throw new MailboxError('nonexistent', `mailbox store: no folder ${JSON.stringify(folder)}`);
+      const hasChildren = this.#names(owner).some((r) => r.name.startsWith(`${folder}/`));
+      // RFC 9051 §6.3.5: a \Noselect name with inferiors cannot be deleted.
+      if (row.noselect && hasChildren) {
+        throw new MailboxError('cannot', `mailbox store: ${JSON.stringify(folder)} has children`);
+      }
+      const doomed: string[] = [];
+      for (const m of this.#sql
+        .sql('DELETE FROM messages WHERE mailbox_id = ? RETURNING body_file, blob_id')
+        .all(row.id)) {
+        const file = this.#releaseBody(m);
+        if (file !== null) doomed.push(file);
+      }
+      // Its expunged UIDs and keywords go with the row (ON DELETE CASCADE).
+      this.#sql.sql('DELETE FROM mailboxes WHERE id = ?').run(row.id);
+      // With children it stays as \Noselect; a new row, so a later CREATE cannot revive the old UIDVALIDITY.
+      if (hasChildren) this.#createRow(owner, folder, { noselect: true, specialUse: null });
+      return doomed;
+    });
+    this.#reclaimLater(files);
+    this.#notify(owner, [folder]);
+  }
+
+  async renameFolder(user: string, from: string, to: string): Promise<void> {
+    const owner = normalizeUser(user);
+    const source = normalizeMailboxName(from);
+    const target = checkFolderName(to);
+    if (target === INBOX) throw new MailboxError('alreadyexists', 'mailbox store: INBOX exists');
+    if (target === source || target.startsWith(`${source}/`)) {
+      throw new MailboxError('cannot', `mailbox store: cannot rename ${JSON.stringify(source)} into itself`);
+    }
+    const touched = await this.#write(() =>
+      source === INBOX ? this.#renameInbox(owner, target) : this.#renameTree(owner, source, target),
+    );
+    this.#notify(owner, touched);
+  }
+
+  #renameTree(user: string, source: string, target: string): string[] {
+    const all = this.#names(user);
+    const moving = all.filter((r) => r.name === source || r.name.startsWith(`${source}/`));
+    if (!moving.some((r) => r.name === source)) {
+      throw new MailboxError('nonexistent', `mailbox store: no folder ${JSON.stringify(source)}`);
+    }
+    const renamed = moving.map((r) => ({ row: r, to: target + r.name.slice(source.length) }));
+    const existing = new Set(all.map((r) => r.name));
+    const clash = renamed.find((r) => existing.has(r.to));
+    if (clash !== undefined) {
+      throw new MailboxError('alreadyexists', `mailbox store: ${JSON.stringify(clash.to)} exists`);
+    }
+    this.#createParents(user, target);
+    const rename = this.#sql.sql('UPDATE mailboxes SET name = ? WHERE id = ?');
+    for (const r of renamed) rename.run(r.to, r.row.id);
+    // Subscriptions follow the folders (clients would otherwise lose them on every rename).
+    const subscribed = this.#sql.sql('SELECT name FROM subscriptions WHERE user = ?').all(user);
+    for (const s of subscribed.map((r) => text(r, 'name'))) {
+      if (s !== source && !s.startsWith(`${source}/`)) continue;
+      this.#sql.sql('DELETE FROM subscriptions WHERE user = ? AND name = ?').run(user, s);
+      this.#sql
+        .sql('INSERT OR IGNORE INTO subscriptions (user, name) VALUES (?, ?)')
+        .run(user, target + s.slice(source.length));
+    }
+    return [...moving.map((r) => r.name), ...renamed.map((r) => r.to)];
+  }
+
+  /**
+   * RFC 9051 §6.3.6: renaming INBOX moves its messages to a new folder and leaves INBOX empty; its
+   * children stay where they are. The messages keep their UIDs under the new folder's UIDVALIDITY, and
+   * INBOX records them as expunged, so its QRESYNC clients see them vanish.
+   */
+  #renameInbox(user: string, target: string): string[] {
+    if (this.#row(user, target) !== null) {
+      throw new MailboxError('alreadyexists', `mailbox store: ${JSON.stringify(target)} exists`);
+    }
+    this.#mailbox(user, INBOX);
+    const inbox = this.#row(user, INBOX);
+    if (inbox === null) throw new Error('mailbox store: INBOX was not created');
+    this.#createParents(user, target);
+    const id = this.#createRow(user, target, { noselect: false, specialUse: null });
+    const modseq = inbox.modseq + 1;
+    this.#sql
+      .sql('UPDATE mailboxes SET uidnext = ?, modseq = ?, message_count = ?, total_bytes = ? WHERE id = ?')
+      .run(inbox.uidNext, modseq, inbox.messages, inbox.sizeBytes, id);
+    this.#sql
+      .sql(
+        `INSERT INTO expunged (mailbox_id, uid, modseq) SELECT mailbox_id, uid, ? FROM messages WHERE mailbox_id = ?`,
+      )
+      .run(modseq, inbox.id);
+    this.#sql.sql('UPDATE messages SET mailbox_id = ? WHERE mailbox_id = ?').run(id, inbox.id);
+    this.#sql
+      .sql(
+        'INSERT INTO folder_keywords (mailbox_id, keyword) SELECT ?, keyword FROM folder_keywords WHERE mailbox_id = ?',
+      )
+      .run(id, inbox.id);
+    this.#sql
+      .sql('UPDATE mailboxes SET modseq = ?, message_count = 0, total_bytes = 0 WHERE id = ?')
+      .run(modseq, inbox.id);
+    return [INBOX, target];
+  }
+
+  folders(user: string): Promise<FolderInfo[]> {
+    return attempt(() =>
+      this.#reading(() => {
+        const owner = normalizeUser(user);
+        const rows = new Map(this.#names(owner).map((r) => [r.name, r]));
+        const subscribed = new Set(
+          this.#sql
+            .sql('SELECT name FROM subscriptions WHERE user = ?')
+            .all(owner)
+            .map((r) => text(r, 'name')),
+        );
+        // Parents of folders made by delivery alone ("a/b" with no "a") are listed as placeholders.
+        const names = new Set([INBOX, ...rows.keys()]);
+        for (const name of [...names]) for (const p of parentNames(name)) names.add(p);
+        const withChildren = new Set([...names].flatMap((n) => parentNames(n)));
+        return [...names]
+          .sort((a, b) => (a === INBOX ? -1 : b === INBOX ? 1 : a < b ? -1 : a > b ? 1 : 0))
+          .map((name) => {
+            const row = rows.get(name);
+            const attributes: string[] = [];
+            if (row === undefined && name !== INBOX) attributes.push('\\NonExistent', '\\Noselect');
+            else if (row?.noselect === true) attributes.push('\\Noselect');
+            attributes.push(withChildren.has(name) ? '\\HasChildren' : '\\HasNoChildren');
+            if (subscribed.has(name)) attributes.push('\\Subscribed');
+            const specialUse = row?.specialUse ?? null;
+            if (specialUse !== null) attributes.push(specialUse);
+            return { name, attributes, specialUse, subscribed: subscribed.has(name) };
+          });
+      }),
+    );
+  }
+
+  async subscribe(user: string, name: string): Promise<void> {
+    const owner = normalizeUser(user);
+    const folder = checkFolderName(name);
+    await this.#write(() =>
+      this.#sql.sql('INSERT OR IGNORE INTO subscriptions (user, name) VALUES (?, ?)').run(owner, folder),
+    );
+  }
+
+  async unsubscribe(user: string, name: string): Promise<void> {
+    const owner = normalizeUser(user);
+    const folder = normalizeMailboxName(name);
+    await this.#write(() =>
+      this.#sql.sql('DELETE FROM subscriptions WHERE user = ? AND name = ?').run(owner, folder),
+    );
+  }
+
+  subscriptions(user: string): Promise<string[]> {
+    return attempt(() =>
+      this.#sql
+        .sql('SELECT name FROM subscriptions WHERE user = ? ORDER BY name')
+        .all(normalizeUser(user))
+        .map((r) => text(r, 'name')),
+    );
+  }
+
+  keywords(user: string, folder: string): Promise<string[]> {
+    return attempt(() => {
+      const row = this.#selectable(normalizeUser(user), normalizeMailboxName(folder));
+      return this.#sql
+        .sql('SELECT keyword FROM folder_keywords WHERE mailbox_id = ? ORDER BY keyword')
+        .all(row.id)
+        .map((r) => text(r, 'keyword'));
+    });
+  }
+
+  async storeFlags(
+    user: string,
+    folder: string,
+    uids: readonly number[],
+    change: FlagChange,
+    unchangedSince?: number,
+  ): Promise<StoreFlagsResult> {
+    const owner = normalizeUser(user);
+    const name = normalizeMailboxName(folder);
+    const wanted = distinctUids(uids);
+    const flags = normalizeFlags(change.flags);
+    const result = await this.#write(() => {
+      const box = this.#selectable(owner, name);
+      const modseq = box.modseq + 1;
+      const messages: (MessageFlags & { changed: boolean })[] = [];
+      const modified: number[] = [];
+      const read = this.#sql.sql('SELECT flags, modseq FROM messages WHERE mailbox_id = ? AND uid = ?');
+      const write = this.#sql.sql(
+        'UPDATE messages SET flags = ?, modseq = ? WHERE mailbox_id = ? AND uid = ?',
+      );
+      for (const uid of wanted) {
+        const row = read.get(box.id, uid);
+        if (row === undefined) continue;
+        const before = integer(row, 'modseq');
+        if (unchangedSince !== undefined && before > unchangedSince) {
+          modified.push(uid);
+          continue;
+        }
+        const current = JSON.parse(text(row, 'flags')) as string[];
+        const next = applyFlagChange(current, { mode: change.mode, flags });
+        if (sameFlags(current, next)) {
+          // RFC 7162 §3.1: a STORE that changes nothing leaves the modseq alone.
+          messages.push({ uid, flags: current, modseq: before, changed: false });
+          continue;
+        }
+        write.run(JSON.stringify(next), modseq, box.id, uid);
+        messages.push({ uid, flags: next, modseq, changed: true });
+      }
+      const changed = messages.some((m) => m.changed);
+      if (changed) {
+        this.#sql.sql('UPDATE mailboxes SET modseq = ? WHERE id = ?').run(modseq, box.id);
+        if (change.mode !== 'remove') this.#addKeywords(box.id, flags);
+      }
+      return { messages, modified, highestModseq: changed ? modseq : box.modseq };
+    });
+    if (result.messages.some((m) => m.changed)) this.#notify(owner, [name]);
+    return result;
+  }
+
+  async append(
+    user: string,
+    folder: string,
+    req: AppendRequest,
+  ): Promise<{ uidValidity: number; uid: number }> {
+    if (this.#closed) throw new Error('mailbox store: closed');
+    const owner = normalizeUser(user);
+    const name = normalizeMailboxName(folder);
+    const flags = normalizeFlags(req.flags);
+    // Refuse before reading a large literal into storage when the folder is not there.
+    this.#selectable(owner, name);
+    const spooled = await this.#spool(req.content);
+    try {
+      const result = await this.#write(() => {
+        const box = this.#selectable(owner, name);
+        const uid = this.#insertMessage(box, {
+          internalDateMs: req.internalDateMs,
+          flags,
+          summary: req.summary ?? { from: '', subject: '', date: '' },
+          spooled,
+        });
+        return { uidValidity: box.uidValidity, uid };
+      });
+      this.#notify(owner, [name]);
+      return result;
+    } catch (err) {
+      await this.#dropSpooled(spooled);
+      throw err;
+    }
+  }
+
+  copy(user: string, from: string, uids: readonly number[], to: string): Promise<CopyResult> {
+    return this.#copy(user, from, uids, to, false);
+  }
+
+  move(user: string, from: string, uids: readonly number[], to: string): Promise<CopyResult> {
+    return this.#copy(user, from, uids, to, true);
+  }
+
+  async #copy(
+    user: string,
+    from: string,
+    uids: readonly number[],
+    to: string,
+    move: boolean,
+  ): Promise<CopyResult> {
+    const owner = normalizeUser(user);
+    const source = normalizeMailboxName(from);
+    const target = normalizeMailboxName(to);
+    const wanted = distinctUids(uids);
+    const { result, files } = await this.#write(() => {
+      const src = this.#selectable(owner, source);
+      const dst = this.#selectable(owner, target);
+      const present = this.#sql.sql('SELECT 1 FROM messages WHERE mailbox_id = ? AND uid = ?');
+      const found = wanted.filter((uid) => present.get(src.id, uid) !== undefined);
+      if (found.length === 0) return { result: { uidValidity: dst.uidValidity, mapping: [] }, files: [] };
+      const now = this.#counters(dst.id);
+      const modseq = now.modseq + 1;
+      const insert = this.#sql.sql(
+        `INSERT INTO messages (mailbox_id, uid, size_bytes, internal_date_ms, flags, from_header, subject,
+           date_header, body_file, modseq, blob_id)
+         SELECT ?, ?, size_bytes, internal_date_ms, flags, from_header, subject, date_header, body_file, ?, blob_id
+         FROM messages WHERE mailbox_id = ? AND uid = ? RETURNING size_bytes`,
+      );
+      const mapping = found.map((uid, i) => ({ from: uid, to: now.uidNext + i }));
+      let bytes = 0;
+      for (const m of mapping) {
+        const row = insert.get(dst.id, m.to, modseq, src.id, m.from);
+        if (row !== undefined) bytes += integer(row, 'size_bytes');
+      }
+      this.#sql
+        .sql(
+          `UPDATE mailboxes SET uidnext = ?, modseq = ?, message_count = message_count + ?,
+             total_bytes = total_bytes + ? WHERE id = ?`,
+        )
+        .run(now.uidNext + mapping.length, modseq, mapping.length, bytes, dst.id);
+      this.#sql
+        .sql(
+          'INSERT OR IGNORE INTO folder_keywords (mailbox_id, keyword) SELECT ?, keyword FROM folder_keywords WHERE mailbox_id = ?',
+        )
+        .run(dst.id, src.id);
+      // The copies already reference the bodies, so removing the originals frees nothing.
+      const removed = move ? this.#removeMessages(src.id, found) : { uids: [], files: [] };
+      return { result: { uidValidity: dst.uidValidity, mapping }, files: removed.files };
+    });
+    this.#reclaimLater(files);
+    if (result.mapping.length > 0) this.#notify(owner, move ? [source, target] : [target]);
+    return result;
+  }
+
+  changesSince(user: string, folder: string, modseq: number): Promise<FolderChanges> {
+    return attempt(() =>
+      this.#reading(() => {
+        const box = this.#selectable(normalizeUser(user), normalizeMailboxName(folder));
+        const since = Number.isSafeInteger(modseq) && modseq > 0 ? modseq : 0;
+        const changed = this.#sql
+          .sql('SELECT uid, flags, modseq FROM messages WHERE mailbox_id = ? AND modseq > ? ORDER BY uid')
+          .all(box.id, since)
+          .map((r) => ({
+            uid: integer(r, 'uid'),
+            flags: JSON.parse(text(r, 'flags')) as string[],
+            modseq: integer(r, 'modseq'),
+          }));
+        const vanished = this.#sql
+          .sql('SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid')
+          .all(box.id, since)
+          .map((r) => integer(r, 'uid'));
+        return { uidValidity: box.uidValidity, highestModseq: box.modseq, changed, vanished };
+      }),
+    );
+  }
+
+  quota(user: string): Promise<QuotaUsage> {
+    // A sum over the user's folder rows (a handful), whose counters every change keeps: no scan, and no
+    // second counter that could disagree with them. Copies count in full, as RFC 9208 STORAGE does.
+    return attempt(() => {
+      const row = this.#sql
+        .sql(
+          'SELECT coalesce(sum(message_count), 0) AS n, coalesce(sum(total_bytes), 0) AS b FROM mailboxes WHERE user = ?',
+        )
+        .get(normalizeUser(user));
+      return {
+        messages: row === undefined ? 0 : integer(row, 'n'),
+        bytes: row === undefined ? 0 : integer(row, 'b'),
+      };
+    });
+  }
+
+  watch(user: string, folder: string, listener: (event: FolderEvent) => void): () => void {
+    const key = watchKey(normalizeUser(user), normalizeMailboxName(folder));
+    let entry = this.#watchers.get(key);
+    if (entry === undefined) {
+      entry = { listeners: new Set(), last: this.#folderEvent(key) };
+      this.#watchers.set(key, entry);
+    }
+    entry.listeners.add(listener);
+    this.#startPolling();
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      const e = this.#watchers.get(key);
+      e?.listeners.delete(listener);
+      if (e !== undefined && e.listeners.size === 0) this.#watchers.delete(key);
+      if (this.#watchers.size === 0) this.#stopPolling();
+    };
+  }
+
+  /** The watched folder's state now, as an event (what the watchers were last told, to compare). */
+  #folderEvent(key: string): FolderEvent {
+    const [user, name] = JSON.parse(key) as [string, string];
+    const row = this.#row(user, name);
+    if (row === null || row.noselect) return { kind: 'gone' };
+    return { kind: 'changed', highestModseq: row.modseq, uidNext: row.uidNext, messages: row.messages };
+  }
+
+  /** After a durable commit of this process: tell the watchers of these folders what moved. */
+  #notify(user: string, names: readonly string[]): void {
+    if (this.#watchers.size === 0) return;
+    for (const name of names) this.#check(watchKey(user, name));
+  }
+
+  #check(key: string): void {
+    const entry = this.#watchers.get(key);
+    if (entry === undefined || !this.#db.isOpen) return;
+    const now = this.#folderEvent(key);
+    if (sameEvent(now, entry.last)) return;
+    entry.last = now;
+    for (const listener of [...entry.listeners]) {
+      try {
+        listener(now);
+      } catch {
+        // XXX: a listener's bug must not stop the others; sessions catch their own errors.
+      }
+    }
+  }
+
+  /**
+   * Changes committed by another process (the CLI) are seen by polling PRAGMA data_version, which moves
+   * only when another connection commits and costs no page read: the latency is at most changePollMs
+   * (50 ms by default), and nothing runs while nobody watches.
+   */
+  #startPolling(): void {
+    if (this.#pollTimer !== null || this.#closed) return;
+    this.#dataVersion = this.#readDataVersion();
+    this.#pollTimer = setInterval(() => {
+      if (!this.#db.isOpen) return;
+      const version = this.#readDataVersion();
+      if (version === this.#dataVersion) return;
+      this.#dataVersion = version;
+      for (const key of [...this.#watchers.keys()]) this.#check(key);
+    }, this.#pollMs);
+    this.#pollTimer.unref();
+  }
+
+  #stopPolling(): void {
+    if (this.#pollTimer !== null) clearInterval(this.#pollTimer);
+    this.#pollTimer = null;
+  }
+
+  #readDataVersion(): number {
+    return integer(this.#sql.sql('PRAGMA data_version').get() ?? {}, 'data_version');
   }
 
   /**
@@ -540,6 +1279,8 @@ export class SqliteMailboxStore implements MailboxStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#stopPolling();
+    this.#watchers.clear();
     this.#commits.close();
     await Promise.all(this.#reclaiming);
     this.#db.close();
