@@ -8,6 +8,8 @@ export class DiskSpace {
   readonly #path: string;
   readonly #ttlMs: number;
   #cached: { atMs: number; free: Promise<number | null> } | null = null;
+  /** Bytes charged since the cached reading: written after it, so not in it. */
+  #charged = 0;
 
   constructor(path: string, ttlMs = 1000) {
     this.#path = path;
@@ -17,6 +19,7 @@ export class DiskSpace {
   /** Bytes available to this process, or null when the filesystem cannot say. */
   freeBytes(nowMs = Date.now()): Promise<number | null> {
     if (this.#cached === null || nowMs - this.#cached.atMs > this.#ttlMs) {
+      this.#charged = 0;
       this.#cached = {
         atMs: nowMs,
         free: statfs(this.#path).then(
@@ -25,6 +28,16 @@ export class DiskSpace {
         ),
       };
     }
-    return this.#cached.free;
+    const charged = this.#charged;
+    return this.#cached.free.then((free) => (free === null ? null : Math.max(0, free - charged)));
+  }
+
+  /**
+   * Bytes just committed to disk (an accepted message), counted against the cached reading until the
+   * next statfs: without it, every MAIL within one cache period would see the same free space, and a
+   * burst of clients could fill the disk past the reserve before the next reading.
+   */
+  charge(bytes: number): void {
+    this.#charged += bytes;
   }
 }

@@ -447,6 +447,8 @@ export class SmtpConnection implements Driver {
       checkHeaders: (facts) => this.submission.checkHeaderSenders(user, facts),
     });
     if (reply.code < 400 && user !== null) this.submission.recordSent(user, tx.recipients.length);
+    // Twice the size: the queue's copy now, the mailbox's (or a relay's spool) at delivery, with WAL frames.
+    if (reply.code < 400) this.deps.diskSpace?.charge(2 * sizeBytes);
     return reply;
   }
 
