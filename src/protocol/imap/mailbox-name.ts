@@ -94,6 +94,6 @@ export function encodeMailboxName(name: string, utf8: boolean): string {
 /** A name as the client wrote it → the name, or null when it is malformed for the client's mode. */
 export function decodeMailboxName(wire: string, utf8: boolean): string | null {
   if (!utf8) return decodeModifiedUtf7(wire);
-  // eslint-disable-next-line no-control-regex -- control characters are what is refused
+
   return /[\x00-\x1f\x7f]/.test(wire) || !wire.isWellFormed() ? null : wire;
 }
