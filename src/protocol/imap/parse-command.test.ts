@@ -39,6 +39,17 @@ describe('IMAP commands without arguments', () => {
       error: { kind: 'syntax', text: 'Missing or invalid tag' },
     });
     assert.equal((parseBad('a1') as { tag: string }).tag, 'a1');
+    // Tags are echoed: a non-ASCII one (here U+2028, a line separator) is not a tag.
+    assert.deepEqual(parseBad('t\u2028x NOOP'), {
+      kind: 'error',
+      tag: null,
+      error: { kind: 'syntax', text: 'Missing or invalid tag' },
+    });
+    assert.deepEqual(parseBad('tä1 NOOP'), {
+      kind: 'error',
+      tag: null,
+      error: { kind: 'syntax', text: 'Missing or invalid tag' },
+    });
   });
 });
 

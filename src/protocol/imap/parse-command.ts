@@ -39,7 +39,12 @@ export type CommandParse =
 
 /** The tag of a command's first text, when readable (for a BAD that must carry it). */
 export function readTag(items: readonly Item[]): string | null {
-  const r = parseWith(items, (c) => c.tag());
+  const r = parseWith(items, (c) => {
+    const tag = c.tag();
+    // "tä1 NOOP" has no readable tag: echoing "t" would answer a command nobody sent.
+    if (!c.atEnd() && c.ch() !== ' ') fail('Missing or invalid tag');
+    return tag;
+  });
   return r.ok === true ? r.value : null;
 }
 

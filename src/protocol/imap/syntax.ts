@@ -95,8 +95,8 @@ function isAtomChar(c: string): boolean {
 }
 const isAstringChar = (c: string): boolean => isAtomChar(c) || c === ']';
 const isListChar = (c: string): boolean => isAstringChar(c) || c === '%' || c === '*';
-/** A tag is astring characters without "+". */
-const isTagChar = (c: string): boolean => isAstringChar(c) && c !== '+';
+/** A tag is ASCII astring characters without "+": it is echoed in replies, so no UTF-8 leniency. */
+const isTagChar = (c: string): boolean => c < '\x7f' && isAstringChar(c) && c !== '+';
 
 export interface ImapDate {
   readonly year: number;
