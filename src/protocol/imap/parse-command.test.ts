@@ -389,7 +389,35 @@ describe('IMAP message commands', () => {
     assert.equal(all.changedSince, 12345n);
     assert.equal(all.vanished, true);
     assert.equal(parseBad('a FETCH 1 (FLAGS) (VANISHED)').kind, 'error');
+    const preview = parseOne('a FETCH 1 PREVIEW (CHANGEDSINCE 5)') as unknown as {
+      items: unknown;
+      changedSince: bigint;
+    };
+    assert.deepEqual([preview.items, preview.changedSince], [[{ kind: 'preview', lazy: false }], 5n]);
+    assert.deepEqual((parseOne('a FETCH 1 preview (lazy)') as unknown as { items: unknown }).items, [
+      { kind: 'preview', lazy: true },
+    ]);
     assert.equal(parseBad('a FETCH 1 BODY[MIME]').kind, 'error');
+    for (const bad of ['BODY[1.]', 'BODY[1TEXT]', 'BODY[1..2]', 'BODY[.TEXT]', 'BODY[0]', 'BODY[1.2.MIMEX]'])
+      assert.equal(parseBad(`a FETCH 1 ${bad}`).kind, 'error', bad);
+    assert.deepEqual((parseOne('a FETCH 1 BODY[1.2.3]') as unknown as { items: unknown }).items, [
+      {
+        kind: 'section',
+        binary: false,
+        peek: false,
+        section: { part: [1, 2, 3], text: null },
+        partial: null,
+      },
+    ]);
+    assert.deepEqual((parseOne('a FETCH 1 body[2.text]') as unknown as { items: unknown }).items, [
+      {
+        kind: 'section',
+        binary: false,
+        peek: false,
+        section: { part: [2], text: { kind: 'text' } },
+        partial: null,
+      },
+    ]);
     assert.equal(parseBad('a FETCH 1 BODY[]<0.0>').kind, 'error');
     assert.equal(parseBad('a FETCH 0 FLAGS').kind, 'error');
     assert.equal(parseBad('a FETCH 1 BINARY[TEXT]').kind, 'error');

@@ -647,7 +647,8 @@ function parseFetchAtt(c: Cursor): FetchItem {
       return { kind: 'binary.size', part: parsePartOnly(c) };
     case 'PREVIEW': {
       let lazy = false;
-      if (c.rest().startsWith(' (')) {
+      // A bare PREVIEW may be followed by FETCH modifiers: only "(LAZY" is its own.
+      if (/^ \(LAZY[ )]/i.test(c.rest())) {
         c.sp();
         c.expect('(');
         do {
@@ -678,12 +679,19 @@ function parsePartOnly(c: Cursor): number[] {
 function parseSection(c: Cursor): Section {
   c.expect('[');
   const part: number[] = [];
-  while (c.ch() >= '0' && c.ch() <= '9') {
+  const digit = (): boolean => c.ch() >= '0' && c.ch() <= '9';
+  // section-part ["." section-text]: after a part, "." leads to another number or to the text.
+  let textFollows = !digit() && c.ch() !== ']';
+  while (digit()) {
     part.push(c.nzNumber());
     if (!c.eat('.')) break;
+    if (!digit()) {
+      textFollows = true;
+      break;
+    }
   }
   let text: Section['text'] = null;
-  if (c.ch() !== ']') {
+  if (textFollows) {
     const t = c.word();
     if (t === 'HEADER') text = { kind: 'header' };
     else if (t === 'TEXT') text = { kind: 'text' };
@@ -697,7 +705,7 @@ function parseSection(c: Cursor): Section {
       c.expect(')');
       text = { kind: 'fields', not: t.endsWith('.NOT'), fields };
     } else fail('Invalid section');
-  } else if (part.length > 0 && c.rest().startsWith('.]')) fail('Invalid section');
+  }
   c.expect(']');
   return { part, text };
 }
