@@ -229,4 +229,36 @@ describe('IMAP reader fragmentation', () => {
     assert.equal(JSON.stringify(collect(pieces), replacer), whole);
     assert.equal(collect([bytes]).filter((e) => e.kind === 'command').length, 6);
   });
+
+  it('any stream of commands, split anywhere, gives the events of the whole stream', () => {
+    const commands = [
+      'a LOGIN {20+}\r\njürgen@example.test x\r\n',
+      'b APPEND "日本" (\\Seen) {5}\r\nhello\r\n',
+      'c APPEND x {3+}\r\nabc ~{2+}\r\nde\r\n',
+      'd SEARCH OR FROM {6}\r\n日本 SEEN\r\n',
+      'e LOGIN {600+}\r\n' + 'z'.repeat(600) + ' x\r\n',
+      'f NOOP x\r\n',
+      '\r\n',
+      'g FETCH 1:* (FLAGS)\n',
+      'h LOGIN {3}\r\n',
+    ];
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...commands), { minLength: 1, maxLength: 12 }),
+        fc.array(fc.nat(), { maxLength: 20 }),
+        (chosen, rawCuts) => {
+          const bytes = enc.encode(chosen.join(''));
+          const cuts = [...new Set(rawCuts.map((c) => c % bytes.length))].sort((a, b) => a - b);
+          const pieces = [...cuts, bytes.length].map((end, k) =>
+            bytes.subarray(k === 0 ? 0 : cuts[k - 1], end),
+          );
+          assert.equal(
+            JSON.stringify(collect(pieces, { maxLiteralBytes: 512 }), replacer),
+            JSON.stringify(collect([bytes], { maxLiteralBytes: 512 }), replacer),
+          );
+        },
+      ),
+      { numRuns: 500 },
+    );
+  });
 });
