@@ -218,3 +218,69 @@ describe('ENVELOPE', () => {
     );
   });
 });
+
+describe('fuzzed and mutated messages', () => {
+  test('10^5 mutations of corpus messages: no throw, offsets nested and inside the message', async () => {
+    const seeds = corpus()
+      .map((c) => c.bytes)
+      .filter((b) => b.length < 3000);
+    const pieces = [
+      '--',
+      '\r\n',
+      '\n',
+      '\r\n\r\n',
+      'Content-Type: multipart/mixed; boundary=',
+      'message/rfc822',
+      ':',
+      '"',
+      '*0*=',
+      "utf-8''%E6",
+    ].map((s) => Buffer.from(s));
+    let seed = 0x9e3779b9;
+    const rand = (n: number): number => {
+      seed ^= seed << 13;
+      seed ^= seed >>> 17;
+      seed ^= seed << 5;
+      return (seed >>> 0) % n;
+    };
+    const check = (p: MimePart, lo: number, hi: number): void => {
+      const ok =
+        lo <= p.headerStart && p.headerStart <= p.bodyStart && p.bodyStart <= p.bodyEnd && p.bodyEnd <= hi;
+      assert.ok(
+        ok,
+        `${p.type}/${p.subtype} [${p.headerStart} ${p.bodyStart} ${p.bodyEnd}] outside [${lo} ${hi}]`,
+      );
+      for (const c of p.parts) check(c, p.bodyStart, p.bodyEnd);
+      if (p.message) check(p.message, p.bodyStart, p.bodyEnd);
+    };
+    for (let n = 0; n < 100_000; n++) {
+      const base = seeds[rand(seeds.length)]!;
+      const m = Buffer.from(base);
+      const parts: Buffer[] = [];
+      let at = 0;
+      for (let k = rand(6); k >= 0; k--) {
+        const cut = at + rand(Math.max(1, m.length - at));
+        parts.push(m.subarray(at, cut));
+        const op = rand(4);
+        if (op === 0) parts.push(pieces[rand(pieces.length)]!);
+        else if (op === 1) parts.push(Buffer.of(rand(256)));
+        else if (op === 2) at = Math.min(m.length, cut + rand(40));
+        if (op !== 2) at = cut;
+      }
+      parts.push(m.subarray(at, rand(8) === 0 ? at + rand(m.length - at + 1) : m.length));
+      const bytes = Buffer.concat(parts);
+      const s = scanMessage(bytes);
+      if (process.env['MIME_FUZZ_DUMP'] !== undefined) {
+        try {
+          check(s.root, 0, bytes.length);
+        } catch (e) {
+          (await import('node:fs')).writeFileSync(process.env['MIME_FUZZ_DUMP'], bytes);
+          throw e;
+        }
+      }
+      check(s.root, 0, bytes.length);
+      renderBodyStructure(s.root, true, { utf8: n % 2 === 0 });
+      if (s.root.envelope) renderEnvelope(s.root.envelope);
+    }
+  });
+});

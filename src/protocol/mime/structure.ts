@@ -17,6 +17,7 @@
 // lookup (section.ts), the preview text (preview.ts).
 
 import { parseHeaderBlock, type HeaderField } from '../headers.ts';
+import { previewText } from './preview.ts';
 import { parseContentType, parseDisposition, stripComments, type MimeParam } from './params.ts';
 
 /** The RFC 5322 fields IMAP's ENVELOPE reports (RFC 9051 §7.5.2), unfolded, encoded-words as they are. */
@@ -175,7 +176,7 @@ export class MimeScanner {
 
   constructor(
     limits: Partial<ScanLimits> = {},
-    previewOf: (part: MimePart, body: Uint8Array) => string = () => '',
+    previewOf: (part: MimePart, body: Uint8Array) => string = previewText,
   ) {
     this.#limits = { ...defaultScanLimits, ...limits };
     this.#previewOf = previewOf;
@@ -260,7 +261,7 @@ export class MimeScanner {
     if (contentLen <= LINE_HEAD_BYTES) {
       const line = this.#head.subarray(0, contentLen);
       const match = this.#matchDelimiter(line);
-      if (match !== null) this.#delimiter(match.frame, match.close, lineStart, lineEnd);
+      if (match !== null) this.#delimiter(match.frame, match.close, lineEnd);
       else if (contentLen === 0 && this.#state.kind === 'header') this.#endHeader(this.#state.node, lineEnd);
     }
     this.#prevEolStart = lineStart + contentLen;
@@ -291,7 +292,7 @@ export class MimeScanner {
   }
 
   /** A delimiter line of frame `f`: the parts inside that multipart end before its line break. */
-  #delimiter(f: number, close: boolean, lineStart: number, lineEnd: number): void {
+  #delimiter(f: number, close: boolean, lineEnd: number): void {
     const frame = this.#frames[f]!;
     if (!close && this.#partCount >= this.#limits.maxParts) return;
     if (this.#state.kind === 'header') {
@@ -299,14 +300,18 @@ export class MimeScanner {
       this.#trimHeader();
     }
     const owner = this.#open.indexOf(frame.node);
+    // Every part inside ends before the delimiter's line break (RFC 2046 §5.1.1), even one whose header
+    // began or ended with that very line break: it shrinks so that it stays inside its parent.
+    const end = this.#prevEolStart;
     for (let k = this.#open.length - 1; k > owner; k--) {
       const node = this.#open[k]!;
+      if (node.headerStart > end) node.headerStart = end;
       if (node.fields === null) {
         // A header that never ended: the part has no body.
-        this.#endHeader(node, lineStart, true);
-        node.bodyEnd = lineStart;
+        this.#endHeader(node, end, true);
+        node.bodyEnd = end;
         node.lines = 0;
-      } else this.#endBody(node, Math.max(node.bodyStart, this.#prevEolStart));
+      } else this.#endBody(node, end);
     }
     this.#open.length = owner + 1;
     if (close) {
@@ -323,6 +328,9 @@ export class MimeScanner {
   }
 
   #endBody(node: Node, end: number): void {
+    // When the header's empty line is also the delimiter's line break, the delimiter has it: the header
+    // ends without it and the body is empty.
+    if (end < node.bodyStart) node.bodyStart = end;
     node.bodyEnd = end;
     node.lines = end > node.bodyStart ? this.#lf - 1 - node.lfAtBody + (this.#prevContentLen > 0 ? 1 : 0) : 0;
     this.#endCapture(node);
