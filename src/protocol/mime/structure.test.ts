@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { describe, test } from 'node:test';
+import fc from 'fast-check';
 import { renderBodyStructure } from './bodystructure.ts';
 import { renderEnvelope } from './envelope.ts';
 import { MimeScanner, scanMessage, type MimePart } from './structure.ts';
@@ -179,6 +180,18 @@ epilogue
     assert.equal(depth, 51);
   });
 
+  test('limits: a header past maxHeaderBytes is not read further; parts past maxParts do not begin', () => {
+    const big = `X-Pad: ${'a'.repeat(70_000)}\nContent-Type: image/png\n\nxx`;
+    const s = scanMessage(msg(big)).root;
+    assert.equal(`${s.type}/${s.subtype}`, 'text/plain');
+    assert.equal(s.bodyEnd - s.bodyStart, 2);
+    const many = new MimeScanner({ maxParts: 3 });
+    many.push(msg(`Content-Type: multipart/mixed; boundary=b\n\n${'--b\n\nx\n'.repeat(10)}--b--\n`));
+    const root = many.finish().root;
+    assert.equal(root.parts.length, 2);
+    assert.equal(root.parts[1]!.lines, 25);
+  });
+
   test('Content-Language, Content-Location, Content-ID, Description, MD5 in BODYSTRUCTURE', () => {
     const m =
       'Content-Type: text/plain\nContent-ID: <c1@x>\nContent-Description: =?utf-8?q?caf=C3=A9?=\nContent-MD5: Q2hlY2sgSW50ZWdyaXR5IQ==\nContent-Language: en, de (German)\nContent-Location: http://x/y\n\nz';
@@ -217,6 +230,24 @@ describe('ENVELOPE', () => {
       /^\(NIL NIL \(\(NIL NIL "root" "\.MISSING-HOST-NAME\."\)\)/,
     );
   });
+});
+
+test('property: random splits of every corpus message give the same structure', () => {
+  const all = corpus().filter((c) => c.bytes.length < 50_000);
+  fc.assert(
+    fc.property(fc.nat(all.length - 1), fc.array(fc.nat(), { maxLength: 40 }), (which, cuts) => {
+      const { bytes } = all[which]!;
+      const at = [...new Set(cuts.map((c) => c % (bytes.length + 1)))].sort((a, b) => a - b);
+      const s = new MimeScanner();
+      let prev = 0;
+      for (const c of [...at, bytes.length]) {
+        s.push(bytes.subarray(prev, c));
+        prev = c;
+      }
+      assert.deepEqual(s.finish(), scanMessage(bytes));
+    }),
+    { numRuns: 300 },
+  );
 });
 
 describe('fuzzed and mutated messages', () => {
