@@ -220,6 +220,25 @@ describe('ENVELOPE', () => {
     );
   });
 
+  test('a raw UTF-8 subject (RFC 6532) in message/global: quoted for UTF-8 clients, a literal for others', () => {
+    const m = msg(
+      'Content-Type: Message/Global (comment); X = "y"\n\nSubject: 件名 ü\nFrom: jürgen@例え.jp\nContent-Type: TEXT/Plain; Charset = "UTF-8"\n\nhi\n',
+    );
+    const root = scanMessage(m).root;
+    assert.equal(`${root.type}/${root.subtype}`, 'message/global');
+    const inner = root.message!;
+    assert.deepEqual(inner.params, [{ name: 'charset', value: 'UTF-8' }]);
+    assert.match(renderEnvelope(inner.envelope!), /^\(NIL "件名 ü" \(\(NIL NIL "jürgen" "例え\.jp"\)\)/);
+    assert.match(
+      renderEnvelope(inner.envelope!, { utf8: false }),
+      /^\(NIL \{9\}\r\n件名 ü \(\(NIL NIL \{7\}\r\njürgen \{9\}\r\n例え\.jp\)\)/,
+    );
+    assert.match(
+      renderBodyStructure(root, false),
+      /^\("message" "global" \("x" "y"\) NIL NIL "7BIT" \d+ \(NIL "件名 ü"/,
+    );
+  });
+
   test('no fields: all NIL; a mailbox without a domain', () => {
     assert.equal(
       renderEnvelope(scanMessage(msg('X: y\n\n')).root.envelope!),
