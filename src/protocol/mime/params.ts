@@ -152,7 +152,7 @@ function mergeParams(raw: readonly RawParam[]): MimeParam[] {
   const out: MimeParam[] = [];
   for (const [name, g] of groups) {
     if (g.single !== null) {
-      out.push({ name, value: decodeExtended(g.single.value, true) });
+      out.push({ name, value: decodeExtended(g.single.value) });
     } else if (g.sections.size > 0) {
       out.push({ name, value: joinSections(g.sections) });
     } else if (g.plain !== null) out.push({ name, value: g.plain });
@@ -160,9 +160,8 @@ function mergeParams(raw: readonly RawParam[]): MimeParam[] {
   return out;
 }
 
-/** charset'language'percent-encoded (the first section) or percent-encoded (the others). */
-function decodeExtended(value: string, first: boolean): string {
-  if (!first) return new TextDecoder().decode(Uint8Array.from(percentDecode(value)));
+/** An unsectioned `name*=charset'language'percent-encoded` value (RFC 2231 §4). */
+function decodeExtended(value: string): string {
   const m = /^([^']*)'[^']*'(.*)$/s.exec(value);
   if (!m) return new TextDecoder().decode(Uint8Array.from(percentDecode(value)));
   return decoderFor(m[1]!).decode(Uint8Array.from(percentDecode(m[2]!)));
