@@ -1454,7 +1454,11 @@ function readListener(
 
   const service =
     t['service'] === undefined
-      ? fail(ctx, [...base, 'service'], 'missing; give one of "smtp", "submission", "submissions", "pop3", "pop3s"')
+      ? fail(
+          ctx,
+          [...base, 'service'],
+          'missing; give one of "smtp", "submission", "submissions", "pop3", "pop3s"',
+        )
       : readEnum(ctx, [...base, 'service'], t['service'], SERVICES);
 
   let where: { host: string; port: number; hostKey: string; family: 0 | 4 | 6 } | undefined;
