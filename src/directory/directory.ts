@@ -90,6 +90,7 @@ export interface Directory {
   /** Refuses ('invalid') an alias that would close a loop, and a self-reference unless alias is a user. */
   addAlias(alias: string, target: string): Promise<void>;
   deleteAlias(alias: string, target?: string): Promise<boolean>;
+  /** By alias, then in the order the targets were added (ties within one millisecond included). */
   listAliases(): Promise<Alias[]>;
 
   /** A user's credentials, or null when there is no such user. */

@@ -405,7 +405,7 @@ export class SqliteDirectory implements Directory {
   listAliases(): Promise<Alias[]> {
     return attempt(() =>
       this.#sql
-        .sql('SELECT alias, target FROM aliases ORDER BY alias, created_ms, target')
+        .sql('SELECT alias, target FROM aliases ORDER BY alias, created_ms, rowid')
         .all()
         .map((r) => ({ alias: text(r, 'alias'), target: text(r, 'target') })),
     );
