@@ -7,48 +7,17 @@
 // Deliberately NOT here: a full queue filesystem (disk-full.test.ts).
 
 import assert from 'node:assert/strict';
-import { closeSync, mkdtempSync, openSync, rmdirSync, rmSync, writeSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startDnsServer, type DnsServer } from '../support/dns-server.ts';
 import { startOutboundTern, type OutboundTern } from '../e2e/outbound-helpers.ts';
-import { bodyOf, freeBytes, mountTmpfs, unmount } from './support.ts';
+import { bodyOf, fillDisk, freeBytes, mountTmpfs, tmpfsProblem, unmount } from './support.ts';
 
 const MiB = 1024 * 1024;
 
-async function mountProblem(): Promise<string | null> {
-  const dir = mkdtempSync(join(tmpdir(), 'tern-tmpfs-probe-'));
-  try {
-    const problem = await mountTmpfs(dir, MiB);
-    if (problem === null) await unmount(dir);
-    return problem;
-  } finally {
-    rmdirSync(dir);
-  }
-}
-
-const skip = (await mountProblem()) ?? false;
+const skip = (await tmpfsProblem()) ?? false;
 if (skip) console.log(`# skipped: ${skip}`);
-
-/** Fill the filesystem holding `dir` with a file until the kernel says ENOSPC; returns its path. */
-function fill(dir: string): string {
-  const path = join(dir, 'filler');
-  const fd = openSync(path, 'a');
-  try {
-    for (const size of [MiB, 64 * 1024, 4096, 512]) {
-      const chunk = Buffer.alloc(size, 0x5a);
-      try {
-        for (;;) writeSync(fd, chunk);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
 
 for (const user of ['alice@example.test', 'jürgen@example.test']) {
   describe(`a mailbox delivery for ${user} deferred on a full disk`, { skip }, () => {
@@ -85,7 +54,7 @@ for (const user of ['alice@example.test', 'jürgen@example.test']) {
     });
 
     test('is retried within seconds of the reserve being met again, not at its next scheduled retry', async () => {
-      filler = fill(mailDir);
+      filler = fillDisk(mailDir);
       assert.equal(freeBytes(mailDir), 0);
       // Larger than what SQLite's WAL may still hold in pages it already has: the store must grow.
       const content =

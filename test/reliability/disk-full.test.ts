@@ -18,7 +18,6 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
-  rmdirSync,
   rmSync,
   statSync,
   writeFileSync,
@@ -39,45 +38,24 @@ import {
   type OutboundTern,
   type Receiver,
 } from '../e2e/outbound-helpers.ts';
-import { bodyOf, freeBytes, mountTmpfs, remount, sendMessage, unmount, type SendResult } from './support.ts';
+import {
+  bodyOf,
+  fillDisk,
+  freeBytes,
+  mountTmpfs,
+  remount,
+  sendMessage,
+  tmpfsProblem,
+  unmount,
+  type SendResult,
+} from './support.ts';
 
 const MiB = 1024 * 1024;
 const ALICE = 'alice@example.test';
 const REMOTE = 'bob@remote.test';
 
-/** Whether this machine lets us mount a tmpfs: tried once on a scratch folder. */
-async function mountProblem(): Promise<string | null> {
-  const dir = mkdtempSync(join(tmpdir(), 'tern-tmpfs-probe-'));
-  try {
-    const problem = await mountTmpfs(dir, MiB);
-    if (problem === null) await unmount(dir);
-    return problem;
-  } finally {
-    rmdirSync(dir);
-  }
-}
-
-const skip = (await mountProblem()) ?? false;
+const skip = (await tmpfsProblem()) ?? false;
 if (skip) console.log(`# skipped: ${skip}`);
-
-/** Fill the filesystem holding `dir` with a file until the kernel says ENOSPC; returns its path. */
-function fill(dir: string, name = 'filler'): string {
-  const path = join(dir, name);
-  const fd = openSync(path, 'a');
-  try {
-    for (const size of [MiB, 64 * 1024, 4096, 512]) {
-      const chunk = Buffer.alloc(size, 0x5a);
-      try {
-        for (;;) writeSync(fd, chunk);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
-      }
-    }
-  } finally {
-    closeSync(fd);
-  }
-  return path;
-}
 
 /** Retry now (`tern queue flush`, Postfix's postqueue -f) until `done` holds. */
 async function flushUntil(
@@ -200,7 +178,7 @@ describe('a full disk (data_dir on an 8 MiB tmpfs)', { skip }, () => {
   });
 
   test('a full disk: new mail gets 452 4.3.1 at every size, over DATA and BDAT; the server lives', async () => {
-    filler = fill(mnt);
+    filler = fillDisk(mnt);
     assert.equal(freeBytes(mnt), 0);
     const results: SendResult[] = [];
     for (const [i, size] of [100, 20_000, 300_000].entries()) {
@@ -303,7 +281,7 @@ describe('a full disk (data_dir on an 8 MiB tmpfs)', { skip }, () => {
     } finally {
       closeSync(fd);
     }
-    fill(mnt, 'filler-rest');
+    fillDisk(mnt, 'filler-rest');
     await sleep(2000);
     const refusedWhileFull = refusedUnderLoad.size;
     rmSync(path);

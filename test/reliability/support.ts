@@ -9,7 +9,19 @@
 // Linux only: /proc, mount(8), the whole of 127.0.0.0/8 on the loopback interface.
 
 import { execFile } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, statfsSync } from 'node:fs';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+  statfsSync,
+  writeSync,
+} from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { createServer as createNetServer, connect as netConnect, type Socket } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect as tlsConnect } from 'node:tls';
@@ -169,6 +181,37 @@ export async function unmount(dir: string): Promise<void> {
   } catch {
     await run('umount', ['-l', dir]).catch(() => undefined);
   }
+}
+
+/** Whether this machine lets a test mount a tmpfs (tried once on a scratch folder): null, or why not. */
+export async function tmpfsProblem(): Promise<string | null> {
+  const dir = mkdtempSync(join(tmpdir(), 'tern-tmpfs-probe-'));
+  try {
+    const problem = await mountTmpfs(dir, 1024 * 1024);
+    if (problem === null) await unmount(dir);
+    return problem;
+  } finally {
+    rmdirSync(dir);
+  }
+}
+
+/** Fill the filesystem holding `dir` with a file until the kernel says ENOSPC; returns its path. */
+export function fillDisk(dir: string, name = 'filler'): string {
+  const path = join(dir, name);
+  const fd = openSync(path, 'a');
+  try {
+    for (const size of [1024 * 1024, 64 * 1024, 4096, 512]) {
+      const chunk = Buffer.alloc(size, 0x5a);
+      try {
+        for (;;) writeSync(fd, chunk);
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOSPC') throw err;
+      }
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return path;
 }
 
 /** Free bytes on the filesystem holding `path` (statfs: blocks available to unprivileged users). */
