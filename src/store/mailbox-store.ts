@@ -139,6 +139,12 @@ export interface DeliverRequest {
   readonly summary: { readonly from: string; readonly subject: string; readonly date: string };
   /** The full message bytes (Return-Path already prepended by delivery). */
   readonly content: AsyncIterable<Uint8Array>;
+  /**
+   * The message's MIME structure as an opaque column (protocol/mime/codec.ts), asked for once the
+   * content has been read to its end and before the row commits; the caller scans the chunks as the
+   * store reads them. Absent: stored without one (readers scan later and call setStructure).
+   */
+  readonly structure?: (() => string) | undefined;
 }
 
 export interface MailboxStatus {
@@ -300,6 +306,28 @@ export interface AppendRequest {
   readonly content: AsyncIterable<Uint8Array>;
   /** The header summary the CLI lists; the IMAP session parses it, the store does not. */
   readonly summary?: { readonly from: string; readonly subject: string; readonly date: string } | undefined;
+  /** As DeliverRequest.structure. */
+  readonly structure?: (() => string) | undefined;
+}
+
+/** What FETCH, SEARCH and SORT know of a message without reading its body. */
+export interface MessageMeta extends MessageFlags {
+  readonly sizeBytes: number;
+  readonly internalDateMs: number;
+  /** When the message was put into this folder (RFC 8514 SAVEDATE): delivery, APPEND, COPY or MOVE. */
+  readonly saveDateMs: number;
+  /** RFC 8474 EMAILID: the same for every copy of one stored message, never reused. */
+  readonly emailId: string;
+  /** RFC 8474 THREADID, or null where the store does not thread (FETCH answers NIL). */
+  readonly threadId: string | null;
+  /** The encoded MIME structure (protocol/mime/codec.ts), or null for a message stored without one. */
+  readonly structure: string | null;
+}
+
+/** A byte range of a stored message: [start, end), clamped to the message's size. */
+export interface ByteRange {
+  readonly start: number;
+  readonly end: number;
 }
 
 export interface CopyResult {
@@ -371,4 +399,10 @@ export interface ImapMailboxStore extends MailboxStore {
   /** Listen for durable changes to one folder, in-process at once, from other processes by polling. */
   watch(user: string, folder: string, listener: (event: FolderEvent) => void): () => void;
   quota(user: string): Promise<QuotaUsage>;
+  /** Metadata of these UIDs (those that exist), UID order; 'all' for the whole folder. */
+  messages(user: string, folder: string, uids: readonly number[] | 'all'): Promise<MessageMeta[]>;
+  /** Keep a structure found later for a message stored without one (not a change: no new modseq). */
+  setStructure(user: string, folder: string, uid: number, structure: string): Promise<void>;
+  /** Only the bytes of `range` of one message (FETCH BODY[section]<partial>), or null when it is gone. */
+  openRange(user: string, folder: string, uid: number, range: ByteRange): Promise<StoredMessage | null>;
 }

@@ -48,6 +48,8 @@ import type { StorageFs } from '../db/storage-fs.ts';
 import { errnoCode, nodeStorageFs, removeQuietly, storageError } from '../db/storage-fs.ts';
 import type {
   AppendRequest,
+  ByteRange,
+  MessageMeta,
   CopyResult,
   DeliverRequest,
   FlagChange,
@@ -1161,6 +1163,19 @@ export class SqliteMailboxStore implements ImapMailboxStore {
         return { uidValidity: box.uidValidity, highestModseq: box.modseq, changed, vanished };
       }),
     );
+  }
+
+  // XXX: placeholders until the store branch (structure column, SAVEDATE, EMAILID, ranges) lands.
+  messages(_user: string, _folder: string, _uids: readonly number[] | 'all'): Promise<MessageMeta[]> {
+    return Promise.reject(new Error('not yet'));
+  }
+
+  setStructure(_user: string, _folder: string, _uid: number, _structure: string): Promise<void> {
+    return Promise.reject(new Error('not yet'));
+  }
+
+  openRange(_user: string, _folder: string, _uid: number, _range: ByteRange): Promise<StoredMessage | null> {
+    return Promise.reject(new Error('not yet'));
   }
 
   quota(user: string): Promise<QuotaUsage> {
