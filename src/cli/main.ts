@@ -30,6 +30,7 @@ import { configCheck } from './commands/config.ts';
 import { dkimCommands } from './commands/dkim.ts';
 import { dnsCommands } from './commands/dns.ts';
 import { mailboxCommands } from './commands/mailbox.ts';
+import { mailboxTransferCommands } from './commands/mailbox-transfer.ts';
 import { queueCommands } from './commands/queue.ts';
 import { reload } from './commands/reload.ts';
 import { send } from './commands/send.ts';
@@ -47,6 +48,7 @@ export const COMMANDS: readonly Command[] = [
   ...userCommands,
   ...aliasCommands,
   ...mailboxCommands,
+  ...mailboxTransferCommands,
   ...queueCommands,
   ...dkimCommands,
   ...dnsCommands,

@@ -363,7 +363,16 @@ class BodyReader {
  * line. A message that does not end with a line ending gets one (mbox cannot say otherwise).
  */
 export async function* writeMboxMessage(
-  message: { sender: string; internalDateMs: number; flags: readonly string[] },
+  message: {
+    sender: string;
+    internalDateMs: number;
+    flags: readonly string[];
+    /**
+     * Dovecot's X-UID: (and, on a file's first message, X-IMAPbase: UIDVALIDITY, UIDNEXT and every
+     * keyword): Dovecot then keeps the UIDs and accepts the X-Keywords: names.
+     */
+    dovecot?: { uid: number; base?: { uidValidity: number; uidNext: number; keywords: readonly string[] } };
+  },
   content: AsyncIterable<Uint8Array>,
 ): AsyncGenerator<Buffer> {
   yield Buffer.from(`From ${message.sender} ${fromLineDate(message.internalDateMs)}\n`);
@@ -390,6 +399,13 @@ export async function* writeMboxMessage(
       for (const line of head) yield quote({ bytes: line, start: true });
       const lastHead = head[head.length - 1];
       if (lastHead !== undefined && lastHead[lastHead.length - 1] !== LF) yield Buffer.from(eol);
+      const d = message.dovecot;
+      if (d?.base !== undefined) {
+        const { uidValidity, uidNext, keywords } = d.base;
+        const words = [String(uidValidity), String(uidNext).padStart(10, '0'), ...keywords];
+        yield Buffer.from(`X-IMAPbase: ${words.join(' ')}${eol}`);
+      }
+      if (d !== undefined) yield Buffer.from(`X-UID: ${d.uid}${eol}`);
       yield Buffer.from(mboxFlagFields(message.flags, eol));
       if (p !== null) {
         yield quote(p);

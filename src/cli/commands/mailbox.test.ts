@@ -107,7 +107,11 @@ describe('tern mailbox folders|flags|expunge', () => {
         const at = Date.UTC(2026, 0, 15);
         await store.append(user, 'INBOX', { flags: ['\\Seen'], internalDateMs: at, content: msg('one') });
         await store.append(user, 'INBOX', { flags: [], internalDateMs: at, content: msg('two') });
-        await store.append(user, '日本/東京', { flags: ['\\Deleted'], internalDateMs: at, content: msg('三') });
+        await store.append(user, '日本/東京', {
+          flags: ['\\Deleted'],
+          internalDateMs: at,
+          content: msg('三'),
+        });
         await store.append(user, '日本/東京', { flags: ['$Work'], internalDateMs: at, content: msg('四') });
       }
     } finally {
@@ -131,7 +135,10 @@ describe('tern mailbox folders|flags|expunge', () => {
       assert.equal(inbox['unseen'], 1);
       assert.equal(inbox['subscribed'], true);
       assert.equal(inbox['specialUse'], null);
-      assert.equal(inbox['size'], 2 * Buffer.byteLength('From: a@example.org\r\nSubject: one\r\n\r\nbody\r\n'));
+      assert.equal(
+        inbox['size'],
+        2 * Buffer.byteLength('From: a@example.org\r\nSubject: one\r\n\r\nbody\r\n'),
+      );
       assert.equal(byName.get('Sent')!['specialUse'], '\\Sent');
       const tokyo = byName.get('日本/東京')!;
       assert.equal(tokyo['messages'], 2);

@@ -371,7 +371,7 @@ export const mailboxExpunge: Command = {
     const user = userAddress(args.positionals[0]!, ctx.config().localDomains);
     const ids = args.positionals.slice(1);
     const allDeleted = args.flags.has('all-deleted');
-    if (allDeleted === (ids.length > 0)) {
+    if (allDeleted === ids.length > 0) {
       throw new UsageError(allDeleted ? '--all-deleted takes no ids' : 'give message ids or --all-deleted');
     }
     const folder = folderOption(args);
@@ -402,7 +402,10 @@ export const mailboxExpunge: Command = {
     }
     const { stdout, stderr } = ctx.io;
     if (args.flags.has('json')) {
-      await writeLine(stdout, JSON.stringify({ user, expunged: result.expunged, unknown: result.unknown }, null, 2));
+      await writeLine(
+        stdout,
+        JSON.stringify({ user, expunged: result.expunged, unknown: result.unknown }, null, 2),
+      );
     } else {
       for (const e of result.expunged) await writeLine(stdout, `${e.id}: expunged`);
       for (const id of result.unknown) await writeLine(stderr, `tern: no message ${id} for ${user}`);
