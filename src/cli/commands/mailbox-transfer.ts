@@ -462,6 +462,7 @@ async function exportMaildirFolder(
     const unique = `${Math.floor(m.internalDateMs / 1000)}.V${status?.uidValidity ?? 0}U${m.uid}.tern,S=${m.sizeBytes}`;
     if (have.has(unique)) {
       counts.skipped++;
+      report.skipped++;
       continue;
     }
     const { letters, lost } = lettersForFlags(m.flags, keywords);
