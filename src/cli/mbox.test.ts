@@ -142,6 +142,22 @@ describe('mbox', () => {
     );
   });
 
+  test('streams: a message is handed on before the rest of the file is read', async () => {
+    let produced = 0;
+    async function* endless(): AsyncGenerator<Buffer> {
+      for (let i = 0; i < 1_000_000; i++) {
+        produced++;
+        yield Buffer.from(`From a@b Thu Jan 15 12:00:05 2026\nSubject: ${i}\n\n${'x'.repeat(1000)}\n\n`);
+      }
+    }
+    let seen = 0;
+    for await (const m of readMbox(endless())) {
+      for await (const chunk of m.content) assert.ok(chunk.length > 0);
+      if (++seen === 3) break;
+    }
+    assert.ok(produced < 10, `read ${produced} chunks for 3 messages`);
+  });
+
   test('From_ dates: asctime both ways, zones, nonsense', () => {
     assert.equal(fromLineDate(Date.UTC(2026, 0, 15, 12, 0, 5)), 'Thu Jan 15 12:00:05 2026');
     assert.equal(parseFromLineDate('From a@b Thu Jan 15 12:00:05 2026'), Date.UTC(2026, 0, 15, 12, 0, 5));

@@ -472,7 +472,7 @@ async function exportMaildirFolder(
     const message = await store.openMessage(user, folder, m.uid);
     if (message === null) continue; // expunged meanwhile
     const tmp = join(dir, 'tmp', name);
-    const out = createWriteStream(tmp);
+    const out = createWriteStream(tmp, { flush: true });
     try {
       for await (const chunk of message.content) await write(out, chunk);
     } finally {
@@ -500,7 +500,7 @@ async function exportMbox(
 ): Promise<void> {
   if ((await statOrNull(file)) !== null) throw new CliError(`${file} exists: mbox export writes a new file`);
   await mkdir(dirname(file), { recursive: true });
-  const out = createWriteStream(file, { flags: 'wx' });
+  const out = createWriteStream(file, { flags: 'wx', flush: true });
   const counts = { name: folder, exported: 0, skipped: 0 };
   try {
     const status = await store.status(user, folder);
