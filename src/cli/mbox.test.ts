@@ -146,6 +146,7 @@ describe('mbox', () => {
     let produced = 0;
     async function* endless(): AsyncGenerator<Buffer> {
       for (let i = 0; i < 1_000_000; i++) {
+        await Promise.resolve();
         produced++;
         yield Buffer.from(`From a@b Thu Jan 15 12:00:05 2026\nSubject: ${i}\n\n${'x'.repeat(1000)}\n\n`);
       }

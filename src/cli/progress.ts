@@ -1,7 +1,7 @@
 // A one-line progress bar on stderr for long CLI jobs (`mailbox import|export`): messages, bytes, rate
 // and, when the total is known, a bar and a percentage. Only on a terminal: on a pipe or file it writes
 // nothing, so logs and scripts see only the summary line. Redrawn at most every 100 ms.
-// Deliberately not here: ETA guesses, colours, several lines.
+// Deliberately not here: ETA guesses, colours, several lines. No RFC: ANSI `ESC [ K` clears the line.
 
 import type { Writable } from 'node:stream';
 import type { Clock } from '../core/ports.ts';

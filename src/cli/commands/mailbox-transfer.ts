@@ -13,6 +13,8 @@
 // Deliberately not here: Dovecot's index files and UIDs (Dovecot rebuilds both), special-use from
 // Dovecot's configuration (ensureDefaults gives Sent/Drafts/Trash/Junk/Archive their roles by name),
 // quotas, locking of a Maildir or mbox another program is writing.
+// RFCs: flags and keywords as RFC 9051 §2.3.2 has them, INTERNALDATE (§2.3.3) from the file's mtime or the
+// From_ line, CRLF message text (§2.3.4 sizes count CRLF); mbox per RFC 4155.
 
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
