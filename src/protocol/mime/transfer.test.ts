@@ -32,7 +32,10 @@ test('base64 decodes as Buffer does, skipping line breaks and padding white spac
     }),
   );
   // imaptest fetch-binary-mime-base64 part 2: white space around every line.
-  assert.equal(text(decodeBase64(bytes('  aGVs    \r\n bG8g  \r\n   d29y  \t \r\n    bGQ= \r\n\r\n'))), 'hello world');
+  assert.equal(
+    text(decodeBase64(bytes('  aGVs    \r\n bG8g  \r\n   d29y  \t \r\n    bGQ= \r\n\r\n'))),
+    'hello world',
+  );
 });
 
 /** An independent quoted-printable encoder (RFC 2045 §6.7 rules 1-5), lines ≤ 76, CRLF kept as breaks. */
@@ -80,7 +83,10 @@ test('quoted-printable: the robust-decoder rules of RFC 2045 §6.7 as Dovecot ap
   assert.equal(want.length, 65);
   // Goldens that Python's quopri gives too: hex pairs, "=" not before hex kept, a final soft break.
   assert.equal(text(decodeQuotedPrintable(bytes('caf=C3=A9 =3D=3d ok'))), 'caf\xc3\xa9 == ok');
-  assert.equal(text(decodeQuotedPrintable(bytes('end=4\r\n=ZZ =\r\n\tx\r\nlast='))), 'end=4\r\n=ZZ \tx\r\nlast');
+  assert.equal(
+    text(decodeQuotedPrintable(bytes('end=4\r\n=ZZ =\r\n\tx\r\nlast='))),
+    'end=4\r\n=ZZ \tx\r\nlast',
+  );
   // Bare LF line breaks are kept as LF.
   assert.equal(text(decodeQuotedPrintable(bytes('a=\nb\nc'))), 'ab\nc');
   // UTF-8 twin: jürgen and 日本 encoded octet by octet.

@@ -33,7 +33,10 @@ export function decodeBase64(body: Uint8Array): Uint8Array {
   // Buffer's decoder skips what is not in the alphabet and decodes an unpadded or cut-off tail as far
   // as it goes, which is what RFC 2045 §6.8 asks ("any characters outside the base64 alphabet are to
   // be ignored"). latin1 maps each octet to one character, so no octet is lost before the decoder.
-  const decoded = Buffer.from(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('latin1'), 'base64');
+  const decoded = Buffer.from(
+    Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('latin1'),
+    'base64',
+  );
   return new Uint8Array(decoded.buffer, decoded.byteOffset, decoded.byteLength);
 }
 
