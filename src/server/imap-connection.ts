@@ -29,7 +29,7 @@ import {
   formatUntaggedStatus,
 } from '../protocol/imap/format.ts';
 import type { SelectedView } from '../protocol/imap/selected.ts';
-import { ImapSession, type Effect, type ImapState } from '../protocol/imap/session.ts';
+import { ImapSession, type Effect } from '../protocol/imap/session.ts';
 import type { FolderEvent, ImapMailboxStore } from '../store/mailbox-store.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
 import type { Driver, DriverFactory } from './driver.ts';
@@ -37,7 +37,13 @@ import { AppendCommand } from './imap/append.ts';
 import { bad, no, ok, type Completion, type Enabled, type ImapContext } from './imap/context.ts';
 import * as mailboxes from './imap/mailboxes.ts';
 import * as messages from './imap/messages.ts';
-import { listenerMechanisms, plaintextAuthAllowed, SaslDrive, type SaslEvents, type SaslStep } from './sasl-drive.ts';
+import {
+  listenerMechanisms,
+  plaintextAuthAllowed,
+  SaslDrive,
+  type SaslEvents,
+  type SaslStep,
+} from './sasl-drive.ts';
 
 /** Above this many unfed bytes the socket is paused (literals stream through; commands are bounded). */
 export const IMAP_MAX_BUFFERED_BYTES = 256 * 1024;
@@ -54,7 +60,9 @@ export const imapDriver: DriverFactory = {
     formatUntaggedStatus(
       'BYE',
       { kind: 'UNAVAILABLE' },
-      reason === 'max-connections' ? 'Too many connections, try again later' : 'Too many connections from your address',
+      reason === 'max-connections'
+        ? 'Too many connections, try again later'
+        : 'Too many connections from your address',
     ),
   maxBufferedBytes: IMAP_MAX_BUFFERED_BYTES,
   events: { refused: Events.imapRefused, tlsFailed: Events.imapTlsFailed },
@@ -99,7 +107,8 @@ export class ImapConnection implements Driver {
     const mechanisms = listenerMechanisms(listener, deps.config);
     const plaintextAllowed = plaintextAuthAllowed(listener, shell.remoteIp);
     const imap = deps.config.imap;
-    this.appendLimitBytes = imap.appendLimitBytes > 0 ? imap.appendLimitBytes : deps.config.limits.maxMessageBytes;
+    this.appendLimitBytes =
+      imap.appendLimitBytes > 0 ? imap.appendLimitBytes : deps.config.limits.maxMessageBytes;
     this.session = new ImapSession({
       starttls: listener.tls === 'starttls' && deps.secureContext !== null,
       tlsActive: shell.tls !== null,
@@ -217,34 +226,47 @@ export class ImapConnection implements Driver {
   private context(): ImapContext {
     const user = this.user;
     if (user === null) throw new Error('IMAP context before login');
-    const self = this;
+    const saved = {
+      get: (): readonly number[] | null => this.savedResult,
+      set: (v: readonly number[] | null): void => {
+        this.savedResult = v;
+      },
+    };
     return {
       user,
       store: this.store,
       log: this.log,
       enabled: this.enabled,
-      nowMs: () => this.deps.clock.now(),
+      nowMs: () => this.deps.clock.nowMs(),
       view: this.view,
       write: (text) => {
         this.shell.write(text);
       },
       send: (data) => this.shell.send(data),
       get savedResult() {
-        return self.savedResult;
+        return saved.get();
       },
       set savedResult(v) {
-        self.savedResult = v;
+        saved.set(v);
       },
       appendLimitBytes: this.appendLimitBytes,
     };
   }
 
   /** Write a command's completion (after updates where allowed) and read on in its state. */
-  private complete(tag: string, c: Completion, updates: 'all' | 'no-expunge' | 'none' = 'all'): Promise<Effect[]> {
+  private complete(
+    tag: string,
+    c: Completion,
+    updates: 'all' | 'no-expunge' | 'none' = 'all',
+  ): Promise<Effect[]> {
     return this.completeAsync(tag, c, updates);
   }
 
-  private async completeAsync(tag: string, c: Completion, updates: 'all' | 'no-expunge' | 'none'): Promise<Effect[]> {
+  private async completeAsync(
+    tag: string,
+    c: Completion,
+    updates: 'all' | 'no-expunge' | 'none',
+  ): Promise<Effect[]> {
     if (updates !== 'none' && this.view !== null && c.state !== 'authenticated') {
       await this.sendUpdates(updates === 'all');
     }
@@ -279,7 +301,7 @@ export class ImapConnection implements Driver {
       case 'enable':
         return this.complete(tag, this.enable(command.capabilities), 'none');
       case 'unauthenticate':
-        await this.deselect();
+        this.deselect();
         this.releaseUser();
         return this.complete(tag, ok('UNAUTHENTICATE completed', null, 'not-authenticated'), 'none');
       case 'compress':
@@ -317,12 +339,22 @@ export class ImapConnection implements Driver {
       case 'select':
       case 'examine': {
         const hadView = this.view !== null;
-        await this.deselect();
-        if (hadView && this.enabled.qresync) ctx.write(formatUntaggedStatus('OK', { kind: 'CLOSED' }, 'Previous mailbox closed'));
+        this.deselect();
+        if (hadView && this.enabled.qresync)
+          ctx.write(formatUntaggedStatus('OK', { kind: 'CLOSED' }, 'Previous mailbox closed'));
         const r = await mailboxes.select(ctx, command);
         if (r.view !== null) this.selectView(r.view);
-        else return this.complete(tag, r.completion.status === 'OK' ? r.completion : { ...r.completion, state: 'authenticated' }, 'none');
-        this.log.event(Events.imapSelect, { folder: r.view.folder, readOnly: r.view.readOnly, exists: r.view.exists });
+        else
+          return this.complete(
+            tag,
+            r.completion.status === 'OK' ? r.completion : { ...r.completion, state: 'authenticated' },
+            'none',
+          );
+        this.log.event(Events.imapSelect, {
+          folder: r.view.folder,
+          readOnly: r.view.readOnly,
+          exists: r.view.exists,
+        });
         return this.complete(tag, r.completion, 'none');
       }
       case 'append': {
@@ -332,9 +364,14 @@ export class ImapConnection implements Driver {
       }
       case 'close':
       case 'unselect': {
-        if (command.kind === 'close' && this.view !== null && !this.view.readOnly) await messages.closeExpunge(ctx);
-        await this.deselect();
-        return this.complete(tag, ok(`${command.kind.toUpperCase()} completed`, null, 'authenticated'), 'none');
+        if (command.kind === 'close' && this.view !== null && !this.view.readOnly)
+          await messages.closeExpunge(ctx);
+        this.deselect();
+        return this.complete(
+          tag,
+          ok(`${command.kind.toUpperCase()} completed`, null, 'authenticated'),
+          'none',
+        );
       }
       case 'expunge':
         return this.complete(tag, await messages.expunge(ctx, command));
@@ -344,13 +381,18 @@ export class ImapConnection implements Driver {
         return this.complete(tag, await messages.store(ctx, command), command.uid ? 'all' : 'no-expunge');
       case 'copy':
       case 'move':
-        return this.complete(tag, await messages.copyOrMove(ctx, command), command.uid ? 'all' : 'no-expunge');
+        return this.complete(
+          tag,
+          await messages.copyOrMove(ctx, command),
+          command.uid ? 'all' : 'no-expunge',
+        );
       case 'search':
       case 'sort':
       case 'thread':
         return this.complete(tag, await messages.search(ctx, command), command.uid ? 'all' : 'no-expunge');
       default:
-        return assertNever(command);
+        // Every other kind was answered by the first switch.
+        return this.complete(tag, bad('Unexpected command'));
     }
   }
 
@@ -388,7 +430,7 @@ export class ImapConnection implements Driver {
     this.unwatch = this.store.watch(user, view.folder, (event: FolderEvent) => this.onFolderEvent(event));
   }
 
-  private async deselect(): Promise<void> {
+  private deselect(): void {
     this.unwatch?.();
     this.unwatch = null;
     this.view = null;
@@ -461,7 +503,8 @@ export class ImapConnection implements Driver {
     const result = await this.shell.startTls();
     const dropped = this.session.tlsStarted() + result.discardedBytes;
     // SECURITY: bytes sent after STARTTLS before the handshake are never read as commands.
-    if (dropped > 0) this.log.warn(Events.imapViolation, { what: 'bytes after STARTTLS discarded', bytes: dropped });
+    if (dropped > 0)
+      this.log.warn(Events.imapViolation, { what: 'bytes after STARTTLS discarded', bytes: dropped });
     if (!result.ok) return [];
     this.log.event(Events.imapTls, { ...result.tls });
     this.armIdleTimer();
@@ -514,7 +557,9 @@ export class ImapConnection implements Driver {
     this.user = user;
     await this.store.ensureDefaults(user);
     // RFC 9051 §7.1: the capabilities change at login; send them with the OK.
-    this.shell.write(formatTagged(tag, 'OK', { kind: 'CAPABILITY', capabilities: this.capabilities() }, 'Logged in'));
+    this.shell.write(
+      formatTagged(tag, 'OK', { kind: 'CAPABILITY', capabilities: this.capabilities() }, 'Logged in'),
+    );
     return this.session.resume('authenticated');
   }
 
@@ -533,12 +578,16 @@ export class ImapConnection implements Driver {
     const ctx = this.context();
     if (e.index === 0) this.append = new AppendCommand(e.mailbox);
     const append = this.append;
-    if (append === null) return this.session.refuseLiteral(e.tag, formatTagged(e.tag, 'BAD', null, 'APPEND out of order'));
+    if (append === null)
+      return this.session.refuseLiteral(e.tag, formatTagged(e.tag, 'BAD', null, 'APPEND out of order'));
     const refusal = await append.begin(ctx, e);
     if (refusal !== null) {
       this.append = null;
       await append.abort(ctx);
-      return this.session.refuseLiteral(e.tag, formatTagged(e.tag, refusal.status, refusal.code, refusal.text));
+      return this.session.refuseLiteral(
+        e.tag,
+        formatTagged(e.tag, refusal.status, refusal.code, refusal.text),
+      );
     }
     return this.session.acceptLiteral(e.sync);
   }

@@ -3,7 +3,16 @@ import { describe, test } from 'node:test';
 import { compilePattern, joinReference } from './list-match.ts';
 
 describe('LIST patterns (RFC 9051 §6.3.9)', () => {
-  const names = ['INBOX', 'INBOX/Sub', 'Sent', 'Archive', 'Archive/2024', 'Archive/2024/Q1', 'Entwürfe', '日本/東京'];
+  const names = [
+    'INBOX',
+    'INBOX/Sub',
+    'Sent',
+    'Archive',
+    'Archive/2024',
+    'Archive/2024/Q1',
+    'Entwürfe',
+    '日本/東京',
+  ];
   const match = (p: string): string[] => names.filter((n) => compilePattern(p, '/').test(n));
 
   test('* crosses the separator, % does not', () => {

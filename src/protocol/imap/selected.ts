@@ -15,7 +15,11 @@ import type { SequenceSet } from './syntax.ts';
 export interface ViewChanges {
   readonly highestModseq: number;
   /** Messages whose modseq rose (new ones included), UID order. */
-  readonly changed: readonly { readonly uid: number; readonly flags: readonly string[]; readonly modseq: number }[];
+  readonly changed: readonly {
+    readonly uid: number;
+    readonly flags: readonly string[];
+    readonly modseq: number;
+  }[];
   /** UIDs gone (expunged or moved away), ascending. */
   readonly vanished: readonly number[];
 }
@@ -97,7 +101,11 @@ export class SelectedView {
    * set names numbers (`*` the last; numbers beyond it are absent: the caller answers BAD when
    * `invalidSeq` is set).
    */
-  resolve(set: SequenceSet, uid: boolean, saved: readonly number[] | null): { uids: number[]; invalidSeq: boolean } {
+  resolve(
+    set: SequenceSet,
+    uid: boolean,
+    saved: readonly number[] | null,
+  ): { uids: number[]; invalidSeq: boolean } {
     if (set.kind === 'saved') {
       // SEARCHRES `$`: the saved UIDs that are still here.
       return { uids: (saved ?? []).filter((u) => this.seqOf(u) > 0), invalidSeq: false };

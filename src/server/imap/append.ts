@@ -56,7 +56,9 @@ export class AppendCommand {
       return bad('Invalid flag');
     }
     const folders = await ctx.store.folders(ctx.user);
-    const info = folders.find((f) => f.name === name || (f.name === 'INBOX' && name.toUpperCase() === 'INBOX'));
+    const info = folders.find(
+      (f) => f.name === name || (f.name === 'INBOX' && name.toUpperCase() === 'INBOX'),
+    );
     if (info === undefined || info.attributes.includes('\\NonExistent')) {
       return no('Mailbox does not exist', { kind: 'TRYCREATE' });
     }
@@ -125,7 +127,10 @@ export class AppendCommand {
     const stored = results.filter((r): r is { uidValidity: number; uid: number } => !('error' in r));
     const failed = results.find((r): r is { error: unknown } => 'error' in r);
     if (failed !== undefined) {
-      await this.undo(ctx, stored.map((r) => r.uid));
+      await this.undo(
+        ctx,
+        stored.map((r) => r.uid),
+      );
       if (failed.error instanceof MailboxError) return completionOf(failed.error, true);
       throw failed.error;
     }
@@ -146,7 +151,10 @@ export class AppendCommand {
     }
     const results = await Promise.all(this.pending.map((p) => p.result));
     const stored = results.filter((r): r is { uidValidity: number; uid: number } => !('error' in r));
-    await this.undo(ctx, stored.map((r) => r.uid));
+    await this.undo(
+      ctx,
+      stored.map((r) => r.uid),
+    );
   }
 
   private async undo(ctx: ImapContext, uids: number[]): Promise<void> {

@@ -6,11 +6,21 @@
 
 import { assertNever } from '../../core/assert-never.ts';
 import type { Logger } from '../../core/ports.ts';
+import type { ImapCommand } from '../../protocol/imap/command.ts';
 import { decodeMailboxName } from '../../protocol/imap/mailbox-name.ts';
 import type { ResponseCode, Status, WireOptions } from '../../protocol/imap/format.ts';
 import type { SelectedView } from '../../protocol/imap/selected.ts';
 import type { ImapState } from '../../protocol/imap/session.ts';
 import { MailboxError, type ImapMailboxStore } from '../../store/mailbox-store.ts';
+
+/** The AST member a command kind belongs to (several kinds share one shape, e.g. delete/subscribe). */
+export type CommandOf<K extends ImapCommand['kind']> = ImapCommand extends infer C
+  ? C extends { readonly kind: infer CK }
+    ? K extends CK
+      ? C
+      : never
+    : never
+  : never;
 
 export interface Completion {
   readonly status: Status;

@@ -37,12 +37,13 @@ import {
   no,
   ok,
   wire,
+  type CommandOf,
   type Completion,
   type ImapContext,
 } from './context.ts';
 import { folderStatus } from './status.ts';
 
-type Cmd<K extends ImapCommand['kind']> = ImapCommand & { readonly kind: K };
+type Cmd<K extends ImapCommand['kind']> = CommandOf<K>;
 
 const BAD_NAME = bad('Mailbox name is not valid in this client mode (modified UTF-7 or UTF-8)');
 
@@ -100,7 +101,9 @@ export async function list(ctx: ImapContext, cmd: Cmd<'list'> | Cmd<'lsub'>): Pr
     if (!matched) {
       // RECURSIVEMATCH: a parent is listed when one of its subscribed children matched (RFC 5258 §3.5).
       if (!(recursive && subscribedOnly)) continue;
-      const hasChild = rows.some((c) => c.name.startsWith(f.name + SEPARATOR) && matchesAny(c.name, compiled));
+      const hasChild = rows.some(
+        (c) => c.name.startsWith(f.name + SEPARATOR) && matchesAny(c.name, compiled),
+      );
       if (!hasChild) continue;
       childInfo = true;
     }
@@ -112,9 +115,20 @@ export async function list(ctx: ImapContext, cmd: Cmd<'list'> | Cmd<'lsub'>): Pr
     });
     if (lsub && f.attributes.includes('\\NonExistent')) attributes.push('\\Noselect');
     const extended = childInfo ? ['"CHILDINFO" ("SUBSCRIBED")'] : [];
-    const line = formatListResponse(lsub ? 'LSUB' : 'LIST', [...new Set(attributes)], SEPARATOR, f.name, w, extended);
+    const line = formatListResponse(
+      lsub ? 'LSUB' : 'LIST',
+      [...new Set(attributes)],
+      SEPARATOR,
+      f.name,
+      w,
+      extended,
+    );
     out.push(line);
-    if (returns?.status != null && !f.attributes.includes('\\Noselect') && !f.attributes.includes('\\NonExistent')) {
+    if (
+      returns?.status != null &&
+      !f.attributes.includes('\\Noselect') &&
+      !f.attributes.includes('\\NonExistent')
+    ) {
       const status = await statusLine(ctx, f.name, returns.status);
       if (status !== null) out.push(status);
     }
@@ -169,7 +183,10 @@ export async function rename(ctx: ImapContext, cmd: Cmd<'rename'>): Promise<Comp
   return ok('RENAME completed');
 }
 
-export async function subscription(ctx: ImapContext, cmd: Cmd<'subscribe'> | Cmd<'unsubscribe'>): Promise<Completion> {
+export async function subscription(
+  ctx: ImapContext,
+  cmd: Cmd<'subscribe'>,
+): Promise<Completion> {
   const name = mailboxArg(ctx, cmd.mailbox);
   if (name === null) return BAD_NAME;
   try {
@@ -182,7 +199,11 @@ export async function subscription(ctx: ImapContext, cmd: Cmd<'subscribe'> | Cmd
 }
 
 /** The STATUS response for one folder, or null when it cannot be read (LIST-STATUS skips it). */
-async function statusLine(ctx: ImapContext, name: string, items: readonly StatusItem[]): Promise<string | null> {
+async function statusLine(
+  ctx: ImapContext,
+  name: string,
+  items: readonly StatusItem[],
+): Promise<string | null> {
   let s;
   try {
     s = await folderStatus(ctx.store, ctx.user, name);
@@ -247,7 +268,10 @@ export async function status(ctx: ImapContext, cmd: Cmd<'status'>): Promise<Comp
 }
 
 /** QUOTA (RFC 9208): one root per user, "" ; limits come later from the directory. */
-export async function quota(ctx: ImapContext, cmd: Cmd<'getquota'> | Cmd<'getquotaroot'> | Cmd<'setquota'>): Promise<Completion> {
+export async function quota(
+  ctx: ImapContext,
+  cmd: Cmd<'getquota'> | Cmd<'getquotaroot'> | Cmd<'setquota'>,
+): Promise<Completion> {
   if (cmd.kind === 'setquota') return no('Quotas are set by the administrator', { kind: 'NOPERM' });
   if (cmd.kind === 'getquotaroot') {
     const name = mailboxArg(ctx, cmd.mailbox);
@@ -271,7 +295,7 @@ export async function quota(ctx: ImapContext, cmd: Cmd<'getquota'> | Cmd<'getquo
 /** SELECT / EXAMINE: the new view, or a Completion to answer (the old selection is gone either way). */
 export async function select(
   ctx: ImapContext,
-  cmd: Cmd<'select'> | Cmd<'examine'>,
+  cmd: Cmd<'select'>,
 ): Promise<{ view: SelectedView | null; completion: Completion }> {
   const name = mailboxArg(ctx, cmd.mailbox);
   if (name === null) return { view: null, completion: BAD_NAME };
@@ -290,7 +314,13 @@ export async function select(
     return { view: null, completion: completionOf(err) };
   }
   const readOnly = cmd.kind === 'examine';
-  const view = new SelectedView(s.name, changes.uidValidity, readOnly, changes.changed, changes.highestModseq);
+  const view = new SelectedView(
+    s.name,
+    changes.uidValidity,
+    readOnly,
+    changes.changed,
+    changes.highestModseq,
+  );
   const w = wire(ctx);
   const flags = [...SYSTEM_FLAGS, ...keywords];
   ctx.write(formatUntagged(`${view.exists} EXISTS`));
@@ -299,7 +329,10 @@ export async function select(
   ctx.write(
     formatUntaggedStatus(
       'OK',
-      { kind: 'PERMANENTFLAGS', flags: readOnly ? [] : [...PERMANENT_FLAGS.filter((f) => f !== '\\*'), ...keywords, '\\*'] },
+      {
+        kind: 'PERMANENTFLAGS',
+        flags: readOnly ? [] : [...PERMANENT_FLAGS.filter((f) => f !== '\\*'), ...keywords, '\\*'],
+      },
       readOnly ? 'Read-only mailbox' : 'Flags permitted',
     ),
   );
@@ -309,7 +342,9 @@ export async function select(
     const seq = view.seqOf(s.firstUnseenUid);
     if (seq > 0) ctx.write(formatUntaggedStatus('OK', { kind: 'UNSEEN', value: seq }, 'First unseen'));
   }
-  ctx.write(formatUntaggedStatus('OK', { kind: 'HIGHESTMODSEQ', value: BigInt(view.highestModseq) }, 'Highest'));
+  ctx.write(
+    formatUntaggedStatus('OK', { kind: 'HIGHESTMODSEQ', value: BigInt(view.highestModseq) }, 'Highest'),
+  );
   ctx.write(formatUntaggedStatus('OK', { kind: 'MAILBOXID', id: s.mailboxId }, 'Ok'));
   if (ctx.enabled.imap4rev2) {
     ctx.write(formatListResponse('LIST', [], SEPARATOR, s.name, w));
@@ -322,7 +357,12 @@ export async function select(
 }
 
 /** QRESYNC's SELECT: what vanished and what changed since the client's modseq (RFC 7162 §3.2.5). */
-async function resync(ctx: ImapContext, view: SelectedView, modSeq: bigint, known: SequenceSet | null): Promise<void> {
+async function resync(
+  ctx: ImapContext,
+  view: SelectedView,
+  modSeq: bigint,
+  known: SequenceSet | null,
+): Promise<void> {
   const since = Number(modSeq);
   const changes = await ctx.store.changesSince(ctx.user, view.folder, since);
   let vanished = changes.vanished;
@@ -339,6 +379,8 @@ async function resync(ctx: ImapContext, view: SelectedView, modSeq: bigint, know
   for (const m of changes.changed) {
     const seq = view.seqOf(m.uid);
     if (seq === 0) continue;
-    ctx.write(formatUntagged(`${seq} FETCH (UID ${m.uid} FLAGS ${formatFlagList(m.flags)} MODSEQ (${m.modseq}))`));
+    ctx.write(
+      formatUntagged(`${seq} FETCH (UID ${m.uid} FLAGS ${formatFlagList(m.flags)} MODSEQ (${m.modseq}))`),
+    );
   }
 }

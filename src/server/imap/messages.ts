@@ -9,12 +9,21 @@ import { formatFlagList, formatUntagged, formatUntaggedStatus } from '../../prot
 import type { SelectedView } from '../../protocol/imap/selected.ts';
 import type { SequenceSet } from '../../protocol/imap/syntax.ts';
 import { MailboxError, normalizeFlags } from '../../store/mailbox-store.ts';
-import { bad, completionOf, mailboxArg, no, ok, type Completion, type ImapContext } from './context.ts';
+import {
+  bad,
+  completionOf,
+  mailboxArg,
+  no,
+  ok,
+  type CommandOf,
+  type Completion,
+  type ImapContext,
+} from './context.ts';
 
 export { fetch } from './fetch.ts';
 export { search } from './search.ts';
 
-type Cmd<K extends ImapCommand['kind']> = ImapCommand & { readonly kind: K };
+type Cmd<K extends ImapCommand['kind']> = CommandOf<K>;
 
 /** The view, or the NO every selected-state command gives without one (cannot happen: the session checks). */
 export function selectedView(ctx: ImapContext): SelectedView {
@@ -47,7 +56,13 @@ export async function store(ctx: ImapContext, cmd: Cmd<'store'>): Promise<Comple
   if (cmd.unchangedSince !== null) ctx.enabled.condstore = true;
   const live = uids.filter((u) => !view.isPendingExpunge(u));
   const unchangedSince = cmd.unchangedSince === null ? undefined : Number(cmd.unchangedSince);
-  const result = await ctx.store.storeFlags(ctx.user, view.folder, live, { mode: cmd.mode, flags }, unchangedSince);
+  const result = await ctx.store.storeFlags(
+    ctx.user,
+    view.folder,
+    live,
+    { mode: cmd.mode, flags },
+    unchangedSince,
+  );
   const condstore = ctx.enabled.condstore;
   for (const m of result.messages) {
     const seq = view.seqOf(m.uid);
@@ -62,13 +77,15 @@ export async function store(ctx: ImapContext, cmd: Cmd<'store'>): Promise<Comple
   }
   // Messages expunged meanwhile cannot be changed (RFC 9051 §7.5.1): the STORE still succeeds for the rest.
   if (result.modified.length > 0) {
-    const numbers = cmd.uid ? result.modified : result.modified.map((u) => view.seqOf(u)).filter((n) => n > 0);
+    const numbers = cmd.uid
+      ? result.modified
+      : result.modified.map((u) => view.seqOf(u)).filter((n) => n > 0);
     return ok('Conditional STORE failed for some messages', { kind: 'MODIFIED', numbers });
   }
   return ok('STORE completed');
 }
 
-export async function copyOrMove(ctx: ImapContext, cmd: Cmd<'copy'> | Cmd<'move'>): Promise<Completion> {
+export async function copyOrMove(ctx: ImapContext, cmd: Cmd<'copy'>): Promise<Completion> {
   const view = selectedView(ctx);
   const move = cmd.kind === 'move';
   if (move && view.readOnly) return no('Mailbox is read-only', { kind: 'READ-ONLY' });
@@ -109,7 +126,11 @@ export async function copyOrMove(ctx: ImapContext, cmd: Cmd<'copy'> | Cmd<'move'
 }
 
 /** The UIDs of messages marked \Deleted now, among `within` when given. */
-async function deletedUids(ctx: ImapContext, view: SelectedView, within: readonly number[] | null): Promise<number[]> {
+async function deletedUids(
+  ctx: ImapContext,
+  view: SelectedView,
+  within: readonly number[] | null,
+): Promise<number[]> {
   const all = await ctx.store.changesSince(ctx.user, view.folder, 0);
   const allowed = within === null ? null : new Set(within);
   return all.changed
@@ -143,4 +164,3 @@ export async function closeExpunge(ctx: ImapContext): Promise<void> {
     ctx.log.event('imap.expunge', { folder: view.folder, expunged: removed.length, close: true });
   }
 }
-

@@ -18,7 +18,11 @@ export interface FolderCounts {
 }
 
 /** Throws MailboxError('nonexistent' | 'noselect') as the store does. */
-export async function folderStatus(store: ImapMailboxStore, user: string, folder: string): Promise<FolderCounts> {
+export async function folderStatus(
+  store: ImapMailboxStore,
+  user: string,
+  folder: string,
+): Promise<FolderCounts> {
   const name = normalizeMailboxName(folder);
   const changes = await store.changesSince(user, name, 0);
   const status = await store.status(user, name);
