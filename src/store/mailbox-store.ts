@@ -277,6 +277,11 @@ export interface FolderInfo {
   readonly attributes: readonly string[];
   readonly specialUse: SpecialUse | null;
   readonly subscribed: boolean;
+  /**
+   * RFC 8474 MAILBOXID: kept across RENAME, never reused (a folder deleted and created again gets a new
+   * one). Null for a name listed only because it has children and no folder of its own.
+   */
+  readonly mailboxId: string | null;
 }
 
 export interface FlagChange {
@@ -328,6 +333,18 @@ export interface MessageMeta extends MessageFlags {
 export interface ByteRange {
   readonly start: number;
   readonly end: number;
+}
+
+/** What SELECT and STATUS report of a folder, read together (RFC 9051 §6.3.1, §6.3.11; RFC 8438, 8474). */
+export interface FolderStatus extends MailboxStatus {
+  /** Messages without \Seen (STATUS UNSEEN). */
+  readonly unseen: number;
+  /** Messages with \Deleted (STATUS DELETED, RFC 9051 §6.3.11). */
+  readonly deleted: number;
+  /** The lowest UID without \Seen (SELECT's OK [UNSEEN n] once mapped to a number), or null when all are seen. */
+  readonly firstUnseenUid: number | null;
+  /** RFC 8474 MAILBOXID. */
+  readonly mailboxId: string;
 }
 
 export interface CopyResult {
@@ -390,7 +407,10 @@ export interface ImapMailboxStore extends MailboxStore {
   ): Promise<StoreFlagsResult>;
   /** APPEND: durable before it resolves. The folder must exist ('nonexistent' means [TRYCREATE]). */
   append(user: string, folder: string, req: AppendRequest): Promise<{ uidValidity: number; uid: number }>;
-  /** COPY: flags and internal dates kept, bodies shared, not copied. */
+  /**
+   * COPY: flags, internal dates, EMAILIDs and structures kept, bodies shared, not copied; the copies'
+   * save date is now.
+   */
   copy(user: string, from: string, uids: readonly number[], to: string): Promise<CopyResult>;
   /** MOVE: copy and expunge in one durable transaction (RFC 6851). */
   move(user: string, from: string, uids: readonly number[], to: string): Promise<CopyResult>;
@@ -405,4 +425,6 @@ export interface ImapMailboxStore extends MailboxStore {
   setStructure(user: string, folder: string, uid: number, structure: string): Promise<void>;
   /** Only the bytes of `range` of one message (FETCH BODY[section]<partial>), or null when it is gone. */
   openRange(user: string, folder: string, uid: number, range: ByteRange): Promise<StoredMessage | null>;
+  /** The counts SELECT and STATUS need, read together; 'nonexistent' or 'noselect' as messages(). */
+  folderStatus(user: string, folder: string): Promise<FolderStatus>;
 }
