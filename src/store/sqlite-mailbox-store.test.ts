@@ -378,7 +378,8 @@ describe('SqliteMailboxStore specifics', () => {
 
 runImapMailboxStoreContract('sqlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
-  const options: SqliteMailboxStoreOptions = { dir, clock: { nowMs: () => T0 } };
+  let nowMs = T0;
+  const options: SqliteMailboxStoreOptions = { dir, clock: { nowMs: () => nowMs } };
   let store = await SqliteMailboxStore.open(options);
   return {
     get store() {
@@ -390,6 +391,9 @@ runImapMailboxStoreContract('sqlite', async () => {
       return store;
     },
     openOther: () => SqliteMailboxStore.open(options),
+    setNowMs(ms) {
+      nowMs = ms;
+    },
     async cleanup() {
       await store.close();
       await rm(dir, { recursive: true, force: true });

@@ -258,19 +258,19 @@ export const MIGRATIONS = [
    ALTER TABLE messages ADD COLUMN email_id TEXT NOT NULL DEFAULT '';
    UPDATE messages SET save_date_ms = internal_date_ms, email_id = CASE
        WHEN blob_id IS NOT NULL THEN 'B' || blob_id
-       WHEN body_file IS NOT NULL THEN 'F' || replace(replace(body_file, '/', '_'), '', '_')
+       WHEN body_file IS NOT NULL THEN 'F' || replace(body_file, '/', '_')
        ELSE 'R' || rowid END;
    ALTER TABLE mailboxes ADD COLUMN objectid TEXT NOT NULL DEFAULT '';
    UPDATE mailboxes SET objectid = 'U' || uidvalidity || '-' || id;
    CREATE UNIQUE INDEX mailboxes_objectid ON mailboxes (objectid);
    CREATE INDEX messages_email_id ON messages (email_id);
-   CREATE INDEX messages_unseen ON messages (mailbox_id, uid) WHERE instr(lower(flags), '"\seen"') = 0;
-   CREATE INDEX messages_deleted ON messages (mailbox_id, uid) WHERE instr(lower(flags), '"\deleted"') > 0;`,
+   CREATE INDEX messages_unseen ON messages (mailbox_id, uid) WHERE instr(lower(flags), '"\\seen"') = 0;
+   CREATE INDEX messages_deleted ON messages (mailbox_id, uid) WHERE instr(lower(flags), '"\\deleted"') > 0;`,
 ];
 
 // The terms of schema step 4's partial indexes, written the same way so the planner uses them.
-const UNSEEN = String.raw`instr(lower(flags), '"\seen"') = 0`;
-const DELETED = String.raw`instr(lower(flags), '"\deleted"') > 0`;
+const UNSEEN = String.raw`instr(lower(flags), '"\\seen"') = 0`;
+const DELETED = String.raw`instr(lower(flags), '"\\deleted"') > 0`;
 
 /** The CLI id of a message: its UID in INBOX, "<mailbox>/<uid>" in any other mailbox. */
 export function messageId(mailbox: string, uid: number): string {
