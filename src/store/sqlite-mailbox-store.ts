@@ -269,8 +269,10 @@ export const MIGRATIONS = [
 ];
 
 // The terms of schema step 4's partial indexes, written the same way so the planner uses them.
-const UNSEEN = String.raw`instr(lower(flags), '"\\seen"') = 0`;
-const DELETED = String.raw`instr(lower(flags), '"\\deleted"') > 0`;
+/** Exported for the query-plan test only. */
+export const UNSEEN = String.raw`instr(lower(flags), '"\\seen"') = 0`;
+/** Exported for the query-plan test only. */
+export const DELETED = String.raw`instr(lower(flags), '"\\deleted"') > 0`;
 
 /** The CLI id of a message: its UID in INBOX, "<mailbox>/<uid>" in any other mailbox. */
 export function messageId(mailbox: string, uid: number): string {
