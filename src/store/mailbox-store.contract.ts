@@ -5,6 +5,11 @@
 // retrieval: status and snapshot counters, UIDLs (RFC 1939 §7) stable across restarts, reads by UID with
 // the size up front, and expunge (exactly the named UIDs, durable, UIDs never reused, modseq raised),
 // each with UTF-8 owners (RFC 6531 addresses) beside ASCII ones.
+// The IMAP side: folders, flags, APPEND/COPY/MOVE, changesSince, the change feed, quotas, and what FETCH,
+// SEARCH and SELECT read: messages() (RFC 8514 save dates, RFC 8474 EMAILIDs shared by copies and kept by
+// MOVE, structures kept through both), setStructure(), openRange() of BLOB and file bodies with clamps,
+// folderStatus() counts after flag changes and expunges, MAILBOXIDs kept across RENAME, with UTF-8 folder
+// names beside ASCII ones.
 // Not here: where bytes live (files vs BLOBs), when body storage is reclaimed: each implementation's own
 // test.
 

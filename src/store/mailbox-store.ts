@@ -16,7 +16,10 @@
 // so a name reused after a delete, or a rename, never shows a client an old UIDVALIDITY with new UIDs.
 // Flag changes, APPEND, COPY and MOVE each raise the folder's modseq by one; changesSince() serves
 // CONDSTORE/QRESYNC; watch() is the change feed (in-process after each durable commit, other processes
-// by a poll). Not yet: pruning of old expunged UIDs (then changesSince must say how far back it knows).
+// by a poll). For FETCH/SEARCH/SELECT: messages() (flags, sizes, dates, RFC 8514 save date, RFC 8474
+// EMAILID, the stored MIME structure) without reading bodies, openRange() for partial FETCH, and
+// folderStatus() with the counts SELECT and STATUS report. Not yet: pruning of old expunged UIDs (then
+// changesSince must say how far back it knows), THREADID.
 
 import { assertNever } from '../core/assert-never.ts';
 
@@ -421,9 +424,17 @@ export interface ImapMailboxStore extends MailboxStore {
   quota(user: string): Promise<QuotaUsage>;
   /** Metadata of these UIDs (those that exist), UID order; 'all' for the whole folder. */
   messages(user: string, folder: string, uids: readonly number[] | 'all'): Promise<MessageMeta[]>;
-  /** Keep a structure found later for a message stored without one (not a change: no new modseq). */
+  /**
+   * Keep a structure found later for a message stored without one (not a change: no new modseq, no
+   * event). Copies sharing its EMAILID (the same bytes) that have none get it too. A UID that is gone is
+   * skipped; a missing folder is 'nonexistent'.
+   */
   setStructure(user: string, folder: string, uid: number, structure: string): Promise<void>;
-  /** Only the bytes of `range` of one message (FETCH BODY[section]<partial>), or null when it is gone. */
+  /**
+   * Only the bytes of `range` of one message (FETCH BODY[section]<partial>), or null when it (or its
+   * folder) is gone. The range is clamped to the message: sizeBytes is what content yields, 0 for a range
+   * past the end. Opened and then expunged, it still reads whole, as openMessage().
+   */
   openRange(user: string, folder: string, uid: number, range: ByteRange): Promise<StoredMessage | null>;
   /** The counts SELECT and STATUS need, read together; 'nonexistent' or 'noselect' as messages(). */
   folderStatus(user: string, folder: string): Promise<FolderStatus>;

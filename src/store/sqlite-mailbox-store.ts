@@ -28,8 +28,22 @@
 // The change feed fires after each durable commit of this process; commits of another process (the CLI)
 // are found by polling PRAGMA data_version every changePollMs (50 ms) while anybody watches.
 //
+// IMAP reading (schema step 4): each message row keeps its MIME structure (opaque text the caller
+// scanned as the store read the content, protocol/mime/codec.ts; the store never parses it), its save
+// date (RFC 8514 SAVEDATE: delivery, APPEND, COPY and MOVE set it from the clock) and its EMAILID
+// (RFC 8474 §5.1), which COPY and MOVE carry, so every copy of one stored message shares it; each folder
+// row has a MAILBOXID (RFC 8474 §4.1) that stays with the row through RENAME and is never handed out
+// again. messages() is one statement (the UIDs go in as one JSON array and are looked up by key);
+// openRange() (RFC 9051 §6.4.5 partial FETCH) reads only the range: substr() of the BLOB, or positioned
+// reads of the file. STATUS UNSEEN/DELETED (RFC 9051 §6.3.11) and SELECT's first unseen come from two
+// partial indexes that hold only the unseen and only the \Deleted messages, not from counters: the flags
+// column stays the one truth (a counter would have to be kept right by every STORE, COPY, MOVE,
+// EXPUNGE, RENAME and DELETE, and a drifted one would be wrong for good), and the cost is a range of the
+// unseen messages alone: 0.5 ms for a folder of 10,000 unseen, 0.02 ms with 20 unseen.
+//
 // Deliberately not here: quota limits (the directory's, later), pruning old delivery keys and old
-// expunged UIDs, a sweep of blobs/ for files a crash left between their rename and the delivery's commit.
+// expunged UIDs, a sweep of blobs/ for files a crash left between their rename and the delivery's commit,
+// threading (THREADID is null: FETCH answers NIL, RFC 8474 §5.2 allows it).
 
 import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
