@@ -90,6 +90,7 @@ export async function list(ctx: ImapContext, cmd: Cmd<'list'> | Cmd<'lsub'>): Pr
           attributes: ['\\NonExistent', '\\Noselect'],
           specialUse: null,
           subscribed: true,
+          mailboxId: null,
         },
     );
   }
@@ -183,10 +184,7 @@ export async function rename(ctx: ImapContext, cmd: Cmd<'rename'>): Promise<Comp
   return ok('RENAME completed');
 }
 
-export async function subscription(
-  ctx: ImapContext,
-  cmd: Cmd<'subscribe'>,
-): Promise<Completion> {
+export async function subscription(ctx: ImapContext, cmd: Cmd<'subscribe'>): Promise<Completion> {
   const name = mailboxArg(ctx, cmd.mailbox);
   if (name === null) return BAD_NAME;
   try {
