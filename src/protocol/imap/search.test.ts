@@ -22,7 +22,7 @@ const DAY = 86_400_000;
 function program(criteria: string): SearchProgram {
   const cmd = parseOne(`a SEARCH ${criteria}`);
   assert.equal(cmd.kind, 'search');
-  return (cmd as Extract<typeof cmd, { kind: 'search' }>).program;
+  return cmd.program;
 }
 
 function key(criteria: string): SearchKey {
@@ -306,6 +306,15 @@ describe('SEARCH BODY and TEXT', () => {
     assert.deepEqual(search('TEXT "plain body"'), [1]);
     assert.deepEqual(search('TEXT "x-tag: two"'), [2]);
     assert.deepEqual(search('TEXT "MÜLLER"'), [2]);
+  });
+});
+
+describe('SEARCH without a stored structure', () => {
+  it('BODY scans the raw message; header keys read the raw header', () => {
+    const m = { ...box[3]!, structure: null };
+    assert.equal(matches(key('BODY "café crème"'), m, ctx), true);
+    assert.equal(matches(key('FROM dave'), m, ctx), true);
+    assert.equal(matches(key('FROM dave'), { ...m, raw: null }, ctx), false);
   });
 });
 

@@ -16,7 +16,7 @@
 import { assertNever } from '../../core/assert-never.ts';
 import { decodeEncodedWords, parseHeaderBlock, type HeaderField } from '../headers.ts';
 import { decodeTransfer } from '../mime/preview.ts';
-import type { EnvelopeFields, MessageStructure, MimePart } from '../mime/structure.ts';
+import { scanMessage, type EnvelopeFields, type MessageStructure, type MimePart } from '../mime/structure.ts';
 import { casemapKey } from './collation.ts';
 import type { SearchKey, SearchReturnOption } from './command.ts';
 import { parseSentDate } from './message-fields.ts';
@@ -208,9 +208,10 @@ class MessageView {
   /** The body's decoded text, its key under i;unicode-casemap. */
   bodyKey(): string {
     if (this.bodyText === null) {
-      const s = this.m.structure;
-      this.bodyText =
-        s === null || this.m.raw === null ? '' : casemapKey(partText(s.root, this.m.raw, false));
+      const raw = this.m.raw;
+      // A message stored without a structure is scanned here (pure, one pass) rather than not searched.
+      const s = raw === null ? null : (this.m.structure ?? scanMessage(raw));
+      this.bodyText = s === null || raw === null ? '' : casemapKey(partText(s.root, raw, false));
     }
     return this.bodyText;
   }

@@ -12,7 +12,7 @@ import { parseOne } from './test-support.ts';
 function criteria(text: string): readonly SortCriterion[] {
   const cmd = parseOne(`a SORT (${text}) UTF-8 ALL`);
   assert.equal(cmd.kind, 'sort');
-  return (cmd as Extract<typeof cmd, { kind: 'sort' }>).criteria;
+  return cmd.criteria;
 }
 
 function message(seq: number, header: string, sizeBytes = 100, internalDateMs = seq * 1000): SortMessage {

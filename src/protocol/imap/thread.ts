@@ -123,10 +123,27 @@ function unlink(child: Container): void {
   child.parent = null;
 }
 
-/** Would making `child` a child of `parent` close a loop (child is parent or one of its ancestors)? */
+/**
+ * Would making `child` a child of `parent` close a loop (child is parent or one of its ancestors)? Two
+ * walks in step, up from the parent and breadth-first down from the child, and the first to finish
+ * answers: a new message's container has no replies yet, so a long reply chain costs O(1) per link
+ * rather than its depth (which made a 10,000-message chain quadratic).
+ */
 function wouldLoop(parent: Container, child: Container): boolean {
-  for (let p: Container | null = parent; p !== null; p = p.parent) if (p === child) return true;
-  return false;
+  if (parent === child) return true;
+  let up = parent.parent;
+  const down = [child];
+  for (let i = 0; ; i++) {
+    if (up === null) return false;
+    if (up === child) return true;
+    up = up.parent;
+    const c = down[i];
+    if (c === undefined) return false;
+    for (const k of c.children) {
+      if (k === parent) return true;
+      down.push(k);
+    }
+  }
 }
 
 /** The message a container sorts and groups by: its own, or for a dummy its first child's. */
