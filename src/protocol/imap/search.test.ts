@@ -12,6 +12,7 @@ import {
   matches,
   searchCharsets,
   searchNeeds,
+  usesModseq,
   type SearchContext,
   type SearchMessage,
 } from './search.ts';
@@ -349,6 +350,14 @@ describe('searchNeeds', () => {
   });
 });
 
+describe('usesModseq', () => {
+  it('finds MODSEQ at any depth (RFC 7162 §3.1.5)', () => {
+    assert.equal(usesModseq(key('SEEN')), false);
+    assert.equal(usesModseq(key('MODSEQ 5')), true);
+    assert.equal(usesModseq(key('SEEN OR FLAGGED NOT (UID 1 MODSEQ 5)')), true);
+  });
+});
+
 describe('CHARSET', () => {
   it('UTF-8 and US-ASCII (any case) or none; others are for BADCHARSET', () => {
     assert.deepEqual([...searchCharsets], ['UTF-8', 'US-ASCII']);
@@ -396,7 +405,12 @@ describe('ESEARCH results', () => {
     assert.deepEqual(esearchResults(seqs, uids, ['SAVE', 'MIN'], false).saved, [10]);
     assert.deepEqual(esearchResults(seqs, uids, ['SAVE', 'MIN', 'MAX'], false).saved, [10, 50]);
     assert.deepEqual(esearchResults([3], [30], ['SAVE', 'MIN', 'MAX'], false).saved, [30]);
+    assert.deepEqual(esearchResults(seqs, uids, ['SAVE', 'MAX'], false).saved, [50]);
+    assert.deepEqual(esearchResults([3], [30], ['SAVE', 'MAX'], false).saved, [30]);
     assert.deepEqual(esearchResults(seqs, uids, ['SAVE', 'COUNT'], false).saved, uids);
+    assert.deepEqual(esearchResults(seqs, uids, ['SAVE', 'MIN', 'COUNT'], false).saved, uids);
+    assert.deepEqual(esearchResults(seqs, uids, ['SAVE', 'MIN', 'ALL'], false).saved, uids);
+    assert.deepEqual(esearchResults([5, 3, 1], [50, 30, 10], ['SAVE', 'MIN'], true).saved, [50]);
     assert.deepEqual(esearchResults([], [], ['SAVE', 'MIN'], false).saved, []);
   });
 

@@ -86,6 +86,39 @@ export function searchNeeds(key: SearchKey): SearchNeeds {
   }
 }
 
+/**
+ * Does the key use MODSEQ anywhere? Then SEARCH and SORT answer with the highest modseq of the messages
+ * found ("(MODSEQ n)", ESEARCH "MODSEQ n"), and the session has CONDSTORE enabled (RFC 7162 §3.1.5).
+ */
+export function usesModseq(key: SearchKey): boolean {
+  switch (key.kind) {
+    case 'modseq':
+      return true;
+    case 'and':
+      return key.keys.some(usesModseq);
+    case 'or':
+      return usesModseq(key.left) || usesModseq(key.right);
+    case 'not':
+      return usesModseq(key.key);
+    case 'all':
+    case 'flag':
+    case 'header':
+    case 'body':
+    case 'text':
+    case 'date':
+    case 'size':
+    case 'sequence':
+    case 'uid':
+    case 'age':
+    case 'savedatesupported':
+    case 'emailid':
+    case 'threadid':
+      return false;
+    default:
+      return assertNever(key);
+  }
+}
+
 /** One message as SEARCH sees it. */
 export interface SearchMessage {
   readonly seq: number;
@@ -381,8 +414,9 @@ export type EsearchResult = readonly ['MIN' | 'MAX' | 'COUNT', number] | readonl
 
 /**
  * The ESEARCH/ESORT result items (RFC 4731 §3.1, RFC 5267 §3.2) for the matching numbers (sequence numbers
- * or UIDs, ascending for SEARCH, in sort order for SORT), and what SAVE keeps (RFC 5182 §2.4: MIN and/or
- * MAX alone when asked with SAVE, else everything) as UIDs. `uids` runs parallel to `numbers`.
+ * or UIDs, ascending for SEARCH, in sort order for SORT), and what SAVE keeps (RFC 5182 §2.4: only the
+ * MIN and/or MAX message when those are all that was asked besides SAVE, else everything) as UIDs, in
+ * ascending order. `uids` runs parallel to `numbers`.
  * RETURN () means ALL. MIN/MAX/ALL are left out when nothing matched; COUNT 0 is not.
  * `emit` is false when SAVE is the only option: then no ESEARCH response is sent (RFC 5182 §2.1).
  */
@@ -417,11 +451,13 @@ export function esearchResults(
   if (has('COUNT')) items.push(['COUNT', numbers.length]);
   let saved: number[] | null = null;
   if (has('SAVE')) {
-    if (has('MIN') || has('MAX')) {
-      saved = [];
-      if (has('MIN') && minAt >= 0) saved.push(uids[minAt]!);
-      if (has('MAX') && maxAt >= 0 && maxAt !== minAt) saved.push(uids[maxAt]!);
-      saved.sort((a, b) => a - b);
+    // MIN/MAX narrow what is saved only when no option asks for the whole result (as Dovecot reads
+    // RFC 5182 §2.4: SAVE with MIN and COUNT keeps everything).
+    if ((has('MIN') || has('MAX')) && !has('ALL') && !has('COUNT')) {
+      const at = new Set<number>();
+      if (has('MIN') && minAt >= 0) at.add(minAt);
+      if (has('MAX') && maxAt >= 0) at.add(maxAt);
+      saved = [...at].map((i) => uids[i]!).sort((a, b) => a - b);
     } else saved = [...uids];
   }
   const emit = !(opts.length === 1 && opts[0] === 'SAVE');
