@@ -3,10 +3,10 @@
 // (NFKD, RFC 5051 §2), so "Jürgen", "JÜRGEN" and "jürgen" are equal and "ﬁ" equals "fi". Substring
 // matching ("contains", RFC 5051 §2 "substring") and ordering (code point order of the keys) both work on
 // the key.
-// XXX: JavaScript has no simple titlecase mapping; upper then lower case of a single character, kept only
-// when each step maps one code point to one code point, is the same as titlecase-then-fold for every
-// character where it matters to matching (ß, the final sigma and the Cherokee letters stay as they are
-// instead of expanding). Keys are compared, never shown.
+// XXX: JavaScript has no simple titlecase mapping. The upper case of a single character, kept only when
+// it is a single character too, is the simple titlecase for every character outside the few digraphs
+// (ǅ, ǈ, ǋ, ǲ), and those decompose under NFKD before mapping. So ß stays ß (its upper case is "SS"),
+// ß and ẞ differ, σ, ς and Σ are equal, and keys sort the way the RFC's do (letters before "_").
 // PURE and total. Deliberately not here: the i;ascii-casemap or i;octet collations (COMPARATOR,
 // RFC 5255, is not offered), and diacritic-insensitive matching ("jurgen" does not match "Jürgen").
 
@@ -16,9 +16,7 @@ function mapChar(ch: string): string {
   let mapped = cache.get(ch);
   if (mapped === undefined) {
     const upper = ch.toUpperCase();
-    const u = upper.length === ch.length || [...upper].length === 1 ? upper : ch;
-    const lower = u.toLowerCase();
-    mapped = [...lower].length === 1 ? lower : u;
+    mapped = [...upper].length === 1 ? upper : ch;
     // The alphabet of mail is large but finite; the cap keeps a hostile message from growing it forever.
     if (cache.size < 65536) cache.set(ch, mapped);
   }
@@ -27,8 +25,8 @@ function mapChar(ch: string): string {
 
 /** The comparison key of `s` under i;unicode-casemap. */
 export function casemapKey(s: string): string {
-  // ASCII only: a plain lower-casing is the whole mapping, and it is by far the common case.
-  if (/^[\x00-\x7f]*$/.test(s)) return s.toLowerCase();
+  // ASCII only: upper-casing is the whole mapping, and it is by far the common case.
+  if (/^[\x00-\x7f]*$/.test(s)) return s.toUpperCase();
   let out = '';
   for (const ch of s.normalize('NFKD')) out += mapChar(ch);
   // Case mapping can produce characters that decompose further (compatibility forms of capitals).

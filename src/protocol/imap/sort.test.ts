@@ -143,10 +143,12 @@ describe('SORT', () => {
 
 describe('i;unicode-casemap (RFC 5051)', () => {
   it('folds case and decomposes; ASCII and UTF-8 twins', () => {
-    assert.equal(casemapKey('Hello'), 'hello');
+    assert.equal(casemapKey('Hello'), 'HELLO');
     assert.equal(casemapKey('JÜRGEN'), casemapKey('jürgen'));
-    assert.equal(casemapKey('Ｆｕｌｌ'), 'full', 'fullwidth letters are compatibility forms');
-    assert.equal(casemapKey('ﬁle'), 'file');
+    assert.equal(casemapKey('Ｆｕｌｌ'), 'FULL', 'fullwidth letters are compatibility forms');
+    assert.equal(casemapKey('ﬁle'), 'FILE');
+    assert.notEqual(casemapKey('ß'), casemapKey('ẞ'), 'ß has no single-character titlecase');
+    assert.equal(casemapKey('ı'), casemapKey('i'), 'dotless i titlecases to I');
     assert.equal(casemapKey('ΣΑΣ'), casemapKey('σας'), 'final sigma folds like sigma');
     assert.ok(casemapContains('Grüße aus 日本', 'GRÜSSE') === false);
     assert.ok(casemapContains('Grüße aus 日本', '日本'));
@@ -160,6 +162,7 @@ describe('i;unicode-casemap (RFC 5051)', () => {
     assert.equal(compareCasemap('ÄBC', 'äbc'), 0);
     assert.ok(compareCasemap('\uffe0', '\u{1f600}') < 0);
     assert.ok(compareCasemap('ab', 'abc') < 0);
+    assert.ok(compareCasemap('_', 'a') > 0, 'titlecase keys: A (0x41) before _ (0x5F)');
   });
 });
 

@@ -2,9 +2,9 @@
 // (the Zawinski algorithm: link by Message-ID, References and In-Reply-To without loops, prune dummy
 // parents, group the roots by base subject, order siblings by sent date), and the "* THREAD" response
 // (RFC 5256 §4: "(2)(3 6 (4 23)(44 7 96))").
-// The sent date is the Date: header's instant, the internal date when it is missing or unreadable (as
-// SORT DATE reads it), so that every pair of messages compares the same way; equal dates keep sequence
-// order. Every step is linear or n log n in the number of messages and references; no recursion, so a
+// The sent date is the Date: header's instant, the internal date when it is missing or unreadable
+// (RFC 5256 §2.2, as SORT DATE reads it), so every pair of messages compares the same way; equal dates
+// keep sequence order. Every step is linear or n log n in the number of messages and references; no recursion, so a
 // reply chain of any length is fine.
 // PURE and total. Deliberately not here: which messages are threaded (search.ts), loading them (the
 // driver: threadNeeds says whether the References field must be read from the header section).
