@@ -2,6 +2,7 @@
 // command lines, over small messages with ASCII and UTF-8 (raw and encoded-word) headers and bodies.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { scanMessage } from '../mime/structure.ts';
 import type { SearchKey, SearchProgram } from './command.ts';
 import { formatEsearchResponse } from './format.ts';
@@ -424,6 +425,38 @@ describe('ESEARCH results', () => {
     assert.equal(
       formatEsearchResponse('s', false, r.items),
       '* ESEARCH (TAG "s") MIN 5 MAX 2 ALL 5,3,1:2\r\n',
+    );
+  });
+});
+
+describe('SEARCH on junk', () => {
+  it('never throws on arbitrary octets, whatever the key', () => {
+    const keys = [
+      'TEXT "日本"',
+      'BODY "x"',
+      'HEADER Received a',
+      'FROM "jürgen"',
+      'SENTON 1-Jan-2024',
+      'OR SUBJECT a NOT CC b',
+    ].map(key);
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 400 }), fc.boolean(), (bytes, withStructure) => {
+        const raw = Buffer.concat([
+          Buffer.from(
+            'Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Transfer-Encoding: base64\r\n\r\n',
+          ),
+          Buffer.from(bytes),
+        ]);
+        const m: SearchMessage = { ...box[0]!, raw, structure: withStructure ? scanMessage(raw) : null };
+        for (const k of keys) assert.equal(typeof matches(k, m, ctx), 'boolean');
+        const plain: SearchMessage = {
+          ...m,
+          raw: Buffer.from(bytes),
+          structure: scanMessage(Buffer.from(bytes)),
+        };
+        for (const k of keys) assert.equal(typeof matches(k, plain, ctx), 'boolean');
+      }),
+      { numRuns: 300 },
     );
   });
 });

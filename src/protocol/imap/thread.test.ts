@@ -2,6 +2,7 @@
 // sibling order), the response format of RFC 5256 §4, UTF-8 subjects and ids, and large mailboxes.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import fc from 'fast-check';
 import { scanMessage } from '../mime/structure.ts';
 import {
   formatThreadResponse,
@@ -303,5 +304,37 @@ describe('THREAD helpers', () => {
     const header = Buffer.from('Subject: x\r\nReferences: <a@x>\r\n <b@x>\r\nReferences: <c@x>\r\n\r\n');
     assert.equal(referencesField(header), '<a@x> <b@x> <c@x>');
     assert.equal(referencesField(Buffer.from('Subject: x\r\n\r\n')), null);
+  });
+});
+
+describe('junk never throws', () => {
+  // Headers built from arbitrary text, including brackets, angle brackets, encoded-word debris and
+  // non-ASCII: SEARCH, SORT and THREAD are total.
+  const junk = fc.stringMatching(/^[ -~\u00e4\u65e5\u00df\t<>()[\]:=?@"]{0,60}$/);
+  it('threads, sorts and searches arbitrary headers', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ id: junk, refs: junk, subject: junk, date: junk }), { maxLength: 12 }),
+        (rows) => {
+          const specs = rows.map((r, i) => ({
+            seq: i + 1,
+            id: r.id.replace(/[\r\n]/g, ''),
+            refs: r.refs,
+            subject: r.subject,
+            date: r.date,
+          }));
+          const ms = specs.map(message);
+          for (const algorithm of ['REFERENCES', 'ORDEREDSUBJECT'] as const) {
+            const out = formatThreadResponse(threadMessages(algorithm, ms));
+            // Every message appears exactly once.
+            assert.deepEqual(
+              (out.match(/\d+/g) ?? []).map(Number).sort((a, b) => a - b),
+              specs.map((s) => s.seq),
+            );
+          }
+        },
+      ),
+      { numRuns: 200 },
+    );
   });
 });
