@@ -15,7 +15,7 @@
 
 import { assertNever } from '../../core/assert-never.ts';
 import { decodeEncodedWords, parseHeaderBlock, type HeaderField } from '../headers.ts';
-import { decodeTransfer } from '../mime/preview.ts';
+import { decodeTransfer } from '../mime/transfer.ts';
 import { scanMessage, type EnvelopeFields, type MessageStructure, type MimePart } from '../mime/structure.ts';
 import { casemapKey } from './collation.ts';
 import type { SearchKey, SearchReturnOption } from './command.ts';
