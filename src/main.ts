@@ -35,12 +35,12 @@ import type { BoundListener } from './server/listeners.ts';
 import { ListenerBindError, startListeners } from './server/listeners.ts';
 import type { ReloadResult, SnapshotLoader } from './server/reload.ts';
 import { applySnapshot, createReloader, describeListenerError, logConfigWarnings } from './server/reload.ts';
-import type { ImapMailboxStore, MailboxStore } from './store/mailbox-store.ts';
+import type { ImapMailboxStore } from './store/mailbox-store.ts';
 import { SqliteMailboxStore } from './store/sqlite-mailbox-store.ts';
 
 export interface Services {
   readonly queue: Queue;
-  readonly store: MailboxStore;
+  readonly store: ImapMailboxStore;
   readonly directory: Directory;
   readonly clock: Clock;
   close(): Promise<void>;

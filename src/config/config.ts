@@ -2,14 +2,32 @@
 // Keys and defaults are documented in docs/configuration.md; tern.example.toml shows them all.
 // This file holds the types and defaults only; load.ts turns TOML into this (or every error at once).
 
-export type Service = 'smtp' | 'submission' | 'submissions' | 'pop3' | 'pop3s';
-export const SERVICES: readonly Service[] = ['smtp', 'submission', 'submissions', 'pop3', 'pop3s'];
+export type Service = 'smtp' | 'submission' | 'submissions' | 'pop3' | 'pop3s' | 'imap' | 'imaps';
+export const SERVICES: readonly Service[] = [
+  'smtp',
+  'submission',
+  'submissions',
+  'pop3',
+  'pop3s',
+  'imap',
+  'imaps',
+];
 
-/** The protocol a service speaks: SMTP (MX and submission) or POP3 (RFC 1939, STLS or implicit TLS). */
-export type Protocol = 'smtp' | 'pop3';
+/**
+ * The protocol a service speaks: SMTP (MX and submission), POP3 (RFC 1939) or IMAP (RFC 9051), each of
+ * the last two with STARTTLS/STLS or implicit TLS.
+ */
+export type Protocol = 'smtp' | 'pop3' | 'imap';
 
 export function protocolOf(service: Service): Protocol {
-  return service === 'pop3' || service === 'pop3s' ? 'pop3' : 'smtp';
+  if (service === 'pop3' || service === 'pop3s') return 'pop3';
+  if (service === 'imap' || service === 'imaps') return 'imap';
+  return 'smtp';
+}
+
+/** Services whose TLS is implicit by definition (RFC 8314 §3.3). */
+export function isImplicitTlsService(service: Service): boolean {
+  return service === 'submissions' || service === 'pop3s' || service === 'imaps';
 }
 
 /** How a listener uses TLS: STARTTLS offered, implicit TLS from the first byte (RFC 8314), or none. */
@@ -125,6 +143,24 @@ export interface Pop3Config {
 }
 
 export const DEFAULT_POP3: Pop3Config = { idleTimeoutMs: 600_000 };
+
+export interface ImapConfig {
+  /** Idle time before autologout; RFC 9051 §5.4 asks for at least 30 minutes (IDLE counts as activity). */
+  readonly idleTimeoutMs: number;
+  /** Connections one user may hold at once, over all IMAP listeners (clients open one per folder). */
+  readonly maxConnectionsPerUser: number;
+  /** One command line (RFC 7162 §4 asks servers to take at least 8192 octets). */
+  readonly maxLineBytes: number;
+  /** APPEND's largest message (the APPENDLIMIT capability, RFC 7889); 0: limits.max_message_bytes. */
+  readonly appendLimitBytes: number;
+}
+
+export const DEFAULT_IMAP: ImapConfig = {
+  idleTimeoutMs: 30 * 60_000,
+  maxConnectionsPerUser: 50,
+  maxLineBytes: 64 * 1024,
+  appendLimitBytes: 0,
+};
 
 export interface SmtpConfig {
   /** Bare CR or LF in DATA or commands: reject (default, smuggling defence) or normalize to CRLF. */
@@ -242,6 +278,7 @@ export interface Config {
   readonly limits: LimitsConfig;
   readonly smtp: SmtpConfig;
   readonly pop3: Pop3Config;
+  readonly imap: ImapConfig;
   readonly log: LogConfig;
   readonly auth: AuthConfig;
   readonly submission: SubmissionConfig;
@@ -343,7 +380,7 @@ export function listenerDefaults(
   // Submission and POP3 ports log users in; the MX port does not.
   const submission = service !== 'smtp';
   return {
-    tls: service === 'submissions' || service === 'pop3s' ? 'implicit' : 'starttls',
+    tls: isImplicitTlsService(service) ? 'implicit' : 'starttls',
     auth: submission,
     requireAuth: submission,
     plaintextAuthOnLoopback: false,
@@ -363,11 +400,14 @@ export function defaultConfig(): Config {
       { ...listenerDefaults('submissions'), service: 'submissions', host: '127.0.0.1', port: 2465 },
       { ...listenerDefaults('pop3'), service: 'pop3', host: '127.0.0.1', port: 2110 },
       { ...listenerDefaults('pop3s'), service: 'pop3s', host: '127.0.0.1', port: 2995 },
+      { ...listenerDefaults('imap'), service: 'imap', host: '127.0.0.1', port: 2143 },
+      { ...listenerDefaults('imaps'), service: 'imaps', host: '127.0.0.1', port: 2993 },
     ],
     tls: { cert: null, key: null, clientCa: null },
     limits: DEFAULT_LIMITS,
     smtp: { bareLineEndings: 'reject', vrfy: false, trustedNetworks: [], maxJunkCommands: 100 },
     pop3: DEFAULT_POP3,
+    imap: DEFAULT_IMAP,
     log: { level: 'info', format: 'auto' },
     auth: DEFAULT_AUTH,
     submission: DEFAULT_SUBMISSION,

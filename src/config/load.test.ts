@@ -159,6 +159,12 @@ max_junk_commands = 0
 [pop3]
 idle_timeout_seconds = 900
 
+[imap]
+idle_timeout_seconds = 3600
+max_connections_per_user = 20
+max_line_bytes = 16384
+append_limit_bytes = 1048576
+
 [log]
 level = "debug"
 format = "json"
@@ -324,6 +330,12 @@ describe('parseConfig: a full file', () => {
         maxJunkCommands: 0,
       },
       pop3: { idleTimeoutMs: 900_000 },
+      imap: {
+        idleTimeoutMs: 3_600_000,
+        maxConnectionsPerUser: 20,
+        maxLineBytes: 16_384,
+        appendLimitBytes: 1_048_576,
+      },
       log: { level: 'debug', format: 'json' },
       auth: {
         mechanisms: ['PLAIN', 'SCRAM-SHA-256', 'OAUTHBEARER', 'XOAUTH2', 'CRAM-MD5'],
@@ -2288,6 +2300,66 @@ describe('POP3 listeners and [pop3]', () => {
     assert.deepEqual(
       parsedErrors('[pop3]\nidle = 5\n').map((e) => e.key),
       ['pop3.idle'],
+    );
+  });
+});
+
+describe('IMAP listeners and [imap]', () => {
+  test('the defaults include imap (STARTTLS) on 2143 and imaps (implicit TLS) on 2993, both logging users in', () => {
+    const { config } = parsedOk('');
+    const imap = config.listeners.filter((l) => l.service === 'imap' || l.service === 'imaps');
+    assert.deepEqual(
+      imap.map((l) => [l.service, l.host, l.port, l.tls, l.auth, l.requireAuth]),
+      [
+        ['imap', '127.0.0.1', 2143, 'starttls', true, true],
+        ['imaps', '127.0.0.1', 2993, 'implicit', true, true],
+      ],
+    );
+    assert.equal(config.imap.idleTimeoutMs, 1_800_000);
+  });
+
+  test('wrong TLS modes and turning logins off are errors naming the key and line', () => {
+    const errors = parsedErrors(
+      [
+        '[[listeners]]',
+        'service = "imaps"',
+        'address = "0.0.0.0:993"',
+        'tls = "starttls"',
+        '[[listeners]]',
+        'service = "imap"',
+        'address = "0.0.0.0:143"',
+        'tls = "implicit"',
+        'auth = false',
+        '',
+      ].join('\n'),
+    );
+    assert.deepEqual(
+      errors.map((e) => [e.line, e.key]),
+      [
+        [4, 'listeners[0].tls'],
+        [8, 'listeners[1].tls'],
+        [9, 'listeners[1].auth'],
+      ],
+    );
+    assert.match(errors[0]!.message, /imaps is implicit TLS/);
+    assert.match(errors[1]!.message, /use service = "imaps"/);
+  });
+
+  test('[imap] keys: idle below 30 minutes warned (RFC 9051 §5.4), a line limit below 8192 refused', () => {
+    const { config, warnings } = parsedOk('[imap]\nidle_timeout_seconds = 600\n');
+    assert.equal(config.imap.idleTimeoutMs, 600_000);
+    assert.deepEqual(
+      warnings.map((w) => [w.line, w.key]),
+      [[2, 'imap.idle_timeout_seconds']],
+    );
+    assert.match(warnings[0]!.message, /RFC 9051/);
+    assert.deepEqual(
+      parsedErrors('[imap]\nmax_line_bytes = 1000\n').map((e) => [e.line, e.key]),
+      [[2, 'imap.max_line_bytes']],
+    );
+    assert.deepEqual(
+      parsedErrors('[imap]\nidle = 5\n').map((e) => e.key),
+      ['imap.idle'],
     );
   });
 });

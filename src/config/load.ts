@@ -21,6 +21,7 @@ import {
   DEFAULT_AUTH,
   DEFAULT_CHECKS,
   DEFAULT_DNS,
+  DEFAULT_IMAP,
   DEFAULT_LIMITS,
   DEFAULT_OUTBOUND,
   DEFAULT_POP3,
@@ -37,6 +38,7 @@ import type {
   ChecksConfig,
   Config,
   DnsConfig,
+  ImapConfig,
   LimitsConfig,
   ListenerConfig,
   LogConfig,
@@ -177,6 +179,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const limits = readLimits(ctx, top['limits']);
   const smtp = readSmtp(ctx, top['smtp'], defaults.smtp);
   const pop3 = readPop3(ctx, top['pop3']);
+  const imap = readImap(ctx, top['imap']);
   const log = readLog(ctx, top['log'], defaults.log);
   const auth = readAuth(ctx, top['auth']);
   const submission = readSubmission(ctx, top['submission']);
@@ -195,6 +198,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     limits,
     smtp,
     pop3,
+    imap,
     log,
     auth,
     submission,
@@ -225,6 +229,7 @@ const TOP_KEYS = [
   'limits',
   'smtp',
   'pop3',
+  'imap',
   'log',
   'auth',
   'submission',
@@ -654,6 +659,35 @@ function readPop3(ctx: Ctx, value: unknown): Pop3Config {
     );
   }
   return { idleTimeoutMs: idle === undefined ? DEFAULT_POP3.idleTimeoutMs : idle * 1000 };
+}
+
+const IMAP_KEYS = [
+  'idle_timeout_seconds',
+  'max_connections_per_user',
+  'max_line_bytes',
+  'append_limit_bytes',
+];
+
+function readImap(ctx: Ctx, value: unknown): ImapConfig {
+  const t = opt(value, (v) => readTable(ctx, ['imap'], v, IMAP_KEYS));
+  if (t === undefined) return DEFAULT_IMAP;
+  const int = (key: string, min: number): number | undefined =>
+    opt(t[key], (v) => readInteger(ctx, ['imap', key], v, { min }));
+  const idle = int('idle_timeout_seconds', 1);
+  if (idle !== undefined && idle < 1800) {
+    warn(
+      ctx,
+      ['imap', 'idle_timeout_seconds'],
+      `${idle} is below RFC 9051 §5.4's 30 minutes: clients that IDLE or wait get logged out`,
+    );
+  }
+  return {
+    idleTimeoutMs: idle === undefined ? DEFAULT_IMAP.idleTimeoutMs : idle * 1000,
+    maxConnectionsPerUser: int('max_connections_per_user', 1) ?? DEFAULT_IMAP.maxConnectionsPerUser,
+    // RFC 7162 §4: at least 8192 octets per command line.
+    maxLineBytes: int('max_line_bytes', 8192) ?? DEFAULT_IMAP.maxLineBytes,
+    appendLimitBytes: int('append_limit_bytes', 0) ?? DEFAULT_IMAP.appendLimitBytes,
+  };
 }
 
 function readSmtp(ctx: Ctx, value: unknown, defaults: SmtpConfig): SmtpConfig {
@@ -1457,7 +1491,7 @@ function readListener(
       ? fail(
           ctx,
           [...base, 'service'],
-          'missing; give one of "smtp", "submission", "submissions", "pop3", "pop3s"',
+          'missing; give one of "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps"',
         )
       : readEnum(ctx, [...base, 'service'], t['service'], SERVICES);
 
@@ -1538,15 +1572,15 @@ function readListenerAuth(
     clientCertificates: certs ?? d.clientCertificates,
   };
   let bad = false;
-  if (protocolOf(service) === 'pop3') {
-    // A POP3 maildrop is only ever opened for a logged-in user (RFC 1939 §4): there is nothing to turn off.
+  if (protocolOf(service) !== 'smtp') {
+    // A maildrop is only ever opened for a logged-in user (RFC 1939 §4, RFC 9051 §3): nothing to turn off.
     for (const [key, read] of [
       ['auth', auth],
       ['require_auth', requireAuth],
     ] as const) {
       if (read === false) {
         bad = true;
-        fail(ctx, [...base, key], `${service} always requires a login (RFC 1939 §4); remove ${key}`);
+        fail(ctx, [...base, key], `${service} always requires a login; remove ${key}`);
       }
     }
     if (bad) return undefined;
@@ -1619,6 +1653,14 @@ function tlsMismatch(service: Service, mode: TlsMode): string | undefined {
     case 'pop3':
       return mode === 'implicit'
         ? 'for implicit TLS use service = "pop3s" (RFC 8314 §3.3); pop3 offers STLS (RFC 2595) or none'
+        : undefined;
+    case 'imaps':
+      return mode === 'implicit'
+        ? undefined
+        : 'imaps is implicit TLS by definition (RFC 8314 §3.3); use service = "imap" for STARTTLS or cleartext';
+    case 'imap':
+      return mode === 'implicit'
+        ? 'for implicit TLS use service = "imaps" (RFC 8314 §3.3); imap offers STARTTLS (RFC 9051 §6.2.1) or none'
         : undefined;
   }
 }
@@ -2039,6 +2081,7 @@ function copyConfig(c: Config): Config {
     limits: { ...c.limits },
     smtp: { ...c.smtp, trustedNetworks: [...c.smtp.trustedNetworks] },
     pop3: { ...c.pop3 },
+    imap: { ...c.imap },
     log: { ...c.log },
     auth: {
       ...c.auth,

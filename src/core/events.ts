@@ -51,6 +51,24 @@ export const Events = {
   /** QUIT in TRANSACTION: the messages removed (or the failure). */
   pop3Update: 'pop3.update',
   pop3UpdateFailed: 'pop3.update.failed',
+  // IMAP sessions (src/server/imap-connection.ts); failed logins and lockouts are the security.* events
+  imapConnect: 'imap.connect',
+  imapClose: 'imap.close',
+  imapCommand: 'imap.command',
+  imapTimeout: 'imap.timeout',
+  imapViolation: 'imap.violation',
+  imapInternalError: 'imap.internal_error',
+  imapRefused: 'imap.refused',
+  imapTls: 'imap.tls',
+  imapTlsFailed: 'imap.tls.failed',
+  imapAuthVerify: 'imap.auth.verify',
+  imapAuthSucceeded: 'imap.auth.succeeded',
+  /** A folder selected (read-write or read-only), with its counts. */
+  imapSelect: 'imap.select',
+  /** A message APPENDed durably. */
+  imapAppend: 'imap.append',
+  /** Messages expunged (EXPUNGE, CLOSE, MOVE) by a session. */
+  imapExpunge: 'imap.expunge',
   // TLS material (src/net/tls.ts)
   tlsCertLoaded: 'tls.cert.loaded',
   tlsSelfSignedCreated: 'tls.selfsigned.created',

@@ -1,6 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Envelope } from '../core/envelope.ts';
+import { encodeStructure } from '../protocol/mime/codec.ts';
+import { scanMessage } from '../protocol/mime/structure.ts';
 import type { DeliverRequest, MailboxStore, MessageSummary } from '../store/mailbox-store.ts';
 import { deliverLocal, finalDeliveryHeaders, localDeliveryKey } from './local.ts';
 
@@ -26,15 +28,20 @@ function envelope(sender: string): Envelope {
   };
 }
 
-/** Records what deliver() was given, content read to the end. */
-function recordingStore(): MailboxStore & { got: (Omit<DeliverRequest, 'content'> & { text: string })[] } {
-  const got: (Omit<DeliverRequest, 'content'> & { text: string })[] = [];
+type Recorded = Omit<DeliverRequest, 'content' | 'structure'> & { text: string };
+
+/** Records what deliver() was given, content read to the end, and the structure asked for after that. */
+function recordingStore(): MailboxStore & { got: Recorded[]; structures: (string | null)[] } {
+  const got: Recorded[] = [];
+  const structures: (string | null)[] = [];
   return {
     got,
+    structures,
     async deliver(req) {
       const chunks: Uint8Array[] = [];
       for await (const c of req.content) chunks.push(c);
-      const { content: _content, ...rest } = req;
+      const { content: _content, structure, ...rest } = req;
+      structures.push(structure?.() ?? null);
       got.push({ ...rest, text: Buffer.concat(chunks).toString('utf8') });
       return { uid: got.length, id: `1-${got.length}` };
     },
@@ -136,3 +143,55 @@ test('Return-Path: fields the message carried are removed: exactly one, ours, re
       'From: Bob <bob@example.net>\r\nSubject: hi\r\n\r\nHello\r\n',
   );
 });
+
+async function* byteChunks(bytes: Uint8Array, size: number): AsyncIterable<Uint8Array> {
+  for (let i = 0; i < bytes.byteLength; i += size) {
+    await Promise.resolve();
+    yield bytes.subarray(i, i + size);
+  }
+}
+
+const multipart = [
+  'From: =?UTF-8?Q?J=C3=BCrgen?= <jürgen@example.net>',
+  'To: 日本 <日本@example.org>',
+  'Subject: Grüße',
+  'MIME-Version: 1.0',
+  'Content-Type: multipart/mixed; boundary="b1"',
+  '',
+  '--b1',
+  'Content-Type: text/plain; charset=utf-8',
+  '',
+  'Hallo, 日本!',
+  '--b1',
+  'Content-Type: application/octet-stream; name="a.bin"',
+  'Content-Transfer-Encoding: base64',
+  '',
+  'AAEC',
+  '--b1--',
+  '',
+].join('\r\n');
+
+for (const [title, user, sender, body] of [
+  ['ASCII', 'alice@example.org', 'bob@example.net', message],
+  ['UTF-8', '日本@example.org', 'jürgen@example.net', multipart],
+] as const) {
+  test(`the store is given the MIME structure of the bytes it stored (${title})`, async () => {
+    const store = recordingStore();
+    await deliverLocal(
+      { store, clock: { nowMs: () => 0 } },
+      {
+        queueId: 'Q3',
+        recipientIndex: 0,
+        user,
+        envelope: envelope(sender),
+        // 7-byte chunks split lines and multi-byte characters: the scanner sees the chunks as they come.
+        body: () => byteChunks(new TextEncoder().encode(body), 7),
+        summary: { from: '', subject: '', date: '' },
+      },
+    );
+    const stored = new TextEncoder().encode(store.got[0]!.text);
+    // Offsets count the prepended Return-Path: and Delivered-To: too, as FETCH will read them.
+    assert.equal(store.structures[0], encodeStructure(scanMessage(stored)));
+    assert.ok(store.structures[0].length > 0);
+  });
+}

@@ -3,10 +3,15 @@
 // bytes stream into the mailbox store. Return-Path: fields the message already carried are removed (§4.4:
 // the final MTA's is the one), so exactly one stands; only the header section is held for that. Idempotent: the store keys the delivery by queue id, recipient
 // index and user, so a retry after a crash between store and queue bookkeeping makes no duplicate.
+// The MIME structure IMAP FETCH reads (RFC 9051 §7.5.2 BODYSTRUCTURE, ENVELOPE) is scanned from the chunks
+// as the store reads them, so the bytes are read once and never held whole; the store asks for it once
+// the content has ended and keeps it beside the message.
 // Deliberately not here: recipient resolution, retries, sieve/filters, quota.
 
 import type { Envelope } from '../core/envelope.ts';
 import type { Clock } from '../core/ports.ts';
+import { encodeStructure } from '../protocol/mime/codec.ts';
+import { MimeScanner } from '../protocol/mime/structure.ts';
 import { isReturnPathField, withoutHeaderFields } from '../protocol/smtp/header-capture.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 
@@ -44,11 +49,20 @@ async function* withPrefix(prefix: Uint8Array, body: AsyncIterable<Uint8Array>):
   yield* body;
 }
 
+/** The chunks unchanged, each shown to the scanner as it passes. */
+async function* scanned(scanner: MimeScanner, body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
+  for await (const chunk of body) {
+    scanner.push(chunk);
+    yield chunk;
+  }
+}
+
 export async function deliverLocal(
   deps: { readonly store: MailboxStore; readonly clock: Clock },
   req: LocalDeliveryRequest,
 ): Promise<{ uid: number; id: string }> {
   const prefix = new TextEncoder().encode(finalDeliveryHeaders(req.envelope.sender, req.user));
+  const scanner = new MimeScanner();
   return deps.store.deliver({
     user: req.user,
     mailbox: req.envelope.folder ?? INBOX,
@@ -57,6 +71,8 @@ export async function deliverLocal(
     flags: [],
     deliveryKey: localDeliveryKey(req.queueId, req.recipientIndex, req.user),
     summary: { from: req.summary.from, subject: req.summary.subject, date: req.summary.date },
-    content: withPrefix(prefix, withoutHeaderFields(req.body(), isReturnPathField)),
+    content: scanned(scanner, withPrefix(prefix, withoutHeaderFields(req.body(), isReturnPathField))),
+    // The stored bytes, Return-Path: and Delivered-To: included: the offsets must match what FETCH reads.
+    structure: () => encodeStructure(scanner.finish()),
   });
 }

@@ -3,6 +3,7 @@
 
 import type { Service } from '../config/config.ts';
 import type { DriverFactory } from './driver.ts';
+import { imapDriver } from './imap-connection.ts';
 import { pop3Driver } from './pop3-connection.ts';
 import { smtpDriver } from './smtp-connection.ts';
 
@@ -14,4 +15,6 @@ export const DRIVERS: DriverRegistry = {
   submissions: smtpDriver,
   pop3: pop3Driver,
   pop3s: pop3Driver,
+  imap: imapDriver,
+  imaps: imapDriver,
 };

@@ -5,6 +5,11 @@
 // retrieval: status and snapshot counters, UIDLs (RFC 1939 §7) stable across restarts, reads by UID with
 // the size up front, and expunge (exactly the named UIDs, durable, UIDs never reused, modseq raised),
 // each with UTF-8 owners (RFC 6531 addresses) beside ASCII ones.
+// The IMAP side: folders, flags, APPEND/COPY/MOVE, changesSince, the change feed, quotas, and what FETCH,
+// SEARCH and SELECT read: messages() (RFC 8514 save dates, RFC 8474 EMAILIDs shared by copies and kept by
+// MOVE, structures kept through both), setStructure(), openRange() of BLOB and file bodies with clamps,
+// folderStatus() counts after flag changes and expunges, MAILBOXIDs kept across RENAME, with UTF-8 folder
+// names beside ASCII ones.
 // Not here: where bytes live (files vs BLOBs), when body storage is reclaimed: each implementation's own
 // test.
 
@@ -19,9 +24,13 @@ import type {
   ImapMailboxStore,
   MailboxErrorCode,
   MailboxStore,
+  MessageMeta,
   StoredMessage,
 } from './mailbox-store.ts';
 import { MailboxError, PERMANENT_FLAGS, uidl } from './mailbox-store.ts';
+
+/** RFC 8474 §4 objectid: 1-255 of ALPHA / DIGIT / "_" / "-". */
+const OBJECTID = /^[A-Za-z0-9_-]{1,255}$/;
 
 export interface MailboxStoreHarness {
   readonly store: MailboxStore;
@@ -471,6 +480,8 @@ export interface ImapMailboxStoreHarness {
   reopen(): Promise<ImapMailboxStore>;
   /** A second instance on the same storage, as another process (the CLI) would open it. */
   openOther(): Promise<ImapMailboxStore>;
+  /** Set the time the store's clock reads from now on (save dates are taken from it). */
+  setNowMs(ms: number): void;
   cleanup(): Promise<void>;
 }
 
@@ -892,6 +903,305 @@ export function runImapMailboxStoreContract(
         } finally {
           await other.close();
         }
+      });
+
+      withHarness(`messages(): metadata in UID order, only UIDs that exist (${owner})`, async (h) => {
+        const t1 = Date.UTC(2026, 2, 1, 8, 0, 0);
+        h.setNowMs(t1);
+        let ended = false;
+        async function* tracked(): AsyncIterable<Uint8Array> {
+          yield* chunked(Buffer.from('Subject: eins\r\n\r\nÄpfel 日本\r\n'));
+          ended = true;
+        }
+        // The structure is asked for once the content has ended (the caller scanned every chunk).
+        await h.store.deliver(
+          request('', {
+            user: owner,
+            internalDateMs: 1000,
+            content: tracked(),
+            structure: () => (ended ? 'S-eins' : 'asked too early'),
+          }),
+        );
+        for (const t of ['zwei', 'drei', 'vier']) {
+          await h.store.deliver(request(t, { user: owner, internalDateMs: 2000 }));
+        }
+        await h.store.expunge(owner, 'INBOX', [2]);
+        await h.store.storeFlags(owner, 'INBOX', [3], { mode: 'add', flags: ['\\Seen', '$Wichtig'] });
+        const status = await h.store.status(owner, 'INBOX');
+        const all = await h.store.messages(owner, 'inbox', 'all');
+        assert.deepEqual(
+          all.map((m) => [m.uid, m.sizeBytes, m.internalDateMs, m.saveDateMs, m.flags, m.threadId]),
+          [
+            [1, Buffer.byteLength('Subject: eins\r\n\r\nÄpfel 日本\r\n'), 1000, t1, [], null],
+            [3, 4, 2000, t1, ['\\Seen', '$Wichtig'], null],
+            [4, 4, 2000, t1, [], null],
+          ],
+        );
+        assert.deepEqual(
+          all.map((m) => m.structure),
+          ['S-eins', null, null],
+        );
+        assert.equal(all[1]?.modseq, status?.highestModseq);
+        assert.ok(
+          all.every((m) => OBJECTID.test(m.emailId)),
+          'EMAILIDs are RFC 8474 objectids',
+        );
+        assert.equal(new Set(all.map((m) => m.emailId)).size, 3, 'one EMAILID per stored message');
+        // Missing, repeated, unordered and junk UIDs: only the messages that exist, in UID order, once.
+        assert.deepEqual(
+          (await h.store.messages(owner, 'INBOX', [4, 99, 2, 1, 1, 0, -3, 1.5])).map((m) => m.uid),
+          [1, 4],
+        );
+        assert.deepEqual(await h.store.messages(owner, 'INBOX', []), []);
+        assert.deepEqual(await h.store.messages(owner, 'INBOX', [2]), []);
+        await rejected(h.store.messages(owner, 'Nope', 'all'), 'nonexistent');
+        await h.store.createFolder(owner, SHITAGAKI);
+        await h.store.deleteFolder(owner, NIHONGO);
+        await rejected(h.store.messages(owner, NIHONGO, 'all'), 'noselect');
+        assert.deepEqual(await h.store.messages(owner, SHITAGAKI.normalize('NFD'), 'all'), []);
+        const s = await h.reopen();
+        assert.deepEqual(await s.messages(owner, 'INBOX', 'all'), all, 'durable');
+      });
+
+      withHarness(`append and deliver: save date is now, structure kept (${owner})`, async (h) => {
+        await h.store.createFolder(owner, ENTWUERFE);
+        h.setNowMs(Date.UTC(2026, 3, 1));
+        await h.store.append(owner, ENTWUERFE_NFD, {
+          flags: ['\\Draft'],
+          internalDateMs: Date.UTC(2020, 0, 1),
+          content: chunked(Buffer.from('Entwurf')),
+          structure: () => 'S-entwurf',
+        });
+        h.setNowMs(Date.UTC(2026, 3, 2));
+        await h.store.deliver(request('x', { user: owner, mailbox: ENTWUERFE, structure: () => 'S-x' }));
+        assert.deepEqual(
+          (await h.store.messages(owner, ENTWUERFE, 'all')).map((m) => [
+            m.internalDateMs,
+            m.saveDateMs,
+            m.structure,
+          ]),
+          [
+            [Date.UTC(2020, 0, 1), Date.UTC(2026, 3, 1), 'S-entwurf'],
+            [Date.UTC(2026, 0, 15, 12, 0, 0), Date.UTC(2026, 3, 2), 'S-x'],
+          ],
+        );
+      });
+
+      withHarness(`copies share the EMAILID, move keeps it, save date is new (${owner})`, async (h) => {
+        await h.store.createFolder(owner, SHITAGAKI);
+        await h.store.createFolder(owner, ENTWUERFE);
+        const t1 = Date.UTC(2026, 4, 1);
+        h.setNowMs(t1);
+        const big = randomBytes(400_000);
+        await h.store.deliver(request(big, { user: owner, internalDateMs: 1000, structure: () => 'S-big' }));
+        await h.store.deliver(
+          request('klein', { user: owner, internalDateMs: 2000, structure: () => 'S-k' }),
+        );
+        await h.store.storeFlags(owner, 'INBOX', [2], { mode: 'add', flags: ['\\Flagged', '$Ok'] });
+        const original = await h.store.messages(owner, 'INBOX', 'all');
+        const t2 = t1 + 60_000;
+        h.setNowMs(t2);
+        await h.store.copy(owner, 'INBOX', [1, 2], SHITAGAKI);
+        const copies = await h.store.messages(owner, SHITAGAKI, 'all');
+        const kept = (ms: readonly MessageMeta[]): unknown[] =>
+          ms.map((m) => [m.emailId, m.structure, m.flags, m.internalDateMs, m.sizeBytes]);
+        assert.deepEqual(kept(copies), kept(original), 'EMAILID, structure, flags, date, size kept');
+        assert.deepEqual(
+          copies.map((m) => m.saveDateMs),
+          [t2, t2],
+        );
+        assert.deepEqual(
+          (await h.store.messages(owner, 'INBOX', 'all')).map((m) => m.saveDateMs),
+          [t1, t1],
+          'the originals keep theirs',
+        );
+        const t3 = t2 + 60_000;
+        h.setNowMs(t3);
+        await h.store.move(owner, SHITAGAKI, [2, 1], ENTWUERFE);
+        const moved = await h.store.messages(owner, ENTWUERFE, 'all');
+        assert.deepEqual(kept(moved), kept(original));
+        assert.deepEqual(
+          moved.map((m) => m.saveDateMs),
+          [t3, t3],
+        );
+        // The same bytes delivered again are another message: a new EMAILID, never one in use.
+        await h.store.deliver(request('klein', { user: owner }));
+        const again = await h.store.messages(owner, 'INBOX', [3]);
+        assert.ok(again[0] !== undefined && !original.some((m) => m.emailId === again[0]?.emailId));
+        const s = await h.reopen();
+        assert.deepEqual(kept(await s.messages(owner, ENTWUERFE, 'all')), kept(original), 'durable');
+      });
+
+      withHarness(
+        `setStructure keeps a structure found later, without a new modseq (${owner})`,
+        async (h) => {
+          await h.store.createFolder(owner, ENTWUERFE);
+          await h.store.deliver(request('ohne', { user: owner }));
+          await h.store.deliver(request('mit', { user: owner, structure: () => 'S-mit' }));
+          await h.store.copy(owner, 'INBOX', [1, 2], ENTWUERFE);
+          const before = await h.store.status(owner, 'INBOX');
+          const seen: FolderEvent[] = [];
+          const stop = h.store.watch(owner, 'INBOX', (e) => seen.push(e));
+          await h.store.setStructure(owner, 'inbox', 1, 'S-später');
+          await h.store.setStructure(owner, 'INBOX', 2, 'S-neu');
+          await h.store.setStructure(owner, 'INBOX', 77, 'S-keiner');
+          stop();
+          assert.deepEqual(
+            (await h.store.messages(owner, 'INBOX', 'all')).map((m) => m.structure),
+            ['S-später', 'S-neu'],
+          );
+          assert.deepEqual(await h.store.status(owner, 'INBOX'), before, 'not a change: no modseq');
+          assert.deepEqual(seen, [], 'nothing for watchers');
+          assert.deepEqual(
+            (await h.store.changesSince(owner, 'INBOX', before?.highestModseq ?? 0)).changed,
+            [],
+          );
+          // The copy shares the bytes: one stored without a structure gets it too, one with keeps its own.
+          assert.deepEqual(
+            (await h.store.messages(owner, ENTWUERFE, 'all')).map((m) => m.structure),
+            ['S-später', 'S-mit'],
+          );
+          await rejected(h.store.setStructure(owner, 'Nope', 1, 'S'), 'nonexistent');
+          const s = await h.reopen();
+          assert.equal((await s.messages(owner, 'INBOX', [1]))[0]?.structure, 'S-später', 'durable');
+        },
+      );
+
+      withHarness(`openRange reads [start, end) of BLOB and file bodies, clamped (${owner})`, async (h) => {
+        await h.store.createFolder(owner, NIHONGO);
+        const small = Buffer.from('Subject: Grüße\r\n\r\nこんにちは 日本\r\n');
+        const big = randomBytes(400_000);
+        await h.store.append(owner, NIHONGO, { flags: [], internalDateMs: 0, content: chunked(small) });
+        await h.store.append(owner, NIHONGO, { flags: [], internalDateMs: 0, content: chunked(big) });
+        const range = async (uid: number, start: number, end: number): Promise<Buffer> =>
+          readMessage(await h.store.openRange(owner, NIHONGO, uid, { start, end }));
+        for (const [uid, bytes] of [
+          [1, small],
+          [2, big],
+        ] as const) {
+          const size = bytes.byteLength;
+          assert.ok((await range(uid, 0, size)).equals(bytes), 'whole');
+          assert.ok((await range(uid, 3, 17)).equals(bytes.subarray(3, 17)));
+          assert.ok(
+            (await range(uid, size - 4, size + 1000)).equals(bytes.subarray(size - 4)),
+            'end clamped',
+          );
+          assert.ok((await range(uid, -10, 5)).equals(bytes.subarray(0, 5)), 'start clamped');
+          assert.equal((await range(uid, 9, 9)).byteLength, 0, 'empty');
+          assert.equal((await range(uid, 9, 2)).byteLength, 0, 'end before start');
+          assert.equal((await range(uid, size + 5, size + 50)).byteLength, 0, 'past the end');
+        }
+        // Across read chunks of a file body.
+        assert.ok((await range(2, 65_000, 300_123)).equals(big.subarray(65_000, 300_123)));
+        assert.equal(await h.store.openRange(owner, NIHONGO, 3, { start: 0, end: 10 }), null);
+        assert.equal(await h.store.openRange(owner, 'Nope', 1, { start: 0, end: 10 }), null);
+        // Opened, then expunged: still reads whole, as openMessage does.
+        const openSmall = await h.store.openRange(owner, NIHONGO, 1, { start: 18, end: small.byteLength });
+        const openBig = await h.store.openRange(owner, NIHONGO, 2, { start: 1, end: 399_999 });
+        await h.store.expunge(owner, NIHONGO, [1, 2]);
+        assert.ok((await readMessage(openSmall)).equals(small.subarray(18)));
+        assert.ok((await readMessage(openBig)).equals(big.subarray(1, 399_999)));
+        assert.equal(await h.store.openRange(owner, NIHONGO, 2, { start: 0, end: 10 }), null);
+      });
+
+      withHarness(`folderStatus counts unseen and deleted after changes (${owner})`, async (h) => {
+        await h.store.ensureDefaults(owner);
+        await h.store.createFolder(owner, ENTWUERFE);
+        const empty = await h.store.folderStatus(owner, ENTWUERFE_NFD);
+        assert.deepEqual(
+          [empty.messages, empty.unseen, empty.deleted, empty.firstUnseenUid, empty.uidNext],
+          [0, 0, 0, null, 1],
+        );
+        await h.store.append(owner, ENTWUERFE, {
+          flags: ['\\seen'],
+          internalDateMs: 0,
+          content: chunked(Buffer.from('eins')),
+        });
+        for (const t of ['zwei', 'drei', 'vier', 'fünf']) {
+          await h.store.append(owner, ENTWUERFE, {
+            flags: [],
+            internalDateMs: 0,
+            content: chunked(Buffer.from(t)),
+          });
+        }
+        const counts = async (): Promise<unknown[]> => {
+          const f = await h.store.folderStatus(owner, ENTWUERFE);
+          return [f.messages, f.unseen, f.deleted, f.firstUnseenUid];
+        };
+        const first = await h.store.folderStatus(owner, ENTWUERFE);
+        const { uidValidity, uidNext, messages, sizeBytes, highestModseq } = first;
+        assert.deepEqual(
+          { uidValidity, uidNext, messages, sizeBytes, highestModseq },
+          await h.store.status(owner, ENTWUERFE),
+        );
+        assert.equal(sizeBytes, 4 + 4 + 4 + 4 + Buffer.byteLength('fünf'));
+        assert.ok(OBJECTID.test(first.mailboxId));
+        assert.deepEqual(await counts(), [5, 4, 0, 2]);
+        await h.store.storeFlags(owner, ENTWUERFE, [2, 3], { mode: 'add', flags: ['\\Seen'] });
+        assert.deepEqual(await counts(), [5, 2, 0, 4]);
+        await h.store.storeFlags(owner, ENTWUERFE, [1, 4], { mode: 'add', flags: ['\\Deleted', '$x'] });
+        assert.deepEqual(await counts(), [5, 2, 2, 4]);
+        await h.store.storeFlags(owner, ENTWUERFE, [1], { mode: 'remove', flags: ['\\SEEN'] });
+        assert.deepEqual(await counts(), [5, 3, 2, 1]);
+        await h.store.storeFlags(owner, ENTWUERFE, [4], { mode: 'replace', flags: ['\\Seen'] });
+        assert.deepEqual(await counts(), [5, 2, 1, 1]);
+        await h.store.expunge(owner, ENTWUERFE, [1, 4]);
+        assert.deepEqual(await counts(), [3, 1, 0, 5]);
+        await h.store.move(owner, ENTWUERFE, [5], 'INBOX');
+        assert.deepEqual(await counts(), [2, 0, 0, null]);
+        const inbox = await h.store.folderStatus(owner, 'INBOX');
+        assert.deepEqual([inbox.messages, inbox.unseen, inbox.firstUnseenUid], [1, 1, 1]);
+        const s = await h.reopen();
+        assert.equal(
+          (await s.folderStatus(owner, ENTWUERFE)).highestModseq,
+          (await s.status(owner, ENTWUERFE))?.highestModseq,
+        );
+        await rejected(s.folderStatus(owner, 'Nope'), 'nonexistent');
+        await s.createFolder(owner, SHITAGAKI);
+        await s.deleteFolder(owner, NIHONGO);
+        await rejected(s.folderStatus(owner, NIHONGO), 'noselect');
+      });
+
+      withHarness(`MAILBOXID: kept across rename, new for a new folder (${owner})`, async (h) => {
+        await h.store.ensureDefaults(owner);
+        await h.store.createFolder(owner, SHITAGAKI);
+        await h.store.createFolder(owner, ENTWUERFE);
+        const idOf = async (name: string): Promise<string | null | undefined> =>
+          (await h.store.folders(owner)).find((f) => f.name === name)?.mailboxId;
+        const ids = new Map((await h.store.folders(owner)).map((f) => [f.name, f.mailboxId]));
+        assert.ok([...ids.values()].every((id) => id !== null && OBJECTID.test(id)));
+        assert.equal(new Set(ids.values()).size, ids.size, 'one per folder');
+        assert.equal((await h.store.folderStatus(owner, SHITAGAKI)).mailboxId, ids.get(SHITAGAKI));
+        await h.store.renameFolder(owner, NIHONGO, 'Projekte/日本');
+        assert.equal(await idOf('Projekte/日本'), ids.get(NIHONGO));
+        assert.equal(await idOf('Projekte/日本/下書き'), ids.get(SHITAGAKI));
+        const projekte = await idOf('Projekte');
+        assert.ok(typeof projekte === 'string' && ![...ids.values()].includes(projekte));
+        // Deleted and created again: a new folder, a new id.
+        await h.store.deleteFolder(owner, ENTWUERFE);
+        await h.store.createFolder(owner, ENTWUERFE);
+        const recreated = await idOf(ENTWUERFE);
+        assert.ok(typeof recreated === 'string' && recreated !== ids.get(ENTWUERFE));
+        // RFC 8474 §4.1: INBOX renamed keeps its id, the new folder gets a new one; the messages keep theirs.
+        await h.store.deliver(request('a', { user: owner }));
+        const emailIds = (await h.store.messages(owner, 'INBOX', 'all')).map((m) => m.emailId);
+        await h.store.renameFolder(owner, 'INBOX', 'Alt');
+        assert.equal(await idOf('INBOX'), ids.get('INBOX'));
+        const alt = await idOf('Alt');
+        assert.ok(typeof alt === 'string' && alt !== ids.get('INBOX'));
+        assert.deepEqual(
+          (await h.store.messages(owner, 'Alt', 'all')).map((m) => m.emailId),
+          emailIds,
+        );
+        // A name listed only because a delivery made its child has no folder, so no id.
+        await h.store.deliver(request('b', { user: owner, mailbox: 'Kunden/Jürgen' }));
+        assert.equal(await idOf('Kunden'), null);
+        assert.ok(OBJECTID.test((await idOf('Kunden/Jürgen')) ?? ''));
+        const s = await h.reopen();
+        assert.equal(
+          (await s.folders(owner)).find((f) => f.name === 'Projekte/日本')?.mailboxId,
+          ids.get(NIHONGO),
+        );
       });
     }
   });

@@ -16,7 +16,10 @@
 // so a name reused after a delete, or a rename, never shows a client an old UIDVALIDITY with new UIDs.
 // Flag changes, APPEND, COPY and MOVE each raise the folder's modseq by one; changesSince() serves
 // CONDSTORE/QRESYNC; watch() is the change feed (in-process after each durable commit, other processes
-// by a poll). Not yet: pruning of old expunged UIDs (then changesSince must say how far back it knows).
+// by a poll). For FETCH/SEARCH/SELECT: messages() (flags, sizes, dates, RFC 8514 save date, RFC 8474
+// EMAILID, the stored MIME structure) without reading bodies, openRange() for partial FETCH, and
+// folderStatus() with the counts SELECT and STATUS report. Not yet: pruning of old expunged UIDs (then
+// changesSince must say how far back it knows), THREADID.
 
 import { assertNever } from '../core/assert-never.ts';
 
@@ -277,6 +280,11 @@ export interface FolderInfo {
   readonly attributes: readonly string[];
   readonly specialUse: SpecialUse | null;
   readonly subscribed: boolean;
+  /**
+   * RFC 8474 MAILBOXID: kept across RENAME, never reused (a folder deleted and created again gets a new
+   * one). Null for a name listed only because it has children and no folder of its own.
+   */
+  readonly mailboxId: string | null;
 }
 
 export interface FlagChange {
@@ -328,6 +336,18 @@ export interface MessageMeta extends MessageFlags {
 export interface ByteRange {
   readonly start: number;
   readonly end: number;
+}
+
+/** What SELECT and STATUS report of a folder, read together (RFC 9051 §6.3.1, §6.3.11; RFC 8438, 8474). */
+export interface FolderStatus extends MailboxStatus {
+  /** Messages without \Seen (STATUS UNSEEN). */
+  readonly unseen: number;
+  /** Messages with \Deleted (STATUS DELETED, RFC 9051 §6.3.11). */
+  readonly deleted: number;
+  /** The lowest UID without \Seen (SELECT's OK [UNSEEN n] once mapped to a number), or null when all are seen. */
+  readonly firstUnseenUid: number | null;
+  /** RFC 8474 MAILBOXID. */
+  readonly mailboxId: string;
 }
 
 export interface CopyResult {
@@ -390,7 +410,10 @@ export interface ImapMailboxStore extends MailboxStore {
   ): Promise<StoreFlagsResult>;
   /** APPEND: durable before it resolves. The folder must exist ('nonexistent' means [TRYCREATE]). */
   append(user: string, folder: string, req: AppendRequest): Promise<{ uidValidity: number; uid: number }>;
-  /** COPY: flags and internal dates kept, bodies shared, not copied. */
+  /**
+   * COPY: flags, internal dates, EMAILIDs and structures kept, bodies shared, not copied; the copies'
+   * save date is now.
+   */
   copy(user: string, from: string, uids: readonly number[], to: string): Promise<CopyResult>;
   /** MOVE: copy and expunge in one durable transaction (RFC 6851). */
   move(user: string, from: string, uids: readonly number[], to: string): Promise<CopyResult>;
@@ -401,8 +424,18 @@ export interface ImapMailboxStore extends MailboxStore {
   quota(user: string): Promise<QuotaUsage>;
   /** Metadata of these UIDs (those that exist), UID order; 'all' for the whole folder. */
   messages(user: string, folder: string, uids: readonly number[] | 'all'): Promise<MessageMeta[]>;
-  /** Keep a structure found later for a message stored without one (not a change: no new modseq). */
+  /**
+   * Keep a structure found later for a message stored without one (not a change: no new modseq, no
+   * event). Copies sharing its EMAILID (the same bytes) that have none get it too. A UID that is gone is
+   * skipped; a missing folder is 'nonexistent'.
+   */
   setStructure(user: string, folder: string, uid: number, structure: string): Promise<void>;
-  /** Only the bytes of `range` of one message (FETCH BODY[section]<partial>), or null when it is gone. */
+  /**
+   * Only the bytes of `range` of one message (FETCH BODY[section]<partial>), or null when it (or its
+   * folder) is gone. The range is clamped to the message: sizeBytes is what content yields, 0 for a range
+   * past the end. Opened and then expunged, it still reads whole, as openMessage().
+   */
   openRange(user: string, folder: string, uid: number, range: ByteRange): Promise<StoredMessage | null>;
+  /** The counts SELECT and STATUS need, read together; 'nonexistent' or 'noselect' as messages(). */
+  folderStatus(user: string, folder: string): Promise<FolderStatus>;
 }

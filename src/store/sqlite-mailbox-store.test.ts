@@ -12,7 +12,7 @@ import { errnoError, faultyStorageFs, nodeStorageFs } from '../db/storage-fs.ts'
 import { runImapMailboxStoreContract, runMailboxStoreContract } from './mailbox-store.contract.ts';
 import type { DeliverRequest } from './mailbox-store.ts';
 import type { SqliteMailboxStoreOptions } from './sqlite-mailbox-store.ts';
-import { MIGRATIONS, SqliteMailboxStore } from './sqlite-mailbox-store.ts';
+import { DELETED, MIGRATIONS, SqliteMailboxStore, UNSEEN } from './sqlite-mailbox-store.ts';
 
 const T0 = Date.UTC(2026, 0, 15, 12, 0, 0);
 
@@ -349,6 +349,110 @@ describe('SqliteMailboxStore specifics', () => {
     }
   });
 
+  it('upgrading a version 3 store: save dates, EMAILIDs shared by copies, MAILBOXIDs, unseen counts', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
+    const v3 = openDatabase(join(dir, 'mail.db'), { migrations: MIGRATIONS.slice(0, 3) });
+    const user = '日本@example.org';
+    v3.prepare(
+      `INSERT INTO mailboxes (id, user, name, uidvalidity, uidnext, message_count, total_bytes, modseq)
+       VALUES (1, ?, 'INBOX', 1000, 4, 3, 13, 5), (2, ?, 'Entwürfe', 1001, 2, 1, 3, 2)`,
+    ).run(user, user);
+    v3.exec(String.raw`INSERT INTO blobs (id, data) VALUES (7, CAST('one' AS BLOB)), (8, CAST('zwei' AS BLOB));
+      INSERT INTO messages (mailbox_id, uid, size_bytes, internal_date_ms, flags, from_header, subject,
+        date_header, body_file, modseq, blob_id) VALUES
+        (1, 1, 3, 111, '["\\Seen"]', '', '', '', NULL, 2, 7),
+        (1, 2, 4, 222, '[]', '', '', '', NULL, 3, 8),
+        (1, 3, 6, 333, '["\\Deleted","$x"]', '', '', '', 'blobs/AB/01ABCDEFGHJKMNPQRSAB', 4, NULL),
+        (2, 1, 3, 111, '["\\Seen"]', '', '', '', NULL, 2, 7);`);
+    v3.close();
+    const store = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 } });
+    try {
+      const inbox = await store.messages(user, 'INBOX', 'all');
+      assert.deepEqual(
+        inbox.map((m) => [m.uid, m.saveDateMs, m.emailId, m.structure]),
+        [
+          [1, 111, 'B7', null],
+          [2, 222, 'B8', null],
+          [3, 333, 'Fblobs_AB_01ABCDEFGHJKMNPQRSAB', null],
+        ],
+      );
+      assert.equal((await store.messages(user, 'Entwürfe', 'all'))[0]?.emailId, 'B7', 'the copy shares it');
+      assert.deepEqual(
+        (await store.folders(user)).map((f) => [f.name, f.mailboxId]),
+        [
+          ['INBOX', 'U1000-1'],
+          ['Entwürfe', 'U1001-2'],
+        ],
+      );
+      const status = await store.folderStatus(user, 'INBOX');
+      assert.deepEqual([status.unseen, status.deleted, status.firstUnseenUid], [2, 1, 2]);
+      await store.deliver(req(user, randomBytes(5), 'k'));
+      assert.match((await store.messages(user, 'INBOX', [4]))[0]?.emailId ?? '', /^M[0-9A-Z]{20}$/);
+      await store.createFolder(user, '日本');
+      assert.match((await store.folderStatus(user, '日本')).mailboxId, /^F[0-9A-Z]{20}$/);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('STATUS counts read only the partial indexes; messages() looks UIDs up by key', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
+    let db: DatabaseSync | null = null;
+    const store = await SqliteMailboxStore.open({
+      dir,
+      clock: { nowMs: () => T0 },
+      onDatabase: (d) => (db = d),
+    });
+    try {
+      assert.ok(db !== null);
+      const plan = (sql: string): string =>
+        db!
+          .prepare(`EXPLAIN QUERY PLAN ${sql}`)
+          .all()
+          .map((r) => String(r['detail']))
+          .join('; ');
+      assert.match(
+        plan(`SELECT count(*) AS n, min(uid) AS first FROM messages WHERE mailbox_id = 1 AND ${UNSEEN}`),
+        /USING (COVERING )?INDEX messages_unseen/,
+      );
+      assert.match(
+        plan(`SELECT count(*) AS n FROM messages WHERE mailbox_id = 1 AND ${DELETED}`),
+        /USING (COVERING )?INDEX messages_deleted/,
+      );
+      assert.match(
+        plan(
+          `SELECT uid FROM messages WHERE mailbox_id = 1 AND uid IN (SELECT value FROM json_each('[1,2]')) ORDER BY uid`,
+        ),
+        /USING (COVERING )?INDEX \S+ \(mailbox_id=\? AND uid=\?\)/,
+      );
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a structure callback that throws stores the message without one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
+    const store = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 } });
+    try {
+      const user = 'jürgen@example.org';
+      await store.deliver({
+        ...req(user, Buffer.from('Grüße'), 'k1'),
+        structure: () => {
+          throw new Error('scanner bug');
+        },
+      });
+      assert.deepEqual(
+        (await store.messages(user, 'INBOX', 'all')).map((m) => [m.uid, m.structure]),
+        [[1, null]],
+      );
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('expunged UIDs are remembered with the modseq that removed them', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
     const store = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 } });
@@ -378,7 +482,8 @@ describe('SqliteMailboxStore specifics', () => {
 
 runImapMailboxStoreContract('sqlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
-  const options: SqliteMailboxStoreOptions = { dir, clock: { nowMs: () => T0 } };
+  let nowMs = T0;
+  const options: SqliteMailboxStoreOptions = { dir, clock: { nowMs: () => nowMs } };
   let store = await SqliteMailboxStore.open(options);
   return {
     get store() {
@@ -390,6 +495,9 @@ runImapMailboxStoreContract('sqlite', async () => {
       return store;
     },
     openOther: () => SqliteMailboxStore.open(options),
+    setNowMs(ms) {
+      nowMs = ms;
+    },
     async cleanup() {
       await store.close();
       await rm(dir, { recursive: true, force: true });

@@ -153,6 +153,10 @@ export interface Ports {
   readonly pop3?: number;
   /** Port 995 style: POP3 over implicit TLS. */
   readonly pop3s?: number;
+  /** Port 143 style: IMAP with STARTTLS; LOGIN in cleartext allowed on loopback (for peers without TLS). */
+  readonly imap?: number;
+  /** Port 993 style: IMAP over implicit TLS. */
+  readonly imaps?: number;
 }
 
 /** One line of the server's JSON log. */
@@ -255,6 +259,17 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     'address = "127.0.0.1:0"',
     'tls = "implicit"',
     '',
+    '[[listeners]]',
+    'service = "imap"',
+    'address = "127.0.0.1:0"',
+    'tls = "starttls"',
+    'allow_plaintext_auth_on_loopback = true',
+    '',
+    '[[listeners]]',
+    'service = "imaps"',
+    'address = "127.0.0.1:0"',
+    'tls = "implicit"',
+    '',
     ...tomlTable('limits', { ...BASE_LIMITS, ...opts.limits }),
     ...tomlTable('smtp', opts.smtp ?? {}),
     ...tomlTable('log', { level: opts.logLevel ?? 'info', format: 'json' }),
@@ -264,7 +279,7 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
 }
 
 const LISTENING =
-  /^listening (smtp|submission|submissions|pop3|pop3s) 127\.0\.0\.1:(\d+) \((starttls|implicit|none)\)$/;
+  /^listening (smtp|submission|submissions|pop3|pop3s|imap|imaps) 127\.0\.0\.1:(\d+) \((starttls|implicit|none)\)$/;
 
 export async function startTern(opts: TernOptions = {}): Promise<Tern> {
   const dir = await mkdtemp(join(tmpdir(), 'tern-e2e-'));
@@ -357,7 +372,7 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
   let ports: Ports;
   try {
     ports = await waitFor(
-      'the five "listening" lines',
+      'the seven "listening" lines',
       () => {
         if (exited)
           throw new Error(
@@ -368,13 +383,15 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
           const m = LISTENING.exec(line);
           if (m) found.set(m[1]!, Number(m[2]));
         }
-        if (found.size < 5) return undefined;
+        if (found.size < 7) return undefined;
         return {
           smtp: found.get('smtp')!,
           submission: found.get('submission')!,
           submissions: found.get('submissions')!,
           pop3: found.get('pop3')!,
           pop3s: found.get('pop3s')!,
+          imap: found.get('imap')!,
+          imaps: found.get('imaps')!,
         };
       },
       20_000,

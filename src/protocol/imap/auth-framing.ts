@@ -41,11 +41,30 @@ export function imapAuthFailureText(reason: SaslFailure): string {
   }
 }
 
+/**
+ * What one step of an exchange writes: a continuation line, or the completion's text without its tag
+ * ("OK ...", "NO [...] ..."), which the driver tags with the AUTHENTICATE (or LOGIN) command's tag.
+ */
+export type ImapAuthStep =
+  { readonly kind: 'continue'; readonly line: string } | { readonly kind: 'complete'; readonly text: string };
+
+/** The framing one SASL drive per connection uses; the tag is added when the step is written. */
+export const imapSaslFraming: SaslFraming<ImapAuthStep> = {
+  challenge: (data) => ({ kind: 'continue', line: `+ ${encodeBase64(data)}\r\n` }),
+  success: () => ({ kind: 'complete', text: 'OK Authentication successful' }),
+  failure: (reason) => ({ kind: 'complete', text: imapAuthFailureText(reason) }),
+};
+
+/** A step as bytes for the command tagged `tag`: each result is a line with CRLF. */
+export function formatAuthStep(tag: string, step: ImapAuthStep): string {
+  return step.kind === 'continue' ? step.line : `${tag} ${step.text}\r\n`;
+}
+
 /** The framing for one AUTHENTICATE command: completions carry its tag. Each result is a line with CRLF. */
 export function imapAuthFraming(tag: string): SaslFraming<string> {
   return {
-    challenge: (data) => `+ ${encodeBase64(data)}\r\n`,
-    success: () => `${tag} OK Authentication successful\r\n`,
-    failure: (reason) => `${tag} ${imapAuthFailureText(reason)}\r\n`,
+    challenge: (data) => formatAuthStep(tag, imapSaslFraming.challenge(data)),
+    success: () => formatAuthStep(tag, imapSaslFraming.success()),
+    failure: (reason) => formatAuthStep(tag, imapSaslFraming.failure(reason)),
   };
 }

@@ -5,6 +5,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import {
   formatAstring,
+  formatDateTime,
   formatListResponse,
   formatNstring,
   formatParseError,
@@ -169,5 +170,18 @@ describe('IMAP responses', () => {
       '* ESEARCH (TAG "A282") UID MIN 2 ALL 2,10:11 COUNT 3\r\n',
     );
     assert.equal(formatVanished([41, 43, 44, 45], true), '* VANISHED (EARLIER) 41,43:45\r\n');
+  });
+});
+
+describe('date-time', () => {
+  it('is the RFC 9051 form in UTC, a one-digit day led by a space, and parses back', () => {
+    assert.equal(formatDateTime(Date.UTC(1996, 6, 17, 9, 44, 25)), '"17-Jul-1996 09:44:25 +0000"');
+    assert.equal(formatDateTime(Date.UTC(2026, 11, 7, 0, 0, 0)), '" 7-Dec-2026 00:00:00 +0000"');
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 4102444800 }), (s) => {
+        const text = formatDateTime(s * 1000).slice(1, -1);
+        assert.equal(Date.parse(text.replace(/^ /, '').replace(/-/g, ' ')), s * 1000);
+      }),
+    );
   });
 });

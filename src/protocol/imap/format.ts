@@ -284,3 +284,15 @@ export function formatEnabled(capabilities: readonly string[]): string {
 export function formatFlagsResponse(flags: readonly string[]): string {
   return formatUntagged(`FLAGS ${formatFlagList(flags)}`);
 }
+
+const MONTH_NAMES = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
+
+/** date-time (RFC 9051 §9): `"17-Jul-1996 02:44:25 +0000"`, in UTC so output does not depend on the host. */
+export function formatDateTime(ms: number): string {
+  const d = new Date(ms);
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  // date-day-fixed: a one-digit day is led by a space, not a zero.
+  const day = String(d.getUTCDate()).padStart(2, ' ');
+  const time = `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())}`;
+  return `"${day}-${MONTH_NAMES[d.getUTCMonth()]}-${d.getUTCFullYear()} ${time} +0000"`;
+}

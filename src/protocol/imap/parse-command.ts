@@ -35,6 +35,8 @@ export type CommandParse =
       readonly tag: string;
       readonly role: LiteralRole;
       readonly head: AppendMessageHead | null;
+      /** For a message: the APPEND's target mailbox as written. */
+      readonly mailbox: string | null;
     };
 
 /** The tag of a command's first text, when readable (for a BAD that must carry it). */
@@ -61,7 +63,8 @@ export function parseCommand(items: readonly Item[]): CommandParse {
   });
   if (r.ok === true) return { ok: true, tag, command: r.value };
   if (r.ok === false) return { ok: false, tag, error: r.error };
-  return { ok: 'pending', tag, role: r.role, head: r.head as AppendMessageHead | null };
+  const pending = r.head as { head: AppendMessageHead; mailbox: string } | null;
+  return { ok: 'pending', tag, role: r.role, head: pending?.head ?? null, mailbox: pending?.mailbox ?? null };
 }
 
 const NO_ARGS = {
@@ -369,7 +372,7 @@ function parseAppend(c: Cursor): ImapCommand {
       do {
         const w = c.word();
         c.sp();
-        if (w === 'TEXT') parts.push({ kind: 'text', data: c.messageData(head, false) });
+        if (w === 'TEXT') parts.push({ kind: 'text', data: c.messageData({ head, mailbox }, false) });
         else if (w === 'URL') parts.push({ kind: 'url', url: c.astring() });
         else fail('Expected TEXT or URL');
       } while (c.eat(' '));
@@ -378,9 +381,9 @@ function parseAppend(c: Cursor): ImapCommand {
     } else if (c.eatWord('UTF8')) {
       c.sp();
       c.expect('(');
-      data = { kind: 'literal', data: c.messageData(head, true), utf8: true };
+      data = { kind: 'literal', data: c.messageData({ head, mailbox }, true), utf8: true };
       c.expect(')');
-    } else data = { kind: 'literal', data: c.messageData(head, true), utf8: false };
+    } else data = { kind: 'literal', data: c.messageData({ head, mailbox }, true), utf8: false };
     messages.push({ ...head, data });
   } while (c.ch() === ' ');
   return { kind: 'append', mailbox, messages };

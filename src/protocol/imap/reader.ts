@@ -56,6 +56,8 @@ export type ReaderEvent =
       readonly sync: boolean;
       readonly binary: boolean;
       readonly message: AppendMessageHead | null;
+      /** For a message: the APPEND's target mailbox as the client wrote it. */
+      readonly mailbox: string | null;
       /** Counts the command's message literals from 0 (StreamRef.index). */
       readonly index: number;
     }
@@ -302,6 +304,7 @@ export class ImapCommandReader {
         sync: ann.sync,
         binary: ann.binary,
         message: r.head ?? { flags: null, date: null },
+        mailbox: r.mailbox,
         index,
       };
     }
@@ -326,6 +329,7 @@ export class ImapCommandReader {
       sync: ann.sync,
       binary: false,
       message: null,
+      mailbox: null,
       index: -1,
     };
   }

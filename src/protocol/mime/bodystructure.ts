@@ -5,12 +5,13 @@
 // text/plain part (the grammar needs 1*body); a message/rfc822 whose inside was not parsed (encoded,
 // too deep) is sent as a basic part; an RFC 2231 value that is not plain ASCII is sent as `name*` in
 // UTF-8 percent-encoding for a client without UTF-8, and as itself in a UTF-8 string otherwise.
+// Strings go through the one IMAP string writer (imap/format.ts formatString).
 // PURE and total.
 
 import type { MimeParam } from './params.ts';
 import type { MimePart } from './structure.ts';
 import { renderEnvelope } from './envelope.ts';
-import { imapNString, imapString, type ImapStringOptions } from './imap-strings.ts';
+import { formatNstring, formatString, type WireOptions } from '../imap/format.ts';
 
 function needsExtended(value: string): boolean {
   return !/^[\x20-\x7e]*$/.test(value);
@@ -26,26 +27,26 @@ function percentEncode(value: string): string {
   return out;
 }
 
-function renderParams(params: readonly MimeParam[], opts: ImapStringOptions): string {
+function renderParams(params: readonly MimeParam[], opts: WireOptions): string {
   if (params.length === 0) return 'NIL';
   const items = params.map((p) =>
     !opts.utf8 && needsExtended(p.value)
-      ? `${imapString(`${p.name}*`, opts)} ${imapString(percentEncode(p.value), opts)}`
-      : `${imapString(p.name, opts)} ${imapString(p.value, opts)}`,
+      ? `${formatString(`${p.name}*`, opts)} ${formatString(percentEncode(p.value), opts)}`
+      : `${formatString(p.name, opts)} ${formatString(p.value, opts)}`,
   );
   return `(${items.join(' ')})`;
 }
 
-function renderExtension(part: MimePart, opts: ImapStringOptions): string {
+function renderExtension(part: MimePart, opts: WireOptions): string {
   const d = part.disposition;
-  const dsp = d ? `(${imapString(d.type, opts)} ${renderParams(d.params, opts)})` : 'NIL';
+  const dsp = d ? `(${formatString(d.type, opts)} ${renderParams(d.params, opts)})` : 'NIL';
   const lang =
     part.language === null
       ? 'NIL'
       : part.language.length === 1
-        ? imapString(part.language[0]!, opts)
-        : `(${part.language.map((l) => imapString(l, opts)).join(' ')})`;
-  return `${dsp} ${lang} ${imapNString(part.location, opts)}`;
+        ? formatString(part.language[0]!, opts)
+        : `(${part.language.map((l) => formatString(l, opts)).join(' ')})`;
+  return `${dsp} ${lang} ${formatNstring(part.location, opts)}`;
 }
 
 const EMPTY_TEXT = '("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)';
@@ -54,7 +55,7 @@ const EMPTY_TEXT = '("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 0 0)';
 export function renderBodyStructure(
   part: MimePart,
   extended: boolean,
-  opts: ImapStringOptions = { utf8: true },
+  opts: WireOptions = { utf8: true },
 ): string {
   if (part.type === 'multipart') {
     const children =
@@ -62,15 +63,15 @@ export function renderBodyStructure(
         ? EMPTY_TEXT
         : part.parts.map((p) => renderBodyStructure(p, extended, opts)).join('');
     const ext = extended ? ` ${renderParams(part.params, opts)} ${renderExtension(part, opts)}` : '';
-    return `(${children} ${imapString(part.subtype, opts)}${ext})`;
+    return `(${children} ${formatString(part.subtype, opts)}${ext})`;
   }
   const fields = [
-    imapString(part.type, opts),
-    imapString(part.subtype, opts),
+    formatString(part.type, opts),
+    formatString(part.subtype, opts),
     renderParams(part.params, opts),
-    imapNString(part.id, opts),
-    imapNString(part.description, opts),
-    imapString(part.encoding, opts),
+    formatNstring(part.id, opts),
+    formatNstring(part.description, opts),
+    formatString(part.encoding, opts),
     String(part.bodyEnd - part.bodyStart),
   ];
   if (part.type === 'message' && part.message !== null && part.message.envelope !== null) {
@@ -78,6 +79,6 @@ export function renderBodyStructure(
     fields.push(renderBodyStructure(part.message, extended, opts));
     fields.push(String(part.lines));
   } else if (part.type === 'text') fields.push(String(part.lines));
-  if (extended) fields.push(imapNString(part.md5, opts), renderExtension(part, opts));
+  if (extended) fields.push(formatNstring(part.md5, opts), renderExtension(part, opts));
   return `(${fields.join(' ')})`;
 }

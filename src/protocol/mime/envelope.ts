@@ -3,10 +3,11 @@
 // default to From. Addresses are (name adl mailbox host) lists; a group is (NIL NIL "name" NIL), its
 // members, then (NIL NIL NIL NIL). Encoded-words are sent as written: IMAP clients decode them. A
 // mailbox without a domain gets host ".MISSING-HOST-NAME." as UW imapd and Dovecot send.
+// Strings go through the one IMAP string writer (imap/format.ts formatString).
 // PURE and total. Deliberately not here: decoding names for display.
 
 import type { EnvelopeFields } from './structure.ts';
-import { imapNString, imapString, type ImapStringOptions } from './imap-strings.ts';
+import { formatNstring, formatString, type WireOptions } from '../imap/format.ts';
 
 export interface ImapAddress {
   readonly name: string | null;
@@ -165,22 +166,22 @@ export function parseAddressList(value: string): ImapAddress[] {
   return out;
 }
 
-function renderAddresses(value: string | null, opts: ImapStringOptions): string {
+function renderAddresses(value: string | null, opts: WireOptions): string {
   if (value === null) return 'NIL';
   const list = parseAddressList(value);
   if (list.length === 0) return 'NIL';
   const one = (a: ImapAddress): string =>
-    `(${imapNString(a.name, opts)} ${imapNString(a.adl, opts)} ${imapNString(a.mailbox, opts)} ${imapNString(a.host, opts)})`;
+    `(${formatNstring(a.name, opts)} ${formatNstring(a.adl, opts)} ${formatNstring(a.mailbox, opts)} ${formatNstring(a.host, opts)})`;
   return `(${list.map(one).join('')})`;
 }
 
 /** An empty field is NIL too: clients treat "" and NIL alike, and Dovecot sends NIL. */
-function nstr(s: string | null, opts: ImapStringOptions): string {
-  return s === null || s === '' ? 'NIL' : imapString(s, opts);
+function nstr(s: string | null, opts: WireOptions): string {
+  return s === null || s === '' ? 'NIL' : formatString(s, opts);
 }
 
 /** The ENVELOPE of a message whose header fields are `env`. */
-export function renderEnvelope(env: EnvelopeFields, opts: ImapStringOptions = { utf8: true }): string {
+export function renderEnvelope(env: EnvelopeFields, opts: WireOptions = { utf8: true }): string {
   const from = renderAddresses(env.from, opts);
   const or = (v: string | null): string => {
     const r = renderAddresses(v, opts);

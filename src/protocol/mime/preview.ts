@@ -2,41 +2,12 @@
 // encoding (RFC 2045 §6.7-6.8) and charset into UTF-8, HTML tags and entities dropped, white space
 // collapsed. Computed when the message is stored (MimeScanner's previewOf) from the part's first octets.
 // PURE and total. Deliberately not here: choosing the part (structure.ts: the first text/plain that is
-// not an attachment, else the first text/html), BINARY decoding of whole parts (decodeTransfer serves
-// small ranges; a streaming decoder for BINARY[] is left to the FETCH engineer).
+// not an attachment, else the first text/html), transfer decoding (transfer.ts).
 
 import type { MimePart } from './structure.ts';
+import { decodeTransfer } from './transfer.ts';
 
 export const PREVIEW_CHARS = 200;
-
-/** Body octets of a part decoded from base64 or quoted-printable; others as they are. */
-export function decodeTransfer(encoding: string, body: Uint8Array): Uint8Array {
-  const e = encoding.toLowerCase();
-  if (e === 'base64') {
-    // Buffer's decoder skips what is not base64 and decodes an unpadded or cut-off tail as far as it goes.
-    return Uint8Array.from(Buffer.from(new TextDecoder().decode(body), 'base64'));
-  }
-  if (e === 'quoted-printable') {
-    const out: number[] = [];
-    for (let i = 0; i < body.length; i++) {
-      const b = body[i]!;
-      if (b !== 0x3d) {
-        out.push(b);
-        continue;
-      }
-      const pair = String.fromCharCode(body[i + 1] ?? 0, body[i + 2] ?? 0);
-      if (/^[0-9A-Fa-f]{2}$/.test(pair)) {
-        out.push(parseInt(pair, 16));
-        i += 2;
-      } else if (body[i + 1] === 0x0a) i += 1;
-      else if (body[i + 1] === 0x0d && body[i + 2] === 0x0a) i += 2;
-      else if (i + 1 >= body.length) break;
-      else out.push(b);
-    }
-    return Uint8Array.from(out);
-  }
-  return body;
-}
 
 function decodeCharset(charset: string, bytes: Uint8Array): string {
   try {

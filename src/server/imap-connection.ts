@@ -1,0 +1,641 @@
+// The IMAP driver: glues one pure ImapSession (protocol/imap/session.ts) to one connection shell and to
+// the services. It turns the session's effects into writes and decisions: STARTTLS (the shell's
+// upgrade), LOGIN and AUTHENTICATE (the one SASL drive, so delays, failure caps and lockouts are
+// submission's), APPEND literals streamed into the store (never whole in memory), IDLE (the store's
+// change feed pushes updates while the client waits), and the command handlers in server/imap/. It keeps
+// what the client enabled and the selected view, sends pending updates at the points RFC 9051 §7.5.1
+// allows, runs the autologout timer (RFC 9051 §5.4, [imap] idle_timeout_seconds), and is the only writer
+// of tagged responses.
+// Deliberately NOT here: sockets and TLS (the shell), the SASL exchange (sasl-drive.ts), protocol rules
+// (the session), the commands' work (server/imap/*), connection limits (listeners.ts).
+//
+// SECURITY: input is fed to the session in arrival order and the session pauses at every command, so
+// nothing is read while one runs; at STARTTLS the shell drops every byte not yet fed and the session its
+// own buffer. A connection that ends without LOGOUT loses nothing: only EXPUNGE/CLOSE/MOVE remove mail.
+
+import { assertNever } from '../core/assert-never.ts';
+import type { ListenerConfig } from '../config/config.ts';
+import { Events } from '../core/events.ts';
+import type { Logger } from '../core/ports.ts';
+import type { Connection } from '../net/connection.ts';
+import { formatAuthStep, imapSaslFraming, type ImapAuthStep } from '../protocol/imap/auth-framing.ts';
+import { capabilityList } from '../protocol/imap/capabilities.ts';
+import type { ImapCommand } from '../protocol/imap/command.ts';
+import {
+  formatCapability,
+  formatEnabled,
+  formatTagged,
+  formatUntagged,
+  formatUntaggedStatus,
+} from '../protocol/imap/format.ts';
+import type { SelectedView } from '../protocol/imap/selected.ts';
+import { ImapSession, type Effect } from '../protocol/imap/session.ts';
+import type { FolderEvent, ImapMailboxStore } from '../store/mailbox-store.ts';
+import type { ConnectionDeps } from './connection-deps.ts';
+import type { Driver, DriverFactory } from './driver.ts';
+import { AppendCommand } from './imap/append.ts';
+import { bad, no, ok, type Completion, type Enabled, type ImapContext } from './imap/context.ts';
+import * as mailboxes from './imap/mailboxes.ts';
+import * as messages from './imap/messages.ts';
+import {
+  listenerMechanisms,
+  plaintextAuthAllowed,
+  SaslDrive,
+  type SaslEvents,
+  type SaslStep,
+} from './sasl-drive.ts';
+
+/** Above this many unfed bytes the socket is paused (literals stream through; commands are bounded). */
+export const IMAP_MAX_BUFFERED_BYTES = 256 * 1024;
+
+/** Commands before login (CAPABILITY, STARTTLS, ID, failed LOGINs...): a real client needs a handful. */
+export const IMAP_MAX_BAD_COMMANDS = 20;
+
+const IMAP_SASL_EVENTS: SaslEvents = { verify: Events.imapAuthVerify, succeeded: Events.imapAuthSucceeded };
+
+/** imap (STARTTLS, RFC 9051 §6.2.1) and imaps (implicit TLS, RFC 8314) on the listeners. */
+export const imapDriver: DriverFactory = {
+  create: (shell, { id, listener, deps }) => new ImapConnection(shell, id, listener, deps),
+  refusal: (reason) =>
+    formatUntaggedStatus(
+      'BYE',
+      { kind: 'UNAVAILABLE' },
+      reason === 'max-connections'
+        ? 'Too many connections, try again later'
+        : 'Too many connections from your address',
+    ),
+  maxBufferedBytes: IMAP_MAX_BUFFERED_BYTES,
+  events: { refused: Events.imapRefused, tlsFailed: Events.imapTlsFailed },
+};
+
+/** Connections per user across this process (RFC 9051 leaves the limit to the server). */
+const connectionsByUser = new Map<string, number>();
+
+export class ImapConnection implements Driver {
+  readonly id: string;
+  private readonly shell: Connection;
+  private readonly deps: ConnectionDeps;
+  private readonly store: ImapMailboxStore;
+  private readonly listener: ListenerConfig;
+  private readonly session: ImapSession;
+  private readonly sasl: SaslDrive<ImapAuthStep>;
+  private readonly log: Logger;
+  private user: string | null = null;
+  private view: SelectedView | null = null;
+  private unwatch: (() => void) | null = null;
+  /** The change feed said the selected folder changed since updates were last sent. */
+  private dirty = false;
+  /** The selected folder was deleted or renamed by another session. */
+  private selectedGone = false;
+  private readonly enabled: Enabled = { condstore: false, qresync: false, utf8: false, imap4rev2: false };
+  private savedResult: readonly number[] | null = null;
+  /** The AUTHENTICATE command running (its tag), while the exchange waits for lines. */
+  private authTag: string | null = null;
+  /** The IDLE command running (its tag). */
+  private idleTag: string | null = null;
+  private append: AppendCommand | null = null;
+  private shuttingDown = false;
+  private busy = false;
+  private readonly appendLimitBytes: number;
+
+  constructor(shell: Connection, id: string, listener: ListenerConfig, deps: ConnectionDeps) {
+    this.shell = shell;
+    this.id = id;
+    this.listener = listener;
+    this.deps = deps;
+    // The composition root gives IMAP listeners a store that serves IMAP (main.ts).
+    this.store = deps.store as ImapMailboxStore;
+    this.log = deps.logger.child({ session: id });
+    const mechanisms = listenerMechanisms(listener, deps.config);
+    const plaintextAllowed = plaintextAuthAllowed(listener, shell.remoteIp);
+    const imap = deps.config.imap;
+    this.appendLimitBytes =
+      imap.appendLimitBytes > 0 ? imap.appendLimitBytes : deps.config.limits.maxMessageBytes;
+    this.session = new ImapSession({
+      starttls: listener.tls === 'starttls' && deps.secureContext !== null,
+      tlsActive: shell.tls !== null,
+      plaintextAuth: plaintextAllowed,
+      maxErrors: IMAP_MAX_BAD_COMMANDS,
+      limits: { maxLineBytes: imap.maxLineBytes, maxMessageBytes: this.appendLimitBytes },
+    });
+    this.sasl = new SaslDrive({
+      deps,
+      shell,
+      log: this.log,
+      framing: imapSaslFraming,
+      mechanisms,
+      plaintextAllowed,
+      events: IMAP_SASL_EVENTS,
+    });
+  }
+
+  start(): void {
+    this.log.event(Events.imapConnect, {
+      ip: this.shell.remoteIp,
+      port: this.shell.remotePort,
+      service: this.listener.service,
+      tls: this.shell.tls,
+    });
+    this.shell.start({
+      data: this.onData,
+      error: (err) => this.log.event(Events.imapClose, { reason: 'socket error', error: err.message }),
+      tlsFailed: (error) => this.log.warn(Events.imapTlsFailed, { error }),
+      closed: (reason) => this.finish(reason),
+    });
+    this.armIdleTimer();
+    void this.run(this.session.greet(this.capabilities()));
+  }
+
+  shutdown(): void {
+    this.shuttingDown = true;
+    if (!this.busy) this.bye('Server shutting down');
+  }
+
+  private capabilities(): string[] {
+    return capabilityList({
+      authenticated: this.user !== null,
+      starttlsOffered: this.session.starttlsOffered,
+      loginDisabled: this.session.loginDisabled,
+      mechanisms: this.session.loginDisabled ? [] : this.sasl.offered(),
+      appendLimitBytes: this.appendLimitBytes,
+      compressed: this.shell.compressed,
+    });
+  }
+
+  private readonly onData = async (chunk: Uint8Array): Promise<void> => {
+    await this.run(this.session.feed(chunk));
+  };
+
+  private async run(effects: Effect[]): Promise<void> {
+    this.busy = true;
+    try {
+      await this.perform(effects);
+    } catch (err) {
+      this.log.error(Events.imapInternalError, { error: String(err), stack: (err as Error).stack });
+      this.bye('Internal error, closing connection', { kind: 'SERVERBUG' });
+    } finally {
+      this.busy = false;
+    }
+    if (this.shuttingDown && !this.shell.closed && this.idleTag === null) this.bye('Server shutting down');
+  }
+
+  /** RFC 9051 §5.4: an inactive client is logged out after at least 30 minutes. */
+  private armIdleTimer(): void {
+    this.shell.setTimer('idle', this.deps.config.imap.idleTimeoutMs, () => {
+      this.log.warn(Events.imapTimeout, { state: this.session.state });
+      this.bye('Autologout; idle for too long');
+    });
+  }
+
+  private async perform(effects: Effect[]): Promise<void> {
+    // A resumed command's effects join the end of the batch: the session paused at that command, so
+    // nothing of this batch comes after it.
+    const queue = [...effects];
+    for (let i = 0; i < queue.length; i++) {
+      if (this.shell.closed) return;
+      queue.push(...(await this.performOne(queue[i]!)));
+    }
+  }
+
+  private async performOne(effect: Effect): Promise<Effect[]> {
+    switch (effect.kind) {
+      case 'write':
+        this.shell.write(effect.text);
+        return [];
+      case 'violation':
+        this.log.warn(Events.imapViolation, { what: effect.what, state: this.session.state });
+        return [];
+      case 'close':
+        this.shell.end();
+        return [];
+      case 'execute':
+        this.armIdleTimer();
+        this.log.debug(Events.imapCommand, { tag: effect.tag, command: effect.command.kind });
+        return this.execute(effect.tag, effect.command);
+      case 'append-literal':
+        return this.appendLiteral(effect);
+      case 'append-data':
+        await this.append?.data(effect.chunk, effect.last);
+        return [];
+      case 'line':
+        return this.rawLine(effect.line);
+      default:
+        return assertNever(effect);
+    }
+  }
+
+  // --- commands -----------------------------------------------------------------------------------
+
+  private context(): ImapContext {
+    const user = this.user;
+    if (user === null) throw new Error('IMAP context before login');
+    const saved = {
+      get: (): readonly number[] | null => this.savedResult,
+      set: (v: readonly number[] | null): void => {
+        this.savedResult = v;
+      },
+    };
+    return {
+      user,
+      store: this.store,
+      log: this.log,
+      enabled: this.enabled,
+      nowMs: () => this.deps.clock.nowMs(),
+      view: this.view,
+      write: (text) => {
+        this.shell.write(text);
+      },
+      send: (data) => this.shell.send(data),
+      get savedResult() {
+        return saved.get();
+      },
+      set savedResult(v) {
+        saved.set(v);
+      },
+      appendLimitBytes: this.appendLimitBytes,
+    };
+  }
+
+  /** Write a command's completion (after updates where allowed) and read on in its state. */
+  private complete(
+    tag: string,
+    c: Completion,
+    updates: 'all' | 'no-expunge' | 'none' = 'all',
+  ): Promise<Effect[]> {
+    return this.completeAsync(tag, c, updates);
+  }
+
+  private async completeAsync(
+    tag: string,
+    c: Completion,
+    updates: 'all' | 'no-expunge' | 'none',
+  ): Promise<Effect[]> {
+    if (updates !== 'none' && this.view !== null && c.state !== 'authenticated') {
+      await this.sendUpdates(updates === 'all');
+    }
+    this.shell.write(formatTagged(tag, c.status, c.code, c.text));
+    return this.session.resume(c.state);
+  }
+
+  private async execute(tag: string, command: ImapCommand): Promise<Effect[]> {
+    switch (command.kind) {
+      case 'capability':
+        this.shell.write(formatCapability(this.capabilities()));
+        return this.complete(tag, ok('CAPABILITY completed'));
+      case 'noop':
+      case 'check':
+        return this.complete(tag, ok(`${command.kind.toUpperCase()} completed`));
+      case 'logout':
+        this.shell.write(formatUntaggedStatus('BYE', null, 'Logging out'));
+        this.shell.write(formatTagged(tag, 'OK', null, 'LOGOUT completed'));
+        this.session.close();
+        this.shell.end();
+        return [];
+      case 'id':
+        this.shell.write(formatUntagged(`ID ("name" "Tern" "vendor" "Tern")`));
+        return this.complete(tag, ok('ID completed'), 'none');
+      case 'starttls':
+        return this.startTls(tag);
+      case 'login':
+        return this.login(tag, await this.sasl.password(command.user, command.password));
+      case 'authenticate':
+        this.authTag = tag;
+        return this.authStep(await this.sasl.start(command.mechanism, command.initialResponse));
+      case 'enable':
+        return this.complete(tag, this.enable(command.capabilities), 'none');
+      case 'unauthenticate':
+        this.deselect();
+        this.releaseUser();
+        return this.complete(tag, ok('UNAUTHENTICATE completed', null, 'not-authenticated'), 'none');
+      case 'compress':
+        return this.compress(tag, command.algorithm);
+      case 'idle':
+        this.idleTag = tag;
+        this.shell.write('+ idling\r\n');
+        await this.sendUpdates(true);
+        return this.session.expectLine();
+      default:
+        break;
+    }
+    const ctx = this.context();
+    switch (command.kind) {
+      case 'namespace':
+        return this.complete(tag, mailboxes.namespace(ctx));
+      case 'list':
+      case 'lsub':
+        return this.complete(tag, await mailboxes.list(ctx, command));
+      case 'create':
+        return this.complete(tag, await mailboxes.create(ctx, command));
+      case 'delete':
+        return this.complete(tag, await mailboxes.remove(ctx, command));
+      case 'rename':
+        return this.complete(tag, await mailboxes.rename(ctx, command));
+      case 'subscribe':
+      case 'unsubscribe':
+        return this.complete(tag, await mailboxes.subscription(ctx, command));
+      case 'status':
+        return this.complete(tag, await mailboxes.status(ctx, command));
+      case 'getquota':
+      case 'getquotaroot':
+      case 'setquota':
+        return this.complete(tag, await mailboxes.quota(ctx, command));
+      case 'select':
+      case 'examine': {
+        const hadView = this.view !== null;
+        this.deselect();
+        if (hadView && this.enabled.qresync)
+          ctx.write(formatUntaggedStatus('OK', { kind: 'CLOSED' }, 'Previous mailbox closed'));
+        const r = await mailboxes.select(ctx, command);
+        if (r.view !== null) this.selectView(r.view);
+        else
+          return this.complete(
+            tag,
+            r.completion.status === 'OK' ? r.completion : { ...r.completion, state: 'authenticated' },
+            'none',
+          );
+        this.log.event(Events.imapSelect, {
+          folder: r.view.folder,
+          readOnly: r.view.readOnly,
+          exists: r.view.exists,
+        });
+        return this.complete(tag, r.completion, 'none');
+      }
+      case 'append': {
+        const c = (await this.append?.finish(ctx, command)) ?? bad('APPEND without a message');
+        this.append = null;
+        return this.complete(tag, c);
+      }
+      case 'close':
+      case 'unselect': {
+        if (command.kind === 'close' && this.view !== null && !this.view.readOnly)
+          await messages.closeExpunge(ctx);
+        this.deselect();
+        return this.complete(
+          tag,
+          ok(`${command.kind.toUpperCase()} completed`, null, 'authenticated'),
+          'none',
+        );
+      }
+      case 'expunge':
+        return this.complete(tag, await messages.expunge(ctx, command));
+      case 'fetch':
+        return this.complete(tag, await messages.fetch(ctx, command), command.uid ? 'all' : 'no-expunge');
+      case 'store':
+        return this.complete(tag, await messages.store(ctx, command), command.uid ? 'all' : 'no-expunge');
+      case 'copy':
+      case 'move':
+        return this.complete(
+          tag,
+          await messages.copyOrMove(ctx, command),
+          command.uid ? 'all' : 'no-expunge',
+        );
+      case 'search':
+      case 'sort':
+      case 'thread':
+        return this.complete(tag, await messages.search(ctx, command, tag), command.uid ? 'all' : 'no-expunge');
+      default:
+        // Every other kind was answered by the first switch.
+        return this.complete(tag, bad('Unexpected command'));
+    }
+  }
+
+  /** COMPRESS=DEFLATE (RFC 4978): the OK goes out uncompressed, everything after it compressed. */
+  private compress(tag: string, algorithm: string): Effect[] {
+    if (this.shell.compressed) {
+      this.shell.write(formatTagged(tag, 'NO', { kind: 'COMPRESSIONACTIVE' }, 'Already compressing'));
+      return this.session.resume();
+    }
+    if (algorithm.toUpperCase() !== 'DEFLATE') {
+      this.shell.write(formatTagged(tag, 'BAD', null, `Unknown compression algorithm ${algorithm}`));
+      return this.session.resume();
+    }
+    this.shell.write(formatTagged(tag, 'OK', null, 'DEFLATE active'));
+    const dropped = this.shell.startCompression() + this.session.compressionStarted();
+    if (dropped > 0)
+      this.log.warn(Events.imapViolation, { what: 'bytes after COMPRESS discarded', bytes: dropped });
+    return this.session.resume();
+  }
+
+  private enable(capabilities: readonly string[]): Completion {
+    const done: string[] = [];
+    for (const cap of capabilities) {
+      const upper = cap.toUpperCase();
+      if (upper === 'CONDSTORE' && !this.enabled.condstore) {
+        this.enabled.condstore = true;
+        done.push('CONDSTORE');
+      } else if (upper === 'QRESYNC' && !this.enabled.qresync) {
+        // QRESYNC implies CONDSTORE (RFC 7162 §3.2.3).
+        this.enabled.qresync = true;
+        this.enabled.condstore = true;
+        done.push('QRESYNC');
+      } else if (upper === 'UTF8=ACCEPT' && !this.enabled.utf8) {
+        this.enabled.utf8 = true;
+        done.push('UTF8=ACCEPT');
+      } else if (upper === 'IMAP4REV2' && !this.enabled.imap4rev2) {
+        this.enabled.imap4rev2 = true;
+        this.enabled.utf8 = true;
+        done.push('IMAP4rev2');
+      }
+    }
+    this.shell.write(formatEnabled(done));
+    return ok('ENABLE completed');
+  }
+
+  // --- selection and updates ----------------------------------------------------------------------
+
+  private selectView(view: SelectedView): void {
+    this.view = view;
+    this.dirty = false;
+    const user = this.user!;
+    this.unwatch = this.store.watch(user, view.folder, (event: FolderEvent) => this.onFolderEvent(event));
+  }
+
+  private deselect(): void {
+    this.unwatch?.();
+    this.unwatch = null;
+    this.view = null;
+    this.dirty = false;
+    this.selectedGone = false;
+    this.savedResult = null;
+  }
+
+  private onFolderEvent(event: FolderEvent): void {
+    const view = this.view;
+    if (view === null) return;
+    if (event.kind === 'gone') {
+      // Deleted or renamed away by someone else: the client's numbers mean nothing any more. RFC 9051
+      // leaves the way out to the server; like Dovecot, Tern ends the connection at the next point that
+      // allows untagged data, and the client reconnects and lists again.
+      this.selectedGone = true;
+      this.dirty = true;
+      if (this.idleTag !== null && !this.busy) void this.idlePush();
+      return;
+    }
+    if (event.highestModseq <= view.highestModseq) return;
+    this.dirty = true;
+    if (this.idleTag !== null && !this.busy) void this.idlePush();
+  }
+
+  private async idlePush(): Promise<void> {
+    try {
+      await this.sendUpdates(true);
+    } catch (err) {
+      this.log.error(Events.imapInternalError, { what: 'idle update', error: String(err) });
+    }
+  }
+
+  /** Untagged EXPUNGE/EXISTS/FETCH for what changed since the view was last brought up to date. */
+  private async sendUpdates(allowExpunge: boolean): Promise<void> {
+    const view = this.view;
+    const user = this.user;
+    if (view === null || user === null || !this.dirty) return;
+    this.dirty = false;
+    if (this.selectedGone) {
+      this.bye('Selected mailbox was deleted or renamed, have to disconnect');
+      return;
+    }
+    let changes;
+    try {
+      changes = await this.store.changesSince(user, view.folder, view.highestModseq);
+    } catch {
+      // Gone: RFC 9051 leaves it to the server; the client learns at its next command's NO.
+      return;
+    }
+    if (changes.uidValidity !== view.uidValidity || this.view !== view) return;
+    const lines = view.applyChanges(changes, allowExpunge, this.enabled);
+    for (const line of lines) this.shell.write(line);
+    if (!allowExpunge && lines.length >= 0) {
+      // Expunges held back are re-read at the next point that allows them.
+      this.dirty = this.dirty || changes.vanished.length > 0;
+    }
+  }
+
+  // --- raw lines: IDLE's DONE and AUTHENTICATE responses ------------------------------------------
+
+  private async rawLine(bytes: Uint8Array): Promise<Effect[]> {
+    const line = new TextDecoder().decode(bytes);
+    if (this.idleTag !== null) {
+      const tag = this.idleTag;
+      this.idleTag = null;
+      this.armIdleTimer();
+      if (line.toUpperCase() !== 'DONE') return this.complete(tag, bad('Expected DONE'), 'none');
+      return this.complete(tag, ok('IDLE terminated'));
+    }
+    if (this.authTag !== null) return this.authStep(await this.sasl.line(line));
+    return this.session.resume();
+  }
+
+  // --- STARTTLS and logins ------------------------------------------------------------------------
+
+  private async startTls(tag: string): Promise<Effect[]> {
+    this.shell.write(formatTagged(tag, 'OK', null, 'Begin TLS negotiation now'));
+    const result = await this.shell.startTls();
+    const dropped = this.session.tlsStarted() + result.discardedBytes;
+    // SECURITY: bytes sent after STARTTLS before the handshake are never read as commands.
+    if (dropped > 0)
+      this.log.warn(Events.imapViolation, { what: 'bytes after STARTTLS discarded', bytes: dropped });
+    if (!result.ok) return [];
+    this.log.event(Events.imapTls, { ...result.tls });
+    this.armIdleTimer();
+    return this.session.resume();
+  }
+
+  private async login(tag: string, step: SaslStep<ImapAuthStep> | null): Promise<Effect[]> {
+    if (step === null) return [];
+    if (step.kind === 'challenge') {
+      // A password login is PLAIN with its response given: it never asks for more.
+      return this.complete(tag, no('Authentication failed', { kind: 'AUTHENTICATIONFAILED' }), 'none');
+    }
+    if (step.kind === 'failure') {
+      this.shell.write(formatAuthStep(tag, step.out));
+      if (step.close) return this.closeAfterFailures();
+      return this.session.resume();
+    }
+    return this.loggedIn(tag, step.identity);
+  }
+
+  private async authStep(step: SaslStep<ImapAuthStep> | null): Promise<Effect[]> {
+    const tag = this.authTag;
+    if (step === null || tag === null) return [];
+    if (step.kind === 'challenge') {
+      this.shell.write(formatAuthStep(tag, step.out));
+      return this.session.expectLine();
+    }
+    this.authTag = null;
+    if (step.kind === 'failure') {
+      this.shell.write(formatAuthStep(tag, step.out));
+      if (step.close) return this.closeAfterFailures();
+      return this.session.resume();
+    }
+    return this.loggedIn(tag, step.identity);
+  }
+
+  private closeAfterFailures(): Effect[] {
+    this.bye('Too many failed authentications');
+    return [];
+  }
+
+  private async loggedIn(tag: string, identity: string): Promise<Effect[]> {
+    const user = identity.toLowerCase();
+    const count = connectionsByUser.get(user) ?? 0;
+    if (count >= this.deps.config.imap.maxConnectionsPerUser) {
+      this.shell.write(formatTagged(tag, 'NO', { kind: 'LIMIT' }, 'Too many connections for this user'));
+      return this.session.resume();
+    }
+    connectionsByUser.set(user, count + 1);
+    this.user = user;
+    await this.store.ensureDefaults(user);
+    // RFC 9051 §7.1: the capabilities change at login; send them with the OK.
+    this.shell.write(
+      formatTagged(tag, 'OK', { kind: 'CAPABILITY', capabilities: this.capabilities() }, 'Logged in'),
+    );
+    return this.session.resume('authenticated');
+  }
+
+  private releaseUser(): void {
+    const user = this.user;
+    if (user === null) return;
+    this.user = null;
+    const n = (connectionsByUser.get(user) ?? 1) - 1;
+    if (n <= 0) connectionsByUser.delete(user);
+    else connectionsByUser.set(user, n);
+  }
+
+  // --- APPEND -------------------------------------------------------------------------------------
+
+  private async appendLiteral(e: Extract<Effect, { kind: 'append-literal' }>): Promise<Effect[]> {
+    const ctx = this.context();
+    if (e.index === 0) this.append = new AppendCommand(e.mailbox);
+    const append = this.append;
+    if (append === null)
+      return this.session.refuseLiteral(e.tag, formatTagged(e.tag, 'BAD', null, 'APPEND out of order'));
+    const refusal = await append.begin(ctx, e);
+    if (refusal !== null) {
+      this.append = null;
+      await append.abort(ctx);
+      return this.session.refuseLiteral(
+        e.tag,
+        formatTagged(e.tag, refusal.status, refusal.code, refusal.text),
+      );
+    }
+    return this.session.acceptLiteral(e.sync);
+  }
+
+  // --- closing ------------------------------------------------------------------------------------
+
+  private bye(text: string, code: Parameters<typeof formatUntaggedStatus>[1] = null): void {
+    this.session.close();
+    this.shell.end(formatUntaggedStatus('BYE', code, text));
+  }
+
+  private finish(reason: string): void {
+    this.session.close();
+    this.unwatch?.();
+    this.unwatch = null;
+    const append = this.append;
+    this.append = null;
+    if (append !== null && this.user !== null) void append.abort(this.context());
+    this.releaseUser();
+    this.log.event(Events.imapClose, { reason });
+  }
+}

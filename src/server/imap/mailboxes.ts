@@ -1,0 +1,384 @@
+// The IMAP commands about folders, not messages: NAMESPACE, LIST (with LIST-EXTENDED RFC 5258,
+// LIST-STATUS RFC 5819, SPECIAL-USE RFC 6154), LSUB, CREATE (with CREATE-SPECIAL-USE), DELETE, RENAME,
+// SUBSCRIBE, UNSUBSCRIBE, STATUS (with STATUS=SIZE RFC 8438, OBJECTID RFC 8474, CONDSTORE), the QUOTA
+// commands (RFC 9208) and SELECT/EXAMINE (with CONDSTORE/QRESYNC, RFC 7162 §3.2.5).
+// Each returns a Completion; untagged data goes through ctx.write. Store rules (names, INBOX, \Noselect)
+// are the store's; this file maps them to responses.
+
+import type { ImapCommand, ListReturnOptions, StatusItem } from '../../protocol/imap/command.ts';
+import {
+  formatFlagList,
+  formatFlagsResponse,
+  formatListResponse,
+  formatMailbox,
+  formatStatusResponse,
+  formatUntagged,
+  formatUntaggedStatus,
+  formatVanished,
+} from '../../protocol/imap/format.ts';
+import { compilePattern, joinReference, matchesAny } from '../../protocol/imap/list-match.ts';
+import { SelectedView } from '../../protocol/imap/selected.ts';
+import type { SequenceSet } from '../../protocol/imap/syntax.ts';
+import {
+  checkFolderName,
+  INBOX,
+  MailboxError,
+  PERMANENT_FLAGS,
+  SEPARATOR,
+  SPECIAL_USES,
+  SYSTEM_FLAGS,
+  type FolderInfo,
+  type SpecialUse,
+} from '../../store/mailbox-store.ts';
+import {
+  bad,
+  completionOf,
+  mailboxArg,
+  no,
+  ok,
+  wire,
+  type CommandOf,
+  type Completion,
+  type ImapContext,
+} from './context.ts';
+import { folderStatus } from './status.ts';
+
+type Cmd<K extends ImapCommand['kind']> = CommandOf<K>;
+
+const BAD_NAME = bad('Mailbox name is not valid in this client mode (modified UTF-7 or UTF-8)');
+
+export function namespace(ctx: ImapContext): Completion {
+  ctx.write(formatUntagged(`NAMESPACE (("" "${SEPARATOR}")) NIL NIL`));
+  return ok('NAMESPACE completed');
+}
+
+/** LIST and LSUB (and LIST-EXTENDED's forms). */
+export async function list(ctx: ImapContext, cmd: Cmd<'list'> | Cmd<'lsub'>): Promise<Completion> {
+  const lsub = cmd.kind === 'lsub';
+  const patterns = cmd.kind === 'lsub' ? [cmd.pattern] : cmd.patterns;
+  const decoded = patterns.map((p) => mailboxArg(ctx, p));
+  const reference = mailboxArg(ctx, cmd.reference);
+  if (reference === null || decoded.some((p) => p === null)) return BAD_NAME;
+  const w = wire(ctx);
+  const command = lsub ? 'LSUB' : 'LIST';
+  // `LIST "" ""`: the hierarchy delimiter and the root (RFC 9051 §6.3.9).
+  if (decoded.length === 1 && decoded[0] === '' && !lsub) {
+    ctx.write(formatListResponse('LIST', ['\\Noselect'], SEPARATOR, '', w));
+    return ok('LIST completed');
+  }
+  const select = cmd.kind === 'list' ? cmd.select : [];
+  const returns: ListReturnOptions | null = cmd.kind === 'list' ? cmd.returns : null;
+  const compiled = (decoded as string[])
+    .filter((p) => p !== '')
+    .map((p) => compilePattern(joinReference(reference, p, SEPARATOR), SEPARATOR));
+  const folders = await ctx.store.folders(ctx.user);
+  const subscribedOnly = lsub || select.includes('SUBSCRIBED');
+  const specialOnly = select.includes('SPECIAL-USE');
+  const recursive = select.includes('RECURSIVEMATCH');
+  const wantSubscribed = returns?.subscribed === true || select.includes('SUBSCRIBED');
+  const wantSpecial = returns === null || returns.specialUse || specialOnly;
+
+  let rows: FolderInfo[] = folders;
+  if (subscribedOnly) {
+    // Subscriptions outlive folders (RFC 9051 §6.3.9): a subscribed name that is gone is \NonExistent.
+    const names = new Map(folders.map((f) => [f.name, f]));
+    const subs = await ctx.store.subscriptions(ctx.user);
+    rows = subs.map(
+      (name) =>
+        names.get(name) ?? {
+          name,
+          attributes: ['\\NonExistent', '\\Noselect'],
+          specialUse: null,
+          subscribed: true,
+          mailboxId: null,
+        },
+    );
+  }
+  const out: string[] = [];
+  for (const f of rows) {
+    if (specialOnly && f.specialUse === null) continue;
+    const matched = matchesAny(f.name, compiled);
+    let childInfo = false;
+    if (!matched) {
+      // RECURSIVEMATCH: a parent is listed when one of its subscribed children matched (RFC 5258 §3.5).
+      if (!(recursive && subscribedOnly)) continue;
+      const hasChild = rows.some(
+        (c) => c.name.startsWith(f.name + SEPARATOR) && matchesAny(c.name, compiled),
+      );
+      if (!hasChild) continue;
+      childInfo = true;
+    }
+    const attributes = f.attributes.filter((a) => {
+      if (a === '\\Subscribed') return wantSubscribed || lsub;
+      if ((SPECIAL_USES as readonly string[]).includes(a)) return wantSpecial && !lsub;
+      if (lsub) return a === '\\Noselect';
+      return true;
+    });
+    if (lsub && f.attributes.includes('\\NonExistent')) attributes.push('\\Noselect');
+    const extended = childInfo ? ['"CHILDINFO" ("SUBSCRIBED")'] : [];
+    const line = formatListResponse(
+      lsub ? 'LSUB' : 'LIST',
+      [...new Set(attributes)],
+      SEPARATOR,
+      f.name,
+      w,
+      extended,
+    );
+    out.push(line);
+    if (
+      returns?.status != null &&
+      !f.attributes.includes('\\Noselect') &&
+      !f.attributes.includes('\\NonExistent')
+    ) {
+      const status = await statusLine(ctx, f.name, returns.status);
+      if (status !== null) out.push(status);
+    }
+  }
+  for (const line of out) ctx.write(line);
+  return ok(`${command} completed`);
+}
+
+export async function create(ctx: ImapContext, cmd: Cmd<'create'>): Promise<Completion> {
+  const raw = mailboxArg(ctx, cmd.mailbox);
+  if (raw === null) return BAD_NAME;
+  // A trailing separator says "a parent to be" (RFC 9051 §6.3.4): the name is created without it.
+  const name = raw.endsWith(SEPARATOR) ? raw.slice(0, -1) : raw;
+  let specialUse: SpecialUse | undefined;
+  for (const use of cmd.specialUse) {
+    const known = SPECIAL_USES.find((u) => u.toLowerCase() === use.toLowerCase());
+    if (known === undefined) return no(`Special use ${use} is not supported`, { kind: 'USEATTR' });
+    specialUse = known;
+  }
+  if (cmd.specialUse.length > 1) return no('One special use per folder', { kind: 'USEATTR' });
+  try {
+    checkFolderName(name);
+    if (name.toUpperCase() === INBOX) return no('INBOX always exists', { kind: 'ALREADYEXISTS' });
+    await ctx.store.createFolder(ctx.user, name, specialUse === undefined ? {} : { specialUse });
+  } catch (err) {
+    return completionOf(err);
+  }
+  return ok('CREATE completed');
+}
+
+export async function remove(ctx: ImapContext, cmd: Cmd<'delete'>): Promise<Completion> {
+  const name = mailboxArg(ctx, cmd.mailbox);
+  if (name === null) return BAD_NAME;
+  try {
+    await ctx.store.deleteFolder(ctx.user, name);
+  } catch (err) {
+    return completionOf(err);
+  }
+  return ok('DELETE completed');
+}
+
+export async function rename(ctx: ImapContext, cmd: Cmd<'rename'>): Promise<Completion> {
+  const from = mailboxArg(ctx, cmd.from);
+  const to = mailboxArg(ctx, cmd.to);
+  if (from === null || to === null) return BAD_NAME;
+  try {
+    checkFolderName(to);
+    await ctx.store.renameFolder(ctx.user, from, to);
+  } catch (err) {
+    return completionOf(err);
+  }
+  return ok('RENAME completed');
+}
+
+export async function subscription(ctx: ImapContext, cmd: Cmd<'subscribe'>): Promise<Completion> {
+  const name = mailboxArg(ctx, cmd.mailbox);
+  if (name === null) return BAD_NAME;
+  try {
+    if (cmd.kind === 'subscribe') await ctx.store.subscribe(ctx.user, name);
+    else await ctx.store.unsubscribe(ctx.user, name);
+  } catch (err) {
+    return completionOf(err);
+  }
+  return ok(`${cmd.kind.toUpperCase()} completed`);
+}
+
+/** The STATUS response for one folder, or null when it cannot be read (LIST-STATUS skips it). */
+async function statusLine(
+  ctx: ImapContext,
+  name: string,
+  items: readonly StatusItem[],
+): Promise<string | null> {
+  let s;
+  try {
+    s = await folderStatus(ctx.store, ctx.user, name);
+  } catch (err) {
+    if (err instanceof MailboxError) return null;
+    throw err;
+  }
+  const values: [string, number | bigint | string][] = [];
+  for (const item of items) {
+    switch (item) {
+      case 'MESSAGES':
+        values.push([item, s.messages]);
+        break;
+      case 'UIDNEXT':
+        values.push([item, s.uidNext]);
+        break;
+      case 'UIDVALIDITY':
+        values.push([item, s.uidValidity]);
+        break;
+      case 'UNSEEN':
+        values.push([item, s.unseen]);
+        break;
+      case 'DELETED':
+        values.push([item, s.deleted]);
+        break;
+      case 'SIZE':
+        values.push([item, s.sizeBytes]);
+        break;
+      case 'HIGHESTMODSEQ':
+        ctx.enabled.condstore = true;
+        values.push([item, s.highestModseq]);
+        break;
+      case 'APPENDLIMIT':
+        values.push([item, ctx.appendLimitBytes]);
+        break;
+      case 'RECENT':
+        // No \Recent in IMAP4rev2 (RFC 9051 §2.3.2); rev1 clients are told none.
+        values.push([item, 0]);
+        break;
+      case 'MAILBOXID':
+        values.push([item, s.mailboxId]);
+        break;
+      default:
+        return item satisfies never;
+    }
+  }
+  return formatStatusResponse(name, values, wire(ctx));
+}
+
+export async function status(ctx: ImapContext, cmd: Cmd<'status'>): Promise<Completion> {
+  const name = mailboxArg(ctx, cmd.mailbox);
+  if (name === null) return BAD_NAME;
+  try {
+    await folderStatus(ctx.store, ctx.user, name);
+  } catch (err) {
+    return completionOf(err);
+  }
+  const line = await statusLine(ctx, name, cmd.items);
+  if (line === null) return no('Mailbox does not exist', { kind: 'NONEXISTENT' });
+  ctx.write(line);
+  return ok('STATUS completed');
+}
+
+/** QUOTA (RFC 9208): one root per user, "" ; limits come later from the directory. */
+export async function quota(
+  ctx: ImapContext,
+  cmd: Cmd<'getquota'> | Cmd<'getquotaroot'> | Cmd<'setquota'>,
+): Promise<Completion> {
+  if (cmd.kind === 'setquota') return no('Quotas are set by the administrator', { kind: 'NOPERM' });
+  if (cmd.kind === 'getquotaroot') {
+    const name = mailboxArg(ctx, cmd.mailbox);
+    if (name === null) return BAD_NAME;
+    try {
+      await folderStatus(ctx.store, ctx.user, name);
+    } catch (err) {
+      return completionOf(err);
+    }
+    ctx.write(formatUntagged(`QUOTAROOT ${formatMailbox(name, wire(ctx))} ""`));
+  } else if (cmd.root !== '') {
+    return no('No such quota root', { kind: 'NONEXISTENT' });
+  }
+  const usage = await ctx.store.quota(ctx.user);
+  // No limit is configured yet: an unlimited root is reported with no resources (RFC 9208 §4.2.1).
+  void usage;
+  ctx.write(formatUntagged('QUOTA "" ()'));
+  return ok(`${cmd.kind.toUpperCase()} completed`);
+}
+
+/** SELECT / EXAMINE: the new view, or a Completion to answer (the old selection is gone either way). */
+export async function select(
+  ctx: ImapContext,
+  cmd: Cmd<'select'>,
+): Promise<{ view: SelectedView | null; completion: Completion }> {
+  const name = mailboxArg(ctx, cmd.mailbox);
+  if (name === null) return { view: null, completion: BAD_NAME };
+  if (cmd.qresync !== null && !ctx.enabled.qresync) {
+    return { view: null, completion: bad('QRESYNC must be enabled first (ENABLE QRESYNC)') };
+  }
+  if (cmd.condstore) ctx.enabled.condstore = true;
+  let s;
+  let changes;
+  let keywords: string[];
+  try {
+    s = await folderStatus(ctx.store, ctx.user, name);
+    changes = await ctx.store.changesSince(ctx.user, name, 0);
+    keywords = await ctx.store.keywords(ctx.user, name);
+  } catch (err) {
+    return { view: null, completion: completionOf(err) };
+  }
+  const readOnly = cmd.kind === 'examine';
+  const view = new SelectedView(
+    s.name,
+    changes.uidValidity,
+    readOnly,
+    changes.changed,
+    changes.highestModseq,
+  );
+  const w = wire(ctx);
+  const flags = [...SYSTEM_FLAGS, ...keywords];
+  ctx.write(formatUntagged(`${view.exists} EXISTS`));
+  if (!ctx.enabled.imap4rev2) ctx.write(formatUntagged('0 RECENT'));
+  ctx.write(formatFlagsResponse(flags));
+  ctx.write(
+    formatUntaggedStatus(
+      'OK',
+      {
+        kind: 'PERMANENTFLAGS',
+        flags: readOnly ? [] : [...PERMANENT_FLAGS.filter((f) => f !== '\\*'), ...keywords, '\\*'],
+      },
+      readOnly ? 'Read-only mailbox' : 'Flags permitted',
+    ),
+  );
+  ctx.write(formatUntaggedStatus('OK', { kind: 'UIDVALIDITY', value: view.uidValidity }, 'UIDs valid'));
+  ctx.write(formatUntaggedStatus('OK', { kind: 'UIDNEXT', value: s.uidNext }, 'Predicted next UID'));
+  if (!ctx.enabled.imap4rev2 && s.firstUnseenUid !== null) {
+    const seq = view.seqOf(s.firstUnseenUid);
+    if (seq > 0) ctx.write(formatUntaggedStatus('OK', { kind: 'UNSEEN', value: seq }, 'First unseen'));
+  }
+  ctx.write(
+    formatUntaggedStatus('OK', { kind: 'HIGHESTMODSEQ', value: BigInt(view.highestModseq) }, 'Highest'),
+  );
+  ctx.write(formatUntaggedStatus('OK', { kind: 'MAILBOXID', id: s.mailboxId }, 'Ok'));
+  if (ctx.enabled.imap4rev2) {
+    ctx.write(formatListResponse('LIST', [], SEPARATOR, s.name, w));
+  }
+  if (cmd.qresync !== null && cmd.qresync.uidValidity === view.uidValidity) {
+    await resync(ctx, view, cmd.qresync.modSeq, cmd.qresync.knownUids);
+  }
+  const code = { kind: readOnly ? 'READ-ONLY' : 'READ-WRITE' } as const;
+  return { view, completion: ok(`${cmd.kind.toUpperCase()} completed`, code, 'selected') };
+}
+
+/** QRESYNC's SELECT: what vanished and what changed since the client's modseq (RFC 7162 §3.2.5). */
+async function resync(
+  ctx: ImapContext,
+  view: SelectedView,
+  modSeq: bigint,
+  known: SequenceSet | null,
+): Promise<void> {
+  const since = Number(modSeq);
+  const changes = await ctx.store.changesSince(ctx.user, view.folder, since);
+  let vanished = changes.vanished;
+  if (known !== null && known.kind === 'set') {
+    vanished = vanished.filter((uid) =>
+      known.ranges.some((r) => {
+        const a = r.from === '*' ? Infinity : r.from;
+        const b = r.to === '*' ? Infinity : r.to;
+        return uid >= Math.min(a, b) && uid <= Math.max(a, b);
+      }),
+    );
+  }
+  if (vanished.length > 0) ctx.write(formatVanished(vanished, true));
+  for (const m of changes.changed) {
+    const seq = view.seqOf(m.uid);
+    if (seq === 0) continue;
+    ctx.write(
+      formatUntagged(`${seq} FETCH (UID ${m.uid} FLAGS ${formatFlagList(m.flags)} MODSEQ (${m.modseq}))`),
+    );
+  }
+}
