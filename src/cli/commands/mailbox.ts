@@ -268,18 +268,16 @@ export function parseFlagArgs(words: readonly string[]): FlagChange[] {
   return changes;
 }
 
+/** One message's flags, or null when the folder has no such UID; a missing folder is an error. */
 async function messageFlags(
   store: ImapMailboxStore,
   user: string,
   folder: string,
   uid: number,
-): Promise<MessageSummary | null> {
-  if (folder !== INBOX && (await store.status(user, folder)) === null) {
-    throw storeRefusal(new MailboxError('nonexistent', folder), user, folder);
-  }
-  // XXX: a whole-folder read for one message; messages(user, folder, [uid]) once the store has it.
-  const all = await inFolder(user, folder, () => store.list(user, folder));
-  return all.find((m) => m.uid === uid) ?? null;
+): Promise<readonly string[] | null> {
+  if (folder === INBOX && (await store.status(user, INBOX)) === null) return null;
+  const [meta] = await inFolder(user, folder, () => store.messages(user, folder, [uid]));
+  return meta?.flags ?? null;
 }
 
 export const mailboxFlags: Command = {
@@ -301,14 +299,14 @@ export const mailboxFlags: Command = {
       await requireUser(directory, user);
       const before = await messageFlags(store, user, ref.folder, ref.uid);
       if (before === null) throw new CliError(`no message ${id} for ${user}`);
-      let now = before.flags;
+      let now = before;
       for (const change of changes) {
         const result = await inFolder(user, ref.folder, () =>
           store.storeFlags(user, ref.folder, [ref.uid], change),
         );
         now = result.messages[0]?.flags ?? now;
       }
-      return { before: before.flags, now };
+      return { before, now };
     });
     if (changes.length > 0) {
       await ctx.recordChange('mailbox.flags', { user, id, before: [...flags.before], flags: [...flags.now] });
