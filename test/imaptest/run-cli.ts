@@ -7,7 +7,7 @@
 // nothing failed. Deliberately NOT here: STARTTLS, SASL mechanisms other than LOGIN.
 
 import { existsSync } from 'node:fs';
-import { connect as netConnect } from 'node:net';
+import { isIP, connect as netConnect } from 'node:net';
 import { join } from 'node:path';
 import type { Duplex } from 'node:stream';
 import { connect as tlsConnect } from 'node:tls';
@@ -41,7 +41,10 @@ const tls = values.tls;
 function connect(): Promise<Duplex> {
   return new Promise((resolve, reject) => {
     const socket = tls
-      ? tlsConnect({ host, port, servername: host, rejectUnauthorized: false }, () => resolve(socket))
+      ? tlsConnect(
+          { host, port, rejectUnauthorized: false, ...(isIP(host) === 0 ? { servername: host } : {}) },
+          () => resolve(socket),
+        )
       : netConnect({ host, port }, () => resolve(socket));
     socket.once('error', reject);
   });
