@@ -13,7 +13,8 @@
 // RFC 9051 section 4 (data formats: atom, quoted, literal, literal8 from RFC 3516, NIL, list) and 2.2.1.
 
 export type ImapArg =
-  | { readonly kind: 'nil' }
+  /** NIL keeps its spelling: Dovecot's imap_arg_get_atom and _get_astring read it as the text "NIL". */
+  | { readonly kind: 'nil'; readonly value: string }
   | { readonly kind: 'atom'; readonly value: string }
   | { readonly kind: 'string'; readonly value: string }
   | { readonly kind: 'literal'; readonly value: string }
@@ -35,22 +36,26 @@ export function bytesToBuffer(bytes: string): Buffer {
   return Buffer.from(bytes, 'latin1');
 }
 
-/** The text of an atom, string or literal (imap_arg_get_astring); NIL and lists have none. */
+/**
+ * The text of an atom, string, literal or NIL (Dovecot's imap_arg_get_astring: "RFC 3501 4.5 specifies
+ * that NIL is the same as "NIL" when reading astring"); a list has none.
+ */
 export function astringOf(arg: ImapArg | undefined): string | undefined {
   if (arg === undefined) return undefined;
   switch (arg.kind) {
     case 'atom':
     case 'string':
     case 'literal':
-      return arg.value;
     case 'nil':
+      return arg.value;
     case 'list':
       return undefined;
   }
 }
 
+/** The text of an atom or NIL (Dovecot's imap_arg_get_atom). */
 export function atomOf(arg: ImapArg | undefined): string | undefined {
-  return arg?.kind === 'atom' ? arg.value : undefined;
+  return arg?.kind === 'atom' || arg?.kind === 'nil' ? arg.value : undefined;
 }
 
 /**
@@ -137,7 +142,7 @@ export function parseImapArgs(text: string): ParsedArgs {
     }
     const value = text.slice(start, i);
     // NIL is matched without regard to case, as RFC 9051 section 9 makes every keyword.
-    if (value.length === 3 && value.toUpperCase() === 'NIL') cur.push({ kind: 'nil' });
+    if (value.length === 3 && value.toUpperCase() === 'NIL') cur.push({ kind: 'nil', value });
     else cur.push({ kind: 'atom', value });
   }
   if (stack.length > 0) return { ok: false, error: "Missing ')'" };
@@ -152,7 +157,7 @@ export function argsToString(args: readonly ImapArg[]): string {
 function argToString(arg: ImapArg): string {
   switch (arg.kind) {
     case 'nil':
-      return 'NIL';
+      return arg.value;
     case 'atom':
       return arg.value;
     case 'string':

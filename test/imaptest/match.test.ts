@@ -33,7 +33,10 @@ describe('imap-args', () => {
       { kind: 'atom', value: 'FETCH' },
       {
         kind: 'list',
-        items: [{ kind: 'atom', value: 'BODY[HEADER.FIELDS (FROM)]' }, { kind: 'nil' }],
+        items: [
+          { kind: 'atom', value: 'BODY[HEADER.FIELDS (FROM)]' },
+          { kind: 'nil', value: 'NIL' },
+        ],
       },
     ]);
     assert.deepEqual(args('OK [CAPABILITY IMAP4rev2] done').slice(0, 3), [

@@ -36,6 +36,7 @@ import {
 } from './imap-args.ts';
 import { expandAll, FULL, matchArgs, MatchState } from './match.ts';
 import { MboxSource, parseMbox } from './mbox.ts';
+import { MailboxView } from './view.ts';
 import { parseScript, type Script, type ScriptCommand, type ScriptGroup } from './script.ts';
 
 /** Where and as whom to play the scripts. connect() gives a fresh plain or TLS socket each time. */
@@ -115,8 +116,8 @@ class Connection {
   seenBye = false;
   /** LOGOUT sent: extra untagged replies no longer count against the script. */
   logoutSent = false;
-  /** Messages in the selected mailbox, as far as the processed replies tell. */
-  viewCount = 0;
+  /** The selected mailbox as far as the processed replies tell, checked as imaptest checks it. */
+  readonly view = new MailboxView();
 
   constructor(id: number, socket: Duplex) {
     this.id = id;
@@ -383,7 +384,10 @@ class Execution {
   }
 
   async #login(conn: Connection, who: { user: string; password: string }): Promise<void> {
-    const text = `LOGIN ${imapString(utf8ToBytes(who.user))} ${imapString(utf8ToBytes(who.password))}`;
+    // As imaptest: quoted strings, raw UTF-8 included (RFC 9051 allows it in quoted strings; a literal
+    // would be the IMAP4rev1 way).
+    const quote = (t: string): string => `"${utf8ToBytes(t).replace(/(["\\])/g, '\\$1')}"`;
+    const text = `LOGIN ${quote(who.user)} ${quote(who.password)}`;
     const reply = await this.#initCommand(conn, text);
     if (reply.status !== 'OK') this.#abort(`LOGIN failed: ${reply.raw}`);
     if (reply.args.length > 1 && atomOf(reply.args[1])?.toUpperCase() === '[CAPABILITY') {
@@ -427,7 +431,7 @@ class Execution {
     }
     if (wanted === 'appended') return;
     for (const conn of this.#conns) {
-      conn.viewCount = 0;
+      conn.view.reset();
       await this.#initCommand(conn, `SELECT ${imapString(this.#mailbox)}`);
     }
   }
@@ -516,15 +520,16 @@ class Execution {
     }
   }
 
-  /** imap_client_handle_untagged, the part the runner needs: view size, capabilities, BYE, LIST/LSUB. */
+  /**
+   * imap_client_handle_untagged, the part the runner needs: the view and its checks (an error there is
+   * one imaptest drops the connection for, which ends the script), capabilities, BYE, LIST/LSUB.
+   */
   #noteUntagged(conn: Connection, args: readonly ImapArg[]): void {
+    const error = conn.view.untagged(args);
+    if (error !== undefined)
+      this.#abort(`${error} (imaptest drops the connection): ${argsToString(args).slice(0, 300)}`);
     const a0 = atomOf(args[0]);
-    const a1 = atomOf(args[1])?.toUpperCase();
-    if (a0 !== undefined && /^[0-9]+$/.test(a0)) {
-      if (a1 === 'EXISTS') conn.viewCount = Number(a0);
-      else if (a1 === 'EXPUNGE' && conn.viewCount > 0) conn.viewCount--;
-      return;
-    }
+    if (a0 !== undefined && /^[0-9]+$/.test(a0)) return;
     const name = a0?.toUpperCase();
     if (name === 'BYE') conn.seenBye = true;
     this.#noteCapabilities(conn, args);
@@ -541,7 +546,7 @@ class Execution {
     this.#firstExtra = undefined;
     this.#pending.clear();
     this.#firstTag = undefined;
-    this.#state.seqmap = Array.from({ length: conn.viewCount }, (_, i) => i + 1);
+    this.#state.seqmap = Array.from({ length: conn.view.count }, (_, i) => i + 1);
   }
 
   async #playGroup(group: ScriptGroup): Promise<void> {
@@ -570,7 +575,7 @@ class Execution {
           conn.logoutSent = true;
         }
       }
-      if (/^(select|examine) /i.test(cmdline)) conn.viewCount = 0;
+      if (/^(select|examine) /i.test(cmdline)) conn.view.reset();
       const tag = conn.nextTag();
       this.#firstTag ??= tag;
       this.#pending.set(tag, { cmd, cmdline, expectBad: atomOf(cmd.reply?.[0])?.toLowerCase() === 'bad' });
@@ -628,7 +633,7 @@ class Execution {
         this.#pending.delete(r.tag);
         if (r.tag === this.#firstTag) this.#firstTag = undefined;
         const status = atomOf(r.args[0])?.toUpperCase();
-        if (status === 'OK' && /^(close|unselect)$/i.test(pending.cmdline)) conn.viewCount = 0;
+        if (status === 'OK' && /^(close|unselect)$/i.test(pending.cmdline)) conn.view.reset();
         if (status === 'BAD' && !pending.expectBad) {
           // imaptest treats an unexpected BAD as a protocol error and drops the connection.
           this.fail(`BAD reply for command: ${pending.cmdline.split('\r\n', 1)[0]}: ${r.raw}`);
