@@ -635,8 +635,9 @@ class Execution {
         const status = atomOf(r.args[0])?.toUpperCase();
         if (status === 'OK' && /^(close|unselect)$/i.test(pending.cmdline)) conn.view.reset();
         if (status === 'BAD' && !pending.expectBad) {
-          // imaptest treats an unexpected BAD as a protocol error and drops the connection.
-          this.fail(`BAD reply for command: ${pending.cmdline.split('\r\n', 1)[0]}: ${r.raw}`);
+          // imaptest treats an unexpected BAD as an input error: it drops the connection, which ends the
+          // script ("Unexpected disconnection").
+          this.#abort(`BAD reply for command: ${pending.cmdline.split('\r\n', 1)[0]}: ${r.raw}`);
         }
         const vars = this.#state.variables;
         vars.set('tag', r.tag);
