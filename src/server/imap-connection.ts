@@ -488,7 +488,15 @@ export class ImapConnection implements Driver {
   private async sendUpdates(allowExpunge: boolean): Promise<void> {
     const view = this.view;
     const user = this.user;
-    if (view === null || user === null || !this.dirty) return;
+    if (view === null || user === null) return;
+    if (!this.dirty) {
+      // Expunges held back during an earlier FETCH/STORE/SEARCH go out at the first point that allows them.
+      if (allowExpunge && view.hasPendingExpunges) {
+        const empty = { highestModseq: view.highestModseq, changed: [], vanished: [] };
+        for (const line of view.applyChanges(empty, true, this.enabled)) this.shell.write(line);
+      }
+      return;
+    }
     this.dirty = false;
     if (this.selectedGone) {
       this.bye('Selected mailbox was deleted or renamed, have to disconnect');
@@ -502,12 +510,17 @@ export class ImapConnection implements Driver {
       return;
     }
     if (changes.uidValidity !== view.uidValidity || this.view !== view) return;
+    const arrived = changes.changed.some((m) => m.uid > view.maxUid);
+    // New mail is \Recent to the first session that learns of it (RFC 3501 §2.3.2).
+    const claimed =
+      arrived && view.showRecent && !view.readOnly ? await this.store.claimRecent(user, view.folder) : null;
     const lines = view.applyChanges(changes, allowExpunge, this.enabled);
-    for (const line of lines) this.shell.write(line);
-    if (!allowExpunge && lines.length >= 0) {
-      // Expunges held back are re-read at the next point that allows them.
-      this.dirty = this.dirty || changes.vanished.length > 0;
+    if (claimed !== null) {
+      view.markRecent(claimed.from, claimed.to);
+      const exists = lines.findIndex((l) => / EXISTS\r\n$/.test(l));
+      if (exists >= 0) lines.splice(exists + 1, 0, formatUntagged(`${view.recentCount} RECENT`));
     }
+    for (const line of lines) this.shell.write(line);
   }
 
   // --- raw lines: IDLE's DONE and AUTHENTICATE responses ------------------------------------------

@@ -316,8 +316,7 @@ function compile(key: SearchKey, ctx: SearchContext, saved: () => ReadonlySet<nu
       return (v) => !p(v);
     }
     case 'flag': {
-      // No \Recent in this store (IMAP4rev2 dropped it): RECENT and NEW never match, OLD always does.
-      if (key.flag.toLowerCase() === '\\recent') return () => !key.present;
+      // \Recent is in the flags the driver passes for an IMAP4rev1 client (none for IMAP4rev2).
       return (v) => v.hasFlag(key.flag) === key.present;
     }
     case 'header': {

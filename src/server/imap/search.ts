@@ -83,7 +83,7 @@ export async function search(
     const message: SearchMessage = {
       seq,
       uid: meta.uid,
-      flags: meta.flags,
+      flags: view.flagsOf(meta.uid, meta.flags),
       modseq: meta.modseq,
       sizeBytes: meta.sizeBytes,
       internalDateMs: meta.internalDateMs,
