@@ -392,7 +392,11 @@ export class ImapConnection implements Driver {
       case 'search':
       case 'sort':
       case 'thread':
-        return this.complete(tag, await messages.search(ctx, command, tag), command.uid ? 'all' : 'no-expunge');
+        return this.complete(
+          tag,
+          await messages.search(ctx, command, tag),
+          command.uid ? 'all' : 'no-expunge',
+        );
       default:
         // Every other kind was answered by the first switch.
         return this.complete(tag, bad('Unexpected command'));

@@ -1372,7 +1372,9 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     if (seen.from >= seen.to) return { from: seen.to, to: seen.to };
     return this.#write(() => {
       const now = read();
-      this.#sql.sql('UPDATE mailboxes SET recent_uid = ? WHERE id = ? AND recent_uid < ?').run(now.to, now.id, now.to);
+      this.#sql
+        .sql('UPDATE mailboxes SET recent_uid = ? WHERE id = ? AND recent_uid < ?')
+        .run(now.to, now.id, now.to);
       return { from: now.from, to: now.to };
     });
   }

@@ -321,6 +321,15 @@ export async function select(
     changes.changed,
     changes.highestModseq,
   );
+  view.showRecent = !ctx.enabled.imap4rev2;
+  if (view.showRecent) {
+    // SELECT claims what no session has seen; EXAMINE shows it without taking it (RFC 3501 §6.3.2).
+    if (readOnly) view.markLastRecent(s.recent);
+    else {
+      const claimed = await ctx.store.claimRecent(ctx.user, s.name);
+      view.markRecent(claimed.from, claimed.to);
+    }
+  }
   const w = wire(ctx);
   const flags = [...SYSTEM_FLAGS, ...keywords];
   ctx.write(formatUntagged(`${view.exists} EXISTS`));
