@@ -483,7 +483,9 @@ export class DeliveryWorker {
    * default (552 5.2.2 "Mailbox is full", quota_full_tempfail = no), as GNU mailutils' mda does; Courier
    * maildrop defers. A full disk (ENOSPC, EDQUOT) is another matter and still defers (storage-fs.ts).
    * XXX: a retry after a crash between storing and settling sees the stored copy in the usage, and may
-   * report a message as failed that was stored; the store keeps no lookup by delivery key to tell.
+   * report a message as failed that was stored; the store keeps no lookup by delivery key to tell. And
+   * deliveries in flight at once for one user each see the usage before the others (a soft limit, by
+   * at most `concurrency` messages, as Dovecot's quota_grace allows some slack on purpose).
    */
   async #overQuota(
     message: QueuedMessage,
