@@ -47,7 +47,7 @@ export interface Command {
 
 export interface OpenedServices {
   readonly directory: Directory;
-  /** The IMAP-shaped store: folders, flags and expunge for `tern mailbox`. */
+  /** The IMAP-shaped store: folders, flags and expunge for `tern mailbox`, quota() for `user quota`. */
   readonly store: ImapMailboxStore;
   readonly queue: Queue;
 }
