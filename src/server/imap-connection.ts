@@ -238,6 +238,7 @@ export class ImapConnection implements Driver {
     return {
       user,
       store: this.store,
+      directory: this.deps.directory,
       log: this.log,
       enabled: this.enabled,
       nowMs: () => this.deps.clock.nowMs(),

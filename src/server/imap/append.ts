@@ -14,7 +14,16 @@ import { encodeStructure } from '../../protocol/mime/codec.ts';
 import { MimeScanner } from '../../protocol/mime/structure.ts';
 import { MailboxError, normalizeFlags } from '../../store/mailbox-store.ts';
 import { ChunkChannel } from './chunk-channel.ts';
-import { bad, completionOf, mailboxArg, no, ok, type Completion, type ImapContext } from './context.ts';
+import {
+  bad,
+  completionOf,
+  mailboxArg,
+  no,
+  ok,
+  quotaRefusal,
+  type Completion,
+  type ImapContext,
+} from './context.ts';
 
 /** The header summary the CLI lists is read from this much of a message at most. */
 const SUMMARY_BYTES = 64 * 1024;
@@ -49,6 +58,8 @@ export class AppendCommand {
     if (name === null) return bad('Mailbox name is not valid in this client mode');
     if (e.sizeBytes === 0) return no('An empty message cannot be appended', { kind: 'CANNOT' });
     if (e.sizeBytes > ctx.appendLimitBytes) return no('Message too large', { kind: 'TOOBIG' });
+    const overQuota = await quotaRefusal(ctx, { bytes: e.sizeBytes, messages: 1 });
+    if (overQuota !== null) return overQuota;
     let flags: string[];
     try {
       flags = normalizeFlags((e.head.flags ?? []).filter((f) => f.toLowerCase() !== '\\recent'));

@@ -11,6 +11,8 @@ import { decodeMailboxName } from '../../protocol/imap/mailbox-name.ts';
 import type { ResponseCode, Status, WireOptions } from '../../protocol/imap/format.ts';
 import type { SelectedView } from '../../protocol/imap/selected.ts';
 import type { ImapState } from '../../protocol/imap/session.ts';
+import type { Directory } from '../../directory/directory.ts';
+import { overQuota } from '../../directory/quota.ts';
 import { MailboxError, type ImapMailboxStore } from '../../store/mailbox-store.ts';
 
 /** The AST member a command kind belongs to (several kinds share one shape, e.g. delete/subscribe). */
@@ -54,6 +56,8 @@ export interface Enabled {
 export interface ImapContext {
   readonly user: string;
   readonly store: ImapMailboxStore;
+  /** Quota limits per user (RFC 9208). */
+  readonly directory: Pick<Directory, 'getQuota'>;
   readonly log: Logger;
   readonly enabled: Enabled;
   readonly nowMs: () => number;
@@ -110,4 +114,15 @@ export function completionOf(err: unknown, target = false): Completion {
     default:
       return assertNever(err.code);
   }
+}
+
+/** NO [OVERQUOTA] when adding this much would pass the user's limits (RFC 9208 §4.3), else null. */
+export async function quotaRefusal(
+  ctx: Pick<ImapContext, 'user' | 'store' | 'directory'>,
+  adding: { readonly bytes: number; readonly messages: number },
+): Promise<Completion | null> {
+  const limits = await ctx.directory.getQuota(ctx.user);
+  if (limits === null || (limits.storageBytes === null && limits.messages === null)) return null;
+  const over = overQuota(limits, await ctx.store.quota(ctx.user), adding);
+  return over === null ? null : no(`Quota exceeded (${over})`, { kind: 'OVERQUOTA' });
 }

@@ -16,6 +16,7 @@ import {
   formatUntaggedStatus,
   formatVanished,
 } from '../../protocol/imap/format.ts';
+import { quotaResources } from '../../directory/quota.ts';
 import { compilePattern, joinReference, matchesAny } from '../../protocol/imap/list-match.ts';
 import { SelectedView } from '../../protocol/imap/selected.ts';
 import type { SequenceSet } from '../../protocol/imap/syntax.ts';
@@ -267,7 +268,7 @@ export async function status(ctx: ImapContext, cmd: Cmd<'status'>): Promise<Comp
   return ok('STATUS completed');
 }
 
-/** QUOTA (RFC 9208): one root per user, "" ; limits come later from the directory. */
+/** QUOTA (RFC 9208): one root, "", per user, with the limits the directory gives (`tern user quota`). */
 export async function quota(
   ctx: ImapContext,
   cmd: Cmd<'getquota'> | Cmd<'getquotaroot'> | Cmd<'setquota'>,
@@ -285,10 +286,13 @@ export async function quota(
   } else if (cmd.root !== '') {
     return no('No such quota root', { kind: 'NONEXISTENT' });
   }
+  const limits = await ctx.directory.getQuota(ctx.user);
   const usage = await ctx.store.quota(ctx.user);
-  // No limit is configured yet: an unlimited root is reported with no resources (RFC 9208 §4.2.1).
-  void usage;
-  ctx.write(formatUntagged('QUOTA "" ()'));
+  const resources = limits === null ? [] : quotaResources(limits, usage);
+  // Unlimited resources are left out: a root with none is unlimited (RFC 9208 §4.2.1).
+  ctx.write(
+    formatUntagged(`QUOTA "" (${resources.map((r) => `${r.name} ${r.usage} ${r.limit}`).join(' ')})`),
+  );
   return ok(`${cmd.kind.toUpperCase()} completed`);
 }
 

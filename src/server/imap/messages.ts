@@ -18,6 +18,7 @@ import {
   type CommandOf,
   type Completion,
   type ImapContext,
+  quotaRefusal,
 } from './context.ts';
 
 export { fetch } from './fetch.ts';
@@ -97,6 +98,14 @@ export async function copyOrMove(ctx: ImapContext, cmd: Cmd<'copy'>): Promise<Co
   if (live.length === 0) {
     if (uids.length > 0) return no('Messages were expunged', { kind: 'EXPUNGEISSUED' });
     return ok(`${cmd.kind.toUpperCase()} completed (no messages)`);
+  }
+  if (!move || target !== view.folder) {
+    // A copy adds its size in full (copies count toward quotas, RFC 9208 §5.1); a move between folders
+    // adds nothing, but the check is cheap and RFC 9208 lets MOVE be refused like COPY.
+    const metas = move ? [] : await ctx.store.messages(ctx.user, view.folder, live);
+    const bytes = metas.reduce((n, m) => n + m.sizeBytes, 0);
+    const refused = move ? null : await quotaRefusal(ctx, { bytes, messages: metas.length });
+    if (refused !== null) return refused;
   }
   let result;
   try {
