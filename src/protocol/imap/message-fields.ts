@@ -1,14 +1,15 @@
 // The header values IMAP SEARCH, SORT and THREAD reason about, read from a message's ENVELOPE fields:
 // the sent date (RFC 5322 §3.3 date-time, obsolete forms of §4.3 included: two-digit years, named zones,
 // missing seconds or zone), the first address of From/To/Cc as SORT keys (RFC 5256 §3 "addr-mailbox",
-// RFC 5957 display names), and message identifiers (RFC 5322 §3.6.4 msg-id lists, as RFC 5256 THREAD
-// REFERENCES reads them).
+// RFC 5957 display names; a leading group counts as its name), address lists in the one normal form that
+// SEARCH FROM/TO/CC/BCC match substrings of (RFC 9051 §6.4.4), and message identifiers (RFC 5322
+// §3.6.4 msg-id lists, as RFC 5256 THREAD REFERENCES reads them).
 // PURE and total: broken values give null or empty lists, never an exception. Deliberately not here:
 // header parsing and encoded-word decoding (protocol/headers.ts), address-list parsing
 // (protocol/mime/envelope.ts).
 
 import { decodeEncodedWords } from '../headers.ts';
-import { parseAddressList } from '../mime/envelope.ts';
+import { MISSING_HOST, parseAddressList, type ImapAddress } from '../mime/envelope.ts';
 import type { ImapDate } from './syntax.ts';
 
 export interface SentDate extends ImapDate {
@@ -88,31 +89,71 @@ export function parseSentDate(value: string | null): SentDate | null {
   return { year, month, day, epochMs: local - zoneMinutes * 60_000 };
 }
 
-/** The first real mailbox of an address-list value (group names and group ends skipped), or null. */
-export function firstAddress(
-  value: string | null,
-): { readonly name: string | null; readonly mailbox: string; readonly host: string } | null {
+/**
+ * The first address of an address-list value as ENVELOPE lists it, or null when there is none. A group
+ * comes first as its start, (NIL NIL "name" NIL): RFC 5256 §3 takes "the first address" of the ENVELOPE
+ * list, and Dovecot (imaptest sort-addresses, sort-display-to) sorts "Team: a@x;" by "Team", not "a".
+ */
+export function firstListedAddress(value: string | null): ImapAddress | null {
   if (value === null) return null;
-  for (const a of parseAddressList(value)) {
-    if (a.mailbox !== null && a.host !== null) return { name: a.name, mailbox: a.mailbox, host: a.host };
-  }
-  return null;
+  return parseAddressList(value)[0] ?? null;
 }
 
-/** RFC 5256 §3 FROM/TO/CC: the addr-mailbox (local part) of the first address, "" when there is none. */
+/** The addr-spec as written: "mailbox@host", or the bare mailbox where no domain was written. */
+function addrSpecOf(mailbox: string, host: string | null): string {
+  return host === null || host === MISSING_HOST ? mailbox : `${mailbox}@${host}`;
+}
+
+/**
+ * RFC 5256 §3 FROM/TO/CC: the addr-mailbox of the first address (a group's name where the list starts
+ * with a group), "" when there is none.
+ */
 export function addressSortKey(value: string | null): string {
-  return firstAddress(value)?.mailbox ?? '';
+  return firstListedAddress(value)?.mailbox ?? '';
 }
 
 /**
  * RFC 5957 §3 DISPLAYFROM/DISPLAYTO: the decoded display name of the first address; when it has none
- * (or only white space), its addr-spec; "" when there is no address.
+ * (or only white space), its addr-spec (a group: its name; a mailbox written without a domain: the
+ * mailbox alone); "" when there is no address.
  */
 export function displaySortKey(value: string | null): string {
-  const a = firstAddress(value);
+  const a = firstListedAddress(value);
   if (a === null) return '';
   const name = a.name === null ? '' : decodeEncodedWords(a.name).trim();
-  return name !== '' ? name : `${a.mailbox}@${a.host}`;
+  if (name !== '') return name;
+  return a.mailbox === null ? '' : addrSpecOf(a.mailbox, a.host);
+}
+
+/**
+ * An address-list value written back in one normal form, display names decoded, for SEARCH FROM/TO/CC/BCC
+ * to match substrings of (RFC 9051 §6.4.4; as Dovecot's message_address_write normalizes it): comments
+ * and quoting gone, a trailing "(comment)" read as the display name, "Name <mailbox@host>" or
+ * "mailbox@host", groups as "name: a@x, b@y;", list items joined by ", ". So "user@x" is found in
+ * "<user (c)@ (c) x>" and "Real" in "user@x (Real)".
+ */
+export function addressSearchText(value: string): string {
+  const items: string[] = [];
+  let group: { name: string; members: string[] } | null = null;
+  for (const a of parseAddressList(value)) {
+    if (a.host === null) {
+      // A group's start carries its name as the mailbox; its end carries nothing.
+      if (a.mailbox !== null && group === null) group = { name: decodeEncodedWords(a.mailbox), members: [] };
+      else if (group !== null) {
+        items.push(`${group.name}: ${group.members.join(', ')};`);
+        group = null;
+      }
+      continue;
+    }
+    const spec = addrSpecOf(a.mailbox ?? '', a.host);
+    const name = a.name === null ? '' : decodeEncodedWords(a.name).trim();
+    const route = a.adl === null ? '' : `${a.adl}:`;
+    const text = name === '' && route === '' ? spec : `${name === '' ? '' : `${name} `}<${route}${spec}>`;
+    if (group === null) items.push(text);
+    else group.members.push(text);
+  }
+  if (group !== null) items.push(`${group.name}: ${group.members.join(', ')};`);
+  return items.join(', ');
 }
 
 /** The msg-ids of a References/In-Reply-To/Message-ID value, without their angle brackets or spaces. */

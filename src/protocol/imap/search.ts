@@ -6,8 +6,9 @@
 // SAVEDATESUPPORTED (RFC 8514), MODSEQ (RFC 7162 §3.1.5), OLDER/YOUNGER (RFC 5032), EMAILID/THREADID
 // (RFC 8474), LARGER/SMALLER, header fields, BODY and TEXT, nested with AND/OR/NOT.
 // Strings match as substrings under i;unicode-casemap (RFC 5051, collation.ts) on decoded text: header
-// values with RFC 2047 encoded-words decoded, bodies decoded from base64/quoted-printable and, for text/*
-// parts, from their charset; other parts are searched as their decoded octets read as Latin-1.
+// values with RFC 2047 encoded-words decoded (FROM/TO/CC/BCC also the address list in a normal form,
+// comments and quoting gone, as Dovecot matches them), bodies decoded from base64/quoted-printable and,
+// for text/* parts, from their charset; other parts are searched as their decoded octets read as Latin-1.
 // CHARSET (RFC 9051 §6.4.4): UTF-8 and US-ASCII, both already decoded by the parser; any other is for the
 // driver to refuse with NO [BADCHARSET (UTF-8 US-ASCII)] (searchCharsets).
 // PURE and total. Deliberately not here: loading messages (the driver asks searchNeeds which it must
@@ -19,7 +20,7 @@ import { decodeTransfer } from '../mime/transfer.ts';
 import { scanMessage, type EnvelopeFields, type MessageStructure, type MimePart } from '../mime/structure.ts';
 import { casemapKey } from './collation.ts';
 import type { SearchKey, SearchReturnOption } from './command.ts';
-import { parseSentDate } from './message-fields.ts';
+import { addressSearchText, parseSentDate } from './message-fields.ts';
 import type { ImapDate, SequenceSet } from './syntax.ts';
 
 /** The charsets SEARCH accepts, in the order BADCHARSET lists them. */
@@ -49,6 +50,13 @@ const ENVELOPE_FIELDS: Record<string, keyof EnvelopeFields> = {
   'in-reply-to': 'inReplyTo',
   'message-id': 'messageId',
 };
+
+/**
+ * The fields SEARCH FROM/TO/CC/BCC name. Dovecot matches those keys against the address list written
+ * back in a normal form (message-fields.ts addressSearchText) and HEADER against the value as written;
+ * SearchKey does not tell the two apart, so a field here matches either.
+ */
+const ADDRESS_FIELDS: ReadonlySet<string> = new Set(['from', 'to', 'cc', 'bcc']);
 
 const RANK: Record<SearchNeeds, number> = { meta: 0, header: 1, full: 2 };
 
@@ -213,18 +221,21 @@ class MessageView {
     return this.lowerFlags.has(flag.toLowerCase());
   }
 
-  /** Decoded values of every occurrence of the field (lower-case name). */
-  fieldValues(name: string): string[] {
+  /** Values of every occurrence of the field (lower-case name), unfolded, encoded-words as written. */
+  rawFieldValues(name: string): string[] {
     if (this.m.raw !== null) {
       this.headerFields ??= parseHeaderBlock(this.m.raw);
-      return this.headerFields
-        .filter((f) => f.name.toLowerCase() === name)
-        .map((f) => decodeEncodedWords(f.value));
+      return this.headerFields.filter((f) => f.name.toLowerCase() === name).map((f) => f.value);
     }
     const env = this.envelope;
     const key = ENVELOPE_FIELDS[name];
     const value = env === null || key === undefined ? null : env[key];
-    return value === null ? [] : [decodeEncodedWords(value)];
+    return value === null ? [] : [value];
+  }
+
+  /** Decoded values of every occurrence of the field (lower-case name). */
+  fieldValues(name: string): string[] {
+    return this.rawFieldValues(name).map(decodeEncodedWords);
   }
 
   /** The header section as decoded text ("Name: value" lines), its key under i;unicode-casemap. */
@@ -322,7 +333,19 @@ function compile(key: SearchKey, ctx: SearchContext, saved: () => ReadonlySet<nu
     case 'header': {
       const name = key.field.toLowerCase();
       const needle = casemapKey(key.value);
-      return (v) => v.fieldValues(name).some((value) => casemapKey(value).includes(needle));
+      if (!ADDRESS_FIELDS.has(name)) {
+        return (v) => v.fieldValues(name).some((value) => casemapKey(value).includes(needle));
+      }
+      // FROM/TO/CC/BCC and HEADER on those fields (one key kind for both): the decoded value as written,
+      // or the address list in its normal form, so "user@x" is found in "<user (c)@ (c) x>".
+      return (v) =>
+        v
+          .rawFieldValues(name)
+          .some(
+            (value) =>
+              casemapKey(decodeEncodedWords(value)).includes(needle) ||
+              casemapKey(addressSearchText(value)).includes(needle),
+          );
     }
     case 'body': {
       const needle = casemapKey(key.value);

@@ -5,7 +5,13 @@ import { describe, it } from 'node:test';
 import { scanMessage } from '../mime/structure.ts';
 import { casemapContains, casemapKey, compareCasemap } from './collation.ts';
 import type { SortCriterion } from './command.ts';
-import { addressSortKey, displaySortKey, messageIds, parseSentDate } from './message-fields.ts';
+import {
+  addressSearchText,
+  addressSortKey,
+  displaySortKey,
+  messageIds,
+  parseSentDate,
+} from './message-fields.ts';
 import { baseSubject, baseSubjectOf, formatSortResponse, sortMessages, type SortMessage } from './sort.ts';
 import { parseOne } from './test-support.ts';
 
@@ -115,6 +121,71 @@ describe('SORT', () => {
     assert.deepEqual(order(box, 'REVERSE DISPLAYTO'), [3, 1, 2, 4]);
   });
 
+  // imaptest sort-addresses: a group first in Cc sorts by its name ("user2"), equal to user2@domain2.org,
+  // and the tie keeps sequence order whether or not the sort is reversed.
+  const addresses = [
+    message(
+      1,
+      'From: user2@domain2.org\nTo: foo bar <user2@domain2.org>\nCc: user2@domain2.org (foo bar)',
+      1,
+      0,
+    ),
+    message(2, 'From: user2@domain1.org\nTo: user2@domain1.org\nCc: user2: blah@domain1.org;', 1, 1),
+    message(3, 'From: user1@domain1.org\nTo: user1@domain1.org\nCc: user1@domain1.org', 1, 2),
+  ];
+  const addressesUtf8 = [
+    message(
+      1,
+      'From: jürgen2@bücher.example\nTo: foo bar <jürgen2@bücher.example>\nCc: jürgen2@x (日本)',
+      1,
+      0,
+    ),
+    message(2, 'From: jürgen2@x\nTo: jürgen2@x\nCc: Jürgen2: blah@x;', 1, 1),
+    message(3, 'From: jürgen1@x\nTo: jürgen1@x\nCc: =?utf-8?q?j=C3=BCrgen1?=@x', 1, 2),
+  ];
+
+  it('FROM/TO/CC: a leading group counts as its name (imaptest sort-addresses); UTF-8 twin', () => {
+    for (const m of [addresses, addressesUtf8]) {
+      for (const k of ['FROM', 'TO', 'CC']) {
+        assert.deepEqual(order(m, k), [3, 1, 2], k);
+        assert.deepEqual(order(m, `REVERSE ${k}`), [1, 2, 3], k);
+        assert.deepEqual(order(m, `${k} REVERSE ARRIVAL`), [3, 2, 1], k);
+      }
+    }
+  });
+
+  // imaptest sort-display-to: groups sort by their name, a bare "d" by itself, names decoded.
+  const displayTo = [
+    'foo bar <a@b.c>',
+    'b@c.d',
+    'd',
+    '=?iso-8859-1?q?foo_aar?= <e@f.g>',
+    '=?iso-8859-1?q?foo_car?= <f@g.h>',
+    'a: xx@xx.org, yy@yy.org;',
+    'z: aa@aa.org, bb@bb.org;',
+    'empty:;',
+  ];
+  const displayToUtf8 = [
+    'föö bar <a@b.c>',
+    'b@日本.example',
+    'd',
+    '=?iso-8859-1?q?f=F6=F6_aar?= <e@f.g>',
+    '=?utf-8?q?f=C3=B6=C3=B6_car?= <f@g.h>',
+    'a: jürgen@xx.org, yy@yy.org;',
+    '日本: aa@aa.org, bb@bb.org;',
+    'empty:;',
+  ];
+
+  it('DISPLAYTO/DISPLAYFROM: groups by name, no domain as written (imaptest sort-display-to); UTF-8 twin', () => {
+    for (const values of [displayTo, displayToUtf8]) {
+      const tos = values.map((v, i) => message(i + 1, `To: ${v}`));
+      assert.deepEqual(order(tos, 'DISPLAYTO'), [6, 2, 3, 8, 4, 1, 5, 7]);
+      assert.deepEqual(order(tos, 'REVERSE DISPLAYTO'), [7, 5, 1, 4, 8, 3, 2, 6]);
+      const froms = values.map((v, i) => message(i + 1, `From: ${v}`));
+      assert.deepEqual(order(froms, 'DISPLAYFROM'), [6, 2, 3, 8, 4, 1, 5, 7]);
+    }
+  });
+
   it('messages without an envelope sort as empty', () => {
     const bare: SortMessage = { seq: 9, sizeBytes: 1, internalDateMs: 0, envelope: null };
     assert.deepEqual(order([...box, bare], 'FROM'), [9, 3, 4, 2, 1]);
@@ -182,12 +253,44 @@ describe('message fields', () => {
       assert.equal(parseSentDate(bad), null, String(bad));
   });
 
-  it('first addresses for FROM and DISPLAYFROM, groups skipped', () => {
-    assert.equal(addressSortKey('Team: ; "Jürgen" <jürgen@bücher.example>, b@x'), 'jürgen');
+  it('first addresses for FROM and DISPLAYFROM; a leading group is its name', () => {
+    assert.equal(addressSortKey('Team: ; "Jürgen" <jürgen@bücher.example>, b@x'), 'Team');
+    assert.equal(addressSortKey('"Jürgen" <jürgen@bücher.example>, Team: ;'), 'jürgen');
+    assert.equal(addressSortKey('日本: a@x;'), '日本');
+    assert.equal(addressSortKey('user@x (Real)'), 'user');
+    assert.equal(displaySortKey('Team: a@x;'), 'Team');
+    assert.equal(displaySortKey('Jürgen: a@x;'), 'Jürgen');
     assert.equal(displaySortKey('=?utf-8?b?5pel5pys?= <a@x>'), '日本');
+    assert.equal(displaySortKey('user@x (Jürgen)'), 'Jürgen');
     assert.equal(displaySortKey('""  <a@x>'), 'a@x');
-    assert.equal(displaySortKey('garbage'), 'garbage@.MISSING-HOST-NAME.');
+    assert.equal(displaySortKey('""  <jürgen@bücher.example>'), 'jürgen@bücher.example');
+    assert.equal(displaySortKey('garbage'), 'garbage');
+    assert.equal(displaySortKey('jürgen'), 'jürgen');
     assert.equal(addressSortKey(null), '');
+    assert.equal(addressSortKey(''), '');
+    assert.equal(displaySortKey(''), '');
+  });
+
+  it('address lists in normal form for SEARCH: comments, quotes and encoded-words resolved', () => {
+    const cases: [string, string][] = [
+      ['user-from@domain.org', 'user-from@domain.org'],
+      ['RealFrom <user-from@domain.org>', 'RealFrom <user-from@domain.org>'],
+      ['<user-from (comment)@ (comment) domain.org>', 'user-from@domain.org'],
+      ['user-from@domain.org (RealFrom)', 'RealFrom <user-from@domain.org>'],
+      ['user-from1@domain.org, user-from2@domain.org', 'user-from1@domain.org, user-from2@domain.org'],
+      [
+        'groupname: groupuser1@domain.org, groupuser2@domain.org;,\r\n  groupname2: groupuser3@domain.org;',
+        'groupname: groupuser1@domain.org, groupuser2@domain.org;, groupname2: groupuser3@domain.org;',
+      ],
+      ['groupname:;', 'groupname: ;'],
+      ['"Müller, Jürgen" <jürgen@bücher.example>', 'Müller, Jürgen <jürgen@bücher.example>'],
+      ['=?utf-8?b?5pel5pys?= <a@x>, b@x (日本)', '日本 <a@x>, 日本 <b@x>'],
+      ['<@route.example:a@x>', '<@route.example:a@x>'],
+      ['d', 'd'],
+      ['', ''],
+      ['<>', ''],
+    ];
+    for (const [value, text] of cases) assert.equal(addressSearchText(value), text, value);
   });
 
   it('msg-id lists', () => {
