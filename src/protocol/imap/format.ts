@@ -117,7 +117,9 @@ export type ResponseCode =
   | { readonly kind: 'BADCHARSET'; readonly charsets: readonly string[] }
   | { readonly kind: 'CAPABILITY'; readonly capabilities: readonly string[] }
   | { readonly kind: 'PERMANENTFLAGS'; readonly flags: readonly string[] }
-  | { readonly kind: 'MAILBOXID'; readonly id: string };
+  | { readonly kind: 'MAILBOXID'; readonly id: string }
+  /** RFC 5465 §3.1: the events the server supports. */
+  | { readonly kind: 'BADEVENT'; readonly events: readonly string[] };
 
 export function formatResponseCode(code: ResponseCode): string {
   switch (code.kind) {
@@ -141,6 +143,8 @@ export function formatResponseCode(code: ResponseCode): string {
       return `PERMANENTFLAGS ${formatFlagList(code.flags)}`;
     case 'MAILBOXID':
       return `MAILBOXID (${code.id})`;
+    case 'BADEVENT':
+      return `BADEVENT (${code.events.join(' ')})`;
     case 'ALERT':
     case 'ALREADYEXISTS':
     case 'AUTHENTICATIONFAILED':
