@@ -5,6 +5,7 @@
 // notify.ts does those and passes names in as the store spells them), METADATA and ANNOTATE events
 // (Tern has neither, so they are refused with BADEVENT as §3.1 asks).
 
+import { assertNever } from '../../core/assert-never.ts';
 import type { FetchItem, NotifyFilter, NotifyGroup, StatusItem } from './command.ts';
 
 /** The events Tern delivers, in the order BADEVENT lists them. */
@@ -121,7 +122,7 @@ function planFilter(filter: NotifyFilter, decode: (name: string) => string | nul
     case 'selected-delayed':
       return null;
     default:
-      return filter satisfies never;
+      return assertNever(filter);
   }
 }
 
@@ -141,7 +142,7 @@ export function filterMatches(filter: PlanFilter, name: string, subscribed: bool
     case 'subtree':
       return filter.names.some((n) => name === n || name.startsWith(`${n}/`));
     default:
-      return filter satisfies never;
+      return assertNever(filter);
   }
 }
 

@@ -85,6 +85,7 @@ const AUTHENTICATED: ReadonlySet<ImapCommandKind> = new Set([
   'setquota',
   'compress',
   'unauthenticate',
+  'notify',
 ]);
 const SELECTED: ReadonlySet<ImapCommandKind> = new Set([
   'close',
