@@ -17,7 +17,18 @@
 
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import {
+  chmod,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -51,6 +62,9 @@ const USERS = [
   },
 ] as const;
 type User = (typeof USERS)[number];
+
+/** The arrival date of the messages written into the Maildir (their mtime; CopyArrivalDate). */
+const ARRIVED = new Date('2024-03-01T12:34:56Z');
 
 /** The special-use folders Tern creates at first login (issue 13), and INBOX. */
 const FIRST_FOLDERS = ['Archive', 'Drafts', 'INBOX', 'Junk', 'Sent', 'Trash'];
@@ -192,6 +206,7 @@ describe('mbsync', { skip }, () => {
     readonly flags: string[];
     readonly source: Buffer;
     readonly subject: string;
+    readonly internalDate: Date | undefined;
   }
 
   /** One folder's messages on Tern, by IMAP (UID order). */
@@ -199,7 +214,7 @@ describe('mbsync', { skip }, () => {
     imap(user, async (client) => {
       const box = await client.mailboxOpen(folder, { readOnly: true });
       if (box.exists === 0) return [];
-      const all = await client.fetchAll('1:*', { uid: true, flags: true, source: true });
+      const all = await client.fetchAll('1:*', { uid: true, flags: true, source: true, internalDate: true });
       return all.map((m) => {
         const source = m.source ?? Buffer.alloc(0);
         return {
@@ -207,6 +222,7 @@ describe('mbsync', { skip }, () => {
           flags: [...(m.flags ?? new Set<string>())].sort(),
           source,
           subject: /^Subject: ([^\r\n]*)/m.exec(source.toString('utf8'))?.[1] ?? '',
+          internalDate: m.internalDate === undefined ? undefined : new Date(m.internalDate),
         };
       });
     });
@@ -276,6 +292,8 @@ describe('mbsync', { skip }, () => {
         'Sync All',
         'Create Both',
         'Expunge Both',
+        // Arrival dates travel both ways: INTERNALDATE ↔ the Maildir file's mtime (APPEND with a date).
+        'CopyArrivalDate yes',
         `SyncState ${state}/`,
         '',
       ].join('\n'),
@@ -325,6 +343,11 @@ describe('mbsync', { skip }, () => {
           assert.ok(mine, `${entry.subject} is in the Maildir`);
           const original = await tern.mailboxCat(user.address, entry.id);
           assert.equal(comparable(await readFile(mine.path)), comparable(original), entry.subject);
+          assert.equal(
+            Math.floor((await stat(mine.path)).mtimeMs / 1000),
+            Math.floor(Date.parse(entry.internalDate) / 1000),
+            "CopyArrivalDate: the file's mtime is the INTERNALDATE",
+          );
         }
         // Create Both: Tern's folders exist locally, as Maildirs under Path (SubFolders Verbatim).
         for (const folder of FIRST_FOLDERS) {
@@ -380,7 +403,9 @@ describe('mbsync', { skip }, () => {
       ].join('\n');
 
       await t.test('a message written into a local folder is APPENDed to Tern with its flags', async () => {
-        await writeFile(join(root, 'Archive', 'cur', `1700000000.offline.host:2,FS`), offline);
+        const path = join(root, 'Archive', 'cur', `1700000000.offline.host:2,FS`);
+        await writeFile(path, offline);
+        await utimes(path, ARRIVED, ARRIVED);
         const output = await sync(user);
         assert.ok(
           commandsIn(output).some((c) => c.startsWith('APPEND "Archive" ')),
@@ -392,6 +417,25 @@ describe('mbsync', { skip }, () => {
         assert.deepEqual(onTern[0]!.flags, imapFlags('FS'));
         assert.equal(comparable(onTern[0]!.source), offline);
         assert.match(onTern[0]!.source.toString('latin1'), /^[^\n]*\r\n/, 'stored with CRLF line ends');
+        assert.equal(onTern[0]!.internalDate?.toISOString(), ARRIVED.toISOString(), 'APPEND kept the date');
+      });
+
+      await t.test('a large message (1.1 MiB) written locally is APPENDed whole', async () => {
+        const lines = Array.from(
+          { length: 16_000 },
+          (_, i) => `line ${String(i).padStart(6, '0')} ${'x'.repeat(60)}\n`,
+        );
+        const big = `From: me@example.org\nTo: ${user.address}\nSubject: big ${user.tag}\n\n${lines.join('')}`;
+        const path = join(root, 'Sent', 'cur', '1700000003.big.host:2,S');
+        await writeFile(path, big);
+        await utimes(path, ARRIVED, ARRIVED);
+        await sync(user);
+        const onTern = await serverMessages(user, 'Sent');
+        assert.equal(onTern.length, 1);
+        assert.equal(onTern[0]!.subject, `big ${user.tag}`);
+        assert.deepEqual(onTern[0]!.flags, ['\\Seen']);
+        assert.doesNotMatch(onTern[0]!.source.toString('latin1'), /[^\r]\n/, 'every line ends in CRLF');
+        assert.equal(comparable(onTern[0]!.source), big);
       });
 
       await t.test('a message deleted and expunged on Tern goes from the Maildir', async () => {
