@@ -252,16 +252,15 @@ describe('mbsync', { skip }, () => {
   const serverFolders = (user: User): Promise<string[]> =>
     imap(user, async (client) => (await client.list()).map((f) => f.path).sort());
 
-  /** Where one user's local Maildir, sync state and mbsyncrc live. */
-  const localOf = (user: User): { root: string; state: string; rc: string } => {
+  /** Where one user's local Maildir and mbsyncrc live (the sync state is in each Maildir folder). */
+  const localOf = (user: User): { root: string; rc: string } => {
     const dir = join(work, user.address === USERS[0].address ? 'u0' : 'u1');
-    return { root: join(dir, 'mail'), state: join(dir, 'state'), rc: join(dir, 'mbsyncrc') };
+    return { root: join(dir, 'mail'), rc: join(dir, 'mbsyncrc') };
   };
 
   const writeRc = async (user: User): Promise<void> => {
-    const { root, state, rc } = localOf(user);
+    const { root, rc } = localOf(user);
     await mkdir(root, { recursive: true });
-    await mkdir(state, { recursive: true });
     const tlsKey = isync15 ? 'TLSType' : 'SSLType';
     await writeFile(
       rc,
@@ -294,7 +293,8 @@ describe('mbsync', { skip }, () => {
         'Expunge Both',
         // Arrival dates travel both ways: INTERNALDATE ↔ the Maildir file's mtime (APPEND with a date).
         'CopyArrivalDate yes',
-        `SyncState ${state}/`,
+        // Beside each Maildir folder's messages, as .mbsyncstate.
+        'SyncState *',
         '',
       ].join('\n'),
     );
@@ -388,6 +388,27 @@ describe('mbsync', { skip }, () => {
         assert.match(m!.path, /\/cur\//, 'a seen message lives in cur/');
       });
 
+      const third = `third ${user.tag}`;
+      await t.test('mail delivered after a sync is pulled alone', async () => {
+        await deliver(user.address, third, `Body of ${third}.\n`);
+        const entry = (await tern.mailboxList(user.address)).find((e) => e.subject === third)!;
+        const output = await sync(user);
+        const bodies = commandsIn(output).filter((c) => /BODY(\.PEEK)?\[\]/.test(c));
+        assert.deepEqual(
+          bodies.map((c) => /^UID FETCH (\S+)/.exec(c)?.[1]),
+          [String(entry.uid)],
+          `only the new message's body is fetched:\n${bodies.join('\n')}`,
+        );
+        const local = await localMessages(join(root, 'INBOX'));
+        assert.deepEqual(local.map((m) => m.subject).sort(), [first, second, third].sort());
+        const mine = local.find((m) => m.subject === third)!;
+        assert.equal(mine.flags, '');
+        assert.equal(
+          comparable(await readFile(mine.path)),
+          comparable(await tern.mailboxCat(user.address, entry.id)),
+        );
+      });
+
       const written = `written offline ${user.tag}`;
       const offline = [
         'From: me@example.org',
@@ -447,23 +468,31 @@ describe('mbsync', { skip }, () => {
         });
         assert.deepEqual(
           (await tern.mailboxList(user.address)).map((e) => e.subject),
-          [second],
+          [second, third],
           'expunged on Tern',
         );
         await sync(user);
         assert.deepEqual(
-          (await localMessages(join(root, 'INBOX'))).map((m) => m.subject),
-          [second],
+          (await localMessages(join(root, 'INBOX'))).map((m) => m.subject).sort(),
+          [second, third].sort(),
           'gone locally too',
         );
       });
 
       await t.test('a message trashed locally (T) is expunged from Tern', async () => {
-        const [m] = await localMessages(join(root, 'INBOX'));
+        const [m] = (await localMessages(join(root, 'INBOX'))).filter((x) => x.subject === second);
         await setLocalFlags(m!, `${m!.flags}T`);
         const output = await sync(user);
-        assert.deepEqual(await tern.mailboxList(user.address), [], 'gone from Tern');
-        assert.deepEqual(await localMessages(join(root, 'INBOX')), [], 'Expunge Both: gone locally');
+        assert.deepEqual(
+          (await tern.mailboxList(user.address)).map((e) => e.subject),
+          [third],
+          'gone from Tern',
+        );
+        assert.deepEqual(
+          (await localMessages(join(root, 'INBOX'))).map((x) => x.subject),
+          [third],
+          'Expunge Both: gone locally',
+        );
         assert.ok(
           commandsIn(output).some((c) => /^UID STORE \d+ \+FLAGS(\.SILENT)? \(\\Deleted\)$/.test(c)),
           `mbsync stored \\Deleted:\n${commandsIn(output).join('\n')}`,
