@@ -349,9 +349,14 @@ describe('mbsync', { skip }, () => {
             "CopyArrivalDate: the file's mtime is the INTERNALDATE",
           );
         }
-        // Create Both: Tern's folders exist locally, as Maildirs under Path (SubFolders Verbatim).
+        // Create Both: Tern's folders exist locally, as Maildirs under Path (SubFolders Verbatim), each
+        // with its sync state (SyncState *).
         for (const folder of FIRST_FOLDERS) {
-          assert.ok((await readdir(join(root, folder))).includes('cur'), `${folder} as a local Maildir`);
+          const entries = await readdir(join(root, folder));
+          assert.ok(
+            entries.includes('cur') && entries.includes('.mbsyncstate'),
+            `${folder}: ${entries.join(' ')}`,
+          );
         }
       });
 
@@ -503,13 +508,13 @@ describe('mbsync', { skip }, () => {
         const dir = join(root, ...user.nested.split('/'));
         for (const sub of ['cur', 'new', 'tmp']) await mkdir(join(dir, sub), { recursive: true });
         const note = offline.replace(written, `note in ${user.nested}`).replace(/<offline\./, '<nested.');
-        await writeFile(join(dir, 'cur', '1700000001.nested.host:2,S'), note);
+        await writeFile(join(dir, 'cur', '1700000001.nested.host:2,DS'), note);
         await sync(user);
         assert.ok((await serverFolders(user)).includes(user.nested), 'the folder exists on Tern');
         const onTern = await serverMessages(user, user.nested);
         assert.deepEqual(
           onTern.map((m) => [m.subject, m.flags]),
-          [[`note in ${user.nested}`, ['\\Seen']]],
+          [[`note in ${user.nested}`, imapFlags('DS')]],
         );
       });
 
