@@ -4,13 +4,15 @@
 // `Patterns *`, `Sync All`, `Create Both`, `Expunge Both`. Users are added with `tern user add
 // --password-stdin` (so their SCRAM-SHA-256 secret exists: mbsync picks the strongest mechanism offered
 // and never falls back). The scenario, one step after the other for `alice@` and for `jürgen@`:
-// mail delivered over SMTP is pulled into the Maildir (bytes equal to `tern mailbox cat`); flags changed
-// in the Maildir (file names `:2,FPRS`) reach Tern, and flags changed on Tern reach the Maildir; a message
-// written into a local folder is APPENDed with its flags; a message deleted and expunged on Tern goes
-// locally, one trashed locally (T) goes from Tern; a folder created locally (nested, Verbatim) is created
-// on Tern; `Entwürfe`, a UTF-8 folder name, is created on Tern (isync ≥ 1.5; isync 1.4 sends the name raw
-// without ENABLE, which RFC 3501 §5.1.3 forbids: then Tern must refuse it and create nothing); and a
-// run with nothing to do changes nothing on either side.
+// mail delivered over SMTP is pulled into the Maildir (bytes equal to `tern mailbox cat`, the file's mtime
+// the INTERNALDATE: CopyArrivalDate); flags set and cleared in the Maildir (file names `:2,FPRS`) reach
+// Tern, and flags set on Tern reach the Maildir; mail delivered later is pulled alone; messages written
+// into local folders are APPENDed with their flags and dates (one of 1.1 MiB); a message deleted and
+// expunged on Tern goes locally, one trashed locally (T) goes from Tern; a folder created locally (nested,
+// Verbatim) is created on Tern, and a second run brings its parent back; `Entwürfe`, a UTF-8 folder
+// name, is created on Tern (isync ≥ 1.5; isync 1.4 sends the name raw without ENABLE, which RFC 3501
+// §5.1.3 forbids: then Tern must refuse it and create nothing); and a run with nothing to do changes
+// nothing on either side (no write command sent, same files, same UIDNEXT/HIGHESTMODSEQ).
 // Every mbsync run records the IMAP dialogue (-Dn), and a failing step prints it.
 // Deliberately NOT here: IMAP protocol details (imap.test.ts with imapflow, the pure session's tests);
 // the Tern-side view and changes use imapflow and `tern mailbox list --json` only as tools.
@@ -559,10 +561,12 @@ describe('mbsync', { skip }, () => {
             for (const sub of ['cur', 'new', 'tmp']) await mkdir(join(dir, sub), { recursive: true });
             const r = await mbsync(user);
             assert.notEqual(r.code, 0, 'mbsync reports the refusal');
+            const tag = /^(?:F: )?>>> (\d+) CREATE "Entw/m.exec(r.output)?.[1];
+            assert.ok(tag, `mbsync sent CREATE:\n${r.output.slice(-4000)}`);
             assert.match(
               r.output,
-              /^(?:F: )?\d+ (BAD|NO) /m,
-              `a tagged BAD or NO:\n${r.output.slice(-4000)}`,
+              new RegExp(`^(?:F: )?${tag} (BAD|NO) `, 'm'),
+              `the CREATE is answered with a tagged BAD or NO:\n${r.output.slice(-4000)}`,
             );
             assert.deepEqual(await serverFolders(user), before, 'no folder was created on Tern');
             await rm(dir, { recursive: true });
