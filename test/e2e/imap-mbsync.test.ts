@@ -12,7 +12,9 @@
 // Verbatim) is created on Tern, and a second run brings its parent back; `Entwürfe`, a UTF-8 folder
 // name, is created on Tern (isync ≥ 1.5; isync 1.4 sends the name raw without ENABLE, which RFC 3501
 // §5.1.3 forbids: then Tern must refuse it and create nothing); and a run with nothing to do changes
-// nothing on either side (no write command sent, same files, same UIDNEXT/HIGHESTMODSEQ).
+// nothing on either side (no write command sent, same files, same UIDNEXT/HIGHESTMODSEQ). With
+// `Remove Both`: a folder made on Tern comes and goes with it; one emptied and removed locally is
+// DELETEd on Tern.
 // Every mbsync run records the IMAP dialogue (-Dn), and a failing step prints it.
 // Deliberately NOT here: IMAP protocol details (imap.test.ts with imapflow, the pure session's tests);
 // the Tern-side view and changes use imapflow and `tern mailbox list --json` only as tools.
@@ -293,6 +295,8 @@ describe('mbsync', { skip }, () => {
         'Sync All',
         'Create Both',
         'Expunge Both',
+        // Folder deletions too (mbsync never deletes a folder that still holds messages).
+        'Remove Both',
         // Arrival dates travel both ways: INTERNALDATE ↔ the Maildir file's mtime (APPEND with a date).
         'CopyArrivalDate yes',
         // Beside each Maildir folder's messages, as .mbsyncstate.
@@ -574,6 +578,38 @@ describe('mbsync', { skip }, () => {
           },
         );
       }
+
+      await t.test('a folder made on Tern comes to the Maildir, and goes when Tern deletes it', async () => {
+        await imap(user, async (client) => {
+          await client.mailboxCreate('Server-made');
+        });
+        await sync(user);
+        assert.ok((await readdir(join(root, 'Server-made'))).includes('cur'), 'created locally');
+        await imap(user, async (client) => {
+          await client.mailboxDelete('Server-made');
+        });
+        const output = await sync(user);
+        assert.ok(!(await serverFolders(user)).includes('Server-made'));
+        await assert.rejects(readdir(join(root, 'Server-made')), { code: 'ENOENT' }, output.slice(-4000));
+      });
+
+      await t.test(`a folder emptied and removed locally (${user.nested}) is deleted on Tern`, async () => {
+        const dir = join(root, ...user.nested.split('/'));
+        const [m] = await localMessages(dir);
+        await setLocalFlags(m!, `${m!.flags}T`);
+        await sync(user);
+        assert.deepEqual(await serverMessages(user, user.nested), [], 'emptied on Tern first');
+        // mbsync's way to say "deleted" for a Maildir: its cur/ is gone (the sync state stays).
+        await rm(join(dir, 'cur'), { recursive: true });
+        const output = await sync(user);
+        assert.ok(
+          commandsIn(output).includes(`DELETE "${user.nested}"`),
+          `mbsync sent DELETE:\n${commandsIn(output).join('\n')}`,
+        );
+        const folders = await serverFolders(user);
+        assert.ok(!folders.includes(user.nested), `gone from Tern: ${folders.join(', ')}`);
+        assert.ok(folders.includes(user.nested.split('/')[0]!), 'its parent stays');
+      });
 
       await t.test('a run with nothing to do changes nothing on either side', async () => {
         const localBefore = await treeOf(root);
