@@ -17,6 +17,7 @@ import { systemClock } from './core/ports.ts';
 import { Events } from './core/events.ts';
 import type { Directory } from './directory/directory.ts';
 import { ensurePostmaster, postmasterAddress } from './directory/postmaster.ts';
+import { configQuota } from './directory/quota.ts';
 import { SqliteDirectory } from './directory/sqlite-directory.ts';
 import { RemoteDelivery } from './delivery/remote.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
@@ -151,6 +152,8 @@ export async function openDirectory(config: Config): Promise<Directory> {
       path: paths.directory,
       localDomains: config.localDomains,
       postmaster: postmasterAddress(config),
+      // XXX: the snapshot opened with; a reload does not change it (limits.mailbox_quota_*: restart).
+      defaultQuota: configQuota(config.limits),
     }),
   );
 }

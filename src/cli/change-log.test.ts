@@ -18,6 +18,8 @@ test('directory changes made by the CLI are in the change log: what changed, nev
     await run(['user', 'sendas', 'jürgen@example.test', 'add', '@example.org']);
     await run(['user', 'policy', 'jürgen@example.test', '--max-messages-per-hour', '5']);
     await run(['user', 'policy', 'jürgen@example.test']);
+    await run(['user', 'quota', 'jürgen@example.test', '--storage', '2G']);
+    await run(['user', 'quota', 'jürgen@example.test']);
     await run(['user', 'list']);
     await run(['alias', 'del', 'info@example.test']);
     await run(['user', 'del', '日本@example.test']);
@@ -35,6 +37,7 @@ test('directory changes made by the CLI are in the change log: what changed, nev
         ['alias.add', { alias: 'info@example.test', target: 'jürgen@example.test' }],
         ['user.sendas.add', { address: 'jürgen@example.test', pattern: '@example.org' }],
         ['user.policy', { address: 'jürgen@example.test', maxMessagesPerHour: 5 }],
+        ['user.quota', { address: 'jürgen@example.test', storageBytes: 2 * 1024 ** 3, messages: null }],
         ['alias.del', { alias: 'info@example.test', target: null }],
         ['user.del', { address: '日本@example.test' }],
       ],

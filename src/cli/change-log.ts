@@ -38,6 +38,8 @@ const DIRECTORY_CHANGES: { readonly [K in Method]?: Describe<K> } = {
   deleteSendAs: ([address, pattern], deleted) =>
     deleted ? { event: 'user.sendas.del', detail: { address, pattern: pattern ?? null } } : null,
   setUserPolicy: ([address, changes]) => ({ event: 'user.policy', detail: { address, ...changes } }),
+  // The limits that apply afterwards (null: unlimited), whichever of them the command named.
+  setQuota: ([address], limits) => ({ event: 'user.quota', detail: { address, ...limits } }),
 };
 
 function isChangingMethod(name: string | symbol): name is Method {

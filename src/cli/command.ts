@@ -8,7 +8,7 @@ import type { ConfigError } from '../config/load.ts';
 import type { Clock, LogFields, Logger } from '../core/ports.ts';
 import type { Directory } from '../directory/directory.ts';
 import type { Queue } from '../queue/queue.ts';
-import type { MailboxStore } from '../store/mailbox-store.ts';
+import type { ImapMailboxStore } from '../store/mailbox-store.ts';
 import type { CliIo } from './io.ts';
 
 export interface ParsedArgs {
@@ -29,6 +29,11 @@ export interface Command {
   readonly flags: readonly string[];
   /** Names of options that take a value (`--fingerprint SHA256`); none when absent. */
   readonly options?: readonly string[];
+  /**
+   * Arguments that start with `-` but are no option of the command are positionals, in place: for
+   * `mailbox flags ... -\\Seen`, where a flag to remove looks like an option. `--` still ends options.
+   */
+  readonly dashPositionals?: boolean;
   readonly minPositionals: number;
   readonly maxPositionals: number;
   /**
@@ -42,7 +47,8 @@ export interface Command {
 
 export interface OpenedServices {
   readonly directory: Directory;
-  readonly store: MailboxStore;
+  /** The IMAP-shaped store: folders, flags and expunge for `tern mailbox`, quota() for `user quota`. */
+  readonly store: ImapMailboxStore;
   readonly queue: Queue;
 }
 

@@ -30,6 +30,7 @@ import { configCheck } from './commands/config.ts';
 import { dkimCommands } from './commands/dkim.ts';
 import { dnsCommands } from './commands/dns.ts';
 import { mailboxCommands } from './commands/mailbox.ts';
+import { mailboxTransferCommands } from './commands/mailbox-transfer.ts';
 import { queueCommands } from './commands/queue.ts';
 import { reload } from './commands/reload.ts';
 import { send } from './commands/send.ts';
@@ -47,6 +48,7 @@ export const COMMANDS: readonly Command[] = [
   ...userCommands,
   ...aliasCommands,
   ...mailboxCommands,
+  ...mailboxTransferCommands,
   ...queueCommands,
   ...dkimCommands,
   ...dnsCommands,
@@ -183,6 +185,35 @@ function describeParseError(err: unknown, argv: readonly string[], options: Pars
   return message;
 }
 
+/**
+ * For a command with dashPositionals: options (with their values) first, then `--` and every other
+ * argument in its order, so `+\\Seen -\\Deleted` reach the command as positionals. An argument is an
+ * option when it names one (`--json`, `--folder=X`, `-h`); a short option takes no cluster here.
+ */
+function dashArgsLast(argv: readonly string[], options: ParseArgsOptionsConfig): string[] {
+  const byName = new Map<string, { type: 'string' | 'boolean' }>();
+  for (const [name, o] of Object.entries(options)) {
+    byName.set(`--${name}`, o);
+    if (o.short !== undefined) byName.set(`-${o.short}`, o);
+  }
+  const opts: string[] = [];
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '--') {
+      rest.push(...argv.slice(i + 1));
+      break;
+    }
+    const option = byName.get(arg.startsWith('--') ? arg.split('=', 1)[0]! : arg);
+    if (option === undefined) rest.push(arg);
+    else {
+      opts.push(arg);
+      if (option.type === 'string' && !arg.includes('=') && i + 1 < argv.length) opts.push(argv[++i]!);
+    }
+  }
+  return [...opts, '--', ...rest];
+}
+
 function parseCommandArgs(
   command: Command,
   argv: string[],
@@ -192,7 +223,8 @@ function parseCommandArgs(
   for (const option of command.options ?? []) options[option] = { type: 'string' };
   let parsed: ReturnType<typeof parseArgs>;
   try {
-    parsed = parseArgs({ args: argv, options, strict: true, allowPositionals: true });
+    const args = command.dashPositionals === true ? dashArgsLast(argv, options) : argv;
+    parsed = parseArgs({ args, options, strict: true, allowPositionals: true });
   } catch (err) {
     throw new UsageError(describeParseError(err, argv, options), usageLine(command));
   }

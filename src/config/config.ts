@@ -135,6 +135,13 @@ export interface LimitsConfig {
   readonly minFreeBytes: number;
   /** A TLS handshake (STARTTLS or implicit TLS) that takes longer is cut. */
   readonly tlsHandshakeTimeoutMs: number;
+  /**
+   * Every user's mailbox quota unless the directory sets the user's own (`tern user quota`): bytes over
+   * all folders, and messages. 0 = unlimited. Local delivery refuses a message that would go over
+   * (5.2.2), IMAP APPEND/COPY/MOVE answer [OVERQUOTA] (RFC 9208).
+   */
+  readonly mailboxQuotaBytes: number;
+  readonly mailboxQuotaMessages: number;
 }
 
 export interface Pop3Config {
@@ -308,6 +315,8 @@ export const DEFAULT_LIMITS: LimitsConfig = {
   greetingDelayMs: 0,
   minFreeBytes: 4 * 1024 * 1024,
   tlsHandshakeTimeoutMs: 30_000,
+  mailboxQuotaBytes: 0,
+  mailboxQuotaMessages: 0,
 };
 
 export const DEFAULT_AUTH: AuthConfig = {

@@ -149,6 +149,8 @@ shutdown_grace_seconds = 0
 greeting_delay_seconds = 1.5
 min_free_bytes = 0
 tls_handshake_timeout_seconds = 5
+mailbox_quota_bytes = 1073741824
+mailbox_quota_messages = 50000
 
 [smtp]
 bare_line_endings = "normalize"
@@ -322,6 +324,8 @@ describe('parseConfig: a full file', () => {
         greetingDelayMs: 1500,
         minFreeBytes: 0,
         tlsHandshakeTimeoutMs: 5000,
+        mailboxQuotaBytes: 1_073_741_824,
+        mailboxQuotaMessages: 50_000,
       },
       smtp: {
         bareLineEndings: 'normalize',
@@ -840,6 +844,27 @@ const ERROR_CASES: { name: string; toml: string; key: string; line: number; mess
     key: 'limits.shutdown_grace_seconds',
     line: 2,
     message: /must not be negative/,
+  },
+  {
+    name: 'mailbox quota: negative bytes',
+    toml: '[limits]\nmailbox_quota_messages = 10\nmailbox_quota_bytes = -1\n',
+    key: 'limits.mailbox_quota_bytes',
+    line: 3,
+    message: /must be at least 0/,
+  },
+  {
+    name: 'mailbox quota: a size with a unit is not an integer',
+    toml: '[limits]\nmailbox_quota_bytes = "2G"\n',
+    key: 'limits.mailbox_quota_bytes',
+    line: 2,
+    message: /must be an integer, not a string/,
+  },
+  {
+    name: 'mailbox quota: a fraction of a message',
+    toml: '\n[limits]\nmailbox_quota_messages = 1.5\n',
+    key: 'limits.mailbox_quota_messages',
+    line: 3,
+    message: /must be an integer, not a float/,
   },
   {
     name: 'bad enum value',
@@ -2361,5 +2386,23 @@ describe('IMAP listeners and [imap]', () => {
       parsedErrors('[imap]\nidle = 5\n').map((e) => e.key),
       ['imap.idle'],
     );
+  });
+});
+
+describe('[limits] mailbox quota', () => {
+  test('unlimited (0) by default', () => {
+    const { config } = parsedOk('');
+    assert.equal(config.limits.mailboxQuotaBytes, 0);
+    assert.equal(config.limits.mailboxQuotaMessages, 0);
+  });
+
+  test('bytes and messages set separately; one left out stays unlimited', () => {
+    const { config, warnings } = parsedOk('[limits]\nmailbox_quota_bytes = 2147483648\n');
+    assert.deepEqual(warnings, []);
+    assert.equal(config.limits.mailboxQuotaBytes, 2_147_483_648);
+    assert.equal(config.limits.mailboxQuotaMessages, 0);
+    const other = parsedOk('[limits]\nmailbox_quota_messages = 1000\nmailbox_quota_bytes = 0\n').config;
+    assert.equal(other.limits.mailboxQuotaBytes, 0);
+    assert.equal(other.limits.mailboxQuotaMessages, 1000);
   });
 });

@@ -391,6 +391,17 @@ const LIMIT_SPECS: readonly LimitSpec[] = [
     field: 'tlsHandshakeTimeoutMs',
     read: (c, p, v) => readSeconds(c, p, v, false),
   },
+  // 0 = unlimited; per-user overrides live in the directory (`tern user quota`).
+  {
+    key: 'mailbox_quota_bytes',
+    field: 'mailboxQuotaBytes',
+    read: (c, p, v) => readInteger(c, p, v, { min: 0 }),
+  },
+  {
+    key: 'mailbox_quota_messages',
+    field: 'mailboxQuotaMessages',
+    read: (c, p, v) => readInteger(c, p, v, { min: 0 }),
+  },
 ];
 const LIMIT_KEYS = [...LIMIT_SPECS.map((s) => s.key), 'long_lines'];
 

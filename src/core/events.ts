@@ -85,6 +85,7 @@ export const Events = {
   deliveryLocal: 'delivery.local',
   deliveryDeferred: 'delivery.deferred',
   deliveryFailed: 'delivery.failed',
+  deliveryOverQuota: 'delivery.over_quota',
   deliveryRemotePending: 'delivery.remote.pending',
   deliveryRemote: 'delivery.remote',
   deliveryRemoteFailed: 'delivery.remote.failed',

@@ -106,6 +106,8 @@ export const Replies = {
   needUtf8: { code: 553, enhanced: '5.6.7', text: 'SMTPUTF8 required for non-ASCII addresses' },
   badRecipientAddress: { code: 553, enhanced: '5.1.3', text: 'Recipient address syntax not accepted' },
   noSuchUser: { code: 550, enhanced: '5.1.1', text: 'No such user here' },
+  /** The user's mailbox quota has no room for the message (RFC 3463 X.2.2; local delivery's DSN). */
+  mailboxFull: { code: 552, enhanced: '5.2.2', text: 'Mailbox full' },
   relayDenied: { code: 554, enhanced: '5.7.1', text: 'Relay access denied' },
   needTls: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
   authRequired: { code: 530, enhanced: '5.7.0', text: 'Authentication required' },

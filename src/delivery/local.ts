@@ -6,7 +6,8 @@
 // The MIME structure IMAP FETCH reads (RFC 9051 §7.5.2 BODYSTRUCTURE, ENVELOPE) is scanned from the chunks
 // as the store reads them, so the bytes are read once and never held whole; the store asks for it once
 // the content has ended and keeps it beside the message.
-// Deliberately not here: recipient resolution, retries, sieve/filters, quota.
+// storedSizeBytes() is what a delivery adds to the user's quota, for the worker's check before it stores.
+// Deliberately not here: recipient resolution, retries, sieve/filters, the quota decision (worker.ts).
 
 import type { Envelope } from '../core/envelope.ts';
 import type { Clock } from '../core/ports.ts';
@@ -42,6 +43,15 @@ export function finalDeliveryHeaders(sender: string, user: string): string {
   if (/[\r\n]/.test(sender) || /[\r\n]/.test(user)) throw new Error('line break in envelope address');
   // RFC 5321 §4.4: the reverse-path as it was in MAIL FROM, "<>" for the null sender.
   return `Return-Path: <${sender}>\r\nDelivered-To: ${user}\r\n`;
+}
+
+/**
+ * The bytes a delivery adds to the user's mailbox: the queued message plus the trace fields. An upper
+ * bound by the Return-Path: fields the message carried (removed on the way in), never below the truth,
+ * so a quota is not exceeded by a message that looked small enough.
+ */
+export function storedSizeBytes(queuedBytes: number, sender: string, user: string): number {
+  return queuedBytes + Buffer.byteLength(finalDeliveryHeaders(sender, user), 'utf8');
 }
 
 async function* withPrefix(prefix: Uint8Array, body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {

@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import type { Envelope } from '../core/envelope.ts';
 import type { LogFields, Logger } from '../core/ports.ts';
 import { ReplyError, Replies } from '../core/reply.ts';
-import type { Alias, Directory, Resolution, User } from '../directory/directory.ts';
+import type { Alias, Directory, QuotaLimits, Resolution, User } from '../directory/directory.ts';
+import { UNLIMITED_QUOTA } from '../directory/directory.ts';
 import type {
   MessageWriter,
   Queue,
@@ -12,8 +13,14 @@ import type {
   QueuedRecipient,
   RecipientOutcome,
 } from '../queue/queue.ts';
-import type { DeliverRequest, MailboxStore, MessageSummary } from '../store/mailbox-store.ts';
-import { DELIVERED_REPLY, DeliveryWorker, REMOTE_PENDING_DELAY_MS, REMOTE_PENDING_REPLY } from './worker.ts';
+import type { DeliverRequest, MailboxStore, MessageSummary, QuotaUsage } from '../store/mailbox-store.ts';
+import {
+  DELIVERED_REPLY,
+  DeliveryWorker,
+  MAILBOX_FULL_REPLY,
+  REMOTE_PENDING_DELAY_MS,
+  REMOTE_PENDING_REPLY,
+} from './worker.ts';
 import type { DeliveryWorkerOptions } from './worker.ts';
 
 // ---- in-memory fakes of the three service interfaces -------------------------------------------------
@@ -197,6 +204,7 @@ interface Delivered {
   uid: number;
   summary: DeliverRequest['summary'];
   text: string;
+  sizeBytes: number;
 }
 
 class FakeStore implements MailboxStore {
@@ -228,6 +236,7 @@ class FakeStore implements MailboxStore {
         uid,
         summary: req.summary,
         text: Buffer.concat(chunks).toString('utf8'),
+        sizeBytes: Buffer.concat(chunks).length,
       });
       const result = { uid, id: `1-${uid}` };
       this.byKey.set(req.deliveryKey, result);
@@ -254,6 +263,11 @@ class FakeStore implements MailboxStore {
   read(): AsyncIterable<Uint8Array> | null {
     return null;
   }
+  /** Usage as the real store counts it: every message of the user, every stored byte. */
+  quota(user: string): Promise<QuotaUsage> {
+    const mine = this.delivered.filter((d) => d.user === user);
+    return Promise.resolve({ messages: mine.length, bytes: mine.reduce((n, d) => n + d.sizeBytes, 0) });
+  }
   // Retrieval is not the worker's business.
   status = (): Promise<null> => Promise.resolve(null);
   snapshot = (): Promise<null> => Promise.resolve(null);
@@ -266,6 +280,8 @@ class FakeStore implements MailboxStore {
 
 class FakeDirectory implements Directory {
   readonly routes = new Map<string, Resolution>();
+  /** Limits per user; a user not here is unlimited. */
+  readonly quotas = new Map<string, QuotaLimits>();
   failNext = 0;
 
   isLocalDomain(domain: string): boolean {
@@ -320,6 +336,10 @@ class FakeDirectory implements Directory {
   listSendAs = notUsed;
   getUserPolicy = notUsed;
   setUserPolicy = notUsed;
+  getQuota(address: string): Promise<QuotaLimits | null> {
+    return Promise.resolve(this.quotas.get(address) ?? UNLIMITED_QUOTA);
+  }
+  setQuota = notUsed;
   close(): Promise<void> {
     return Promise.resolve();
   }
@@ -518,6 +538,105 @@ test('a user deleted after RCPT bounces 550 5.1.1; other recipients are unaffect
     ['alice@example.org'],
   );
   assert.equal(logger.lines.find((l) => l.name === 'delivery.failed')?.fields.rcpt, 'bob@example.org');
+});
+
+for (const user of ['alice@example.org', 'jürgen@example.org', '日本@example.org']) {
+  test(`over quota (${user}): not stored, bounced 552 5.2.2 with a DSN status, logged; others unaffected`, async () => {
+    const { queue, store, directory, worker, logger } = setup();
+    directory.user(user);
+    const size = Buffer.byteLength(`Return-Path: <x@example.net>\r\nDelivered-To: ${user}\r\n${MESSAGE}`);
+    // Room for exactly one copy.
+    directory.quotas.set(user, { storageBytes: size, messages: null });
+    worker.start();
+    const first = queue.add(MESSAGE, envelope('x@example.net', [user]));
+    await worker.flush();
+    const second = queue.add(MESSAGE, envelope('x@example.net', [user, 'bob@example.org']));
+    await worker.flush();
+    await worker.stop();
+    assert.deepEqual(
+      store.delivered.map((d) => [d.user, d.sizeBytes]),
+      [
+        [user, size],
+        ['bob@example.org', size - Buffer.byteLength(user) + 'bob@example.org'.length],
+      ],
+    );
+    assert.deepEqual(
+      queue.settled.map((s) => [s.id, s.index, s.outcome.status, s.outcome.reply]),
+      [
+        [first, 0, 'delivered', DELIVERED_REPLY],
+        [second, 0, 'bounced', '552 5.2.2 Mailbox full'],
+        [second, 1, 'delivered', DELIVERED_REPLY],
+      ],
+    );
+    assert.equal(MAILBOX_FULL_REPLY, '552 5.2.2 Mailbox full');
+    const over = logger.lines.filter((l) => l.name === 'delivery.over_quota');
+    assert.equal(over.length, 1);
+    assert.equal(over[0]!.level, 'warn');
+    assert.deepEqual(
+      [over[0]!.fields.queueId, over[0]!.fields.rcpt, over[0]!.fields.user, over[0]!.fields.resource],
+      [second, user, user, 'storage'],
+    );
+    assert.equal(over[0]!.fields.usageBytes, size);
+    assert.equal(over[0]!.fields.limitBytes, size);
+    // Never deferred: the limit does not go away by itself (worker.ts #overQuota).
+    assert.equal(logger.lines.filter((l) => l.name === 'delivery.deferred').length, 0);
+  });
+}
+
+test('a message limit counts messages: the third of two allowed bounces', async () => {
+  const { queue, store, directory, worker, logger } = setup();
+  directory.user('日本@example.org');
+  directory.quotas.set('日本@example.org', { storageBytes: null, messages: 2 });
+  worker.start();
+  for (let i = 0; i < 3; i++) {
+    queue.add(MESSAGE, envelope('', ['日本@example.org']));
+    await worker.flush();
+  }
+  await worker.stop();
+  assert.equal(store.delivered.length, 2);
+  assert.deepEqual(
+    queue.settled.map((s) => s.outcome.reply),
+    [DELIVERED_REPLY, DELIVERED_REPLY, MAILBOX_FULL_REPLY],
+  );
+  assert.equal(logger.lines.find((l) => l.name === 'delivery.over_quota')?.fields.resource, 'messages');
+});
+
+test('an alias reaching a full and a roomy user: the roomy one gets it, the recipient is delivered', async () => {
+  const { queue, store, directory, worker, logger } = setup();
+  directory.user('jürgen@example.org');
+  directory.quotas.set('jürgen@example.org', { storageBytes: 10, messages: null });
+  directory.routes.set('team@example.org', {
+    kind: 'local',
+    users: ['jürgen@example.org', 'alice@example.org'],
+    forward: [],
+  });
+  worker.start();
+  queue.add(MESSAGE, envelope('x@example.net', ['team@example.org']));
+  await worker.flush();
+  await worker.stop();
+  assert.deepEqual(
+    store.delivered.map((d) => d.user),
+    ['alice@example.org'],
+  );
+  assert.deepEqual(
+    queue.settled.map((s) => s.outcome.reply),
+    [DELIVERED_REPLY],
+  );
+  assert.deepEqual(
+    logger.lines.filter((l) => l.name === 'delivery.over_quota').map((l) => [l.fields.rcpt, l.fields.user]),
+    [['team@example.org', 'jürgen@example.org']],
+  );
+});
+
+test('a user whose quota is unlimited in one resource is checked only in the other', async () => {
+  const { queue, store, directory, worker } = setup();
+  directory.quotas.set('alice@example.org', { storageBytes: null, messages: 1_000_000 });
+  worker.start();
+  queue.add(new Uint8Array(200_000).fill(0x61), envelope('', ['alice@example.org']));
+  await worker.flush();
+  await worker.stop();
+  assert.equal(store.delivered.length, 1);
+  assert.equal(queue.settled[0]?.outcome.status, 'delivered');
 });
 
 test('remote recipients are parked far ahead and logged; alias to users + remote delivers locally once', async () => {

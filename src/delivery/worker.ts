@@ -5,7 +5,9 @@
 // on the retry schedule (queue/schedule.ts) until the queue lifetime ends. Afterwards it queues the DSNs
 // the outcomes call for (RFC 3461/3464): failures, one delay warning, successes when asked; a failed DSN
 // goes to the postmaster (double bounce), and nothing ever bounces a double bounce.
-// A message is never dropped by this code: every error ends as "deferred".
+// A message is never dropped by this code: every error ends as "deferred". The one refusal it makes on
+// its own is a mailbox quota (the directory's limits, the store's usage, quota.ts's overQuota): that
+// recipient fails with 552 5.2.2 and gets a DSN (#overQuota says why not a deferral).
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultConfig, type Config } from '../config/config.ts';
@@ -36,15 +38,17 @@ import { extractAddresses } from '../protocol/address-list.ts';
 import { ArcSealer, authResultsFor } from '../policy/arc/seal.ts';
 import { splitHeaderFields } from '../policy/dkim/header-fields.ts';
 import { createPrivateKey } from 'node:crypto';
-import type { MailboxStore } from '../store/mailbox-store.ts';
-import { deliverLocal } from './local.ts';
+import { overQuota, type QuotaResource } from '../directory/quota.ts';
+import type { ImapMailboxStore, MailboxStore } from '../store/mailbox-store.ts';
+import { deliverLocal, storedSizeBytes } from './local.ts';
 import { isDiskFull } from '../db/storage-fs.ts';
 import { SpaceWait, type FreeSpace } from './space-wait.ts';
 import { withShortLines, type Content } from './long-lines.ts';
 
 export interface DeliveryWorkerDeps {
   readonly queue: Queue;
-  readonly store: MailboxStore;
+  /** Where local mail goes; its quota(user) is the usage the directory's limits are checked against. */
+  readonly store: MailboxStore & Pick<ImapMailboxStore, 'quota'>;
   readonly directory: Directory;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -122,6 +126,8 @@ export const REMOTE_PENDING_DELAY_MS = 24 * 60 * MINUTE_MS;
 const SUMMARY_BYTES = 65_536;
 
 export const DELIVERED_REPLY = '250 2.0.0 delivered to mailbox';
+/** A local recipient whose quota has no room for the message (RFC 3463 X.2.2), as its DSN says it. */
+export const MAILBOX_FULL_REPLY = replyLine(Replies.mailboxFull);
 export const REMOTE_PENDING_REPLY = '451 4.4.0 remote delivery not available';
 
 function replyLine(reply: Reply): string {
@@ -396,9 +402,15 @@ export class DeliveryWorker {
         case 'local': {
           const { users, forward } = resolution;
           if (users.length === 0 && forward.length === 0) return this.#bounce(log, rcpt);
+          // Users whose quota had no room: not stored for them (logged in #overQuota).
+          const full: string[] = [];
           if (users.length > 0) {
             const summary = await getSummary();
             for (const user of users) {
+              if (await this.#overQuota(message, rcpt, user, log)) {
+                full.push(user);
+                continue;
+              }
               const stored = await deliverLocal(
                 { store, clock },
                 {
@@ -419,6 +431,17 @@ export class DeliveryWorker {
                 sizeBytes: message.sizeBytes,
               });
             }
+          }
+          // XXX: an alias that reaches several users (or forwards too) counts as delivered when any copy
+          // went somewhere; a member over quota is only logged. One DSN per queued recipient cannot name
+          // the member, and the sender could not act on it (Postfix's alias expansion bounces per member).
+          if (full.length === users.length && forward.length === 0) {
+            return {
+              rcpt,
+              outcome: { status: 'bounced', reply: MAILBOX_FULL_REPLY },
+              action: 'failed',
+              status: '5.2.2',
+            };
           }
           if (forward.length > 0) {
             if (!this.#deps.remote) return this.#parkRemote(log, rcpt, forward, users);
@@ -450,6 +473,45 @@ export class DeliveryWorker {
       if (isDiskFull(err)) void this.#spaceWait?.add(message.id);
       return this.#temporary(message, rcpt, replyLine(temporary), temporary.enhanced, {});
     }
+  }
+
+  /**
+   * True when storing the message would take the user over a quota limit (then logged). A permanent
+   * failure, not a deferral: the limit is the administrator's and stays until the user deletes mail,
+   * which nobody can promise within the queue lifetime; holding the message for days only delays the
+   * sender's news and fills the queue with mail for one full mailbox. Dovecot's LDA/LMTP bounce by
+   * default (552 5.2.2 "Mailbox is full", quota_full_tempfail = no), as GNU mailutils' mda does; Courier
+   * maildrop defers. A full disk (ENOSPC, EDQUOT) is another matter and still defers (storage-fs.ts).
+   * XXX: a retry after a crash between storing and settling sees the stored copy in the usage, and may
+   * report a message as failed that was stored; the store keeps no lookup by delivery key to tell. And
+   * deliveries in flight at once for one user each see the usage before the others (a soft limit, by
+   * at most `concurrency` messages, as Dovecot's quota_grace allows some slack on purpose).
+   */
+  async #overQuota(
+    message: QueuedMessage,
+    rcpt: QueuedRecipient,
+    user: string,
+    log: Logger,
+  ): Promise<boolean> {
+    const limits = await this.#deps.directory.getQuota(user);
+    // Deleted since resolve(): nothing to check against; delivery goes on as for any user.
+    if (limits === null || (limits.storageBytes === null && limits.messages === null)) return false;
+    const usage = await this.#deps.store.quota(user);
+    const sizeBytes = storedSizeBytes(message.sizeBytes, message.envelope.sender, user);
+    const resource: QuotaResource | null = overQuota(limits, usage, { bytes: sizeBytes, messages: 1 });
+    if (resource === null) return false;
+    log.warn(Events.deliveryOverQuota, {
+      rcpt: rcpt.address,
+      user,
+      resource,
+      sizeBytes,
+      usageBytes: usage.bytes,
+      usageMessages: usage.messages,
+      limitBytes: limits.storageBytes,
+      limitMessages: limits.messages,
+      reply: MAILBOX_FULL_REPLY,
+    });
+    return true;
   }
 
   async #deliverRemote(

@@ -2,13 +2,14 @@
 // implementation's test file runs with its own harness. Covers users and credentials, address
 // normalization, alias expansion (several targets, chains, loops, depth), catch-alls, local vs remote
 // domains, errors with stable codes, persistence across a restart; SCRAM credentials, certificate
-// mappings (fingerprint forms), sender ownership (aliases, chains, send-as grants), per-user policy, and
-// that deleting a user takes all of that with it.
+// mappings (fingerprint forms), sender ownership (aliases, chains, send-as grants), per-user policy,
+// quota limits (the default, overrides, unlimited, back to the default), and that deleting a user takes
+// all of that with it.
 // The harness's local domains are always CONTRACT_LOCAL_DOMAINS.
 
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { Directory, Resolution } from './directory.ts';
+import type { Directory, QuotaLimits, Resolution } from './directory.ts';
 import { DEFAULT_USER_POLICY } from './directory.ts';
 
 export interface DirectoryHarness {
@@ -27,6 +28,8 @@ export interface DirectoryHarness {
 export const CONTRACT_LOCAL_DOMAINS: readonly string[] = ['example.org', 'Example.NET'];
 /** The configured postmaster (queue.postmaster) every harness opens its directory with. */
 export const CONTRACT_POSTMASTER = 'postmaster@example.org';
+/** The default quota (the config's [limits] mailbox_quota_*) every harness opens its directory with. */
+export const CONTRACT_DEFAULT_QUOTA: QuotaLimits = { storageBytes: 1_000_000, messages: null };
 /** resolve() must follow at least this many alias levels, and stop somewhere below 100. */
 export const CONTRACT_MIN_ALIAS_DEPTH = 5;
 
@@ -643,6 +646,76 @@ export function runDirectoryContract(name: string, make: () => Promise<Directory
       assert.deepEqual(await d.getUserPolicy('ghost@example.org'), DEFAULT_USER_POLICY);
     });
 
+    for (const local of ['alice', 'jürgen', '日本']) {
+      withHarness(`quota of ${local}@: the default, overrides, unlimited, back to the default`, async (h) => {
+        const d = h.directory;
+        const address = `${local}@example.org`;
+        assert.equal(await d.getQuota(address), null, 'no such user yet');
+        await d.addUser(address, null);
+        assert.deepEqual(await d.getQuota(address), CONTRACT_DEFAULT_QUOTA);
+        // An override of one field keeps the other's setting (here: the default).
+        assert.deepEqual(await d.setQuota(address.toUpperCase(), { messages: 500 }), {
+          storageBytes: 1_000_000,
+          messages: 500,
+        });
+        assert.deepEqual(await d.setQuota(address, { storageBytes: 2 * 1024 ** 3 }), {
+          storageBytes: 2 * 1024 ** 3,
+          messages: 500,
+        });
+        assert.deepEqual(await d.getQuota(address.toUpperCase()), {
+          storageBytes: 2 * 1024 ** 3,
+          messages: 500,
+        });
+        // null is unlimited, over the default too; 0 means the same (as in the config).
+        assert.deepEqual(await d.setQuota(address, { storageBytes: null, messages: 0 }), {
+          storageBytes: null,
+          messages: null,
+        });
+        assert.deepEqual(await d.setQuota(address, { storageBytes: 'default' }), {
+          storageBytes: 1_000_000,
+          messages: null,
+        });
+        assert.deepEqual(await d.setQuota(address, {}), { storageBytes: 1_000_000, messages: null });
+        assert.deepEqual(await d.setQuota(address, { messages: 'default' }), CONTRACT_DEFAULT_QUOTA);
+        // A QuotaLimits value is a change too.
+        assert.deepEqual(await d.setQuota(address, { storageBytes: 1, messages: 1 }), {
+          storageBytes: 1,
+          messages: 1,
+        });
+        // The other local domain is another user.
+        assert.equal(await d.getQuota(`${local}@example.net`), null);
+      });
+    }
+
+    withHarness('quota: bad limits are invalid, unknown users not-found, and nothing changes', async (h) => {
+      const d = h.directory;
+      await d.addUser('jürgen@example.org', null);
+      await d.setQuota('jürgen@example.org', { storageBytes: 5000 });
+      for (const bad of [-1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, 2 ** 53]) {
+        await assert.rejects(d.setQuota('jürgen@example.org', { storageBytes: bad }), code('invalid'));
+        await assert.rejects(d.setQuota('jürgen@example.org', { messages: bad }), code('invalid'));
+        // A bad field refuses the whole change, the good one with it.
+        await assert.rejects(
+          d.setQuota('jürgen@example.org', { storageBytes: 7, messages: bad }),
+          code('invalid'),
+        );
+      }
+      assert.deepEqual(await d.getQuota('jürgen@example.org'), { storageBytes: 5000, messages: null });
+      await assert.rejects(d.setQuota('ghost@example.org', { messages: 1 }), code('not-found'));
+      await assert.rejects(d.setQuota('日本@example.org', { messages: 1 }), code('not-found'));
+      assert.equal(await d.getQuota('日本@example.org'), null);
+      assert.equal(await d.getQuota('not an address'), null);
+    });
+
+    withHarness('quota limits survive a restart', async (h) => {
+      await h.directory.addUser('日本@example.org', null);
+      await h.directory.addUser('bob@example.org', null);
+      await h.directory.setQuota('日本@example.org', { storageBytes: 123_456, messages: null });
+      const d = await h.reopen();
+      assert.deepEqual(await d.getQuota('日本@example.org'), { storageBytes: 123_456, messages: null });
+      assert.deepEqual(await d.getQuota('bob@example.org'), CONTRACT_DEFAULT_QUOTA);
+    });
+
     withHarness('deleting a user removes its credentials, certificates, grants and policy', async (h) => {
       const d = h.directory;
       await d.addUser('alice@example.org', '$scrypt$a', 'SCRAM-SHA-256$1:x$y:z');
@@ -652,7 +725,9 @@ export function runDirectoryContract(name: string, make: () => Promise<Directory
       await d.addSendAs('alice@example.org', '@partner.example');
       await d.addSendAs('bob@example.org', '@partner.example');
       await d.setUserPolicy('alice@example.org', { senderCheck: false, maxMessagesPerHour: 1 });
+      await d.setQuota('alice@example.org', { storageBytes: 10, messages: 10 });
       assert.equal(await d.deleteUser('alice@example.org'), true);
+      assert.equal(await d.getQuota('alice@example.org'), null);
       assert.equal(await d.getCredentials('alice@example.org'), null);
       assert.equal(await d.findUserByCertificate(FP), null);
       assert.equal(await d.ownsAddress('alice@example.org', 'x@partner.example'), false);
@@ -668,6 +743,7 @@ export function runDirectoryContract(name: string, make: () => Promise<Directory
       await d.addUser('alice@example.org', null);
       assert.deepEqual(await d.getCredentials('alice@example.org'), { passwordHash: null, scram: null });
       assert.deepEqual(await d.getUserPolicy('alice@example.org'), DEFAULT_USER_POLICY);
+      assert.deepEqual(await d.getQuota('alice@example.org'), CONTRACT_DEFAULT_QUOTA);
       assert.deepEqual(await d.listCertificates('alice@example.org'), []);
       assert.deepEqual(await d.listSendAs('alice@example.org'), []);
       await d.addCertificate('alice@example.org', FP);

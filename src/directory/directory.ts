@@ -1,5 +1,6 @@
 // The directory: local users, aliases (incl. a catch-all per domain), credentials, client-certificate
-// mappings, sender rights (send-as grants) and per-user submission policy.
+// mappings, sender rights (send-as grants), per-user submission policy and mailbox quota limits (the
+// limits only: usage is the mailbox store's, the check is quota.ts's overQuota).
 // Local domains come from the config; users and aliases live in the data directory.
 // Contract: directory.contract.ts, run by every implementation.
 
@@ -65,6 +66,28 @@ export const DEFAULT_USER_POLICY: UserPolicy = {
   maxRecipientsPerHour: null,
 };
 
+/**
+ * A user's mailbox quota (RFC 9208 STORAGE and MESSAGE over all of the user's folders), as it applies:
+ * the per-user override where one is set, else the config's [limits] mailbox_quota_*. null: unlimited.
+ * A number is at least 1 (0, as in the config, is unlimited and reads back as null).
+ */
+export interface QuotaLimits {
+  readonly storageBytes: number | null;
+  readonly messages: number | null;
+}
+
+/** One per-user quota setting: a limit, null (unlimited; 0 means the same), or 'default' (the config's). */
+export type QuotaSetting = number | null | 'default';
+
+/** What setQuota changes; a field left out keeps its setting. A QuotaLimits value is one. */
+export interface QuotaChange {
+  readonly storageBytes?: QuotaSetting;
+  readonly messages?: QuotaSetting;
+}
+
+/** No limit on anything: the default when the config sets none. */
+export const UNLIMITED_QUOTA: QuotaLimits = { storageBytes: null, messages: null };
+
 /** Where a recipient address ends up: local mailboxes (users) and/or forwarded remote addresses. */
 export type Resolution =
   | { readonly kind: 'local'; readonly users: readonly string[]; readonly forward: readonly string[] }
@@ -83,7 +106,7 @@ export interface Directory {
   addUser(address: string, passwordHash: string | null, scram?: string | null): Promise<void>;
   /** Set the password hash and drop any SCRAM secret (it would still accept the old password). */
   setPasswordHash(address: string, passwordHash: string): Promise<void>;
-  /** Delete a user with its credentials, certificate mappings, send-as grants and policy. */
+  /** Delete a user with its credentials, certificate mappings, send-as grants, policy and quota. */
   deleteUser(address: string): Promise<boolean>;
   listUsers(): Promise<User[]>;
   getPasswordHash(address: string): Promise<string | null>;
@@ -123,6 +146,14 @@ export interface Directory {
   getUserPolicy(address: string): Promise<UserPolicy>;
   /** Change the given fields (null: back to the global default); resolves with the whole new policy. */
   setUserPolicy(address: string, policy: Partial<UserPolicy>): Promise<UserPolicy>;
+
+  /** The user's quota limits, the config's default filled in; null when there is no such user. */
+  getQuota(address: string): Promise<QuotaLimits | null>;
+  /**
+   * Change the given limits ('default': back to the config's); resolves with the limits that now apply.
+   * A limit must be a whole number of 0 or more ('invalid' otherwise); no such user is 'not-found'.
+   */
+  setQuota(address: string, change: QuotaChange): Promise<QuotaLimits>;
 
   close(): Promise<void>;
 }

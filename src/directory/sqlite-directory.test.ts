@@ -5,7 +5,12 @@ import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { DEFAULT_USER_POLICY } from './directory.ts';
-import { CONTRACT_LOCAL_DOMAINS, CONTRACT_POSTMASTER, runDirectoryContract } from './directory.contract.ts';
+import {
+  CONTRACT_DEFAULT_QUOTA,
+  CONTRACT_LOCAL_DOMAINS,
+  CONTRACT_POSTMASTER,
+  runDirectoryContract,
+} from './directory.contract.ts';
 import { DirectoryError, normalizeAddress, SqliteDirectory } from './sqlite-directory.ts';
 
 runDirectoryContract('sqlite', async () => {
@@ -14,6 +19,7 @@ runDirectoryContract('sqlite', async () => {
     path: join(dir, 'directory.sqlite'),
     localDomains: CONTRACT_LOCAL_DOMAINS,
     postmaster: CONTRACT_POSTMASTER,
+    defaultQuota: CONTRACT_DEFAULT_QUOTA,
   };
   let directory = await SqliteDirectory.open(options);
   return {
@@ -135,6 +141,12 @@ describe('SqliteDirectory specifics', () => {
         scram: null,
       });
       assert.deepEqual(await d.getUserPolicy('alice@example.org'), DEFAULT_USER_POLICY);
+      // Step 3: no limits of its own, so the default (none given here: unlimited).
+      assert.deepEqual(await d.getQuota('alice@example.org'), { storageBytes: null, messages: null });
+      assert.deepEqual(await d.setQuota('alice@example.org', { messages: 10 }), {
+        storageBytes: null,
+        messages: 10,
+      });
       assert.equal(await d.ownsAddress('alice@example.org', 'team@example.org'), true);
       await d.addCertificate('alice@example.org', 'ab'.repeat(32));
       assert.equal(await d.findUserByCertificate('ab'.repeat(32)), 'alice@example.org');
@@ -143,9 +155,49 @@ describe('SqliteDirectory specifics', () => {
     }
     const check = new DatabaseSync(path);
     try {
-      assert.equal(check.prepare('PRAGMA user_version').get()?.['user_version'], 2);
+      assert.equal(check.prepare('PRAGMA user_version').get()?.['user_version'], 3);
     } finally {
       check.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a default quota given as a function is asked on every lookup (a reloaded config applies)', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-directory-'));
+    let current = { storageBytes: 100 as number | null, messages: null as number | null };
+    const d = await SqliteDirectory.open({
+      path: join(dir, 'd.sqlite'),
+      localDomains: ['example.org'],
+      defaultQuota: () => current,
+    });
+    try {
+      await d.addUser('jürgen@example.org', null);
+      await d.addUser('日本@example.org', null);
+      await d.setQuota('日本@example.org', { storageBytes: 5 });
+      assert.deepEqual(await d.getQuota('jürgen@example.org'), { storageBytes: 100, messages: null });
+      current = { storageBytes: null, messages: 3 };
+      assert.deepEqual(await d.getQuota('jürgen@example.org'), { storageBytes: null, messages: 3 });
+      // An override stays; the field left at the default follows it.
+      assert.deepEqual(await d.getQuota('日本@example.org'), { storageBytes: 5, messages: 3 });
+    } finally {
+      await d.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a stored negative quota is refused by the schema, not only by setQuota', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-directory-'));
+    const path = join(dir, 'd.sqlite');
+    const d = await SqliteDirectory.open({ path, localDomains: ['example.org'] });
+    const db = new DatabaseSync(path);
+    try {
+      await d.addUser('alice@example.org', null);
+      assert.throws(() =>
+        db.prepare("UPDATE users SET quota_bytes = -1 WHERE address = 'alice@example.org'").run(),
+      );
+    } finally {
+      db.close();
+      await d.close();
       await rm(dir, { recursive: true, force: true });
     }
   });

@@ -15,7 +15,11 @@
 // delivers unknown addresses to someone, it does not let them sign as every address of the domain), and
 // never grants one user another user's own address, whatever that user's alias says.
 // Deleting a user cascades (foreign keys) to its certificate mappings and send-as grants.
-// Not here: password hashing (password.ts), SCRAM math (src/protocol/sasl/), quotas, counting sends.
+// Quota limits are two columns of the user's row: NULL follows the default given at open (the config's
+// [limits] mailbox_quota_*, read through a function so a caller may hand in a fresh snapshot), 0 is
+// unlimited, anything else the limit.
+// Not here: password hashing (password.ts), SCRAM math (src/protocol/sasl/), quota usage (the mailbox
+// store) and the check (quota.ts), counting sends.
 
 import type { DatabaseSync } from 'node:sqlite';
 import {
@@ -35,12 +39,15 @@ import type {
   CertificateMapping,
   Credentials,
   Directory,
+  QuotaChange,
+  QuotaLimits,
+  QuotaSetting,
   Resolution,
   SendAsGrant,
   User,
   UserPolicy,
 } from './directory.ts';
-import { DEFAULT_USER_POLICY } from './directory.ts';
+import { DEFAULT_USER_POLICY, UNLIMITED_QUOTA } from './directory.ts';
 import { normalizeFingerprint } from './fingerprint.ts';
 
 export type DirectoryErrorCode = 'exists' | 'not-found' | 'invalid';
@@ -67,6 +74,11 @@ export interface SqliteDirectoryOptions {
    * queue.postmaster, default postmaster@<first local domain>: see postmasterAddress()).
    */
   readonly postmaster?: string | null | undefined;
+  /**
+   * The quota of a user with no limits of its own (configQuota(config.limits), quota.ts); a function is
+   * asked on every lookup. Default: unlimited.
+   */
+  readonly defaultQuota?: QuotaLimits | (() => QuotaLimits) | undefined;
 }
 
 export const DEFAULT_MAX_ALIAS_DEPTH = 10;
@@ -100,6 +112,9 @@ const MIGRATIONS = [
      created_ms INTEGER NOT NULL,
      PRIMARY KEY (address, pattern)
    ) STRICT;`,
+  // 3: mailbox quota limits per user (NULL: the default; 0: unlimited).
+  `ALTER TABLE users ADD COLUMN quota_bytes INTEGER CHECK (quota_bytes >= 0);
+   ALTER TABLE users ADD COLUMN quota_messages INTEGER CHECK (quota_messages >= 0);`,
 ];
 
 /**
@@ -156,6 +171,23 @@ function checkLimit(value: number | null, what: string): number | null {
   throw new DirectoryError('invalid', `${what} must be a whole number of 0 or more, or the default`);
 }
 
+/** A quota setting as stored: NULL (the default), 0 (unlimited) or the limit. */
+function storedQuota(setting: QuotaSetting, what: string): number | null {
+  if (setting === 'default') return null;
+  if (setting === null) return 0;
+  if (Number.isSafeInteger(setting) && setting >= 0) return setting;
+  throw new DirectoryError(
+    'invalid',
+    `${what} must be a whole number of 0 or more, unlimited or the default`,
+  );
+}
+
+/** The limit that applies, from a stored setting and the default. */
+function appliedQuota(stored: number | null, fallback: number | null): number | null {
+  if (stored === null) return fallback;
+  return stored === 0 ? null : stored;
+}
+
 function policyOf(row: Row): UserPolicy {
   const limit = (column: string): number | null => (row[column] === null ? null : integer(row, column));
   return {
@@ -172,6 +204,7 @@ export class SqliteDirectory implements Directory {
   readonly #clock: Clock;
   readonly #maxDepth: number;
   readonly #postmaster: string | null;
+  readonly #defaultQuota: () => QuotaLimits;
 
   private constructor(options: SqliteDirectoryOptions, db: DatabaseSync) {
     this.#db = db;
@@ -180,6 +213,8 @@ export class SqliteDirectory implements Directory {
     this.#clock = options.clock ?? systemClock;
     this.#maxDepth = options.maxAliasDepth ?? DEFAULT_MAX_ALIAS_DEPTH;
     this.#postmaster = options.postmaster == null ? null : normalizeAddress(options.postmaster);
+    const quota = options.defaultQuota ?? UNLIMITED_QUOTA;
+    this.#defaultQuota = typeof quota === 'function' ? quota : () => quota;
   }
 
   static open(options: SqliteDirectoryOptions): Promise<SqliteDirectory> {
@@ -605,6 +640,41 @@ export class SqliteDirectory implements Directory {
           )
           .run(next.senderCheck ? 1 : 0, next.maxMessagesPerHour, next.maxRecipientsPerHour, key);
         return next;
+      });
+    });
+  }
+
+  getQuota(address: string): Promise<QuotaLimits | null> {
+    return attempt(() => this.#quota(normalizeAddress(address)));
+  }
+
+  #quota(key: string | null): QuotaLimits | null {
+    if (key === null) return null;
+    const row = this.#sql.sql('SELECT quota_bytes, quota_messages FROM users WHERE address = ?').get(key);
+    if (row === undefined) return null;
+    const stored = (column: string): number | null => (row[column] === null ? null : integer(row, column));
+    const fallback = this.#defaultQuota();
+    return {
+      storageBytes: appliedQuota(stored('quota_bytes'), fallback.storageBytes),
+      messages: appliedQuota(stored('quota_messages'), fallback.messages),
+    };
+  }
+
+  setQuota(address: string, change: QuotaChange): Promise<QuotaLimits> {
+    return attempt(() => {
+      const bytes =
+        change.storageBytes === undefined ? undefined : storedQuota(change.storageBytes, 'a storage limit');
+      const messages =
+        change.messages === undefined ? undefined : storedQuota(change.messages, 'a message limit');
+      return transaction(this.#db, () => {
+        const key = this.#requireUser(address);
+        if (bytes !== undefined) {
+          this.#sql.sql('UPDATE users SET quota_bytes = ? WHERE address = ?').run(bytes, key);
+        }
+        if (messages !== undefined) {
+          this.#sql.sql('UPDATE users SET quota_messages = ? WHERE address = ?').run(messages, key);
+        }
+        return this.#quota(key)!;
       });
     });
   }

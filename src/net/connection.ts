@@ -14,6 +14,13 @@
 
 import type { Socket } from 'node:net';
 import { TLSSocket, type SecureContext } from 'node:tls';
+import {
+  constants as zlibConstants,
+  createDeflateRaw,
+  createInflateRaw,
+  type DeflateRaw,
+  type InflateRaw,
+} from 'node:zlib';
 import type { X509Certificate } from 'node:crypto';
 import type { ClientInfo } from '../core/envelope.ts';
 
@@ -147,6 +154,10 @@ export class Connection {
   private readonly timers = new Map<string, NodeJS.Timeout>();
   private readonly closedPromise: Promise<string>;
   private resolveClosed!: (reason: string) => void;
+  /** COMPRESS=DEFLATE (RFC 4978): both directions through raw DEFLATE once started. */
+  private inflate: InflateRaw | null = null;
+  private deflate: DeflateRaw | null = null;
+  private flushScheduled = false;
 
   constructor(socket: Socket, options: ConnectionOptions) {
     this.socket = socket;
@@ -232,9 +243,20 @@ export class Connection {
       }
       return;
     }
-    if (this.inboxBytes > this.options.maxBufferedBytes) this.socket.pause();
+    if (this.inboxBytes > this.options.maxBufferedBytes) this.pauseInput();
     void this.pump();
   };
+
+  /** Stop reading: the socket, and the inflater that could otherwise expand a small input without bound. */
+  private pauseInput(): void {
+    this.socket.pause();
+    this.inflate?.pause();
+  }
+
+  private resumeInput(): void {
+    this.inflate?.resume();
+    if (this.socket.isPaused()) this.socket.resume();
+  }
 
   /** Delivers buffered input to the driver, one chunk at a time, each after the previous one settled. */
   private async pump(): Promise<void> {
@@ -246,8 +268,7 @@ export class Connection {
         this.inboxBytes -= chunk.length;
         await this.handlers.data(chunk);
       }
-      if (!this.isClosed && this.inboxBytes <= this.options.maxBufferedBytes && this.socket.isPaused())
-        this.socket.resume();
+      if (!this.isClosed && this.inboxBytes <= this.options.maxBufferedBytes) this.resumeInput();
     } catch {
       // Drivers handle their own failures; this only keeps a bug from becoming an unhandled rejection.
       this.abort('internal error');
@@ -261,7 +282,54 @@ export class Connection {
   /** Queue bytes for the client; false once closed (nothing is written then) or when the buffer is full. */
   write(data: string | Uint8Array): boolean {
     if (this.isClosed) return false;
+    const deflate = this.deflate;
+    if (deflate !== null) {
+      deflate.write(data);
+      this.scheduleFlush();
+      return !this.socket.writableNeedDrain;
+    }
     return this.socket.write(data);
+  }
+
+  /** Compressed output goes out at the end of each burst of writes (a sync flush per burst, not per line). */
+  private scheduleFlush(): void {
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      this.deflate?.flush(zlibConstants.Z_SYNC_FLUSH);
+    });
+  }
+
+  /**
+   * COMPRESS=DEFLATE (RFC 4978): from now on input is inflated and output deflated (raw DEFLATE, RFC
+   * 1951), output flushed after each burst. Call it from inside `data` after the OK is written: the OK
+   * itself goes out uncompressed. Returns the bytes read and not yet delivered, which are dropped (a
+   * client must wait for the OK before it compresses, so they can only be a violation).
+   */
+  startCompression(): number {
+    const dropped = this.discardBuffered();
+    if (this.isClosed || this.deflate !== null) return dropped;
+    const socket = this.socket;
+    const inflate = createInflateRaw();
+    const deflate = createDeflateRaw();
+    socket.off('data', this.onData);
+    socket.on('data', (chunk: Buffer) => {
+      if (!this.isClosed) inflate.write(chunk);
+    });
+    inflate.on('data', this.onData);
+    inflate.on('error', () => this.abort('bad compressed data'));
+    deflate.on('data', (chunk: Buffer) => {
+      if (!socket.destroyed) socket.write(chunk);
+    });
+    deflate.on('error', () => this.abort('compression failed'));
+    this.inflate = inflate;
+    this.deflate = deflate;
+    return dropped;
+  }
+
+  get compressed(): boolean {
+    return this.deflate !== null;
   }
 
   /** Write and wait until the socket can take more (backpressure for streamed output such as RETR). */
@@ -372,8 +440,14 @@ export class Connection {
   end(lastWords?: string | Uint8Array, reason = 'server closed'): void {
     if (this.isClosed) return;
     const socket = this.socket;
-    if (lastWords !== undefined) socket.write(lastWords);
-    socket.end();
+    const deflate = this.deflate;
+    if (deflate !== null) {
+      if (lastWords !== undefined) deflate.write(lastWords);
+      deflate.flush(zlibConstants.Z_SYNC_FLUSH, () => socket.end());
+    } else {
+      if (lastWords !== undefined) socket.write(lastWords);
+      socket.end();
+    }
     setTimeout(() => socket.destroy(), END_GRACE_MS).unref();
     this.markClosed(reason);
   }
@@ -382,9 +456,13 @@ export class Connection {
   cutOff(lastWords: string | Uint8Array, reason = 'cut off'): void {
     if (this.isClosed) return;
     const socket = this.socket;
-    socket.pause();
+    this.pauseInput();
     this.discardBuffered();
-    socket.write(lastWords, () => socket.destroy());
+    const deflate = this.deflate;
+    if (deflate !== null) {
+      deflate.write(lastWords);
+      deflate.flush(zlibConstants.Z_SYNC_FLUSH, () => socket.destroy());
+    } else socket.write(lastWords, () => socket.destroy());
     setTimeout(() => socket.destroy(), CUT_OFF_GRACE_MS).unref();
     this.markClosed(reason);
   }

@@ -85,6 +85,8 @@ export class ImapConnection implements Driver {
   private unwatch: (() => void) | null = null;
   /** The change feed said the selected folder changed since updates were last sent. */
   private dirty = false;
+  /** The selected folder was deleted or renamed by another session. */
+  private selectedGone = false;
   private readonly enabled: Enabled = { condstore: false, qresync: false, utf8: false, imap4rev2: false };
   private savedResult: readonly number[] | null = null;
   /** The AUTHENTICATE command running (its tag), while the exchange waits for lines. */
@@ -156,6 +158,7 @@ export class ImapConnection implements Driver {
       loginDisabled: this.session.loginDisabled,
       mechanisms: this.session.loginDisabled ? [] : this.sasl.offered(),
       appendLimitBytes: this.appendLimitBytes,
+      compressed: this.shell.compressed,
     });
   }
 
@@ -305,7 +308,7 @@ export class ImapConnection implements Driver {
         this.releaseUser();
         return this.complete(tag, ok('UNAUTHENTICATE completed', null, 'not-authenticated'), 'none');
       case 'compress':
-        return this.complete(tag, no('COMPRESS is not offered', { kind: 'CANNOT' }), 'none');
+        return this.compress(tag, command.algorithm);
       case 'idle':
         this.idleTag = tag;
         this.shell.write('+ idling\r\n');
@@ -389,11 +392,32 @@ export class ImapConnection implements Driver {
       case 'search':
       case 'sort':
       case 'thread':
-        return this.complete(tag, await messages.search(ctx, command), command.uid ? 'all' : 'no-expunge');
+        return this.complete(
+          tag,
+          await messages.search(ctx, command, tag),
+          command.uid ? 'all' : 'no-expunge',
+        );
       default:
         // Every other kind was answered by the first switch.
         return this.complete(tag, bad('Unexpected command'));
     }
+  }
+
+  /** COMPRESS=DEFLATE (RFC 4978): the OK goes out uncompressed, everything after it compressed. */
+  private compress(tag: string, algorithm: string): Effect[] {
+    if (this.shell.compressed) {
+      this.shell.write(formatTagged(tag, 'NO', { kind: 'COMPRESSIONACTIVE' }, 'Already compressing'));
+      return this.session.resume();
+    }
+    if (algorithm.toUpperCase() !== 'DEFLATE') {
+      this.shell.write(formatTagged(tag, 'BAD', null, `Unknown compression algorithm ${algorithm}`));
+      return this.session.resume();
+    }
+    this.shell.write(formatTagged(tag, 'OK', null, 'DEFLATE active'));
+    const dropped = this.shell.startCompression() + this.session.compressionStarted();
+    if (dropped > 0)
+      this.log.warn(Events.imapViolation, { what: 'bytes after COMPRESS discarded', bytes: dropped });
+    return this.session.resume();
   }
 
   private enable(capabilities: readonly string[]): Completion {
@@ -435,6 +459,7 @@ export class ImapConnection implements Driver {
     this.unwatch = null;
     this.view = null;
     this.dirty = false;
+    this.selectedGone = false;
     this.savedResult = null;
   }
 
@@ -442,8 +467,12 @@ export class ImapConnection implements Driver {
     const view = this.view;
     if (view === null) return;
     if (event.kind === 'gone') {
-      // The folder was deleted or renamed away by someone else: nothing is left to show.
+      // Deleted or renamed away by someone else: the client's numbers mean nothing any more. RFC 9051
+      // leaves the way out to the server; like Dovecot, Tern ends the connection at the next point that
+      // allows untagged data, and the client reconnects and lists again.
+      this.selectedGone = true;
       this.dirty = true;
+      if (this.idleTag !== null && !this.busy) void this.idlePush();
       return;
     }
     if (event.highestModseq <= view.highestModseq) return;
@@ -463,8 +492,20 @@ export class ImapConnection implements Driver {
   private async sendUpdates(allowExpunge: boolean): Promise<void> {
     const view = this.view;
     const user = this.user;
-    if (view === null || user === null || !this.dirty) return;
+    if (view === null || user === null) return;
+    if (!this.dirty) {
+      // Expunges held back during an earlier FETCH/STORE/SEARCH go out at the first point that allows them.
+      if (allowExpunge && view.hasPendingExpunges) {
+        const empty = { highestModseq: view.highestModseq, changed: [], vanished: [] };
+        for (const line of view.applyChanges(empty, true, this.enabled)) this.shell.write(line);
+      }
+      return;
+    }
     this.dirty = false;
+    if (this.selectedGone) {
+      this.bye('Selected mailbox was deleted or renamed, have to disconnect');
+      return;
+    }
     let changes;
     try {
       changes = await this.store.changesSince(user, view.folder, view.highestModseq);
@@ -473,12 +514,17 @@ export class ImapConnection implements Driver {
       return;
     }
     if (changes.uidValidity !== view.uidValidity || this.view !== view) return;
+    const arrived = changes.changed.some((m) => m.uid > view.maxUid);
+    // New mail is \Recent to the first session that learns of it (RFC 3501 §2.3.2).
+    const claimed =
+      arrived && view.showRecent && !view.readOnly ? await this.store.claimRecent(user, view.folder) : null;
     const lines = view.applyChanges(changes, allowExpunge, this.enabled);
-    for (const line of lines) this.shell.write(line);
-    if (!allowExpunge && lines.length >= 0) {
-      // Expunges held back are re-read at the next point that allows them.
-      this.dirty = this.dirty || changes.vanished.length > 0;
+    if (claimed !== null) {
+      view.markRecent(claimed.from, claimed.to);
+      const exists = lines.findIndex((l) => / EXISTS\r\n$/.test(l));
+      if (exists >= 0) lines.splice(exists + 1, 0, formatUntagged(`${view.recentCount} RECENT`));
     }
+    for (const line of lines) this.shell.write(line);
   }
 
   // --- raw lines: IDLE's DONE and AUTHENTICATE responses ------------------------------------------

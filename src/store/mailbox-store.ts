@@ -346,6 +346,8 @@ export interface FolderStatus extends MailboxStatus {
   readonly deleted: number;
   /** The lowest UID without \Seen (SELECT's OK [UNSEEN n] once mapped to a number), or null when all are seen. */
   readonly firstUnseenUid: number | null;
+  /** Messages above the \Recent mark: recent to the next session that selects (STATUS RECENT). */
+  readonly recent: number;
   /** RFC 8474 MAILBOXID. */
   readonly mailboxId: string;
 }
@@ -422,6 +424,11 @@ export interface ImapMailboxStore extends MailboxStore {
   /** Listen for durable changes to one folder, in-process at once, from other processes by polling. */
   watch(user: string, folder: string, listener: (event: FolderEvent) => void): () => void;
   quota(user: string): Promise<QuotaUsage>;
+  /**
+   * IMAP4rev1 \Recent (RFC 3501 §2.3.2): claim the messages no session has been shown yet. Returns the
+   * UIDs in (from, to] as recent to the caller alone; the next caller gets only what arrived after.
+   */
+  claimRecent(user: string, folder: string): Promise<{ from: number; to: number }>;
   /** Metadata of these UIDs (those that exist), UID order; 'all' for the whole folder. */
   messages(user: string, folder: string, uids: readonly number[] | 'all'): Promise<MessageMeta[]>;
   /**

@@ -280,6 +280,11 @@ export const MIGRATIONS = [
    CREATE INDEX messages_email_id ON messages (email_id);
    CREATE INDEX messages_unseen ON messages (mailbox_id, uid) WHERE instr(lower(flags), '"\\seen"') = 0;
    CREATE INDEX messages_deleted ON messages (mailbox_id, uid) WHERE instr(lower(flags), '"\\deleted"') > 0;`,
+  // 5: IMAP4rev1's \Recent (RFC 3501 §2.3.2): the highest UID some session has already been shown as
+  // recent. A message above it is recent to the next session that selects the folder, and to that one only.
+  // Mail already here counts as seen by an earlier session.
+  `ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
+   UPDATE mailboxes SET recent_uid = uidnext - 1;`,
 ];
 
 // The terms of schema step 4's partial indexes, written the same way so the planner uses them.
@@ -1339,9 +1344,39 @@ export class SqliteMailboxStore implements ImapMailboxStore {
           deleted: deleted === undefined ? 0 : integer(deleted, 'n'),
           firstUnseenUid: first === null || first === undefined ? null : Number(first),
           mailboxId: box.mailboxId,
+          recent: this.#recentCount(box.id),
         };
       }),
     );
+  }
+
+  #recentCount(boxId: number): number {
+    const row = this.#sql
+      .sql(
+        'SELECT count(*) AS n FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id WHERE m.mailbox_id = ? AND m.uid > b.recent_uid',
+      )
+      .get(boxId);
+    return row === undefined ? 0 : integer(row, 'n');
+  }
+
+  async claimRecent(user: string, folder: string): Promise<{ from: number; to: number }> {
+    const owner = normalizeUser(user);
+    const name = normalizeMailboxName(folder);
+    const read = (): { id: number; from: number; to: number } => {
+      const box = this.#selectable(owner, name);
+      const row = this.#sql.sql('SELECT recent_uid FROM mailboxes WHERE id = ?').get(box.id);
+      return { id: box.id, from: row === undefined ? 0 : integer(row, 'recent_uid'), to: box.uidNext - 1 };
+    };
+    const seen = await attempt(() => this.#reading(read));
+    // Nothing new since the last claim: no write, so a plain SELECT costs no commit.
+    if (seen.from >= seen.to) return { from: seen.to, to: seen.to };
+    return this.#write(() => {
+      const now = read();
+      this.#sql
+        .sql('UPDATE mailboxes SET recent_uid = ? WHERE id = ? AND recent_uid < ?')
+        .run(now.to, now.id, now.to);
+      return { from: now.from, to: now.to };
+    });
   }
 
   quota(user: string): Promise<QuotaUsage> {

@@ -19,6 +19,7 @@ interface UserRow {
   hasScram: boolean;
   certificates: number;
   created: string;
+  quota: { storageBytes: number | null; messages: number | null } | null;
 }
 
 /** Open the sandbox's directory as the server would, run fn, close it. */
@@ -564,6 +565,158 @@ describe('tern user policy', () => {
     const ghost = await box.tern(['user', 'policy', 'ghost@example.test', '--sender-check', 'off']);
     assert.equal(ghost.code, 1);
     assert.equal(ghost.stderr, 'tern: no such user: ghost@example.test\n');
+  });
+});
+
+describe('tern user quota', () => {
+  let box: Sandbox;
+  const GIB = 1024 ** 3;
+  before(async () => {
+    // A default for everyone from the config: 1 GiB, messages unlimited.
+    box = await createSandbox(
+      'local_domains = ["example.test"]\n[limits]\nmailbox_quota_bytes = 1073741824\n[log]\nlevel = "warn"\n',
+    );
+    for (const user of ['alice@example.test', 'jürgen@example.test', '日本@example.test']) {
+      assert.equal((await box.tern(['user', 'add', user])).code, 0);
+    }
+  });
+  after(() => box.remove());
+
+  for (const user of ['alice@example.test', 'jürgen@example.test', '日本@example.test']) {
+    test(`${user}: without options shows the config's default and no usage (no store yet)`, async () => {
+      const r = await box.tern(['user', 'quota', user.toUpperCase()]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout, 'resource  used  limit\nstorage   0 B   1 GiB\nmessages  0     unlimited\n');
+      const json = await box.tern(['user', 'quota', user, '--json']);
+      assert.deepEqual(JSON.parse(json.stdout), {
+        address: user,
+        storageBytes: GIB,
+        messages: null,
+        usage: { messages: 0, bytes: 0 },
+      });
+    });
+  }
+
+  test("--storage and --messages set the user's own; user list --json shows the limits", async () => {
+    const r = await box.tern([
+      'user',
+      'quota',
+      'jürgen@example.test',
+      '--storage',
+      '500M',
+      '--messages',
+      '1000',
+      '--json',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual(JSON.parse(r.stdout), {
+      address: 'jürgen@example.test',
+      storageBytes: 500 * 1024 ** 2,
+      messages: 1000,
+      usage: { messages: 0, bytes: 0 },
+    });
+    assert.deepEqual(await withDirectory(box, (d) => d.getQuota('jürgen@example.test')), {
+      storageBytes: 500 * 1024 ** 2,
+      messages: 1000,
+    });
+    const list = await box.tern(['user', 'list', '--json']);
+    assert.equal(list.code, 0, list.stderr);
+    const rows = JSON.parse(list.stdout) as UserRow[];
+    assert.deepEqual(
+      rows.map((u) => [u.address, u.quota]),
+      [
+        ['alice@example.test', { storageBytes: GIB, messages: null }],
+        ['jürgen@example.test', { storageBytes: 500 * 1024 ** 2, messages: 1000 }],
+        ['日本@example.test', { storageBytes: GIB, messages: null }],
+      ],
+    );
+    // The fields that were there before are all still there.
+    assert.deepEqual(Object.keys(rows[0]!).sort(), [
+      'address',
+      'certificates',
+      'created',
+      'hasPassword',
+      'hasScram',
+      'quota',
+    ]);
+  });
+
+  test("unlimited lifts a limit over the default, default brings the config's back", async () => {
+    const r = await box.tern([
+      'user',
+      'quota',
+      '日本@example.test',
+      '--storage',
+      'unlimited',
+      '--messages',
+      '0',
+    ]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, 'resource  used  limit\nstorage   0 B   unlimited\nmessages  0     unlimited\n');
+    const back = await box.tern(['user', 'quota', '日本@example.test', '--storage', 'default', '--json']);
+    assert.equal(back.code, 0, back.stderr);
+    assert.deepEqual(JSON.parse(back.stdout), {
+      address: '日本@example.test',
+      storageBytes: GIB,
+      messages: null,
+      usage: { messages: 0, bytes: 0 },
+    });
+  });
+
+  test('usage is what the mailbox store holds for the user, over its folders', async () => {
+    const store = await openStore(box.config(), systemClock);
+    const raw = Buffer.from('Subject: Grüße\r\n\r\n日本語のメール\r\n', 'utf8');
+    try {
+      for (const [i, mailbox] of ['INBOX', 'Junk'].entries()) {
+        await store.deliver({
+          user: 'alice@example.test',
+          mailbox,
+          internalDateMs: Date.UTC(2026, 0, 15),
+          flags: [],
+          deliveryKey: `quota-${i}`,
+          summary: { from: '', subject: 'Grüße', date: '' },
+          content: Readable.from([raw]),
+        });
+      }
+    } finally {
+      await store.close();
+    }
+    const r = await box.tern(['user', 'quota', 'alice@example.test', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    assert.deepEqual((JSON.parse(r.stdout) as { usage: unknown }).usage, {
+      messages: 2,
+      bytes: 2 * raw.length,
+    });
+    const text = await box.tern(['user', 'quota', 'alice@example.test']);
+    assert.equal(raw.length, 43);
+    assert.equal(text.stdout, 'resource  used  limit\nstorage   86 B  1 GiB\nmessages  2     unlimited\n');
+    // Another user's mail is not counted.
+    const other = await box.tern(['user', 'quota', 'jürgen@example.test', '--json']);
+    assert.deepEqual((JSON.parse(other.stdout) as { usage: unknown }).usage, { messages: 0, bytes: 0 });
+  });
+
+  test('bad values are usage errors and change nothing; unknown users fail', async () => {
+    for (const [option, value] of [
+      ['--storage', '-1'],
+      ['--storage', '2X'],
+      ['--storage', 'lots'],
+      ['--messages', '1.5'],
+      ['--messages', '10k'],
+      ['--messages', ''],
+    ] as const) {
+      const r = await box.tern(['user', 'quota', 'jürgen@example.test', `${option}=${value}`]);
+      assert.equal(r.code, 2, `${option} ${value}`);
+      assert.match(r.stderr, new RegExp(`^tern: ${option}: expected `));
+    }
+    assert.deepEqual(await withDirectory(box, (d) => d.getQuota('jürgen@example.test')), {
+      storageBytes: 500 * 1024 ** 2,
+      messages: 1000,
+    });
+    for (const args of [['ghost@example.test'], ['ghost@example.test', '--messages', '5']]) {
+      const ghost = await box.tern(['user', 'quota', ...args]);
+      assert.equal(ghost.code, 1);
+      assert.equal(ghost.stderr, 'tern: no such user: ghost@example.test\n');
+    }
   });
 });
 

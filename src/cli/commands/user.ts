@@ -1,23 +1,34 @@
-// `tern user add|passwd|list|del|cert|sendas|policy`: local accounts in the directory and what they
-// may do when they submit mail. Passwords come from stdin (`--password-stdin`, first line) or a no-echo
+// `tern user add|passwd|list|del|cert|sendas|policy|quota`: local accounts in the directory and what
+// they may do when they submit mail. Passwords come from stdin (`--password-stdin`, first line) or a no-echo
 // prompt on a terminal, and are stored only as a scrypt hash plus the SCRAM-SHA-256 secret (RFC 5802 §3,
 // RFC 7677) derived from them; a user without a password can receive mail but cannot log in.
 // `cert` maps TLS client certificates (by SHA-256 fingerprint) to a user for SASL EXTERNAL, `sendas`
 // grants sender addresses beyond the user's own and its aliases, `policy` sets the per-user sender
-// check and hourly limits. Not here: the SCRAM math (src/protocol/sasl/), enforcing any
-// of it (the SMTP session).
+// check and hourly limits, `quota` the user's mailbox quota (RFC 9208 STORAGE and MESSAGE limits over
+// the config's [limits] mailbox_quota_*) beside what the user holds now. Not here: the SCRAM math
+// (src/protocol/sasl/), enforcing any of it (the SMTP session; delivery and IMAP for quotas).
 
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { addressKey, isValidDomain, normalizeDomain, parseMailbox } from '../../core/address.ts';
-import type { CertificateMapping, Credentials, Directory, UserPolicy } from '../../directory/directory.ts';
+import type {
+  CertificateMapping,
+  Credentials,
+  Directory,
+  QuotaChange,
+  QuotaLimits,
+  UserPolicy,
+} from '../../directory/directory.ts';
 import { certificateFingerprint, normalizeFingerprint } from '../../directory/fingerprint.ts';
 import { hashPassword } from '../../directory/password.ts';
 import { postmasterAddress } from '../../directory/postmaster.ts';
+import { formatBytes, parseMessageLimit, parseStorageSize } from '../../directory/quota.ts';
 import { normalizeAddress } from '../../directory/sqlite-directory.ts';
 import { deriveScramSecrets, formatScramSecrets } from '../../protocol/sasl/index.ts';
 import { userAddress } from '../addresses.ts';
 import type { Command, CommandContext, ParsedArgs } from '../command.ts';
+import { serviceFile } from '../data-dir.ts';
 import { usageLine } from '../command.ts';
 import type { CliIo } from '../io.ts';
 import { CliError, promptNewPassword, readPasswordFromStdin, UsageError, writeLine } from '../io.ts';
@@ -121,10 +132,12 @@ export const userList: Command = {
   maxPositionals: 0,
   readOnly: true,
   async run(ctx, args) {
-    const { users, certificates } = await ctx.withServices(['directory'], async ({ directory }) => ({
-      users: await directory.listUsers(),
-      certificates: await directory.listCertificates(),
-    }));
+    const { users, certificates, quotas } = await ctx.withServices(['directory'], async ({ directory }) => {
+      const users = await directory.listUsers();
+      const quotas = new Map<string, QuotaLimits | null>();
+      for (const u of users) quotas.set(u.address, await directory.getQuota(u.address));
+      return { users, certificates: await directory.listCertificates(), quotas };
+    });
     users.sort((a, b) => a.address.localeCompare(b.address));
     const certCount = new Map<string, number>();
     for (const c of certificates) certCount.set(c.address, (certCount.get(c.address) ?? 0) + 1);
@@ -136,6 +149,8 @@ export const userList: Command = {
         hasScram: u.hasScram,
         certificates: certCount.get(u.address) ?? 0,
         created: iso(u.createdMs),
+        // The limits that apply (the config's default unless set for the user); null: unlimited.
+        quota: quotas.get(u.address) ?? null,
       }));
       await writeLine(stdout, JSON.stringify(rows, null, 2));
       return 0;
@@ -435,6 +450,65 @@ export const userPolicy: Command = {
   },
 };
 
+/** The changes --storage and --messages ask for; a bad value is a usage error (exit 2). */
+function quotaChanges(args: ParsedArgs, cmd: Command): QuotaChange {
+  const read = (option: 'storage' | 'messages', expected: string) => {
+    const value = args.options.get(option);
+    if (value === undefined) return undefined;
+    const parsed = option === 'storage' ? parseStorageSize(value) : parseMessageLimit(value);
+    if (parsed === undefined) {
+      throw new UsageError(`--${option}: expected ${expected}, got '${value}'`, usageLine(cmd));
+    }
+    return parsed;
+  };
+  const storage = read('storage', "a size (500M, 2G, bytes), 'unlimited' or 'default'");
+  const messages = read('messages', "a whole number, 'unlimited' or 'default'");
+  return {
+    ...(storage === undefined ? {} : { storageBytes: storage }),
+    ...(messages === undefined ? {} : { messages }),
+  };
+}
+
+export const userQuota: Command = {
+  name: 'user quota',
+  args: 'ADDRESS [--storage SIZE|unlimited|default] [--messages N|unlimited|default] [--json]',
+  summary: "show or set a user's mailbox quota (default: the config's [limits] mailbox_quota_*) and usage",
+  flags: ['json'],
+  options: ['storage', 'messages'],
+  minPositionals: 1,
+  maxPositionals: 1,
+  readOnly: (args) => !args.options.has('storage') && !args.options.has('messages'),
+  async run(ctx, args) {
+    const config = ctx.config();
+    const address = userAddress(args.positionals[0]!, config.localDomains);
+    const change = quotaChanges(args, userQuota);
+    const limits = await ctx.withServices(['directory'], async ({ directory }) => {
+      await requireUser(directory, address);
+      return Object.keys(change).length === 0
+        ? directory.getQuota(address)
+        : directory.setQuota(address, change);
+    });
+    if (limits === null) throw new CliError(`no such user: ${address}`);
+    // No mailbox store yet (no mail was ever delivered here): nothing is used. Not created just to read 0.
+    const usage = existsSync(serviceFile(config, 'store').path)
+      ? await ctx.withServices(['store'], ({ store }) => store.quota(address))
+      : { messages: 0, bytes: 0 };
+    const { stdout } = ctx.io;
+    if (args.flags.has('json')) {
+      await writeLine(stdout, JSON.stringify({ address, ...limits, usage }, null, 2));
+      return 0;
+    }
+    const limitText = (limit: number | null, show: (n: number) => string): string =>
+      limit === null ? 'unlimited' : show(limit);
+    await writeTable(ctx.io, [
+      ['resource', 'used', 'limit'],
+      ['storage', formatBytes(usage.bytes), limitText(limits.storageBytes, formatBytes)],
+      ['messages', String(usage.messages), limitText(limits.messages, String)],
+    ]);
+    return 0;
+  },
+};
+
 export const userCommands: readonly Command[] = [
   userAdd,
   userPasswd,
@@ -443,4 +517,5 @@ export const userCommands: readonly Command[] = [
   userCert,
   userSendAs,
   userPolicy,
+  userQuota,
 ];

@@ -46,8 +46,7 @@ export function imapAuthFailureText(reason: SaslFailure): string {
  * ("OK ...", "NO [...] ..."), which the driver tags with the AUTHENTICATE (or LOGIN) command's tag.
  */
 export type ImapAuthStep =
-  | { readonly kind: 'continue'; readonly line: string }
-  | { readonly kind: 'complete'; readonly text: string };
+  { readonly kind: 'continue'; readonly line: string } | { readonly kind: 'complete'; readonly text: string };
 
 /** The framing one SASL drive per connection uses; the tag is added when the step is written. */
 export const imapSaslFraming: SaslFraming<ImapAuthStep> = {

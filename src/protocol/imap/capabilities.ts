@@ -9,6 +9,8 @@ export interface CapabilityContext {
   readonly loginDisabled: boolean;
   /** SASL mechanisms offered now (the SASL drive's offered()). */
   readonly mechanisms: readonly string[];
+  /** COMPRESS is active: COMPRESS=DEFLATE is not offered again (RFC 4978 §3). */
+  readonly compressed: boolean;
   /** APPENDLIMIT in octets (RFC 7889). */
   readonly appendLimitBytes: number;
 }
@@ -45,6 +47,7 @@ export const EXTENSIONS: readonly string[] = [
   'QUOTA=RES-STORAGE',
   'QUOTA=RES-MESSAGE',
   'UNAUTHENTICATE',
+  'COMPRESS=DEFLATE',
 ];
 
 export function capabilityList(c: CapabilityContext): string[] {
@@ -56,5 +59,6 @@ export function capabilityList(c: CapabilityContext): string[] {
     for (const m of c.mechanisms) pre.push(`AUTH=${m}`);
     return pre;
   }
-  return [...base, ...EXTENSIONS, `APPENDLIMIT=${c.appendLimitBytes}`];
+  const extensions = c.compressed ? EXTENSIONS.filter((e) => e !== 'COMPRESS=DEFLATE') : EXTENSIONS;
+  return [...base, ...extensions, `APPENDLIMIT=${c.appendLimitBytes}`];
 }

@@ -1,12 +1,15 @@
 // 10^6 random and mutated inputs through ImapCommandReader, in random pieces, with the driver's calls
 // (expectLine, refuseLiteral, discard) made at random: the reader never throws, never holds more than
-// its limits allow, and every error it reports is one the session can answer. fast-check draws one
+// its limits allow, and every error it reports is one the session can answer. Then 10^6 more through
+// the whole ImapSession with a driver that answers at random (states, literals accepted or refused,
+// raw lines, TLS and COMPRESS restarts): no throw, bounded buffers, every write a well-formed response. fast-check draws one
 // seed per batch (and shrinks a failing batch to its seed); a small PRNG makes the inputs inside it.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { formatParseError } from './format.ts';
 import { ImapCommandReader, type ImapReaderLimits } from './reader.ts';
+import { ImapSession, type Effect, type ImapState } from './session.ts';
 
 const BATCHES = 1000;
 const INPUTS_PER_BATCH = 1000;
@@ -136,5 +139,93 @@ describe('IMAP command reader fuzzing', () => {
     console.log(
       `imap reader fuzz: ${BATCHES * INPUTS_PER_BATCH} inputs, ${events} events, ${Math.round(performance.now() - started)} ms`,
     );
+  });
+});
+
+const STATES: readonly (ImapState | undefined)[] = [
+  undefined,
+  'authenticated',
+  'selected',
+  'not-authenticated',
+];
+
+function runSessionBatch(seed: number): number {
+  const rng = makeRng(seed);
+  const session = new ImapSession({
+    starttls: true,
+    tlsActive: rng() < 0.5,
+    plaintextAuth: rng() < 0.5,
+    maxErrors: 1_000_000,
+    limits: LIMITS,
+  });
+  let writes = 0;
+  const perform = (effects: Effect[], depth: number): void => {
+    for (const e of effects) {
+      switch (e.kind) {
+        case 'write':
+          writes++;
+          assert.match(e.text, /^(\* |\+ |\S+ (OK|NO|BAD) )[^\r\n]*\r\n$/);
+          break;
+        case 'execute': {
+          if (depth > 50) break;
+          const k = e.command.kind;
+          if (k === 'idle' || k === 'authenticate') perform(session.expectLine(), depth + 1);
+          else if (k === 'starttls') {
+            session.tlsStarted();
+            perform(session.resume(), depth + 1);
+          } else if (k === 'compress') {
+            session.compressionStarted();
+            perform(session.resume(), depth + 1);
+          } else perform(session.resume(pick(rng, STATES)), depth + 1);
+          break;
+        }
+        case 'append-literal':
+          assert.ok(e.sizeBytes <= LIMITS.maxMessageBytes);
+          perform(
+            rng() < 0.2
+              ? session.refuseLiteral(e.tag, `${e.tag} NO [TRYCREATE] x\r\n`)
+              : session.acceptLiteral(e.sync),
+            depth + 1,
+          );
+          break;
+        case 'append-data':
+          assert.ok(e.chunk.length > 0);
+          break;
+        case 'line':
+          perform(rng() < 0.3 ? session.expectLine() : session.resume(), depth + 1);
+          break;
+        case 'violation':
+        case 'close':
+          break;
+        default:
+          e satisfies never;
+      }
+    }
+  };
+  for (let k = 0; k < INPUTS_PER_BATCH; k++) {
+    const input = makeInput(rng);
+    for (let at = 0; at < input.length;) {
+      const n = rng() < 0.5 ? input.length - at : 1 + Math.floor(rng() * (input.length - at));
+      perform(session.feed(input.subarray(at, at + n)), 0);
+      at += n;
+      assert.ok(
+        session.bufferedBytes <= MAX_BUFFERED + 2 * LIMITS.maxLineBytes,
+        `buffered ${session.bufferedBytes}`,
+      );
+    }
+  }
+  return writes;
+}
+
+describe('IMAP session fuzzing', () => {
+  it(`${BATCHES * INPUTS_PER_BATCH} inputs through the session with a random driver: no throw, bounded`, () => {
+    let writes = 0;
+    fc.assert(
+      fc.property(fc.integer(), (seed) => {
+        writes += runSessionBatch(seed);
+      }),
+      { numRuns: BATCHES },
+    );
+    assert.ok(writes > 0);
   });
 });

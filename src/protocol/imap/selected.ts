@@ -43,6 +43,10 @@ export class SelectedView {
   highestModseq: number;
   /** Expunged in the store, not yet told (kept in the view until an EXPUNGE may be sent). */
   private readonly pending = new Set<number>();
+  /** IMAP4rev1 \Recent: messages this session is the first to see (RFC 3501 §2.3.2). */
+  private readonly recent = new Set<number>();
+  /** Show \Recent (an IMAP4rev1 client; IMAP4rev2 has no such flag). */
+  showRecent = true;
 
   constructor(
     folder: string,
@@ -65,6 +69,32 @@ export class SelectedView {
 
   get maxUid(): number {
     return this.uids.length === 0 ? 0 : this.uids[this.uids.length - 1]!;
+  }
+
+  /** Messages with UID in (from, to] are recent to this session. */
+  markRecent(from: number, to: number): void {
+    for (let i = this.lowerBound(from + 1); i < this.uids.length && this.uids[i]! <= to; i++) {
+      this.recent.add(this.uids[i]!);
+    }
+  }
+
+  /** The last n messages are recent (EXAMINE: shown, not claimed). */
+  markLastRecent(n: number): void {
+    for (let i = Math.max(0, this.uids.length - n); i < this.uids.length; i++) this.recent.add(this.uids[i]!);
+  }
+
+  get recentCount(): number {
+    return this.recent.size;
+  }
+
+  /** The flags as this client sees them: with \Recent where it applies. */
+  flagsOf(uid: number, flags: readonly string[]): readonly string[] {
+    return this.showRecent && this.recent.has(uid) ? [...flags, '\\Recent'] : flags;
+  }
+
+  /** Expunges wait to be told (held back while FETCH, STORE or SEARCH answered). */
+  get hasPendingExpunges(): boolean {
+    return this.pending.size > 0;
   }
 
   /** Whether the message is expunged in the store but still numbered here. */
@@ -184,7 +214,7 @@ export class SelectedView {
 
   /** An unsolicited or STORE FETCH response with the flags (and UID, MODSEQ as enabled). */
   flagsLine(seq: number, uid: number, flags: readonly string[], modseq: number, out: ViewOutput): string {
-    const items = [`FLAGS ${formatFlagList(flags)}`];
+    const items = [`FLAGS ${formatFlagList(this.flagsOf(uid, flags))}`];
     if (out.qresync) items.push(`UID ${uid}`);
     if (out.condstore || out.qresync) items.push(`MODSEQ (${modseq})`);
     return formatUntagged(`${seq} FETCH (${items.join(' ')})`);
@@ -216,6 +246,7 @@ export class SelectedView {
 
   private removeAt(seq: number): void {
     if (seq <= 0) return;
+    this.recent.delete(this.uids[seq - 1]!);
     this.uids.splice(seq - 1, 1);
     this.modseqs.splice(seq - 1, 1);
   }

@@ -194,6 +194,12 @@ export class ImapSession {
     return this.reader.discard();
   }
 
+  /** COMPRESS (RFC 4978): what was read before it is not compressed data of the new layer: dropped. */
+  compressionStarted(): number {
+    this.pause = 'none';
+    return this.reader.discard();
+  }
+
   /** The connection is over (LOGOUT, BYE, a drop): no more effects. */
   close(): void {
     this.closed = true;

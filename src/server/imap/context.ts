@@ -72,8 +72,19 @@ export function wire(ctx: Pick<ImapContext, 'enabled'>): WireOptions {
   return { utf8: ctx.enabled.utf8 };
 }
 
-/** The client's mailbox argument as a store name, or null when it is malformed for its mode. */
+/**
+ * The client's mailbox argument as a store name. A name that is not valid modified UTF-7 (a stray `&`)
+ * is taken as written, as Dovecot does: it names nothing that exists, so SELECT answers NO and LIST
+ * finds nothing, rather than BAD. Null only for what no folder name may hold (controls, broken UTF-8).
+ */
 export function mailboxArg(ctx: Pick<ImapContext, 'enabled'>, name: string): string | null {
+  const decoded = decodeMailboxName(name, ctx.enabled.utf8);
+  if (decoded !== null) return decoded;
+  return /[\x00-\x1f\x7f]/.test(name) || !name.isWellFormed() ? null : name;
+}
+
+/** A name a client may create: valid in its mode (CREATE, RENAME's target), else null. */
+export function newMailboxArg(ctx: Pick<ImapContext, 'enabled'>, name: string): string | null {
   return decodeMailboxName(name, ctx.enabled.utf8);
 }
 

@@ -114,7 +114,7 @@ export async function fetch(ctx: ImapContext, cmd: CommandOf<'fetch'>): Promise<
       if (bytes === null) break;
       loaded.push({ ...range, bytes });
     }
-    const message: FetchMessage = { ...meta, structure };
+    const message: FetchMessage = { ...meta, flags: view.flagsOf(meta.uid, meta.flags), structure };
     const result = renderFetch(seq, these, message, loaded, options);
     if (!result.ok) return { status: 'NO', code: result.code, text: result.text };
     for (const chunk of result.chunks) {

@@ -34,6 +34,7 @@ import {
   bad,
   completionOf,
   mailboxArg,
+  newMailboxArg,
   no,
   ok,
   wire,
@@ -139,8 +140,8 @@ export async function list(ctx: ImapContext, cmd: Cmd<'list'> | Cmd<'lsub'>): Pr
 }
 
 export async function create(ctx: ImapContext, cmd: Cmd<'create'>): Promise<Completion> {
-  const raw = mailboxArg(ctx, cmd.mailbox);
-  if (raw === null) return BAD_NAME;
+  const raw = newMailboxArg(ctx, cmd.mailbox);
+  if (raw === null) return no('Mailbox name is not valid in this client mode', { kind: 'CANNOT' });
   // A trailing separator says "a parent to be" (RFC 9051 §6.3.4): the name is created without it.
   const name = raw.endsWith(SEPARATOR) ? raw.slice(0, -1) : raw;
   let specialUse: SpecialUse | undefined;
@@ -173,8 +174,9 @@ export async function remove(ctx: ImapContext, cmd: Cmd<'delete'>): Promise<Comp
 
 export async function rename(ctx: ImapContext, cmd: Cmd<'rename'>): Promise<Completion> {
   const from = mailboxArg(ctx, cmd.from);
-  const to = mailboxArg(ctx, cmd.to);
-  if (from === null || to === null) return BAD_NAME;
+  const to = newMailboxArg(ctx, cmd.to);
+  if (from === null) return BAD_NAME;
+  if (to === null) return no('Mailbox name is not valid in this client mode', { kind: 'CANNOT' });
   try {
     checkFolderName(to);
     await ctx.store.renameFolder(ctx.user, from, to);
@@ -238,8 +240,8 @@ async function statusLine(
         values.push([item, ctx.appendLimitBytes]);
         break;
       case 'RECENT':
-        // No \Recent in IMAP4rev2 (RFC 9051 §2.3.2); rev1 clients are told none.
-        values.push([item, 0]);
+        // IMAP4rev1's \Recent (RFC 3501 §2.3.2); IMAP4rev2 has none (RFC 9051 §2.3.2).
+        values.push([item, ctx.enabled.imap4rev2 ? 0 : s.recent]);
         break;
       case 'MAILBOXID':
         values.push([item, s.mailboxId]);
@@ -319,10 +321,19 @@ export async function select(
     changes.changed,
     changes.highestModseq,
   );
+  view.showRecent = !ctx.enabled.imap4rev2;
+  if (view.showRecent) {
+    // SELECT claims what no session has seen; EXAMINE shows it without taking it (RFC 3501 §6.3.2).
+    if (readOnly) view.markLastRecent(s.recent);
+    else {
+      const claimed = await ctx.store.claimRecent(ctx.user, s.name);
+      view.markRecent(claimed.from, claimed.to);
+    }
+  }
   const w = wire(ctx);
   const flags = [...SYSTEM_FLAGS, ...keywords];
   ctx.write(formatUntagged(`${view.exists} EXISTS`));
-  if (!ctx.enabled.imap4rev2) ctx.write(formatUntagged('0 RECENT'));
+  if (!ctx.enabled.imap4rev2) ctx.write(formatUntagged(`${view.recentCount} RECENT`));
   ctx.write(formatFlagsResponse(flags));
   ctx.write(
     formatUntaggedStatus(

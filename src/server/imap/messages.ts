@@ -70,7 +70,7 @@ export async function store(ctx: ImapContext, cmd: Cmd<'store'>): Promise<Comple
     view.told(m.uid, m.modseq);
     if (cmd.silent && !(condstore && m.changed)) continue;
     const items: string[] = [];
-    if (!cmd.silent) items.push(`FLAGS ${formatFlagList(m.flags)}`);
+    if (!cmd.silent) items.push(`FLAGS ${formatFlagList(view.flagsOf(m.uid, m.flags))}`);
     if (cmd.uid || ctx.enabled.qresync) items.push(`UID ${m.uid}`);
     if (condstore) items.push(`MODSEQ (${m.modseq})`);
     ctx.write(formatUntagged(`${seq} FETCH (${items.join(' ')})`));

@@ -1,9 +1,214 @@
-// SEARCH, SORT and THREAD: XXX until the pure evaluators land.
-import { no, type CommandOf, type Completion, type ImapContext } from './context.ts';
+// SEARCH and UID SEARCH (RFC 9051 §6.4.4, ESEARCH RFC 4731, SEARCHRES RFC 5182, CONDSTORE MODSEQ RFC 7162
+// §3.1.5), SORT with ESORT (RFC 5256, RFC 5267, SORT=DISPLAY RFC 5957) and THREAD (RFC 5256). The pure
+// evaluators are in protocol/imap/search.ts, sort.ts and thread.ts; this file reads what they need and
+// nothing more: the metadata of every message in one store read, the stored structure only when a key
+// or the sort asks for it (decoded lazily), the header section or the whole message only for keys that
+// search them (searchNeeds), one message at a time.
 
-export function search(
-  _ctx: ImapContext,
-  _cmd: CommandOf<'search'> | CommandOf<'sort'> | CommandOf<'thread'>,
+import { formatEsearchResponse, formatSearchResponse } from '../../protocol/imap/format.ts';
+import {
+  compileSearch,
+  esearchResults,
+  isSupportedCharset,
+  searchCharsets,
+  searchNeeds,
+  usesModseq,
+  type SearchMessage,
+} from '../../protocol/imap/search.ts';
+import { formatSortResponse, sortMessages } from '../../protocol/imap/sort.ts';
+import {
+  formatThreadResponse,
+  isThreadAlgorithm,
+  referencesField,
+  threadMessages,
+  threadNeeds,
+} from '../../protocol/imap/thread.ts';
+import { decodeStructure, encodeStructure } from '../../protocol/mime/codec.ts';
+import { MimeScanner, type MessageStructure } from '../../protocol/mime/structure.ts';
+import type { MessageMeta } from '../../store/mailbox-store.ts';
+import { bad, no, ok, type CommandOf, type Completion, type ImapContext } from './context.ts';
+import { selectedView } from './messages.ts';
+
+type Found = { readonly seq: number; readonly meta: MessageMeta; readonly message: SearchMessage };
+
+export async function search(
+  ctx: ImapContext,
+  cmd: CommandOf<'search'> | CommandOf<'sort'> | CommandOf<'thread'>,
+  tag: string,
 ): Promise<Completion> {
-  return Promise.resolve(no('not yet'));
+  const view = selectedView(ctx);
+  const { program } = cmd;
+  if (!isSupportedCharset(program.charset)) {
+    return no('Unsupported charset', { kind: 'BADCHARSET', charsets: [...searchCharsets] });
+  }
+  if (cmd.kind === 'thread' && !isThreadAlgorithm(cmd.algorithm.toUpperCase())) {
+    return bad(`Unknown THREAD algorithm ${cmd.algorithm}`);
+  }
+  const needs = searchNeeds(program.key);
+  const threadHeader =
+    cmd.kind === 'thread' && isThreadAlgorithm(cmd.algorithm.toUpperCase())
+      ? threadNeeds(cmd.algorithm.toUpperCase() as 'REFERENCES' | 'ORDEREDSUBJECT') === 'header'
+      : false;
+  const modseqKey = usesModseq(program.key);
+  if (modseqKey) ctx.enabled.condstore = true;
+
+  const metas = await ctx.store.messages(ctx.user, view.folder, 'all');
+  const match = compileSearch(program.key, {
+    maxSeq: view.exists,
+    maxUid: view.maxUid,
+    savedResult: ctx.savedResult,
+    nowMs: ctx.nowMs(),
+  });
+  const found: Found[] = [];
+  const headers = new Map<number, Uint8Array>();
+  for (const meta of metas) {
+    const seq = view.seqOf(meta.uid);
+    // Messages the client has not been told of yet (or told are gone) are not in its numbering.
+    if (seq === 0 || view.isPendingExpunge(meta.uid)) continue;
+    let structure: MessageStructure | null | undefined;
+    const structureOf = (): MessageStructure | null =>
+      (structure ??= meta.structure === null ? null : decodeStructure(meta.structure));
+    let raw: Uint8Array | null = null;
+    if (needs === 'full') raw = await readWhole(ctx, view.folder, meta.uid);
+    else if (needs === 'header' || threadHeader) {
+      raw = await readHeader(ctx, view.folder, meta, structureOf());
+      if (raw !== null && threadHeader) headers.set(meta.uid, raw);
+    }
+    if ((needs === 'full' || needs === 'header') && raw === null) continue; // expunged meanwhile
+    if (structureOf() === null && raw !== null && needs === 'full') {
+      // Stored before structures were kept: scan the bytes now and keep the result.
+      structure = scan(raw);
+      await ctx.store.setStructure(ctx.user, view.folder, meta.uid, encodeStructure(structure));
+    }
+    const message: SearchMessage = {
+      seq,
+      uid: meta.uid,
+      flags: view.flagsOf(meta.uid, meta.flags),
+      modseq: meta.modseq,
+      sizeBytes: meta.sizeBytes,
+      internalDateMs: meta.internalDateMs,
+      saveDateMs: meta.saveDateMs,
+      emailId: meta.emailId,
+      threadId: meta.threadId,
+      get structure() {
+        return structureOf();
+      },
+      raw,
+    };
+    if (match(message)) found.push({ seq, meta, message });
+  }
+  const highest = found.reduce((n, f) => Math.max(n, f.meta.modseq), 0);
+  const modSeq = modseqKey && found.length > 0 ? BigInt(highest) : null;
+  const numberOf = (f: Found): number => (cmd.uid ? f.meta.uid : f.seq);
+
+  switch (cmd.kind) {
+    case 'search': {
+      const numbers = found.map(numberOf);
+      if (cmd.returns === null) {
+        ctx.write(formatSearchResponse(numbers, modSeq));
+        return ok('SEARCH completed');
+      }
+      const r = esearchResults(
+        numbers,
+        found.map((f) => f.meta.uid),
+        cmd.returns,
+        false,
+      );
+      if (r.saved !== null) ctx.savedResult = r.saved;
+      if (r.emit) {
+        const items = modSeq === null ? r.items : [...r.items, ['MODSEQ', modSeq] as const];
+        ctx.write(formatEsearchResponse(tag, cmd.uid, items));
+      }
+      return ok('SEARCH completed');
+    }
+    case 'sort': {
+      const sorted = sortMessages(
+        found.map((f) => ({
+          seq: f.seq,
+          sizeBytes: f.meta.sizeBytes,
+          internalDateMs: f.meta.internalDateMs,
+          envelope: f.message.structure?.root.envelope ?? null,
+          found: f,
+        })),
+        cmd.criteria,
+      );
+      const numbers = sorted.map((s) => numberOf(s.found));
+      if (cmd.returns === null) {
+        ctx.write(formatSortResponse(numbers, modSeq));
+        return ok('SORT completed');
+      }
+      const r = esearchResults(
+        numbers,
+        sorted.map((s) => s.found.meta.uid),
+        cmd.returns,
+        true,
+      );
+      if (r.saved !== null) ctx.savedResult = r.saved;
+      if (r.emit) {
+        const items = modSeq === null ? r.items : [...r.items, ['MODSEQ', modSeq] as const];
+        ctx.write(formatEsearchResponse(tag, cmd.uid, items));
+      }
+      return ok('SORT completed');
+    }
+    case 'thread': {
+      const algorithm = cmd.algorithm.toUpperCase() as 'REFERENCES' | 'ORDEREDSUBJECT';
+      const threads = threadMessages(
+        algorithm,
+        found.map((f) => {
+          const header = headers.get(f.meta.uid);
+          return {
+            id: numberOf(f),
+            seq: f.seq,
+            internalDateMs: f.meta.internalDateMs,
+            envelope: f.message.structure?.root.envelope ?? null,
+            references: header === undefined ? null : referencesField(header),
+          };
+        }),
+      );
+      ctx.write(formatThreadResponse(threads));
+      return ok('THREAD completed');
+    }
+    default:
+      return cmd satisfies never;
+  }
+}
+
+function scan(bytes: Uint8Array): MessageStructure {
+  const scanner = new MimeScanner();
+  scanner.push(bytes);
+  return scanner.finish();
+}
+
+async function readWhole(ctx: ImapContext, folder: string, uid: number): Promise<Uint8Array | null> {
+  const stored = await ctx.store.openMessage(ctx.user, folder, uid);
+  if (stored === null) return null;
+  const chunks: Uint8Array[] = [];
+  try {
+    for await (const chunk of stored.content) chunks.push(chunk);
+  } finally {
+    await stored.close();
+  }
+  return Buffer.concat(chunks);
+}
+
+/** The top header section: from the structure's offsets, or the whole message when none is kept. */
+async function readHeader(
+  ctx: ImapContext,
+  folder: string,
+  meta: MessageMeta,
+  structure: MessageStructure | null,
+): Promise<Uint8Array | null> {
+  if (structure === null) return readWhole(ctx, folder, meta.uid);
+  const stored = await ctx.store.openRange(ctx.user, folder, meta.uid, {
+    start: structure.root.headerStart,
+    end: structure.root.bodyStart,
+  });
+  if (stored === null) return null;
+  const chunks: Uint8Array[] = [];
+  try {
+    for await (const chunk of stored.content) chunks.push(chunk);
+  } finally {
+    await stored.close();
+  }
+  return Buffer.concat(chunks);
 }
