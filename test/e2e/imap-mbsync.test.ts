@@ -11,7 +11,8 @@
 // expunged on Tern goes locally, one trashed locally (T) goes from Tern; a folder created locally (nested,
 // Verbatim) is created on Tern, and a second run brings its parent back; `Entwürfe`, a UTF-8 folder
 // name, is created on Tern (isync ≥ 1.5; isync 1.4 sends the name raw without ENABLE, which RFC 3501
-// §5.1.3 forbids: then Tern must refuse it and create nothing); and a run with nothing to do changes
+// §5.1.3 forbids: then Tern must refuse it and create nothing); a UTF-8 folder made on Tern (Über)
+// syncs both ways (under its modified UTF-7 name with isync 1.4); and a run with nothing to do changes
 // nothing on either side (no write command sent, same files, same UIDNEXT/HIGHESTMODSEQ). With
 // `Remove Both`: a folder made on Tern comes and goes with it; one emptied and removed locally is
 // DELETEd on Tern.
@@ -578,6 +579,31 @@ describe('mbsync', { skip }, () => {
           },
         );
       }
+
+      await t.test('a folder with a UTF-8 name made on Tern (Über) syncs', async () => {
+        // Made by another client (imapflow). isync 1.5 enables UTF8=ACCEPT and keeps the name; isync 1.4
+        // neither decodes nor enables, so the Maildir folder carries the modified UTF-7 name as listed
+        // (RFC 3501 §5.1.3: Ü is U+00DC, base64 "ANw" of 00 DC), and SELECTs it by that name.
+        const localName = isync15 ? 'Über' : '&ANw-ber';
+        await imap(user, async (client) => {
+          await client.mailboxCreate('Über');
+          await client.append('Über', offline.replace(written, `über ${user.tag}`), ['\\Flagged']);
+        });
+        await sync(user);
+        const local = await localMessages(join(root, localName));
+        assert.deepEqual(
+          local.map((m) => [m.subject, m.flags]),
+          [[`über ${user.tag}`, 'F']],
+        );
+        await setLocalFlags(local[0]!, 'FS');
+        await sync(user);
+        const onTern = await serverMessages(user, 'Über');
+        assert.deepEqual(
+          onTern.map((m) => m.flags),
+          [imapFlags('FS')],
+          'and its flags go back',
+        );
+      });
 
       await t.test('a folder made on Tern comes to the Maildir, and goes when Tern deletes it', async () => {
         await imap(user, async (client) => {
