@@ -279,7 +279,11 @@ export class ImapConnection implements Driver {
     if (!this.condstoreBefore && this.enabled.condstore && this.view !== null) {
       this.condstoreBefore = true;
       this.shell.write(
-        formatUntaggedStatus('OK', { kind: 'HIGHESTMODSEQ', value: BigInt(this.view.highestModseq) }, 'Highest'),
+        formatUntaggedStatus(
+          'OK',
+          { kind: 'HIGHESTMODSEQ', value: BigInt(this.view.highestModseq) },
+          'Highest',
+        ),
       );
     }
     this.shell.write(formatTagged(tag, c.status, c.code, c.text));

@@ -99,11 +99,12 @@ export async function list(ctx: ImapContext, cmd: Cmd<'list'> | Cmd<'lsub'>): Pr
     const self = meets(name);
     // A descendant that meets the selection: LSUB lists the parent as \Noselect (when % hides the
     // child), RECURSIVEMATCH lists it with CHILDINFO (RFC 5258 §3.5).
+    // A descendant that meets the selection but is not listed itself (no pattern matches it): LSUB
+    // lists the parent as \\Noselect (RFC 3501 §6.3.9), RECURSIVEMATCH with CHILDINFO (RFC 5258 §3.5).
     const childMeets =
-      (lsub || recursive) && [...names].some((c) => c.startsWith(name + SEPARATOR) && meets(c));
+      (lsub || recursive) &&
+      [...names].some((c) => c.startsWith(name + SEPARATOR) && meets(c) && !matchesAny(c, compiled));
     if (!self && !childMeets) continue;
-    if (lsub && !self && compiled.some((p) => [...names].some((c) => c.startsWith(name + SEPARATOR) && p.test(c) && meets(c))))
-      continue; // the child itself is listed: no placeholder parent
     const f = byName.get(name);
     const base = f?.attributes ?? ['\\NonExistent', '\\Noselect'];
     let attributes = base.filter((a) => {
