@@ -90,6 +90,8 @@ export class ImapConnection implements Driver {
   private selectedGone = false;
   private readonly enabled: Enabled = { condstore: false, qresync: false, utf8: false, imap4rev2: false };
   private savedResult: readonly number[] | null = null;
+  /** CONDSTORE was on when the running command began. */
+  private condstoreBefore = false;
   /** The AUTHENTICATE command running (its tag), while the exchange waits for lines. */
   private authTag: string | null = null;
   /** The IDLE command running (its tag). */
@@ -283,11 +285,24 @@ export class ImapConnection implements Driver {
     if (updates !== 'none' && this.view !== null && c.state !== 'authenticated') {
       await this.sendUpdates(updates === 'all');
     }
+    if (!this.condstoreBefore && this.enabled.condstore && this.view !== null) {
+      this.condstoreBefore = true;
+      this.shell.write(
+        formatUntaggedStatus(
+          'OK',
+          { kind: 'HIGHESTMODSEQ', value: BigInt(this.view.highestModseq) },
+          'Highest',
+        ),
+      );
+    }
     this.shell.write(formatTagged(tag, c.status, c.code, c.text));
     return this.session.resume(c.state);
   }
 
   private async execute(tag: string, command: ImapCommand): Promise<Effect[]> {
+    // A command that turns CONDSTORE on while a folder is selected is answered with the folder's
+    // HIGHESTMODSEQ first (RFC 7162 §3.1); SELECT/EXAMINE say it themselves.
+    this.condstoreBefore = this.enabled.condstore || command.kind === 'select' || command.kind === 'examine';
     switch (command.kind) {
       case 'capability':
         this.shell.write(formatCapability(this.capabilities()));

@@ -303,7 +303,9 @@ function parseList(c: Cursor): ImapCommand {
     }
     c.sp();
     // RFC 5258 §3: RECURSIVEMATCH alone is an error.
-    if (select.includes('RECURSIVEMATCH') && select.length === 1) fail('RECURSIVEMATCH needs another option');
+    // REMOTE does not count: it widens the listing, it selects nothing (RFC 5258 §3).
+    if (select.includes('RECURSIVEMATCH') && !select.some((o) => o !== 'RECURSIVEMATCH' && o !== 'REMOTE'))
+      fail('RECURSIVEMATCH needs another selection option');
   }
   const reference = c.mailbox();
   c.sp();

@@ -11,6 +11,7 @@ import type { AppendMessageHead, ImapCommand } from '../../protocol/imap/command
 import type { ImapDateTime } from '../../protocol/imap/syntax.ts';
 import { headerSummary } from '../../protocol/headers.ts';
 import { encodeStructure } from '../../protocol/mime/codec.ts';
+import { LongLineEncoder, LongLineScan } from '../../protocol/mime/long-lines.ts';
 import { MimeScanner } from '../../protocol/mime/structure.ts';
 import { MailboxError, normalizeFlags } from '../../store/mailbox-store.ts';
 import { ChunkChannel } from './chunk-channel.ts';
@@ -31,6 +32,8 @@ const SUMMARY_BYTES = 64 * 1024;
 interface Pending {
   readonly channel: ChunkChannel;
   readonly result: Promise<{ uidValidity: number; uid: number } | { error: unknown }>;
+  /** A literal8 message held for the NUL-encoding pass (RFC 3516 §4.4), null for streamed ones. */
+  readonly held: Uint8Array[] | null;
 }
 
 /** The internal date an APPEND names ("17-Jul-1996 02:44:25 -0700"), in epoch ms. */
@@ -93,6 +96,7 @@ export class AppendCommand {
       }
     }
     const internalDateMs = e.head.date === null ? ctx.nowMs() : dateTimeMs(e.head.date);
+    const held = e.binary ? [] : null;
     const result = ctx.store
       .append(ctx.user, info.name, {
         flags,
@@ -116,7 +120,7 @@ export class AppendCommand {
         channel.abandon();
         return { error };
       });
-    this.current = { channel, result };
+    this.current = { channel, result, held };
     this.pending.push(this.current);
     return null;
   }
@@ -124,7 +128,13 @@ export class AppendCommand {
   async data(chunk: Uint8Array, last: boolean): Promise<void> {
     const cur = this.current;
     if (cur === null) return;
-    if (chunk.length > 0) await cur.channel.push(chunk);
+    if (cur.held !== null) {
+      // XXX: a literal8 message is held whole (up to APPENDLIMIT) for the second pass; they are rare
+      // (BINARY clients appending raw attachments) and the two passes need the same bytes twice.
+      if (chunk.length > 0) cur.held.push(Uint8Array.from(chunk));
+      if (!last) return;
+      for (const piece of encodeNul(cur.held)) await cur.channel.push(piece);
+    } else if (chunk.length > 0) await cur.channel.push(chunk);
     if (last) {
       cur.channel.end();
       this.current = null;
@@ -172,4 +182,20 @@ export class AppendCommand {
     if (uids.length === 0 || this.folder === null) return;
     await ctx.store.expunge(ctx.user, this.folder, uids);
   }
+}
+
+/**
+ * RFC 3516 §4.4: a literal8 message may hold NUL, which a 7bit/8bit/binary part cannot be stored and
+ * served with (IMAP literals exclude NUL): such parts are re-encoded as base64, as Dovecot does; every
+ * other part stays byte for byte.
+ */
+function encodeNul(chunks: readonly Uint8Array[]): Uint8Array[] {
+  const scan = new LongLineScan({ encodeNul: true });
+  for (const c of chunks) scan.push(c);
+  const plan = scan.plan();
+  if (!plan.needed) return [...chunks];
+  const encoder = new LongLineEncoder(plan);
+  const out = chunks.map((c) => encoder.push(c));
+  out.push(encoder.finish());
+  return out.filter((c) => c.length > 0);
 }
