@@ -54,7 +54,8 @@ class Client {
       const i = this.#lines.findIndex((l) => re.test(l));
       if (i >= 0) return this.#lines.splice(0, i + 1)[i]!;
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`timed out waiting for ${String(re)}; have ${JSON.stringify(this.#lines)}`);
+      if (left <= 0)
+        throw new Error(`timed out waiting for ${String(re)}; have ${JSON.stringify(this.#lines)}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.#waiter = () => {
@@ -133,7 +134,10 @@ describe('IMAP NOTIFY (RFC 5465) between commands', () => {
             JSON.stringify(initial),
           );
           await b.ok(`APPEND "${folder}" {3+}\r\nhi!`);
-          assert.match(await a.next(/^\* STATUS/), new RegExp(`^\\* STATUS "?${folder}"? \\(MESSAGES 1 UIDNEXT 2 `));
+          assert.match(
+            await a.next(/^\* STATUS/),
+            new RegExp(`^\\* STATUS "?${folder}"? \\(MESSAGES 1 UIDNEXT 2 `),
+          );
           // INBOX is not in the filter: nothing for it.
           await b.ok('APPEND INBOX {3+}\r\nhi!');
           await b.ok(`DELETE "${folder}"`);
@@ -155,20 +159,32 @@ describe('IMAP NOTIFY (RFC 5465) between commands', () => {
           await b.ok(`CREATE "${folder}"`);
           assert.match(await a.next(/^\* LIST/), new RegExp(`^\\* LIST \\(.*\\) "/" "?${folder}"?$`));
           await b.ok(`SUBSCRIBE "${folder}"`);
-          assert.match(await a.next(/^\* LIST/), new RegExp(`^\\* LIST \\(.*\\\\Subscribed.*\\) "/" "?${folder}"?$`));
+          assert.match(
+            await a.next(/^\* LIST/),
+            new RegExp(`^\\* LIST \\(.*\\\\Subscribed.*\\) "/" "?${folder}"?$`),
+          );
           await b.ok(`RENAME "${folder}" "${folder}2"`);
           assert.match(
             await a.next(/^\* LIST/),
             new RegExp(`^\\* LIST \\(.*\\) "/" "?${folder}2"? \\("OLDNAME" \\("?${folder}"?\\)\\)$`),
           );
           await b.ok(`DELETE "${folder}2"`);
-          assert.match(await a.next(/^\* LIST/), new RegExp(`^\\* LIST \\(.*\\\\NonExistent.*\\) "/" "?${folder}2"?$`));
+          assert.match(
+            await a.next(/^\* LIST/),
+            new RegExp(`^\\* LIST \\(.*\\\\NonExistent.*\\) "/" "?${folder}2"?$`),
+          );
           await b.ok(`UNSUBSCRIBE "${folder}2"`);
-          assert.match(await a.next(/^\* LIST/), new RegExp(`^\\* LIST \\(\\\\NonExistent \\\\Noselect\\) "/" "?${folder}2"?$`));
+          assert.match(
+            await a.next(/^\* LIST/),
+            new RegExp(`^\\* LIST \\(\\\\NonExistent \\\\Noselect\\) "/" "?${folder}2"?$`),
+          );
           await a.ok('NOTIFY NONE');
           await b.ok(`CREATE "${folder}3"`);
           await b.ok(`DELETE "${folder}3"`);
-          assert.deepEqual((await a.ok('NOOP')).filter((l) => l.startsWith('* LIST')), []);
+          assert.deepEqual(
+            (await a.ok('NOOP')).filter((l) => l.startsWith('* LIST')),
+            [],
+          );
         } finally {
           a.close();
           b.close();
@@ -206,7 +222,10 @@ describe('IMAP NOTIFY (RFC 5465) between commands', () => {
             /^t\d+ NO \[BADEVENT \(MessageNew MessageExpunge FlagChange MailboxName SubscriptionChange\)\]/,
           );
           assert.match(await a.tagged(`NOTIFY SET (mailboxes "${folder}" (MessageNew))`), /^t\d+ BAD /);
-          assert.match(await a.tagged('NOTIFY SET (personal (MessageNew (UID) MessageExpunge))'), /^t\d+ BAD /);
+          assert.match(
+            await a.tagged('NOTIFY SET (personal (MessageNew (UID) MessageExpunge))'),
+            /^t\d+ BAD /,
+          );
         } finally {
           a.close();
         }

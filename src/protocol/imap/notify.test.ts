@@ -16,7 +16,7 @@ function check(line: string, decode: (n: string) => string | null = (n) => n): N
 function plan(line: string) {
   const r = check(line);
   assert.equal(r.ok, true, JSON.stringify(r));
-  return (r as Extract<NotifyCheck, { ok: true }>).plan;
+  return r.plan;
 }
 
 describe('checkNotify', () => {
@@ -83,7 +83,7 @@ describe('checkNotify', () => {
       (n) => ({ 'J&APw-rgen': 'Jürgen', '&ZeVnLA-': '日本' })[n] ?? null,
     );
     assert.equal(p.ok, true);
-    const filter = (p as Extract<NotifyCheck, { ok: true }>).plan.others[0]?.filter;
+    const filter = p.plan.others[0]?.filter;
     assert.deepEqual(filter, { kind: 'mailboxes', names: ['Jürgen', '日本'] });
   });
 });

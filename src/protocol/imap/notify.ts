@@ -162,4 +162,3 @@ export function statusItems(events: NotifyEvents): StatusItem[] {
   if (events.flagChange) items.push('HIGHESTMODSEQ');
   return items;
 }
-

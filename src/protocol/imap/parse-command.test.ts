@@ -525,7 +525,10 @@ describe('NOTIFY (RFC 5465)', () => {
                       kind: 'section',
                       binary: false,
                       peek: true,
-                      section: { part: [], text: { kind: 'fields', not: false, fields: ['from', 'to', 'subject'] } },
+                      section: {
+                        part: [],
+                        text: { kind: 'fields', not: false, fields: ['from', 'to', 'subject'] },
+                      },
                       partial: null,
                     },
                   ],
@@ -588,7 +591,10 @@ describe('NOTIFY (RFC 5465)', () => {
       set: {
         status: false,
         groups: [
-          { filter: { kind: 'subtree', mailboxes: ['日本/東京'] }, events: [{ name: 'MailboxName', fetch: null }] },
+          {
+            filter: { kind: 'subtree', mailboxes: ['日本/東京'] },
+            events: [{ name: 'MailboxName', fetch: null }],
+          },
         ],
       },
     });
