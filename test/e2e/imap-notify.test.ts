@@ -96,6 +96,16 @@ class Client {
     }
   }
 
+  /** A raw line (IDLE's DONE). */
+  send(line: string): void {
+    this.#socket.write(`${line}\r\n`);
+  }
+
+  /** The lines received and not yet taken, without waiting. */
+  peek(): readonly string[] {
+    return [...this.#lines];
+  }
+
   close(): void {
     this.#socket.destroy();
   }
@@ -207,6 +217,59 @@ describe('IMAP NOTIFY (RFC 5465) between commands', () => {
           await b.ok('EXPUNGE');
           assert.equal(await a.next(/EXPUNGE$/), '* 1 EXPUNGE');
           await b.ok('CLOSE');
+          await b.ok(`DELETE "${folder}"`);
+        } finally {
+          a.close();
+          b.close();
+        }
+      });
+
+      test('SELECTED-DELAYED: new mail at once, expunges only at a command that allows them', async () => {
+        const a = await login(account);
+        const b = await login(account);
+        try {
+          await b.ok(`CREATE "${folder}"`);
+          await b.ok(`APPEND "${folder}" {3+}\r\nhi!`);
+          await a.ok(`SELECT "${folder}"`);
+          await a.ok('NOTIFY SET (selected-delayed (MessageNew MessageExpunge))');
+          await b.ok(`SELECT "${folder}"`);
+          await b.ok('STORE 1 +FLAGS.SILENT (\\Deleted)');
+          await b.ok('EXPUNGE');
+          await b.ok(`APPEND "${folder}" {3+}\r\nho!`);
+          // The new message is pushed; an expunge would have gone out before it, and none did.
+          assert.equal(await a.next(/EXISTS$/), '* 2 EXISTS');
+          assert.deepEqual(
+            a.peek().filter((l) => l.endsWith('EXPUNGE')),
+            [],
+          );
+          const noop = await a.ok('NOOP');
+          assert.ok(noop.includes('* 1 EXPUNGE'), JSON.stringify(noop));
+          await b.ok('CLOSE');
+          await b.ok(`DELETE "${folder}"`);
+        } finally {
+          a.close();
+          b.close();
+        }
+      });
+
+      test('in IDLE, the STATUS NOTIFY asked for arrives too', async () => {
+        const a = await login(account);
+        const b = await login(account);
+        try {
+          await b.ok(`CREATE "${folder}"`);
+          await a.ok('SELECT INBOX');
+          await a.ok(`NOTIFY SET (subtree "${folder}" (MessageNew MessageExpunge FlagChange))`);
+          a.send('i1 IDLE');
+          await a.next(/^\+ /);
+          await b.ok(`APPEND "${folder}" (\\Seen) {3+}\r\nhi!`);
+          assert.match(
+            await a.next(/^\* STATUS/),
+            new RegExp(
+              `^\\* STATUS "?${folder}"? \\(MESSAGES 1 UIDNEXT 2 UIDVALIDITY \\d+ HIGHESTMODSEQ \\d+\\)$`,
+            ),
+          );
+          a.send('DONE');
+          await a.next(/^i1 OK/);
           await b.ok(`DELETE "${folder}"`);
         } finally {
           a.close();
