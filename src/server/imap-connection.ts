@@ -4,8 +4,9 @@
 // submission's), APPEND literals streamed into the store (never whole in memory), IDLE (the store's
 // change feed pushes updates while the client waits), and the command handlers in server/imap/. It keeps
 // what the client enabled and the selected view, sends pending updates at the points RFC 9051 §7.5.1
-// allows (and between commands, as NOTIFY asks: RFC 5465 §5, server/imap/notify.ts), runs the autologout timer (RFC 9051 §5.4, [imap] idle_timeout_seconds), and is the only writer
-// of tagged responses.
+// allows (and between commands, as NOTIFY asks: RFC 5465 §5, server/imap/notify.ts), runs the
+// autologout timer (RFC 9051 §5.4, [imap] idle_timeout_seconds), and is the only writer of tagged
+// responses.
 // Deliberately NOT here: sockets and TLS (the shell), the SASL exchange (sasl-drive.ts), protocol rules
 // (the session), the commands' work (server/imap/*), connection limits (listeners.ts).
 //
