@@ -19,7 +19,20 @@ import { ehlo, havePython, RawSmtpClient, smtplib, startTern, waitFor } from './
 const skip = havePython() ? false : 'python3 with smtplib is not available on this machine';
 
 /** Every scenario runs twice: with an ASCII user and with a UTF-8 twin. */
-const SCENARIOS = ['login', 'fetch', 'flags', 'copymove', 'expunge', 'append', 'folders', 'idle', 'qresync', 'two'];
+const SCENARIOS = [
+  'login',
+  'fetch',
+  'mime',
+  'flags',
+  'copymove',
+  'expunge',
+  'append',
+  'folders',
+  'idle',
+  'qresync',
+  'two',
+  'held',
+];
 const users = SCENARIOS.flatMap((s) => [`alice.${s}@example.test`, `jürgen.${s}@example.test`]);
 users.push('日本@example.test', 'search@example.test', '日本.search@example.test');
 const USERS = users.map((address) => ({ address, password: `${address.split('@')[0]} pw` }));
@@ -40,6 +53,17 @@ const SPECIAL_USE: Readonly<Record<string, string>> = {
   Junk: '\\Junk',
   Archive: '\\Archive',
 };
+
+async function streamBytes(stream: AsyncIterable<Buffer | string> | undefined): Promise<Buffer> {
+  assert.ok(stream, 'a download stream');
+  const chunks: Buffer[] = [];
+  for await (const chunk of stream) chunks.push(Buffer.from(chunk));
+  return Buffer.concat(chunks);
+}
+
+async function streamText(stream: AsyncIterable<Buffer | string> | undefined): Promise<string> {
+  return (await streamBytes(stream)).toString('utf8');
+}
 
 /** INTERNALDATE as IMAP shows it: date-time has no fraction of a second (RFC 9051 §9). */
 function wholeSeconds(ms: number): number {
@@ -515,6 +539,109 @@ describe('IMAP with imapflow', { skip }, () => {
       assert.ok(flagsSeenByB[0]!.flags.has('\\Answered'));
       await logout(a);
       await logout(b);
+    });
+  }
+
+  for (const address of pair('held')) {
+    test(`${address}: an expunge held back during FETCH reaches the client at its next NOOP, and in IDLE`, async () => {
+      await deliver(address, [
+        { subject: 'held 1', body: '1\n' },
+        { subject: 'held 2', body: '2\n' },
+        { subject: 'held 3', body: '3\n' },
+      ]);
+      const a = await connect(address);
+      const b = await connect(address, { tls: true });
+      await a.mailboxOpen('INBOX');
+      await b.mailboxOpen('INBOX');
+      const expunges: ExpungeEvent[] = [];
+      a.on('expunge', (e: ExpungeEvent) => expunges.push(e));
+
+      // B expunges message 1 while A runs two FETCH commands by sequence number: RFC 9051 §7.5.1 keeps
+      // the EXPUNGE out of those, so it must come with A's next command that allows it.
+      await b.messageDelete('1');
+      await a.fetchAll('1:*', { flags: true });
+      await a.fetchOne('1', { uid: true });
+      assert.equal(expunges.length, 0, 'no EXPUNGE during FETCH');
+      await a.noop();
+      assert.equal(expunges.length, 1, 'NOOP reports the expunge held back during the FETCHes');
+      assert.equal(expunges[0]!.seq, 1);
+
+      // The same with IDLE as the next command: the held-back expunge is sent when IDLE starts.
+      await b.messageDelete('1');
+      await a.fetchAll('1:*', { flags: true });
+      await a.fetchOne('1', { uid: true });
+      const idling = a.idle();
+      await waitFor('IDLE to report the held-back expunge', () => (expunges.length === 2 ? true : undefined), 3000);
+      await a.noop();
+      await idling;
+      assert.equal(a.mailbox ? a.mailbox.exists : -1, 1, 'A counts one message left, as B does');
+      await logout(a);
+      await logout(b);
+    });
+  }
+
+  for (const address of pair('mime')) {
+    test(`${address}: a multipart message: BODYSTRUCTURE parts, RFC 2231 file names, parts downloaded decoded`, async () => {
+      const attachment = Buffer.from('Inhalt der Anlage: 日本語 äöü\n'.repeat(40));
+      const nested = [
+        'From: inner@example.org',
+        'Subject: =?UTF-8?B?5p2x5Lqs?=',
+        'Content-Type: text/plain; charset=utf-8',
+        '',
+        'inner body',
+      ].join('\r\n');
+      const raw = [
+        `From: sender@example.org`,
+        `To: ${address}`,
+        'Subject: =?UTF-8?Q?Anh=C3=A4nge?=',
+        'MIME-Version: 1.0',
+        'Content-Type: multipart/mixed; boundary="b1"',
+        '',
+        '--b1',
+        'Content-Type: text/plain; charset=utf-8',
+        'Content-Transfer-Encoding: quoted-printable',
+        '',
+        'Gr=C3=BC=C3=9Fe',
+        '--b1',
+        'Content-Type: application/octet-stream',
+        "Content-Disposition: attachment; filename*=UTF-8''%E6%97%A5%E6%9C%AC.txt",
+        'Content-Transfer-Encoding: base64',
+        '',
+        ...(attachment.toString('base64').match(/.{1,76}/g) ?? []),
+        '--b1',
+        'Content-Type: message/rfc822',
+        '',
+        nested,
+        '--b1--',
+        '',
+      ].join('\r\n');
+      const client = await connect(address);
+      const appended = await client.append('INBOX', Buffer.from(raw));
+      assert.ok(appended);
+      await client.mailboxOpen('INBOX');
+      const m = await client.fetchOne('*', { envelope: true, bodyStructure: true });
+      assert.ok(m);
+      assert.equal(m.envelope?.subject, 'Anhänge', 'an encoded word in the subject is decoded');
+      const root = m.bodyStructure!;
+      assert.equal(root.type, 'multipart/mixed');
+      const parts = root.childNodes ?? [];
+      assert.deepEqual(
+        parts.map((p) => [p.part, p.type]),
+        [
+          ['1', 'text/plain'],
+          ['2', 'application/octet-stream'],
+          ['3', 'message/rfc822'],
+        ],
+      );
+      assert.equal(parts[0]!.encoding, 'quoted-printable');
+      assert.equal(parts[1]!.disposition, 'attachment');
+      assert.equal(parts[1]!.dispositionParameters?.['filename'], '日本.txt', 'RFC 2231 file name');
+      assert.equal(parts[2]!.envelope?.subject, '東京', 'the nested message has its own envelope');
+      const text = await client.download('*', '1');
+      assert.equal(await streamText(text.content), 'Grüße');
+      const file = await client.download('*', '2');
+      assert.ok((await streamBytes(file.content)).equals(attachment), 'the attachment comes back decoded');
+      await logout(client);
     });
   }
 
