@@ -136,6 +136,22 @@ export class RawImap {
     }
   }
 
+  /** Like answer(), but a close before the tagged response is an answer too (tagged null). */
+  async answerOrClose(tag: string, timeoutMs = 10_000): Promise<{ untagged: string[]; tagged: string | null }> {
+    const untagged: string[] = [];
+    for (;;) {
+      let r: string;
+      try {
+        r = await this.response(timeoutMs);
+      } catch (err) {
+        if (!this.closed) throw err;
+        return { untagged, tagged: null };
+      }
+      if (r.startsWith(`${tag} `)) return { untagged, tagged: r };
+      untagged.push(r);
+    }
+  }
+
   /** Send `tag text` and read its answer. */
   async command(tag: string, text: string, timeoutMs = 10_000): Promise<Answer> {
     await this.write(`${tag} ${text}\r\n`);
