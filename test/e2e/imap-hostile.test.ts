@@ -15,7 +15,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Tern } from './harness.ts';
-import { ehlo, havePython, RawSmtpClient, smtplib, startTern } from './harness.ts';
+import { ehlo, havePython, RawSmtpClient, smtplib, startTern, waitFor } from './harness.ts';
 import { capabilitiesIn, imapDateMs, quoted, RawImap } from './imap-raw.ts';
 
 const skip = havePython() ? false : 'python3 with smtplib is not available on this machine';
@@ -178,7 +178,7 @@ describe('IMAP against hostile clients', { skip }, () => {
         assert.match(r3.tagged, /^s3 NO \[TRYCREATE\]/, r3.tagged);
         const next = await c.command('s4', 'NOOP');
         assert.deepEqual(next.untagged, []);
-        assert.match(next.tagged, /^s4 OK/, 'the literal\'s bytes were not run as commands');
+        assert.match(next.tagged, /^s4 OK/, "the literal's bytes were not run as commands");
         // Before login, an APPEND literal is refused for the state.
         const d = await RawImap.open(tern.ports.imaps!, { tls: true });
         try {
@@ -216,7 +216,11 @@ describe('IMAP against hostile clients', { skip }, () => {
         ['w12', 'AUTHENTICATE PLAIN'],
         ['w13', 'STARTTLS'],
       ] as const) {
-        assert.match((await c.command(tag, cmd)).tagged, new RegExp(`^${tag} BAD`), `${cmd} when authenticated`);
+        assert.match(
+          (await c.command(tag, cmd)).tagged,
+          new RegExp(`^${tag} BAD`),
+          `${cmd} when authenticated`,
+        );
       }
       assert.match((await c.command('w14', 'SELECT INBOX')).tagged, /^w14 OK/);
       // ENABLE is for the authenticated state only (RFC 5161 §3.1).
@@ -321,7 +325,7 @@ describe('IMAP against hostile clients', { skip }, () => {
       const random = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31;
       const odd = await run((s) => {
         const out: Buffer[] = [];
-        for (let i = 0; i < s.length; ) {
+        for (let i = 0; i < s.length;) {
           const n = 1 + Math.floor(random() * 17);
           out.push(s.subarray(i, i + n));
           i += n;
@@ -442,7 +446,14 @@ describe('IMAP failed logins and the shared lockout', { skip }, () => {
   before(async () => {
     tern = await startTern({
       users: [...USERS],
-      tables: { auth: { failure_delay_seconds: 0.05, lockout_threshold: 3, lockout_window_seconds: 600, lockout_seconds: 600 } },
+      tables: {
+        auth: {
+          failure_delay_seconds: 0.05,
+          lockout_threshold: 3,
+          lockout_window_seconds: 600,
+          lockout_seconds: 600,
+        },
+      },
     });
   });
   after(() => tern?.stop());
@@ -487,4 +498,59 @@ describe('IMAP failed logins and the shared lockout', { skip }, () => {
       }
     });
   }
+});
+
+describe('IMAP limits: connections per user, autologout', { skip }, () => {
+  let tern: Tern;
+  before(async () => {
+    tern = await startTern({
+      users: [...USERS],
+      // An autologout far below RFC 9051 §5.4's 30 minutes, only so that the test can wait for it.
+      tables: { imap: { max_connections_per_user: 2, idle_timeout_seconds: 2 } },
+    });
+  });
+  after(() => tern?.stop());
+
+  for (const address of ['alice@example.test', 'jürgen@example.test']) {
+    test(`${address}: a third session of one user is refused; a session that logs out frees its place`, async () => {
+      const sessions: RawImap[] = [];
+      try {
+        for (let i = 0; i < 2; i++) {
+          const c = await RawImap.open(tern.ports.imaps!, { tls: true });
+          sessions.push(c);
+          assert.match((await c.command('m', loginCommand(address))).tagged, /^m OK/);
+        }
+        const third = await RawImap.open(tern.ports.imaps!, { tls: true });
+        sessions.push(third);
+        const refused = await third.command('n', loginCommand(address));
+        assert.match(refused.tagged, /^n NO /, refused.tagged);
+        await sessions[0]!.command('o', 'LOGOUT');
+        const again = await waitFor('a free place after LOGOUT', async () => {
+          const r = await third.command('p', loginCommand(address));
+          return /^p OK/.test(r.tagged) ? r : undefined;
+        });
+        assert.match(again.tagged, /^p OK/);
+      } finally {
+        for (const c of sessions) c.close();
+      }
+    });
+  }
+
+  test('an inactive client is logged out with an untagged BYE (RFC 9051 §5.4), before and after login', async () => {
+    const c = await RawImap.open(tern.ports.imaps!, { tls: true });
+    const d = await RawImap.open(tern.ports.imaps!, { tls: true });
+    try {
+      assert.match((await d.command('q', loginCommand('日本@example.test'))).tagged, /^q OK/);
+      await d.command('r', 'SELECT INBOX');
+      const started = Date.now();
+      for (const session of [c, d]) {
+        const rest = await session.untilClosed(8000);
+        assert.match(rest, /^\* BYE /, rest);
+      }
+      assert.ok(Date.now() - started >= 1000, 'not before the timeout');
+    } finally {
+      c.close();
+      d.close();
+    }
+  });
 });

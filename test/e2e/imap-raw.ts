@@ -48,7 +48,10 @@ export class RawImap {
   };
 
   /** Connect without reading the greeting; `localAddress` picks the client's loopback address. */
-  static async connect(port: number, options: { tls?: boolean; localAddress?: string } = {}): Promise<RawImap> {
+  static async connect(
+    port: number,
+    options: { tls?: boolean; localAddress?: string } = {},
+  ): Promise<RawImap> {
     const plain = netConnect({ host: '127.0.0.1', port, localAddress: options.localAddress });
     await new Promise<void>((resolve, reject) => {
       plain.once('connect', () => resolve());
@@ -121,7 +124,9 @@ export class RawImap {
         throw new Error(`closed before a whole response; unread: ${JSON.stringify(this.#buffer.toString())}`);
       const left = deadline - Date.now();
       if (left <= 0)
-        throw new Error(`no response within ${timeoutMs} ms; unread: ${JSON.stringify(this.#buffer.toString())}`);
+        throw new Error(
+          `no response within ${timeoutMs} ms; unread: ${JSON.stringify(this.#buffer.toString())}`,
+        );
       await this.#wait(left);
     }
   }
@@ -137,7 +142,10 @@ export class RawImap {
   }
 
   /** Like answer(), but a close before the tagged response is an answer too (tagged null). */
-  async answerOrClose(tag: string, timeoutMs = 10_000): Promise<{ untagged: string[]; tagged: string | null }> {
+  async answerOrClose(
+    tag: string,
+    timeoutMs = 10_000,
+  ): Promise<{ untagged: string[]; tagged: string | null }> {
     const untagged: string[] = [];
     for (;;) {
       let r: string;
@@ -160,7 +168,12 @@ export class RawImap {
 
   /** Everything received until the server closes (fails after `timeoutMs`). */
   async untilClosed(timeoutMs = 10_000): Promise<string> {
-    await waitFor('the server to close the connection', () => (this.closed ? true : undefined), timeoutMs, 10);
+    await waitFor(
+      'the server to close the connection',
+      () => (this.closed ? true : undefined),
+      timeoutMs,
+      10,
+    );
     const text = this.#buffer.toString('utf8');
     this.#buffer = Buffer.alloc(0);
     return text;
@@ -205,7 +218,14 @@ export function imapDateMs(text: string): number {
   const m = /^ ?(\d{1,2})-([A-Z][a-z]{2})-(\d{4}) (\d{2}):(\d{2}):(\d{2}) ([+-])(\d{2})(\d{2})$/.exec(text);
   assert.ok(m, `not an IMAP date-time: ${JSON.stringify(text)}`);
   const zoneMs = (Number(m[8]) * 60 + Number(m[9])) * 60_000 * (m[7] === '-' ? -1 : 1);
-  const local = Date.UTC(Number(m[3]), MONTHS.indexOf(m[2]!), Number(m[1]), Number(m[4]), Number(m[5]), Number(m[6]));
+  const local = Date.UTC(
+    Number(m[3]),
+    MONTHS.indexOf(m[2]!),
+    Number(m[1]),
+    Number(m[4]),
+    Number(m[5]),
+    Number(m[6]),
+  );
   return local - zoneMs;
 }
 

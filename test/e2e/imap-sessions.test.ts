@@ -18,11 +18,24 @@ import { quoted, RawImap } from './imap-raw.ts';
 
 const skip = havePython() ? false : 'python3 with smtplib is not available on this machine';
 
-const SCENARIOS = ['held', 'idle', 'deleted', 'renamed', 'copy', 'uid', 'condstore', 'qresync', 'append', 'uidvalidity'];
-const USERS = SCENARIOS.flatMap((s) => [`alice.${s}@example.test`, `日本.${s}@example.test`]).map((address) => ({
-  address,
-  password: `${address.split('@')[0]} pw`,
-}));
+const SCENARIOS = [
+  'held',
+  'idle',
+  'deleted',
+  'renamed',
+  'copy',
+  'uid',
+  'condstore',
+  'qresync',
+  'append',
+  'uidvalidity',
+];
+const USERS = SCENARIOS.flatMap((s) => [`alice.${s}@example.test`, `日本.${s}@example.test`]).map(
+  (address) => ({
+    address,
+    password: `${address.split('@')[0]} pw`,
+  }),
+);
 
 /** A non-synchronizing literal (LITERAL+, RFC 7888) holding `text`. */
 function literal(text: string): string {
@@ -138,7 +151,13 @@ describe('IMAP: sessions seeing each other, and the responses sync depends on', 
     test(`${address}: the selected folder ${how} by another session: NO or BYE, never an internal error (RFC 2180 §3.2)`, async () => {
       const b = await session(address);
       await ok(b, 'b0', 'ENABLE UTF8=ACCEPT');
-      const commands = ['FETCH 1 (FLAGS)', 'UID FETCH 1:* (FLAGS)', 'STORE 1 +FLAGS (\\Seen)', 'EXPUNGE', 'CLOSE'];
+      const commands = [
+        'FETCH 1 (FLAGS)',
+        'UID FETCH 1:* (FLAGS)',
+        'STORE 1 +FLAGS (\\Seen)',
+        'EXPUNGE',
+        'CLOSE',
+      ];
       const errorsBefore = internalErrors();
       const answers: string[] = [];
       for (const [i, command] of commands.entries()) {
@@ -149,14 +168,21 @@ describe('IMAP: sessions seeing each other, and the responses sync depends on', 
         await a.write(`a2 APPEND ${quoted(name)} ${literal('Subject: x\r\n\r\nx\r\n')}\r\n`);
         assert.match((await a.answer('a2')).tagged, /^a2 OK/);
         await ok(a, 'a3', `SELECT ${quoted(name)}`);
-        await ok(b, `b${i}`, how === 'deleted' ? `DELETE ${quoted(name)}` : `RENAME ${quoted(name)} ${quoted(`${name} neu`)}`);
+        await ok(
+          b,
+          `b${i}`,
+          how === 'deleted' ? `DELETE ${quoted(name)}` : `RENAME ${quoted(name)} ${quoted(`${name} neu`)}`,
+        );
         await a.write(`a4 ${command}\r\n`);
         const r = await a.answerOrClose('a4');
         answers.push(`${command} → ${r.tagged ?? `(closed) ${r.untagged.join(' | ')}`}`);
         a.close();
       }
       for (const line of answers) {
-        assert.ok(!/SERVERBUG|Internal error/i.test(line), `a NO or a BYE, not a server bug:\n${answers.join('\n')}`);
+        assert.ok(
+          !/SERVERBUG|Internal error/i.test(line),
+          `a NO or a BYE, not a server bug:\n${answers.join('\n')}`,
+        );
         assert.match(line, /→ (a4 NO|\(closed\) \* BYE)/, answers.join('\n'));
       }
       assert.equal(internalErrors(), errorsBefore, 'nothing logged as an internal error');
@@ -191,7 +217,9 @@ describe('IMAP: sessions seeing each other, and the responses sync depends on', 
       await deliver(address, 2);
       const a = await session(address);
       await ok(a, 'a1', 'SELECT INBOX');
-      assert.deepEqual(await ok(a, 'a2', 'UID STORE 2 +FLAGS (\\Flagged)'), ['* 2 FETCH (FLAGS (\\Flagged) UID 2)']);
+      assert.deepEqual(await ok(a, 'a2', 'UID STORE 2 +FLAGS (\\Flagged)'), [
+        '* 2 FETCH (FLAGS (\\Flagged) UID 2)',
+      ]);
       assert.deepEqual(await ok(a, 'a3', 'UID FETCH 1:* (FLAGS)'), [
         '* 1 FETCH (FLAGS () UID 1)',
         '* 2 FETCH (FLAGS (\\Flagged) UID 2)',
@@ -258,7 +286,9 @@ describe('IMAP: sessions seeing each other, and the responses sync depends on', 
       await deliver(address, 1);
       const a = await session(address);
       await ok(a, 'a1', 'SELECT INBOX');
-      await a.write(`a2 APPEND INBOX (\\Seen) ${literal('Subject: 1\r\n\r\n1\r\n')} ${literal('Subject: 2\r\n\r\n2\r\n')}\r\n`);
+      await a.write(
+        `a2 APPEND INBOX (\\Seen) ${literal('Subject: 1\r\n\r\n1\r\n')} ${literal('Subject: 2\r\n\r\n2\r\n')}\r\n`,
+      );
       const appended = await a.answer('a2');
       assert.deepEqual(appended.untagged, ['* 3 EXISTS']);
       assert.match(appended.tagged, /^a2 OK \[APPENDUID \d+ 2:3\]/, appended.tagged);

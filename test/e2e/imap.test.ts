@@ -196,7 +196,10 @@ describe('IMAP with imapflow', { skip }, () => {
         const entry = listed[i]!;
         assert.equal(m.uid, entry.uid);
         const stored = await tern.mailboxCat(address, entry.id);
-        assert.ok(m.source?.equals(stored), `message ${m.uid}: FETCH BODY[] is the stored message byte for byte`);
+        assert.ok(
+          m.source?.equals(stored),
+          `message ${m.uid}: FETCH BODY[] is the stored message byte for byte`,
+        );
         assert.equal(m.size, stored.length, 'RFC822.SIZE is the stored size');
         // IMAP's date-time has whole seconds (RFC 9051 §9 date-time).
         assert.equal(new Date(m.internalDate!).getTime(), wholeSeconds(Date.parse(entry.internalDate)));
@@ -262,13 +265,13 @@ describe('IMAP with imapflow', { skip }, () => {
       assert.equal(copied.destination, 'Archive');
       assert.equal(typeof copied.uidValidity, 'bigint', 'COPYUID gives the destination UIDVALIDITY');
       assert.equal(copied.uidMap?.size, 1);
-      const copyUid = copied.uidMap!.get(listed[0]!.uid)!;
+      const copyUid = copied.uidMap.get(listed[0]!.uid)!;
       assert.ok(copyUid > 0);
 
       const moved = await client.messageMove(String(listed[1]!.uid), 'Archive', { uid: true });
       assert.ok(moved, 'MOVE succeeded');
       assert.equal(moved.uidMap?.size, 1);
-      const moveUid = moved.uidMap!.get(listed[1]!.uid)!;
+      const moveUid = moved.uidMap.get(listed[1]!.uid)!;
       assert.ok(moveUid > copyUid, 'UIDs in Archive ascend');
       assert.equal(moved.uidValidity, copied.uidValidity);
 
@@ -284,7 +287,12 @@ describe('IMAP with imapflow', { skip }, () => {
       );
 
       await client.mailboxOpen('Archive');
-      const archived = await client.fetchAll('1:*', { uid: true, source: true, flags: true, internalDate: true });
+      const archived = await client.fetchAll('1:*', {
+        uid: true,
+        source: true,
+        flags: true,
+        internalDate: true,
+      });
       assert.deepEqual(
         archived.map((m) => m.uid),
         [copyUid, moveUid],
@@ -351,7 +359,11 @@ describe('IMAP with imapflow', { skip }, () => {
       assert.equal(typeof appended.uidValidity, 'bigint');
       const box = await client.mailboxOpen('Drafts');
       assert.equal(box.exists, 1);
-      const m = await client.fetchOne(String(appended.uid), { uid: true, flags: true, internalDate: true, source: true, envelope: true }, { uid: true });
+      const m = await client.fetchOne(
+        String(appended.uid),
+        { uid: true, flags: true, internalDate: true, source: true, envelope: true },
+        { uid: true },
+      );
       assert.ok(m);
       assert.deepEqual([...m.flags!].sort(), ['$Todo', '\\Draft', '\\Seen']);
       assert.equal(new Date(m.internalDate!).getTime(), date.getTime());
@@ -424,7 +436,9 @@ describe('IMAP with imapflow', { skip }, () => {
       assert.equal((await smtp.command('MAIL FROM:<sender@example.org> SMTPUTF8')).code, 250);
       assert.equal((await smtp.command(`RCPT TO:<${address}>`)).code, 250);
       assert.equal((await smtp.command('DATA')).code, 354);
-      await smtp.send(`From: sender@example.org\r\nTo: ${address}\r\nSubject: während IDLE\r\n\r\npush\r\n.\r\n`);
+      await smtp.send(
+        `From: sender@example.org\r\nTo: ${address}\r\nSubject: während IDLE\r\n\r\npush\r\n.\r\n`,
+      );
       const accepted = await smtp.readReply();
       const acceptedAt = performance.now();
       assert.equal(accepted.code, 250);
@@ -433,7 +447,9 @@ describe('IMAP with imapflow', { skip }, () => {
 
       await waitFor('the exists event', () => (existsAt > 0 ? true : undefined), 10_000, 5);
       const latencyMs = existsAt - acceptedAt;
-      console.log(`# IMAP IDLE push latency for ${address}: ${latencyMs.toFixed(1)} ms (SMTP 250 → untagged EXISTS)`);
+      console.log(
+        `# IMAP IDLE push latency for ${address}: ${latencyMs.toFixed(1)} ms (SMTP 250 → untagged EXISTS)`,
+      );
       assert.equal(count, 2);
       await client.noop(); // ends IDLE (DONE)
       await idling;
@@ -482,7 +498,10 @@ describe('IMAP with imapflow', { skip }, () => {
         'VANISHED (EARLIER) names the expunged UID',
       );
       const flagged = flags.find((f) => f.uid === uids[1]);
-      assert.ok(flagged, `a FETCH for the flagged message: ${JSON.stringify(flags, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v instanceof Set ? [...(v as Set<string>)] : v))}`);
+      assert.ok(
+        flagged,
+        `a FETCH for the flagged message: ${JSON.stringify(flags, (_k, v: unknown) => (typeof v === 'bigint' ? String(v) : v instanceof Set ? [...(v as Set<string>)] : v))}`,
+      );
       assert.ok(flagged.flags.has('\\Flagged'));
       assert.ok(!flags.some((f) => f.uid === uids[2]), 'the unchanged message is not reported');
       // CHANGEDSINCE on FETCH gives the same answer.
@@ -571,7 +590,11 @@ describe('IMAP with imapflow', { skip }, () => {
       await a.fetchAll('1:*', { flags: true });
       await a.fetchOne('1', { uid: true });
       const idling = a.idle();
-      await waitFor('IDLE to report the held-back expunge', () => (expunges.length === 2 ? true : undefined), 3000);
+      await waitFor(
+        'IDLE to report the held-back expunge',
+        () => (expunges.length === 2 ? true : undefined),
+        3000,
+      );
       await a.noop();
       await idling;
       assert.equal(a.mailbox ? a.mailbox.exists : -1, 1, 'A counts one message left, as B does');
@@ -657,7 +680,11 @@ describe('IMAP with imapflow', { skip }, () => {
         await client.mailboxOpen('INBOX');
         await client.messageFlagsAdd('3', ['\\Seen']);
         assert.deepEqual(await client.search({ seen: false }), [1, 2]);
-        assert.deepEqual(await client.search({ subject: 'märz' }), [1], 'i;unicode-casemap: case-insensitive');
+        assert.deepEqual(
+          await client.search({ subject: 'märz' }),
+          [1],
+          'i;unicode-casemap: case-insensitive',
+        );
         assert.deepEqual(await client.search({ subject: '東京' }), [2]);
         assert.deepEqual(await client.search({ body: '曇り' }), [2]);
         assert.deepEqual(await client.search({ or: [{ subject: 'plain' }, { body: 'Euro' }] }), [1, 3]);
