@@ -115,8 +115,10 @@ describe('IMAP against hostile clients', { skip }, () => {
       const c = await loggedIn(address);
       try {
         await c.write(`t1 NOOP ${'x'.repeat(20_000)}\r\n`);
-        const r = await c.response();
-        assert.match(r, /^(t1|\*) BAD \[TOOBIG\]/, r);
+        // The tag is the line's first bytes: the BAD is tagged, so a client waiting for t1 is not left
+        // hanging (RFC 9051 §7.1.3: untagged BAD only when the command cannot be determined).
+        const r = await c.answerOrClose('t1', 3000);
+        assert.match(r.tagged ?? '(closed)', /^t1 BAD \[TOOBIG\]/, JSON.stringify(r));
         // A long but allowed line (RFC 7162 §4: at least 8192 octets) is fine.
         const set = Array.from({ length: 1500 }, (_, i) => i + 1).join(',');
         const line = `t3 UID FETCH ${set} (FLAGS)`;
@@ -335,6 +337,40 @@ describe('IMAP against hostile clients', { skip }, () => {
       assert.equal(odd, whole, 'cut in odd pieces');
       const bytes = await run((s) => [...s].map((b) => Buffer.from([b])));
       assert.equal(bytes, whole, 'byte by byte');
+    });
+  }
+
+  for (const address of ['carol@example.test', 'zoë@example.test']) {
+    test(`${address}: an overlong line inside AUTHENTICATE ends it with a tagged BAD`, async () => {
+      const c = await RawImap.open(tern.ports.imaps!, { tls: true });
+      try {
+        // RFC 9051 §6.2.2: a response the server cannot take rejects AUTHENTICATE with a tagged BAD.
+        await c.write('o1 AUTHENTICATE PLAIN\r\n');
+        assert.match(await c.response(), /^\+ ?$/);
+        await c.write(`${'QUFB'.repeat(2600)}\r\n`);
+        const auth = await c.answerOrClose('o1', 3000);
+        assert.match(auth.tagged ?? '(closed)', /^o1 BAD/, JSON.stringify(auth));
+        assert.match((await c.command('o2', loginCommand(address))).tagged, /^o2 OK/);
+      } finally {
+        c.close();
+      }
+    });
+
+    test(`${address}: an overlong line inside IDLE ends it with a tagged BAD`, async () => {
+      const c = await loggedIn(address);
+      try {
+        await c.command('o3', 'SELECT INBOX');
+        // IDLE waits for DONE; an overlong line instead ends it, tagged, as any other line does.
+        await c.write('o4 IDLE\r\n');
+        assert.match(await c.response(), /^\+ /);
+        await c.write(`${'D'.repeat(10_000)}\r\n`);
+        const idle = await c.answerOrClose('o4', 3000);
+        assert.match(idle.tagged ?? '(closed)', /^o4 BAD/, JSON.stringify(idle));
+        // Out of IDLE: DONE is not expected any more, commands are commands.
+        assert.match((await c.command('o5', 'NOOP')).tagged, /^o5 OK/);
+      } finally {
+        c.close();
+      }
     });
   }
 

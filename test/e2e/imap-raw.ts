@@ -135,7 +135,12 @@ export class RawImap {
   async answer(tag: string, timeoutMs = 10_000): Promise<Answer> {
     const untagged: string[] = [];
     for (;;) {
-      const r = await this.response(timeoutMs);
+      let r: string;
+      try {
+        r = await this.response(timeoutMs);
+      } catch (err) {
+        throw withUntagged(err, tag, untagged);
+      }
       if (r.startsWith(`${tag} `)) return { untagged, tagged: r };
       untagged.push(r);
     }
@@ -152,7 +157,7 @@ export class RawImap {
       try {
         r = await this.response(timeoutMs);
       } catch (err) {
-        if (!this.closed) throw err;
+        if (!this.closed) throw withUntagged(err, tag, untagged);
         return { untagged, tagged: null };
       }
       if (r.startsWith(`${tag} `)) return { untagged, tagged: r };
@@ -204,6 +209,12 @@ export class RawImap {
   close(): void {
     this.#socket.destroy();
   }
+}
+
+/** The error of a wait for `tag`, with what came before it (an untagged BAD is often the clue). */
+function withUntagged(err: unknown, tag: string, untagged: readonly string[]): Error {
+  const message = err instanceof Error ? err.message : String(err);
+  return new Error(`waiting for ${tag}: ${message}; untagged before it: ${JSON.stringify(untagged)}`);
 }
 
 /** An IMAP quoted string (RFC 9051 §4.3; UTF-8 inside is IMAP4rev2's). */
