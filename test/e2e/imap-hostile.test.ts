@@ -400,6 +400,34 @@ describe('IMAP against hostile clients', { skip }, () => {
     });
   }
 
+  for (const address of ['alice@example.test', 'zoë@example.test']) {
+    test(`${address}: a connection dropped in the middle of an APPEND literal stores nothing`, async () => {
+      const count = async (): Promise<number> => {
+        const c = await loggedIn(address);
+        try {
+          const r = await c.command('n', 'STATUS Drafts (MESSAGES)');
+          return Number(/MESSAGES (\d+)/.exec(r.untagged[0]!)![1]);
+        } finally {
+          c.close();
+        }
+      };
+      const before = await count();
+      const c = await loggedIn(address);
+      await c.write('d1 APPEND Drafts {4000}\r\n');
+      assert.match(await c.response(), /^\+ /);
+      await c.write(`Subject: halb\r\n\r\n${'x'.repeat(1000)}`);
+      await sleep(100);
+      c.close();
+      // A LITERAL+ one cut short the same way.
+      const d = await loggedIn(address);
+      await d.write(`d2 APPEND Drafts {4000+}\r\nSubject: halb\r\n\r\n${'y'.repeat(1000)}`);
+      await sleep(100);
+      d.close();
+      await sleep(300);
+      assert.equal(await count(), before, 'no partial message in Drafts');
+    });
+  }
+
   for (const address of ['carol@example.test', '日本@example.test']) {
     test(`${address}: an APPEND literal streamed in small pieces is stored byte for byte`, async () => {
       const c = await loggedIn(address);
@@ -566,6 +594,20 @@ describe('IMAP limits: connections per user, autologout', { skip }, () => {
           return /^p OK/.test(r.tagged) ? r : undefined;
         });
         assert.match(again.tagged, /^p OK/);
+        // Connections dropped without LOGOUT free their places too.
+        sessions[1]!.close();
+        third.close();
+        await waitFor('free places after two dropped connections', async () => {
+          const probes = [
+            await RawImap.open(tern.ports.imaps!, { tls: true }),
+            await RawImap.open(tern.ports.imaps!, { tls: true }),
+          ];
+          sessions.push(...probes);
+          const answers = [];
+          for (const p of probes) answers.push((await p.command('s', loginCommand(address))).tagged);
+          for (const p of probes) p.close();
+          return answers.every((a) => /^s OK/.test(a)) ? true : undefined;
+        });
       } finally {
         for (const c of sessions) c.close();
       }
