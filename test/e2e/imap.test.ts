@@ -13,6 +13,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { ImapFlow, type FetchMessageObject, type FlagsEvent, type ExpungeEvent } from 'imapflow';
+import { loadConfig } from '../../src/config/load.ts';
+import { systemClock } from '../../src/core/ports.ts';
+import { openStore } from '../../src/main.ts';
 import type { Tern } from './harness.ts';
 import { ehlo, havePython, RawSmtpClient, smtplib, startTern, waitFor } from './harness.ts';
 
@@ -32,6 +35,7 @@ const SCENARIOS = [
   'qresync',
   'two',
   'held',
+  'process',
 ];
 const users = SCENARIOS.flatMap((s) => [`alice.${s}@example.test`, `jürgen.${s}@example.test`]);
 users.push('日本@example.test', 'search@example.test', '日本.search@example.test');
@@ -665,6 +669,50 @@ describe('IMAP with imapflow', { skip }, () => {
       const file = await client.download('*', '2');
       assert.ok((await streamBytes(file.content)).equals(attachment), 'the attachment comes back decoded');
       await logout(client);
+    });
+  }
+
+  for (const address of pair('process')) {
+    test(`${address}: changes committed by another process (as the CLI does) reach an IDLE client`, async () => {
+      await deliver(address, [
+        { subject: 'p1', body: '1\n' },
+        { subject: 'p2', body: '2\n' },
+      ]);
+      // This test process opens the store as `tern mailbox` would: the server learns of its commits
+      // only through the store's change feed (docs: within 100 ms).
+      const store = await openStore(loadConfig({ path: tern.configPath, cwd: tern.dir }), systemClock);
+      const client = await connect(address);
+      try {
+        await client.mailboxOpen('INBOX');
+        const uids = (await client.fetchAll('1:*', { uid: true })).map((m) => m.uid);
+        const flags: FlagsEvent[] = [];
+        const expunges: ExpungeEvent[] = [];
+        client.on('flags', (e: FlagsEvent) => flags.push(e));
+        client.on('expunge', (e: ExpungeEvent) => expunges.push(e));
+        const idling = client.idle();
+        await waitFor('IDLE to start', () => (client.idling ? true : undefined), 5000, 10);
+
+        let started = performance.now();
+        await store.storeFlags(address, 'INBOX', [uids[0]!], { mode: 'add', flags: ['\\Flagged'] });
+        await waitFor('the flag change pushed in IDLE', () => (flags.length > 0 ? true : undefined), 5000, 5);
+        const flagMs = performance.now() - started;
+        assert.equal(flags[0]!.seq, 1);
+        assert.ok(flags[0]!.flags.has('\\Flagged'));
+
+        started = performance.now();
+        await store.expunge(address, 'INBOX', [uids[1]!]);
+        await waitFor('the expunge pushed in IDLE', () => (expunges.length > 0 ? true : undefined), 5000, 5);
+        const expungeMs = performance.now() - started;
+        assert.equal(expunges[0]!.seq, 2);
+        console.log(
+          `# IMAP IDLE push of another process's commit for ${address}: flags ${flagMs.toFixed(1)} ms, expunge ${expungeMs.toFixed(1)} ms`,
+        );
+        await client.noop();
+        await idling;
+      } finally {
+        await store.close();
+        await logout(client);
+      }
     });
   }
 
