@@ -1,13 +1,15 @@
 // IMAP against a hostile or clumsy client, over raw sockets, byte for byte: bytes pipelined after STARTTLS
 // before the handshake are discarded and never answered (RFC 9051 §6.2.1, the STARTTLS injection of
-// CVE-2011-0411's kind); LOGINDISABLED and [PRIVACYREQUIRED] before TLS (§6.2.3, §7.1); overlong lines and
-// huge literal announcements answered [TOOBIG] (§7.1, RFC 7888 §4) without a "+"; a synchronizing literal
+// CVE-2011-0411's kind); LOGINDISABLED and [PRIVACYREQUIRED] before TLS (§6.2.3, §7.1); overlong lines
+// (also inside AUTHENTICATE and IDLE) answered with a tagged BAD [TOOBIG], and huge literal announcements
+// answered [TOOBIG] (§7.1, RFC 7888 §4) without a "+"; a synchronizing literal
 // refused before it is sent (§7.5); commands in the wrong state answered BAD (§6); a flood of bad commands
 // ending with BYE; AUTHENTICATE with SASL-IR (RFC 4959) and an exchange cancelled with "*" (§6.2.2);
 // failed logins reaching the lockout submission uses ([auth] lockout_threshold); a pipelined command
 // stream answered the same however it is cut (sent whole, in odd pieces, byte by byte); IDLE + DONE
-// (RFC 2177); and an APPEND literal streamed in small pieces. Each scenario with an ASCII and a UTF-8 user
-// where a user appears.
+// (RFC 2177); an APPEND literal streamed in small pieces, and one cut off by a dropped connection (nothing
+// stored); connections per user and the autologout (RFC 9051 §5.4, shortened by config to be waited for).
+// Each scenario with an ASCII and a UTF-8 user where a user appears.
 // Deliberately NOT here: well-behaved clients (imap.test.ts, imap-imaplib.test.ts) and the pure reader's
 // every branch (src/protocol/imap/reader.test.ts, reader.fuzz.test.ts).
 

@@ -4,8 +4,10 @@
 // over STARTTLS and implicit TLS with ASCII and UTF-8 users, the special-use folders created at first
 // login, FETCH of ENVELOPE/BODYSTRUCTURE/source byte-equal to `tern mailbox cat`, flags, COPY and MOVE with
 // their UID maps, delete + expunge (gone from `tern mailbox list`), APPEND with flags and an internal
-// date, folders with UTF-8 names, IDLE push of a new delivery (latency printed), a QRESYNC reconnect
-// (VANISHED and changed flags), and two sessions on one folder seeing each other's changes.
+// date, folders with UTF-8 names, a multipart message (BODYSTRUCTURE, RFC 2231 names, parts downloaded
+// decoded), IDLE push of a new delivery and of another process's commit (latencies printed), a QRESYNC
+// reconnect (VANISHED and changed flags), two sessions on one folder seeing each other's changes, and an
+// expunge held back during FETCH reaching the client later (RFC 9051 §7.5.1).
 // SEARCH is in its own describe block, marked todo until it is wired.
 // Deliberately NOT here: Python imaplib (imap-imaplib.test.ts), raw-socket abuse (imap-hostile.test.ts),
 // the pure session and parser (src/protocol/imap/*.test.ts).
