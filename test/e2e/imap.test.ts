@@ -8,7 +8,7 @@
 // decoded), IDLE push of a new delivery and of another process's commit (latencies printed), a QRESYNC
 // reconnect (VANISHED and changed flags), two sessions on one folder seeing each other's changes, and an
 // expunge held back during FETCH reaching the client later (RFC 9051 §7.5.1).
-// SEARCH is in its own describe block, marked todo until it is wired.
+// SEARCH (by flag, UTF-8 subject and body, OR, UID) in its own describe block.
 // Deliberately NOT here: Python imaplib (imap-imaplib.test.ts), raw-socket abuse (imap-hostile.test.ts),
 // the pure session and parser (src/protocol/imap/*.test.ts).
 
@@ -718,7 +718,7 @@ describe('IMAP with imapflow', { skip }, () => {
     });
   }
 
-  describe('SEARCH (lands next)', { todo: 'SEARCH lands next' }, () => {
+  describe('SEARCH', () => {
     for (const address of ['search@example.test', '日本.search@example.test']) {
       test(`${address}: SEARCH by flag, subject (UTF-8), body text and UID`, async () => {
         await deliver(address, [
