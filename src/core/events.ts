@@ -67,6 +67,8 @@ export const Events = {
   imapSelect: 'imap.select',
   /** A message APPENDed durably. */
   imapAppend: 'imap.append',
+  /** The selected folder was deleted or renamed by someone else: the session ends with BYE. */
+  imapSelectedGone: 'imap.selected_gone',
   /** Messages expunged (EXPUNGE, CLOSE, MOVE) by a session. */
   imapExpunge: 'imap.expunge',
   // TLS material (src/net/tls.ts)

@@ -10,10 +10,16 @@
 export type Frame =
   /** One line without its line ending; `crlf` false when it ended in a bare LF. */
   | { readonly kind: 'line'; readonly line: Uint8Array; readonly crlf: boolean }
-  /** A line over maxLineBytes: its bytes up to and including the next LF are dropped (`bytes` so far). */
-  | { readonly kind: 'overlong'; readonly bytes: number }
+  /**
+   * A line over maxLineBytes: its bytes up to and including the next LF are dropped (`bytes` so far);
+   * `head` keeps its first octets (up to HEAD_BYTES), so a protocol can still read the line's tag.
+   */
+  | { readonly kind: 'overlong'; readonly bytes: number; readonly head: Uint8Array }
   /** Bytes of the literal asked for; `last` on the piece that completes it. */
   | { readonly kind: 'literal'; readonly chunk: Uint8Array; readonly last: boolean };
+
+/** Octets of an overlong line kept for its head (an IMAP tag is at most this long in practice). */
+export const HEAD_BYTES = 128;
 
 const LF = 0x0a;
 const CR = 0x0d;
@@ -80,15 +86,17 @@ export class LineFramer {
       // A line that cannot end within the limit is reported now, not when its LF finally comes.
       if (this.buffer.length >= this.maxLineBytes) {
         const bytes = this.buffer.length;
+        const head = this.buffer.slice(0, HEAD_BYTES);
         this.buffer = EMPTY;
         this.skipping = true;
-        return { kind: 'overlong', bytes };
+        return { kind: 'overlong', bytes, head };
       }
       return null;
     }
     if (lf + 1 > this.maxLineBytes) {
+      const head = this.buffer.slice(0, HEAD_BYTES);
       this.buffer = this.buffer.subarray(lf + 1);
-      return { kind: 'overlong', bytes: lf + 1 };
+      return { kind: 'overlong', bytes: lf + 1, head };
     }
     const crlf = lf > 0 && this.buffer[lf - 1] === CR;
     const line = this.buffer.subarray(0, crlf ? lf - 1 : lf);

@@ -31,7 +31,7 @@ import {
 } from '../protocol/imap/format.ts';
 import type { SelectedView } from '../protocol/imap/selected.ts';
 import { ImapSession, type Effect } from '../protocol/imap/session.ts';
-import type { FolderEvent, ImapMailboxStore } from '../store/mailbox-store.ts';
+import { MailboxError, type FolderEvent, type ImapMailboxStore } from '../store/mailbox-store.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
 import type { Driver, DriverFactory } from './driver.ts';
 import { AppendCommand } from './imap/append.ts';
@@ -46,6 +46,9 @@ import {
   type SaslEvents,
   type SaslStep,
 } from './sasl-drive.ts';
+
+/** The BYE when the selected folder is deleted or renamed elsewhere (RFC 2180 §3.2; Dovecot's words). */
+const SELECTED_GONE = 'Selected mailbox was deleted or renamed, have to disconnect';
 
 /** Above this many unfed bytes the socket is paused (literals stream through; commands are bounded). */
 export const IMAP_MAX_BUFFERED_BYTES = 256 * 1024;
@@ -181,8 +184,19 @@ export class ImapConnection implements Driver {
       await this.pushChain;
       await this.perform(effects);
     } catch (err) {
-      this.log.error(Events.imapInternalError, { error: String(err), stack: (err as Error).stack });
-      this.bye('Internal error, closing connection', { kind: 'SERVERBUG' });
+      if (
+        this.view !== null &&
+        err instanceof MailboxError &&
+        (err.code === 'nonexistent' || err.code === 'noselect')
+      ) {
+        // The selected folder went away under the command (another process, or a race with our own
+        // feed): RFC 2180 §3.2 allows a BYE; it is no server bug.
+        this.log.event(Events.imapSelectedGone, { folder: this.view.folder });
+        this.bye(SELECTED_GONE);
+      } else {
+        this.log.error(Events.imapInternalError, { error: String(err), stack: (err as Error).stack });
+        this.bye('Internal error, closing connection', { kind: 'SERVERBUG' });
+      }
     } finally {
       this.busy = false;
     }
@@ -230,7 +244,7 @@ export class ImapConnection implements Driver {
         await this.append?.data(effect.chunk, effect.last);
         return [];
       case 'line':
-        return this.rawLine(effect.line);
+        return this.rawLine(effect.line, effect.tooLong);
       default:
         return assertNever(effect);
     }
@@ -304,6 +318,11 @@ export class ImapConnection implements Driver {
     // A command that turns CONDSTORE on while a folder is selected is answered with the folder's
     // HIGHESTMODSEQ first (RFC 7162 §3.1); SELECT/EXAMINE say it themselves.
     this.condstoreBefore = this.enabled.condstore || command.kind === 'select' || command.kind === 'examine';
+    if (this.view !== null && this.selectedGone && command.kind !== 'logout') {
+      // Deleted or renamed by another session since the last command: its numbers mean nothing now.
+      this.bye(SELECTED_GONE);
+      return [];
+    }
     switch (command.kind) {
       case 'capability':
         this.shell.write(formatCapability(this.capabilities()));
@@ -564,7 +583,7 @@ export class ImapConnection implements Driver {
     }
     this.dirty = false;
     if (this.selectedGone) {
-      this.bye('Selected mailbox was deleted or renamed, have to disconnect');
+      this.bye(SELECTED_GONE);
       return;
     }
     let changes;
@@ -605,14 +624,22 @@ export class ImapConnection implements Driver {
 
   // --- raw lines: IDLE's DONE and AUTHENTICATE responses ------------------------------------------
 
-  private async rawLine(bytes: Uint8Array): Promise<Effect[]> {
+  private async rawLine(bytes: Uint8Array, tooLong: boolean): Promise<Effect[]> {
     const line = new TextDecoder().decode(bytes);
     if (this.idleTag !== null) {
       const tag = this.idleTag;
       this.idleTag = null;
       this.armIdleTimer();
+      if (tooLong) return this.complete(tag, bad('Line too long, expected DONE', { kind: 'TOOBIG' }), 'none');
       if (line.toUpperCase() !== 'DONE') return this.complete(tag, bad('Expected DONE'), 'none');
       return this.complete(tag, ok('IDLE terminated'));
+    }
+    if (this.authTag !== null && tooLong) {
+      // The exchange ends here; the SASL drive starts afresh at the next AUTHENTICATE.
+      const tag = this.authTag;
+      this.authTag = null;
+      this.shell.write(formatAuthStep(tag, imapSaslFraming.failure('line-too-long')));
+      return this.session.resume();
     }
     if (this.authTag !== null) return this.authStep(await this.sasl.line(line));
     return this.session.resume();

@@ -45,6 +45,7 @@ describe('IMAP string literals', () => {
         sync: true,
         binary: false,
         message: null,
+        mailbox: null,
         index: -1,
       },
       {
@@ -54,6 +55,7 @@ describe('IMAP string literals', () => {
         sync: true,
         binary: false,
         message: null,
+        mailbox: null,
         index: -1,
       },
       { kind: 'command', tag: 'A001', command: { kind: 'login', user: 'FRED FOOBAR', password: 'fat man' } },
@@ -99,12 +101,24 @@ describe('IMAP string literals', () => {
     ]);
   });
 
-  it('an overlong line is one error, and the reader goes on with the next line', () => {
+  it('an overlong line is one error with its tag (RFC 9051 §7.1.3), and the reader goes on', () => {
     const events = collect([`a LOGIN ${'x'.repeat(200)}\r\nb NOOP\r\n`], { maxLineBytes: 100 });
     assert.deepEqual(events, [
-      { kind: 'error', tag: null, error: { kind: 'too-big', text: 'Command line too long' } },
+      { kind: 'error', tag: 'a', error: { kind: 'too-big', text: 'Command line too long' } },
       { kind: 'command', tag: 'b', command: { kind: 'noop' } },
     ]);
+    // Without a readable tag the BAD is untagged.
+    const untagged = collect([`${'x'.repeat(200)}\r\nb NOOP\r\n`], { maxLineBytes: 100 });
+    assert.equal((untagged[0] as { tag: string | null }).tag, null);
+  });
+
+  it('an overlong raw line (IDLE, AUTHENTICATE) is handed over as too long, for the driver to end', () => {
+    const reader = new ImapCommandReader({ maxLineBytes: 100 });
+    reader.push(enc.encode(`a IDLE\r\n${'y'.repeat(300)}\r\nb NOOP\r\n`));
+    assert.equal(reader.next()?.kind, 'command');
+    reader.expectLine();
+    assert.deepEqual(reader.next(), { kind: 'line', line: new Uint8Array(0), tooLong: true });
+    assert.deepEqual(reader.next(), { kind: 'command', tag: 'b', command: { kind: 'noop' } });
   });
 });
 
@@ -182,7 +196,7 @@ describe('IMAP APPEND streaming', () => {
     reader.push(enc.encode('a IDLE\r\nDONE\r\nb STARTTLS\r\nc LOGIN injected x\r\n'));
     assert.deepEqual(reader.next(), { kind: 'command', tag: 'a', command: { kind: 'idle' } });
     reader.expectLine();
-    assert.deepEqual(reader.next(), { kind: 'line', line: enc.encode('DONE') });
+    assert.deepEqual(reader.next(), { kind: 'line', line: enc.encode('DONE'), tooLong: false });
     assert.deepEqual(reader.next(), { kind: 'command', tag: 'b', command: { kind: 'starttls' } });
     assert.equal(reader.discard(), 'c LOGIN injected x\r\n'.length);
     assert.equal(reader.next(), null);

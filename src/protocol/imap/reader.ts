@@ -62,8 +62,8 @@ export type ReaderEvent =
       readonly index: number;
     }
   | { readonly kind: 'append-data'; readonly chunk: Uint8Array; readonly last: boolean }
-  /** A raw line after expectLine(), without its line ending. */
-  | { readonly kind: 'line'; readonly line: Uint8Array };
+  /** A raw line after expectLine(), without its line ending; `tooLong`: over the limit, dropped (empty). */
+  | { readonly kind: 'line'; readonly line: Uint8Array; readonly tooLong: boolean };
 
 type Mode =
   | { readonly kind: 'line' }
@@ -194,17 +194,26 @@ export class ImapCommandReader {
           continue;
         }
         case 'overlong': {
-          const inCommand = this.items.length > 0;
-          const tag = inCommand ? readTag(this.items) : null;
+          if (this.rawLine) {
+            // IDLE's DONE or a SASL response that is far too long: the driver ends that command.
+            this.rawLine = false;
+            return { kind: 'line', line: new Uint8Array(0), tooLong: true };
+          }
+          // The tag is the line's first word, whether the command began on an earlier line or here
+          // (RFC 9051 §7.1.3 keeps the untagged BAD for lines whose command cannot be told).
+          const head = lenient.decode(frame.head);
+          // A head without a space is no tag followed by a command: nothing to answer it by.
+          const items: Item[] | null =
+            this.items.length > 0 ? this.items : / /.test(head) ? [{ kind: 'text', text: head }] : null;
+          const tag = items === null ? null : readTag(items);
           this.resetCommand();
           this.mode = { kind: 'line' };
-          this.rawLine = false;
           return { kind: 'error', tag, error: { kind: 'too-big', text: 'Command line too long' } };
         }
         case 'line': {
           if (this.rawLine) {
             this.rawLine = false;
-            return { kind: 'line', line: frame.line };
+            return { kind: 'line', line: frame.line, tooLong: false };
           }
           const ev = this.onLine(frame.line);
           if (ev !== null) return ev;

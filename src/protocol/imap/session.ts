@@ -54,8 +54,8 @@ export type Effect =
       readonly head: AppendMessageHead;
     }
   | { readonly kind: 'append-data'; readonly chunk: Uint8Array; readonly last: boolean }
-  /** A raw line (after expectLine()); paused until resume() or expectLine(). */
-  | { readonly kind: 'line'; readonly line: Uint8Array }
+  /** A raw line (after expectLine()); paused until resume() or expectLine(). `tooLong`: dropped, empty. */
+  | { readonly kind: 'line'; readonly line: Uint8Array; readonly tooLong: boolean }
   /** Protocol abuse worth a log line. */
   | { readonly kind: 'violation'; readonly what: string }
   /** Close the connection after the writes before it. */
@@ -255,7 +255,7 @@ export class ImapSession {
           break;
         case 'line':
           this.pause = 'line';
-          out.push({ kind: 'line', line: ev.line });
+          out.push({ kind: 'line', line: ev.line, tooLong: ev.tooLong });
           break;
         default:
           assertNever(ev);
