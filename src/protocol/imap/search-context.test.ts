@@ -41,7 +41,10 @@ describe('PARTIAL (RFC 5267 §4.4)', () => {
     assert.equal(formatPartial({ first: 6, last: 6 }, partialOf(all, { first: 6, last: 6 })), '(6:6 NIL)');
     const some = [1, 2, 4, 5];
     assert.equal(formatPartial({ first: 2, last: 3 }, partialOf(some, { first: 2, last: 3 })), '(2:3 2,4)');
-    assert.equal(formatPartial({ first: 2, last: 10 }, partialOf(some, { first: 2, last: 10 })), '(2:10 2,4:5)');
+    assert.equal(
+      formatPartial({ first: 2, last: 10 }, partialOf(some, { first: 2, last: 10 })),
+      '(2:10 2,4:5)',
+    );
   });
 
   test('ESEARCH and ESORT carry it; a sorted window keeps sort order', () => {
@@ -49,7 +52,10 @@ describe('PARTIAL (RFC 5267 §4.4)', () => {
     assert.equal(formatEsearchResponse('t', false, r.items), '* ESEARCH (TAG "t") PARTIAL (1:1 1)\r\n');
     const sorted = [5, 3, 4, 2, 1];
     const s = esearchResults(sorted, sorted, ['PARTIAL'], true, { first: 2, last: 4 });
-    assert.equal(formatEsearchResponse('t', true, s.items), '* ESEARCH (TAG "t") UID PARTIAL (2:4 3:4,2)\r\n');
+    assert.equal(
+      formatEsearchResponse('t', true, s.items),
+      '* ESEARCH (TAG "t") UID PARTIAL (2:4 3:4,2)\r\n',
+    );
   });
 
   test('with other options, and SAVE keeps only the window', () => {
@@ -102,7 +108,7 @@ describe('ADDTO and REMOVEFROM (RFC 5267 §4.3)', () => {
     ];
     for (const [before, after] of cases) {
       const updates = diffResults(before, after, true);
-      assert.deepEqual(replay(before, updates), after, `${before} -> ${after}`);
+      assert.deepEqual(replay(before, updates), after, `${before.join(',')} -> ${after.join(',')}`);
     }
     assert.deepEqual(diffResults([2, 1, 4, 3, 5], [1, 3, 5], true), [
       { kind: 'REMOVEFROM', position: 1, uids: [2] },
@@ -193,7 +199,8 @@ describe('pinning a program to the messages it named (RFC 5267 §4.3)', () => {
         { kind: 'header', field: 'Subject', value: 'jürgen' },
       ],
     });
-    const utf8 = (parseOne('a SEARCH CHARSET UTF-8 1,* FROM 日本') as { program: { key: SearchKey } }).program.key;
+    const utf8 = (parseOne('a SEARCH CHARSET UTF-8 1,* FROM 日本') as { program: { key: SearchKey } }).program
+      .key;
     assert.deepEqual(pinSequenceKeys(utf8, resolve), {
       kind: 'and',
       keys: [

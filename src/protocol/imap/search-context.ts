@@ -55,7 +55,7 @@ export function diffResults(
   const out: ContextUpdate[] = [];
   const current = [...before];
   // Removals: each run of removed results, at its position in the list as the earlier runs left it.
-  for (let i = 0; i < current.length; ) {
+  for (let i = 0; i < current.length;) {
     if (keep.has(current[i]!)) {
       i++;
       continue;
@@ -67,7 +67,7 @@ export function diffResults(
   }
   // Additions: walking the new order, a result the list lacks is inserted where it belongs; the ones
   // before it are already in place.
-  for (let i = 0; i < after.length; ) {
+  for (let i = 0; i < after.length;) {
     if (had.has(after[i]!)) {
       i++;
       continue;

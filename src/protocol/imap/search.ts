@@ -480,9 +480,12 @@ export function esearchResults(
   if (has('MAX') && maxAt >= 0) items.push(['MAX', numbers[maxAt]!]);
   if (has('ALL') && numbers.length > 0) items.push(['ALL', numbers]);
   if (has('COUNT')) items.push(['COUNT', numbers.length]);
-  const window = partial === null ? null : partialOf(numbers.map((_, i) => i), partial);
-  if (partial !== null && window !== null)
-    items.push(['PARTIAL', formatPartial(partial, window.map((i) => numbers[i]!))]);
+  // PARTIAL (RFC 5267 §4.4): the window's positions, so SAVE can keep their UIDs.
+  const window = partial === null ? null : partialOf([...numbers.keys()], partial);
+  if (partial !== null && window !== null) {
+    const inWindow = window.map((i) => numbers[i]!);
+    items.push(['PARTIAL', formatPartial(partial, inWindow)]);
+  }
   let saved: number[] | null = null;
   if (has('SAVE') && window !== null) {
     // SAVE with PARTIAL keeps the window (as RFC 9394 §3.1 later wrote down).

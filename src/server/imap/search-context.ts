@@ -142,7 +142,8 @@ export class SearchContexts {
       if (view.seqOf(m.uid) > 0 && !view.isPendingExpunge(m.uid)) modseqOf.set(m.uid, m.modseq);
       else if (m.uid > view.maxUid) checked = Math.min(checked, m.modseq - 1);
     }
-    const metas = modseqOf.size === 0 ? [] : await ctx.store.messages(ctx.user, view.folder, [...modseqOf.keys()]);
+    const metas =
+      modseqOf.size === 0 ? [] : await ctx.store.messages(ctx.user, view.folder, [...modseqOf.keys()]);
     for (const c of this.contexts.values()) {
       const relevant = metas.filter((m) => (modseqOf.get(m.uid) ?? 0) > c.checkedModseq);
       c.checkedModseq = Math.max(c.checkedModseq, checked);
