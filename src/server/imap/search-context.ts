@@ -22,6 +22,7 @@ import {
 } from '../../protocol/imap/search-context.ts';
 import type { SelectedView } from '../../protocol/imap/selected.ts';
 import { sortMessages, type SortMessage } from '../../protocol/imap/sort.ts';
+import type { MessageMeta } from '../../store/mailbox-store.ts';
 import type { ImapContext } from './context.ts';
 import { findMatches, type Found } from './search.ts';
 
@@ -142,8 +143,12 @@ export class SearchContexts {
       if (view.seqOf(m.uid) > 0 && !view.isPendingExpunge(m.uid)) modseqOf.set(m.uid, m.modseq);
       else if (m.uid > view.maxUid) checked = Math.min(checked, m.modseq - 1);
     }
-    const metas =
-      modseqOf.size === 0 ? [] : await ctx.store.messages(ctx.user, view.folder, [...modseqOf.keys()]);
+    let metas: MessageMeta[] = [];
+    try {
+      if (modseqOf.size > 0) metas = await ctx.store.messages(ctx.user, view.folder, [...modseqOf.keys()]);
+    } catch {
+      return; // as above
+    }
     for (const c of this.contexts.values()) {
       const relevant = metas.filter((m) => (modseqOf.get(m.uid) ?? 0) > c.checkedModseq);
       c.checkedModseq = Math.max(c.checkedModseq, checked);
