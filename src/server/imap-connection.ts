@@ -39,6 +39,7 @@ import { bad, no, ok, type Completion, type Enabled, type ImapContext } from './
 import * as mailboxes from './imap/mailboxes.ts';
 import * as messages from './imap/messages.ts';
 import { Notifier } from './imap/notify.ts';
+import { SearchContexts } from './imap/search-context.ts';
 import {
   listenerMechanisms,
   plaintextAuthAllowed,
@@ -96,6 +97,8 @@ export class ImapConnection implements Driver {
   private savedResult: readonly number[] | null = null;
   /** CONDSTORE was on when the running command began. */
   private condstoreBefore = false;
+  /** RFC 5267 SEARCH/SORT RETURN (UPDATE) contexts of the selected folder. */
+  private readonly contexts = new SearchContexts();
   /** The AUTHENTICATE command running (its tag), while the exchange waits for lines. */
   private authTag: string | null = null;
   /** The IDLE command running (its tag). */
@@ -443,9 +446,12 @@ export class ImapConnection implements Driver {
       case 'thread':
         return this.complete(
           tag,
-          await messages.search(ctx, command, tag),
+          await messages.search(ctx, command, tag, this.contexts),
           command.uid ? 'all' : 'no-expunge',
         );
+      case 'cancelupdate':
+        this.contexts.cancel(command.tags);
+        return this.complete(tag, ok('CANCELUPDATE completed'));
       default:
         // Every other kind was answered by the first switch.
         return this.complete(tag, bad('Unexpected command'));
@@ -499,6 +505,7 @@ export class ImapConnection implements Driver {
   private selectView(view: SelectedView): void {
     this.view = view;
     this.dirty = false;
+    view.beforeExpunge = (uids) => this.contexts.beforeExpunge(view, uids);
     const user = this.user!;
     this.unwatch = this.store.watch(user, view.folder, (event: FolderEvent) => this.onFolderEvent(event));
   }
@@ -510,6 +517,7 @@ export class ImapConnection implements Driver {
     this.dirty = false;
     this.selectedGone = false;
     this.savedResult = null;
+    this.contexts.clear();
   }
 
   private onFolderEvent(event: FolderEvent): void {
@@ -568,8 +576,15 @@ export class ImapConnection implements Driver {
     });
   }
 
-  /** Untagged EXPUNGE/EXISTS/FETCH for what changed since the view was last brought up to date. */
+  /** The view's updates, then the ESEARCH ADDTO/REMOVEFROM they caused (RFC 5267 §4.3.2). */
   private async sendUpdates(allowExpunge: boolean): Promise<void> {
+    await this.sendViewUpdates(allowExpunge);
+    if (this.view !== null && this.user !== null && !this.shell.closed && this.contexts.size > 0)
+      await this.contexts.refresh(this.context());
+  }
+
+  /** Untagged EXPUNGE/EXISTS/FETCH for what changed since the view was last brought up to date. */
+  private async sendViewUpdates(allowExpunge: boolean): Promise<void> {
     const view = this.view;
     const user = this.user;
     if (view === null || user === null) return;

@@ -41,6 +41,8 @@ export const EXTENSIONS: readonly string[] = [
   'SORT',
   'SORT=DISPLAY',
   'ESORT',
+  'CONTEXT=SEARCH',
+  'CONTEXT=SORT',
   'THREAD=REFERENCES',
   'THREAD=ORDEREDSUBJECT',
   'QUOTA',

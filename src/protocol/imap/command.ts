@@ -3,8 +3,8 @@
 // MULTIAPPEND RFC 3502, CATENATE RFC 4469, BINARY RFC 3516, ESEARCH RFC 4731, SEARCHRES RFC 5182,
 // SORT/THREAD RFC 5256, ESORT RFC 5267, SORT=DISPLAY RFC 5957, WITHIN RFC 5032, SAVEDATE RFC 8514,
 // OBJECTID RFC 8474, PREVIEW RFC 8970, QUOTA RFC 9208, ID RFC 2971, COMPRESS RFC 4978, UNAUTHENTICATE
-// RFC 8437, UTF8=ACCEPT RFC 6855, NOTIFY RFC 5465). Types only. Mailbox names are as the client wrote them: decoding
-// modified UTF-7 depends on the session (mailbox-name.ts).
+// RFC 8437, UTF8=ACCEPT RFC 6855, NOTIFY RFC 5465, CONTEXT=SEARCH/SORT RFC 5267). Types only. Mailbox
+// names are as the client wrote them: decoding modified UTF-7 depends on the session (mailbox-name.ts).
 
 import type { ImapDate, ImapDateTime, SequenceSet } from './syntax.ts';
 
@@ -70,7 +70,14 @@ export interface AppendMessage extends AppendMessageHead {
   readonly data: AppendData;
 }
 
-export type SearchReturnOption = 'MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE';
+/** UPDATE, CONTEXT and PARTIAL are RFC 5267's (CONTEXT=SEARCH/SORT); PARTIAL's range is in `partial`. */
+export type SearchReturnOption = 'MIN' | 'MAX' | 'ALL' | 'COUNT' | 'SAVE' | 'UPDATE' | 'CONTEXT' | 'PARTIAL';
+
+/** RETURN (PARTIAL first:last) (RFC 5267 §4.4): result positions from 1, first ≤ last. */
+export interface PartialRange {
+  readonly first: number;
+  readonly last: number;
+}
 
 export type DateField = 'internal' | 'sent' | 'saved';
 
@@ -212,6 +219,8 @@ export type ImapCommand =
       /** null: no RETURN (a SEARCH response); a list (maybe empty = ALL): ESEARCH (RFC 4731). */
       readonly returns: readonly SearchReturnOption[] | null;
       readonly program: SearchProgram;
+      /** RETURN (PARTIAL m:n) (RFC 5267 §4.4); absent without it. */
+      readonly partial?: PartialRange;
     }
   | {
       readonly kind: 'fetch';
@@ -254,6 +263,8 @@ export type ImapCommand =
       readonly returns: readonly SearchReturnOption[] | null;
       readonly criteria: readonly SortCriterion[];
       readonly program: SearchProgram;
+      /** RETURN (PARTIAL m:n) (RFC 5267 §4.4); absent without it. */
+      readonly partial?: PartialRange;
     }
   | {
       readonly kind: 'thread';
@@ -266,6 +277,8 @@ export type ImapCommand =
   | {
       readonly kind: 'notify';
       readonly set: { readonly status: boolean; readonly groups: readonly NotifyGroup[] } | null;
-    };
+    }
+  /** CANCELUPDATE (RFC 5267 §4.3.5): the tags of the searches whose updates stop. */
+  | { readonly kind: 'cancelupdate'; readonly tags: readonly string[] };
 
 export type ImapCommandKind = ImapCommand['kind'];

@@ -266,6 +266,8 @@ export function formatEsearchResponse(
     | readonly ['MIN' | 'MAX' | 'COUNT', number]
     | readonly ['ALL', readonly number[]]
     | readonly ['MODSEQ', bigint]
+    /** RFC 5267's items, their parenthesized payload already formatted (search-context.ts). */
+    | readonly ['PARTIAL' | 'ADDTO' | 'REMOVEFROM', string]
   )[],
 ): string {
   const parts = results.map(

@@ -616,3 +616,42 @@ describe('NOTIFY (RFC 5465)', () => {
       assert.equal(parseBad(line).kind, 'error', line);
   });
 });
+
+describe('CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267)', () => {
+  it('RETURN (UPDATE CONTEXT PARTIAL m:n), a reversed range read low to high', () => {
+    const s = parseOne('A02 UID SEARCH RETURN (PARTIAL 23500:24000) UNDELETED UNKEYWORD $Junk');
+    assert.deepEqual((s as { returns: unknown }).returns, ['PARTIAL']);
+    assert.deepEqual((s as { partial: unknown }).partial, { first: 23500, last: 24000 });
+    const r = parseOne('a SEARCH RETURN (update count partial 4:2) SUBJECT jürgen');
+    assert.deepEqual((r as { returns: unknown }).returns, ['UPDATE', 'COUNT', 'PARTIAL']);
+    assert.deepEqual((r as { partial: unknown }).partial, { first: 2, last: 4 });
+    const c = parseOne('a SEARCH RETURN (CONTEXT COUNT) UNDELETED') as Record<string, unknown>;
+    assert.deepEqual(c['returns'], ['CONTEXT', 'COUNT']);
+    assert.equal('partial' in c, false);
+    const o = parseOne('B02 UID SORT RETURN (UPDATE PARTIAL 1:5) (REVERSE ARRIVAL) UTF-8 FROM 日本');
+    assert.deepEqual((o as { returns: unknown }).returns, ['UPDATE', 'PARTIAL']);
+    assert.deepEqual((o as { partial: unknown }).partial, { first: 1, last: 5 });
+  });
+
+  it('PARTIAL needs a range of two non-zero numbers, and never comes with ALL', () => {
+    for (const line of [
+      'a SEARCH RETURN (PARTIAL 1) ALL',
+      'a SEARCH RETURN (PARTIAL 1:*) ALL',
+      'a SEARCH RETURN (PARTIAL *:1) ALL',
+      'a SEARCH RETURN (PARTIAL 0:3) ALL',
+      'a SEARCH RETURN (ALL PARTIAL 1:3) ALL',
+      'a SEARCH RETURN (PARTIAL 1:3 PARTIAL 4:5) ALL',
+      'a SORT RETURN (PARTIAL 1) (ARRIVAL) US-ASCII ALL',
+    ])
+      assert.equal(parseBad(line).kind, 'error', line);
+  });
+
+  it('CANCELUPDATE takes one or more tags, UTF-8 too', () => {
+    assert.deepEqual(parseOne('B04 CANCELUPDATE "B01"'), { kind: 'cancelupdate', tags: ['B01'] });
+    assert.deepEqual(parseOne('B05 CANCELUPDATE "B01" "jürgen" "日本"'), {
+      kind: 'cancelupdate',
+      tags: ['B01', 'jürgen', '日本'],
+    });
+    assert.equal(parseBad('B06 CANCELUPDATE').kind, 'error');
+  });
+});

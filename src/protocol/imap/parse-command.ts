@@ -17,6 +17,7 @@ import type {
   NotifyEvent,
   NotifyFilter,
   NotifyGroup,
+  PartialRange,
   QresyncParams,
   SearchKey,
   SearchProgram,
@@ -192,6 +193,8 @@ function parseBody(c: Cursor): ImapCommand {
       return { kind: 'compress', algorithm: c.word() };
     case 'NOTIFY':
       return parseNotify(c);
+    case 'CANCELUPDATE':
+      return parseCancelUpdate(c);
     default:
       return fail('Unknown command', 'unknown-command');
   }
@@ -394,29 +397,61 @@ function parseAppend(c: Cursor): ImapCommand {
   return { kind: 'append', mailbox, messages };
 }
 
-function parseReturnOptions(c: Cursor): SearchReturnOption[] {
+/** What RETURN (...) asked: the options, and PARTIAL's range (RFC 5267 §4.4) when given. */
+interface ReturnOptions {
+  readonly returns: SearchReturnOption[];
+  readonly partial: PartialRange | null;
+}
+
+function parseReturnOptions(c: Cursor): ReturnOptions {
   c.expect('(');
   const opts: SearchReturnOption[] = [];
-  if (c.eat(')')) return opts;
+  let partial: PartialRange | null = null;
+  if (c.eat(')')) return { returns: opts, partial };
   do {
     const o = c.word();
-    if (o !== 'MIN' && o !== 'MAX' && o !== 'ALL' && o !== 'COUNT' && o !== 'SAVE')
+    if (o === 'PARTIAL') {
+      // partial-range = nz-number ":" nz-number; "*" has no meaning here, and one PARTIAL at most.
+      if (partial !== null) fail('PARTIAL given twice');
+      c.sp();
+      const a = c.nzNumber();
+      c.expect(':');
+      const b = c.nzNumber();
+      partial = { first: Math.min(a, b), last: Math.max(a, b) };
+    } else if (
+      o !== 'MIN' &&
+      o !== 'MAX' &&
+      o !== 'ALL' &&
+      o !== 'COUNT' &&
+      o !== 'SAVE' &&
+      o !== 'UPDATE' &&
+      o !== 'CONTEXT'
+    )
       fail('Unknown RETURN option');
     if (!opts.includes(o)) opts.push(o);
   } while (c.eat(' '));
   c.expect(')');
-  return opts;
+  // RFC 5267 §4.4: one PARTIAL or one ALL, not both.
+  if (partial !== null && opts.includes('ALL')) fail('PARTIAL and ALL together');
+  return { returns: opts, partial };
 }
 
 function parseSearch(c: Cursor, uid: boolean): ImapCommand {
   c.sp();
-  let returns: SearchReturnOption[] | null = null;
+  let r: ReturnOptions | null = null;
   if (c.eatWord('RETURN')) {
     c.sp();
-    returns = parseReturnOptions(c);
+    r = parseReturnOptions(c);
     c.sp();
   }
-  return { kind: 'search', uid, returns, program: parseProgram(c, false) };
+  const program = parseProgram(c, false);
+  return {
+    kind: 'search',
+    uid,
+    returns: r?.returns ?? null,
+    program,
+    ...(r === null || r.partial === null ? {} : { partial: r.partial }),
+  };
 }
 
 /** [CHARSET charset SP] 1*search-key; `charsetFirst`: SORT/THREAD's mandatory charset. */
@@ -764,10 +799,10 @@ const SORT_KEYS: readonly SortKey[] = [
 
 function parseSort(c: Cursor, uid: boolean): ImapCommand {
   c.sp();
-  let returns: SearchReturnOption[] | null = null;
+  let r: ReturnOptions | null = null;
   if (c.eatWord('RETURN')) {
     c.sp();
-    returns = parseReturnOptions(c);
+    r = parseReturnOptions(c);
     c.sp();
   }
   c.expect('(');
@@ -780,7 +815,25 @@ function parseSort(c: Cursor, uid: boolean): ImapCommand {
   } while (c.eat(' '));
   c.expect(')');
   c.sp();
-  return { kind: 'sort', uid, returns, criteria, program: parseProgram(c, true) };
+  const program = parseProgram(c, true);
+  return {
+    kind: 'sort',
+    uid,
+    returns: r?.returns ?? null,
+    criteria,
+    program,
+    ...(r === null || r.partial === null ? {} : { partial: r.partial }),
+  };
+}
+
+/** CANCELUPDATE 1*(SP quoted) (RFC 5267 §5); a literal is taken too, as any string. */
+function parseCancelUpdate(c: Cursor): ImapCommand {
+  const tags: string[] = [];
+  do {
+    c.sp();
+    tags.push(c.string());
+  } while (c.ch() === ' ');
+  return { kind: 'cancelupdate', tags };
 }
 
 function parseThread(c: Cursor, uid: boolean): ImapCommand {

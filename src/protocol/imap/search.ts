@@ -19,8 +19,9 @@ import { decodeEncodedWords, parseHeaderBlock, type HeaderField } from '../heade
 import { decodeTransfer } from '../mime/transfer.ts';
 import { scanMessage, type EnvelopeFields, type MessageStructure, type MimePart } from '../mime/structure.ts';
 import { casemapKey } from './collation.ts';
-import type { SearchKey, SearchReturnOption } from './command.ts';
+import type { PartialRange, SearchKey, SearchReturnOption } from './command.ts';
 import { addressSearchText, parseSentDate } from './message-fields.ts';
+import { formatPartial, partialOf } from './search-context.ts';
 import type { ImapDate, SequenceSet } from './syntax.ts';
 
 /** The charsets SEARCH accepts, in the order BADCHARSET lists them. */
@@ -432,14 +433,19 @@ export function matches(key: SearchKey, message: SearchMessage, context: SearchC
   return compileSearch(key, context)(message);
 }
 
-export type EsearchResult = readonly ['MIN' | 'MAX' | 'COUNT', number] | readonly ['ALL', readonly number[]];
+export type EsearchResult =
+  | readonly ['MIN' | 'MAX' | 'COUNT', number]
+  | readonly ['ALL', readonly number[]]
+  | readonly ['PARTIAL', string];
 
 /**
  * The ESEARCH/ESORT result items (RFC 4731 §3.1, RFC 5267 §3.2) for the matching numbers (sequence numbers
  * or UIDs, ascending for SEARCH, in sort order for SORT), and what SAVE keeps (RFC 5182 §2.4: only the
  * MIN and/or MAX message when those are all that was asked besides SAVE, else everything) as UIDs, in
  * ascending order. `uids` runs parallel to `numbers`.
- * RETURN () means ALL. MIN/MAX/ALL are left out when nothing matched; COUNT 0 is not.
+ * RETURN () means ALL. MIN/MAX/ALL are left out when nothing matched; COUNT 0 is not. PARTIAL m:n (RFC
+ * 5267 §4.4) gives the results at those positions, and SAVE with it saves only those; UPDATE asks no
+ * item by itself (the context is the server's business: server/imap/search-context.ts).
  * `emit` is false when SAVE is the only option: then no ESEARCH response is sent (RFC 5182 §2.1).
  */
 export function esearchResults(
@@ -447,8 +453,11 @@ export function esearchResults(
   uids: readonly number[],
   returns: readonly SearchReturnOption[],
   sorted: boolean,
+  partial: PartialRange | null = null,
 ): { readonly items: EsearchResult[]; readonly saved: readonly number[] | null; readonly emit: boolean } {
-  const opts = returns.length === 0 ? (['ALL'] as const) : returns;
+  // CONTEXT is a hint (RFC 5267 §4.2): RETURN (CONTEXT) asks for what RETURN () does.
+  const asked = returns.filter((o) => o !== 'CONTEXT');
+  const opts: readonly SearchReturnOption[] = asked.length === 0 ? ['ALL'] : asked;
   const has = (o: SearchReturnOption): boolean => opts.includes(o);
   // SORT's MIN/MAX are the first and last in sort order; SEARCH's the lowest and highest.
   let minAt = -1;
@@ -471,8 +480,17 @@ export function esearchResults(
   if (has('MAX') && maxAt >= 0) items.push(['MAX', numbers[maxAt]!]);
   if (has('ALL') && numbers.length > 0) items.push(['ALL', numbers]);
   if (has('COUNT')) items.push(['COUNT', numbers.length]);
+  // PARTIAL (RFC 5267 §4.4): the window's positions, so SAVE can keep their UIDs.
+  const window = partial === null ? null : partialOf([...numbers.keys()], partial);
+  if (partial !== null && window !== null) {
+    const inWindow = window.map((i) => numbers[i]!);
+    items.push(['PARTIAL', formatPartial(partial, inWindow)]);
+  }
   let saved: number[] | null = null;
-  if (has('SAVE')) {
+  if (has('SAVE') && window !== null) {
+    // SAVE with PARTIAL keeps the window (as RFC 9394 §3.1 later wrote down).
+    saved = window.map((i) => uids[i]!).sort((a, b) => a - b);
+  } else if (has('SAVE')) {
     // MIN/MAX narrow what is saved only when no option asks for the whole result (as Dovecot reads
     // RFC 5182 §2.4: SAVE with MIN and COUNT keeps everything).
     if ((has('MIN') || has('MAX')) && !has('ALL') && !has('COUNT')) {

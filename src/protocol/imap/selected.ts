@@ -47,6 +47,11 @@ export class SelectedView {
   private readonly recent = new Set<number>();
   /** Show \Recent (an IMAP4rev1 client; IMAP4rev2 has no such flag). */
   showRecent = true;
+  /**
+   * Responses owed before expunges are told, while these messages still have their numbers (RFC 5267
+   * §4.3.4: REMOVEFROM precedes the EXPUNGE); their lines go out first.
+   */
+  beforeExpunge: ((uids: readonly number[]) => string[]) | null = null;
 
   constructor(
     folder: string,
@@ -229,7 +234,7 @@ export class SelectedView {
   private flushExpunges(out: ViewOutput): string[] {
     const gone = [...this.pending].sort((a, b) => a - b);
     this.pending.clear();
-    const lines: string[] = [];
+    const lines: string[] = gone.length > 0 && this.beforeExpunge !== null ? this.beforeExpunge(gone) : [];
     if (out.qresync) {
       for (const uid of gone) this.removeAt(this.seqOf(uid));
       if (gone.length > 0) lines.push(formatVanished(gone, false));

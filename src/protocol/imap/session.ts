@@ -99,6 +99,7 @@ const SELECTED: ReadonlySet<ImapCommandKind> = new Set([
   'check',
   'sort',
   'thread',
+  'cancelupdate',
 ]);
 
 type Pause = 'none' | 'execute' | 'literal' | 'line';
