@@ -180,15 +180,16 @@ async function appendCorpus(port: number, count: number, seed: number): Promise<
 // Tern
 
 /**
- * XXX: Tern's IMAP listener keys are the lead's (issue 13); these follow the submission listener's
- * (`allow_plaintext_auth_on_loopback`). Per-user and per-IP IMAP connection limits, once they exist,
- * must be raised here for the idle-connections case.
+ * Tern's bench config: an smtp listener (for the IDLE push case), an imap listener with plaintext
+ * LOGIN on loopback, connection limits (global, per IP and `[imap] max_connections_per_user`) above
+ * what the idle-connections case opens.
  */
 export function ternImapConfigToml(o: {
   dataDir: string;
   smtpPort: number;
   imapPort: number;
   tls: PeersFile['tls'];
+  connections: number;
 }): string {
   return [
     '# Written by bench/imap-peers.ts for the IMAP benchmark.',
@@ -211,10 +212,13 @@ export function ternImapConfigToml(o: {
       ? []
       : ['[tls]', `cert = ${JSON.stringify(o.tls.cert)}`, `key = ${JSON.stringify(o.tls.key)}`, '']),
     '[limits]',
-    'max_connections = 30000',
-    'max_connections_per_ip = 30000',
+    `max_connections = ${Math.max(30_000, o.connections + 1000)}`,
+    `max_connections_per_ip = ${Math.max(30_000, o.connections + 1000)}`,
     'max_message_bytes = 209715200',
     'shutdown_grace_seconds = 1',
+    '',
+    '[imap]',
+    `max_connections_per_user = ${Math.max(1000, o.connections + 100)}`,
     '',
     '[checks]',
     'enabled = false',
@@ -237,7 +241,10 @@ async function startTernImap(o: ImapStartOptions): Promise<ImapTarget> {
   if (!o.keepData) {
     rmSync(dataDir, { recursive: true, force: true });
     mkdirSync(dir, { recursive: true });
-    writeFileSync(configPath, ternImapConfigToml({ dataDir, smtpPort, imapPort: port, tls: o.peers.tls }));
+    writeFileSync(
+      configPath,
+      ternImapConfigToml({ dataDir, smtpPort, imapPort: port, tls: o.peers.tls, connections: o.connections }),
+    );
     const directory = await openDirectory(loadConfig({ path: configPath, cwd: dir }));
     try {
       // Cheap scrypt parameters (as the e2e harness uses): 10,000 logins must not measure the KDF.
