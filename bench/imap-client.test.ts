@@ -5,8 +5,10 @@
 // Not part of `npm test` (bench/ is outside its globs): `npx node --test bench/imap-client.test.ts`.
 
 import assert from 'node:assert/strict';
+import { createServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { test } from 'node:test';
-import { quoted, ResponseReader } from './imap-client.ts';
+import { ImapClient, quoted, ResponseReader, SmtpSender } from './imap-client.ts';
 import type { ImapResponse } from './imap-client.ts';
 import { corpusMessage, expectedHits, fixedMessage, imapDateTime, SEARCH_WORDS } from './imap-corpus.ts';
 
@@ -142,4 +144,152 @@ test('fixed-size messages are exactly the size asked, CRLF only; dates in IMAP f
       assert.ok(!/(^|[^\r])\n/.test(m.toString('utf8')));
     }
   assert.equal(imapDateTime(new Date(Date.UTC(2026, 0, 5, 8, 3, 9))), '05-Jan-2026 08:03:09 +0000');
+});
+
+// ---------------------------------------------------------------------------------------------------
+// The client against small scripted servers: what it writes, and how it reads what they answer.
+
+/** A scripted IMAP server: LOGIN, APPEND (synchronizing or LITERAL+ literals), IDLE/DONE, LOGOUT. */
+async function fakeImap(
+  literalPlus: boolean,
+): Promise<{ port: number; appended: Buffer[]; close: () => void }> {
+  const appended: Buffer[] = [];
+  const server = createServer((socket) => {
+    let buf = Buffer.alloc(0);
+    let literal: { tag: string; n: number } | null = null;
+    let idleTag: string | null = null;
+    socket.write(`* OK [CAPABILITY IMAP4rev2 ${literalPlus ? 'LITERAL+ ' : ''}IDLE] fake ready\r\n`);
+    socket.on('data', (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        if (literal !== null) {
+          if (buf.length < literal.n + 2) return;
+          appended.push(Buffer.from(buf.subarray(0, literal.n)));
+          buf = buf.subarray(literal.n + 2);
+          socket.write(
+            `* ${appended.length} EXISTS\r\n${literal.tag} OK [APPENDUID 1 ${appended.length}] done\r\n`,
+          );
+          literal = null;
+          continue;
+        }
+        const lf = buf.indexOf('\r\n');
+        if (lf < 0) return;
+        const line = buf.toString('utf8', 0, lf);
+        buf = buf.subarray(lf + 2);
+        if (idleTag !== null && line === 'DONE') {
+          socket.write(`${idleTag} OK IDLE done\r\n`);
+          idleTag = null;
+          continue;
+        }
+        const [tag = '', verb = ''] = line.split(' ');
+        const m = /\{(\d+)(\+?)\}$/.exec(line);
+        if (verb === 'APPEND' && m !== null) {
+          if (m[2] === '+' && !literalPlus) throw new Error('LITERAL+ used though not offered');
+          if (m[2] === '' && literalPlus)
+            throw new Error('synchronizing literal though LITERAL+ was offered');
+          if (m[2] === '') socket.write('+ go ahead\r\n');
+          literal = { tag, n: Number(m[1]) };
+        } else if (verb === 'IDLE') {
+          idleTag = tag;
+          socket.write('+ idling\r\n');
+          // New mail while idling.
+          setTimeout(() => socket.write('* 9 EXISTS\r\n'), 5);
+        } else if (verb === 'LOGIN') {
+          socket.write(
+            `${tag} ${line.includes('"jürgen@例え.jp"') || line.includes('"user@bench.test"') ? 'OK' : 'NO'} login\r\n`,
+          );
+        } else if (verb === 'LOGOUT') {
+          socket.end(`* BYE\r\n${tag} OK bye\r\n`);
+          return;
+        } else socket.write(`${tag} BAD unknown\r\n`);
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return { port: (server.address() as AddressInfo).port, appended, close: () => server.close() };
+}
+
+for (const literalPlus of [true, false]) {
+  test(`ImapClient: LOGIN, APPEND ${literalPlus ? 'with LITERAL+' : 'with a synchronizing literal'}, IDLE sees EXISTS, NO resolves`, async () => {
+    const srv = await fakeImap(literalPlus);
+    try {
+      const c = await ImapClient.open(srv.port);
+      assert.equal(c.capabilities.has('LITERAL+'), literalPlus);
+      await c.login('user@bench.test', 'pw');
+      await c.login('jürgen@例え.jp', 'pässword');
+      const no = await c.command('LOGIN "x" "y"');
+      assert.equal(no.status, 'NO');
+      const body = Buffer.from('Subject: Grüße 日本\r\n\r\nhello\r\n', 'utf8');
+      const r = await c.append('INBOX', body, ['\\Seen'], '01-Jan-2026 08:00:02 +0000');
+      assert.equal(r.status, 'OK');
+      assert.equal(r.untaggedCount, 1);
+      // Several in flight at once, each completed by its own tag.
+      const many = await Promise.all([1, 2, 3].map((i) => c.append('INBOX', Buffer.from(`m${i}\r\n`))));
+      assert.deepEqual(
+        many.map((x) => /APPENDUID 1 (\d+)/.exec(x.text)?.[1]),
+        ['2', '3', '4'],
+      );
+      assert.ok(srv.appended[0]!.equals(body));
+      assert.equal(srv.appended.length, 4);
+      const seen: string[] = [];
+      c.onUntagged = (u) => seen.push(u.text);
+      const idle = await c.idle();
+      while (seen.length === 0) await new Promise((resolve) => setTimeout(resolve, 2));
+      assert.deepEqual(seen, ['* 9 EXISTS']);
+      assert.equal((await idle.done()).status, 'OK');
+      await c.logout();
+    } finally {
+      srv.close();
+    }
+  });
+}
+
+test('SmtpSender: one transaction per message, dot-stuffed, resolves at the 250 after DATA', async () => {
+  const received: string[] = [];
+  const server = createServer((socket) => {
+    let text = '';
+    let inData = false;
+    socket.write('220 fake ESMTP\r\n');
+    socket.on('data', (d: Buffer) => {
+      text += d.toString('utf8');
+      for (;;) {
+        if (inData) {
+          const end = text.indexOf('\r\n.\r\n');
+          if (end < 0) return;
+          received.push(text.slice(0, end + 2));
+          text = text.slice(end + 5);
+          inData = false;
+          socket.write('250 2.0.0 queued\r\n');
+          continue;
+        }
+        const eol = text.indexOf('\r\n');
+        if (eol < 0) return;
+        const line = text.slice(0, eol);
+        text = text.slice(eol + 2);
+        if (line.startsWith('EHLO')) socket.write('250-fake\r\n250 8BITMIME\r\n');
+        else if (line === 'DATA') {
+          inData = true;
+          socket.write('354 go\r\n');
+        } else socket.write('250 ok\r\n');
+      }
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  try {
+    const s = await SmtpSender.open((server.address() as AddressInfo).port);
+    const before = performance.now();
+    const at = await s.send(
+      'a@example.org',
+      'jürgen@例え.jp',
+      Buffer.from('Subject: x\r\n\r\n.leading dot\r\nGrüße\r\n', 'utf8'),
+    );
+    assert.ok(at >= before);
+    await s.send('a@example.org', 'user@bench.test', fixedMessage(1024, 'second'));
+    s.close();
+    assert.equal(received.length, 2);
+    assert.equal(received[0], 'Subject: x\r\n\r\n..leading dot\r\nGrüße\r\n');
+    assert.equal(Buffer.byteLength(received[1]!), 1024);
+  } finally {
+    server.close();
+  }
 });

@@ -152,6 +152,7 @@ export class ImapClient {
   readonly #continuations: ((r: ImapResponse) => void)[] = [];
   #tags = 0;
   #error: Error | null = null;
+  #writes: Promise<unknown> = Promise.resolve();
   /** Capabilities from the latest CAPABILITY response or response code. */
   capabilities: ReadonlySet<string> = new Set();
   /** Every untagged response is also given here (IDLE's EXISTS, for one). */
@@ -260,10 +261,19 @@ export class ImapClient {
     return new Promise((resolve) => this.#continuations.push(resolve));
   }
 
+  /**
+   * Writes go out in the order commands were started, one step at a time: a synchronizing literal (or
+   * IDLE) holds back every later write until the server's continuation request, since anything sent
+   * meanwhile would be read as the literal's bytes.
+   */
+  #enqueue(step: () => Promise<unknown> | void): void {
+    this.#writes = this.#writes.then(step).catch(() => undefined);
+  }
+
   /** Sends `TAG line` and resolves with its completion (NO and BAD resolve too: check status). */
   command(line: string, o: CommandOptions = {}): Promise<CommandResult> {
     const { tag, done } = this.#start(o);
-    this.#socket.write(`${tag} ${line}\r\n`);
+    this.#enqueue(() => void this.#socket.write(`${tag} ${line}\r\n`));
     return done;
   }
 
@@ -294,15 +304,18 @@ export class ImapClient {
     const { tag, done } = this.#start(o);
     const tail = Buffer.from(`${suffix}\r\n`);
     if (plus) {
-      this.#socket.write(Buffer.concat([Buffer.from(`${tag} ${head}`), literal, tail]));
+      this.#enqueue(
+        () => void this.#socket.write(Buffer.concat([Buffer.from(`${tag} ${head}`), literal, tail])),
+      );
       return done;
     }
-    const go = this.#continuation();
-    this.#socket.write(`${tag} ${head}`);
     // A server that refuses the literal completes the command instead of asking for it.
-    const first = await Promise.race([go.then(() => null), done]);
-    if (first !== null) return first;
-    this.#socket.write(Buffer.concat([literal, tail]));
+    const go = this.#continuation();
+    const ready = Promise.race([go.then(() => null), done]);
+    this.#enqueue(async () => {
+      this.#socket.write(`${tag} ${head}`);
+      if ((await ready) === null) this.#socket.write(Buffer.concat([literal, tail]));
+    });
     return done;
   }
 
@@ -325,12 +338,16 @@ export class ImapClient {
   async idle(): Promise<{ done: () => Promise<CommandResult> }> {
     const go = this.#continuation();
     const { tag, done } = this.#start({});
-    this.#socket.write(`${tag} IDLE\r\n`);
-    const first = await Promise.race([go.then(() => null), done]);
+    const ready = Promise.race([go.then(() => null), done]);
+    this.#enqueue(async () => {
+      this.#socket.write(`${tag} IDLE\r\n`);
+      await ready;
+    });
+    const first = await ready;
     if (first !== null) throw new Error(`IDLE refused: ${first.text.slice(0, 200)}`);
     return {
       done: () => {
-        this.#socket.write('DONE\r\n');
+        this.#enqueue(() => void this.#socket.write('DONE\r\n'));
         return done;
       },
     };

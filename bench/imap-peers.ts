@@ -28,7 +28,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { assertNever } from '../src/core/assert-never.ts';
@@ -366,7 +366,7 @@ async function startDovecot(o: ImapStartOptions): Promise<ImapTarget> {
       mkdirSync(join(home, d), { recursive: true });
       chownSync(join(home, d), owner.uid, owner.gid);
     }
-    const who = process.env.USER ?? 'root';
+    const who = userInfo().username;
     writeFileSync(
       join(dir, 'passwd'),
       `${IMAP_USER}:{PLAIN}${IMAP_PASSWORD}:${owner.uid}:${owner.gid}::${home}::\n`,

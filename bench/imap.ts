@@ -406,7 +406,8 @@ async function pushLatency(
   s: ImapSettings,
   deliver: (i: number) => Promise<number>,
 ): Promise<Outcome> {
-  const idler = await session(t.port);
+  const idler = await session(t.port, null);
+  // Counted from the SELECT's own EXISTS on: each delivery must raise it by one.
   let exists = 0;
   let waiter: { want: number; resolve: (at: number) => void } | null = null;
   idler.onUntagged = (r: ImapResponse, at: number) => {
@@ -419,7 +420,7 @@ async function pushLatency(
       w.resolve(at);
     }
   };
-  await idler.ok('NOOP');
+  await idler.ok('SELECT INBOX');
   const lat: number[] = [];
   const errors: string[] = [];
   let early = 0;
