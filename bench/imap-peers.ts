@@ -24,7 +24,9 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readSync,
   rmSync,
+  statSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -56,6 +58,8 @@ export interface ImapTarget {
   readonly push: { readonly kind: 'smtp'; readonly port: number } | { readonly kind: 'append' };
   /** Loads corpus messages 0 … count-1 into INBOX; what it did, in words. */
   populate(count: number, seed: number): Promise<string>;
+  /** What the server logged since the last call (Dovecot's log; '' for Tern, whose log is JSON events). */
+  logSince(): string;
   exited(): string | null;
   stop(): Promise<void>;
 }
@@ -270,6 +274,7 @@ async function startTernImap(o: ImapStartOptions): Promise<ImapTarget> {
     pid: child.pid!,
     push: { kind: 'smtp', port: smtpPort },
     populate: (count, seed) => appendCorpus(port, count, seed),
+    logSince: () => '',
     exited,
     async stop() {
       await stopTree(child, 15_000);
@@ -333,7 +338,7 @@ service imap-login {
   }
 }
 service anvil {
-  client_limit = ${clients}
+  client_limit = ${clients + 2 * processes}
 }
 service auth {
   client_limit = ${clients}
@@ -393,18 +398,41 @@ async function startDovecot(o: ImapStartOptions): Promise<ImapTarget> {
   const exited = track(child);
   await waitForLogin(port, 30_000, exited);
   const maildir = join(home, 'Maildir');
+  const logPath = join(o.logDir, 'dovecot.log');
+  let logOffset = fileSize(logPath);
   return {
     name: 'dovecot',
     port,
     pid: child.pid!,
     push: { kind: 'append' },
     populate: (count, seed) => Promise.resolve(writeMaildir(maildir, count, seed, owner)),
+    logSince() {
+      const size = fileSize(logPath);
+      if (size <= logOffset) return '';
+      const fd = openSync(logPath, 'r');
+      try {
+        const buf = Buffer.alloc(Math.min(size - logOffset, 16 * 1024 * 1024));
+        const n = readSync(fd, buf, 0, buf.length, logOffset);
+        logOffset = size;
+        return buf.toString('utf8', 0, n);
+      } finally {
+        closeSync(fd);
+      }
+    },
     exited,
     async stop() {
       await stopTree(child, 15_000);
       running.delete(child);
     },
   };
+}
+
+function fileSize(path: string): number {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
 }
 
 /** Writes the corpus as Maildir files in cur/, as Dovecot itself would store each message. */

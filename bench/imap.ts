@@ -10,7 +10,8 @@
 //      mail_fsync = optimized fsyncs each message file before its OK);
 //   4. `UID FETCH n BODY[]` of random messages, one at a time (sizes checked against the corpus);
 //   5. IDLE push latency: one connection IDLEs on INBOX while messages are delivered one after the
-//      other; latency from the delivery's commit reply to the untagged EXISTS. Tern twice: over SMTP
+//      other (the client re-IDLEs after each, reconnects every 100: see pushLatency); latency from the
+//      delivery's commit reply to the untagged EXISTS. Tern twice: over SMTP
 //      (the 250 after DATA; the queue, the delivery worker and the store's change feed in between) and
 //      by APPEND from a second IMAP connection (its tagged OK); Dovecot by APPEND (its OK);
 //   6. RSS (and PSS) of N connections logged in, INBOX selected and IDLE, on a freshly restarted server
@@ -396,60 +397,78 @@ async function appendThroughput(
   };
 }
 
+/** Deliveries per IDLE session before the client reconnects (see pushLatency). */
+const DELIVERIES_PER_SESSION = 100;
+
 /**
  * One connection IDLEs on INBOX; `deliver` puts one message in and resolves with when its commit reply
  * arrived; the latency is from then to the untagged EXISTS that announces it. An EXISTS that comes
- * before the reply counts as 0 ms (and is counted as early).
+ * before the reply counts as 0 ms (and is counted as early). Between deliveries (not timed) the client
+ * does what a mail client does on new mail: leaves IDLE, fetches the new message's UID, FLAGS and
+ * ENVELOPE, and IDLEs again. It reconnects every DELIVERIES_PER_SESSION deliveries: Dovecot 2.3.19's
+ * imap process, on a 10,000-message Maildir, re-reads the whole dovecot-uidlist into a pool that is
+ * not freed on each change and died at its default 256 MB vsz_limit after ~170 new messages in one
+ * session (`block_alloc(134217728): Out of memory` in maildir_uidlist_refresh).
  */
 async function pushLatency(
   t: ImapTarget,
   s: ImapSettings,
   deliver: (i: number) => Promise<number>,
 ): Promise<Outcome> {
-  const idler = await session(t.port, null);
-  // Counted from the SELECT's own EXISTS on: each delivery must raise it by one.
-  let exists = 0;
-  let waiter: { want: number; resolve: (at: number) => void } | null = null;
-  idler.onUntagged = (r: ImapResponse, at: number) => {
-    const m = /^\* (\d+) EXISTS/i.exec(r.text);
-    if (m === null) return;
-    exists = Math.max(exists, Number(m[1]));
-    if (waiter !== null && exists >= waiter.want) {
-      const w = waiter;
-      waiter = null;
-      w.resolve(at);
-    }
-  };
-  await idler.ok('SELECT INBOX');
   const lat: number[] = [];
   const errors: string[] = [];
   let early = 0;
   let missed = 0;
-  const idle = await idler.idle();
-  try {
-    for (let i = 0; i < s.deliveries; i++) {
-      const want = exists + 1;
-      let seenAt = 0;
-      const seen = new Promise<number>((resolve) => {
-        if (exists >= want) resolve(performance.now());
-        else waiter = { want, resolve };
-      }).then((at) => (seenAt = at));
-      const committedAt = await deliver(i);
-      const got = await Promise.race([seen.then(() => true), sleep(5000).then(() => false)]);
-      if (!got) {
-        missed += 1;
+  for (let first = 0; first < s.deliveries; first += DELIVERIES_PER_SESSION) {
+    const idler = await session(t.port, null);
+    // Counted from the SELECT's own EXISTS on: each delivery must raise it by one.
+    let exists = 0;
+    let waiter: { want: number; resolve: (at: number) => void } | null = null;
+    idler.onUntagged = (r: ImapResponse, at: number) => {
+      const m = /^\* (\d+) EXISTS/i.exec(r.text);
+      if (m === null) return;
+      exists = Math.max(exists, Number(m[1]));
+      if (waiter !== null && exists >= waiter.want) {
+        const w = waiter;
         waiter = null;
-        if (errors.length < 5) errors.push(`delivery ${i}: no EXISTS within 5 s of the commit`);
-        if (missed >= 5) throw new CaseFailure('five deliveries never reached the IDLE client');
-        continue;
+        w.resolve(at);
       }
-      const ms = seenAt - committedAt;
-      if (ms < 0) early += 1;
-      lat.push(Math.max(0, ms));
+    };
+    let idle: Awaited<ReturnType<ImapClient['idle']>> | null = null;
+    try {
+      await idler.ok('SELECT INBOX');
+      idle = await withTimeout(idler.idle(), 10_000, 'IDLE');
+      for (let i = first; i < Math.min(s.deliveries, first + DELIVERIES_PER_SESSION); i++) {
+        if (i > first) {
+          await withTimeout(idle.done(), 10_000, 'DONE');
+          idle = null;
+          await withTimeout(idler.ok(`FETCH ${exists} (UID FLAGS ENVELOPE)`), 10_000, 'FETCH');
+          idle = await withTimeout(idler.idle(), 10_000, 'IDLE');
+        }
+        const want = exists + 1;
+        let seenAt = 0;
+        const seen = new Promise<number>((resolve) => {
+          if (exists >= want) resolve(performance.now());
+          else waiter = { want, resolve };
+        }).then((at) => (seenAt = at));
+        const committedAt = await deliver(i);
+        const got = await Promise.race([seen.then(() => true), sleep(5000).then(() => false)]);
+        if (!got) {
+          missed += 1;
+          waiter = null;
+          if (errors.length < 5) errors.push(`delivery ${i}: no EXISTS within 5 s of the commit`);
+          if (missed >= 5)
+            throw new CaseFailure(`five deliveries never reached the IDLE client (${errors[0]})`);
+          continue;
+        }
+        const ms = seenAt - committedAt;
+        if (ms < 0) early += 1;
+        lat.push(Math.max(0, ms));
+      }
+    } finally {
+      if (idle !== null) await withTimeout(idle.done(), 5000, 'DONE').catch(() => undefined);
+      await idler.logout();
     }
-  } finally {
-    await withTimeout(idle.done(), 5000, 'DONE').catch(() => undefined);
-    await idler.logout();
   }
   const l = summarizeLatencies(lat);
   return {
@@ -599,7 +618,7 @@ export async function runImapRound(
   ): Promise<boolean> => {
     pending.delete(key);
     try {
-      record(key, await withTimeout(f(), timeoutMs, IMAP_CASES[key]));
+      record(key, withServerLog(t, await withTimeout(f(), timeoutMs, IMAP_CASES[key])));
       return true;
     } catch (err) {
       record(key, why(err));
@@ -655,6 +674,26 @@ export async function runImapRound(
     await t.stop();
   }
   return runs;
+}
+
+/**
+ * Adds what the server logged during a case: its errors (a process that died is otherwise only a
+ * closed connection) and, for Dovecot, how many imap processes ran without inotify (over the
+ * per-user fs.inotify.max_user_instances: they poll for changes every 30 s instead of being told).
+ */
+function withServerLog(t: ImapTarget, out: Outcome): Outcome {
+  const lines = t.logSince().split('\n');
+  const errors = lines.filter((l) => /: (Fatal|Panic|Error): /.test(l));
+  const noInotify = lines.filter((l) => l.includes('Inotify instance limit')).length;
+  if (errors.length === 0 && noInotify === 0) return out;
+  return {
+    metrics: {
+      ...out.metrics,
+      ...(errors.length > 0 ? { serverErrors: errors.length } : {}),
+      ...(noInotify > 0 ? { withoutInotify: noInotify } : {}),
+    },
+    errorSamples: [...out.errorSamples, ...errors.slice(0, 2).map((l) => `server log: ${l.slice(0, 300)}`)],
+  };
 }
 
 function describe(out: Outcome): string {

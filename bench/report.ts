@@ -84,15 +84,15 @@ function describeProblems(r: BenchResults): string[] {
     seen.add(key);
     lines.push(`- ${label(f.peer)}, ${f.caseId} (round ${f.round}): ${f.failure}`);
   }
-  const withErrors = r.summary.filter((s) => (s.median.errors ?? 0) > 0);
+  const withErrors = r.summary.filter((s) => (s.median.errors ?? 0) > 0 || (s.median.serverErrors ?? 0) > 0);
   for (const s of withErrors) {
     const sample = r.runs.find(
       (x) => x.caseId === s.caseId && x.peer === s.peer && x.errorSamples.length > 0,
     );
     lines.push(
-      `- ${label(s.peer)}, ${s.caseId}: median ${s.median.errors} client errors${
-        sample === undefined ? '' : ` (e.g. “${sample.errorSamples[0]}”)`
-      }`,
+      `- ${label(s.peer)}, ${s.caseId}: median ${s.median.errors ?? 0} client errors${
+        s.median.serverErrors === undefined ? '' : `, ${s.median.serverErrors} errors in the server's log`
+      }${sample === undefined ? '' : ` (e.g. “${sample.errorSamples[0]}”)`}`,
     );
   }
   return lines;
