@@ -1,8 +1,10 @@
-// Tests of the IMAP benchmark's own parts that need no server: the response framing of the raw client
-// (any split of the bytes gives the same responses, literals counted or kept, UTF-8 text decoded) and
-// the corpus (the same bytes every time, sizes in range, search words exactly where expected, exact
-// fixed-size messages). The measurements themselves run in `npm run bench -- --only imap`.
-// Not part of `npm test` (bench/ is outside its globs): `npx node --test bench/imap-client.test.ts`.
+// Tests of the IMAP benchmark's own parts that need no real server: the response framing of the raw
+// client (any split of the bytes gives the same responses, literals counted or kept, UTF-8 text
+// decoded), the client and the SMTP sender against small scripted servers (LITERAL+ and synchronizing
+// literals, pipelining, IDLE, dot-stuffing), the corpus (the same bytes every time, sizes in range,
+// search words exactly where expected, exact fixed-size messages), and issue 13's goals and the report
+// section. The measurements themselves run in `npm run bench -- --only imap`.
+// Not part of `npm test` (bench/ is outside its globs): `npx node --test bench/imap.test.ts`.
 
 import assert from 'node:assert/strict';
 import { createServer } from 'node:net';
@@ -11,6 +13,9 @@ import { test } from 'node:test';
 import { ImapClient, quoted, ResponseReader, SmtpSender } from './imap-client.ts';
 import type { ImapResponse } from './imap-client.ts';
 import { corpusMessage, expectedHits, fixedMessage, imapDateTime, SEARCH_WORDS } from './imap-corpus.ts';
+import { renderMarkdown } from './report.ts';
+import type { BenchResults, CaseRun } from './results.ts';
+import { IMAP_CASES, judgeImapTargets, summarize } from './results.ts';
 
 const simplify = (rs: readonly ImapResponse[]) =>
   rs.map((r) => ({
@@ -292,4 +297,79 @@ test('SmtpSender: one transaction per message, dot-stuffed, resolves at the 250 
   } finally {
     server.close();
   }
+});
+
+// ---------------------------------------------------------------------------------------------------
+// Issue 13's goals and the IMAP section of the report, from made-up runs.
+
+test('IMAP goals judged on medians (rates higher, times lower, memory only at 10,000) and rendered', () => {
+  const run = (caseId: string, peer: CaseRun['peer'], metrics: Record<string, number>): CaseRun => ({
+    caseId,
+    scenario: 'imap',
+    peer,
+    round: 1,
+    failure: null,
+    metrics,
+    errorSamples: [],
+  });
+  const runs = [
+    run(IMAP_CASES.fetchAll, 'tern', { msgsPerSec: 50_000, ms: 200, firstMs: 300 }),
+    run(IMAP_CASES.fetchAll, 'dovecot', { msgsPerSec: 40_000, ms: 250, firstMs: 1000 }),
+    run(IMAP_CASES.searchAscii, 'tern', { ms: 7000, hits: 100 }),
+    run(IMAP_CASES.searchAscii, 'dovecot', { ms: 5000, hits: 100 }),
+    run(IMAP_CASES.pushSmtp, 'tern', { p50Ms: 3, p99Ms: 12 }),
+    run(IMAP_CASES.pushAppend, 'dovecot', { p50Ms: 490, p99Ms: 550 }),
+    run(IMAP_CASES.idle, 'tern', { rssMiB: 150, pssMiB: 140, connections: 500, kibPerConnection: 100 }),
+  ];
+  const summary = summarize(runs);
+  const goals = judgeImapTargets(summary);
+  const goal = (prefix: string) => goals.find((g) => g.text.startsWith(prefix))!;
+  assert.equal(goal('SELECT + FETCH').met, true);
+  assert.match(goal('SELECT + FETCH').measured, /1\.25× Dovecot/);
+  assert.equal(goal('UID SEARCH TEXT (ASCII').met, false); // 7 s against 5 s
+  assert.equal(goal('UID SEARCH TEXT (UTF-8').met, null); // not measured
+  assert.equal(goal('IDLE push').met, true);
+  assert.equal(goal('10,000').met, null); // 500 connections: not the issue's figure
+  assert.equal(judgeImapTargets(summarize([])).length, 0);
+
+  const results = {
+    version: 1,
+    startedAt: '2026-12-07T00:00:00.000Z',
+    finishedAt: '2026-12-07T00:10:00.000Z',
+    durationS: 600,
+    mode: 'custom',
+    command: 'npm run bench -- --only imap',
+    settings: { rounds: 1, imap: { messages: 10_000, bodies: 1000, appendClients: 4, connections: 500 } },
+    machine: {
+      nproc: 2,
+      cpuModel: 'test',
+      memoryGiB: 24,
+      disk: 'vda',
+      fsyncPerSecond: 1000,
+      kernel: 'k',
+      node: 'v24',
+      postfix: null,
+      haraka: null,
+      dovecot: '2.3.19.1',
+      ternCommit: 'abc',
+    },
+    peers: ['tern', 'dovecot'],
+    problems: [],
+    cases: [],
+    runs,
+    summary,
+    targets: [],
+    profile: null,
+  } satisfies BenchResults;
+  const md = renderMarkdown(results, { json: 'r.json', svg: 'r.svg' });
+  assert.match(md, /### 7\. IMAP \(issue 13\)/);
+  assert.match(md, /Dovecot 2\.3\.19\.1/);
+  assert.match(
+    md,
+    /\| … again \(compared\) \| 200 ms, 50,000 msgs\/s \| 250 ms, 40,000 msgs\/s \| 1\.25× \|/,
+  );
+  assert.match(md, /UID SEARCH CHARSET UTF-8 TEXT kühlschrank/);
+  // No SMTP case ran: neither issue 6's targets nor the SMTP chart.
+  assert.doesNotMatch(md, /Targets \(issue 6\)/);
+  assert.doesNotMatch(md, /r\.svg/);
 });
