@@ -326,11 +326,15 @@ async function randomBodies(
       if (got !== sizes.get(uid) && errors.length < 5)
         errors.push(`UID ${uid}: BODY[] of ${got} bytes, the message has ${sizes.get(uid)}`);
     }
-  } finally {
+  } catch (err) {
+    mon.stop();
     await c.logout();
+    throw err;
   }
+  // Measured before LOGOUT: Dovecot's imap process exits then, and its CPU would be left out.
   const wall = performance.now() - t0;
   const u = mon.stop();
+  await c.logout();
   const l = summarizeLatencies(lat);
   return {
     metrics: {
@@ -378,11 +382,15 @@ async function appendThroughput(
         }
       }),
     );
-  } finally {
+  } catch (err) {
+    mon.stop();
     await Promise.all(clients.map((c) => c.logout()));
+    throw err;
   }
+  // Measured before LOGOUT: Dovecot's imap processes exit then, and their CPU would be left out.
   const wall = performance.now() - t0;
   const u = mon.stop();
+  await Promise.all(clients.map((c) => c.logout()));
   const l = summarizeLatencies(lat);
   return {
     metrics: {
