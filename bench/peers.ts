@@ -32,13 +32,17 @@ import { processTree } from './proc.ts';
 export const BENCH_DIR = import.meta.dirname;
 export const ROOT = join(BENCH_DIR, '..');
 export const WORK = join(BENCH_DIR, 'peers', 'work');
+export const DOVECOT_BIN = '/usr/sbin/dovecot';
 
-export type PeerName = 'tern' | 'postfix' | 'haraka' | 'smtp-sink';
+export type PeerName = 'tern' | 'postfix' | 'haraka' | 'smtp-sink' | 'dovecot';
+/** The SMTP servers; Dovecot is an IMAP peer only (bench/imap-peers.ts starts it). */
+export const SMTP_PEERS: readonly PeerName[] = ['tern', 'postfix', 'haraka', 'smtp-sink'];
 export const PEER_LABELS: Readonly<Record<PeerName, string>> = {
   tern: 'Tern',
   postfix: 'Postfix',
   haraka: 'Haraka',
   'smtp-sink': 'smtp-sink',
+  dovecot: 'Dovecot',
 };
 
 /** What bench/peers/setup wrote into work/peers.json. */
@@ -483,6 +487,9 @@ export function peerAvailable(name: PeerName, peers: PeersFile): boolean {
       return peers.haraka !== null;
     case 'smtp-sink':
       return peers.smtpSink !== null;
+    case 'dovecot':
+      // Debian's dovecot-imapd (bench/peers/setup installs it); bench/imap-peers.ts runs it.
+      return existsSync(DOVECOT_BIN);
   }
 }
 
@@ -496,5 +503,7 @@ export function startPeer(name: PeerName, o: StartOptions): Promise<RunningPeer>
       return startHaraka(o);
     case 'smtp-sink':
       return startSmtpSink(o);
+    case 'dovecot':
+      return Promise.reject(new Error('Dovecot is an IMAP peer only: bench/imap-peers.ts starts it'));
   }
 }

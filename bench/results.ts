@@ -9,7 +9,8 @@ import type { ProfileSummary } from './profile.ts';
 /** Other load on the machine (% of all cores) above which run.ts measures a case again. */
 export const NOISY_PCT = 15;
 
-export type ScenarioId = 'accept' | 'relay' | 'local' | 'idle' | 'large' | 'handshakes' | 'smtp-source';
+export type ScenarioId =
+  'accept' | 'relay' | 'local' | 'idle' | 'large' | 'handshakes' | 'smtp-source' | 'imap';
 
 export interface CaseSpec {
   /** Stable key, e.g. "accept c50 1KiB x1 plain". */
@@ -70,6 +71,8 @@ export interface Machine {
   readonly node: string;
   readonly postfix: string | null;
   readonly haraka: string | null;
+  /** Absent in results written before the IMAP benchmark. */
+  readonly dovecot?: string | null;
   readonly ternCommit: string;
 }
 
@@ -242,6 +245,69 @@ export function judgeTargets(summary: readonly CaseSummary[]): Target[] {
       text: 'A 100 MiB message with under 32 MiB RSS growth',
       measured: `Tern +${f1(g)} MiB`,
       met: g === null ? null : g < 32,
+    });
+  }
+  return targets;
+}
+
+/** IMAP case ids (bench/imap.ts); the report and the goals of issue 13 find their figures by these. */
+export const IMAP_CASES = {
+  populate: 'imap populate',
+  fetchAll: 'imap select + fetch 1:*',
+  searchAscii: 'imap uid search text ascii',
+  searchUtf8: 'imap uid search text utf-8',
+  appendSmall: 'imap append 1KiB',
+  appendLarge: 'imap append 100KiB',
+  bodies: 'imap uid fetch body[] random',
+  pushSmtp: 'imap idle push smtp',
+  pushAppend: 'imap idle push append',
+  idle: 'imap idle connections',
+} as const;
+
+/** The goals of issue 13, judged on the medians: throughputs ≥ Dovecot's, push p99, idle memory. */
+export function judgeImapTargets(summary: readonly CaseSummary[]): Target[] {
+  const targets: Target[] = [];
+  const has = summary.some((s) => s.scenario === 'imap');
+  if (!has) return targets;
+  // Higher is better for a rate; for a time, Dovecot's over Tern's.
+  const vs = (text: string, caseId: string, metric: string, unit: string, higherBetter: boolean): void => {
+    const t = lookup(summary, caseId, 'tern', metric);
+    const d = lookup(summary, caseId, 'dovecot', metric);
+    const r = t === null || d === null || t === 0 || d === 0 ? null : higherBetter ? t / d : d / t;
+    targets.push({
+      text,
+      measured: `Tern ${f1(t)} vs Dovecot ${f1(d)} ${unit}${r === null ? '' : `: ${r.toFixed(2)}× Dovecot`}`,
+      met: r === null ? null : r >= 1,
+    });
+  };
+  vs(
+    'SELECT + FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE): ≥ Dovecot',
+    IMAP_CASES.fetchAll,
+    'msgsPerSec',
+    'msgs/s',
+    true,
+  );
+  vs('UID SEARCH TEXT (ASCII word): ≥ Dovecot', IMAP_CASES.searchAscii, 'ms', 'ms', false);
+  vs('UID SEARCH TEXT (UTF-8 word): ≥ Dovecot', IMAP_CASES.searchUtf8, 'ms', 'ms', false);
+  vs('APPEND 1 KiB, durable: ≥ Dovecot', IMAP_CASES.appendSmall, 'msgsPerSec', 'msgs/s', true);
+  vs('APPEND 100 KiB, durable: ≥ Dovecot', IMAP_CASES.appendLarge, 'msgsPerSec', 'msgs/s', true);
+  vs('UID FETCH n BODY[] of random messages: ≥ Dovecot', IMAP_CASES.bodies, 'msgsPerSec', 'msgs/s', true);
+  {
+    const p99 = lookup(summary, IMAP_CASES.pushSmtp, 'tern', 'p99Ms');
+    targets.push({
+      text: 'IDLE push, delivery commit (SMTP 250) → untagged EXISTS: p99 < 50 ms',
+      measured: `Tern p99 ${f1(p99)} ms`,
+      met: p99 === null ? null : p99 < 50,
+    });
+  }
+  {
+    const rss = lookup(summary, IMAP_CASES.idle, 'tern', 'rssMiB');
+    const n = lookup(summary, IMAP_CASES.idle, 'tern', 'connections');
+    const d = lookup(summary, IMAP_CASES.idle, 'dovecot', 'rssMiB');
+    targets.push({
+      text: '10,000 authenticated IDLE connections under 300 MiB in total',
+      measured: `Tern ${f1(rss)} MiB with ${n ?? 'n/a'} connections (Dovecot ${f1(d)} MiB)${n !== null && n < 10000 ? '; judged only at 10,000 (--imap-connections 10000)' : ''}`,
+      met: rss === null || n === null || n < 10000 ? null : rss < 300,
     });
   }
   return targets;

@@ -6,7 +6,8 @@
 // bench/results/<timestamp>.svg and the generated part of docs/performance.md.
 // Scenarios: (1) durable accept, (2) relay end to end through MX to a sink, (3) local delivery,
 // (4) idle connections, (5) one large message, (6) STARTTLS handshakes; plus smtp-source as a
-// cross-check of the load generator.
+// cross-check of the load generator. Then the IMAP benchmark (issue 13, bench/imap.ts): Tern beside
+// Dovecot on a 10,000-message mailbox, each round after the SMTP rounds.
 // Deliberately NOT here: thresholds (the targets are reported, never enforced), installing packages
 // (setup does), anything that reaches beyond loopback.
 //
@@ -17,6 +18,9 @@
 // --profile-case ID (the case profiled, e.g. "accept c50 100KiB x1 plain"), --clients N
 // (load generator processes), --retries N (re-measures of a case taken on a busy machine; 1),
 // --report FILE.json (no run: render the document and chart again).
+// IMAP: --only imap runs the IMAP part alone; --peers tern,dovecot; --imap-messages N (10,000),
+// --imap-connections N (authenticated IDLE connections held; 500 by default, 10000 for the issue's
+// figure). The smoke run leaves IMAP out unless --only names it.
 
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
@@ -50,6 +54,7 @@ import {
   WORK,
   killStrays,
   peerAvailable,
+  SMTP_PEERS,
   readPeersFile,
   spawnSmtpSink,
   startPeer,
@@ -60,11 +65,15 @@ import type { CpuProfile } from './profile.ts';
 import { summarizeProfile } from './profile.ts';
 import { renderChart, renderMarkdown, spliceGenerated } from './report.ts';
 import type { BenchResults, CaseRun, CaseSpec, Machine, Metrics, ScenarioId } from './results.ts';
-import { judgeTargets, NOISY_PCT, summarize } from './results.ts';
+import { judgeImapTargets, judgeTargets, NOISY_PCT, summarize } from './results.ts';
 import { startSink } from './sink.ts';
+import type { ImapSettings } from './imap.ts';
+import { IMAP_DEFAULTS, imapCaseSpecs, runImapRound } from './imap.ts';
+import type { ImapPeerName } from './imap-peers.ts';
+import { dovecotVersion, killImapStrays, removeDovecotFiles } from './imap-peers.ts';
 
 const MiB = 1024 * 1024;
-const ALL_PEERS: readonly PeerName[] = ['tern', 'postfix', 'haraka', 'smtp-sink'];
+const ALL_PEERS: readonly PeerName[] = ['tern', 'postfix', 'haraka', 'smtp-sink', 'dovecot'];
 const ALL_SCENARIOS: readonly ScenarioId[] = [
   'accept',
   'smtp-source',
@@ -73,6 +82,7 @@ const ALL_SCENARIOS: readonly ScenarioId[] = [
   'local',
   'large',
   'idle',
+  'imap',
 ];
 
 // ---------------------------------------------------------------------------------------------------
@@ -124,6 +134,7 @@ interface Settings {
   readonly report: string | null;
   /** How many times a case measured on a busy machine is measured again. */
   readonly retries: number;
+  readonly imap: ImapSettings;
 }
 
 function parseSettings(argv: readonly string[]): Settings {
@@ -145,6 +156,8 @@ function parseSettings(argv: readonly string[]): Settings {
       report: { type: 'string' },
       retries: { type: 'string' },
       clients: { type: 'string' },
+      'imap-messages': { type: 'string' },
+      'imap-connections': { type: 'string' },
     },
   });
   const mode: Settings['mode'] = values.smoke ? 'smoke' : values.quick ? 'quick' : 'full';
@@ -156,7 +169,8 @@ function parseSettings(argv: readonly string[]): Settings {
           durationMs: 800,
           warmupMs: 200,
           peers: ['tern'],
-          scenarios: ALL_SCENARIOS,
+          // IMAP needs a mailbox loaded first: only when asked for (--only imap).
+          scenarios: ALL_SCENARIOS.filter((sc) => sc !== 'imap'),
           outDir: join(tmpdir(), 'tern-bench-smoke'),
           doc: null,
           setup: false,
@@ -172,6 +186,7 @@ function parseSettings(argv: readonly string[]): Settings {
           warmRunMs: 300,
           report: null,
           retries: 0,
+          imap: IMAP_DEFAULTS.smoke,
         }
       : mode === 'quick'
         ? {
@@ -196,6 +211,7 @@ function parseSettings(argv: readonly string[]): Settings {
             warmRunMs: 1000,
             report: null,
             retries: 1,
+            imap: IMAP_DEFAULTS.quick,
           }
         : {
             mode,
@@ -219,6 +235,7 @@ function parseSettings(argv: readonly string[]): Settings {
             warmRunMs: 1000,
             report: null,
             retries: 1,
+            imap: IMAP_DEFAULTS.full,
           };
   const list = <T extends string>(
     v: string | undefined,
@@ -236,7 +253,9 @@ function parseSettings(argv: readonly string[]): Settings {
     values.rounds !== undefined ||
     values.duration !== undefined ||
     values.peers !== undefined ||
-    values.only !== undefined;
+    values.only !== undefined ||
+    values['imap-messages'] !== undefined ||
+    values['imap-connections'] !== undefined;
   return {
     ...base,
     mode: custom && mode === 'full' ? 'custom' : mode,
@@ -252,6 +271,15 @@ function parseSettings(argv: readonly string[]): Settings {
     clients: values.clients === undefined ? base.clients : Math.max(1, Number(values.clients)),
     report: values.report ?? null,
     retries: values.retries === undefined ? base.retries : Math.max(0, Number(values.retries)),
+    imap: {
+      ...base.imap,
+      ...(values['imap-messages'] === undefined
+        ? {}
+        : { messages: Math.max(100, Number(values['imap-messages'])) }),
+      ...(values['imap-connections'] === undefined
+        ? {}
+        : { connections: Math.max(1, Number(values['imap-connections'])) }),
+    },
   };
 }
 
@@ -336,6 +364,7 @@ function buildCases(s: Settings): CaseSpec[] {
       concurrency: 200,
       connections: s.idleConnections,
     });
+  if (want('imap')) cases.push(...imapCaseSpecs(s.imap));
   return cases;
 }
 
@@ -354,6 +383,9 @@ function applies(c: CaseSpec, peer: RunningPeer, peers: PeersFile): boolean {
     case 'idle':
     case 'large':
       return true;
+    case 'imap':
+      // bench/imap.ts runs these, after the SMTP rounds.
+      return false;
   }
 }
 
@@ -639,6 +671,8 @@ async function runCase(c: CaseSpec, peer: RunningPeer, s: Settings, peers: Peers
         errorSamples: r.errorSamples,
       };
     }
+    case 'imap':
+      throw new CaseFailure('IMAP cases are run by bench/imap.ts');
     case 'smtp-source': {
       const bin = peers.smtpSource!;
       const mon = new TreeMonitor(peer.pid).start();
@@ -705,6 +739,10 @@ function describeMetrics(c: CaseSpec, m: Metrics): string {
       return `${n(m.totalMs)} ms, RSS +${n(m.rssGrowthMiB, 1)} MiB (peak ${n(m.peakRssMiB)} MiB)`;
     case 'idle':
       return `${n(m.greeted)} greeted (${n(m.notGreeted)} not), RSS ${n(m.rssMiB)} MiB (+${n(m.rssGrowthMiB)} MiB)`;
+    case 'imap':
+      return Object.entries(m)
+        .map(([k, v]) => `${k} ${n(v, Number.isInteger(v) ? 0 : 2)}`)
+        .join(', ');
   }
 }
 
@@ -760,6 +798,7 @@ function machineInfo(peers: PeersFile, workDir: string, fsyncBudgetMs: number): 
     node: process.version,
     postfix: peers.postfix?.version ?? null,
     haraka: peers.haraka?.version ?? null,
+    dovecot: dovecotVersion(),
     ternCommit: `${commit}${dirty ? ' (with uncommitted changes in src/)' : ''}`,
   };
 }
@@ -834,6 +873,7 @@ async function main(): Promise<number> {
   }
   // Whatever happens, no server outlives the benchmark.
   process.once('exit', killStrays);
+  process.once('exit', killImapStrays);
 
   const runs: CaseRun[] = [];
   let profile: BenchResults['profile'] = null;
@@ -857,11 +897,12 @@ async function main(): Promise<number> {
     // Idle connections are measured on a freshly started server: its RSS then shows what the
     // connections cost, not what earlier cases left in its heap.
     const fresh = (c: CaseSpec): boolean => c.scenario === 'idle';
-    const groups = [cases.filter((c) => !fresh(c)), ...cases.filter(fresh).map((c) => [c])].filter(
+    const smtpCases = cases.filter((c) => c.scenario !== 'imap');
+    const groups = [smtpCases.filter((c) => !fresh(c)), ...smtpCases.filter(fresh).map((c) => [c])].filter(
       (g) => g.length > 0,
     );
     for (let round = 1; round <= s.rounds; round++) {
-      for (const name of peers) {
+      for (const name of peers.filter((p) => SMTP_PEERS.includes(p))) {
         const label = `[round ${round} ${PEER_LABELS[name]}]`;
         for (const group of groups) {
           let peer: RunningPeer;
@@ -941,6 +982,15 @@ async function main(): Promise<number> {
       }
     }
 
+    // IMAP (issue 13): Tern and Dovecot in turn, each round (bench/imap.ts).
+    if (s.scenarios.includes('imap')) {
+      const imapPeers = peers.filter((p): p is ImapPeerName => p === 'tern' || p === 'dovecot');
+      for (let round = 1; round <= s.rounds; round++)
+        for (const name of imapPeers)
+          runs.push(...(await runImapRound(name, round, s.imap, { peers: peersFile, logDir, workDir, log })));
+      removeDovecotFiles();
+    }
+
     if (s.profile && peers.includes('tern'))
       profile = await profileTern(s, peersFile, { logDir, workDir }, cases);
   } finally {
@@ -965,6 +1015,7 @@ async function main(): Promise<number> {
       idleConnections: s.idleConnections,
       largeBytes: s.largeBytes,
       profileMs: s.profileMs,
+      ...(s.scenarios.includes('imap') ? { imap: s.imap } : {}),
     },
     machine,
     peers,
@@ -1008,7 +1059,7 @@ function writeOutputs(
     writeFileSync(docPath, spliceGenerated(doc, md));
     log(`bench: updated ${relative(process.cwd(), docPath)}`);
   }
-  for (const t of results.targets)
+  for (const t of [...results.targets, ...judgeImapTargets(results.summary)])
     log(`target: ${t.met === null ? 'n/a    ' : t.met ? 'met    ' : 'NOT MET'} ${t.text} — ${t.measured}`);
 }
 
