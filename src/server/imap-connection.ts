@@ -37,6 +37,7 @@ import { AppendCommand } from './imap/append.ts';
 import { bad, no, ok, type Completion, type Enabled, type ImapContext } from './imap/context.ts';
 import * as mailboxes from './imap/mailboxes.ts';
 import * as messages from './imap/messages.ts';
+import * as urlauth from './imap/urlauth.ts';
 import {
   listenerMechanisms,
   plaintextAuthAllowed,
@@ -362,10 +363,17 @@ export class ImapConnection implements Driver {
         return this.complete(tag, r.completion, 'none');
       }
       case 'append': {
-        const c = (await this.append?.finish(ctx, command)) ?? bad('APPEND without a message');
+        // A CATENATE of URLs alone announced no literal, so nothing made an AppendCommand yet.
+        const c = await (this.append ?? new AppendCommand(command.mailbox)).finish(ctx, command);
         this.append = null;
         return this.complete(tag, c);
       }
+      case 'genurlauth':
+        return this.complete(tag, await urlauth.genurlauth(ctx, command));
+      case 'resetkey':
+        return this.complete(tag, await urlauth.resetkey(ctx, command));
+      case 'urlfetch':
+        return this.complete(tag, await urlauth.urlfetch(ctx, command));
       case 'close':
       case 'unselect': {
         if (command.kind === 'close' && this.view !== null && !this.view.readOnly)

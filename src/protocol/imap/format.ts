@@ -117,7 +117,9 @@ export type ResponseCode =
   | { readonly kind: 'BADCHARSET'; readonly charsets: readonly string[] }
   | { readonly kind: 'CAPABILITY'; readonly capabilities: readonly string[] }
   | { readonly kind: 'PERMANENTFLAGS'; readonly flags: readonly string[] }
-  | { readonly kind: 'MAILBOXID'; readonly id: string };
+  | { readonly kind: 'MAILBOXID'; readonly id: string }
+  /** CATENATE (RFC 4469 §6): the URL that named nothing. */
+  | { readonly kind: 'BADURL'; readonly url: string };
 
 export function formatResponseCode(code: ResponseCode): string {
   switch (code.kind) {
@@ -141,6 +143,9 @@ export function formatResponseCode(code: ResponseCode): string {
       return `PERMANENTFLAGS ${formatFlagList(code.flags)}`;
     case 'MAILBOXID':
       return `MAILBOXID (${code.id})`;
+    case 'BADURL':
+      // url-resp-text (RFC 4469 §6) is any text but "]" and line ends.
+      return `BADURL ${code.url.replace(/[\]\r\n]/g, '')}`;
     case 'ALERT':
     case 'ALREADYEXISTS':
     case 'AUTHENTICATIONFAILED':
