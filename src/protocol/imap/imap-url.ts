@@ -32,8 +32,7 @@ export interface ImapUrl {
 }
 
 export type UrlAccess =
-  | { readonly kind: 'user' | 'submit'; readonly user: string }
-  | { readonly kind: 'authuser' | 'anonymous' };
+  { readonly kind: 'user' | 'submit'; readonly user: string } | { readonly kind: 'authuser' | 'anonymous' };
 
 const NZ = '([1-9][0-9]{0,9})';
 const PATH = new RegExp(
@@ -116,7 +115,11 @@ export function parseImapUrl(text: string): ImapUrl | null {
   if (access !== null && user === null) return null;
   const verifier = m[9] === undefined ? null : { mechanism: m[9].toUpperCase(), token: m[10]! };
   const rump =
-    access === null ? null : verifier === null ? text : text.slice(0, text.length - m[9]!.length - m[10]!.length - 2);
+    access === null
+      ? null
+      : verifier === null
+        ? text
+        : text.slice(0, text.length - m[9]!.length - m[10]!.length - 2);
   return {
     user,
     host,
@@ -124,7 +127,8 @@ export function parseImapUrl(text: string): ImapUrl | null {
     uidValidity: m[2] === undefined ? null : Number(m[2]),
     uid: Number(m[3]),
     section: section === '' ? null : section,
-    partial: m[5] === undefined ? null : { offset: Number(m[5]), length: m[6] === undefined ? null : Number(m[6]) },
+    partial:
+      m[5] === undefined ? null : { offset: Number(m[5]), length: m[6] === undefined ? null : Number(m[6]) },
     expireMs,
     access,
     rump,

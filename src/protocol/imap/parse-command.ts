@@ -390,8 +390,7 @@ function parseAppend(c: Cursor): ImapCommand {
         if (w === 'TEXT') {
           const position: AppendPosition = { earlier: [...messages], catenate: [...parts] };
           parts.push({ kind: 'text', data: c.messageData({ head, mailbox, position }, false) });
-        }
-        else if (w === 'URL') parts.push({ kind: 'url', url: c.astring() });
+        } else if (w === 'URL') parts.push({ kind: 'url', url: c.astring() });
         else fail('Expected TEXT or URL');
       } while (c.eat(' '));
       c.expect(')');

@@ -33,14 +33,19 @@ export interface UrlTarget {
 /** Octets to send: their count first, then the octets (streamed from the store where they can be). */
 export interface UrlData {
   readonly sizeBytes: number;
-  content(): AsyncIterable<Uint8Array>;
+  /** Read with `for await`: held octets come as a plain array, stored ones stream. */
+  content(): AsyncIterable<Uint8Array> | Iterable<Uint8Array>;
 }
 
 /**
  * The message and section a URL names in `owner`'s folder, or null when there is none: no such
  * folder, a UIDVALIDITY that is not the folder's, no such UID, a section the message does not have.
  */
-export async function locateUrl(store: ImapMailboxStore, owner: string, url: ImapUrl): Promise<UrlTarget | null> {
+export async function locateUrl(
+  store: ImapMailboxStore,
+  owner: string,
+  url: ImapUrl,
+): Promise<UrlTarget | null> {
   try {
     const status = await store.folderStatus(owner, url.mailbox);
     if (url.uidValidity !== null && url.uidValidity !== status.uidValidity) return null;
@@ -48,7 +53,8 @@ export async function locateUrl(store: ImapMailboxStore, owner: string, url: Ima
     if (meta === undefined) return null;
     const structure = await structureOf(store, owner, url.mailbox, url.uid, meta.structure);
     if (structure === null) return null;
-    const spec = url.section === null ? { part: [], text: { kind: 'none' as const } } : parseSectionSpec(url.section);
+    const spec =
+      url.section === null ? { part: [], text: { kind: 'none' as const } } : parseSectionSpec(url.section);
     if (spec === null) return null;
     const r = resolveSection(structure, spec);
     if (r === null || r.start < 0 || r.start > r.end || r.end > structure.size) return null;
@@ -104,8 +110,7 @@ export async function urlBinary(
   const p = t.part;
   // The whole message (start 0, its header included) is sent as stored, as are containers and parts
   // that are not encoded.
-  const asStored =
-    !t.wholePart || t.start !== p.bodyStart || p.type === 'multipart' || p.message !== null;
+  const asStored = !t.wholePart || t.start !== p.bodyStart || p.type === 'multipart' || p.message !== null;
   if (asStored || transferCoding(p.encoding) === 'identity') {
     const data = await urlData(store, t);
     return data === null ? null : { data, decoded: null };
@@ -121,17 +126,11 @@ export async function urlBinary(
 function inMemory(bytes: Uint8Array): UrlData {
   return {
     sizeBytes: bytes.length,
-    async *content() {
-      if (bytes.length > 0) yield bytes;
-    },
+    content: () => (bytes.length > 0 ? [bytes] : []),
   };
 }
 
-function cutRange(
-  start: number,
-  end: number,
-  partial: UrlTarget['partial'],
-): { start: number; end: number } {
+function cutRange(start: number, end: number, partial: UrlTarget['partial']): { start: number; end: number } {
   if (partial === null) return { start, end };
   const from = Math.min(end, start + partial.offset);
   const to = partial.length === null ? end : Math.min(end, from + partial.length);
@@ -143,7 +142,12 @@ function cut(bytes: Uint8Array, partial: UrlTarget['partial']): Uint8Array {
   return bytes.subarray(r.start, r.end);
 }
 
-async function readAll(store: ImapMailboxStore, t: UrlTarget, start: number, end: number): Promise<Uint8Array | null> {
+async function readAll(
+  store: ImapMailboxStore,
+  t: UrlTarget,
+  start: number,
+  end: number,
+): Promise<Uint8Array | null> {
   if (end <= start) return new Uint8Array(0);
   const stored = await store.openRange(t.owner, t.folder, t.uid, { start, end });
   if (stored === null) return null;
