@@ -14,7 +14,7 @@ import { percentEncode } from '../../protocol/imap/imap-url.ts';
 import { SqliteMailboxStore } from '../../store/sqlite-mailbox-store.ts';
 import { AppendCommand } from './append.ts';
 import type { Completion, ImapContext } from './context.ts';
-import { genurlauth, resetkey, urlfetch } from './urlauth.ts';
+import { burlContent, genurlauth, resetkey, urlfetch } from './urlauth.ts';
 
 const NOW = Date.UTC(2026, 11, 7, 1, 0, 0);
 const enc = new TextEncoder();
@@ -159,6 +159,24 @@ for (const { user, local, domain, folder } of [
       assert.equal(await fetchUrl(s, expired), `* URLFETCH ${astring(expired)} NIL\r\n`);
       const later = await generate(s, `${base};expire=2026-12-07T02:00:00+00:30;urlauth=authuser`);
       assert.match(await fetchUrl(s, later), /\{13\}\r\nHallo Jürgen\r\n$/);
+    });
+
+    it('BURL reads a submit+ URL for its user alone, whole, within the size limit', async () => {
+      const uid = await put(user, folder, MESSAGE);
+      const s = session(user);
+      const url = await generate(
+        s,
+        `imap://${percentEncode(user)}@h/${percentEncode(folder)}/;uid=${uid}/;section=1;urlauth=submit+${percentEncode(user)}`,
+      );
+      const mine = { store, user, nowMs: () => NOW };
+      assert.equal(Buffer.from((await burlContent(mine, url, 1000)) ?? []).toString('utf8'), 'Hallo Jürgen');
+      assert.equal(await burlContent(mine, url, 5), null, 'over the limit');
+      assert.equal(await burlContent({ ...mine, user: 'bob@example.org' }, url, 1000), null);
+      const authuser = await generate(
+        s,
+        `imap://${percentEncode(user)}@h/${percentEncode(folder)}/;uid=${uid};urlauth=authuser`,
+      );
+      assert.equal(await burlContent(mine, authuser, 1 << 20), null, 'only submit+ URLs go to submission');
     });
 
     it("GENURLAUTH refuses another user's mail, a missing folder and other mechanisms", async () => {

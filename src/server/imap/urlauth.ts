@@ -6,11 +6,12 @@
 // are made per folder by the first GENURLAUTH; a URL fails (NIL, never a failed command) when it is
 // not an absolute URLAUTH URL, has expired, names a folder without a key, has a wrong token, or its
 // access does not admit this user: "user+x" only x, "authuser" and "anonymous" any logged-in user
-// (IMAP has no anonymous session here), "submit+x" nobody (it is for the submission server, BURL);
+// (IMAP has no anonymous session here), "submit+x" nobody over IMAP (it is for BURL on submission);
 // a URL's owner is any user of this server (urlauth2: another user reads it), its host is not checked.
 // After BINARY decoding, BODYPARTSTRUCTURE describes the octets sent (encoding 7bit, 8bit or binary,
 // their size, 0 lines), as Dovecot does; without BINARY it describes the part as stored.
-// Deliberately NOT here: URLMECH at SELECT, mechanisms other than INTERNAL, BURL (submission).
+// BURL (RFC 4468) on submission reads "submit+user" URLs through burlContent below.
+// Deliberately NOT here: URLMECH at SELECT, mechanisms other than INTERNAL, the SMTP side of BURL.
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { assertNever } from '../../core/assert-never.ts';
@@ -73,16 +74,39 @@ export async function resetkey(ctx: ImapContext, cmd: CommandOf<'resetkey'>): Pr
   return ok('RESETKEY completed');
 }
 
-/** The message a URLAUTH URL names, when its token and access let this user read it; else null. */
+/**
+ * BURL (RFC 4468 §4) on submission: the octets a "submit+user" URLAUTH URL names, for that user, held
+ * in memory (a chunk is at most the message size limit); null when it names nothing or is too large.
+ */
+export async function burlContent(
+  ctx: Pick<ImapContext, 'store' | 'user' | 'nowMs'>,
+  text: string,
+  maxBytes: number,
+): Promise<Uint8Array | null> {
+  const target = await authorizedTarget(ctx, text, 'submit');
+  if (target === null) return null;
+  const data = await urlData(ctx.store, target);
+  if (data === null || data.sizeBytes > maxBytes) return null;
+  const chunks: Uint8Array[] = [];
+  for await (const chunk of data.content()) chunks.push(chunk);
+  return Buffer.concat(chunks);
+}
+
+/**
+ * The message a URLAUTH URL names, when its token and access let this user read it; else null. `as`:
+ * the IMAP server reads "user+", "authuser" and "anonymous" URLs, the submission server (BURL) only
+ * "submit+" ones of its authenticated user.
+ */
 export async function authorizedTarget(
   ctx: Pick<ImapContext, 'store' | 'user' | 'nowMs'>,
   text: string,
+  as: 'imap' | 'submit' = 'imap',
 ): Promise<UrlTarget | null> {
   const url = parseImapUrl(text);
   if (url === null || url.rump === null || url.verifier === null || url.access === null) return null;
   if (url.verifier.mechanism !== URLAUTH_MECHANISM) return null;
   if (url.expireMs !== null && url.expireMs <= ctx.nowMs()) return null;
-  if (!admits(url, ctx.user)) return null;
+  if (!admits(url, ctx.user, as)) return null;
   const owner = urlOwner(url);
   if (owner === null) return null;
   let key: Uint8Array | null;
@@ -99,17 +123,17 @@ export async function authorizedTarget(
   return locateUrl(ctx.store, owner, url);
 }
 
-function admits(url: ImapUrl, user: string): boolean {
+function admits(url: ImapUrl, user: string, as: 'imap' | 'submit'): boolean {
   const access = url.access;
   if (access === null) return false;
   switch (access.kind) {
     case 'user':
-      return accessNames(access.user, user, url.host);
+      return as === 'imap' && accessNames(access.user, user, url.host);
     case 'authuser':
     case 'anonymous':
-      return true;
+      return as === 'imap';
     case 'submit':
-      return false;
+      return as === 'submit' && accessNames(access.user, user, url.host);
     default:
       return assertNever(access);
   }
