@@ -4,8 +4,9 @@
 // submission's), APPEND literals streamed into the store (never whole in memory), IDLE (the store's
 // change feed pushes updates while the client waits), and the command handlers in server/imap/. It keeps
 // what the client enabled and the selected view, sends pending updates at the points RFC 9051 §7.5.1
-// allows, runs the autologout timer (RFC 9051 §5.4, [imap] idle_timeout_seconds), and is the only writer
-// of tagged responses.
+// allows (and between commands, as NOTIFY asks: RFC 5465 §5, server/imap/notify.ts), runs the
+// autologout timer (RFC 9051 §5.4, [imap] idle_timeout_seconds), and is the only writer of tagged
+// responses.
 // Deliberately NOT here: sockets and TLS (the shell), the SASL exchange (sasl-drive.ts), protocol rules
 // (the session), the commands' work (server/imap/*), connection limits (listeners.ts).
 //
@@ -37,6 +38,7 @@ import { AppendCommand } from './imap/append.ts';
 import { bad, no, ok, type Completion, type Enabled, type ImapContext } from './imap/context.ts';
 import * as mailboxes from './imap/mailboxes.ts';
 import * as messages from './imap/messages.ts';
+import { Notifier } from './imap/notify.ts';
 import * as urlauth from './imap/urlauth.ts';
 import {
   listenerMechanisms,
@@ -90,6 +92,8 @@ export class ImapConnection implements Driver {
   private selectedGone = false;
   private readonly enabled: Enabled = { condstore: false, qresync: false, utf8: false, imap4rev2: false };
   private savedResult: readonly number[] | null = null;
+  /** CONDSTORE was on when the running command began. */
+  private condstoreBefore = false;
   /** The AUTHENTICATE command running (its tag), while the exchange waits for lines. */
   private authTag: string | null = null;
   /** The IDLE command running (its tag). */
@@ -98,6 +102,11 @@ export class ImapConnection implements Driver {
   private shuttingDown = false;
   private busy = false;
   private readonly appendLimitBytes: number;
+  /** NOTIFY (RFC 5465) once logged in. */
+  private notifier: Notifier | null = null;
+  /** Unsolicited updates run one at a time, and never beside a command (run() waits for them). */
+  private pushChain: Promise<void> = Promise.resolve();
+  private pushQueued = false;
 
   constructor(shell: Connection, id: string, listener: ListenerConfig, deps: ConnectionDeps) {
     this.shell = shell;
@@ -170,6 +179,7 @@ export class ImapConnection implements Driver {
   private async run(effects: Effect[]): Promise<void> {
     this.busy = true;
     try {
+      await this.pushChain;
       await this.perform(effects);
     } catch (err) {
       this.log.error(Events.imapInternalError, { error: String(err), stack: (err as Error).stack });
@@ -177,6 +187,8 @@ export class ImapConnection implements Driver {
     } finally {
       this.busy = false;
     }
+    // Notifications that arrived while the command ran go out now that it is done (RFC 5465 §5).
+    if (this.notifier?.pending === true || (this.dirty && this.pushesSelected())) this.schedulePush();
     if (this.shuttingDown && !this.shell.closed && this.idleTag === null) this.bye('Server shutting down');
   }
 
@@ -275,11 +287,24 @@ export class ImapConnection implements Driver {
     if (updates !== 'none' && this.view !== null && c.state !== 'authenticated') {
       await this.sendUpdates(updates === 'all');
     }
+    if (!this.condstoreBefore && this.enabled.condstore && this.view !== null) {
+      this.condstoreBefore = true;
+      this.shell.write(
+        formatUntaggedStatus(
+          'OK',
+          { kind: 'HIGHESTMODSEQ', value: BigInt(this.view.highestModseq) },
+          'Highest',
+        ),
+      );
+    }
     this.shell.write(formatTagged(tag, c.status, c.code, c.text));
     return this.session.resume(c.state);
   }
 
   private async execute(tag: string, command: ImapCommand): Promise<Effect[]> {
+    // A command that turns CONDSTORE on while a folder is selected is answered with the folder's
+    // HIGHESTMODSEQ first (RFC 7162 §3.1); SELECT/EXAMINE say it themselves.
+    this.condstoreBefore = this.enabled.condstore || command.kind === 'select' || command.kind === 'examine';
     switch (command.kind) {
       case 'capability':
         this.shell.write(formatCapability(this.capabilities()));
@@ -306,6 +331,8 @@ export class ImapConnection implements Driver {
       case 'enable':
         return this.complete(tag, this.enable(command.capabilities), 'none');
       case 'unauthenticate':
+        this.notifier?.stop();
+        this.notifier = null;
         this.deselect();
         this.releaseUser();
         return this.complete(tag, ok('UNAUTHENTICATE completed', null, 'not-authenticated'), 'none');
@@ -341,6 +368,8 @@ export class ImapConnection implements Driver {
       case 'getquotaroot':
       case 'setquota':
         return this.complete(tag, await mailboxes.quota(ctx, command));
+      case 'notify':
+        return this.complete(tag, await this.notifierOf(ctx.user).command(ctx, command));
       case 'select':
       case 'examine': {
         const hadView = this.view !== null;
@@ -481,20 +510,51 @@ export class ImapConnection implements Driver {
       // allows untagged data, and the client reconnects and lists again.
       this.selectedGone = true;
       this.dirty = true;
-      if (this.idleTag !== null && !this.busy) void this.idlePush();
+      if (this.idleTag !== null || this.pushesSelected()) this.schedulePush();
       return;
     }
     if (event.highestModseq <= view.highestModseq) return;
     this.dirty = true;
-    if (this.idleTag !== null && !this.busy) void this.idlePush();
+    if (this.idleTag !== null || this.pushesSelected()) this.schedulePush();
   }
 
-  private async idlePush(): Promise<void> {
-    try {
-      await this.sendUpdates(true);
-    } catch (err) {
-      this.log.error(Events.imapInternalError, { what: 'idle update', error: String(err) });
-    }
+  /** NOTIFY SELECTED with message events: the selected folder's changes go out between commands too. */
+  private pushesSelected(): boolean {
+    return this.notifier?.selected?.events.messageNew === true;
+  }
+
+  private notifierOf(user: string): Notifier {
+    this.notifier ??= new Notifier({
+      user,
+      store: this.store,
+      selectedFolder: () => this.view?.folder ?? null,
+      wake: () => this.schedulePush(),
+    });
+    return this.notifier;
+  }
+
+  /**
+   * Send updates now if no command runs (IDLE, or between commands under NOTIFY); otherwise run()
+   * sends them when its command is done.
+   */
+  private schedulePush(): void {
+    if (this.pushQueued || this.busy) return;
+    this.pushQueued = true;
+    this.pushChain = this.pushChain.then(async () => {
+      this.pushQueued = false;
+      // A command that began meanwhile sends them itself; an APPEND or AUTHENTICATE in progress waits.
+      if (this.busy || this.shell.closed || this.user === null) return;
+      if (this.append !== null || this.authTag !== null) return;
+      try {
+        const idling = this.idleTag !== null;
+        if (idling || this.pushesSelected())
+          // SELECTED-DELAYED holds expunges back until a command allows them (RFC 5465 §6.1).
+          await this.sendUpdates(idling || this.notifier?.selected?.delayed !== true);
+        if (this.user !== null && !this.shell.closed) await this.notifier?.flush(this.context());
+      } catch (err) {
+        this.log.error(Events.imapInternalError, { what: 'unsolicited update', error: String(err) });
+      }
+    });
   }
 
   /** Untagged EXPUNGE/EXISTS/FETCH for what changed since the view was last brought up to date. */
@@ -527,6 +587,7 @@ export class ImapConnection implements Driver {
     // New mail is \Recent to the first session that learns of it (RFC 3501 §2.3.2).
     const claimed =
       arrived && view.showRecent && !view.readOnly ? await this.store.claimRecent(user, view.folder) : null;
+    const maxUidBefore = view.maxUid;
     const lines = view.applyChanges(changes, allowExpunge, this.enabled);
     if (claimed !== null) {
       view.markRecent(claimed.from, claimed.to);
@@ -534,6 +595,20 @@ export class ImapConnection implements Driver {
       if (exists >= 0) lines.splice(exists + 1, 0, formatUntagged(`${view.recentCount} RECENT`));
     }
     for (const line of lines) this.shell.write(line);
+    // NOTIFY's MessageNew fetch attributes follow the EXISTS (RFC 5465 §5.2).
+    const fetch = this.notifier?.selected?.events.fetch ?? null;
+    if (fetch !== null && view.maxUid > maxUidBefore) {
+      const items = fetch.some((i) => i.kind === 'uid') ? fetch : [...fetch, { kind: 'uid' as const }];
+      await messages.fetch(this.context(), {
+        kind: 'fetch',
+        uid: true,
+        set: { kind: 'set', ranges: [{ from: maxUidBefore + 1, to: view.maxUid }] },
+        macro: null,
+        items,
+        changedSince: null,
+        vanished: false,
+      });
+    }
   }
 
   // --- raw lines: IDLE's DONE and AUTHENTICATE responses ------------------------------------------
@@ -656,6 +731,8 @@ export class ImapConnection implements Driver {
 
   private finish(reason: string): void {
     this.session.close();
+    this.notifier?.stop();
+    this.notifier = null;
     this.unwatch?.();
     this.unwatch = null;
     const append = this.append;

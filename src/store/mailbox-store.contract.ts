@@ -20,6 +20,7 @@ import { Replies, ReplyError } from '../core/reply.ts';
 import type {
   DeliverRequest,
   FolderEvent,
+  FolderListEvent,
   FolderInfo,
   ImapMailboxStore,
   MailboxErrorCode,
@@ -884,6 +885,38 @@ export function runImapMailboxStoreContract(
         assert.deepEqual(await gone.event, { kind: 'gone' });
         gone.stop();
       });
+
+      withHarness(
+        `the folder list feed reports creates, deletes, renames, subscriptions (${owner})`,
+        async (h) => {
+          await h.store.ensureDefaults(owner);
+          const events: FolderListEvent[] = [];
+          const stop = h.store.watchFolderList(owner.toUpperCase(), (e) => events.push(e));
+          await h.store.createFolder(owner, ENTWUERFE);
+          await h.store.createFolder(owner, `${ENTWUERFE}/日本`);
+          await h.store.subscribe(owner, ENTWUERFE);
+          await h.store.subscribe(owner, ENTWUERFE);
+          await h.store.renameFolder(owner, ENTWUERFE, 'Alt');
+          await h.store.unsubscribe(owner, 'Alt');
+          await h.store.unsubscribe(owner, 'Alt');
+          await h.store.deleteFolder(owner, 'Alt/日本');
+          await h.store.renameFolder(owner, 'INBOX', 'Old');
+          await rejected(h.store.createFolder(owner, 'Old'), 'alreadyexists');
+          assert.deepEqual(events, [
+            { kind: 'created', name: ENTWUERFE },
+            { kind: 'created', name: `${ENTWUERFE}/日本` },
+            { kind: 'subscribed', name: ENTWUERFE },
+            { kind: 'renamed', from: ENTWUERFE, to: 'Alt' },
+            { kind: 'renamed', from: `${ENTWUERFE}/日本`, to: 'Alt/日本' },
+            { kind: 'unsubscribed', name: 'Alt' },
+            { kind: 'deleted', name: 'Alt/日本' },
+            { kind: 'created', name: 'Old' },
+          ]);
+          stop();
+          await h.store.createFolder(owner, 'Later');
+          assert.equal(events.length, 8, 'nothing after the listener stopped');
+        },
+      );
 
       withHarness(`another process's changes reach the watchers (${owner})`, async (h) => {
         await h.store.ensureDefaults(owner);

@@ -16,7 +16,8 @@
 // so a name reused after a delete, or a rename, never shows a client an old UIDVALIDITY with new UIDs.
 // Flag changes, APPEND, COPY and MOVE each raise the folder's modseq by one; changesSince() serves
 // CONDSTORE/QRESYNC; watch() is the change feed (in-process after each durable commit, other processes
-// by a poll). For FETCH/SEARCH/SELECT: messages() (flags, sizes, dates, RFC 8514 save date, RFC 8474
+// by a poll), watchFolderList() the per-user feed of folder creation, deletion, rename and subscription
+// changes (IMAP NOTIFY's MailboxName and SubscriptionChange, RFC 5465 §5.4-§5.5). For FETCH/SEARCH/SELECT: messages() (flags, sizes, dates, RFC 8514 save date, RFC 8474
 // EMAILID, the stored MIME structure) without reading bodies, openRange() for partial FETCH, and
 // folderStatus() with the counts SELECT and STATUS report. Not yet: pruning of old expunged UIDs (then
 // changesSince must say how far back it knows), THREADID.
@@ -378,6 +379,16 @@ export type FolderEvent =
   /** The folder was deleted or renamed away: a selected session must end its selection. */
   | { readonly kind: 'gone' };
 
+/** A change to a user's folder list or subscriptions, after its durable commit (watchFolderList). */
+export type FolderListEvent =
+  /** A folder was created (or a \Noselect placeholder became a real folder again). */
+  | { readonly kind: 'created'; readonly name: string }
+  /** A folder was deleted (it may stay as a \Noselect placeholder for its children). */
+  | { readonly kind: 'deleted'; readonly name: string }
+  /** A folder now has another name: one event per folder of a renamed tree, the top one first. */
+  | { readonly kind: 'renamed'; readonly from: string; readonly to: string }
+  | { readonly kind: 'subscribed' | 'unsubscribed'; readonly name: string };
+
 export interface QuotaUsage {
   /** All messages of the user, in every folder (RFC 9208 MESSAGE). */
   readonly messages: number;
@@ -423,6 +434,11 @@ export interface ImapMailboxStore extends MailboxStore {
   changesSince(user: string, folder: string, modseq: number): Promise<FolderChanges>;
   /** Listen for durable changes to one folder, in-process at once, from other processes by polling. */
   watch(user: string, folder: string, listener: (event: FolderEvent) => void): () => void;
+  /**
+   * Listen for a user's folder list and subscription changes made through this store object. Changes
+   * committed by another process (the CLI's import) are not reported.
+   */
+  watchFolderList(user: string, listener: (event: FolderListEvent) => void): () => void;
   quota(user: string): Promise<QuotaUsage>;
   /**
    * IMAP4rev1 \Recent (RFC 3501 §2.3.2): claim the messages no session has been shown yet. Returns the

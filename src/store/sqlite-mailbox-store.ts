@@ -70,6 +70,7 @@ import type {
   FlagChange,
   FolderChanges,
   FolderEvent,
+  FolderListEvent,
   FolderInfo,
   FolderStatus,
   ImapMailboxStore,
@@ -338,6 +339,8 @@ export class SqliteMailboxStore implements ImapMailboxStore {
   readonly #watchers = new Map<string, { listeners: Set<(e: FolderEvent) => void>; last: FolderEvent }>();
   readonly #pollMs: number;
   #pollTimer: NodeJS.Timeout | null = null;
+  /** Folder list feed: listeners per user (in-process only). */
+  readonly #listWatchers = new Map<string, Set<(e: FolderListEvent) => void>>();
   #dataVersion = 0;
 
   private constructor(options: SqliteMailboxStoreOptions, db: DatabaseSync) {
@@ -912,6 +915,7 @@ export class SqliteMailboxStore implements ImapMailboxStore {
       }
     });
     this.#notify(owner, [folder]);
+    this.#notifyList(owner, [{ kind: 'created', name: folder }]);
   }
 
   async deleteFolder(user: string, name: string): Promise<void> {
@@ -942,6 +946,7 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     });
     this.#reclaimLater(files);
     this.#notify(owner, [folder]);
+    this.#notifyList(owner, [{ kind: 'deleted', name: folder }]);
   }
 
   async renameFolder(user: string, from: string, to: string): Promise<void> {
@@ -956,6 +961,15 @@ export class SqliteMailboxStore implements ImapMailboxStore {
       source === INBOX ? this.#renameInbox(owner, target) : this.#renameTree(owner, source, target),
     );
     this.#notify(owner, touched);
+    // INBOX stays where it is: its messages went to a new folder. Otherwise touched is the old names,
+    // then the new ones, in the same order.
+    const half = touched.length / 2;
+    this.#notifyList(
+      owner,
+      source === INBOX
+        ? [{ kind: 'created', name: target }]
+        : touched.slice(0, half).map((old, i) => ({ kind: 'renamed', from: old, to: touched[half + i]! })),
+    );
   }
 
   #renameTree(user: string, source: string, target: string): string[] {
@@ -1061,17 +1075,19 @@ export class SqliteMailboxStore implements ImapMailboxStore {
   async subscribe(user: string, name: string): Promise<void> {
     const owner = normalizeUser(user);
     const folder = checkFolderName(name);
-    await this.#write(() =>
+    const r = await this.#write(() =>
       this.#sql.sql('INSERT OR IGNORE INTO subscriptions (user, name) VALUES (?, ?)').run(owner, folder),
     );
+    if (Number(r.changes) > 0) this.#notifyList(owner, [{ kind: 'subscribed', name: folder }]);
   }
 
   async unsubscribe(user: string, name: string): Promise<void> {
     const owner = normalizeUser(user);
     const folder = normalizeMailboxName(name);
-    await this.#write(() =>
+    const r = await this.#write(() =>
       this.#sql.sql('DELETE FROM subscriptions WHERE user = ? AND name = ?').run(owner, folder),
     );
+    if (Number(r.changes) > 0) this.#notifyList(owner, [{ kind: 'unsubscribed', name: folder }]);
   }
 
   subscriptions(user: string): Promise<string[]> {
@@ -1462,6 +1478,35 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     };
   }
 
+  watchFolderList(user: string, listener: (event: FolderListEvent) => void): () => void {
+    const owner = normalizeUser(user);
+    let set = this.#listWatchers.get(owner);
+    if (set === undefined) {
+      set = new Set();
+      this.#listWatchers.set(owner, set);
+    }
+    set.add(listener);
+    return () => {
+      const now = this.#listWatchers.get(owner);
+      now?.delete(listener);
+      if (now?.size === 0) this.#listWatchers.delete(owner);
+    };
+  }
+
+  /** After a durable commit of this process: tell the user's folder list watchers. */
+  #notifyList(user: string, events: readonly FolderListEvent[]): void {
+    const set = this.#listWatchers.get(user);
+    if (set === undefined) return;
+    for (const event of events)
+      for (const listener of [...set]) {
+        try {
+          listener(event);
+        } catch {
+          // XXX: a listener's bug must not stop the others; sessions catch their own errors.
+        }
+      }
+  }
+
   /** The watched folder's state now, as an event (what the watchers were last told, to compare). */
   #folderEvent(key: string): FolderEvent {
     const [user, name] = JSON.parse(key) as [string, string];
@@ -1544,6 +1589,7 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     this.#closed = true;
     this.#stopPolling();
     this.#watchers.clear();
+    this.#listWatchers.clear();
     this.#commits.close();
     await Promise.all(this.#reclaiming);
     this.#db.close();

@@ -140,6 +140,11 @@ export interface TernOptions {
   readonly localDomains?: readonly string[];
   /** Other tables by name, e.g. { outbound: { port: 2500 } } for `[outbound]`. */
   readonly tables?: Readonly<Record<string, Readonly<Record<string, TomlValue>>>>;
+  /**
+   * The `imap` listener's allow_plaintext_auth_on_loopback (default true, for peers without TLS);
+   * false makes it announce LOGINDISABLED before STARTTLS like any non-loopback client would see.
+   */
+  readonly imapPlaintextAuthOnLoopback?: boolean;
 }
 
 export interface Ports {
@@ -263,7 +268,7 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     'service = "imap"',
     'address = "127.0.0.1:0"',
     'tls = "starttls"',
-    'allow_plaintext_auth_on_loopback = true',
+    `allow_plaintext_auth_on_loopback = ${opts.imapPlaintextAuthOnLoopback ?? true}`,
     '',
     '[[listeners]]',
     'service = "imaps"',

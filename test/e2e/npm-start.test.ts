@@ -1,8 +1,10 @@
 // The README's first run, exactly as written: `npm start` in the repository (no configuration file, so
-// the built-in defaults: ./data, local domain localhost, 127.0.0.1:2525/2587/2465/2110/2995), `npx tern
-// user add` while it runs, a message sent with Python's smtplib to 127.0.0.1:2525, read back with
-// `npx tern mailbox list/cat`, then with Python's poplib over STLS (2110) and implicit TLS (2995), which
-// delete what they read, then Ctrl-C (SIGINT to the process group, as a terminal sends it).
+// the built-in defaults: ./data, local domain localhost, 127.0.0.1:2525/2587/2465/2110/2995/2143/2993),
+// `npx tern user add` while it runs, a message sent with Python's smtplib to 127.0.0.1:2525, read back
+// with `npx tern mailbox list/cat`, then over IMAP with imapflow on imaps (2993: read, flag, search,
+// copy to Archive), then with Python's poplib over STLS (2110) and implicit TLS (2995), which delete what
+// they read, then the Archive copy deleted over IMAP, then Ctrl-C (SIGINT to the process group, as a
+// terminal sends it).
 // The defaults use fixed ports and ./data, so this test skips (saying why) when a port is taken or a
 // ./tern.toml would change the defaults, and removes only what it made: its uniquely named user, and
 // ./data if there was none before.
@@ -16,10 +18,11 @@ import { existsSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { ImapFlow } from 'imapflow';
 import type { ProcessResult } from './harness.ts';
 import { ROOT, havePython, poplib, runProcess, smtplib, waitFor } from './harness.ts';
 
-const PORTS = [2525, 2587, 2465, 2110, 2995] as const;
+const PORTS = [2525, 2587, 2465, 2110, 2995, 2143, 2993] as const;
 const DATA_DIR = join(ROOT, 'data');
 
 async function portFree(port: number): Promise<boolean> {
@@ -113,11 +116,11 @@ describe('npm start, as the README says', { skip }, () => {
     outputClosed = new Promise((resolve) => npm!.stdout.once('close', () => resolve()));
 
     await waitFor(
-      'the five listening lines of the defaults',
+      'the seven listening lines of the defaults',
       () => {
-        if (npm!.exitCode !== null && !output.includes('listening pop3s'))
+        if (npm!.exitCode !== null && !output.includes('listening imaps'))
           throw new Error(`npm start exited ${npm!.exitCode}:\n${output}`);
-        return output.includes('listening pop3s') ? true : undefined;
+        return output.includes('listening imaps') ? true : undefined;
       },
       30_000,
     );
@@ -127,6 +130,8 @@ describe('npm start, as the README says', { skip }, () => {
       'listening submissions 127.0.0.1:2465 (implicit)',
       'listening pop3 127.0.0.1:2110 (starttls)',
       'listening pop3s 127.0.0.1:2995 (implicit)',
+      'listening imap 127.0.0.1:2143 (starttls)',
+      'listening imaps 127.0.0.1:2993 (implicit)',
     ]) {
       assert.ok(output.split('\n').includes(line), `missing "${line}" in:\n${output}`);
     }
@@ -173,6 +178,35 @@ describe('npm start, as the README says', { skip }, () => {
     assert.match(cat.stdout, /\r\nReceived: from [^\r\n]+\r\n\tby localhost \(Tern\) with ESMTP id /);
     assert.ok(cat.stdout.endsWith('\r\n\r\nFirst message.\r\n'), JSON.stringify(cat.stdout));
 
+    // An IMAP client (imapflow, implicit TLS) reads it byte for byte, flags it, finds it by SEARCH and
+    // copies it to Archive, leaving the INBOX copy for POP3.
+    const imap = new ImapFlow({
+      host: '127.0.0.1',
+      port: 2993,
+      secure: true,
+      tls: { rejectUnauthorized: false },
+      auth: { user: address, pass: password },
+      logger: false,
+    });
+    await imap.connect();
+    try {
+      const lock = await imap.getMailboxLock('INBOX');
+      try {
+        const message = await imap.fetchOne('1', { source: true, envelope: true, uid: true });
+        assert.ok(message !== false);
+        assert.equal(message.source?.toString('utf8'), cat.stdout);
+        assert.equal(message.envelope?.subject, subject);
+        assert.equal(await imap.messageFlagsAdd('1', ['\\Flagged']), true);
+        assert.deepEqual(await imap.search({ flagged: true, subject: 'npm start' }), [1]);
+        const copied = await imap.messageCopy('1', 'Archive');
+        assert.ok(copied !== false && copied.uidMap?.size === 1, 'COPY gave a COPYUID mapping');
+      } finally {
+        lock.release();
+      }
+    } finally {
+      await imap.logout();
+    }
+
     // A mail client reads it over POP3 with STLS, byte for byte, and leaves it; then one on pop3s
     // (implicit TLS) reads it again and deletes it.
     const login = [
@@ -208,6 +242,29 @@ describe('npm start, as the README says', { skip }, () => {
     assert.equal(Buffer.from(implicit.steps[2]!.b64!, 'base64').toString('utf8'), cat.stdout);
     const after = await npxTern(['mailbox', 'list', address, '--json']);
     assert.deepEqual(JSON.parse(after.stdout), [], 'deleted over POP3: gone from tern mailbox list');
+
+    // The Archive copy, deleted over IMAP.
+    const imap2 = new ImapFlow({
+      host: '127.0.0.1',
+      port: 2993,
+      secure: true,
+      tls: { rejectUnauthorized: false },
+      auth: { user: address, pass: password },
+      logger: false,
+    });
+    await imap2.connect();
+    try {
+      const lock = await imap2.getMailboxLock('Archive');
+      try {
+        assert.equal(await imap2.messageDelete('1:*'), true);
+        const status = await imap2.status('Archive', { messages: true });
+        assert.equal(status === false ? -1 : status.messages, 0);
+      } finally {
+        lock.release();
+      }
+    } finally {
+      await imap2.logout();
+    }
 
     // Ctrl-C: the whole foreground group gets SIGINT; the server shuts down in order.
     killGroup('SIGINT');

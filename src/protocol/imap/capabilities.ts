@@ -51,6 +51,7 @@ export const EXTENSIONS: readonly string[] = [
   'QUOTA=RES-MESSAGE',
   'UNAUTHENTICATE',
   'COMPRESS=DEFLATE',
+  'NOTIFY',
 ];
 
 export function capabilityList(c: CapabilityContext): string[] {

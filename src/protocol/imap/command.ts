@@ -3,7 +3,8 @@
 // MULTIAPPEND RFC 3502, CATENATE RFC 4469, BINARY RFC 3516, ESEARCH RFC 4731, SEARCHRES RFC 5182,
 // SORT/THREAD RFC 5256, ESORT RFC 5267, SORT=DISPLAY RFC 5957, WITHIN RFC 5032, SAVEDATE RFC 8514,
 // OBJECTID RFC 8474, PREVIEW RFC 8970, QUOTA RFC 9208, ID RFC 2971, COMPRESS RFC 4978, UNAUTHENTICATE
-// RFC 8437, UTF8=ACCEPT RFC 6855, URLAUTH RFC 4467 with URLAUTH=BINARY RFC 5524). Types only. Mailbox names are as the client wrote them: decoding
+// RFC 8437, UTF8=ACCEPT RFC 6855, NOTIFY RFC 5465, URLAUTH RFC 4467 with URLAUTH=BINARY RFC 5524). Types only.
+// Mailbox names are as the client wrote them: decoding
 // modified UTF-7 depends on the session (mailbox-name.ts).
 
 import type { ImapDate, ImapDateTime, SequenceSet } from './syntax.ts';
@@ -169,6 +170,24 @@ export interface SortCriterion {
   readonly key: SortKey;
 }
 
+/** RFC 5465 §6 filter-mailboxes; mailbox names as written. */
+export type NotifyFilter =
+  | { readonly kind: 'selected' | 'selected-delayed' | 'personal' | 'inboxes' | 'subscribed' }
+  | { readonly kind: 'subtree' | 'mailboxes'; readonly mailboxes: readonly string[] };
+
+/** An RFC 5465 §5 event: a known name in its RFC spelling, else the atom as written (event-ext). */
+export interface NotifyEvent {
+  readonly name: string;
+  /** MessageNew's fetch attributes; null when none were given (and for every other event). */
+  readonly fetch: readonly FetchItem[] | null;
+}
+
+export interface NotifyGroup {
+  readonly filter: NotifyFilter;
+  /** Empty for NONE. */
+  readonly events: readonly NotifyEvent[];
+}
+
 export type ImapCommand =
   | { readonly kind: 'capability' | 'noop' | 'logout' | 'starttls' | 'namespace' | 'idle' }
   | { readonly kind: 'close' | 'unselect' | 'check' | 'unauthenticate' }
@@ -254,6 +273,11 @@ export type ImapCommand =
       readonly program: SearchProgram;
     }
   | { readonly kind: 'compress'; readonly algorithm: string }
+  /** NOTIFY SET [STATUS] groups (RFC 5465 §3.1), or NOTIFY NONE: `set` null. */
+  | {
+      readonly kind: 'notify';
+      readonly set: { readonly status: boolean; readonly groups: readonly NotifyGroup[] } | null;
+    }
   /** GENURLAUTH (RFC 4467 §6.1): URL rumps, each with its mechanism (upper-cased). */
   | {
       readonly kind: 'genurlauth';

@@ -118,6 +118,8 @@ export type ResponseCode =
   | { readonly kind: 'CAPABILITY'; readonly capabilities: readonly string[] }
   | { readonly kind: 'PERMANENTFLAGS'; readonly flags: readonly string[] }
   | { readonly kind: 'MAILBOXID'; readonly id: string }
+  /** RFC 5465 §3.1: the events the server supports. */
+  | { readonly kind: 'BADEVENT'; readonly events: readonly string[] }
   /** CATENATE (RFC 4469 §6): the URL that named nothing. */
   | { readonly kind: 'BADURL'; readonly url: string };
 
@@ -146,6 +148,8 @@ export function formatResponseCode(code: ResponseCode): string {
     case 'BADURL':
       // url-resp-text (RFC 4469 §6) is any text but "]" and line ends.
       return `BADURL ${code.url.replace(/[\]\r\n]/g, '')}`;
+    case 'BADEVENT':
+      return `BADEVENT (${code.events.join(' ')})`;
     case 'ALERT':
     case 'ALREADYEXISTS':
     case 'AUTHENTICATIONFAILED':

@@ -22,16 +22,11 @@ describe('IMAP commands without arguments', () => {
     assert.equal(parseBad('a1 NOOP x').kind, 'error');
   });
 
-  it('unknown commands and NOTIFY are typed errors that keep the tag', () => {
+  it('unknown commands are typed errors that keep the tag', () => {
     assert.deepEqual(parseBad('a1 FROB'), {
       kind: 'error',
       tag: 'a1',
       error: { kind: 'unknown-command', text: 'Unknown command' },
-    });
-    assert.deepEqual(parseBad('a1 NOTIFY NONE'), {
-      kind: 'error',
-      tag: 'a1',
-      error: { kind: 'unsupported', text: 'NOTIFY is not supported' },
     });
     assert.deepEqual(parseBad('+ NOOP'), {
       kind: 'error',
@@ -501,6 +496,124 @@ describe('the RFC 9051 §8 sample dialogue', () => {
       'a006 logout',
     ])
       assert.notEqual(parseOne(line).kind, undefined, line);
+  });
+});
+
+describe('NOTIFY (RFC 5465)', () => {
+  it('NOTIFY NONE', () => {
+    assert.deepEqual(parseOne('a notify none'), { kind: 'notify', set: null });
+  });
+
+  it('the RFC 5465 §3.1 and §6 examples', () => {
+    assert.deepEqual(
+      parseOne(
+        'A02 NOTIFY SET STATUS (selected (MessageNew (uid body.peek[header.fields (from to subject)]) MessageExpunge)) (subtree Lists (MessageNew MessageExpunge FlagChange))',
+      ),
+      {
+        kind: 'notify',
+        set: {
+          status: true,
+          groups: [
+            {
+              filter: { kind: 'selected' },
+              events: [
+                {
+                  name: 'MessageNew',
+                  fetch: [
+                    { kind: 'uid' },
+                    {
+                      kind: 'section',
+                      binary: false,
+                      peek: true,
+                      section: {
+                        part: [],
+                        text: { kind: 'fields', not: false, fields: ['from', 'to', 'subject'] },
+                      },
+                      partial: null,
+                    },
+                  ],
+                },
+                { name: 'MessageExpunge', fetch: null },
+              ],
+            },
+            {
+              filter: { kind: 'subtree', mailboxes: ['Lists'] },
+              events: [
+                { name: 'MessageNew', fetch: null },
+                { name: 'MessageExpunge', fetch: null },
+                { name: 'FlagChange', fetch: null },
+              ],
+            },
+          ],
+        },
+      },
+    );
+    assert.deepEqual(parseOne('a NOTIFY SET (PERSONAL (MailboxName SubscriptionChange)) (inboxes NONE)'), {
+      kind: 'notify',
+      set: {
+        status: false,
+        groups: [
+          {
+            filter: { kind: 'personal' },
+            events: [
+              { name: 'MailboxName', fetch: null },
+              { name: 'SubscriptionChange', fetch: null },
+            ],
+          },
+          { filter: { kind: 'inboxes' }, events: [] },
+        ],
+      },
+    });
+  });
+
+  it('mailbox lists, INBOX in any case, UTF-8 names and unknown events kept as written', () => {
+    assert.deepEqual(
+      parseOne('a NOTIFY SET (mailboxes (inbox "Jürgen" 日本) (messagenew messageexpunge XFoo))'),
+      {
+        kind: 'notify',
+        set: {
+          status: false,
+          groups: [
+            {
+              filter: { kind: 'mailboxes', mailboxes: ['INBOX', 'Jürgen', '日本'] },
+              events: [
+                { name: 'MessageNew', fetch: null },
+                { name: 'MessageExpunge', fetch: null },
+                { name: 'XFoo', fetch: null },
+              ],
+            },
+          ],
+        },
+      },
+    );
+    assert.deepEqual(parseOne('a NOTIFY SET (subtree 日本/東京 (MailboxName))'), {
+      kind: 'notify',
+      set: {
+        status: false,
+        groups: [
+          {
+            filter: { kind: 'subtree', mailboxes: ['日本/東京'] },
+            events: [{ name: 'MailboxName', fetch: null }],
+          },
+        ],
+      },
+    });
+  });
+
+  it('refuses what the grammar does not allow', () => {
+    for (const line of [
+      'a NOTIFY',
+      'a NOTIFY SET',
+      'a NOTIFY SET STATUS',
+      'a NOTIFY SET (selected)',
+      'a NOTIFY SET (selected ())',
+      'a NOTIFY SET (everything (MessageNew))',
+      'a NOTIFY SET (mailboxes (MessageNew))',
+      'a NOTIFY SET (selected (MessageNew (FROB) MessageExpunge))',
+      'a NOTIFY SET (selected (MessageNew MessageExpunge)) ',
+      'a NOTIFY NONE x',
+    ])
+      assert.equal(parseBad(line).kind, 'error', line);
   });
 });
 

@@ -4,7 +4,7 @@
 // case-insensitive for keywords.
 // Pure and total: parseCommand() returns a result for any items. Deliberately NOT here: which commands a
 // state allows, capability checks (a CONDSTORE parameter parses whether or not it was enabled), mailbox
-// name decoding, NOTIFY (answered "unsupported").
+// name decoding, NOTIFY's semantic rules (protocol/imap/notify.ts checks those).
 
 import type {
   AppendData,
@@ -16,6 +16,9 @@ import type {
   ImapCommand,
   ListReturnOptions,
   ListSelectOption,
+  NotifyEvent,
+  NotifyFilter,
+  NotifyGroup,
   QresyncParams,
   SearchKey,
   SearchProgram,
@@ -201,7 +204,7 @@ function parseBody(c: Cursor): ImapCommand {
       c.sp();
       return { kind: 'compress', algorithm: c.word() };
     case 'NOTIFY':
-      return fail('NOTIFY is not supported', 'unsupported');
+      return parseNotify(c);
     case 'GENURLAUTH':
     case 'RESETKEY':
     case 'URLFETCH':
@@ -317,7 +320,9 @@ function parseList(c: Cursor): ImapCommand {
     }
     c.sp();
     // RFC 5258 §3: RECURSIVEMATCH alone is an error.
-    if (select.includes('RECURSIVEMATCH') && select.length === 1) fail('RECURSIVEMATCH needs another option');
+    // REMOTE does not count: it widens the listing, it selects nothing (RFC 5258 §3).
+    if (select.includes('RECURSIVEMATCH') && !select.some((o) => o !== 'RECURSIVEMATCH' && o !== 'REMOTE'))
+      fail('RECURSIVEMATCH needs another selection option');
   }
   const reference = c.mailbox();
   c.sp();
@@ -839,6 +844,95 @@ function parseSetQuota(c: Cursor): ImapCommand {
     c.expect(')');
   }
   return { kind: 'setquota', root, limits };
+}
+
+/** RFC 5465 §8: "NOTIFY" SP ("NONE" / "SET" [SP "STATUS"] 1*(SP event-group)). */
+function parseNotify(c: Cursor): ImapCommand {
+  c.sp();
+  const w = c.word();
+  if (w === 'NONE') return { kind: 'notify', set: null };
+  if (w !== 'SET') fail('Expected NOTIFY SET or NOTIFY NONE');
+  c.sp();
+  let status = false;
+  if (c.eatWord('STATUS')) {
+    status = true;
+    c.sp();
+  }
+  const groups: NotifyGroup[] = [];
+  do groups.push(parseNotifyGroup(c));
+  while (c.eat(' '));
+  return { kind: 'notify', set: { status, groups } };
+}
+
+const NOTIFY_EVENTS: ReadonlyMap<string, string> = new Map(
+  [
+    'MessageNew',
+    'MessageExpunge',
+    'FlagChange',
+    'AnnotationChange',
+    'MailboxName',
+    'SubscriptionChange',
+    'MailboxMetadataChange',
+    'ServerMetadataChange',
+  ].map((e) => [e.toUpperCase(), e]),
+);
+
+/** event-group = "(" filter-mailboxes SP events ")"; events = ( "(" event *(SP event) ")" ) / "NONE". */
+function parseNotifyGroup(c: Cursor): NotifyGroup {
+  c.expect('(');
+  const filter = parseNotifyFilter(c);
+  c.sp();
+  const events: NotifyEvent[] = [];
+  if (!c.eatWord('NONE')) {
+    c.expect('(');
+    do {
+      const atom = c.atom();
+      const name = NOTIFY_EVENTS.get(atom.toUpperCase()) ?? atom;
+      let fetch: FetchItem[] | null = null;
+      if (name === 'MessageNew' && c.rest().startsWith(' (')) {
+        c.sp();
+        c.expect('(');
+        fetch = [];
+        do fetch.push(parseFetchAtt(c));
+        while (c.eat(' '));
+        c.expect(')');
+      }
+      events.push({ name, fetch });
+    } while (c.eat(' '));
+    c.expect(')');
+  }
+  c.expect(')');
+  return { filter, events };
+}
+
+function parseNotifyFilter(c: Cursor): NotifyFilter {
+  const w = c.word();
+  switch (w) {
+    case 'SELECTED':
+      return { kind: 'selected' };
+    case 'SELECTED-DELAYED':
+      return { kind: 'selected-delayed' };
+    case 'PERSONAL':
+      return { kind: 'personal' };
+    case 'INBOXES':
+      return { kind: 'inboxes' };
+    case 'SUBSCRIBED':
+      return { kind: 'subscribed' };
+    case 'SUBTREE':
+    case 'MAILBOXES': {
+      // one-or-more-mailbox = "(" mailbox *(SP mailbox) ")" / mailbox
+      c.sp();
+      const mailboxes: string[] = [];
+      if (c.eat('(')) {
+        do mailboxes.push(c.mailbox());
+        while (c.eat(' '));
+        c.expect(')');
+      } else mailboxes.push(c.mailbox());
+      return { kind: w === 'SUBTREE' ? 'subtree' : 'mailboxes', mailboxes };
+    }
+    default:
+      return fail('Unknown NOTIFY mailbox filter');
+  }
 }
 
 /** GENURLAUTH, RESETKEY and URLFETCH (RFC 4467 §6, §9; URLFETCH parameters RFC 5524 §4). */

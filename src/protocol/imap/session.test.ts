@@ -61,6 +61,15 @@ describe('ImapSession: states (RFC 9051 §3, §6)', () => {
     assert.equal(out, '<exec a login><exec b select><exec c fetch>');
   });
 
+  test('NOTIFY runs once logged in, selected or not (RFC 5465 §3.1)', () => {
+    const s = session({ tlsActive: true });
+    assert.equal(drive(s, [enc.encode('a NOTIFY NONE\r\n')]), 'a BAD Authenticate first\r\n');
+    drive(s, [enc.encode('b LOGIN jürgen p\r\n')], { login: 'authenticated' });
+    assert.equal(drive(s, [enc.encode('c NOTIFY SET (personal (MailboxName))\r\n')]), '<exec c notify>');
+    drive(s, [enc.encode('d SELECT 日本\r\n')], { select: 'selected' });
+    assert.equal(drive(s, [enc.encode('e NOTIFY NONE\r\n')]), '<exec e notify>');
+  });
+
   test('selected-state commands are refused when nothing is selected', () => {
     const s = session({ tlsActive: true });
     drive(s, [enc.encode('a LOGIN u p\r\n')], { login: 'authenticated' });

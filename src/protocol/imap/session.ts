@@ -87,6 +87,7 @@ const AUTHENTICATED: ReadonlySet<ImapCommandKind> = new Set([
   'setquota',
   'compress',
   'unauthenticate',
+  'notify',
   'genurlauth',
   'resetkey',
   'urlfetch',

@@ -12,7 +12,7 @@ export type ImapErrorKind =
   | 'syntax'
   /** A command name nobody defines. */
   | 'unknown-command'
-  /** A command Tern knows but does not implement (NOTIFY). */
+  /** A command Tern knows but does not implement (none at present; kept for the next one). */
   | 'unsupported'
   /** A line, a literal or a whole command over its limit: answered with [TOOBIG]. */
   | 'too-big'

@@ -353,12 +353,23 @@ interface PartFacts {
   eightBit: boolean;
   utf8: boolean;
   utf8Decoder: InstanceType<typeof TextDecoder>;
+  /** A NUL octet in the body (only looked for with encodeNul). */
+  nul: boolean;
 }
 
-/** Pass 1: push the message, then plan(). */
+/**
+ * Pass 1: push the message, then plan(). With `encodeNul`, a part whose body holds a NUL octet is
+ * encoded too (IMAP APPEND of a literal8, RFC 3516 §4.4: NUL cannot be stored in a 7bit/8bit part).
+ */
 export class LongLineScan extends MimeWalk {
   readonly #facts = new Map<number, PartFacts>();
   #needed = false;
+  readonly #encodeNul: boolean;
+
+  constructor(options: { readonly encodeNul?: boolean } = {}) {
+    super();
+    this.#encodeNul = options.encodeNul === true;
+  }
 
   push(chunk: Uint8Array): void {
     this.walk(chunk);
@@ -386,6 +397,7 @@ export class LongLineScan extends MimeWalk {
         eightBit: false,
         utf8: true,
         utf8Decoder: new TextDecoder('utf-8', { fatal: true }),
+        nul: false,
       };
       this.#facts.set(part.index, f);
     }
@@ -409,6 +421,10 @@ export class LongLineScan extends MimeWalk {
     for (const b of bytes) {
       if (b > 126 || (b < 32 && b !== TAB && b !== CR && b !== LF) || b === EQ) f.escapes++;
       if (b > 127) f.eightBit = true;
+    }
+    if (this.#encodeNul && !f.nul && bytes.includes(0)) {
+      f.nul = true;
+      this.#needed = true;
     }
     if (f.utf8) {
       try {
@@ -439,7 +455,7 @@ export class LongLineScan extends MimeWalk {
 }
 
 function planPart(f: PartFacts): PartPlan {
-  if (!f.leaf || !f.long) return { action: 'keep', addFields: [] };
+  if (!f.leaf || !(f.long || f.nul)) return { action: 'keep', addFields: [] };
   const cte = mechanism(f.info);
   switch (cte) {
     case 'quoted-printable':
@@ -457,7 +473,7 @@ function planPart(f: PartFacts): PartPlan {
   }
   const text = mediaType(f.info).startsWith('text/');
   // Quoted-printable spends 3 octets per escape, base64 4 per 3: past one escape in six, base64 is smaller.
-  const action: BodyAction = text && f.escapes * 6 <= f.bytes ? 'quoted-printable' : 'base64';
+  const action: BodyAction = text && !f.nul && f.escapes * 6 <= f.bytes ? 'quoted-printable' : 'base64';
   const addFields: string[] = [];
   if (f.info.messageTop && !f.info.mimeVersion) {
     addFields.push('MIME-Version: 1.0');

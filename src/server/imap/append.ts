@@ -24,6 +24,7 @@ import { parseImapUrl, urlOwner } from '../../protocol/imap/imap-url.ts';
 import type { ImapDateTime } from '../../protocol/imap/syntax.ts';
 import { headerSummary } from '../../protocol/headers.ts';
 import { encodeStructure } from '../../protocol/mime/codec.ts';
+import { LongLineEncoder, LongLineScan } from '../../protocol/mime/long-lines.ts';
 import { MimeScanner } from '../../protocol/mime/structure.ts';
 import { MailboxError, normalizeFlags, normalizeUser } from '../../store/mailbox-store.ts';
 import { ChunkChannel } from './chunk-channel.ts';
@@ -46,6 +47,8 @@ const SUMMARY_BYTES = 64 * 1024;
 interface Pending {
   readonly channel: ChunkChannel;
   readonly result: Promise<{ uidValidity: number; uid: number } | { error: unknown }>;
+  /** A literal8 message held for the NUL-encoding pass (RFC 3516 §4.4), null for streamed ones. */
+  readonly held: Uint8Array[] | null;
 }
 
 /** A CATENATE message being fed: its index in the command, how many of its parts went in, its size. */
@@ -93,7 +96,7 @@ export class AppendCommand {
     }
     if (position === null || position.catenate === null) {
       if (e.sizeBytes === 0) return no('An empty message cannot be appended', { kind: 'CANNOT' });
-      const started = await this.start(ctx, e.head, e.sizeBytes);
+      const started = await this.start(ctx, e.head, e.sizeBytes, e.binary);
       if (!('result' in started)) return started;
       this.started++;
       this.current = { pending: started, catenate: false };
@@ -102,7 +105,7 @@ export class AppendCommand {
     const index = position.earlier.length;
     let open = this.open;
     if (open === null || open.index !== index) {
-      const started = await this.start(ctx, e.head, e.sizeBytes);
+      const started = await this.start(ctx, e.head, e.sizeBytes, false);
       if (!('result' in started)) return started;
       this.started++;
       open = this.open = { index, pending: started, parts: 0, bytes: 0 };
@@ -119,7 +122,13 @@ export class AppendCommand {
   async data(chunk: Uint8Array, last: boolean): Promise<void> {
     const cur = this.current;
     if (cur === null) return;
-    if (chunk.length > 0) await cur.pending.channel.push(chunk);
+    if (cur.pending.held !== null) {
+      // XXX: a literal8 message is held whole (up to APPENDLIMIT) for the second pass; they are rare
+      // (BINARY clients appending raw attachments) and the two passes need the same bytes twice.
+      if (chunk.length > 0) cur.pending.held.push(Uint8Array.from(chunk));
+      if (!last) return;
+      for (const piece of encodeNul(cur.pending.held)) await cur.pending.channel.push(piece);
+    } else if (chunk.length > 0) await cur.pending.channel.push(chunk);
     if (last) {
       if (!cur.catenate) cur.pending.channel.end();
       this.current = null;
@@ -187,7 +196,7 @@ export class AppendCommand {
       const m = earlier[index]!;
       // Literal messages started when their literal came; only URL-only CATENATE ones are left here.
       if (m.data.kind !== 'catenate') return bad('APPEND literal out of order');
-      const started = await this.start(ctx, m, 0);
+      const started = await this.start(ctx, m, 0, false);
       if (!('result' in started)) return started;
       this.started++;
       const msg: OpenCatenate = { index, pending: started, parts: 0, bytes: 0 };
@@ -221,6 +230,8 @@ export class AppendCommand {
     ctx: ImapContext,
     head: AppendMessageHead,
     sizeBytes: number,
+    /** literal8: held whole for the NUL-encoding pass (CATENATE TEXT parts never are). */
+    binary: boolean,
   ): Promise<Pending | Completion> {
     const name = mailboxArg(ctx, this.mailboxWire);
     if (name === null) return bad('Mailbox name is not valid in this client mode');
@@ -283,7 +294,7 @@ export class AppendCommand {
         channel.abandon();
         return { error };
       });
-    const pending = { channel, result };
+    const pending: Pending = { channel, result, held: binary ? [] : null };
     this.pending.push(pending);
     return pending;
   }
@@ -309,4 +320,20 @@ async function catenateUrl(ctx: ImapContext, text: string): Promise<UrlData | nu
   if (owner !== null && normalizeUser(owner) !== normalizeUser(ctx.user)) return null;
   const target = await locateUrl(ctx.store, ctx.user, url);
   return target === null ? null : urlData(ctx.store, target);
+}
+
+/**
+ * RFC 3516 §4.4: a literal8 message may hold NUL, which a 7bit/8bit/binary part cannot be stored and
+ * served with (IMAP literals exclude NUL): such parts are re-encoded as base64, as Dovecot does; every
+ * other part stays byte for byte.
+ */
+function encodeNul(chunks: readonly Uint8Array[]): Uint8Array[] {
+  const scan = new LongLineScan({ encodeNul: true });
+  for (const c of chunks) scan.push(c);
+  const plan = scan.plan();
+  if (!plan.needed) return [...chunks];
+  const encoder = new LongLineEncoder(plan);
+  const out = chunks.map((c) => encoder.push(c));
+  out.push(encoder.finish());
+  return out.filter((c) => c.length > 0);
 }

@@ -28,7 +28,7 @@ import {
   SEPARATOR,
   SPECIAL_USES,
   SYSTEM_FLAGS,
-  type FolderInfo,
+  parentNames,
   type SpecialUse,
 } from '../../store/mailbox-store.ts';
 import {
@@ -70,74 +70,75 @@ export async function list(ctx: ImapContext, cmd: Cmd<'list'> | Cmd<'lsub'>): Pr
   }
   const select = cmd.kind === 'list' ? cmd.select : [];
   const returns: ListReturnOptions | null = cmd.kind === 'list' ? cmd.returns : null;
+  const extended = cmd.kind === 'list' && (select.length > 0 || returns !== null);
   const compiled = (decoded as string[])
     .filter((p) => p !== '')
     .map((p) => compilePattern(joinReference(reference, p, SEPARATOR), SEPARATOR));
   const folders = await ctx.store.folders(ctx.user);
+  const byName = new Map(folders.map((f) => [f.name, f]));
   const subscribedOnly = lsub || select.includes('SUBSCRIBED');
   const specialOnly = select.includes('SPECIAL-USE');
   const recursive = select.includes('RECURSIVEMATCH');
   const wantSubscribed = returns?.subscribed === true || select.includes('SUBSCRIBED');
   const wantSpecial = returns === null || returns.specialUse || specialOnly;
+  const subs = subscribedOnly ? new Set(await ctx.store.subscriptions(ctx.user)) : null;
 
-  let rows: FolderInfo[] = folders;
-  if (subscribedOnly) {
-    // Subscriptions outlive folders (RFC 9051 §6.3.9): a subscribed name that is gone is \NonExistent.
-    const names = new Map(folders.map((f) => [f.name, f]));
-    const subs = await ctx.store.subscriptions(ctx.user);
-    rows = subs.map(
-      (name) =>
-        names.get(name) ?? {
-          name,
-          attributes: ['\\NonExistent', '\\Noselect'],
-          specialUse: null,
-          subscribed: true,
-          mailboxId: null,
-        },
-    );
-  }
+  // Names that may be listed: every folder, and with SUBSCRIBED every subscribed name (it may be gone)
+  // and their parents (LSUB's \Noselect parents, RFC 3501 §6.3.9; RECURSIVEMATCH's CHILDINFO).
+  const names = new Set(folders.map((f) => f.name));
+  if (subs !== null) for (const n of subs) for (const p of [...parentNames(n), n]) names.add(p);
+  const meets = (name: string): boolean => {
+    const f = byName.get(name);
+    if (subs !== null && !subs.has(name)) return false;
+    if (specialOnly && (f === undefined || f.specialUse === null)) return false;
+    return true;
+  };
   const out: string[] = [];
-  for (const f of rows) {
-    if (specialOnly && f.specialUse === null) continue;
-    const matched = matchesAny(f.name, compiled);
-    let childInfo = false;
-    if (!matched) {
-      // RECURSIVEMATCH: a parent is listed when one of its subscribed children matched (RFC 5258 §3.5).
-      if (!(recursive && subscribedOnly)) continue;
-      const hasChild = rows.some(
-        (c) => c.name.startsWith(f.name + SEPARATOR) && matchesAny(c.name, compiled),
-      );
-      if (!hasChild) continue;
-      childInfo = true;
-    }
-    const attributes = f.attributes.filter((a) => {
-      if (a === '\\Subscribed') return wantSubscribed || lsub;
+  for (const name of sortNames([...names])) {
+    if (!matchesAny(name, compiled)) continue;
+    const self = meets(name);
+    // A descendant that meets the selection: LSUB lists the parent as \Noselect (when % hides the
+    // child), RECURSIVEMATCH lists it with CHILDINFO (RFC 5258 §3.5).
+    // A descendant that meets the selection but is not listed itself (no pattern matches it): LSUB
+    // lists the parent as \\Noselect (RFC 3501 §6.3.9), RECURSIVEMATCH with CHILDINFO (RFC 5258 §3.5).
+    const childMeets =
+      (lsub || recursive) &&
+      [...names].some((c) => c.startsWith(name + SEPARATOR) && meets(c) && !matchesAny(c, compiled));
+    if (!self && !childMeets) continue;
+    const f = byName.get(name);
+    const base = f?.attributes ?? ['\\NonExistent', '\\Noselect'];
+    let attributes = base.filter((a) => {
+      if (a === '\\Subscribed') return false;
       if ((SPECIAL_USES as readonly string[]).includes(a)) return wantSpecial && !lsub;
       if (lsub) return a === '\\Noselect';
       return true;
     });
-    if (lsub && f.attributes.includes('\\NonExistent')) attributes.push('\\Noselect');
-    const extended = childInfo ? ['"CHILDINFO" ("SUBSCRIBED")'] : [];
-    const line = formatListResponse(
-      lsub ? 'LSUB' : 'LIST',
-      [...new Set(attributes)],
-      SEPARATOR,
-      f.name,
-      w,
-      extended,
-    );
-    out.push(line);
+    if (extended) {
+      // \NonExistent implies \Noselect (RFC 5258 §3): one is enough.
+      if (attributes.includes('\\NonExistent')) attributes = attributes.filter((a) => a !== '\\Noselect');
+    } else attributes = attributes.filter((a) => a !== '\\NonExistent');
+    if (lsub && !self && !attributes.includes('\\Noselect')) attributes.push('\\Noselect');
+    if (!lsub && self && subs !== null && wantSubscribed) attributes.push('\\Subscribed');
+    else if (!lsub && returns?.subscribed === true && f?.subscribed === true) attributes.push('\\Subscribed');
+    const extra = !lsub && recursive && childMeets ? ['"CHILDINFO" ("SUBSCRIBED")'] : [];
+    out.push(formatListResponse(command, [...new Set(attributes)], SEPARATOR, name, w, extra));
     if (
       returns?.status != null &&
+      f !== undefined &&
       !f.attributes.includes('\\Noselect') &&
       !f.attributes.includes('\\NonExistent')
     ) {
-      const status = await statusLine(ctx, f.name, returns.status);
+      const status = await statusLine(ctx, name, returns.status);
       if (status !== null) out.push(status);
     }
   }
   for (const line of out) ctx.write(line);
   return ok(`${command} completed`);
+}
+
+/** INBOX first, then by name. */
+function sortNames(names: string[]): string[] {
+  return names.sort((a, b) => (a === INBOX ? -1 : b === INBOX ? 1 : a < b ? -1 : a > b ? 1 : 0));
 }
 
 export async function create(ctx: ImapContext, cmd: Cmd<'create'>): Promise<Completion> {

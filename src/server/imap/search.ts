@@ -97,8 +97,22 @@ export async function search(
     };
     if (match(message)) found.push({ seq, meta, message });
   }
-  const highest = found.reduce((n, f) => Math.max(n, f.meta.modseq), 0);
-  const modSeq = modseqKey && found.length > 0 ? BigInt(highest) : null;
+  const highestOf = (list: readonly Found[]): bigint | null =>
+    modseqKey && list.length > 0 ? BigInt(list.reduce((n, f) => Math.max(n, f.meta.modseq), 0)) : null;
+  const modSeq = highestOf(found);
+  /**
+   * ESEARCH's MODSEQ is the highest of the messages it returns (RFC 7162 §3.1.5): with only MIN/MAX,
+   * those messages alone.
+   */
+  const returnedModSeq = (returns: readonly string[], ordered: readonly Found[]): bigint | null => {
+    const all = returns.length === 0 || returns.includes('ALL') || returns.includes('COUNT');
+    if (all) return highestOf(ordered);
+    const picked: Found[] = [];
+    const byNumber = [...ordered].sort((a, b) => numberOf(a) - numberOf(b));
+    if (returns.includes('MIN') && byNumber.length > 0) picked.push(byNumber[0]!);
+    if (returns.includes('MAX') && byNumber.length > 0) picked.push(byNumber[byNumber.length - 1]!);
+    return highestOf(picked);
+  };
   const numberOf = (f: Found): number => (cmd.uid ? f.meta.uid : f.seq);
 
   switch (cmd.kind) {
@@ -116,7 +130,8 @@ export async function search(
       );
       if (r.saved !== null) ctx.savedResult = r.saved;
       if (r.emit) {
-        const items = modSeq === null ? r.items : [...r.items, ['MODSEQ', modSeq] as const];
+        const m = returnedModSeq(cmd.returns, found);
+        const items = m === null || r.items.length === 0 ? r.items : [...r.items, ['MODSEQ', m] as const];
         ctx.write(formatEsearchResponse(tag, cmd.uid, items));
       }
       return ok('SEARCH completed');
@@ -145,7 +160,11 @@ export async function search(
       );
       if (r.saved !== null) ctx.savedResult = r.saved;
       if (r.emit) {
-        const items = modSeq === null ? r.items : [...r.items, ['MODSEQ', modSeq] as const];
+        const m = returnedModSeq(
+          cmd.returns,
+          sorted.map((x) => x.found),
+        );
+        const items = m === null || r.items.length === 0 ? r.items : [...r.items, ['MODSEQ', m] as const];
         ctx.write(formatEsearchResponse(tag, cmd.uid, items));
       }
       return ok('SORT completed');
