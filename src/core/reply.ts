@@ -111,6 +111,8 @@ export const Replies = {
   relayDenied: { code: 554, enhanced: '5.7.1', text: 'Relay access denied' },
   needTls: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
   authRequired: { code: 530, enhanced: '5.7.0', text: 'Authentication required' },
+  /** BURL (RFC 4468 §6): the URL named nothing this user may submit (bad token, gone, not submit+). */
+  burlFailed: { code: 554, enhanced: '5.6.6', text: 'IMAP URL resolution failed' },
   authFailed: { code: 535, enhanced: '5.7.8', text: 'Authentication credentials invalid' },
   authCancelled: { code: 501, enhanced: '5.7.0', text: 'Authentication cancelled' },
   authBadBase64: { code: 501, enhanced: '5.5.2', text: 'Cannot Base64-decode client response' },

@@ -40,6 +40,7 @@ import * as mailboxes from './imap/mailboxes.ts';
 import * as messages from './imap/messages.ts';
 import { Notifier } from './imap/notify.ts';
 import { SearchContexts } from './imap/search-context.ts';
+import * as urlauth from './imap/urlauth.ts';
 import {
   listenerMechanisms,
   plaintextAuthAllowed,
@@ -413,10 +414,17 @@ export class ImapConnection implements Driver {
         return this.complete(tag, r.completion, 'none');
       }
       case 'append': {
-        const c = (await this.append?.finish(ctx, command)) ?? bad('APPEND without a message');
+        // A CATENATE of URLs alone announced no literal, so nothing made an AppendCommand yet.
+        const c = await (this.append ?? new AppendCommand(command.mailbox)).finish(ctx, command);
         this.append = null;
         return this.complete(tag, c);
       }
+      case 'genurlauth':
+        return this.complete(tag, await urlauth.genurlauth(ctx, command));
+      case 'resetkey':
+        return this.complete(tag, await urlauth.resetkey(ctx, command));
+      case 'urlfetch':
+        return this.complete(tag, await urlauth.urlfetch(ctx, command));
       case 'close':
       case 'unselect': {
         if (command.kind === 'close' && this.view !== null && !this.view.readOnly)

@@ -37,6 +37,8 @@ import {
 } from './sasl-drive.ts';
 import { refusedFields } from './smtp-log.ts';
 import { SubmissionPolicy } from './submission-policy.ts';
+import { burlContent } from './imap/urlauth.ts';
+import type { ImapMailboxStore } from '../store/mailbox-store.ts';
 import type { Driver, DriverFactory } from './driver.ts';
 
 export type { ConnectionDeps } from './connection-deps.ts';
@@ -104,6 +106,8 @@ export class SmtpConnection implements Driver {
       authMechanisms: mechanisms,
       plaintextAuth: plaintextAllowed,
       requireAuth: listener.requireAuth,
+      // BURL (RFC 4468) belongs to message submission (RFC 6409), never to the MX listener.
+      burl: listener.service !== 'smtp',
     });
     this.sasl = new SaslDrive({
       deps,
@@ -289,6 +293,21 @@ export class SmtpConnection implements Driver {
           if (this.intake.open) this.refusedContent = this.messageTx;
           this.abortMessage();
           break;
+        case 'burl': {
+          flush();
+          const content = await burlContent(
+            {
+              store: this.deps.store as ImapMailboxStore,
+              user: effect.user,
+              nowMs: () => this.deps.clock.nowMs(),
+            },
+            effect.url,
+            this.deps.config.limits.maxMessageBytes,
+          );
+          if (content === null) this.log.warn(Events.smtpViolation, { what: 'BURL URL did not resolve' });
+          await this.perform(this.session.resolve({ kind: 'burl', content, reply: null }));
+          break;
+        }
         case 'commit': {
           flush();
           const reply = await this.commit(effect.transaction, effect.sizeBytes, effect.longLines === true);

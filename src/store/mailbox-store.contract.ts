@@ -1236,6 +1236,43 @@ export function runImapMailboxStoreContract(
           ids.get(NIHONGO),
         );
       });
+
+      withHarness(
+        `URLAUTH access keys: made once, durable, reset, gone with the folder (${owner})`,
+        async (h) => {
+          await h.store.ensureDefaults(owner);
+          await h.store.createFolder(owner, SHITAGAKI);
+          assert.equal(await h.store.accessKey(owner, SHITAGAKI, false), null);
+          const key = await h.store.accessKey(owner, SHITAGAKI, true);
+          assert.ok(key !== null && key.length >= 16, 'at least 128 bits (RFC 4467 §7)');
+          assert.deepEqual(await h.store.accessKey(owner, SHITAGAKI, true), key, 'made once');
+          assert.deepEqual(await h.store.accessKey(owner, SHITAGAKI.normalize('NFD'), false), key);
+          const inbox = await h.store.accessKey(owner, 'INBOX', true);
+          assert.notDeepEqual(inbox, key, 'one key per folder');
+          // Another user's folder of the same name has its own key.
+          await h.store.ensureDefaults(BOB);
+          assert.notDeepEqual(await h.store.accessKey(BOB, 'INBOX', true), inbox);
+          const s = await h.reopen();
+          assert.deepEqual(await s.accessKey(owner, SHITAGAKI, false), key, 'durable');
+          await s.resetAccessKeys(owner, SHITAGAKI);
+          assert.equal(await s.accessKey(owner, SHITAGAKI, false), null);
+          assert.deepEqual(await s.accessKey(owner, 'INBOX', false), inbox, 'other folders keep theirs');
+          const fresh = await s.accessKey(owner, SHITAGAKI, true);
+          assert.notDeepEqual(fresh, key, 'a reset key is never made again');
+          await s.resetAccessKeys(owner, null);
+          assert.equal(await s.accessKey(owner, 'INBOX', false), null);
+          assert.equal(await s.accessKey(owner, SHITAGAKI, false), null);
+          assert.ok((await s.accessKey(BOB, 'INBOX', false)) !== null, "another user's keys stay");
+          // Deleted and created again: the old key does not come back.
+          const before = await s.accessKey(owner, SHITAGAKI, true);
+          await s.deleteFolder(owner, SHITAGAKI);
+          await s.createFolder(owner, SHITAGAKI);
+          assert.equal(await s.accessKey(owner, SHITAGAKI, false), null);
+          assert.notDeepEqual(await s.accessKey(owner, SHITAGAKI, true), before);
+          await rejected(s.accessKey(owner, 'Nirgends', true), 'nonexistent');
+          await rejected(s.resetAccessKeys(owner, 'Nirgends'), 'nonexistent');
+        },
+      );
     }
   });
 }

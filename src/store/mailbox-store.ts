@@ -459,6 +459,14 @@ export interface ImapMailboxStore extends MailboxStore {
    * past the end. Opened and then expunged, it still reads whole, as openMessage().
    */
   openRange(user: string, folder: string, uid: number, range: ByteRange): Promise<StoredMessage | null>;
+  /**
+   * URLAUTH (RFC 4467 §2): the folder's mailbox access key (random, 32 bytes), kept durably. With
+   * `create`, a folder without one gets one first; without it, null when there is none. A missing
+   * folder is 'nonexistent'. A deleted folder's key goes with it.
+   */
+  accessKey(user: string, folder: string, create: boolean): Promise<Uint8Array | null>;
+  /** RESETKEY: forget the key of one folder, or (null) of every folder of the user. */
+  resetAccessKeys(user: string, folder: string | null): Promise<void>;
   /** The counts SELECT and STATUS need, read together; 'nonexistent' or 'noselect' as messages(). */
   folderStatus(user: string, folder: string): Promise<FolderStatus>;
 }

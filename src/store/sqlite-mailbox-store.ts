@@ -45,6 +45,7 @@
 // expunged UIDs, a sweep of blobs/ for files a crash left between their rename and the delivery's commit,
 // threading (THREADID is null: FETCH answers NIL, RFC 8474 §5.2 allows it).
 
+import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { open, readdir, stat } from 'node:fs/promises';
@@ -95,6 +96,9 @@ import {
   SPECIAL_USES,
   uidl,
 } from './mailbox-store.ts';
+
+/** URLAUTH mailbox access keys: 256 bits (RFC 4467 §7 asks for at least 128). */
+const ACCESS_KEY_BYTES = 32;
 
 export interface SqliteMailboxStoreOptions {
   /** The store's folder (e.g. data/mail): mail.db, blobs/ and tmp/ live here. */
@@ -286,6 +290,13 @@ export const MIGRATIONS = [
   // Mail already here counts as seen by an earlier session.
   `ALTER TABLE mailboxes ADD COLUMN recent_uid INTEGER NOT NULL DEFAULT 0;
    UPDATE mailboxes SET recent_uid = uidnext - 1;`,
+  // 6: URLAUTH (RFC 4467 §2): one mailbox access key per folder, made by the first GENURLAUTH and
+  // forgotten by RESETKEY. Keyed by the folder row, so a deleted folder takes its key along and a new
+  // folder of the same name starts with another (its old URLs name a UIDVALIDITY that is gone anyway).
+  `CREATE TABLE access_keys (
+     mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
+     key BLOB NOT NULL
+   ) STRICT;`,
 ];
 
 // The terms of schema step 4's partial indexes, written the same way so the planner uses them.
@@ -1392,6 +1403,42 @@ export class SqliteMailboxStore implements ImapMailboxStore {
         .sql('UPDATE mailboxes SET recent_uid = ? WHERE id = ? AND recent_uid < ?')
         .run(now.to, now.id, now.to);
       return { from: now.from, to: now.to };
+    });
+  }
+
+  async accessKey(user: string, folder: string, create: boolean): Promise<Uint8Array | null> {
+    const owner = normalizeUser(user);
+    const name = normalizeMailboxName(folder);
+    const read = (): Uint8Array | null => {
+      const box = this.#selectable(owner, name);
+      const row = this.#sql.sql('SELECT key FROM access_keys WHERE mailbox_id = ?').get(box.id);
+      return row === undefined ? null : bytesOrNull(row, 'key');
+    };
+    const found = await attempt(() => this.#reading(read));
+    if (found !== null || !create) return found;
+    const fresh = randomBytes(ACCESS_KEY_BYTES);
+    return this.#write(() => {
+      // Another session may have made one meanwhile: the first key made stays the key.
+      const box = this.#selectable(owner, name);
+      this.#sql.sql('INSERT OR IGNORE INTO access_keys (mailbox_id, key) VALUES (?, ?)').run(box.id, fresh);
+      const row = this.#sql.sql('SELECT key FROM access_keys WHERE mailbox_id = ?').get(box.id);
+      const key = row === undefined ? null : bytesOrNull(row, 'key');
+      if (key === null) throw new Error('mailbox store: access key vanished in its own transaction');
+      return key;
+    });
+  }
+
+  async resetAccessKeys(user: string, folder: string | null): Promise<void> {
+    const owner = normalizeUser(user);
+    await this.#write(() => {
+      if (folder === null) {
+        this.#sql
+          .sql('DELETE FROM access_keys WHERE mailbox_id IN (SELECT id FROM mailboxes WHERE user = ?)')
+          .run(owner);
+        return;
+      }
+      const box = this.#selectable(owner, normalizeMailboxName(folder));
+      this.#sql.sql('DELETE FROM access_keys WHERE mailbox_id = ?').run(box.id);
     });
   }
 

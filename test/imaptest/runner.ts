@@ -430,8 +430,11 @@ class Execution {
       );
     }
     if (wanted === 'appended') return;
-    for (const conn of this.#conns) {
+    for (const [i, conn] of this.#conns.entries()) {
       conn.view.reset();
+      // A second user (urlauth2's `user 2: $user2`) has a mailbox of that name too, empty, to select.
+      if (i > 0 && this.#script.connectionUsers[i] !== undefined && this.#mailbox.toUpperCase() !== 'INBOX')
+        await this.#initCommand(conn, `CREATE ${imapString(this.#mailbox)}`, true);
       await this.#initCommand(conn, `SELECT ${imapString(this.#mailbox)}`);
     }
   }

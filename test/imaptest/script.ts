@@ -75,7 +75,8 @@ export function parseScript(
     requiredCapabilities: [],
     connectionCount: 1,
     ignoreExtraUntagged: true,
-    messageCount: 0,
+    // imaptest's default (test-parser.c: UINT_MAX): every message of the mbox.
+    messageCount: 'all',
     startupState: 'selected',
     connectionUsers: [],
     requireUser2: false,

@@ -3,8 +3,9 @@
 // MULTIAPPEND RFC 3502, CATENATE RFC 4469, BINARY RFC 3516, ESEARCH RFC 4731, SEARCHRES RFC 5182,
 // SORT/THREAD RFC 5256, ESORT RFC 5267, SORT=DISPLAY RFC 5957, WITHIN RFC 5032, SAVEDATE RFC 8514,
 // OBJECTID RFC 8474, PREVIEW RFC 8970, QUOTA RFC 9208, ID RFC 2971, COMPRESS RFC 4978, UNAUTHENTICATE
-// RFC 8437, UTF8=ACCEPT RFC 6855, NOTIFY RFC 5465, CONTEXT=SEARCH/SORT RFC 5267). Types only. Mailbox
-// names are as the client wrote them: decoding modified UTF-7 depends on the session (mailbox-name.ts).
+// RFC 8437, UTF8=ACCEPT RFC 6855, NOTIFY RFC 5465, CONTEXT=SEARCH/SORT RFC 5267, URLAUTH RFC 4467 with
+// URLAUTH=BINARY RFC 5524). Types only. Mailbox names are as the client wrote them: decoding modified
+// UTF-7 depends on the session (mailbox-name.ts).
 
 import type { ImapDate, ImapDateTime, SequenceSet } from './syntax.ts';
 
@@ -53,18 +54,28 @@ export interface StreamRef {
   readonly binary: boolean;
 }
 
+/** One part of a CATENATE message (RFC 4469 §5): a literal streamed in, or an IMAP URL's octets. */
+export type CatenatePart =
+  { readonly kind: 'text'; readonly data: StreamRef } | { readonly kind: 'url'; readonly url: string };
+
 export type AppendData =
   | {
       readonly kind: 'literal';
       readonly data: StreamRef;
       /** UTF8 (literal8) of RFC 6855 §4 */ readonly utf8: boolean;
     }
-  | {
-      readonly kind: 'catenate';
-      readonly parts: readonly (
-        { readonly kind: 'text'; readonly data: StreamRef } | { readonly kind: 'url'; readonly url: string }
-      )[];
-    };
+  | { readonly kind: 'catenate'; readonly parts: readonly CatenatePart[] };
+
+/**
+ * Where a streamed APPEND literal sits, as far as the command was read when it was announced, so the
+ * driver can put CATENATE parts (RFC 4469) together in order while their literals stream.
+ */
+export interface AppendPosition {
+  /** The command's messages before this literal's message, complete. */
+  readonly earlier: readonly AppendMessage[];
+  /** For a CATENATE TEXT part: the parts of its message before it; null for a plain message literal. */
+  readonly catenate: readonly CatenatePart[] | null;
+}
 
 export interface AppendMessage extends AppendMessageHead {
   readonly data: AppendData;
@@ -279,6 +290,23 @@ export type ImapCommand =
       readonly set: { readonly status: boolean; readonly groups: readonly NotifyGroup[] } | null;
     }
   /** CANCELUPDATE (RFC 5267 §4.3.5): the tags of the searches whose updates stop. */
-  | { readonly kind: 'cancelupdate'; readonly tags: readonly string[] };
+  | { readonly kind: 'cancelupdate'; readonly tags: readonly string[] }
+  /** GENURLAUTH (RFC 4467 §6.1): URL rumps, each with its mechanism (upper-cased). */
+  | {
+      readonly kind: 'genurlauth';
+      readonly urls: readonly { readonly rump: string; readonly mechanism: string }[];
+    }
+  /** RESETKEY (RFC 4467 §6.2): one mailbox's key (null: all), for these mechanisms (empty: all). */
+  | { readonly kind: 'resetkey'; readonly mailbox: string | null; readonly mechanisms: readonly string[] }
+  /** URLFETCH (RFC 4467 §6.3) with RFC 5524's fetch parameters (empty: the plain form). */
+  | { readonly kind: 'urlfetch'; readonly urls: readonly UrlFetchRequest[] };
+
+export type UrlFetchParam = 'BODY' | 'BINARY' | 'BODYPARTSTRUCTURE';
+
+export interface UrlFetchRequest {
+  readonly url: string;
+  /** null: the plain form "URLFETCH url"; a list (maybe empty): "URLFETCH (url ...)" of RFC 5524. */
+  readonly params: readonly UrlFetchParam[] | null;
+}
 
 export type ImapCommandKind = ImapCommand['kind'];

@@ -113,6 +113,20 @@ describe('IMAP responses', () => {
       }),
       'COPYUID 38505 304,319:321 3956:3959',
     );
+    // RFC 4469 §6: the URL as text, a "]" (which would end the code) and line ends dropped.
+    assert.equal(
+      formatResponseCode({ kind: 'BADURL', url: '/INBOX;UIDVALIDITY=785799047/;UID=113330/;section=1.5.9' }),
+      'BADURL /INBOX;UIDVALIDITY=785799047/;UID=113330/;section=1.5.9',
+    );
+    assert.equal(
+      formatTagged(
+        'a',
+        'NO',
+        { kind: 'BADURL', url: '/%E6%97%A5%E6%9C%AC/;uid=1]\r\n' },
+        'URL names nothing',
+      ),
+      'a NO [BADURL /%E6%97%A5%E6%9C%AC/;uid=1] URL names nothing\r\n',
+    );
     assert.equal(
       formatResponseCode({ kind: 'HIGHESTMODSEQ', value: 715194045007n }),
       'HIGHESTMODSEQ 715194045007',

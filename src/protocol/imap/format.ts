@@ -119,7 +119,9 @@ export type ResponseCode =
   | { readonly kind: 'PERMANENTFLAGS'; readonly flags: readonly string[] }
   | { readonly kind: 'MAILBOXID'; readonly id: string }
   /** RFC 5465 §3.1: the events the server supports. */
-  | { readonly kind: 'BADEVENT'; readonly events: readonly string[] };
+  | { readonly kind: 'BADEVENT'; readonly events: readonly string[] }
+  /** CATENATE (RFC 4469 §6): the URL that named nothing. */
+  | { readonly kind: 'BADURL'; readonly url: string };
 
 export function formatResponseCode(code: ResponseCode): string {
   switch (code.kind) {
@@ -143,6 +145,9 @@ export function formatResponseCode(code: ResponseCode): string {
       return `PERMANENTFLAGS ${formatFlagList(code.flags)}`;
     case 'MAILBOXID':
       return `MAILBOXID (${code.id})`;
+    case 'BADURL':
+      // url-resp-text (RFC 4469 §6) is any text but "]" and line ends.
+      return `BADURL ${code.url.replace(/[\]\r\n]/g, '')}`;
     case 'BADEVENT':
       return `BADEVENT (${code.events.join(' ')})`;
     case 'ALERT':

@@ -655,3 +655,60 @@ describe('CONTEXT=SEARCH and CONTEXT=SORT (RFC 5267)', () => {
     assert.equal(parseBad('B06 CANCELUPDATE').kind, 'error');
   });
 });
+
+describe('URLAUTH commands (RFC 4467 §6, RFC 5524 §4)', () => {
+  it('GENURLAUTH takes rump and mechanism pairs', () => {
+    assert.deepEqual(
+      parseOne(
+        'a GENURLAUTH "imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=submit+fred" INTERNAL "imap://j%C3%BCrgen@ex.org/%E6%97%A5%E6%9C%AC/;uid=1;urlauth=authuser" internal',
+      ),
+      {
+        kind: 'genurlauth',
+        urls: [
+          {
+            rump: 'imap://joe@example.com/INBOX/;uid=20/;section=1.2;urlauth=submit+fred',
+            mechanism: 'INTERNAL',
+          },
+          {
+            rump: 'imap://j%C3%BCrgen@ex.org/%E6%97%A5%E6%9C%AC/;uid=1;urlauth=authuser',
+            mechanism: 'INTERNAL',
+          },
+        ],
+      },
+    );
+    assert.equal(parseBad('a GENURLAUTH "imap://x@y/INBOX/;uid=1;urlauth=authuser"').kind, 'error');
+  });
+
+  it('RESETKEY with no mailbox, a mailbox, a UTF-8 mailbox and mechanisms', () => {
+    assert.deepEqual(parseOne('a RESETKEY'), { kind: 'resetkey', mailbox: null, mechanisms: [] });
+    assert.deepEqual(parseOne('a RESETKEY INBOX INTERNAL'), {
+      kind: 'resetkey',
+      mailbox: 'INBOX',
+      mechanisms: ['INTERNAL'],
+    });
+    assert.deepEqual(parseOne('a RESETKEY "Entwürfe/日本"'), {
+      kind: 'resetkey',
+      mailbox: 'Entwürfe/日本',
+      mechanisms: [],
+    });
+  });
+
+  it('URLFETCH plain and with RFC 5524 parameters', () => {
+    const url = 'imap://u@localhost/box/;uid=1;urlauth=authuser:internal:0123456789abcdef0123456789abcdef';
+    assert.deepEqual(parseOne(`a URLFETCH ${url} ("${url}" BINARY bodypartstructure) (${url})`), {
+      kind: 'urlfetch',
+      urls: [
+        { url, params: null },
+        { url, params: ['BINARY', 'BODYPARTSTRUCTURE'] },
+        { url, params: [] },
+      ],
+    });
+    assert.deepEqual(parseOne('a URLFETCH "imap://jürgen@exämple.org/日本/;uid=2"'), {
+      kind: 'urlfetch',
+      urls: [{ url: 'imap://jürgen@exämple.org/日本/;uid=2', params: null }],
+    });
+    assert.equal(parseBad(`a URLFETCH (${url} BODY BINARY)`).kind, 'error');
+    assert.equal(parseBad(`a URLFETCH (${url} FOO)`).kind, 'error');
+    assert.equal(parseBad('a URLFETCH').kind, 'error');
+  });
+});

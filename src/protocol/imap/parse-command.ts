@@ -10,6 +10,8 @@ import type {
   AppendData,
   AppendMessage,
   AppendMessageHead,
+  AppendPosition,
+  CatenatePart,
   FetchItem,
   ImapCommand,
   ListReturnOptions,
@@ -26,6 +28,8 @@ import type {
   SortCriterion,
   SortKey,
   StatusItem,
+  UrlFetchParam,
+  UrlFetchRequest,
 } from './command.ts';
 import type { Cursor } from './syntax.ts';
 import { fail, parseWith, type ImapParseError, type Item, type LiteralRole } from './syntax.ts';
@@ -41,6 +45,8 @@ export type CommandParse =
       readonly head: AppendMessageHead | null;
       /** For a message: the APPEND's target mailbox as written. */
       readonly mailbox: string | null;
+      /** For a message: where its literal sits in the command (CATENATE). */
+      readonly position?: AppendPosition | null;
     };
 
 /** The tag of a command's first text, when readable (for a BAD that must carry it). */
@@ -67,8 +73,15 @@ export function parseCommand(items: readonly Item[]): CommandParse {
   });
   if (r.ok === true) return { ok: true, tag, command: r.value };
   if (r.ok === false) return { ok: false, tag, error: r.error };
-  const pending = r.head as { head: AppendMessageHead; mailbox: string } | null;
-  return { ok: 'pending', tag, role: r.role, head: pending?.head ?? null, mailbox: pending?.mailbox ?? null };
+  const pending = r.head as { head: AppendMessageHead; mailbox: string; position: AppendPosition } | null;
+  return {
+    ok: 'pending',
+    tag,
+    role: r.role,
+    head: pending?.head ?? null,
+    mailbox: pending?.mailbox ?? null,
+    position: pending?.position ?? null,
+  };
 }
 
 const NO_ARGS = {
@@ -195,6 +208,10 @@ function parseBody(c: Cursor): ImapCommand {
       return parseNotify(c);
     case 'CANCELUPDATE':
       return parseCancelUpdate(c);
+    case 'GENURLAUTH':
+    case 'RESETKEY':
+    case 'URLFETCH':
+      return parseUrlauth(c, name);
     default:
       return fail('Unknown command', 'unknown-command');
   }
@@ -374,14 +391,14 @@ function parseAppend(c: Cursor): ImapCommand {
     if (c.eatWord('CATENATE')) {
       c.sp();
       c.expect('(');
-      const parts: (
-        { kind: 'text'; data: ReturnType<Cursor['messageData']> } | { kind: 'url'; url: string }
-      )[] = [];
+      const parts: CatenatePart[] = [];
       do {
         const w = c.word();
         c.sp();
-        if (w === 'TEXT') parts.push({ kind: 'text', data: c.messageData({ head, mailbox }, false) });
-        else if (w === 'URL') parts.push({ kind: 'url', url: c.astring() });
+        if (w === 'TEXT') {
+          const position: AppendPosition = { earlier: [...messages], catenate: [...parts] };
+          parts.push({ kind: 'text', data: c.messageData({ head, mailbox, position }, false) });
+        } else if (w === 'URL') parts.push({ kind: 'url', url: c.astring() });
         else fail('Expected TEXT or URL');
       } while (c.eat(' '));
       c.expect(')');
@@ -389,9 +406,13 @@ function parseAppend(c: Cursor): ImapCommand {
     } else if (c.eatWord('UTF8')) {
       c.sp();
       c.expect('(');
-      data = { kind: 'literal', data: c.messageData({ head, mailbox }, true), utf8: true };
+      const position: AppendPosition = { earlier: [...messages], catenate: null };
+      data = { kind: 'literal', data: c.messageData({ head, mailbox, position }, true), utf8: true };
       c.expect(')');
-    } else data = { kind: 'literal', data: c.messageData({ head, mailbox }, true), utf8: false };
+    } else {
+      const position: AppendPosition = { earlier: [...messages], catenate: null };
+      data = { kind: 'literal', data: c.messageData({ head, mailbox, position }, true), utf8: false };
+    }
     messages.push({ ...head, data });
   } while (c.ch() === ' ');
   return { kind: 'append', mailbox, messages };
@@ -965,4 +986,45 @@ function parseNotifyFilter(c: Cursor): NotifyFilter {
     default:
       return fail('Unknown NOTIFY mailbox filter');
   }
+}
+
+/** GENURLAUTH, RESETKEY and URLFETCH (RFC 4467 §6, §9; URLFETCH parameters RFC 5524 §4). */
+function parseUrlauth(c: Cursor, name: 'GENURLAUTH' | 'RESETKEY' | 'URLFETCH'): ImapCommand {
+  if (name === 'RESETKEY') {
+    if (!c.eat(' ')) return { kind: 'resetkey', mailbox: null, mechanisms: [] };
+    const mailbox = c.mailbox();
+    const mechanisms: string[] = [];
+    while (c.eat(' ')) mechanisms.push(c.word());
+    return { kind: 'resetkey', mailbox, mechanisms };
+  }
+  if (name === 'GENURLAUTH') {
+    const urls: { rump: string; mechanism: string }[] = [];
+    do {
+      c.sp();
+      const rump = c.astring();
+      c.sp();
+      urls.push({ rump, mechanism: c.word() });
+    } while (c.ch() === ' ');
+    return { kind: 'genurlauth', urls };
+  }
+  const urls: UrlFetchRequest[] = [];
+  do {
+    c.sp();
+    if (!c.eat('(')) {
+      urls.push({ url: c.astring(), params: null });
+      continue;
+    }
+    const url = c.astring();
+    const params: UrlFetchParam[] = [];
+    while (c.eat(' ')) {
+      const p = c.word();
+      if (p !== 'BODY' && p !== 'BINARY' && p !== 'BODYPARTSTRUCTURE') fail('Unknown URLFETCH parameter');
+      if (!params.includes(p)) params.push(p);
+    }
+    // RFC 5524 §4: BODY and BINARY ask for the same octets two ways; one at a time.
+    if (params.includes('BODY') && params.includes('BINARY')) fail('BODY and BINARY together');
+    c.expect(')');
+    urls.push({ url, params });
+  } while (c.ch() === ' ');
+  return { kind: 'urlfetch', urls };
 }

@@ -276,3 +276,31 @@ describe('IMAP reader fragmentation', () => {
     );
   });
 });
+
+describe('CATENATE literal positions (RFC 4469)', () => {
+  it('each streamed literal says which message it belongs to and the parts before it', () => {
+    const url = '/Entw%C3%BCrfe/;uid=1/;section=HEADER';
+    const events = collect([
+      `a APPEND 日本 CATENATE (URL "/INBOX/;uid=9") CATENATE (URL "${url}" TEXT {2+}\r\nhi TEXT {3+}\r\nabc URL "/x/;uid=2") {1+}\r\nz\r\n`,
+    ]);
+    const wanted = events.filter((e) => e.kind === 'literal-wanted');
+    assert.equal(wanted.length, 3);
+    const positions = wanted.map((e) => (e.kind === 'literal-wanted' ? e.position : undefined));
+    const first = positions[0];
+    assert.equal(first?.earlier.length, 1);
+    assert.deepEqual(first?.earlier[0]?.data, {
+      kind: 'catenate',
+      parts: [{ kind: 'url', url: '/INBOX/;uid=9' }],
+    });
+    assert.deepEqual(first?.catenate, [{ kind: 'url', url }]);
+    assert.equal(positions[1]?.earlier.length, 1);
+    assert.deepEqual(
+      positions[1]?.catenate?.map((p) => p.kind),
+      ['url', 'text'],
+    );
+    // The plain literal message after them: two messages before it, no CATENATE parts.
+    assert.equal(positions[2]?.earlier.length, 2);
+    assert.equal(positions[2]?.catenate, null);
+    assert.equal(events.at(-1)?.kind, 'command');
+  });
+});

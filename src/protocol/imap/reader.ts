@@ -13,7 +13,7 @@
 // Deliberately NOT here: "+ Ready" itself, states, which literals a client may send non-synchronizing
 // (LITERAL- limits are the session's: it sees each literal-wanted event first).
 
-import type { AppendMessageHead, ImapCommand } from './command.ts';
+import type { AppendMessageHead, AppendPosition, ImapCommand } from './command.ts';
 import { LineFramer } from '../framing.ts';
 import { parseCommand, readTag } from './parse-command.ts';
 import type { ImapParseError, Item } from './syntax.ts';
@@ -60,6 +60,8 @@ export type ReaderEvent =
       readonly mailbox: string | null;
       /** Counts the command's message literals from 0 (StreamRef.index). */
       readonly index: number;
+      /** For a message: where it sits in the command (CATENATE parts, RFC 4469). */
+      readonly position?: AppendPosition | null;
     }
   | { readonly kind: 'append-data'; readonly chunk: Uint8Array; readonly last: boolean }
   /** A raw line after expectLine(), without its line ending; `tooLong`: over the limit, dropped (empty). */
@@ -315,6 +317,7 @@ export class ImapCommandReader {
         message: r.head ?? { flags: null, date: null },
         mailbox: r.mailbox,
         index,
+        position: r.position ?? null,
       };
     }
     if (

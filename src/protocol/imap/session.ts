@@ -15,7 +15,7 @@
 // response data (format.ts, fetch.ts), SASL (the one SASL drive), time (idle timers are the driver's).
 
 import { assertNever } from '../../core/assert-never.ts';
-import type { AppendMessageHead, ImapCommand, ImapCommandKind } from './command.ts';
+import type { AppendMessageHead, AppendPosition, ImapCommand, ImapCommandKind } from './command.ts';
 import { formatContinuation, formatParseError, formatTagged, formatUntaggedStatus } from './format.ts';
 import { ImapCommandReader, type ImapReaderLimits } from './reader.ts';
 
@@ -52,6 +52,8 @@ export type Effect =
       readonly sync: boolean;
       readonly binary: boolean;
       readonly head: AppendMessageHead;
+      /** Where the literal sits in the command (CATENATE parts, RFC 4469); null when not known. */
+      readonly position: AppendPosition | null;
     }
   | { readonly kind: 'append-data'; readonly chunk: Uint8Array; readonly last: boolean }
   /** A raw line (after expectLine()); paused until resume() or expectLine(). `tooLong`: dropped, empty. */
@@ -86,6 +88,9 @@ const AUTHENTICATED: ReadonlySet<ImapCommandKind> = new Set([
   'compress',
   'unauthenticate',
   'notify',
+  'genurlauth',
+  'resetkey',
+  'urlfetch',
 ]);
 const SELECTED: ReadonlySet<ImapCommandKind> = new Set([
   'close',
@@ -249,6 +254,7 @@ export class ImapSession {
             sync: ev.sync,
             binary: ev.binary,
             head: ev.message,
+            position: ev.position ?? null,
           });
           break;
         case 'append-data':

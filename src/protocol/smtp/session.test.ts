@@ -32,6 +32,9 @@ class Harness {
   messages: Uint8Array[] = [];
   private current: Uint8Array[] | null = null;
   rejectRcpt = new Set<string>();
+  /** BURL: what each URL names (absent: nothing, so the fetch fails). */
+  urls = new Map<string, Uint8Array>();
+  burlUsers: string[] = [];
 
   constructor(options: Partial<SessionOptions> = {}) {
     this.session = new SmtpSession({ ...baseOptions, ...options });
@@ -74,6 +77,12 @@ class Harness {
           break;
         case 'abort-message':
           this.current = null;
+          break;
+        case 'burl':
+          this.burlUsers.push(e.user);
+          this.handle(
+            this.session.resolve({ kind: 'burl', content: this.urls.get(e.url) ?? null, reply: null }),
+          );
           break;
         case 'commit':
           this.messages.push(Buffer.concat(this.current!));
@@ -593,5 +602,76 @@ describe('SMTP session: AUTH (RFC 4954 wire side)', () => {
     const out = h.session.feed(new TextEncoder().encode('A'.repeat(13_000) + '\r\nNOOP\r\n'));
     const codes = out.filter((e) => e.kind === 'reply').map((e) => (e.kind === 'reply' ? e.reply.code : 0));
     assert.deepEqual(codes, [500, 250]);
+  });
+});
+
+describe('SMTP session: BURL (RFC 4468)', () => {
+  const submission: Partial<SessionOptions> = {
+    authMechanisms: ['PLAIN'],
+    tlsActive: true,
+    requireAuth: true,
+    burl: true,
+  };
+  const enc = new TextEncoder();
+
+  /** EHLO, AUTH PLAIN as `user`, MAIL and RCPT; then the given commands. */
+  function submit(h: Harness, user: string, commands: string): Harness {
+    h.send('EHLO c.test\r\nAUTH PLAIN AGEAYg==\r\n');
+    h.session.resolve({ kind: 'auth', outcome: { kind: 'success', user } });
+    return h.send(`MAIL FROM:<${user}> SMTPUTF8\r\nRCPT TO:<b@example.test>\r\n${commands}`);
+  }
+
+  for (const user of ['a@example.org', 'jürgen@exämple.org']) {
+    it(`a BURL chunk, a BDAT chunk and a BURL LAST make one message (${user})`, () => {
+      const h = new Harness(submission);
+      h.urls.set('imap://x/INBOX/;uid=1;urlauth=submit+a:internal:00', enc.encode('Subject: 日本\r\n\r\n'));
+      h.urls.set('imap://x/INBOX/;uid=2;urlauth=submit+a:internal:00', enc.encode('Grüße\r\n'));
+      submit(
+        h,
+        user,
+        'BURL imap://x/INBOX/;uid=1;urlauth=submit+a:internal:00\r\nBDAT 4\r\nHi, BURL imap://x/INBOX/;uid=2;urlauth=submit+a:internal:00 LAST\r\n',
+      );
+      assert.deepEqual(h.replies.slice(-3), ['250 2.0.0', '250 2.0.0', '250 2.0.0']);
+      assert.equal(h.text(0), 'Subject: 日本\r\n\r\nHi, Grüße\r\n');
+      assert.deepEqual(h.burlUsers, [user, user]);
+    });
+  }
+
+  it('EHLO offers BURL imap only where the listener does', () => {
+    const lines = (h: Harness): readonly string[] => {
+      const e = h.effects.find((x) => x.kind === 'reply' && x.reply.code === 250);
+      return e?.kind === 'reply' ? (e.extraLines ?? []) : [];
+    };
+    assert.ok(lines(new Harness(submission).send('EHLO c.test\r\n')).includes('BURL imap'));
+    assert.ok(
+      !lines(new Harness({ ...submission, burl: false }).send('EHLO c.test\r\n')).includes('BURL imap'),
+    );
+    const mx = new Harness().send(`${ENVELOPE}BURL imap://x/INBOX/;uid=1 LAST\r\n`);
+    assert.equal(mx.replies.at(-1), '500 5.5.1');
+  });
+
+  it('a URL that names nothing ends the transaction with 554 5.6.6; later chunks get 503', () => {
+    const h = submit(
+      new Harness(submission),
+      'a@example.org',
+      'BDAT 3\r\nabcBURL imap://x/nothing LAST\r\nBDAT 1 LAST\r\nz',
+    );
+    assert.deepEqual(h.replies.slice(-3), ['250 2.0.0', '554 5.6.6', '503 5.5.1']);
+    assert.equal(h.messages.length, 0);
+    assert.ok(h.effects.some((e) => e.kind === 'abort-message'));
+  });
+
+  it('BURL needs AUTH, MAIL and RCPT first, and never follows DATA', () => {
+    const anon = new Harness({ ...submission, requireAuth: false }).send(
+      `${ENVELOPE}BURL imap://x/a LAST\r\n`,
+    );
+    assert.equal(anon.replies.at(-1), '530 5.7.0');
+    const h = new Harness(submission);
+    h.send('EHLO c.test\r\nAUTH PLAIN AGEAYg==\r\n');
+    h.session.resolve({ kind: 'auth', outcome: { kind: 'success', user: '日本@例え.jp' } });
+    h.send('BURL imap://x/a LAST\r\n');
+    assert.equal(h.replies.at(-1), '503 5.5.1');
+    const syntax = submit(new Harness(submission), '日本@例え.jp', 'BURL\r\nBURL a b c\r\n');
+    assert.deepEqual(syntax.replies.slice(-2), ['501 5.5.4', '501 5.5.4']);
   });
 });

@@ -7,7 +7,8 @@
 //
 // Implements RFC 5321 (commands, sequence, reply codes), RFC 1870 SIZE, RFC 2920 PIPELINING, RFC 6152
 // 8BITMIME, RFC 3030 CHUNKING/BINARYMIME, RFC 6531 SMTPUTF8, RFC 3461 DSN parameters, RFC 2034/3463
-// enhanced status codes, RFC 3207 STARTTLS (buffered plaintext after STARTTLS is discarded, CVE-2011-0411).
+// enhanced status codes, RFC 3207 STARTTLS (buffered plaintext after STARTTLS is discarded, CVE-2011-0411),
+// RFC 4468 BURL (a chunk whose octets the driver fetches by URLAUTH URL; BDAT's rules otherwise).
 // AUTH (RFC 4954): the session owns the wire side (AUTH command, 334 exchange, "*" cancel, line limits,
 // when AUTH may be offered); the SASL conversation itself runs in the driver with src/protocol/sasl.
 // Deliberately NOT here: relay and recipient decisions (policy + directory via the driver), SASL
@@ -55,6 +56,8 @@ export interface SessionOptions {
   readonly plaintextAuth: boolean;
   /** MAIL needs a successful AUTH first (530 5.7.0). */
   readonly requireAuth: boolean;
+  /** BURL (RFC 4468): offered on submission listeners, whose driver can read the mailbox store. */
+  readonly burl?: boolean;
 }
 
 /** RFC 4954 §4: a client's SASL response line may be up to 12288 octets. */
@@ -85,7 +88,8 @@ export type Pending =
   | { readonly kind: 'vrfy' }
   | { readonly kind: 'commit' }
   | { readonly kind: 'tls' }
-  | { readonly kind: 'auth' };
+  | { readonly kind: 'auth' }
+  | { readonly kind: 'burl' };
 
 export interface TransactionInfo {
   readonly sender: Mailbox | null;
@@ -108,6 +112,11 @@ export type Effect =
   | { readonly kind: 'check-mail'; readonly sender: Mailbox | null; readonly params: MailParams }
   | { readonly kind: 'check-rcpt'; readonly rcpt: RcptCommand; readonly transaction: TransactionInfo }
   | { readonly kind: 'check-vrfy'; readonly arg: string }
+  /**
+   * BURL (RFC 4468): the driver fetches the URL's octets as `user` and resolves 'burl' with them, or with
+   * null when the URL names nothing this user may submit. `begin-message` comes first when needed.
+   */
+  | { readonly kind: 'burl'; readonly url: string; readonly user: string }
   /** Message content starts (first DATA byte or first BDAT chunk): the driver opens a queue writer. */
   | { readonly kind: 'begin-message'; readonly transaction: TransactionInfo }
   | { readonly kind: 'data'; readonly chunk: Uint8Array }
@@ -131,10 +140,21 @@ export type Resolution =
   | { readonly kind: 'vrfy'; readonly reply: Reply }
   | { readonly kind: 'commit'; readonly reply: Reply }
   | { readonly kind: 'tls'; readonly ok: boolean }
-  | { readonly kind: 'auth'; readonly outcome: AuthOutcome };
+  | { readonly kind: 'auth'; readonly outcome: AuthOutcome }
+  /** BURL: the URL's octets (in memory, up to the message size limit), or null with the reply to send. */
+  | { readonly kind: 'burl'; readonly content: Uint8Array | null; readonly reply: Reply | null };
 
 /** Verbs that move mail or change the session's footing; the rest is junk (countJunk). */
-const MAIL_VERBS: ReadonlySet<string> = new Set(['MAIL', 'RCPT', 'DATA', 'BDAT', 'STARTTLS', 'AUTH', 'QUIT']);
+const MAIL_VERBS: ReadonlySet<string> = new Set([
+  'MAIL',
+  'RCPT',
+  'DATA',
+  'BDAT',
+  'BURL',
+  'STARTTLS',
+  'AUTH',
+  'QUIT',
+]);
 
 const utf8 = new TextDecoder('utf-8', { fatal: true });
 const EMPTY = new Uint8Array(0);
@@ -227,6 +247,9 @@ export class SmtpSession {
         break;
       case 'commit':
         this.finishTransaction(result.reply);
+        break;
+      case 'burl':
+        this.resolveBurl(result.content, result.reply);
         break;
       case 'tls':
         if (!result.ok) {
@@ -345,6 +368,8 @@ export class SmtpSession {
         return this.cmdData(arg);
       case 'BDAT':
         return this.cmdBdat(arg);
+      case 'BURL':
+        return this.cmdBurl(arg);
       case 'RSET':
         if (arg !== '') return this.error(Replies.syntaxError, 'RSET with argument');
         this.abortTransaction();
@@ -398,6 +423,8 @@ export class SmtpSession {
       'DSN',
     ];
     if (this.options.starttls && !this.tlsActive) ext.push('STARTTLS');
+    // RFC 4468 §3: "imap": URLAUTH URLs of this server's IMAP store are fetched.
+    if (this.options.burl === true) ext.push('BURL imap');
     const mechanisms = this.offeredMechanisms();
     if (mechanisms.length > 0) ext.push(`AUTH ${mechanisms.join(' ')}`);
     ext.push('HELP');
@@ -622,6 +649,55 @@ export class SmtpSession {
   }
 
   private bdatRefusal: Reply | null = null;
+
+  /** BURL imap-url [LAST] (RFC 4468 §4): a BDAT chunk whose octets the URL names. */
+  private cmdBurl(arg: string): void {
+    const m = /^(\S+)(?: (LAST))?$/i.exec(arg);
+    if (m === null || this.options.burl !== true) {
+      return this.options.burl === true
+        ? this.error(Replies.syntaxError, 'bad BURL')
+        : this.error(Replies.unknownCommand, 'BURL not offered');
+    }
+    const tx = this.tx;
+    // RFC 4468 §4: only an authenticated client may have the server fetch on its behalf.
+    if (this.authUser === null) return this.error(Replies.authRequired, 'BURL before AUTH');
+    if (this.phase === 'connected') return this.error(Replies.needHelo, 'BURL before EHLO');
+    if (tx === null) return this.error(Replies.needMail, 'BURL without MAIL');
+    if (tx.recipients.length === 0) return this.error(Replies.noValidRecipients, 'BURL without recipients');
+    if (tx.contentStarted && !tx.usedBdat) return this.error(Replies.badSequence, 'BURL after DATA');
+    this.bdatLast = m[2] !== undefined;
+    this.bdatRefusal = null;
+    this.pending = { kind: 'burl' };
+    if (!tx.contentStarted) {
+      tx.contentStarted = true;
+      tx.usedBdat = true;
+      tx.scanner =
+        tx.params.body === 'BINARYMIME'
+          ? null
+          : new DataScanner({
+              bareLineEndings: this.options.bareLineEndings,
+              maxLineBytes: this.options.maxTextLineBytes,
+              dotStuffed: false,
+            });
+      this.out({ kind: 'begin-message', transaction: this.info(tx) });
+    }
+    this.out({ kind: 'burl', url: m[1]!, user: this.authUser });
+  }
+
+  private resolveBurl(content: Uint8Array | null, reply: Reply | null): void {
+    const tx = this.tx;
+    if (tx === null) return;
+    if (content === null) {
+      // The message cannot be what the client meant: the transaction ends, as after a refused chunk.
+      this.out({ kind: 'abort-message' });
+      this.tx = null;
+      this.transactions++;
+      this.setPhase('ready');
+      return this.error(reply ?? Replies.burlFailed, 'BURL failed');
+    }
+    this.emitContent(tx, tx.scanner ? tx.scanner.scan(content).output : content);
+    this.endBdatChunk();
+  }
 
   private consumeBdat(): void {
     const take = Math.min(this.bdatRemaining, this.buffer.length);
