@@ -10,25 +10,29 @@
 // PURE and total. Deliberately not here: the i;ascii-casemap or i;octet collations (COMPARATOR,
 // RFC 5255, is not offered), and diacritic-insensitive matching ("jurgen" does not match "Jürgen").
 
-const cache = new Map<string, string>();
-
-function mapChar(ch: string): string {
-  let mapped = cache.get(ch);
-  if (mapped === undefined) {
-    const upper = ch.toUpperCase();
-    mapped = [...upper].length === 1 ? upper : ch;
-    // The alphabet of mail is large but finite; the cap keeps a hostile message from growing it forever.
-    if (cache.size < 65536) cache.set(ch, mapped);
+/**
+ * Runs of characters whose upper case is one character: every BMP character but the hundred or so
+ * whose upper case grows (ß → SS, ŉ → ʼN, ﬁ → FI...), which keep their own form (see XXX above).
+ */
+const SINGLE_UPPER_RUN = ((): RegExp => {
+  let cls = '';
+  for (let c = 0; c < 0x10000; c++) {
+    if (c >= 0xd800 && c <= 0xdfff) continue;
+    if (String.fromCharCode(c).toUpperCase().length > 1) cls += `\\u${c.toString(16).padStart(4, '0')}`;
   }
-  return mapped;
-}
+  return new RegExp(`[^${cls}]+`, 'gu');
+})();
 
 /** The comparison key of `s` under i;unicode-casemap. */
 export function casemapKey(s: string): string {
   // ASCII only: upper-casing is the whole mapping, and it is by far the common case.
   if (/^[\x00-\x7f]*$/.test(s)) return s.toUpperCase();
-  let out = '';
-  for (const ch of s.normalize('NFKD')) out += mapChar(ch);
+  const nfkd = s.normalize('NFKD');
+  const upper = nfkd.toUpperCase();
+  // No character grew: every one mapped to its single-character upper case.
+  if (upper.length === nfkd.length) return upper === nfkd ? upper : upper.normalize('NFKD');
+  // Some did: upper-case the runs between them natively, keep those as they are.
+  const out = nfkd.replace(SINGLE_UPPER_RUN, (run) => run.toUpperCase());
   // Case mapping can produce characters that decompose further (compatibility forms of capitals).
   return out.normalize('NFKD');
 }

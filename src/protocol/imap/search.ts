@@ -256,7 +256,7 @@ class MessageView {
       const raw = this.m.raw;
       // A message stored without a structure is scanned here (pure, one pass) rather than not searched.
       const s = raw === null ? null : (this.m.structure ?? scanMessage(raw));
-      this.bodyText = s === null || raw === null ? '' : casemapKey(partText(s.root, raw, false));
+      this.bodyText = s === null || raw === null ? '' : partKey(s.root, raw, false);
     }
     return this.bodyText;
   }
@@ -280,14 +280,19 @@ function headerText(bytes: Uint8Array): string {
     .join('\n');
 }
 
-/** The searchable text of a part: its leaves decoded, a message/rfc822 with its own header. */
-function partText(root: MimePart, raw: Uint8Array, withHeader: boolean): string {
+/**
+ * The search key of a part: its leaves decoded, a message/rfc822 with its own header. Text leaves (and
+ * headers) are keyed under i;unicode-casemap; any other leaf (an image, a PDF) is its decoded octets as
+ * Latin-1, upper-cased: normalizing binary data would cost much and match nothing more.
+ */
+function partKey(root: MimePart, raw: Uint8Array, withHeader: boolean): string {
   const out: string[] = [];
   // An explicit stack: nesting depth comes from the message, not from us.
   const stack: { part: MimePart; header: boolean }[] = [{ part: root, header: withHeader }];
   while (stack.length > 0) {
     const { part, header } = stack.pop()!;
-    if (header) out.push(headerText(raw.subarray(part.headerStart, Math.min(part.bodyStart, raw.length))));
+    if (header)
+      out.push(casemapKey(headerText(raw.subarray(part.headerStart, Math.min(part.bodyStart, raw.length)))));
     if (part.parts.length > 0) {
       for (let i = part.parts.length - 1; i >= 0; i--) stack.push({ part: part.parts[i]!, header: false });
       continue;
@@ -301,8 +306,10 @@ function partText(root: MimePart, raw: Uint8Array, withHeader: boolean): string 
       raw.subarray(part.bodyStart, Math.min(part.bodyEnd, raw.length)),
     );
     if (part.type === 'text') {
-      out.push(decodeCharset(part.params.find((p) => p.name === 'charset')?.value ?? 'us-ascii', body));
-    } else out.push(latin1.decode(body));
+      out.push(
+        casemapKey(decodeCharset(part.params.find((p) => p.name === 'charset')?.value ?? 'us-ascii', body)),
+      );
+    } else out.push(latin1.decode(body).toUpperCase());
   }
   return out.join('\n');
 }

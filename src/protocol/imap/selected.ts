@@ -1,6 +1,9 @@
 // The selected mailbox as one client sees it: its message sequence numbers (RFC 9051 §2.3.1.2), which
-// change only when this client is told (EXPUNGE/VANISHED, EXISTS), and the last modseq it was told for
-// each message, so that a flag change reaches it once and its own STORE is not echoed twice.
+// change only when this client is told (EXPUNGE/VANISHED, EXISTS), and the modseq its view reflects:
+// a change above it is news, except the ones this client made itself and was told of at once (a small
+// map, pruned as the view moves past them), so a flag change reaches it once and its own STORE is not
+// echoed twice. The UIDs live in a UidSequence whose base array sessions on one folder share
+// (uid-sequence.ts): memory per selected session does not grow with the folder.
 // Changes found in the store (another session, delivery, the CLI) are applied by applyChanges(), which
 // returns the untagged responses in the order that keeps numbers right: expunges first (highest number
 // first, so each number is read against the view the previous one left), then EXISTS, then FETCH
@@ -11,6 +14,13 @@
 
 import { formatFlagList, formatUntagged, formatVanished } from './format.ts';
 import type { SequenceSet } from './syntax.ts';
+import { UidSequence } from './uid-sequence.ts';
+
+/**
+ * Swaps a freshly built UID array for an equal one other sessions already hold (same folder, same
+ * modseq, nothing pending), or keeps it for them. Identity when nothing is shared.
+ */
+export type ShareUids = (uids: Uint32Array, highestModseq: number) => Uint32Array;
 
 export interface ViewChanges {
   readonly highestModseq: number;
@@ -35,10 +45,11 @@ export class SelectedView {
   readonly folder: string;
   readonly uidValidity: number;
   readonly readOnly: boolean;
-  /** UIDs in sequence order: message n is uids[n - 1]. */
-  private uids: number[];
-  /** The modseq of each message as last told (or read at SELECT), aligned with uids. */
-  private modseqs: number[];
+  /** UIDs in sequence order. */
+  private readonly uids: UidSequence;
+  /** Modseqs this client was told of by its own STORE/FETCH, above highestModseq: not echoed. */
+  private readonly toldModseq = new Map<number, number>();
+  private readonly share: ShareUids;
   /** What the client's view reflects of the folder: changes above it are news. */
   highestModseq: number;
   /** Expunged in the store, not yet told (kept in the view until an EXPUNGE may be sent). */
@@ -57,15 +68,17 @@ export class SelectedView {
     folder: string,
     uidValidity: number,
     readOnly: boolean,
-    messages: readonly { readonly uid: number; readonly modseq: number }[],
+    /** The folder's UIDs at highestModseq, ascending (shared: never written to). */
+    uids: Uint32Array | readonly { readonly uid: number }[],
     highestModseq: number,
+    share: ShareUids = (u) => u,
   ) {
     this.folder = folder;
     this.uidValidity = uidValidity;
     this.readOnly = readOnly;
-    this.uids = messages.map((m) => m.uid);
-    this.modseqs = messages.map((m) => m.modseq);
+    this.uids = new UidSequence(uids instanceof Uint32Array ? uids : Uint32Array.from(uids, (m) => m.uid));
     this.highestModseq = highestModseq;
+    this.share = share;
   }
 
   get exists(): number {
@@ -73,19 +86,23 @@ export class SelectedView {
   }
 
   get maxUid(): number {
-    return this.uids.length === 0 ? 0 : this.uids[this.uids.length - 1]!;
+    return this.uids.max;
   }
 
   /** Messages with UID in (from, to] are recent to this session. */
   markRecent(from: number, to: number): void {
-    for (let i = this.lowerBound(from + 1); i < this.uids.length && this.uids[i]! <= to; i++) {
-      this.recent.add(this.uids[i]!);
+    const n = this.uids.length;
+    for (let s = this.uids.lowerBound(from + 1) + 1; s <= n; s++) {
+      const uid = this.uids.uidAt(s)!;
+      if (uid > to) break;
+      this.recent.add(uid);
     }
   }
 
   /** The last n messages are recent (EXAMINE: shown, not claimed). */
   markLastRecent(n: number): void {
-    for (let i = Math.max(0, this.uids.length - n); i < this.uids.length; i++) this.recent.add(this.uids[i]!);
+    const total = this.uids.length;
+    for (let s = Math.max(1, total - n + 1); s <= total; s++) this.recent.add(this.uids.uidAt(s)!);
   }
 
   get recentCount(): number {
@@ -108,26 +125,17 @@ export class SelectedView {
   }
 
   uidAt(seq: number): number | undefined {
-    return this.uids[seq - 1];
+    return this.uids.uidAt(seq);
   }
 
   /** The sequence number of a UID, or 0 when it is not in the view. */
   seqOf(uid: number): number {
-    let lo = 0;
-    let hi = this.uids.length - 1;
-    while (lo <= hi) {
-      const mid = (lo + hi) >>> 1;
-      const v = this.uids[mid]!;
-      if (v === uid) return mid + 1;
-      if (v < uid) lo = mid + 1;
-      else hi = mid - 1;
-    }
-    return 0;
+    return this.uids.seqOf(uid);
   }
 
   /** Every UID of the view, in order (SEARCH ALL, SORT input). */
   allUids(): readonly number[] {
-    return this.uids;
+    return [...this.uids.toArray()];
   }
 
   /**
@@ -157,34 +165,26 @@ export class SelectedView {
         // An empty mailbox, or `*` over one: nothing; "N:*" with N above the top names the top.
         if (n === 0) continue;
         if (range.from === '*' || range.to === '*') a = Math.min(a, top);
-        const start = this.lowerBound(a);
-        for (let i = start; i < n && this.uids[i]! <= b; i++) out.add(this.uids[i]!);
+        for (let s = this.uids.lowerBound(a) + 1; s <= n; s++) {
+          const u = this.uids.uidAt(s)!;
+          if (u > b) break;
+          out.add(u);
+        }
       } else {
         let a = range.from === '*' ? n : range.from;
         let b = range.to === '*' ? n : range.to;
         if (a > b) [a, b] = [b, a];
         if (b > n || a < 1) invalidSeq = true;
-        for (let s = Math.max(1, a); s <= Math.min(b, n); s++) out.add(this.uids[s - 1]!);
+        for (let s = Math.max(1, a); s <= Math.min(b, n); s++) out.add(this.uids.uidAt(s)!);
       }
     }
     return { uids: [...out].sort((x, y) => x - y), invalidSeq };
   }
 
-  private lowerBound(uid: number): number {
-    let lo = 0;
-    let hi = this.uids.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (this.uids[mid]! < uid) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  }
-
   /** This client's own FETCH/STORE told it these flags: no unsolicited echo later. */
   told(uid: number, modseq: number): void {
-    const seq = this.seqOf(uid);
-    if (seq > 0 && this.modseqs[seq - 1]! < modseq) this.modseqs[seq - 1] = modseq;
+    if (modseq <= this.highestModseq || this.seqOf(uid) === 0) return;
+    if ((this.toldModseq.get(uid) ?? 0) < modseq) this.toldModseq.set(uid, modseq);
   }
 
   /**
@@ -201,7 +201,6 @@ export class SelectedView {
       if (m.uid > top) {
         if (this.pending.has(m.uid)) continue;
         this.uids.push(m.uid);
-        this.modseqs.push(m.modseq);
         added = true;
       }
     }
@@ -209,11 +208,14 @@ export class SelectedView {
     for (const m of changes.changed) {
       if (m.uid > top) continue;
       const seq = this.seqOf(m.uid);
-      if (seq === 0 || this.pending.has(m.uid) || this.modseqs[seq - 1]! >= m.modseq) continue;
-      this.modseqs[seq - 1] = m.modseq;
+      if (seq === 0 || this.pending.has(m.uid) || (this.toldModseq.get(m.uid) ?? 0) >= m.modseq) continue;
       lines.push(this.flagsLine(seq, m.uid, m.flags, m.modseq, out));
     }
     if (changes.highestModseq > this.highestModseq) this.highestModseq = changes.highestModseq;
+    for (const [uid, modseq] of this.toldModseq)
+      if (modseq <= this.highestModseq) this.toldModseq.delete(uid);
+    // Rebuilt in the state every session at this modseq shares, when nothing is held back.
+    if (this.pending.size === 0) this.uids.compact((built) => this.share(built, this.highestModseq));
     return lines;
   }
 
@@ -251,8 +253,11 @@ export class SelectedView {
 
   private removeAt(seq: number): void {
     if (seq <= 0) return;
-    this.recent.delete(this.uids[seq - 1]!);
-    this.uids.splice(seq - 1, 1);
-    this.modseqs.splice(seq - 1, 1);
+    const uid = this.uids.uidAt(seq);
+    if (uid !== undefined) {
+      this.recent.delete(uid);
+      this.toldModseq.delete(uid);
+    }
+    this.uids.removeAt(seq);
   }
 }

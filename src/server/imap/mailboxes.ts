@@ -43,6 +43,7 @@ import {
   type Completion,
   type ImapContext,
 } from './context.ts';
+import { sharedUids } from './shared-uids.ts';
 import { folderStatus } from './status.ts';
 
 type Cmd<K extends ImapCommand['kind']> = CommandOf<K>;
@@ -309,22 +310,39 @@ export async function select(
   }
   if (cmd.condstore) ctx.enabled.condstore = true;
   let s;
-  let changes;
+  let uids: Uint32Array;
+  let uidValidity: number;
+  let highestModseq: number;
   let keywords: string[];
   try {
     s = await folderStatus(ctx.store, ctx.user, name);
-    changes = await ctx.store.changesSince(ctx.user, name, 0);
+    // Another session holds the UIDs of exactly this state: take them (shared-uids.ts).
+    const shared = sharedUids.get(ctx.user, s.name, s.uidValidity, s.highestModseq);
+    if (shared !== null) {
+      uids = shared;
+      uidValidity = s.uidValidity;
+      highestModseq = s.highestModseq;
+    } else {
+      const changes = await ctx.store.changesSince(ctx.user, name, 0);
+      uidValidity = changes.uidValidity;
+      highestModseq = changes.highestModseq;
+      uids = sharedUids.share(
+        ctx.user,
+        s.name,
+        uidValidity,
+        highestModseq,
+        Uint32Array.from(changes.changed, (m) => m.uid),
+      );
+    }
     keywords = await ctx.store.keywords(ctx.user, name);
   } catch (err) {
     return { view: null, completion: completionOf(err) };
   }
   const readOnly = cmd.kind === 'examine';
-  const view = new SelectedView(
-    s.name,
-    changes.uidValidity,
-    readOnly,
-    changes.changed,
-    changes.highestModseq,
+  const user = ctx.user;
+  const folder = s.name;
+  const view = new SelectedView(folder, uidValidity, readOnly, uids, highestModseq, (built, modseq) =>
+    sharedUids.share(user, folder, uidValidity, modseq, built),
   );
   view.showRecent = !ctx.enabled.imap4rev2;
   if (view.showRecent) {
