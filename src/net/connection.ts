@@ -158,6 +158,8 @@ export class Connection {
   private inflate: InflateRaw | null = null;
   private deflate: DeflateRaw | null = null;
   private flushScheduled = false;
+  /** The socket is corked until the end of this tick. */
+  private corked = false;
 
   constructor(socket: Socket, options: ConnectionOptions) {
     this.socket = socket;
@@ -288,6 +290,20 @@ export class Connection {
       this.scheduleFlush();
       return !this.socket.writableNeedDrain;
     }
+    // Writes of one tick leave in one packet (a FETCH of 10,000 messages is 10,000 writes, not
+    // 10,000 system calls); uncorked on the next tick, so nothing waits longer than the code that wrote.
+    if (!this.corked) {
+      this.corked = true;
+      this.socket.cork();
+      const socket = this.socket;
+      process.nextTick(() => {
+        // startTls() may have uncorked already (and swapped the socket): uncork only what was corked.
+        if (this.corked && this.socket === socket) {
+          this.corked = false;
+          socket.uncork();
+        }
+      });
+    }
     return this.socket.write(data);
   }
 
@@ -356,6 +372,11 @@ export class Connection {
    * Call it from inside `data` (the reply to STARTTLS already written), so nothing is delivered meanwhile.
    */
   async startTls(): Promise<StartTlsResult> {
+    // The reply to STARTTLS must be on the wire, in clear, before the socket is handed to TLS.
+    if (this.corked) {
+      this.corked = false;
+      this.socket.uncork();
+    }
     const discardedBytes = this.discardBuffered();
     const raw = this.socket;
     this.detach(raw);
