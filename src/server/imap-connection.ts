@@ -779,8 +779,17 @@ export class ImapConnection implements Driver {
     this.unwatch = null;
     const append = this.append;
     this.append = null;
-    if (append !== null && this.user !== null) void append.abort(this.context());
+    const aborting = append !== null && this.user !== null ? append.abort(this.context()) : null;
     this.releaseUser();
-    this.log.event(Events.imapClose, { reason });
+    if (aborting === null) {
+      this.log.event(Events.imapClose, { reason });
+      return;
+    }
+    // Logged once nothing of the cut-short APPEND is left in the store.
+    void aborting.then(
+      () => this.log.event(Events.imapClose, { reason, appendAborted: true }),
+      (err: unknown) =>
+        this.log.error(Events.imapInternalError, { what: 'abort append', error: String(err) }),
+    );
   }
 }

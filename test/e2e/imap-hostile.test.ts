@@ -414,6 +414,9 @@ describe('IMAP against hostile clients', { skip }, () => {
         }
       };
       const before = await count();
+      const aborted = (): number =>
+        tern.logs().filter((l) => l.event === 'imap.close' && l['appendAborted'] === true).length;
+      const abortedBefore = aborted();
       const c = await loggedIn(address);
       await c.write('d1 APPEND Drafts {4000}\r\n');
       assert.match(await c.response(), /^\+ /);
@@ -425,7 +428,10 @@ describe('IMAP against hostile clients', { skip }, () => {
       await d.write(`d2 APPEND Drafts {4000+}\r\nSubject: halb\r\n\r\n${'y'.repeat(1000)}`);
       await sleep(100);
       d.close();
-      await sleep(300);
+      // Both sessions' ends are logged once their APPEND is undone: then the count must be as before.
+      await waitFor('both cut-short APPENDs undone', () =>
+        aborted() >= abortedBefore + 2 ? true : undefined,
+      );
       assert.equal(await count(), before, 'no partial message in Drafts');
     });
   }

@@ -164,10 +164,8 @@ export class AppendCommand {
 
   /** The connection ended or a literal was refused mid-command: nothing of this APPEND stays. */
   async abort(ctx: ImapContext): Promise<void> {
-    for (const p of this.pending) {
-      p.channel.abandon();
-      p.channel.end();
-    }
+    // The store sees its content fail, not end: a message cut short is never committed.
+    for (const p of this.pending) p.channel.fail(new Error('APPEND abandoned before its literal ended'));
     const results = await Promise.all(this.pending.map((p) => p.result));
     const stored = results.filter((r): r is { uidValidity: number; uid: number } => !('error' in r));
     await this.undo(

@@ -8,6 +8,8 @@ export class ChunkChannel implements AsyncIterable<Uint8Array> {
   private queued: { chunk: Uint8Array; taken: () => void } | null = null;
   private ended = false;
   private abandoned = false;
+  /** Set by fail(): the consumer's next read throws it, so a half-sent message is never taken as whole. */
+  private failure: Error | null = null;
   private wake: (() => void) | null = null;
 
   /** Hand one chunk over; resolves when it was taken (or the consumer is gone). */
@@ -21,6 +23,13 @@ export class ChunkChannel implements AsyncIterable<Uint8Array> {
 
   end(): void {
     this.ended = true;
+    this.signal();
+  }
+
+  /** The producer is gone mid-message (a dropped connection): the consumer's iteration throws. */
+  fail(reason: Error): void {
+    this.failure = reason;
+    this.abandon();
     this.signal();
   }
 
@@ -41,6 +50,7 @@ export class ChunkChannel implements AsyncIterable<Uint8Array> {
   async *[Symbol.asyncIterator](): AsyncIterator<Uint8Array> {
     try {
       for (;;) {
+        if (this.failure !== null) throw this.failure;
         const q = this.queued;
         if (q !== null) {
           this.queued = null;
