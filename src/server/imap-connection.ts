@@ -288,18 +288,10 @@ export class ImapConnection implements Driver {
   }
 
   /** Write a command's completion (after updates where allowed) and read on in its state. */
-  private complete(
+  private async complete(
     tag: string,
     c: Completion,
     updates: 'all' | 'no-expunge' | 'none' = 'all',
-  ): Promise<Effect[]> {
-    return this.completeAsync(tag, c, updates);
-  }
-
-  private async completeAsync(
-    tag: string,
-    c: Completion,
-    updates: 'all' | 'no-expunge' | 'none',
   ): Promise<Effect[]> {
     if (updates !== 'none' && this.view !== null && c.state !== 'authenticated') {
       await this.sendUpdates(updates === 'all');

@@ -123,6 +123,19 @@ export type SequenceSet =
   /** "$": the result saved by SEARCH RETURN (SAVE) (RFC 5182). */
   | { readonly kind: 'saved' };
 
+/**
+ * Whether a UID set names this UID, whether or not such a message exists (QRESYNC's known UIDs and
+ * VANISHED name gone ones). `*` is taken as unbounded; `$` names nothing here.
+ */
+export function uidSetNames(set: SequenceSet, uid: number): boolean {
+  if (set.kind === 'saved') return false;
+  return set.ranges.some((r) => {
+    const a = r.from === '*' ? Infinity : r.from;
+    const b = r.to === '*' ? Infinity : r.to;
+    return uid >= Math.min(a, b) && uid <= Math.max(a, b);
+  });
+}
+
 export class Cursor {
   private readonly items: readonly Item[];
   private i = 0;

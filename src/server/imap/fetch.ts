@@ -17,9 +17,11 @@ import {
 } from '../../protocol/imap/fetch.ts';
 import type { FetchItem } from '../../protocol/imap/command.ts';
 import { formatVanished } from '../../protocol/imap/format.ts';
+import { uidSetNames } from '../../protocol/imap/syntax.ts';
 import type { MessageMeta } from '../../store/mailbox-store.ts';
 import { bad, ok, type CommandOf, type Completion, type ImapContext } from './context.ts';
 import { selectedView, targetUids } from './messages.ts';
+import { readStored } from './stored-bytes.ts';
 
 /** Items answered from the metadata alone: no structure decoded, no body read. */
 const META_ONLY = new Set<FetchItem['kind']>([
@@ -71,7 +73,7 @@ export async function fetch(ctx: ImapContext, cmd: CommandOf<'fetch'>): Promise<
   const uids = target.filter((u) => !view.isPendingExpunge(u));
   if (cmd.vanished && cmd.changedSince !== null) {
     const changes = await ctx.store.changesSince(ctx.user, view.folder, Number(cmd.changedSince));
-    const gone = changes.vanished.filter((u) => inUidSet(cmd.set, u));
+    const gone = changes.vanished.filter((u) => uidSetNames(cmd.set, u));
     if (gone.length > 0) ctx.write(formatVanished(gone, true));
   }
   let metas = uids.length === 0 ? [] : await ctx.store.messages(ctx.user, view.folder, uids);
@@ -110,7 +112,7 @@ export async function fetch(ctx: ImapContext, cmd: CommandOf<'fetch'>): Promise<
     if (structure === null) continue; // expunged meanwhile
     const loaded: LoadedRange[] = [];
     for (const range of metaOnly ? [] : fetchNeeds(these, structure)) {
-      const bytes = await readRange(ctx, view.folder, meta.uid, range.start, range.end);
+      const bytes = await readStored(ctx.store.openRange(ctx.user, view.folder, meta.uid, range));
       if (bytes === null) break;
       loaded.push({ ...range, bytes });
     }
@@ -124,16 +126,6 @@ export async function fetch(ctx: ImapContext, cmd: CommandOf<'fetch'>): Promise<
     if (these.some((i) => i.kind === 'flags')) view.told(meta.uid, meta.modseq);
   }
   return ok('FETCH completed');
-}
-
-/** Whether a UID set names a UID, whether or not the message exists (VANISHED reports gone ones). */
-function inUidSet(set: CommandOf<'fetch'>['set'], uid: number): boolean {
-  if (set.kind === 'saved') return false;
-  return set.ranges.some((r) => {
-    const a = r.from === '*' ? Infinity : r.from;
-    const b = r.to === '*' ? Infinity : r.to;
-    return uid >= Math.min(a, b) && uid <= Math.max(a, b);
-  });
 }
 
 /** The stored structure, or a scan of the message (saved for next time); null when it is gone. */
@@ -157,21 +149,6 @@ async function structureOf(
   const structure = scanner.finish();
   await ctx.store.setStructure(ctx.user, folder, meta.uid, encodeStructure(structure));
   return structure;
-}
-
-async function readRange(
-  ctx: ImapContext,
-  folder: string,
-  uid: number,
-  start: number,
-  end: number,
-): Promise<Uint8Array | null> {
-  const stored = await ctx.store.openRange(ctx.user, folder, uid, { start, end });
-  if (stored === null) return null;
-  const chunks: Uint8Array[] = [];
-  for await (const chunk of stored.content) chunks.push(chunk);
-  await stored.close();
-  return Buffer.concat(chunks);
 }
 
 /** Copy stored octets into the response; a message gone meanwhile still reads whole (store rule). */

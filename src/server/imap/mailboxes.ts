@@ -16,10 +16,11 @@ import {
   formatUntaggedStatus,
   formatVanished,
 } from '../../protocol/imap/format.ts';
+import { assertNever } from '../../core/assert-never.ts';
 import { quotaResources } from '../../directory/quota.ts';
 import { compilePattern, joinReference, matchesAny } from '../../protocol/imap/list-match.ts';
 import { SelectedView } from '../../protocol/imap/selected.ts';
-import type { SequenceSet } from '../../protocol/imap/syntax.ts';
+import { uidSetNames, type SequenceSet } from '../../protocol/imap/syntax.ts';
 import {
   checkFolderName,
   INBOX,
@@ -214,45 +215,35 @@ async function statusLine(
     if (err instanceof MailboxError) return null;
     throw err;
   }
-  const values: [string, number | bigint | string][] = [];
-  for (const item of items) {
+  const valueOf = (item: StatusItem): number | string => {
     switch (item) {
       case 'MESSAGES':
-        values.push([item, s.messages]);
-        break;
+        return s.messages;
       case 'UIDNEXT':
-        values.push([item, s.uidNext]);
-        break;
+        return s.uidNext;
       case 'UIDVALIDITY':
-        values.push([item, s.uidValidity]);
-        break;
+        return s.uidValidity;
       case 'UNSEEN':
-        values.push([item, s.unseen]);
-        break;
+        return s.unseen;
       case 'DELETED':
-        values.push([item, s.deleted]);
-        break;
+        return s.deleted;
       case 'SIZE':
-        values.push([item, s.sizeBytes]);
-        break;
+        return s.sizeBytes;
       case 'HIGHESTMODSEQ':
         ctx.enabled.condstore = true;
-        values.push([item, s.highestModseq]);
-        break;
+        return s.highestModseq;
       case 'APPENDLIMIT':
-        values.push([item, ctx.appendLimitBytes]);
-        break;
+        return ctx.appendLimitBytes;
       case 'RECENT':
         // IMAP4rev1's \Recent (RFC 3501 §2.3.2); IMAP4rev2 has none (RFC 9051 §2.3.2).
-        values.push([item, ctx.enabled.imap4rev2 ? 0 : s.recent]);
-        break;
+        return ctx.enabled.imap4rev2 ? 0 : s.recent;
       case 'MAILBOXID':
-        values.push([item, s.mailboxId]);
-        break;
+        return s.mailboxId;
       default:
-        return item satisfies never;
+        return assertNever(item);
     }
-  }
+  };
+  const values = items.map((item) => [item, valueOf(item)] as const);
   return formatStatusResponse(name, values, wire(ctx));
 }
 
@@ -397,16 +388,10 @@ async function resync(
 ): Promise<void> {
   const since = Number(modSeq);
   const changes = await ctx.store.changesSince(ctx.user, view.folder, since);
-  let vanished = changes.vanished;
-  if (known !== null && known.kind === 'set') {
-    vanished = vanished.filter((uid) =>
-      known.ranges.some((r) => {
-        const a = r.from === '*' ? Infinity : r.from;
-        const b = r.to === '*' ? Infinity : r.to;
-        return uid >= Math.min(a, b) && uid <= Math.max(a, b);
-      }),
-    );
-  }
+  const vanished =
+    known === null || known.kind === 'saved'
+      ? changes.vanished
+      : changes.vanished.filter((uid) => uidSetNames(known, uid));
   if (vanished.length > 0) ctx.write(formatVanished(vanished, true));
   for (const m of changes.changed) {
     const seq = view.seqOf(m.uid);

@@ -38,8 +38,7 @@ export const INVALID_SEQUENCE = bad('Invalid message sequence number');
 export function targetUids(ctx: ImapContext, set: SequenceSet, uid: boolean): number[] | Completion {
   const view = selectedView(ctx);
   const r = view.resolve(set, uid, ctx.savedResult);
-  if (!uid && r.invalidSeq && view.exists > 0) return INVALID_SEQUENCE;
-  if (!uid && r.invalidSeq && view.exists === 0) return INVALID_SEQUENCE;
+  if (!uid && r.invalidSeq) return INVALID_SEQUENCE;
   return r.uids;
 }
 

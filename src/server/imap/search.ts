@@ -24,13 +24,14 @@ import {
   threadNeeds,
 } from '../../protocol/imap/thread.ts';
 import { decodeStructure, encodeStructure } from '../../protocol/mime/codec.ts';
-import { MimeScanner, type MessageStructure } from '../../protocol/mime/structure.ts';
+import { scanMessage, type MessageStructure } from '../../protocol/mime/structure.ts';
 import type { SearchKey } from '../../protocol/imap/command.ts';
 import { partialOf } from '../../protocol/imap/search-context.ts';
 import type { SelectedView } from '../../protocol/imap/selected.ts';
 import type { MessageMeta } from '../../store/mailbox-store.ts';
 import { bad, no, ok, type CommandOf, type Completion, type ImapContext } from './context.ts';
 import { selectedView } from './messages.ts';
+import { readStored } from './stored-bytes.ts';
 import type { SearchContexts } from './search-context.ts';
 
 export type Found = { readonly seq: number; readonly meta: MessageMeta; readonly message: SearchMessage };
@@ -192,7 +193,7 @@ export async function findMatches(
     const structureOf = (): MessageStructure | null =>
       (structure ??= meta.structure === null ? null : decodeStructure(meta.structure));
     let raw: Uint8Array | null = null;
-    if (needs === 'full') raw = await readWhole(ctx, view.folder, meta.uid);
+    if (needs === 'full') raw = await readStored(ctx.store.openMessage(ctx.user, view.folder, meta.uid));
     else if (needs === 'header' || threadHeader) {
       raw = await readHeader(ctx, view.folder, meta, structureOf());
       if (raw !== null && headers !== null) headers.set(meta.uid, raw);
@@ -200,7 +201,7 @@ export async function findMatches(
     if ((needs === 'full' || needs === 'header') && raw === null) continue; // expunged meanwhile
     if (structureOf() === null && raw !== null && needs === 'full') {
       // Stored before structures were kept: scan the bytes now and keep the result.
-      structure = scan(raw);
+      structure = scanMessage(raw);
       await ctx.store.setStructure(ctx.user, view.folder, meta.uid, encodeStructure(structure));
     }
     const message: SearchMessage = {
@@ -223,42 +224,14 @@ export async function findMatches(
   return found;
 }
 
-function scan(bytes: Uint8Array): MessageStructure {
-  const scanner = new MimeScanner();
-  scanner.push(bytes);
-  return scanner.finish();
-}
-
-async function readWhole(ctx: ImapContext, folder: string, uid: number): Promise<Uint8Array | null> {
-  const stored = await ctx.store.openMessage(ctx.user, folder, uid);
-  if (stored === null) return null;
-  const chunks: Uint8Array[] = [];
-  try {
-    for await (const chunk of stored.content) chunks.push(chunk);
-  } finally {
-    await stored.close();
-  }
-  return Buffer.concat(chunks);
-}
-
 /** The top header section: from the structure's offsets, or the whole message when none is kept. */
-async function readHeader(
+function readHeader(
   ctx: ImapContext,
   folder: string,
   meta: MessageMeta,
   structure: MessageStructure | null,
 ): Promise<Uint8Array | null> {
-  if (structure === null) return readWhole(ctx, folder, meta.uid);
-  const stored = await ctx.store.openRange(ctx.user, folder, meta.uid, {
-    start: structure.root.headerStart,
-    end: structure.root.bodyStart,
-  });
-  if (stored === null) return null;
-  const chunks: Uint8Array[] = [];
-  try {
-    for await (const chunk of stored.content) chunks.push(chunk);
-  } finally {
-    await stored.close();
-  }
-  return Buffer.concat(chunks);
+  if (structure === null) return readStored(ctx.store.openMessage(ctx.user, folder, meta.uid));
+  const range = { start: structure.root.headerStart, end: structure.root.bodyStart };
+  return readStored(ctx.store.openRange(ctx.user, folder, meta.uid, range));
 }
