@@ -16,6 +16,7 @@ import type { Queue } from '../queue/queue.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 import type { MaildropLocks } from '../store/maildrop-locks.ts';
 import type { Authenticator } from './authenticator.ts';
+import type { ImapSharedState } from './imap/shared-uids.ts';
 
 export interface ConnectionDeps {
   readonly config: Config;
@@ -23,6 +24,8 @@ export interface ConnectionDeps {
   readonly directory: Directory;
   readonly store: MailboxStore;
   readonly maildropLocks: MaildropLocks;
+  /** Shared by every IMAP session of the process (made once by the listeners, kept across reloads). */
+  readonly imap: ImapSharedState;
   readonly logger: Logger;
   readonly clock: Clock;
   /** For STARTTLS and implicit TLS; null when no certificate is available. */

@@ -75,9 +75,6 @@ export const imapDriver: DriverFactory = {
   events: { refused: Events.imapRefused, tlsFailed: Events.imapTlsFailed },
 };
 
-/** Connections per user across this process (RFC 9051 leaves the limit to the server). */
-const connectionsByUser = new Map<string, number>();
-
 export class ImapConnection implements Driver {
   readonly id: string;
   private readonly shell: Connection;
@@ -269,6 +266,7 @@ export class ImapConnection implements Driver {
       user,
       store: this.store,
       directory: this.deps.directory,
+      sharedUids: this.deps.imap.sharedUids,
       log: this.log,
       enabled: this.enabled,
       nowMs: () => this.deps.clock.nowMs(),
@@ -712,12 +710,12 @@ export class ImapConnection implements Driver {
 
   private async loggedIn(tag: string, identity: string): Promise<Effect[]> {
     const user = identity.toLowerCase();
-    const count = connectionsByUser.get(user) ?? 0;
+    const count = this.deps.imap.connectionsByUser.get(user) ?? 0;
     if (count >= this.deps.config.imap.maxConnectionsPerUser) {
       this.shell.write(formatTagged(tag, 'NO', { kind: 'LIMIT' }, 'Too many connections for this user'));
       return this.session.resume();
     }
-    connectionsByUser.set(user, count + 1);
+    this.deps.imap.connectionsByUser.set(user, count + 1);
     this.user = user;
     await this.store.ensureDefaults(user);
     // RFC 9051 §7.1: the capabilities change at login; send them with the OK.
@@ -731,9 +729,9 @@ export class ImapConnection implements Driver {
     const user = this.user;
     if (user === null) return;
     this.user = null;
-    const n = (connectionsByUser.get(user) ?? 1) - 1;
-    if (n <= 0) connectionsByUser.delete(user);
-    else connectionsByUser.set(user, n);
+    const n = (this.deps.imap.connectionsByUser.get(user) ?? 1) - 1;
+    if (n <= 0) this.deps.imap.connectionsByUser.delete(user);
+    else this.deps.imap.connectionsByUser.set(user, n);
   }
 
   // --- APPEND -------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import type { Queue } from '../queue/queue.ts';
 import { AuthGuard, SendRateLimiter } from '../policy/auth-guard.ts';
 import { Authenticator, type TokenCheck } from './authenticator.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
+import { imapSharedState } from './imap/shared-uids.ts';
 import type { Driver, DriverFactory, RefusalReason } from './driver.ts';
 import { DRIVERS, type DriverRegistry } from './drivers.ts';
 
@@ -160,6 +161,8 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
   const { logger } = deps;
   // Shared by every snapshot: counters that a reload must not reset.
   const rateLimiter = new SendRateLimiter(deps.clock);
+  // One for the process: IMAP sessions of every generation see the same users and folders.
+  const imap = imapSharedState();
   const diskSpace = new DiskSpace(resolve(deps.config.dataDir));
   let authGuard = new AuthGuard(deps.config.auth, deps.clock);
   // One lookup (and cache) for all listeners and snapshots: a client's name is the same whichever port it
@@ -187,6 +190,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       authenticator: new Authenticator(d.directory, d.tokens ?? null),
       authGuard,
       rateLimiter,
+      imap,
       resolver: d.resolver ?? null,
       clientNames,
       diskSpace,

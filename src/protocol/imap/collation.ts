@@ -14,14 +14,19 @@
  * Runs of characters whose upper case is one character: every BMP character but the hundred or so
  * whose upper case grows (ß → SS, ŉ → ʼN, ﬁ → FI...), which keep their own form (see XXX above).
  */
-const SINGLE_UPPER_RUN = ((): RegExp => {
+let singleUpperRun: RegExp | null = null;
+
+/** Built on first use, not at start-up: a scan of the BMP costs milliseconds nobody needs for ASCII. */
+function singleUpperRuns(): RegExp {
+  if (singleUpperRun !== null) return singleUpperRun;
   let cls = '';
   for (let c = 0; c < 0x10000; c++) {
     if (c >= 0xd800 && c <= 0xdfff) continue;
     if (String.fromCharCode(c).toUpperCase().length > 1) cls += `\\u${c.toString(16).padStart(4, '0')}`;
   }
-  return new RegExp(`[^${cls}]+`, 'gu');
-})();
+  singleUpperRun = new RegExp(`[^${cls}]+`, 'gu');
+  return singleUpperRun;
+}
 
 /** The comparison key of `s` under i;unicode-casemap. */
 export function casemapKey(s: string): string {
@@ -32,7 +37,7 @@ export function casemapKey(s: string): string {
   // No character grew: every one mapped to its single-character upper case.
   if (upper.length === nfkd.length) return upper === nfkd ? upper : upper.normalize('NFKD');
   // Some did: upper-case the runs between them natively, keep those as they are.
-  const out = nfkd.replace(SINGLE_UPPER_RUN, (run) => run.toUpperCase());
+  const out = nfkd.replace(singleUpperRuns(), (run) => run.toUpperCase());
   // Case mapping can produce characters that decompose further (compatibility forms of capitals).
   return out.normalize('NFKD');
 }

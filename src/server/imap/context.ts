@@ -14,6 +14,7 @@ import type { ImapState } from '../../protocol/imap/session.ts';
 import type { Directory } from '../../directory/directory.ts';
 import { overQuota } from '../../directory/quota.ts';
 import { MailboxError, type ImapMailboxStore } from '../../store/mailbox-store.ts';
+import type { SharedUids } from './shared-uids.ts';
 
 /** The AST member a command kind belongs to (several kinds share one shape, e.g. delete/subscribe). */
 export type CommandOf<K extends ImapCommand['kind']> = ImapCommand extends infer C
@@ -58,6 +59,8 @@ export interface ImapContext {
   readonly store: ImapMailboxStore;
   /** Quota limits per user (RFC 9208). */
   readonly directory: Pick<Directory, 'getQuota'>;
+  /** One UID array per folder state for every session of the process (shared-uids.ts). */
+  readonly sharedUids: SharedUids;
   readonly log: Logger;
   readonly enabled: Enabled;
   readonly nowMs: () => number;

@@ -44,7 +44,6 @@ import {
   type Completion,
   type ImapContext,
 } from './context.ts';
-import { sharedUids } from './shared-uids.ts';
 import { folderStatus } from './status.ts';
 
 type Cmd<K extends ImapCommand['kind']> = CommandOf<K>;
@@ -308,7 +307,7 @@ export async function select(
   try {
     s = await folderStatus(ctx.store, ctx.user, name);
     // Another session holds the UIDs of exactly this state: take them (shared-uids.ts).
-    const shared = sharedUids.get(ctx.user, s.name, s.uidValidity, s.highestModseq);
+    const shared = ctx.sharedUids.get(ctx.user, s.name, s.uidValidity, s.highestModseq);
     if (shared !== null) {
       uids = shared;
       uidValidity = s.uidValidity;
@@ -317,7 +316,7 @@ export async function select(
       const changes = await ctx.store.changesSince(ctx.user, name, 0);
       uidValidity = changes.uidValidity;
       highestModseq = changes.highestModseq;
-      uids = sharedUids.share(
+      uids = ctx.sharedUids.share(
         ctx.user,
         s.name,
         uidValidity,
@@ -332,8 +331,9 @@ export async function select(
   const readOnly = cmd.kind === 'examine';
   const user = ctx.user;
   const folder = s.name;
+  const shared = ctx.sharedUids;
   const view = new SelectedView(folder, uidValidity, readOnly, uids, highestModseq, (built, modseq) =>
-    sharedUids.share(user, folder, uidValidity, modseq, built),
+    shared.share(user, folder, uidValidity, modseq, built),
   );
   view.showRecent = !ctx.enabled.imap4rev2;
   if (view.showRecent) {

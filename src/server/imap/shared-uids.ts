@@ -43,5 +43,15 @@ export class SharedUids {
   }
 }
 
-/** The process's one table (sessions of every listener and reload generation share it). */
-export const sharedUids = new SharedUids();
+/**
+ * What the IMAP sessions of one process share, across listeners and reload generations: the UID arrays
+ * above, and how many connections each user holds ([imap] max_connections_per_user).
+ */
+export interface ImapSharedState {
+  readonly sharedUids: SharedUids;
+  readonly connectionsByUser: Map<string, number>;
+}
+
+export function imapSharedState(): ImapSharedState {
+  return { sharedUids: new SharedUids(), connectionsByUser: new Map() };
+}

@@ -2,6 +2,7 @@
 // and URLFETCH round trips, the access rules, RESETKEY, BINARY/BODYPARTSTRUCTURE, and APPEND CATENATE
 // driven as the connection drives it (begin → data → finish), for ASCII and UTF-8 users and folders.
 
+import { SharedUids } from './shared-uids.ts';
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -44,6 +45,7 @@ function session(user: string): Session {
     user,
     store,
     directory: { getQuota: () => Promise.resolve(null) },
+    sharedUids: new SharedUids(),
     log: nullLogger,
     enabled: { condstore: false, qresync: false, utf8: true, imap4rev2: true },
     nowMs: () => NOW,
