@@ -31,6 +31,7 @@ import { ChunkChannel } from './chunk-channel.ts';
 import { locateUrl, urlData, type UrlData } from './url-data.ts';
 import { authorizedTarget } from './urlauth.ts';
 import {
+  Refusals,
   bad,
   completionOf,
   mailboxArg,
@@ -114,7 +115,7 @@ export class AppendCommand {
     if (refused !== null) return refused;
     open.parts++;
     open.bytes += e.sizeBytes;
-    if (open.bytes > ctx.appendLimitBytes) return no('Message too large', { kind: 'TOOBIG' });
+    if (open.bytes > ctx.appendLimitBytes) return Refusals.tooBig;
     this.current = { pending: open.pending, catenate: true };
     return null;
   }
@@ -217,7 +218,7 @@ export class AppendCommand {
       const data = await catenateUrl(ctx, part.url);
       if (data === null) return no('URL names nothing', { kind: 'BADURL', url: part.url });
       msg.bytes += data.sizeBytes;
-      if (msg.bytes > ctx.appendLimitBytes) return no('Message too large', { kind: 'TOOBIG' });
+      if (msg.bytes > ctx.appendLimitBytes) return Refusals.tooBig;
       for await (const chunk of data.content()) await msg.pending.channel.push(chunk);
     }
     return null;
@@ -232,22 +233,22 @@ export class AppendCommand {
     binary: boolean,
   ): Promise<Pending | Completion> {
     const name = mailboxArg(ctx, this.mailboxWire);
-    if (name === null) return bad('Mailbox name is not valid in this client mode');
-    if (sizeBytes > ctx.appendLimitBytes) return no('Message too large', { kind: 'TOOBIG' });
+    if (name === null) return Refusals.badName;
+    if (sizeBytes > ctx.appendLimitBytes) return Refusals.tooBig;
     const overQuota = await quotaRefusal(ctx, { bytes: sizeBytes, messages: 1 });
     if (overQuota !== null) return overQuota;
     let flags: string[];
     try {
       flags = normalizeFlags((head.flags ?? []).filter((f) => f.toLowerCase() !== '\\recent'));
     } catch {
-      return bad('Invalid flag');
+      return Refusals.invalidFlag;
     }
     const folders = await ctx.store.folders(ctx.user);
     const info = folders.find(
       (f) => f.name === name || (f.name === 'INBOX' && name.toUpperCase() === 'INBOX'),
     );
     if (info === undefined || info.attributes.includes('\\NonExistent')) {
-      return no('Mailbox does not exist', { kind: 'TRYCREATE' });
+      return Refusals.tryCreate;
     }
     if (info.attributes.includes('\\Noselect')) return no('Mailbox cannot hold messages', { kind: 'CANNOT' });
     this.folder = info.name;

@@ -96,6 +96,23 @@ export function newMailboxArg(ctx: Pick<ImapContext, 'enabled'>, name: string): 
 }
 
 /**
+ * The refusals several commands give, in one place (the texts are generic; the log has the detail).
+ * A Completion is a value, so each entry is shared as it is.
+ */
+export const Refusals = {
+  /** BAD: not a mailbox name in this client's mode (modified UTF-7, or UTF-8 once enabled). */
+  badName: bad('Mailbox name is not valid in this client mode'),
+  /** NO [CANNOT]: a name no new folder may take (CREATE, RENAME's target). */
+  cannotName: no('Mailbox name is not valid in this client mode', { kind: 'CANNOT' }),
+  nonexistent: no('Mailbox does not exist', { kind: 'NONEXISTENT' }),
+  /** An APPEND/COPY/MOVE target that is missing (RFC 9051 §6.3.12). */
+  tryCreate: no('Mailbox does not exist', { kind: 'TRYCREATE' }),
+  readOnly: no('Mailbox is read-only', { kind: 'READ-ONLY' }),
+  tooBig: no('Message too large', { kind: 'TOOBIG' }),
+  invalidFlag: bad('Invalid flag'),
+} as const satisfies Record<string, Completion>;
+
+/**
  * A store refusal as a tagged NO. `target` marks an APPEND/COPY/MOVE destination: a missing one is
  * [TRYCREATE] (RFC 9051 §6.3.12), elsewhere [NONEXISTENT] (RFC 5530).
  */
@@ -103,9 +120,7 @@ export function completionOf(err: unknown, target = false): Completion {
   if (!(err instanceof MailboxError)) throw err;
   switch (err.code) {
     case 'nonexistent':
-      return target
-        ? no('Mailbox does not exist', { kind: 'TRYCREATE' })
-        : no('Mailbox does not exist', { kind: 'NONEXISTENT' });
+      return target ? Refusals.tryCreate : Refusals.nonexistent;
     case 'alreadyexists':
       return no('Mailbox already exists', { kind: 'ALREADYEXISTS' });
     case 'noselect':

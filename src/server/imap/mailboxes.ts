@@ -33,6 +33,7 @@ import {
   type SpecialUse,
 } from '../../store/mailbox-store.ts';
 import {
+  Refusals,
   bad,
   completionOf,
   mailboxArg,
@@ -48,8 +49,6 @@ import { folderStatus } from './status.ts';
 
 type Cmd<K extends ImapCommand['kind']> = CommandOf<K>;
 
-const BAD_NAME = bad('Mailbox name is not valid in this client mode (modified UTF-7 or UTF-8)');
-
 export function namespace(ctx: ImapContext): Completion {
   ctx.write(formatUntagged(`NAMESPACE (("" "${SEPARATOR}")) NIL NIL`));
   return ok('NAMESPACE completed');
@@ -61,7 +60,7 @@ export async function list(ctx: ImapContext, cmd: Cmd<'list'> | Cmd<'lsub'>): Pr
   const patterns = cmd.kind === 'lsub' ? [cmd.pattern] : cmd.patterns;
   const decoded = patterns.map((p) => mailboxArg(ctx, p));
   const reference = mailboxArg(ctx, cmd.reference);
-  if (reference === null || decoded.some((p) => p === null)) return BAD_NAME;
+  if (reference === null || decoded.some((p) => p === null)) return Refusals.badName;
   const w = wire(ctx);
   const command = lsub ? 'LSUB' : 'LIST';
   // `LIST "" ""`: the hierarchy delimiter and the root (RFC 9051 §6.3.9).
@@ -144,7 +143,7 @@ function sortNames(names: string[]): string[] {
 
 export async function create(ctx: ImapContext, cmd: Cmd<'create'>): Promise<Completion> {
   const raw = newMailboxArg(ctx, cmd.mailbox);
-  if (raw === null) return no('Mailbox name is not valid in this client mode', { kind: 'CANNOT' });
+  if (raw === null) return Refusals.cannotName;
   // A trailing separator says "a parent to be" (RFC 9051 §6.3.4): the name is created without it.
   const name = raw.endsWith(SEPARATOR) ? raw.slice(0, -1) : raw;
   let specialUse: SpecialUse | undefined;
@@ -166,7 +165,7 @@ export async function create(ctx: ImapContext, cmd: Cmd<'create'>): Promise<Comp
 
 export async function remove(ctx: ImapContext, cmd: Cmd<'delete'>): Promise<Completion> {
   const name = mailboxArg(ctx, cmd.mailbox);
-  if (name === null) return BAD_NAME;
+  if (name === null) return Refusals.badName;
   try {
     await ctx.store.deleteFolder(ctx.user, name);
   } catch (err) {
@@ -178,8 +177,8 @@ export async function remove(ctx: ImapContext, cmd: Cmd<'delete'>): Promise<Comp
 export async function rename(ctx: ImapContext, cmd: Cmd<'rename'>): Promise<Completion> {
   const from = mailboxArg(ctx, cmd.from);
   const to = newMailboxArg(ctx, cmd.to);
-  if (from === null) return BAD_NAME;
-  if (to === null) return no('Mailbox name is not valid in this client mode', { kind: 'CANNOT' });
+  if (from === null) return Refusals.badName;
+  if (to === null) return Refusals.cannotName;
   try {
     checkFolderName(to);
     await ctx.store.renameFolder(ctx.user, from, to);
@@ -191,7 +190,7 @@ export async function rename(ctx: ImapContext, cmd: Cmd<'rename'>): Promise<Comp
 
 export async function subscription(ctx: ImapContext, cmd: Cmd<'subscribe'>): Promise<Completion> {
   const name = mailboxArg(ctx, cmd.mailbox);
-  if (name === null) return BAD_NAME;
+  if (name === null) return Refusals.badName;
   try {
     if (cmd.kind === 'subscribe') await ctx.store.subscribe(ctx.user, name);
     else await ctx.store.unsubscribe(ctx.user, name);
@@ -248,14 +247,14 @@ async function statusLine(
 
 export async function status(ctx: ImapContext, cmd: Cmd<'status'>): Promise<Completion> {
   const name = mailboxArg(ctx, cmd.mailbox);
-  if (name === null) return BAD_NAME;
+  if (name === null) return Refusals.badName;
   try {
     await folderStatus(ctx.store, ctx.user, name);
   } catch (err) {
     return completionOf(err);
   }
   const line = await statusLine(ctx, name, cmd.items);
-  if (line === null) return no('Mailbox does not exist', { kind: 'NONEXISTENT' });
+  if (line === null) return Refusals.nonexistent;
   ctx.write(line);
   return ok('STATUS completed');
 }
@@ -268,7 +267,7 @@ export async function quota(
   if (cmd.kind === 'setquota') return no('Quotas are set by the administrator', { kind: 'NOPERM' });
   if (cmd.kind === 'getquotaroot') {
     const name = mailboxArg(ctx, cmd.mailbox);
-    if (name === null) return BAD_NAME;
+    if (name === null) return Refusals.badName;
     try {
       await folderStatus(ctx.store, ctx.user, name);
     } catch (err) {
@@ -294,7 +293,7 @@ export async function select(
   cmd: Cmd<'select'>,
 ): Promise<{ view: SelectedView | null; completion: Completion }> {
   const name = mailboxArg(ctx, cmd.mailbox);
-  if (name === null) return { view: null, completion: BAD_NAME };
+  if (name === null) return { view: null, completion: Refusals.badName };
   if (cmd.qresync !== null && !ctx.enabled.qresync) {
     return { view: null, completion: bad('QRESYNC must be enabled first (ENABLE QRESYNC)') };
   }

@@ -10,6 +10,7 @@ import type { SelectedView } from '../../protocol/imap/selected.ts';
 import type { SequenceSet } from '../../protocol/imap/syntax.ts';
 import { MailboxError, normalizeFlags } from '../../store/mailbox-store.ts';
 import {
+  Refusals,
   bad,
   completionOf,
   mailboxArg,
@@ -44,14 +45,14 @@ export function targetUids(ctx: ImapContext, set: SequenceSet, uid: boolean): nu
 
 export async function store(ctx: ImapContext, cmd: Cmd<'store'>): Promise<Completion> {
   const view = selectedView(ctx);
-  if (view.readOnly) return no('Mailbox is read-only', { kind: 'READ-ONLY' });
+  if (view.readOnly) return Refusals.readOnly;
   const uids = targetUids(ctx, cmd.set, cmd.uid);
   if (!Array.isArray(uids)) return uids;
   let flags: string[];
   try {
     flags = normalizeFlags(cmd.flags.filter((f) => f.toLowerCase() !== '\\recent'));
   } catch {
-    return bad('Invalid flag');
+    return Refusals.invalidFlag;
   }
   if (cmd.unchangedSince !== null) ctx.enabled.condstore = true;
   const live = uids.filter((u) => !view.isPendingExpunge(u));
@@ -88,9 +89,9 @@ export async function store(ctx: ImapContext, cmd: Cmd<'store'>): Promise<Comple
 export async function copyOrMove(ctx: ImapContext, cmd: Cmd<'copy'>): Promise<Completion> {
   const view = selectedView(ctx);
   const move = cmd.kind === 'move';
-  if (move && view.readOnly) return no('Mailbox is read-only', { kind: 'READ-ONLY' });
+  if (move && view.readOnly) return Refusals.readOnly;
   const target = mailboxArg(ctx, cmd.mailbox);
-  if (target === null) return bad('Mailbox name is not valid in this client mode');
+  if (target === null) return Refusals.badName;
   const uids = targetUids(ctx, cmd.set, cmd.uid);
   if (!Array.isArray(uids)) return uids;
   const live = uids.filter((u) => !view.isPendingExpunge(u));
@@ -149,7 +150,7 @@ async function deletedUids(
 
 export async function expunge(ctx: ImapContext, cmd: Cmd<'expunge'>): Promise<Completion> {
   const view = selectedView(ctx);
-  if (view.readOnly) return no('Mailbox is read-only', { kind: 'READ-ONLY' });
+  if (view.readOnly) return Refusals.readOnly;
   let within: number[] | null = null;
   if (cmd.uids !== null) {
     const r = targetUids(ctx, cmd.uids, true);

@@ -16,7 +16,17 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { assertNever } from '../../core/assert-never.ts';
 import type { CommandOf } from './context.ts';
-import { bad, completionOf, mailboxArg, no, ok, wire, type Completion, type ImapContext } from './context.ts';
+import {
+  Refusals,
+  bad,
+  completionOf,
+  mailboxArg,
+  no,
+  ok,
+  wire,
+  type Completion,
+  type ImapContext,
+} from './context.ts';
 import { accessNames, parseImapUrl, urlOwner, type ImapUrl } from '../../protocol/imap/imap-url.ts';
 import { formatAstring, formatString } from '../../protocol/imap/format.ts';
 import { renderBodyStructure } from '../../protocol/mime/bodystructure.ts';
@@ -62,7 +72,7 @@ export async function resetkey(ctx: ImapContext, cmd: CommandOf<'resetkey'>): Pr
   let folder: string | null = null;
   if (cmd.mailbox !== null) {
     folder = mailboxArg(ctx, cmd.mailbox);
-    if (folder === null) return bad('Mailbox name is not valid in this client mode');
+    if (folder === null) return Refusals.badName;
   }
   try {
     await ctx.store.resetAccessKeys(ctx.user, folder);
