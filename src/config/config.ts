@@ -257,6 +257,12 @@ export interface QueueConfig {
   /** Where double bounces go: an address in a local domain (domain lower-cased); null =
    * postmaster@<first local domain>. */
   readonly postmaster: string | null;
+  /**
+   * Mail for local mailboxes: "accept" stores it in the SMTP session before the 250, in one durable
+   * commit with no queue entry (recipients with forwards, NOTIFY=SUCCESS or a failed store still go
+   * through the queue); "queue" puts every message on the queue for the delivery worker, as before.
+   */
+  readonly localDelivery: 'accept' | 'queue';
 }
 
 /** Inbound mail authentication (SPF, DKIM, DMARC, ARC) on the smtp listener, for unauthenticated clients. */
@@ -369,6 +375,7 @@ export const DEFAULT_QUEUE: QueueConfig = {
   lifetimeMs: 5 * 86_400_000,
   delayWarningMs: 4 * 3_600_000,
   postmaster: null,
+  localDelivery: 'accept',
 };
 
 export const DEFAULT_CHECKS: ChecksConfig = {

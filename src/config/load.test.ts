@@ -422,6 +422,7 @@ describe('parseConfig: a full file', () => {
         lifetimeMs: 172_800_000,
         delayWarningMs: 0,
         postmaster: 'Hostmaster@example.org',
+        localDelivery: 'accept',
       },
       checks: {
         enabled: false,

@@ -904,6 +904,7 @@ const QUEUE_KEYS = [
   'lifetime_seconds',
   'delay_warning_seconds',
   'postmaster',
+  'local_delivery',
 ];
 const OUTBOUND_TLS: readonly OutboundTlsPolicy[] = ['none', 'may', 'encrypt', 'verify'];
 const SMTP_PORT = 25;
@@ -1371,6 +1372,9 @@ function readQueue(ctx: Ctx, value: unknown, localDomains: readonly string[] | u
     lifetimeMs: lifetime ?? d.lifetimeMs,
     delayWarningMs: delayWarning ?? d.delayWarningMs,
     postmaster: postmaster ?? d.postmaster,
+    localDelivery:
+      opt(t['local_delivery'], (v) => readEnum(ctx, p('local_delivery'), v, ['accept', 'queue'] as const)) ??
+      d.localDelivery,
   };
   const given = (key: string, read: number | undefined): boolean =>
     t[key] !== undefined && read !== undefined;

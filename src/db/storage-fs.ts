@@ -5,7 +5,7 @@
 // Reads are not here: they go straight to node:fs (nothing to inject there).
 
 import { constants } from 'node:fs';
-import { mkdir, open, rename, unlink } from 'node:fs/promises';
+import { copyFile, link, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { Replies, ReplyError } from '../core/reply.ts';
 import { SQLITE_FULL, sqliteResultCode } from './sqlite.ts';
 
@@ -23,6 +23,12 @@ export interface StorageFs {
   /** fsync a directory so a created, renamed or removed entry in it is durable. */
   syncDir(path: string): Promise<void>;
   rename(from: string, to: string): Promise<void>;
+  /**
+   * A second name for an existing file (a hard link), so one body can move from the queue's spool to the
+   * mailbox store without being copied; on a file system without hard links, or across two of them
+   * (EXDEV), a copy instead. Not durable until the caller fsyncs the file (a copy) and the folder.
+   */
+  link(from: string, to: string): Promise<'linked' | 'copied'>;
   unlink(path: string): Promise<void>;
   mkdir(path: string): Promise<void>;
 }
@@ -60,6 +66,17 @@ export const nodeStorageFs: StorageFs = {
     }
   },
   rename: (from, to) => rename(from, to),
+  async link(from, to) {
+    try {
+      await link(from, to);
+      return 'linked';
+    } catch (err) {
+      const code = errnoCode(err);
+      if (code !== 'EXDEV' && code !== 'EPERM' && code !== 'ENOTSUP' && code !== 'EMLINK') throw err;
+      await copyFile(from, to, constants.COPYFILE_EXCL);
+      return 'copied';
+    }
+  },
   unlink: (path) => unlink(path),
   async mkdir(path) {
     await mkdir(path, { recursive: true });
@@ -138,6 +155,10 @@ export function faultyStorageFs(full: () => boolean, base: StorageFs = nodeStora
       await base.syncDir(path);
     },
     rename: (from, to) => base.rename(from, to),
+    async link(from, to) {
+      check('link');
+      return base.link(from, to);
+    },
     unlink: (path) => base.unlink(path),
     mkdir: (path) => base.mkdir(path),
   };

@@ -51,6 +51,8 @@ function recordingStore(): MailboxStore & { got: Recorded[]; structures: (string
     snapshot: () => Promise.resolve(null),
     openMessage: () => Promise.resolve(null),
     expunge: () => Promise.resolve([]),
+    deliverAccepted: () => Promise.reject(new Error('not used by local delivery')),
+    quota: () => Promise.resolve({ messages: 0, bytes: 0 }),
     close: () => Promise.resolve(),
   };
 }

@@ -14,7 +14,10 @@ import type { Clock } from '../core/ports.ts';
 import { encodeStructure } from '../protocol/mime/codec.ts';
 import { MimeScanner } from '../protocol/mime/structure.ts';
 import { isReturnPathField, withoutHeaderFields } from '../protocol/smtp/header-capture.ts';
+import { finalDeliveryHeaders, localDeliveryKey } from '../store/final-delivery.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
+
+export { finalDeliveryHeaders, localDeliveryKey, storedSizeBytes } from '../store/final-delivery.ts';
 
 export interface LocalDeliveryRequest {
   readonly queueId: string;
@@ -28,31 +31,6 @@ export interface LocalDeliveryRequest {
 }
 
 export const INBOX = 'INBOX';
-
-/**
- * The store's idempotency key. The user is part of it: one recipient can expand (alias) to several
- * users, and the store's key is global, so "<queue id>/<index>" alone would hand the second user the
- * first user's message.
- */
-export function localDeliveryKey(queueId: string, recipientIndex: number, user: string): string {
-  return `${queueId}/${recipientIndex}/${user}`;
-}
-
-/** The lines prepended on final delivery, CRLF-terminated. Throws on a line break (header injection). */
-export function finalDeliveryHeaders(sender: string, user: string): string {
-  if (/[\r\n]/.test(sender) || /[\r\n]/.test(user)) throw new Error('line break in envelope address');
-  // RFC 5321 §4.4: the reverse-path as it was in MAIL FROM, "<>" for the null sender.
-  return `Return-Path: <${sender}>\r\nDelivered-To: ${user}\r\n`;
-}
-
-/**
- * The bytes a delivery adds to the user's mailbox: the queued message plus the trace fields. An upper
- * bound by the Return-Path: fields the message carried (removed on the way in), never below the truth,
- * so a quota is not exceeded by a message that looked small enough.
- */
-export function storedSizeBytes(queuedBytes: number, sender: string, user: string): number {
-  return queuedBytes + Buffer.byteLength(finalDeliveryHeaders(sender, user), 'utf8');
-}
 
 async function* withPrefix(prefix: Uint8Array, body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
   yield prefix;

@@ -217,6 +217,10 @@ class FakeStore implements MailboxStore {
   active = 0;
   maxActive = 0;
 
+  deliverAccepted(): Promise<{ uid: number; id: string; repeated: boolean }[]> {
+    return Promise.reject(new Error('not used by the worker'));
+  }
+
   async deliver(req: DeliverRequest): Promise<{ uid: number; id: string }> {
     this.calls++;
     this.active++;

@@ -39,7 +39,7 @@ import { ArcSealer, authResultsFor } from '../policy/arc/seal.ts';
 import { splitHeaderFields } from '../policy/dkim/header-fields.ts';
 import { createPrivateKey } from 'node:crypto';
 import { overQuota, type QuotaResource } from '../directory/quota.ts';
-import type { ImapMailboxStore, MailboxStore } from '../store/mailbox-store.ts';
+import type { MailboxStore } from '../store/mailbox-store.ts';
 import { deliverLocal, storedSizeBytes } from './local.ts';
 import { isDiskFull } from '../db/storage-fs.ts';
 import { SpaceWait, type FreeSpace } from './space-wait.ts';
@@ -48,7 +48,7 @@ import { withShortLines, type Content } from './long-lines.ts';
 export interface DeliveryWorkerDeps {
   readonly queue: Queue;
   /** Where local mail goes; its quota(user) is the usage the directory's limits are checked against. */
-  readonly store: MailboxStore & Pick<ImapMailboxStore, 'quota'>;
+  readonly store: MailboxStore;
   readonly directory: Directory;
   readonly clock: Clock;
   readonly logger: Logger;

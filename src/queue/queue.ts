@@ -7,6 +7,7 @@
 // (the `tern queue` CLI) did so, without waiting for its next timed look.
 
 import type { Envelope } from '../core/envelope.ts';
+import type { StoredBody } from '../db/body-sink.ts';
 
 export type RecipientStatus = 'queued' | 'deferred' | 'delivered' | 'bounced';
 
@@ -56,6 +57,13 @@ export interface MessageWriter {
    * and read back in front of it (Postfix's cleanup adds such headers the same way, without a rewrite).
    */
   commit(envelope: Envelope, options?: { readonly prefix?: Uint8Array }): Promise<void>;
+  /**
+   * End of content without committing: the body made durable where it lies (a spilled file fsynced with
+   * its folder), for a caller that stores it elsewhere too (the SMTP session's local copies,
+   * MailboxStore.deliverAccepted, which links the file). The writer stays open for commit() of the
+   * recipients left to the queue, or abort(), which removes the file (the store keeps its own link).
+   */
+  seal(): Promise<StoredBody>;
   abort(): Promise<void>;
 }
 

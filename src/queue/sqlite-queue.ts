@@ -564,7 +564,8 @@ class SqliteMessageWriter implements MessageWriter {
   readonly id: string;
   readonly #sink: BodySink;
   readonly #insert: (envelope: Envelope, body: StoredBody, prefix: Uint8Array | null) => Promise<void>;
-  #state: 'open' | 'committing' | 'committed' | 'aborted' | 'failed' = 'open';
+  #state: 'open' | 'sealed' | 'committing' | 'committed' | 'aborted' | 'failed' = 'open';
+  #sealed: Promise<StoredBody> | null = null;
   /** Writes run one after another even if a caller forgets to await. */
   #tail: Promise<void> = Promise.resolve();
 
@@ -590,12 +591,25 @@ class SqliteMessageWriter implements MessageWriter {
     return p;
   }
 
+  seal(): Promise<StoredBody> {
+    if (this.#state !== 'open' && this.#state !== 'sealed')
+      return Promise.reject(new Error(`queue ${this.id}: seal after ${this.#state}`));
+    this.#state = 'sealed';
+    this.#sealed ??= this.#tail
+      .then(() => this.#sink.finish())
+      .catch((err: unknown) => {
+        throw storageError(err);
+      });
+    return this.#sealed;
+  }
+
   async commit(envelope: Envelope, options: { readonly prefix?: Uint8Array } = {}): Promise<void> {
-    if (this.#state !== 'open') throw new Error(`queue ${this.id}: commit after ${this.#state}`);
+    if (this.#state !== 'open' && this.#state !== 'sealed')
+      throw new Error(`queue ${this.id}: commit after ${this.#state}`);
+    const sealing = this.seal();
     this.#state = 'committing';
     try {
-      await this.#tail;
-      const body = await this.#sink.finish();
+      const body = await sealing;
       await this.#insert(envelope, body, options.prefix ?? null);
       this.#state = 'committed';
     } catch (err) {
@@ -607,9 +621,11 @@ class SqliteMessageWriter implements MessageWriter {
 
   /** Drops the message. A no-op once commit() has started: the commit decides (a duplicate beats a loss). */
   async abort(): Promise<void> {
-    if (this.#state !== 'open') return;
+    if (this.#state !== 'open' && this.#state !== 'sealed') return;
+    const sealing = this.#sealed;
     this.#state = 'aborted';
     await this.#tail;
+    if (sealing !== null) await sealing.catch(() => undefined);
     await this.#sink.discard();
   }
 }

@@ -10,21 +10,25 @@
 import { randomBytes } from 'node:crypto';
 import { formatMailbox } from '../core/address.ts';
 import { formatRfc5322Date } from '../core/date.ts';
-import type { ClientInfo, Envelope } from '../core/envelope.ts';
+import type { ClientInfo, Envelope, EnvelopeRecipient } from '../core/envelope.ts';
 import { Events } from '../core/events.ts';
 import type { Logger } from '../core/ports.ts';
 import { Replies, replyFor, withText, type Reply } from '../core/reply.ts';
 import { isForgedAuthResults, type InboundAuth } from '../policy/inbound-auth.ts';
+import { headerSummary, type HeaderSummary } from '../protocol/headers.ts';
+import { MimeScanner, type MessageStructure } from '../protocol/mime/structure.ts';
 import {
   dropHeaderFields,
   HeaderCapture,
   isBlindCopyField,
+  isReturnPathField,
   type HeaderFacts,
 } from '../protocol/smtp/header-capture.ts';
 import { formatReceived } from '../protocol/smtp/received.ts';
 import type { TransactionInfo } from '../protocol/smtp/session.ts';
 import type { MessageWriter } from '../queue/queue.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
+import { planLocal, storeLocal, type LocalUsers } from './local-accept.ts';
 import { acceptedFields } from './smtp-log.ts';
 
 /** Above this many bytes handed to the writer and not yet written, content waits (slow disks). */
@@ -37,10 +41,14 @@ export interface CommitRequest {
   readonly client: ClientInfo;
   /** A submission's From:/Sender: ownership, judged once the header block is known. */
   readonly checkHeaders: (facts: HeaderFacts | null) => Promise<Reply | null>;
+  /** The local users a recipient reaches, as RCPT resolved it (local-accept.ts); null for the queue. */
+  readonly usersOf: (recipient: EnvelopeRecipient) => LocalUsers;
 }
 
+type IntakeDeps = Pick<ConnectionDeps, 'queue' | 'config' | 'clock' | 'store' | 'directory'>;
+
 export class MessageIntake {
-  private readonly deps: Pick<ConnectionDeps, 'queue' | 'config' | 'clock'>;
+  private readonly deps: IntakeDeps;
   private readonly log: Logger;
   private writer: MessageWriter | null = null;
   /** Writes to the queue writer, chained so content keeps its order. */
@@ -50,10 +58,13 @@ export class MessageIntake {
   private capture: HeaderCapture | null = null;
   private headerFacts: HeaderFacts | null = null;
   private submission = false;
+  /** Scans what is written when the session may store the message itself (a local recipient). */
+  private scanner: MimeScanner | null = null;
+  private summary: HeaderSummary | null = null;
   /** SPF/DKIM/ARC/DMARC of the current transaction (MX listener, unauthenticated clients); set at MAIL. */
   inbound: InboundAuth | null = null;
 
-  constructor(deps: Pick<ConnectionDeps, 'queue' | 'config' | 'clock'>, log: Logger) {
+  constructor(deps: IntakeDeps, log: Logger) {
     this.deps = deps;
     this.log = log;
   }
@@ -67,11 +78,17 @@ export class MessageIntake {
     return this.writer?.id ?? null;
   }
 
-  /** Open the queue writer and start with Received:, which waits for the client's name (bounded). */
-  begin(tx: TransactionInfo, client: ClientInfo, clientName: Promise<string | null>): void {
+  /**
+   * Open the queue writer and start with Received:, which waits for the client's name (bounded).
+   * `local`: a recipient may be stored by the session itself, so the content is scanned as it goes.
+   */
+  begin(tx: TransactionInfo, client: ClientInfo, clientName: Promise<string | null>, local: boolean): void {
     this.writeError = null;
     const writer = this.deps.queue.begin();
     this.writer = writer;
+    const scanner = local && this.deps.config.queue.localDelivery === 'accept' ? new MimeScanner() : null;
+    this.scanner = scanner;
+    this.summary = null;
     this.submission = client.authUser !== null;
     const nowMs = this.deps.clock.nowMs();
     this.headerFacts = null;
@@ -89,7 +106,9 @@ export class MessageIntake {
           smtputf8: tx.params.smtputf8,
           nowMs,
         });
-        return writer.write(new TextEncoder().encode(received));
+        const bytes = new TextEncoder().encode(received);
+        scanner?.push(bytes);
+        return writer.write(bytes);
       })
       .catch((err: unknown) => {
         this.writeError ??= err;
@@ -108,8 +127,13 @@ export class MessageIntake {
       chunk = this.releaseHeaders(writer.id, held.facts, held.release);
     }
     this.unwrittenBytes += chunk.length;
+    const scanner = this.scanner;
     this.writeChain = this.writeChain
-      .then(() => writer.write(chunk))
+      .then(() => {
+        // In the order written, so the structure's offsets are the stored bytes'.
+        scanner?.push(chunk);
+        return writer.write(chunk);
+      })
       .catch((err: unknown) => {
         this.writeError ??= err;
       })
@@ -142,7 +166,11 @@ export class MessageIntake {
       if (this.capture && !this.capture.done) {
         const held = this.capture.finish();
         const bytes = this.releaseHeaders(writer.id, held.facts, held.release);
-        this.writeChain = this.writeChain.then(() => writer.write(bytes));
+        const scanner = this.scanner;
+        this.writeChain = this.writeChain.then(() => {
+          scanner?.push(bytes);
+          return writer.write(bytes);
+        });
       }
       this.capture = null;
       const fromRefusal = await request.checkHeaders(this.headerFacts);
@@ -196,13 +224,83 @@ export class MessageIntake {
         ...(folder === undefined ? {} : { folder }),
         ...(request.longLines ? { longLines: true } : {}),
       };
-      await writer.commit(envelope, prefix === undefined ? {} : { prefix });
-      this.log.event(Events.smtpQueued, acceptedFields(writer.id, envelope, request.sizeBytes));
+      const stored = await this.storeLocal(writer, request, envelope, prefix);
+      if (stored === 'over-quota') {
+        await writer.abort();
+        return Replies.mailboxFull;
+      }
+      const queued = envelope.recipients.filter((_, i) => !stored.has(i));
+      if (queued.length === 0) await writer.abort();
+      else await writer.commit({ ...envelope, recipients: queued }, prefix === undefined ? {} : { prefix });
+      this.log.event(Events.smtpQueued, {
+        ...acceptedFields(writer.id, envelope, request.sizeBytes),
+        ...(stored.size === 0 ? {} : { stored: stored.size, queued: queued.length }),
+      });
       return withText(Replies.queued, `OK: queued as ${writer.id}`);
     } catch (err) {
       this.log.error(Events.smtpCommitFailed, { queueId: writer.id, error: String(err) });
       await writer.abort().catch(() => undefined);
       return replyFor(err);
+    }
+  }
+
+  /**
+   * The recipients stored by the session itself (local-accept.ts), by index; the rest go to the queue.
+   * A store that fails leaves them all to the queue: the worker's path is slower, never worse.
+   */
+  private async storeLocal(
+    writer: MessageWriter,
+    request: CommitRequest,
+    envelope: Envelope,
+    prefix: Uint8Array | undefined,
+  ): Promise<ReadonlySet<number> | 'over-quota'> {
+    const scanner = this.scanner;
+    this.scanner = null;
+    // A header block too long to hold was written as it came: a Return-Path: in it may still stand,
+    // which the worker's delivery removes as it streams.
+    if (scanner === null || this.headerFacts?.complete !== true) return new Set();
+    const deps = { directory: this.deps.directory, store: this.deps.store, log: this.log };
+    const plan = await planLocal(deps, {
+      recipients: envelope.recipients,
+      usersOf: request.usersOf,
+      sender: envelope.sender,
+      sizeBytes: request.sizeBytes,
+    });
+    if (plan.overQuota) return 'over-quota';
+    if (plan.direct.size === 0) return new Set();
+    let structure: MessageStructure | null = null;
+    try {
+      structure = scanner.finish();
+    } catch (err) {
+      // A cache readers rebuild: a scanner bug must not refuse mail.
+      this.log.warn(Events.smtpInternalError, { what: 'structure scan', error: String(err) });
+    }
+    const summary = this.summary ?? { from: '', subject: '', date: '', messageId: '' };
+    try {
+      const body = await writer.seal();
+      await storeLocal(
+        {
+          store: this.deps.store,
+          log: this.log.child({ queueId: writer.id }),
+          nowMs: this.deps.clock.nowMs(),
+        },
+        {
+          messageId: writer.id,
+          plan,
+          recipients: envelope.recipients,
+          sender: envelope.sender,
+          folder: envelope.folder,
+          prefix,
+          body,
+          structure,
+          summary,
+          headerMessageId: summary.messageId,
+        },
+      );
+      return new Set(plan.direct.keys());
+    } catch (err) {
+      this.log.warn(Events.smtpCommitFailed, { queueId: writer.id, stage: 'local', error: String(err) });
+      return new Set();
     }
   }
 
@@ -218,10 +316,14 @@ export class MessageIntake {
     const bytes = dropHeaderFields(held, (raw) => {
       // A submission's Bcc: goes before queueing (so before DKIM signing), as Postfix's cleanup does.
       if (submission && isBlindCopyField(raw)) return true;
+      // RFC 5321 §4.4: the final MTA writes the one Return-Path:, so any the message carries goes now
+      // (Postfix's default message_drop_headers): the body then needs no rewrite at final delivery.
+      if (isReturnPathField(raw)) return true;
       const forged = isForgedAuthResults(raw, authservId);
       if (forged) this.log.warn(Events.smtpViolation, { what: 'forged Authentication-Results removed' });
       return forged;
     });
+    if (this.scanner !== null) this.summary = headerSummary(held);
     if (!submission || !config.submission.addMissingHeaders || !facts.complete) return bytes;
     let added = '';
     if (!facts.hasDate) added += `Date: ${formatRfc5322Date(this.deps.clock.nowMs())}\r\n`;

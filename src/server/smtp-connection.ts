@@ -27,6 +27,7 @@ import { decideRecipient } from '../policy/relay.ts';
 import { smtpAuthFraming } from '../protocol/smtp/auth-replies.ts';
 import { SmtpSession, type Effect, type TransactionInfo } from '../protocol/smtp/session.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
+import { isOverQuota, type LocalUsers } from './local-accept.ts';
 import { MessageIntake } from './message-intake.ts';
 import {
   listenerMechanisms,
@@ -77,6 +78,12 @@ export class SmtpConnection implements Driver {
   private rdns: string | null = null;
   /** The transaction whose content is being received, for the log line if it is refused. */
   private messageTx: TransactionInfo | null = null;
+  /**
+   * The local users each accepted recipient of this transaction reaches, as RCPT resolved them (null:
+   * an alias with forwards); the message intake stores those itself (local-accept.ts). By address:
+   * refilled at each RCPT, so an entry left from an earlier transaction is overwritten before use.
+   */
+  private readonly localUsers = new Map<string, LocalUsers>();
   /** Content the session refused (too big, bare LF...): its refusal reply comes next and is logged. */
   private refusedContent: TransactionInfo | null = null;
 
@@ -361,10 +368,31 @@ export class SmtpConnection implements Driver {
       notify: rcpt.notify,
       orcpt: rcpt.orcpt,
     };
+    this.localUsers.set(recipient.address, null);
     if (decision.kind === 'local') {
       try {
         const resolution = await this.deps.directory.resolve(decision.address);
         if (resolution.kind !== 'local') return reject(Replies.noSuchUser, 'unknown local user');
+        if (resolution.forward.length === 0) this.localUsers.set(recipient.address, resolution.users);
+        // A mailbox already full is refused here, as Dovecot's LMTP does: the client learns it for
+        // this recipient alone, and the message still goes to the others.
+        const [only] = resolution.users;
+        if (
+          this.deps.config.queue.localDelivery === 'accept' &&
+          resolution.forward.length === 0 &&
+          resolution.users.length === 1 &&
+          only !== undefined &&
+          (await isOverQuota(
+            { directory: this.deps.directory, store: this.deps.store, log: this.log },
+            only,
+            // At least one octet: a mailbox already at its storage limit has no room for any message.
+            Math.max(1, effect.transaction.params.sizeBytes ?? 0),
+            recipient.address,
+            'rcpt',
+          ))
+        ) {
+          return reject(Replies.mailboxFull, 'mailbox full');
+        }
       } catch (err) {
         this.log.error(Events.smtpInternalError, { error: String(err) });
         return reject(replyFor(err), 'directory error');
@@ -441,7 +469,8 @@ export class SmtpConnection implements Driver {
   }
 
   private beginMessage(tx: TransactionInfo): void {
-    this.intake.begin(tx, this.clientInfo(), this.clientName);
+    const local = tx.recipients.some((r) => (this.localUsers.get(r.address) ?? null) !== null);
+    this.intake.begin(tx, this.clientInfo(), this.clientName, local);
     const queueId = this.intake.queueId;
     this.shell.setTimer('data', this.deps.config.limits.dataTotalTimeoutMs, () => {
       this.log.warn(Events.smtpTimeout, { phase: 'data total', queueId });
@@ -464,6 +493,7 @@ export class SmtpConnection implements Driver {
       longLines,
       client: this.clientInfo(),
       checkHeaders: (facts) => this.submission.checkHeaderSenders(user, facts),
+      usersOf: (r) => this.localUsers.get(r.address) ?? null,
     });
     if (reply.code < 400 && user !== null) this.submission.recordSent(user, tx.recipients.length);
     // Twice the size: the queue's copy now, the mailbox's (or a relay's spool) at delivery, with WAL frames.

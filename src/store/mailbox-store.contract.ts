@@ -15,6 +15,9 @@
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { Replies, ReplyError } from '../core/reply.ts';
 import type {
@@ -328,6 +331,82 @@ export function runMailboxStoreContract(name: string, make: () => Promise<Mailbo
           assert.equal(await s.openMessage(user, mailbox, uid), null, `${user} ${mailbox} ${uid}`);
         }
       });
+    }
+
+    for (const kind of ['inline', 'file'] as const) {
+      withHarness(
+        `deliverAccepted: one body for several owners, each with its own head (${kind})`,
+        async (h) => {
+          const body =
+            kind === 'inline'
+              ? new TextEncoder().encode('Subject: grüße\r\n\r\nhello\r\n')
+              : Buffer.concat([Buffer.from('Subject: big\r\n\r\n'), randomBytes(300_000)]);
+          // The body as another part of Tern made it durable (the queue's spool file); the store links it.
+          const dir = await mkdtemp(join(tmpdir(), 'tern-accepted-'));
+          const path = join(dir, 'spool');
+          await writeFile(path, body);
+          const stored =
+            kind === 'inline'
+              ? ({ kind: 'inline', bytes: body, sizeBytes: body.byteLength } as const)
+              : ({ kind: 'file', path, sizeBytes: body.byteLength } as const);
+          const heads = OWNERS.map((o) =>
+            new TextEncoder().encode(`Return-Path: <>\r\nDelivered-To: ${o}\r\n`),
+          );
+          const copies = OWNERS.map((user, i) => ({
+            user,
+            mailbox: i === 2 ? 'Junk' : 'INBOX',
+            deliveryKey: `accepted-${kind}-${process.pid}-${++keys}`,
+            flags: [],
+            head: heads[i]!,
+            structure: null,
+          }));
+          const req = {
+            body: stored,
+            internalDateMs: Date.UTC(2026, 0, 15, 12, 0, 0),
+            summary: { from: 'b@example.net', subject: 'big', date: '' },
+            copies,
+          };
+          try {
+            const results = await h.store.deliverAccepted(req);
+            assert.deepEqual(
+              results.map((r) => [r.uid, r.repeated]),
+              [
+                [1, false],
+                [1, false],
+                [1, false],
+              ],
+            );
+            // The caller removes its own name for the body once the store has it (the queue's abort()).
+            await rm(dir, { recursive: true, force: true });
+            const again = await h.store.deliverAccepted(req);
+            assert.deepEqual(
+              again.map((r) => r.repeated),
+              [true, true, true],
+              'a repeat of every key stores nothing',
+            );
+            assert.deepEqual(
+              again.map((r) => r.uid),
+              results.map((r) => r.uid),
+            );
+            const s = await h.reopen();
+            for (const [i, owner] of OWNERS.entries()) {
+              const mailbox = i === 2 ? 'Junk' : 'INBOX';
+              const whole = Buffer.concat([heads[i]!, body]);
+              const m = await readMessage(await s.openMessage(owner, mailbox, 1));
+              assert.ok(m.equals(whole), `${owner}: head then body, exactly`);
+              assert.ok((await readAll(s.read(owner, results[i]!.id))).equals(whole));
+              assert.equal((await s.status(owner, mailbox))?.sizeBytes, whole.byteLength);
+              assert.equal((await s.list(owner, mailbox))[0]?.subject, 'big');
+            }
+            // Only the first copy goes: the others keep the shared body.
+            assert.deepEqual(await s.expunge(ALICE, 'INBOX', [1]), [1]);
+            const whole = Buffer.concat([heads[1]!, body]);
+            assert.ok((await readMessage(await s.openMessage(JUERGEN, 'INBOX', 1))).equals(whole));
+          } finally {
+            await rm(dir, { recursive: true, force: true });
+          }
+        },
+      );
     }
 
     withHarness('an opened message that is not read can be closed', async (h) => {

@@ -23,6 +23,7 @@
 // changesSince must say how far back it knows), THREADID.
 
 import { assertNever } from '../core/assert-never.ts';
+import type { StoredBody } from '../db/body-sink.ts';
 
 export const INBOX = 'INBOX';
 
@@ -151,6 +152,33 @@ export interface DeliverRequest {
   readonly structure?: (() => string) | undefined;
 }
 
+/**
+ * One accepted message stored for several owners at once, from a body already durable (the SMTP
+ * session's local recipients, before its 250: docs/architecture.md, "one durable step"). The body is
+ * shared: a small one is stored per copy behind its head, a file is linked into the store once and every
+ * copy's row references it with its own head, so a large message is on disk once from DATA to mailbox.
+ */
+export interface AcceptedDelivery {
+  /** The message as received; a file must stay where it is until this resolves (the store links it). */
+  readonly body: StoredBody;
+  readonly internalDateMs: number;
+  readonly summary: { readonly from: string; readonly subject: string; readonly date: string };
+  readonly copies: readonly AcceptedCopy[];
+}
+
+export interface AcceptedCopy {
+  /** The owner: a local user address key (lower-case). */
+  readonly user: string;
+  readonly mailbox: string;
+  /** Idempotency key, as deliver()'s. */
+  readonly deliveryKey: string;
+  readonly flags: readonly string[];
+  /** Complete header fields stored in front of the body (Return-Path:, Delivered-To:, ...). */
+  readonly head: Uint8Array;
+  /** The encoded MIME structure of head and body together, or null (readers scan later). */
+  readonly structure: string | null;
+}
+
 export interface MailboxStatus {
   /** RFC 9051 §2.3.1.1: never repeats for a mailbox name within one store. */
   readonly uidValidity: number;
@@ -205,6 +233,13 @@ export function uidl(uidValidity: number, uid: number): string {
 
 export interface MailboxStore {
   deliver(req: DeliverRequest): Promise<{ uid: number; id: string }>;
+  /**
+   * Every copy in one durable commit (all or none), each idempotent per its deliveryKey like deliver().
+   * Results in the order of the copies; `repeated` when the key had been delivered before.
+   */
+  deliverAccepted(req: AcceptedDelivery): Promise<{ uid: number; id: string; repeated: boolean }[]>;
+  /** What the user's folders hold together (the usage a quota is judged against). */
+  quota(user: string): Promise<QuotaUsage>;
   list(user: string, mailbox?: string): Promise<MessageSummary[]>;
   /** The raw RFC 5322 message, or null when there is no such message. */
   read(user: string, id: string): AsyncIterable<Uint8Array> | null;
@@ -439,7 +474,6 @@ export interface ImapMailboxStore extends MailboxStore {
    * committed by another process (the CLI's import) are not reported.
    */
   watchFolderList(user: string, listener: (event: FolderListEvent) => void): () => void;
-  quota(user: string): Promise<QuotaUsage>;
   /**
    * IMAP4rev1 \Recent (RFC 3501 §2.3.2): claim the messages no session has been shown yet. Returns the
    * UIDs in (from, to] as recent to the caller alone; the next caller gets only what arrived after.

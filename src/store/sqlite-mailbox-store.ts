@@ -62,6 +62,7 @@ import { attempt, bytesOrNull, integer, openDatabase, Statements, text, textOrNu
 import type { StorageFs } from '../db/storage-fs.ts';
 import { errnoCode, nodeStorageFs, removeQuietly, storageError } from '../db/storage-fs.ts';
 import type {
+  AcceptedDelivery,
   AppendRequest,
   ByteRange,
   MessageMeta,
@@ -124,6 +125,8 @@ const READ_CHUNK_BYTES = 64 * 1024;
 interface Spooled {
   readonly body: StoredBody;
   readonly bodyFile: string | null;
+  /** Bytes stored in front of bodyFile (body.sizeBytes counts them); null for a BLOB or a whole file. */
+  readonly head: Uint8Array | null;
   /** The caller's encoded MIME structure, or null. */
   readonly structure: string | null;
 }
@@ -297,6 +300,10 @@ export const MIGRATIONS = [
      mailbox_id INTEGER PRIMARY KEY REFERENCES mailboxes(id) ON DELETE CASCADE,
      key BLOB NOT NULL
    ) STRICT;`,
+  // 7: one body file for many messages with different heads (deliverAccepted): the header fields stored
+  // in front of the file (Return-Path:, Delivered-To:, Authentication-Results:), NULL for every message
+  // stored before and for BLOB bodies (whose head is in the BLOB). size_bytes counts head and file.
+  `ALTER TABLE messages ADD COLUMN body_head BLOB;`,
 ];
 
 // The terms of schema step 4's partial indexes, written the same way so the planner uses them.
@@ -473,6 +480,83 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     }
   }
 
+  async deliverAccepted(req: AcceptedDelivery): Promise<{ uid: number; id: string; repeated: boolean }[]> {
+    if (this.#closed) throw new Error('mailbox store: closed');
+    const copies = req.copies.map((c) => ({
+      ...c,
+      user: normalizeUser(c.user),
+      mailbox: normalizeMailboxName(c.mailbox),
+    }));
+    if (copies.length === 0) return [];
+    // A repeat is answered without the body, as deliver() does: the caller may be replaying.
+    const earlier = copies.map((c) => this.#findDelivery(c.deliveryKey));
+    if (earlier.every((e) => e !== null)) return earlier.map((e) => ({ ...e!, repeated: true }));
+    const { body } = req;
+    // A file is linked in once, whatever the number of copies; a repeat of every key leaves it unused.
+    const bodyFile = body.kind === 'file' ? await this.#adoptFile(body.path) : null;
+    try {
+      const results = await this.#commits.run(() =>
+        copies.map((c) => {
+          const earlier = this.#findDelivery(c.deliveryKey);
+          if (earlier !== null) return { ...earlier, repeated: true };
+          const box = this.#mailbox(c.user, c.mailbox);
+          const sizeBytes = c.head.byteLength + body.sizeBytes;
+          const spooled: Spooled =
+            body.kind === 'inline'
+              ? {
+                  body: { kind: 'inline', bytes: concatBytes(c.head, body.bytes), sizeBytes },
+                  bodyFile: null,
+                  head: null,
+                  structure: c.structure,
+                }
+              : {
+                  body: { kind: 'file', path: body.path, sizeBytes },
+                  bodyFile,
+                  head: c.head.byteLength > 0 ? c.head : null,
+                  structure: c.structure,
+                };
+          const uid = this.#insertMessage(box, {
+            internalDateMs: req.internalDateMs,
+            flags: c.flags,
+            summary: req.summary,
+            spooled,
+          });
+          this.#sql
+            .sql('INSERT INTO deliveries (delivery_key, mailbox_id, uid) VALUES (?, ?, ?)')
+            .run(c.deliveryKey, box.id, uid);
+          return { uid, id: messageId(c.mailbox, uid), repeated: false };
+        }),
+      );
+      const fresh = copies.filter((_, i) => !results[i]!.repeated);
+      if (fresh.length === 0 && bodyFile !== null) await removeQuietly(this.#fs, join(this.#dir, bodyFile));
+      const byUser = new Map<string, Set<string>>();
+      for (const c of fresh) byUser.set(c.user, (byUser.get(c.user) ?? new Set()).add(c.mailbox));
+      for (const [user, boxes] of byUser) this.#notify(user, [...boxes]);
+      return results;
+    } catch (err) {
+      if (bodyFile !== null) await removeQuietly(this.#fs, join(this.#dir, bodyFile));
+      throw storageError(err);
+    }
+  }
+
+  /** A durable file of another part of Tern (the queue's spool) made one of ours, under blobs/. */
+  async #adoptFile(path: string): Promise<string> {
+    const name = this.#ids.next(this.#clock.nowMs());
+    const shard = join(BLOBS, name.slice(-2));
+    await this.#fs.mkdir(join(this.#dir, shard));
+    const rel = join(shard, name);
+    try {
+      if ((await this.#fs.link(path, join(this.#dir, rel))) === 'copied')
+        await syncExisting(join(this.#dir, rel));
+      await this.#fs.syncDir(join(this.#dir, shard));
+      await this.#fs.syncDir(join(this.#dir, BLOBS));
+    } catch (err) {
+      await removeQuietly(this.#fs, join(this.#dir, rel));
+      throw storageError(err);
+    }
+    return rel;
+  }
+
   /** Read a message into a BLOB or a durable file under blobs/; nothing is left behind when it fails. */
   async #spool(
     content: AsyncIterable<Uint8Array>,
@@ -491,7 +575,7 @@ export class SqliteMailboxStore implements ImapMailboxStore {
       const structure = askStructure(structureOf);
       const body = await sink.finish();
       if (body.kind === 'file') bodyFile = await this.#placeFile(body, name);
-      return { body, bodyFile, structure };
+      return { body, bodyFile, structure, head: null };
     } catch (err) {
       await sink.discard().catch(() => undefined);
       if (bodyFile !== null) await removeQuietly(this.#fs, join(this.#dir, bodyFile));
@@ -562,7 +646,7 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     const now = this.#counters(box.id);
     const uid = now.uidNext;
     const modseq = now.modseq + 1;
-    const { body, bodyFile, structure } = m.spooled;
+    const { body, bodyFile, structure, head } = m.spooled;
     const nowMs = this.#clock.nowMs();
     this.#sql
       .sql(
@@ -577,8 +661,8 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     this.#sql
       .sql(
         `INSERT INTO messages (mailbox_id, uid, size_bytes, internal_date_ms, flags, from_header, subject,
-           date_header, body_file, modseq, blob_id, structure, save_date_ms, email_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+           date_header, body_file, modseq, blob_id, structure, save_date_ms, email_id, body_head)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(
         box.id,
@@ -595,6 +679,7 @@ export class SqliteMailboxStore implements ImapMailboxStore {
         structure,
         nowMs,
         `M${this.#ids.next(nowMs)}`,
+        head,
       );
     this.#addKeywords(box.id, m.flags);
     return uid;
@@ -678,13 +763,18 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     if (ref === null) return null;
     const row = this.#sql
       .sql(
-        `SELECT m.body_file, d.data FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+        `SELECT m.body_file, m.body_head, d.data FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
          LEFT JOIN blobs d ON d.id = m.blob_id
          WHERE b.user = ? AND b.name = ? AND m.uid = ?`,
       )
       .get(normalizeUser(user), ref.mailbox, ref.uid);
     if (row === undefined) return null;
-    return readBody(bytesOrNull(row, 'data'), textOrNull(row, 'body_file'), this.#dir);
+    return readBody(
+      bytesOrNull(row, 'data'),
+      textOrNull(row, 'body_file'),
+      bytesOrNull(row, 'body_head'),
+      this.#dir,
+    );
   }
 
   async openMessage(user: string, mailbox: string, uid: number): Promise<StoredMessage | null> {
@@ -692,7 +782,7 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     const find = (): Row | undefined =>
       this.#sql
         .sql(
-          `SELECT m.size_bytes, m.body_file, d.data FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
+          `SELECT m.size_bytes, m.body_file, m.body_head, d.data FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
            LEFT JOIN blobs d ON d.id = m.blob_id
            WHERE b.user = ? AND b.name = ? AND m.uid = ?`,
         )
@@ -722,7 +812,7 @@ export class SqliteMailboxStore implements ImapMailboxStore {
       if (errnoCode(err) === 'ENOENT' && find() === undefined) return null;
       throw err;
     }
-    return fileMessage(uid, start, end, handle);
+    return fileMessage(uid, start, end, handle, bytesOrNull(row, 'body_head'));
   }
 
   async expunge(user: string, mailbox: string, uids: readonly number[]): Promise<number[]> {
@@ -1218,9 +1308,9 @@ export class SqliteMailboxStore implements ImapMailboxStore {
       const modseq = now.modseq + 1;
       const insert = this.#sql.sql(
         `INSERT INTO messages (mailbox_id, uid, size_bytes, internal_date_ms, flags, from_header, subject,
-           date_header, body_file, modseq, blob_id, structure, save_date_ms, email_id)
+           date_header, body_file, modseq, blob_id, structure, save_date_ms, email_id, body_head)
          SELECT ?, ?, size_bytes, internal_date_ms, flags, from_header, subject, date_header, body_file, ?,
-           blob_id, structure, ?, email_id
+           blob_id, structure, ?, email_id, body_head
          FROM messages WHERE mailbox_id = ? AND uid = ? RETURNING size_bytes`,
       );
       const savedMs = this.#clock.nowMs();
@@ -1333,7 +1423,7 @@ export class SqliteMailboxStore implements ImapMailboxStore {
       this.#sql
         .sql(
           // substr() on a BLOB counts bytes (from 1) and stops at its end: only the range is read.
-          `SELECT m.size_bytes, m.body_file, substr(d.data, ?, ?) AS data
+          `SELECT m.size_bytes, m.body_file, m.body_head, substr(d.data, ?, ?) AS data
            FROM messages m JOIN mailboxes b ON b.id = m.mailbox_id
            LEFT JOIN blobs d ON d.id = m.blob_id
            WHERE b.user = ? AND b.name = ? AND m.uid = ?`,
@@ -1613,6 +1703,13 @@ async function syncExisting(path: string): Promise<void> {
 }
 
 /** A body (or a range of one) read from its BLOB: held in memory, so an expunge cannot cut it short. */
+function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a, 0);
+  out.set(b, a.byteLength);
+  return out;
+}
+
 function blobMessage(uid: number, data: Uint8Array): StoredMessage {
   return {
     uid,
@@ -1629,16 +1726,34 @@ function blobMessage(uid: number, data: Uint8Array): StoredMessage {
  * Bytes [start, end) of a body file already open: they stay readable even if the message is expunged
  * now, since the open handle keeps the file.
  */
-function fileMessage(uid: number, start: number, end: number, handle: FileHandle): StoredMessage {
+function fileMessage(
+  uid: number,
+  start: number,
+  end: number,
+  handle: FileHandle,
+  head: Uint8Array | null,
+): StoredMessage {
   let closing: Promise<void> | null = null;
   const close = (): Promise<void> => (closing ??= handle.close());
+  // Offsets count the head first: the stored message is head ‖ file.
+  const headBytes = head?.byteLength ?? 0;
   async function* content(): AsyncIterable<Uint8Array> {
     try {
       let position = start;
+      if (head !== null && position < headBytes) {
+        const upTo = Math.min(end, headBytes);
+        if (upTo > position) yield head.subarray(position, upTo);
+        position = upTo;
+      }
       while (position < end) {
         const want = Math.min(READ_CHUNK_BYTES, end - position);
         // A fresh buffer per chunk: the consumer may hold on to what it was given.
-        const { bytesRead, buffer } = await handle.read(Buffer.allocUnsafe(want), 0, want, position);
+        const { bytesRead, buffer } = await handle.read(
+          Buffer.allocUnsafe(want),
+          0,
+          want,
+          position - headBytes,
+        );
         if (bytesRead === 0) throw new Error(`mailbox store: body of message ${uid} is short`);
         position += bytesRead;
         yield bytesRead === want ? buffer : buffer.subarray(0, bytesRead);
@@ -1687,6 +1802,7 @@ function toMeta(r: Row): MessageMeta {
 async function* readBody(
   data: Uint8Array | null,
   file: string | null,
+  head: Uint8Array | null,
   dir: string,
 ): AsyncIterable<Uint8Array> {
   if (data !== null) {
@@ -1694,6 +1810,7 @@ async function* readBody(
     return;
   }
   if (file === null) throw new Error('mailbox store: message has no body');
+  if (head !== null) yield head;
   for await (const chunk of createReadStream(join(dir, file), { highWaterMark: 64 * 1024 }))
     yield chunk as Buffer;
 }

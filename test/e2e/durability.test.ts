@@ -1,7 +1,9 @@
 // Durability under kill -9 (the "250 only after fsync" promise, STYLE habit 9): `tern serve` runs as a
-// child process while 20 raw-socket SMTP clients send uniquely numbered messages in a loop, a quarter
-// of them to a remote domain that Tern relays (through `outbound.relay`) to a receiver in this process,
-// so inbound acceptance and outbound delivery are both under way at each kill; after a random 0.5–2 s
+// child process while 20 raw-socket SMTP clients send uniquely numbered messages in a loop: half of them
+// to a local user (stored by the session before its 250, issue 14), a quarter to a remote domain that
+// Tern relays (through `outbound.relay`) to a receiver in this process, and a quarter to both (the local
+// copy stored, the remote recipient queued), so inbound acceptance, the session's local store and
+// outbound delivery are all under way at each kill; after a random 0.5–2 s
 // the server gets SIGKILL, and it is restarted on the same data_dir. Clients retry what did not get its
 // 250 (as a real MTA would). After the last kill the server restarts, the queue drains, and every
 // message is accounted for through `tern mailbox list --json`, `tern queue list --json` and what the
@@ -13,7 +15,8 @@
 //     accepts such duplicates, any other duplicate fails; except at the receiver, where a kill between
 //     its 250 and the queue's bookkeeping sends the message again (the other case §6.1 accepts), at most
 //     once per kill and delivery in flight. Duplicates of both kinds are reported in the test output.
-// Deliberately NOT here: TLS, BDAT, several recipients. Cycles: TERN_DURABILITY_CYCLES (default 3) for a
+// Copies are counted per destination (the mailbox; the receiver or the queue for the remote recipient).
+// Deliberately NOT here: TLS, BDAT. Cycles: TERN_DURABILITY_CYCLES (default 3) for a
 // longer soak from the command line.
 
 import assert from 'node:assert/strict';
@@ -192,9 +195,11 @@ class Refused extends Error {
 // ---------------------------------------------------------------------------------------------------
 // Messages and what happened to each attempt
 
+type Destination = 'local' | 'remote';
+
 interface Message {
   readonly id: string;
-  readonly to: string;
+  readonly to: readonly string[];
   /** The content as the client means it (headers, body, trailer), CRLF lines, not dot-stuffed. */
   readonly content: string;
   attempts: number;
@@ -210,7 +215,11 @@ interface Message {
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789 .,-';
 
-function makeMessage(id: string, to: string): Message {
+function destinationOf(address: string): Destination {
+  return address === USER ? 'local' : 'remote';
+}
+
+function makeMessage(id: string, to: readonly string[]): Message {
   const big = randomInt(10) === 0;
   const lineCount = big ? randomInt(500, 3000) : randomInt(1, 40);
   const lines: string[] = [];
@@ -223,7 +232,7 @@ function makeMessage(id: string, to: string): Message {
   const content =
     [
       'From: <sender@example.org>',
-      `To: <${to}>`,
+      `To: ${to.map((a) => `<${a}>`).join(', ')}`,
       `Subject: ${id}`,
       `Message-ID: <${id}@durability.example.org>`,
       'Date: Tue, 2 Jan 2024 03:04:05 +0000',
@@ -246,9 +255,9 @@ function wirePieces(content: string): string[] {
 async function runClient(
   port: number,
   retries: Message[],
-  next: (to: string) => Message,
+  next: (to: readonly string[]) => Message,
   stop: { stopped: boolean },
-  to: string,
+  to: readonly string[],
 ): Promise<void> {
   let conn: SmtpConnection;
   try {
@@ -265,7 +274,7 @@ async function runClient(
     let dotWritten = false;
     try {
       await conn.command('MAIL FROM:<sender@example.org>', 250);
-      await conn.command(`RCPT TO:<${msg.to}>`, 250);
+      for (const rcpt of msg.to) await conn.command(`RCPT TO:<${rcpt}>`, 250);
       await conn.command('DATA', 354);
       for (const piece of wirePieces(msg.content)) await conn.write(piece);
       dotWritten = true; // from here on the server may have the whole message
@@ -339,7 +348,7 @@ test(`kill -9 during ${CLIENTS} concurrent senders, ${CYCLES} times: no 250'd me
   const messages = new Map<string, Message>();
   const retries: Message[] = [];
   let serial = 0;
-  const next = (to: string): Message => {
+  const next = (to: readonly string[]): Message => {
     const m = makeMessage(`dur-${String(++serial).padStart(6, '0')}-${randomInt(1e9).toString(36)}`, to);
     messages.set(m.id, m);
     return m;
@@ -349,7 +358,13 @@ test(`kill -9 during ${CLIENTS} concurrent senders, ${CYCLES} times: no 250'd me
     const server = await startServer(config);
     const stop = { stopped: false };
     const clients = Array.from({ length: CLIENTS }, (_, i) =>
-      runClient(server.port, retries, next, stop, i % 4 === 0 ? REMOTE_RCPT : USER),
+      runClient(
+        server.port,
+        retries,
+        next,
+        stop,
+        i % 4 === 0 ? [REMOTE_RCPT] : i % 4 === 1 ? [USER, REMOTE_RCPT] : [USER],
+      ),
     );
     const before = [...messages.values()].reduce((n, m) => n + m.acks, 0);
     await sleep(randomInt(500, 2001));
@@ -380,20 +395,28 @@ test(`kill -9 during ${CLIENTS} concurrent senders, ${CYCLES} times: no 250'd me
     id: string;
     subject: string;
   }[];
-  queued = JSON.parse(await tern(config, ['queue', 'list', '--json'])) as { id: string }[];
+  type QueuedEntry = { id: string; recipients: { address: string; status: string }[] };
+  const queuedEntries = JSON.parse(await tern(config, ['queue', 'list', '--json'])) as QueuedEntry[];
+  queued = queuedEntries;
 
   // Read every stored copy through the same store/queue APIs the CLI uses (a process per message would
   // take minutes) and check it is whole; spot-check a few with `tern mailbox cat`.
   const cfg = loadConfig({ path: config, cwd: dir });
+  /** Copies by `<message id>|<destination>`. */
   const copies = new Map<string, number>();
   const problems: string[] = [];
-  const checkCopy = (where: string, subject: string | undefined, bytes: Buffer): void => {
+  const checkCopy = (
+    where: string,
+    subject: string | undefined,
+    bytes: Buffer,
+    destinations: readonly Destination[],
+  ): void => {
     const msg = subject === undefined ? undefined : messages.get(subject);
     if (!msg) {
       problems.push(`${where}: a message nobody sent (subject ${JSON.stringify(subject)})`);
       return;
     }
-    copies.set(msg.id, (copies.get(msg.id) ?? 0) + 1);
+    for (const d of destinations) copies.set(`${msg.id}|${d}`, (copies.get(`${msg.id}|${d}`) ?? 0) + 1);
     if (!bytes.toString('latin1').endsWith(msg.content))
       problems.push(`${where}: ${msg.id} is not the complete message (${bytes.length} bytes stored)`);
   };
@@ -408,7 +431,7 @@ test(`kill -9 during ${CLIENTS} concurrent senders, ${CYCLES} times: no 250'd me
     for (const entry of listed) {
       const content = store.read(USER, entry.id);
       assert.ok(content !== null, `listed message ${entry.id} cannot be read`);
-      checkCopy(`mailbox ${entry.id}`, entry.subject, await readAll(content));
+      checkCopy(`mailbox ${entry.id}`, entry.subject, await readAll(content), ['local']);
     }
   } finally {
     await store.close();
@@ -421,16 +444,18 @@ test(`kill -9 during ${CLIENTS} concurrent senders, ${CYCLES} times: no 250'd me
   const relayCopies = new Map<string, number>();
   for (const [i, got] of receiver.accepted.entries()) {
     const subject = /^Subject: (.*)\r$/m.exec(got.data.toString('latin1'))?.[1];
-    checkCopy(`receiver #${i}`, subject, got.data);
+    checkCopy(`receiver #${i}`, subject, got.data, ['remote']);
     if (subject !== undefined) relayCopies.set(subject, (relayCopies.get(subject) ?? 0) + 1);
   }
   if (queued.length > 0) {
     const queue = await openQueue(cfg, systemClock, nullLogger);
     try {
-      for (const { id } of queued) {
+      for (const { id, recipients } of queuedEntries) {
         const bytes = await readAll(queue.readBody(id));
         const subject = /^Subject: (.*)\r$/m.exec(bytes.toString('latin1'))?.[1];
-        checkCopy(`queue ${id}`, subject, bytes);
+        // A queued copy stands for the recipients still waiting in it.
+        const waiting = recipients.filter((r) => r.status === 'queued' || r.status === 'deferred');
+        checkCopy(`queue ${id}`, subject, bytes, [...new Set(waiting.map((r) => destinationOf(r.address)))]);
       }
     } finally {
       await queue.close();
@@ -443,25 +468,36 @@ test(`kill -9 during ${CLIENTS} concurrent senders, ${CYCLES} times: no 250'd me
   let acked = 0;
   let lostButStored = 0;
   let relayed = 0;
+  let mixed = 0;
   for (const m of messages.values()) {
-    const n = copies.get(m.id) ?? 0;
     if (m.acks > 0) acked++;
-    if (m.to === REMOTE_RCPT && m.acks > 0) relayed++;
-    if (m.acks > 0 && n === 0)
-      problems.push(`${m.id}: got 250 but is neither in the mailbox, the queue nor at the receiver`);
-    // At the receiver, copies beyond the accepted attempts are re-sends after a kill (reported below).
-    const extraRelayed = Math.max(0, (relayCopies.get(m.id) ?? 0) - Math.max(1, m.acks + m.lost));
-    if (extraRelayed > 0) resent.push(`${m.id} +${extraRelayed}`);
-    if (n - extraRelayed > m.acks + m.lost)
-      problems.push(
-        `${m.id}: ${n} stored copies but only ${m.acks} acknowledged and ${m.lost} lost in flight ` +
-          `(partial ${m.partial}, refusals ${JSON.stringify(m.refusals)})`,
-      );
-    if (n > 1) duplicates.push(`${m.id} ×${n} (acks ${m.acks}, lost in flight ${m.lost})`);
-    if (m.acks === 0 && n > 0) lostButStored++;
+    if (m.to.includes(REMOTE_RCPT) && m.acks > 0) relayed++;
+    if (m.to.length > 1 && m.acks > 0) mixed++;
+    let storedAnywhere = false;
+    for (const d of new Set(m.to.map(destinationOf))) {
+      const n = copies.get(`${m.id}|${d}`) ?? 0;
+      storedAnywhere ||= n > 0;
+      if (m.acks > 0 && n === 0)
+        problems.push(
+          d === 'local'
+            ? `${m.id}: got 250 but is not in the mailbox (nor queued for it)`
+            : `${m.id}: got 250 but is neither queued for the remote recipient nor at the receiver`,
+        );
+      // At the receiver, copies beyond the accepted attempts are re-sends after a kill (reported below).
+      const extraRelayed =
+        d === 'remote' ? Math.max(0, (relayCopies.get(m.id) ?? 0) - Math.max(1, m.acks + m.lost)) : 0;
+      if (extraRelayed > 0) resent.push(`${m.id} +${extraRelayed}`);
+      if (n - extraRelayed > m.acks + m.lost)
+        problems.push(
+          `${m.id} (${d}): ${n} stored copies but only ${m.acks} acknowledged and ${m.lost} lost in flight ` +
+            `(partial ${m.partial}, refusals ${JSON.stringify(m.refusals)})`,
+        );
+      if (n > 1) duplicates.push(`${m.id} (${d}) ×${n} (acks ${m.acks}, lost in flight ${m.lost})`);
+    }
+    if (m.acks === 0 && storedAnywhere) lostButStored++;
   }
   t.diagnostic(
-    `${messages.size} messages, ${acked} acknowledged (${relayed} of them relayed); stored: ` +
+    `${messages.size} messages, ${acked} acknowledged (${relayed} of them relayed, ${mixed} to both); stored: ` +
       `${listed.length} in the mailbox, ${receiver.accepted.length} at the receiver, ` +
       `${queued.length} still queued; ${lostButStored} stored without a 250 (lost in flight)`,
   );

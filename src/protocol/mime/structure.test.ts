@@ -5,7 +5,7 @@ import { describe, test } from 'node:test';
 import fc from 'fast-check';
 import { renderBodyStructure } from './bodystructure.ts';
 import { renderEnvelope } from './envelope.ts';
-import { MimeScanner, scanMessage, type MimePart } from './structure.ts';
+import { MimeScanner, scanMessage, withFieldsInFront, type MimePart } from './structure.ts';
 
 const FIXTURES = new URL('../../../test/fixtures/mime/', import.meta.url).pathname;
 
@@ -73,6 +73,32 @@ describe('any chunking gives the same structure', () => {
       }
     });
   }
+});
+
+describe('fields written in front move the structure, never change it', () => {
+  // What final delivery writes in front of a message scanned as it streamed in (server/local-accept.ts).
+  const head = Buffer.from(
+    'Return-Path: <jürgen@exämple.org>\r\nDelivered-To: 日本@例え.jp\r\nAuthentication-Results: mx.example; spf=pass\r\n',
+  );
+  // What the session scans starts with its own Received: field, whatever the client sent after it.
+  const received = Buffer.from(
+    'Received: from client.example by mx.example; Mon, 7 Dec 2026 10:00:00 +0000\r\n',
+  );
+  for (const { name, bytes } of corpus()) {
+    test(name, () => {
+      const scanned = Buffer.concat([received, bytes]);
+      const s = scanMessage(scanned);
+      const moved = withFieldsInFront(s, head.length);
+      // Null (readers scan the stored message) only where the longer header could read otherwise.
+      if (moved === null) assert.ok(s.root.bodyStart + head.length > 64 * 1024);
+      else assert.deepEqual(moved, scanMessage(Buffer.concat([head, scanned])));
+    });
+  }
+  test('none when the top header would pass the scan limit; unchanged when nothing is written', () => {
+    const big = Buffer.from(`Subject: ${'x'.repeat(65_000)}\r\n\r\nbody\r\n`);
+    assert.equal(withFieldsInFront(scanMessage(big), 1000), null);
+    assert.deepEqual(withFieldsInFront(scanMessage(big), 0), scanMessage(big));
+  });
 });
 
 describe('BODYSTRUCTURE of hand-made cases', () => {

@@ -533,3 +533,30 @@ export function scanMessage(
   s.push(bytes);
   return s.finish();
 }
+
+/**
+ * The structure of `octets` more bytes of complete header fields written in front of the message
+ * `s` describes (Return-Path:, Delivered-To:, Authentication-Results: added at final delivery): every
+ * offset moves by that much but the top header's start. So a message scanned once as it streamed in
+ * serves each of its copies, whatever their own fields in front. Null when the longer top header would
+ * pass the scan's header limit (a scan of the whole could then differ: readers scan it again).
+ * The message must begin with a header field (the session's scan begins with Tern's own Received:):
+ * in front of an mbox "From " line or a continuation line, the new fields would change how it reads.
+ */
+export function withFieldsInFront(
+  s: MessageStructure,
+  octets: number,
+  limits: ScanLimits = defaultScanLimits,
+): MessageStructure | null {
+  if (octets === 0) return s;
+  if (s.root.bodyStart - s.root.headerStart + octets > limits.maxHeaderBytes) return null;
+  const shift = (p: MimePart, top: boolean): MimePart => ({
+    ...p,
+    headerStart: top ? p.headerStart : p.headerStart + octets,
+    bodyStart: p.bodyStart + octets,
+    bodyEnd: p.bodyEnd + octets,
+    parts: p.parts.map((c) => shift(c, false)),
+    message: p.message === null ? null : shift(p.message, false),
+  });
+  return { ...s, size: s.size + octets, root: shift(s.root, true) };
+}

@@ -1,0 +1,155 @@
+// Local mail in one durable step (issue 14): the recipients of a message that the SMTP session stores
+// itself, before its 250, instead of queueing them for the delivery worker. The rule it keeps
+// (docs/architecture.md): at every instant each accepted copy is in exactly one durable place, and the
+// 250 comes after it is there. The body the queue writer holds (inline, or a fsynced spool file that the
+// store links: one copy on disk from DATA to mailbox) goes to the store with each copy's trace fields
+// in front, in one group-committed transaction for all of them.
+// Which recipients: those the directory resolves to local users only (an alias with forwards, and a
+// recipient asking NOTIFY=SUCCESS, go through the queue, whose worker forwards and reports), each user
+// under quota now. A message whose recipients are all over quota is refused (552 5.2.2) instead of
+// bounced: the sender's server tells its user, and nobody receives a bounce it did not ask for. When
+// only some are, those go to the queue, whose worker bounces them as before (one reply after DATA
+// cannot refuse some recipients and accept the others).
+// Deliberately not here: the reply, the queue commit of the other recipients (message-intake.ts).
+
+import type { EnvelopeRecipient } from '../core/envelope.ts';
+import { Events } from '../core/events.ts';
+import type { Logger } from '../core/ports.ts';
+import type { StoredBody } from '../db/body-sink.ts';
+import type { Directory } from '../directory/directory.ts';
+import { overQuota } from '../directory/quota.ts';
+import { encodeStructure } from '../protocol/mime/codec.ts';
+import { withFieldsInFront, type MessageStructure } from '../protocol/mime/structure.ts';
+import { acceptDeliveryKey, finalDeliveryHeaders, storedSizeBytes } from '../store/final-delivery.ts';
+import { INBOX, type AcceptedCopy, type MailboxStore } from '../store/mailbox-store.ts';
+
+/** The users a recipient reaches when it reaches nothing else (no forwards); null: not for the session. */
+export type LocalUsers = readonly string[] | null;
+
+export interface LocalPlan {
+  /** Recipient index → the users the session stores the message for. */
+  readonly direct: ReadonlyMap<number, readonly string[]>;
+  /** Set when the message must be refused: every recipient is over quota. */
+  readonly overQuota: boolean;
+}
+
+export async function planLocal(
+  deps: { readonly directory: Directory; readonly store: MailboxStore; readonly log: Logger },
+  args: {
+    readonly recipients: readonly EnvelopeRecipient[];
+    readonly usersOf: (recipient: EnvelopeRecipient) => LocalUsers;
+    readonly sender: string;
+    readonly sizeBytes: number;
+  },
+): Promise<LocalPlan> {
+  const direct = new Map<number, readonly string[]>();
+  let full = 0;
+  for (const [index, rcpt] of args.recipients.entries()) {
+    const users = args.usersOf(rcpt);
+    if (users === null || users.length === 0) continue;
+    // The worker sends the success DSN; a copy stored here would go unreported.
+    if (rcpt.notify?.includes('SUCCESS') === true) continue;
+    let anyFull = false;
+    for (const user of users) {
+      if (await isOverQuota(deps, user, storedSizeBytes(args.sizeBytes, args.sender, user), rcpt.address)) {
+        anyFull = true;
+      }
+    }
+    if (anyFull) {
+      full += 1;
+      continue;
+    }
+    direct.set(index, users);
+  }
+  return { direct, overQuota: full > 0 && full === args.recipients.length };
+}
+
+/** Whether storing `sizeBytes` more (and one message) would take the user over a quota; logged when so. */
+export async function isOverQuota(
+  deps: { readonly directory: Directory; readonly store: MailboxStore; readonly log: Logger },
+  user: string,
+  sizeBytes: number,
+  rcpt: string,
+  stage: 'rcpt' | 'accept' = 'accept',
+): Promise<boolean> {
+  const limits = await deps.directory.getQuota(user);
+  if (limits === null || (limits.storageBytes === null && limits.messages === null)) return false;
+  const usage = await deps.store.quota(user);
+  const resource = overQuota(limits, usage, { bytes: sizeBytes, messages: 1 });
+  if (resource === null) return false;
+  deps.log.warn(Events.deliveryOverQuota, {
+    rcpt,
+    user,
+    resource,
+    sizeBytes,
+    usageBytes: usage.bytes,
+    usageMessages: usage.messages,
+    limitBytes: limits.storageBytes,
+    limitMessages: limits.messages,
+    stage,
+  });
+  return true;
+}
+
+/** Store the planned copies in one durable commit; throws when the store failed (nothing stored). */
+export async function storeLocal(
+  deps: { readonly store: MailboxStore; readonly log: Logger; readonly nowMs: number },
+  args: {
+    readonly messageId: string;
+    readonly plan: LocalPlan;
+    readonly recipients: readonly EnvelopeRecipient[];
+    readonly sender: string;
+    readonly folder: string | undefined;
+    /** Authentication-Results: and the like, known at end of data; stored in front of the body. */
+    readonly prefix: Uint8Array | undefined;
+    readonly body: StoredBody;
+    /** The body's structure as it streamed in, or null when it was not scanned. */
+    readonly structure: MessageStructure | null;
+    readonly summary: { readonly from: string; readonly subject: string; readonly date: string };
+    readonly headerMessageId: string;
+  },
+): Promise<void> {
+  const encoder = new TextEncoder();
+  const copies: (AcceptedCopy & { readonly rcpt: string })[] = [];
+  for (const [index, users] of args.plan.direct) {
+    for (const user of users) {
+      const trace = encoder.encode(finalDeliveryHeaders(args.sender, user));
+      const head = args.prefix === undefined ? trace : concat(trace, args.prefix);
+      const shifted = args.structure === null ? null : withFieldsInFront(args.structure, head.byteLength);
+      copies.push({
+        rcpt: args.recipients[index]!.address,
+        user,
+        mailbox: args.folder ?? INBOX,
+        deliveryKey: acceptDeliveryKey(args.messageId, index, user),
+        flags: [],
+        head,
+        structure: shifted === null ? null : encodeStructure(shifted),
+      });
+    }
+  }
+  const stored = await deps.store.deliverAccepted({
+    body: args.body,
+    // IMAP INTERNALDATE of delivered mail is the time of final delivery (RFC 3501 §2.3.3).
+    internalDateMs: deps.nowMs,
+    summary: args.summary,
+    copies,
+  });
+  for (const [i, c] of copies.entries()) {
+    deps.log.event(Events.deliveryLocal, {
+      rcpt: c.rcpt,
+      user: c.user,
+      uid: stored[i]!.uid,
+      id: stored[i]!.id,
+      messageId: args.headerMessageId,
+      sizeBytes: args.body.sizeBytes,
+      stage: 'accept',
+    });
+  }
+}
+
+function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
+  const out = new Uint8Array(a.byteLength + b.byteLength);
+  out.set(a, 0);
+  out.set(b, a.byteLength);
+  return out;
+}
