@@ -490,7 +490,7 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     if (copies.length === 0) return [];
     // A repeat is answered without the body, as deliver() does: the caller may be replaying.
     const earlier = copies.map((c) => this.#findDelivery(c.deliveryKey));
-    if (earlier.every((e) => e !== null)) return earlier.map((e) => ({ ...e!, repeated: true }));
+    if (earlier.every((e) => e !== null)) return earlier.map((e) => ({ ...e, repeated: true }));
     const { body } = req;
     // A file is linked in once, whatever the number of copies; a repeat of every key leaves it unused.
     const bodyFile = body.kind === 'file' ? await this.#adoptFile(body.path) : null;
