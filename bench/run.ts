@@ -886,6 +886,10 @@ async function main(): Promise<number> {
             '@': [{ type: 'MX', preference: 10, exchange: 'mx.remote.test', ttl: 3600 }],
             mx: [{ type: 'A', address: '127.0.0.1', ttl: 3600 }],
           },
+          // The clients' reverse name, as any resolver answers for loopback (Postfix reads /etc/hosts):
+          // without it each connection's PTR lookup is refused, never cached, and asked again.
+          '127.in-addr.arpa': { '1.0.0': [{ type: 'PTR', target: 'localhost.client.test', ttl: 3600 }] },
+          'client.test': { localhost: [{ type: 'A', address: '127.0.0.1', ttl: 3600 }] },
         },
         negativeTtl: 3600,
       });
