@@ -12,6 +12,7 @@ import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
 import {
   closeSync,
+  cpSync,
   existsSync,
   mkdirSync,
   openSync,
@@ -21,6 +22,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import { connect } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { DatabaseSync } from 'node:sqlite';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -34,13 +36,15 @@ export const ROOT = join(BENCH_DIR, '..');
 export const WORK = join(BENCH_DIR, 'peers', 'work');
 export const DOVECOT_BIN = '/usr/sbin/dovecot';
 
-export type PeerName = 'tern' | 'postfix' | 'haraka' | 'smtp-sink' | 'dovecot';
+export type PeerName = 'tern' | 'postfix' | 'haraka' | 'haraka-nodes' | 'smtp-sink' | 'dovecot';
 /** The SMTP servers; Dovecot is an IMAP peer only (bench/imap-peers.ts starts it). */
-export const SMTP_PEERS: readonly PeerName[] = ['tern', 'postfix', 'haraka', 'smtp-sink'];
+export const SMTP_PEERS: readonly PeerName[] = ['tern', 'postfix', 'haraka', 'haraka-nodes', 'smtp-sink'];
 export const PEER_LABELS: Readonly<Record<PeerName, string>> = {
   tern: 'Tern',
   postfix: 'Postfix',
   haraka: 'Haraka',
+  // Haraka's cluster mode, as its docs recommend for a multi-core host: smtp.ini nodes = the cores.
+  'haraka-nodes': 'Haraka ×cores',
   'smtp-sink': 'smtp-sink',
   dovecot: 'Dovecot',
 };
@@ -408,14 +412,23 @@ async function startPostfix(o: StartOptions): Promise<RunningPeer> {
 // ---------------------------------------------------------------------------------------------------
 // Haraka
 
-async function startHaraka(o: StartOptions): Promise<RunningPeer> {
+async function startHaraka(o: StartOptions, nodes: boolean): Promise<RunningPeer> {
   const hk = o.peers.haraka;
   if (hk === null) throw new Error('haraka is not set up');
   const port = o.peers.ports.haraka;
   await assertPortFree(port);
-  const out = logFile(o.logDir, 'haraka');
-  const child = spawn(process.execPath, [hk.bin, '-c', hk.instance], {
-    cwd: hk.instance,
+  const name = nodes ? 'haraka-nodes' : 'haraka';
+  const out = logFile(o.logDir, name);
+  // The same instance with `nodes` set: a copy beside it, so the one-process setup stays as it is.
+  const instance = nodes ? `${hk.instance}-nodes` : hk.instance;
+  if (nodes) {
+    rmSync(instance, { recursive: true, force: true });
+    cpSync(hk.instance, instance, { recursive: true });
+    const ini = join(instance, 'config', 'smtp.ini');
+    writeFileSync(ini, `${readFileSync(ini, 'utf8')}nodes=${availableParallelism()}\n`);
+  }
+  const child = spawn(process.execPath, [hk.bin, '-c', instance], {
+    cwd: instance,
     // queue/discard only discards when told to; this is how it is told for every message.
     env: { ...process.env, YES_REALLY_DO_DISCARD: '1' },
     stdio: ['ignore', out, out],
@@ -424,7 +437,7 @@ async function startHaraka(o: StartOptions): Promise<RunningPeer> {
   const exited = track(child);
   await waitForGreeting(port, 30_000, exited);
   return {
-    name: 'haraka',
+    name,
     port,
     pid: child.pid!,
     starttls: o.peers.tls !== null,
@@ -484,6 +497,7 @@ export function peerAvailable(name: PeerName, peers: PeersFile): boolean {
     case 'postfix':
       return peers.postfix !== null;
     case 'haraka':
+    case 'haraka-nodes':
       return peers.haraka !== null;
     case 'smtp-sink':
       return peers.smtpSink !== null;
@@ -500,7 +514,9 @@ export function startPeer(name: PeerName, o: StartOptions): Promise<RunningPeer>
     case 'postfix':
       return startPostfix(o);
     case 'haraka':
-      return startHaraka(o);
+      return startHaraka(o, false);
+    case 'haraka-nodes':
+      return startHaraka(o, true);
     case 'smtp-sink':
       return startSmtpSink(o);
     case 'dovecot':

@@ -488,6 +488,7 @@ const COLORS: Readonly<Record<PeerName, string>> = {
   tern: '#1f77b4',
   postfix: '#d62728',
   haraka: '#2ca02c',
+  'haraka-nodes': '#98df8a',
   'smtp-sink': '#7f7f7f',
   dovecot: '#9467bd',
 };

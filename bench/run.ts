@@ -13,7 +13,7 @@
 //
 // Flags: --quick (one round, fewer cases, ~3 min), --smoke (Tern only, seconds, no setup, no document,
 // results under the system's temporary folder; for CI), --rounds N, --duration S (seconds per
-// time-bound case), --peers tern,postfix,haraka,smtp-sink, --only accept,relay,local,idle,large,
+// time-bound case), --peers tern,postfix,haraka,haraka-nodes,smtp-sink, --only accept,relay,local,idle,large,
 // handshakes,smtp-source, --out DIR, --doc FILE | --no-doc, --no-setup, --no-profile,
 // --profile-case ID (the case profiled, e.g. "accept c50 100KiB x1 plain"), --clients N
 // (load generator processes), --retries N (re-measures of a case taken on a busy machine; 1),
@@ -73,7 +73,7 @@ import type { ImapPeerName } from './imap-peers.ts';
 import { dovecotVersion, killImapStrays, removeDovecotFiles } from './imap-peers.ts';
 
 const MiB = 1024 * 1024;
-const ALL_PEERS: readonly PeerName[] = ['tern', 'postfix', 'haraka', 'smtp-sink', 'dovecot'];
+const ALL_PEERS: readonly PeerName[] = ['tern', 'postfix', 'haraka', 'haraka-nodes', 'smtp-sink', 'dovecot'];
 const ALL_SCENARIOS: readonly ScenarioId[] = [
   'accept',
   'smtp-source',

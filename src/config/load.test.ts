@@ -668,7 +668,16 @@ describe('parseConfig: [dns], [outbound] and [queue]', () => {
       lifetimeMs: 0,
       delayWarningMs: 0,
       postmaster: null,
+      localDelivery: 'accept',
     });
+  });
+
+  test('queue.local_delivery: "accept" by default, "queue" when asked, anything else named', () => {
+    assert.equal(parsedOk('').config.queue.localDelivery, 'accept');
+    assert.equal(parsedOk('[queue]\nlocal_delivery = "queue"\n').config.queue.localDelivery, 'queue');
+    const errors = formatConfigErrors(parsedErrors('[queue]\nlocal_delivery = "later"\n'), 'test.toml');
+    assert.match(errors, /queue\.local_delivery/);
+    assert.match(errors, /^test\.toml:2: /);
   });
 
   test('queue: a lifetime past 24 days is allowed (compared with the clock, not a timer)', () => {

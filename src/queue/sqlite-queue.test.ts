@@ -100,11 +100,11 @@ describe('SqliteQueue specifics', () => {
 
     const big = q.begin();
     const chunk = randomBytes(64 * 1024);
-    for (let i = 0; i < 4; i++) await big.write(chunk); // exactly the threshold: still in memory
+    await big.write(chunk.subarray(1)); // 64 KiB less one octet: still in memory
     assert.deepEqual(await readdir(join(dir, 'spool')), []);
-    await big.write(chunk);
-    assert.equal((await stat(join(dir, 'spool', big.id))).size, 5 * chunk.byteLength);
-    for (let i = 0; i < 11; i++) await big.write(chunk);
+    await big.write(chunk.subarray(0, 1)); // 64 KiB: a file from here on
+    assert.equal((await stat(join(dir, 'spool', big.id))).size, chunk.byteLength);
+    for (let i = 0; i < 15; i++) await big.write(chunk);
     // Written as it arrives, not gathered for the commit.
     assert.equal((await stat(join(dir, 'spool', big.id))).size, 16 * chunk.byteLength);
     await big.commit(testEnvelope());
@@ -353,7 +353,7 @@ describe('SqliteQueue specifics', () => {
     'a write after a failed write fails too, and commit reports the first failure',
     async (q) => {
       const w = q.begin();
-      await w.write(randomBytes(200_000));
+      await w.write(randomBytes(60_000));
       await assert.rejects(w.write(randomBytes(200_000)), /Insufficient system storage/);
       await assert.rejects(w.write(randomBytes(10)), /Insufficient system storage/);
       await assert.rejects(w.commit(testEnvelope()), /Insufficient system storage/);
