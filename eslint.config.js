@@ -23,6 +23,8 @@ export default tseslint.config(
       'data/**',
       'bench/peers/work/**',
       'bench/results/**',
+      // Plain-JS measurement scripts behind docs/workers.md, run one by one, not part of Tern.
+      'bench/workers/**',
       'eslint.config.js',
     ],
   },
