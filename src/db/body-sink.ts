@@ -78,8 +78,12 @@ export class BodySink {
     await this.#file!.write(chunk);
   }
 
-  /** Durable when this resolves: for a spilled body, file and directory entry are fsynced. */
-  async finish(): Promise<StoredBody> {
+  /**
+   * Durable when this resolves: for a spilled body, file and directory entry are fsynced. `name: false`
+   * leaves the directory entry to the caller (nameDurable()): a body that another store links under a
+   * name of its own needs its bytes durable, not this name, which it may never commit.
+   */
+  async finish(options: { readonly name?: boolean } = {}): Promise<StoredBody> {
     if (this.#error !== null) throw this.#error;
     if (this.#state !== 'open') throw new Error(`body sink: finish after ${this.#state}`);
     this.#state = 'finished';
@@ -95,8 +99,13 @@ export class BodySink {
     } finally {
       await file.close();
     }
-    await this.#options.fs.syncDir(dirname(this.#options.path));
+    if (options.name !== false) await this.nameDurable();
     return { kind: 'file', path: this.#options.path, sizeBytes: this.#sizeBytes };
+  }
+
+  /** Make the spilled file's directory entry durable (after finish({ name: false })). */
+  async nameDurable(): Promise<void> {
+    if (this.#created) await this.#options.fs.syncDir(dirname(this.#options.path));
   }
 
   /** Drop the body: close and remove the file if one was made. Safe to call more than once. */

@@ -9,7 +9,7 @@ import type { DatabaseSync } from 'node:sqlite';
 import { describe, it } from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
-import { faultyStorageFs } from '../db/storage-fs.ts';
+import { faultyStorageFs, nodeStorageFs } from '../db/storage-fs.ts';
 import { CONTRACT_NOW_MS, runQueueContract, testEnvelope } from './queue.contract.ts';
 import type { SqliteQueueOptions } from './sqlite-queue.ts';
 import { SqliteQueue } from './sqlite-queue.ts';
@@ -110,6 +110,39 @@ describe('SqliteQueue specifics', () => {
     await big.commit(testEnvelope());
     assert.deepEqual(await readdir(join(dir, 'spool')), [big.id]);
   });
+
+  {
+    const synced: string[] = [];
+    withQueue(
+      'seal() makes a spilled body durable but not its spool name; commit() makes the name durable too',
+      async (q, dir) => {
+        const spool = join(dir, 'spool');
+        const taken = q.begin();
+        await taken.write(randomBytes(100_000));
+        const body = await taken.seal();
+        assert.equal(body.kind, 'file');
+        assert.deepEqual(
+          synced.filter((p) => p === spool),
+          [],
+          'no fsync of spool/ for a body taken elsewhere',
+        );
+        await taken.abort();
+        assert.deepEqual(await readdir(spool), []);
+
+        const kept = q.begin();
+        await kept.write(randomBytes(100_000));
+        await kept.seal();
+        await kept.commit(testEnvelope());
+        assert.deepEqual(
+          synced.filter((p) => p === spool),
+          [spool],
+          'fsynced once the queue commits it',
+        );
+        assert.deepEqual(await readdir(spool), [kept.id]);
+      },
+      { fs: { ...nodeStorageFs, syncDir: (p) => (synced.push(p), nodeStorageFs.syncDir(p)) } },
+    );
+  }
 
   withQueue('a 100 MiB message passes through without being held in memory', async (q) => {
     const chunk = randomBytes(64 * 1024);

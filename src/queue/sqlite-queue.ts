@@ -595,8 +595,10 @@ class SqliteMessageWriter implements MessageWriter {
     if (this.#state !== 'open' && this.#state !== 'sealed')
       return Promise.reject(new Error(`queue ${this.id}: seal after ${this.#state}`));
     this.#state = 'sealed';
+    // The spool name is made durable only if the queue commits it (commit()): when the mailbox store
+    // takes every copy, the name is dropped, and its fsync would be wasted.
     this.#sealed ??= this.#tail
-      .then(() => this.#sink.finish())
+      .then(() => this.#sink.finish({ name: false }))
       .catch((err: unknown) => {
         throw storageError(err);
       });
@@ -610,6 +612,7 @@ class SqliteMessageWriter implements MessageWriter {
     this.#state = 'committing';
     try {
       const body = await sealing;
+      await this.#sink.nameDurable();
       await this.#insert(envelope, body, options.prefix ?? null);
       this.#state = 'committed';
     } catch (err) {

@@ -339,6 +339,8 @@ export class SqliteMailboxStore implements ImapMailboxStore {
   readonly #fs: StorageFs;
   readonly #spillBytes: number;
   readonly #ids = new SortableIds();
+  /** Shard folders under blobs/ whose own entry this process made durable: fsynced once, not per file. */
+  readonly #durableShards = new Set<string>();
   /** Body reclamations after expunges, awaited by close() so it leaves no work behind. */
   readonly #reclaiming = new Set<Promise<void>>();
   #closed = false;
@@ -549,7 +551,7 @@ export class SqliteMailboxStore implements ImapMailboxStore {
       if ((await this.#fs.link(path, join(this.#dir, rel))) === 'copied')
         await syncExisting(join(this.#dir, rel));
       await this.#fs.syncDir(join(this.#dir, shard));
-      await this.#fs.syncDir(join(this.#dir, BLOBS));
+      await this.#shardDurable(shard);
     } catch (err) {
       await removeQuietly(this.#fs, join(this.#dir, rel));
       throw storageError(err);
@@ -595,9 +597,19 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     const rel = join(shard, name);
     await this.#fs.rename(body.path, join(this.#dir, rel));
     await this.#fs.syncDir(join(this.#dir, shard));
-    // The shard folder may be new: its own entry must be durable too.
-    await this.#fs.syncDir(join(this.#dir, BLOBS));
+    await this.#shardDurable(shard);
     return rel;
+  }
+
+  /**
+   * The shard folder may be new: its own entry in blobs/ must be durable too. Once per shard and process
+   * (1,024 shards), not per file; a shard an earlier process made is synced again the first time, since
+   * that process may have died before its fsync.
+   */
+  async #shardDurable(shard: string): Promise<void> {
+    if (this.#durableShards.has(shard)) return;
+    await this.#fs.syncDir(join(this.#dir, BLOBS));
+    this.#durableShards.add(shard);
   }
 
   #findDelivery(key: string): { uid: number; id: string } | null {
