@@ -545,7 +545,8 @@ export class SqliteMailboxStore implements ImapMailboxStore {
   async #adoptFile(path: string): Promise<string> {
     const name = this.#ids.next(this.#clock.nowMs());
     const shard = join(BLOBS, name.slice(-2));
-    await this.#fs.mkdir(join(this.#dir, shard));
+    // A shard this process made durable exists: one mkdir per shard, not per file.
+    if (!this.#durableShards.has(shard)) await this.#fs.mkdir(join(this.#dir, shard));
     const rel = join(shard, name);
     try {
       if ((await this.#fs.link(path, join(this.#dir, rel))) === 'copied')
@@ -593,7 +594,8 @@ export class SqliteMailboxStore implements ImapMailboxStore {
   async #placeFile(body: Extract<StoredBody, { kind: 'file' }>, name: string): Promise<string> {
     // The last two characters are random: 1024 evenly filled folders.
     const shard = join(BLOBS, name.slice(-2));
-    await this.#fs.mkdir(join(this.#dir, shard));
+    // A shard this process made durable exists: one mkdir per shard, not per file.
+    if (!this.#durableShards.has(shard)) await this.#fs.mkdir(join(this.#dir, shard));
     const rel = join(shard, name);
     await this.#fs.rename(body.path, join(this.#dir, rel));
     await this.#fs.syncDir(join(this.#dir, shard));

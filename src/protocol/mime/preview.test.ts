@@ -1,5 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import fc from 'fast-check';
+import { firstChars } from './preview.ts';
 import { scanMessage } from './structure.ts';
 
 function preview(s: string): string {
@@ -28,4 +30,28 @@ test('PREVIEW: base64 UTF-8 日本語 inside multipart, attachments skipped, htm
 test('PREVIEW: at most 200 characters; none without a text part', () => {
   assert.equal(preview(`Subject: x\n\n${'ü'.repeat(500)}`).length, 200);
   assert.equal(preview('Content-Type: image/png\n\nxx'), '');
+});
+
+test('PREVIEW: looking at the start first gives what the whole text gives', () => {
+  // The plain definition: collapse the whole text, drop a trailing U+FFFD run, trim, 200 characters.
+  const whole = (t: string): string =>
+    Array.from(
+      t
+        .replace(/[\x00-\x1f\x7f\s]+/g, ' ')
+        .replace(/\uFFFD+$/, '')
+        .trim(),
+    )
+      .slice(0, 200)
+      .join('')
+      .trimEnd();
+  const piece = fc.constantFrom('a', ' ', '\t', '\r\n', 'ü', '日本', '😀', '\uFFFD', '\u0000', 'word ');
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 3000 }), fc.nat(200), (parts, lead) => {
+      const text = ' '.repeat(lead) + parts.join('');
+      assert.equal(firstChars(text), whole(text));
+    }),
+    { numRuns: 300 },
+  );
+  const long = `${' \r\n'.repeat(2000)}${'x'.repeat(5000)}`;
+  assert.equal(firstChars(long), whole(long));
 });

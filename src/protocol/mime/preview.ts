@@ -41,10 +41,42 @@ export function previewText(part: MimePart, body: Uint8Array): string {
     decodeTransfer(part.encoding, body),
   );
   if (part.subtype === 'html') text = htmlText(text);
-  // Controls are not text, and U+FFFD from a cut-off multi-octet sequence at the end is dropped.
-  const collapsed = text
-    .replace(/[\x00-\x1f\x7f\s]+/g, ' ')
-    .replace(/\uFFFD+$/, '')
-    .trim();
-  return Array.from(collapsed).slice(0, PREVIEW_CHARS).join('').trimEnd();
+  return firstChars(text);
+}
+
+/** Controls are not text: runs of them and of white space become one space. */
+function collapse(text: string): string {
+  return text.replace(/[\x00-\x1f\x7f\s]+/g, ' ');
+}
+
+/** Where the first PREVIEW_CHARS characters are sought before the whole text is. */
+const HEAD_UNITS = 4096;
+
+/**
+ * The first PREVIEW_CHARS characters of the collapsed text, trimmed; a U+FFFD run at the very end (a
+ * multi-octet sequence cut off with the octets read) is dropped. Looks at the text's start first: a
+ * 16 KiB body collapsed and split into characters whole cost ~0.1 ms a message for 200 characters.
+ */
+export function firstChars(text: string): string {
+  if (text.length > HEAD_UNITS) {
+    const head = collapse(text.slice(0, HEAD_UNITS)).trimStart();
+    // 1,024 UTF-16 units hold at least 200 characters with room to spare; the rest of the text can
+    // change only the end (a trailing space or U+FFFD run), unless a U+FFFD run reaches back this far.
+    if (head.length > 1024 && !head.slice(0, 1024).includes('\uFFFD')) return takeChars(head);
+  }
+  return takeChars(
+    collapse(text)
+      .replace(/\uFFFD+$/, '')
+      .trim(),
+  );
+}
+
+function takeChars(text: string): string {
+  let out = '';
+  let n = 0;
+  for (const ch of text) {
+    if (n++ === PREVIEW_CHARS) break;
+    out += ch;
+  }
+  return out.trimEnd();
 }
