@@ -16,12 +16,15 @@ import type { EnvelopeRecipient } from '../core/envelope.ts';
 import { Events } from '../core/events.ts';
 import type { Logger } from '../core/ports.ts';
 import type { StoredBody } from '../db/body-sink.ts';
-import type { Directory } from '../directory/directory.ts';
+import type { Directory, QuotaLimits } from '../directory/directory.ts';
 import { overQuota } from '../directory/quota.ts';
 import { encodeStructure } from '../protocol/mime/codec.ts';
 import { withFieldsInFront, type MessageStructure } from '../protocol/mime/structure.ts';
 import { acceptDeliveryKey, finalDeliveryHeaders, storedSizeBytes } from '../store/final-delivery.ts';
 import { INBOX, type AcceptedCopy, type MailboxStore } from '../store/mailbox-store.ts';
+
+/** Quota limits read once per transaction (RCPT, then end of data): the user's limits, by user. */
+export type QuotaLimitsMemo = Map<string, QuotaLimits | null>;
 
 /** The users a recipient reaches when it reaches nothing else (no forwards); null: not for the session. */
 export type LocalUsers = readonly string[] | null;
@@ -36,6 +39,7 @@ export interface LocalPlan {
 export async function planLocal(
   deps: { readonly directory: Directory; readonly store: MailboxStore; readonly log: Logger },
   args: {
+    readonly limits: QuotaLimitsMemo;
     readonly recipients: readonly EnvelopeRecipient[];
     readonly usersOf: (recipient: EnvelopeRecipient) => LocalUsers;
     readonly sender: string;
@@ -51,7 +55,8 @@ export async function planLocal(
     if (rcpt.notify?.includes('SUCCESS') === true) continue;
     let anyFull = false;
     for (const user of users) {
-      if (await isOverQuota(deps, user, storedSizeBytes(args.sizeBytes, args.sender, user), rcpt.address)) {
+      const size = storedSizeBytes(args.sizeBytes, args.sender, user);
+      if (await isOverQuota({ ...deps, limits: args.limits }, user, size, rcpt.address)) {
         anyFull = true;
       }
     }
@@ -66,13 +71,22 @@ export async function planLocal(
 
 /** Whether storing `sizeBytes` more (and one message) would take the user over a quota; logged when so. */
 export async function isOverQuota(
-  deps: { readonly directory: Directory; readonly store: MailboxStore; readonly log: Logger },
+  deps: {
+    readonly directory: Directory;
+    readonly store: MailboxStore;
+    readonly log: Logger;
+    readonly limits: QuotaLimitsMemo;
+  },
   user: string,
   sizeBytes: number,
   rcpt: string,
   stage: 'rcpt' | 'accept' = 'accept',
 ): Promise<boolean> {
-  const limits = await deps.directory.getQuota(user);
+  let limits = deps.limits.get(user);
+  if (limits === undefined) {
+    limits = await deps.directory.getQuota(user);
+    deps.limits.set(user, limits);
+  }
   if (limits === null || (limits.storageBytes === null && limits.messages === null)) return false;
   const usage = await deps.store.quota(user);
   const resource = overQuota(limits, usage, { bytes: sizeBytes, messages: 1 });
@@ -136,6 +150,7 @@ export async function storeLocal(
   });
   for (const [i, c] of copies.entries()) {
     deps.log.event(Events.deliveryLocal, {
+      queueId: args.messageId,
       rcpt: c.rcpt,
       user: c.user,
       uid: stored[i]!.uid,

@@ -28,7 +28,7 @@ import { formatReceived } from '../protocol/smtp/received.ts';
 import type { TransactionInfo } from '../protocol/smtp/session.ts';
 import type { MessageWriter } from '../queue/queue.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
-import { planLocal, storeLocal, type LocalUsers } from './local-accept.ts';
+import { planLocal, storeLocal, type LocalUsers, type QuotaLimitsMemo } from './local-accept.ts';
 import { acceptedFields } from './smtp-log.ts';
 
 /** Above this many bytes handed to the writer and not yet written, content waits (slow disks). */
@@ -43,6 +43,8 @@ export interface CommitRequest {
   readonly checkHeaders: (facts: HeaderFacts | null) => Promise<Reply | null>;
   /** The local users a recipient reaches, as RCPT resolved it (local-accept.ts); null for the queue. */
   readonly usersOf: (recipient: EnvelopeRecipient) => LocalUsers;
+  /** Quota limits RCPT already read, by user (the usage is read again: it may have grown since). */
+  readonly quotaLimits: QuotaLimitsMemo;
 }
 
 type IntakeDeps = Pick<ConnectionDeps, 'queue' | 'config' | 'clock' | 'store' | 'directory'>;
@@ -261,6 +263,7 @@ export class MessageIntake {
     if (scanner === null || this.headerFacts?.complete !== true) return new Set();
     const deps = { directory: this.deps.directory, store: this.deps.store, log: this.log };
     const plan = await planLocal(deps, {
+      limits: request.quotaLimits,
       recipients: envelope.recipients,
       usersOf: request.usersOf,
       sender: envelope.sender,
@@ -281,7 +284,7 @@ export class MessageIntake {
       await storeLocal(
         {
           store: this.deps.store,
-          log: this.log.child({ queueId: writer.id }),
+          log: this.log,
           nowMs: this.deps.clock.nowMs(),
         },
         {

@@ -27,7 +27,7 @@ import { decideRecipient } from '../policy/relay.ts';
 import { smtpAuthFraming } from '../protocol/smtp/auth-replies.ts';
 import { SmtpSession, type Effect, type TransactionInfo } from '../protocol/smtp/session.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
-import { isOverQuota, type LocalUsers } from './local-accept.ts';
+import { isOverQuota, type LocalUsers, type QuotaLimitsMemo } from './local-accept.ts';
 import { MessageIntake } from './message-intake.ts';
 import {
   listenerMechanisms,
@@ -84,6 +84,8 @@ export class SmtpConnection implements Driver {
    * refilled at each RCPT, so an entry left from an earlier transaction is overwritten before use.
    */
   private readonly localUsers = new Map<string, LocalUsers>();
+  /** Quota limits read at RCPT, kept for the end of data; cleared at each MAIL (a new transaction). */
+  private readonly quotaLimits: QuotaLimitsMemo = new Map();
   /** Content the session refused (too big, bare LF...): its refusal reply comes next and is logged. */
   private refusedContent: TransactionInfo | null = null;
 
@@ -333,6 +335,7 @@ export class SmtpConnection implements Driver {
   // --- MAIL and RCPT ------------------------------------------------------------------------------
 
   private async checkMail(sender: Mailbox | null, declaredBytes: number | null): Promise<Reply | null> {
+    this.quotaLimits.clear();
     const disk = await this.checkDiskSpace(declaredBytes);
     if (disk !== null) return disk;
     const user = this.session.authUser;
@@ -383,7 +386,12 @@ export class SmtpConnection implements Driver {
           resolution.users.length === 1 &&
           only !== undefined &&
           (await isOverQuota(
-            { directory: this.deps.directory, store: this.deps.store, log: this.log },
+            {
+              directory: this.deps.directory,
+              store: this.deps.store,
+              log: this.log,
+              limits: this.quotaLimits,
+            },
             only,
             // At least one octet: a mailbox already at its storage limit has no room for any message.
             Math.max(1, effect.transaction.params.sizeBytes ?? 0),
@@ -494,6 +502,7 @@ export class SmtpConnection implements Driver {
       client: this.clientInfo(),
       checkHeaders: (facts) => this.submission.checkHeaderSenders(user, facts),
       usersOf: (r) => this.localUsers.get(r.address) ?? null,
+      quotaLimits: this.quotaLimits,
     });
     if (reply.code < 400 && user !== null) this.submission.recordSent(user, tx.recipients.length);
     // Twice the size: the queue's copy now, the mailbox's (or a relay's spool) at delivery, with WAL frames.

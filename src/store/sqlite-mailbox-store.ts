@@ -490,10 +490,13 @@ export class SqliteMailboxStore implements ImapMailboxStore {
       mailbox: normalizeMailboxName(c.mailbox),
     }));
     if (copies.length === 0) return [];
-    // A repeat is answered without the body, as deliver() does: the caller may be replaying.
-    const earlier = copies.map((c) => this.#findDelivery(c.deliveryKey));
-    if (earlier.every((e) => e !== null)) return earlier.map((e) => ({ ...e, repeated: true }));
     const { body } = req;
+    // A repeat is answered without linking the file, as deliver() answers without reading the content:
+    // the caller may be replaying. (In the transaction below each key is looked up again anyway.)
+    if (body.kind === 'file') {
+      const earlier = copies.map((c) => this.#findDelivery(c.deliveryKey));
+      if (earlier.every((e) => e !== null)) return earlier.map((e) => ({ ...e, repeated: true }));
+    }
     // A file is linked in once, whatever the number of copies; a repeat of every key leaves it unused.
     const bodyFile = body.kind === 'file' ? await this.#adoptFile(body.path) : null;
     try {
