@@ -21,7 +21,7 @@
 // Not here: password hashing (password.ts), SCRAM math (src/protocol/sasl/), quota usage (the mailbox
 // store) and the check (quota.ts), counting sends.
 
-import type { DatabaseSync } from 'node:sqlite';
+import type { DatabaseSync, StatementSync } from 'node:sqlite';
 import {
   addressKey,
   formatMailbox,
@@ -197,18 +197,37 @@ function policyOf(row: Row): UserPolicy {
   };
 }
 
+/** Entries of the lookup cache before it starts again empty. */
+const CACHE_ENTRIES = 10_000;
+
 export class SqliteDirectory implements Directory {
   readonly #db: DatabaseSync;
-  readonly #sql: Statements;
+  readonly #sql: Pick<Statements, 'sql'>;
+  readonly #dataVersion: StatementSync;
   readonly #localDomains: ReadonlySet<string>;
   readonly #clock: Clock;
   readonly #maxDepth: number;
   readonly #postmaster: string | null;
   readonly #defaultQuota: () => QuotaLimits;
+  /**
+   * What the SMTP session asks at every RCPT (resolve), kept until the directory changes: an alias
+   * expansion's statements become one. Our own writes clear it (any statement that is not a SELECT,
+   * below); another connection's commits (the `tern` CLI) move PRAGMA data_version, read at each lookup.
+   */
+  readonly #cache = new Map<string, unknown>();
+  #cacheVersion: number | null = null;
 
   private constructor(options: SqliteDirectoryOptions, db: DatabaseSync) {
     this.#db = db;
-    this.#sql = new Statements(db);
+    const statements = new Statements(db);
+    const cache = this.#cache;
+    this.#sql = {
+      sql(text: string): StatementSync {
+        if (!/^\s*SELECT\b/i.test(text)) cache.clear();
+        return statements.sql(text);
+      },
+    };
+    this.#dataVersion = db.prepare('PRAGMA data_version');
     this.#localDomains = new Set(options.localDomains.map(normalizeDomain));
     this.#clock = options.clock ?? systemClock;
     this.#maxDepth = options.maxAliasDepth ?? DEFAULT_MAX_ALIAS_DEPTH;
@@ -232,11 +251,32 @@ export class SqliteDirectory implements Directory {
       const key = normalizeAddress(address);
       if (key === null) return { kind: 'unknown' };
       if (!this.#localDomains.has(domainOf(key))) return { kind: 'remote' };
-      const x: Expansion = { users: new Set(), forward: new Set(), seen: new Set(), catchAll: true };
-      this.#expand(key, 0, new Set(), x);
-      if (x.users.size === 0 && x.forward.size === 0) return { kind: 'unknown' };
-      return { kind: 'local', users: [...x.users], forward: [...x.forward] };
+      return this.#cached(`r:${key}`, (): Resolution => {
+        const x: Expansion = { users: new Set(), forward: new Set(), seen: new Set(), catchAll: true };
+        this.#expand(key, 0, new Set(), x);
+        if (x.users.size === 0 && x.forward.size === 0) return { kind: 'unknown' };
+        return Object.freeze({
+          kind: 'local',
+          users: Object.freeze([...x.users]),
+          forward: Object.freeze([...x.forward]),
+        });
+      });
     });
+  }
+
+  #cached<T>(key: string, compute: () => T): T {
+    // One statement instead of the lookup's several; exact: a commit of another connection moves it.
+    const version = integer(this.#dataVersion.get()!, 'data_version');
+    if (version !== this.#cacheVersion) {
+      this.#cache.clear();
+      this.#cacheVersion = version;
+    }
+    if (this.#cache.has(key)) return this.#cache.get(key) as T;
+    const value = compute();
+    // Bounded: a flood of distinct recipients costs lookups, never memory.
+    if (this.#cache.size >= CACHE_ENTRIES) this.#cache.clear();
+    this.#cache.set(key, value);
+    return value;
   }
 
   /**
