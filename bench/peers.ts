@@ -281,6 +281,11 @@ export function ternConfigToml(o: {
     '# No SPF/DKIM/DMARC: the peers do none by default either.',
     'enabled = false',
     '',
+    // BENCH_TERN_LOCAL_DELIVERY=queue: local mail through the queue and its worker, as before issue 14
+    // (for an A/B of "one durable step" in one run; docs/performance.md).
+    ...(process.env['BENCH_TERN_LOCAL_DELIVERY'] === 'queue'
+      ? ['[queue]', 'local_delivery = "queue"', '']
+      : []),
     '[dns]',
     `servers = ["127.0.0.1:${o.dnsPort}"]`,
     'timeout_seconds = 1',
