@@ -54,4 +54,10 @@ export interface Envelope {
    * before it leaves for another host (delivery/long-lines.ts). Absent when it has none.
    */
   readonly longLines?: boolean;
+  /**
+   * The header block was complete at intake, so any Return-Path: it carried is gone (RFC 5321 §4.4):
+   * local delivery may then store the queued body as it is, behind its trace fields, and the mailbox
+   * store can take a spooled file over instead of copying it. Absent on mail queued before issue 14.
+   */
+  readonly returnPathDropped?: boolean;
 }

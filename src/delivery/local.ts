@@ -45,10 +45,53 @@ async function* scanned(scanner: MimeScanner, body: AsyncIterable<Uint8Array>): 
   }
 }
 
+/**
+ * A body the queue keeps in a spool file, from mail whose Return-Path: fields went at intake: the store
+ * links that file behind the trace fields (and the Authentication-Results: prefix), so a large message
+ * is on disk once from DATA to mailbox on this path too. The structure is scanned from the file, read
+ * once and never written again.
+ */
+export interface SpooledBody {
+  readonly path: string;
+  readonly sizeBytes: number;
+  readonly prefix: Uint8Array | null;
+  readonly read: () => AsyncIterable<Uint8Array>;
+}
+
 export async function deliverLocal(
   deps: { readonly store: MailboxStore; readonly clock: Clock },
   req: LocalDeliveryRequest,
+  spooled: SpooledBody | null = null,
 ): Promise<{ uid: number; id: string }> {
+  if (spooled !== null && req.envelope.returnPathDropped === true) {
+    const trace = new TextEncoder().encode(finalDeliveryHeaders(req.envelope.sender, req.user));
+    const head = spooled.prefix === null ? trace : Buffer.concat([trace, spooled.prefix]);
+    const scanner = new MimeScanner();
+    scanner.push(head);
+    for await (const chunk of spooled.read()) scanner.push(chunk);
+    let structure: string | null = null;
+    try {
+      structure = encodeStructure(scanner.finish());
+    } catch {
+      // A cache readers rebuild: a scanner bug must not stop a delivery.
+    }
+    const [stored] = await deps.store.deliverAccepted({
+      body: { kind: 'file', path: spooled.path, sizeBytes: spooled.sizeBytes },
+      internalDateMs: deps.clock.nowMs(),
+      summary: { from: req.summary.from, subject: req.summary.subject, date: req.summary.date },
+      copies: [
+        {
+          user: req.user,
+          mailbox: req.envelope.folder ?? INBOX,
+          deliveryKey: localDeliveryKey(req.queueId, req.recipientIndex, req.user),
+          flags: [],
+          head,
+          structure,
+        },
+      ],
+    });
+    return { uid: stored!.uid, id: stored!.id };
+  }
   const prefix = new TextEncoder().encode(finalDeliveryHeaders(req.envelope.sender, req.user));
   const scanner = new MimeScanner();
   return deps.store.deliver({

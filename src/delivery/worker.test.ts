@@ -98,6 +98,9 @@ class FakeQueue implements Queue {
   begin(): MessageWriter {
     throw new Error('not used by the worker');
   }
+  bodyFile(): Promise<null> {
+    return Promise.resolve(null);
+  }
   get(id: string): Promise<QueuedMessage | null> {
     const m = this.messages.get(id);
     return Promise.resolve(m ? this.#snapshot(id, m, m.recipients) : null);

@@ -38,6 +38,7 @@ import { extractAddresses } from '../protocol/address-list.ts';
 import { ArcSealer, authResultsFor } from '../policy/arc/seal.ts';
 import { splitHeaderFields } from '../policy/dkim/header-fields.ts';
 import { createPrivateKey } from 'node:crypto';
+import { createReadStream } from 'node:fs';
 import { overQuota, type QuotaResource } from '../directory/quota.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 import { deliverLocal, storedSizeBytes } from './local.ts';
@@ -406,6 +407,9 @@ export class DeliveryWorker {
           const full: string[] = [];
           if (users.length > 0) {
             const summary = await getSummary();
+            // A spooled body is linked into the mailbox store, not copied (local.ts).
+            const file = await queue.bodyFile(message.id);
+            const spooled = file === null ? null : { ...file, read: () => readFileChunks(file.path) };
             for (const user of users) {
               if (await this.#overQuota(message, rcpt, user, log)) {
                 full.push(user);
@@ -421,6 +425,7 @@ export class DeliveryWorker {
                   body: () => queue.readBody(message.id),
                   summary,
                 },
+                spooled,
               );
               log.event(Events.deliveryLocal, {
                 rcpt: rcpt.address,
@@ -884,4 +889,8 @@ export class DeliveryWorker {
       status: '4.4.0',
     };
   }
+}
+
+async function* readFileChunks(path: string): AsyncIterable<Uint8Array> {
+  for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) yield chunk as Buffer;
 }

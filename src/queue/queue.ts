@@ -74,6 +74,16 @@ export interface Queue {
   /** The message bytes as stored (including the Received: header the session added). */
   readBody(id: string): AsyncIterable<Uint8Array>;
   /**
+   * The spool file that holds a large message's body (without the prefix, given beside it), for a
+   * mailbox store that links it instead of copying; null for a body kept in the database. The file
+   * stays the queue's: it goes when the message does.
+   */
+  bodyFile(id: string): Promise<{
+    readonly path: string;
+    readonly sizeBytes: number;
+    readonly prefix: Uint8Array | null;
+  } | null>;
+  /**
    * Recipients whose nextAttemptMs <= nowMs, not held, status queued/deferred; grouped by message.
    * Messages in `skip` (the worker's deliveries in flight) are left out and do not count to the limit.
    */

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DatabaseSync } from 'node:sqlite';
@@ -143,6 +143,27 @@ describe('SqliteQueue specifics', () => {
       { fs: { ...nodeStorageFs, syncDir: (p) => (synced.push(p), nodeStorageFs.syncDir(p)) } },
     );
   }
+
+  withQueue(
+    'bodyFile(): the spool file and its prefix for a spooled body, null for one in the database',
+    async (q) => {
+      const small = q.begin();
+      await small.write(randomBytes(1000));
+      await small.commit(testEnvelope());
+      assert.equal(await q.bodyFile(small.id), null);
+      const big = q.begin();
+      const bytes = randomBytes(100_000);
+      await big.write(bytes);
+      const prefix = new TextEncoder().encode('Authentication-Results: mx.example; spf=pass\r\n');
+      await big.commit(testEnvelope(), { prefix });
+      const file = await q.bodyFile(big.id);
+      assert.ok(file !== null);
+      assert.equal(file.sizeBytes, bytes.byteLength);
+      assert.deepEqual(file.prefix, prefix);
+      assert.ok((await readFile(file.path)).equals(bytes));
+      assert.equal(await q.bodyFile('no-such-id'), null);
+    },
+  );
 
   withQueue('a 100 MiB message passes through without being held in memory', async (q) => {
     const chunk = randomBytes(64 * 1024);

@@ -280,6 +280,27 @@ export class SqliteQueue implements Queue {
     return rows.map((row) => toMessage(row, byMessage.get(text(row, 'id')) ?? []));
   }
 
+  bodyFile(id: string): Promise<{
+    readonly path: string;
+    readonly sizeBytes: number;
+    readonly prefix: Uint8Array | null;
+  } | null> {
+    return attempt(() => {
+      if (this.#fresh.has(id)) return null;
+      const row = this.#sql.sql('SELECT body_file, prefix, size_bytes FROM messages WHERE id = ?').get(id);
+      const file = row === undefined ? null : textOrNull(row, 'body_file');
+      if (row === undefined || file === null) return null;
+      const prefix = bytesOrNull(row, 'prefix');
+      // size_bytes counts the prefix too (what a DSN reports as the message's size).
+      const sizeBytes = integer(row, 'size_bytes') - (prefix?.length ?? 0);
+      return {
+        path: join(this.#dir, file),
+        sizeBytes,
+        prefix: prefix !== null && prefix.length > 0 ? prefix : null,
+      };
+    });
+  }
+
   async *readBody(id: string): AsyncIterable<Uint8Array> {
     const fresh = this.#fresh.get(id);
     if (fresh !== undefined) {

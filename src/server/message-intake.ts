@@ -225,6 +225,7 @@ export class MessageIntake {
         receivedAtMs: this.deps.clock.nowMs(),
         ...(folder === undefined ? {} : { folder }),
         ...(request.longLines ? { longLines: true } : {}),
+        ...(this.headerFacts?.complete === true ? { returnPathDropped: true } : {}),
       };
       const stored = await this.storeLocal(writer, request, envelope, prefix);
       if (stored === 'over-quota') {

@@ -10,7 +10,7 @@ import { readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { SmtplibResult, Tern } from './harness.ts';
-import { closedPort, ehlo, havePython, RawSmtpClient, smtplib, startTern } from './harness.ts';
+import { closedPort, ehlo, havePython, RawSmtpClient, smtplib, startTern, waitFor } from './harness.ts';
 
 const USERS = ['alice@example.test', 'jürgen@example.test', '日本@example.test'] as const;
 
@@ -206,5 +206,31 @@ describe('[queue] local_delivery = "queue"', { skip: !havePython() && 'python3 i
       );
       assert.equal(line['stage'], undefined, 'stored by the worker');
     }
+  });
+
+  test('a large body through the queue is linked into the mailbox too, not copied', async () => {
+    const body = `${'0123456789abcdef'.repeat(6)}xx\r\n`.repeat(3000);
+    const user = '日本@example.test';
+    const before = (await tern.storedMessages(user)).length;
+    assert.ok((await send(tern, [user], `Subject: large via queue\r\n\r\n${body}`)).ok);
+    await tern.waitForMessages(user, before + 1);
+    await waitFor('the queue to let its copy go', async () =>
+      (await queueList(tern)).length === 0 && (await files(join(tern.dataDir, 'queue', 'spool'))).length === 0
+        ? true
+        : undefined,
+    );
+    const last = (await tern.storedMessages(user)).at(-1)!;
+    const bytes = await tern.storedMessage(user, last.id);
+    assert.ok(bytes.toString('latin1').endsWith(body));
+    assert.ok(
+      bytes
+        .toString('utf8')
+        .startsWith(`Return-Path: <sender@remote.test>\r\nDelivered-To: ${user}\r\nReceived: `),
+    );
+    const blobs = (await files(join(tern.dataDir, 'mail', 'blobs'))).filter((f) => f.size > 250_000);
+    assert.equal(blobs.length, 1, JSON.stringify(blobs));
+    const head = Buffer.byteLength(`Return-Path: <sender@remote.test>\r\nDelivered-To: ${user}\r\n`);
+    assert.equal(blobs[0]!.size + head, bytes.byteLength, 'the spool file itself, behind the trace fields');
+    assert.equal(blobs[0]!.nlink, 1);
   });
 });
