@@ -39,7 +39,7 @@ import { ArcSealer, authResultsFor } from '../policy/arc/seal.ts';
 import { splitHeaderFields } from '../policy/dkim/header-fields.ts';
 import { createPrivateKey } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { overQuota, type QuotaResource } from '../directory/quota.ts';
+import { deliveryOverQuota, overQuotaFields } from '../directory/quota.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 import { deliverLocal, storedSizeBytes } from './local.ts';
 import { isDiskFull } from '../db/storage-fs.ts';
@@ -498,22 +498,18 @@ export class DeliveryWorker {
     user: string,
     log: Logger,
   ): Promise<boolean> {
-    const limits = await this.#deps.directory.getQuota(user);
-    // Deleted since resolve(): nothing to check against; delivery goes on as for any user.
-    if (limits === null || (limits.storageBytes === null && limits.messages === null)) return false;
-    const usage = await this.#deps.store.quota(user);
     const sizeBytes = storedSizeBytes(message.sizeBytes, message.envelope.sender, user);
-    const resource: QuotaResource | null = overQuota(limits, usage, { bytes: sizeBytes, messages: 1 });
-    if (resource === null) return false;
+    // A user deleted since resolve() has no limits: delivery goes on as for any user.
+    const exceeded = await deliveryOverQuota(
+      () => this.#deps.directory.getQuota(user),
+      () => this.#deps.store.quota(user),
+      sizeBytes,
+    );
+    if (exceeded === null) return false;
     log.warn(Events.deliveryOverQuota, {
       rcpt: rcpt.address,
       user,
-      resource,
-      sizeBytes,
-      usageBytes: usage.bytes,
-      usageMessages: usage.messages,
-      limitBytes: limits.storageBytes,
-      limitMessages: limits.messages,
+      ...overQuotaFields(exceeded, sizeBytes),
       reply: MAILBOX_FULL_REPLY,
     });
     return true;

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
+  deliveryOverQuota,
+  overQuotaFields,
   configQuota,
   formatBytes,
   overQuota,
@@ -127,4 +129,32 @@ describe('formatBytes', () => {
     assert.equal(formatBytes(2 * 1024 ** 3), '2 GiB');
     assert.equal(formatBytes(5 * 1024 ** 4), '5 TiB');
   });
+});
+
+test('deliveryOverQuota: no usage read without limits; the resource exceeded, with the figures', async () => {
+  let usageReads = 0;
+  const usage = (messages: number, bytes: number) => () => {
+    usageReads++;
+    return Promise.resolve({ messages, bytes });
+  };
+  assert.equal(await deliveryOverQuota(() => Promise.resolve(null), usage(0, 0), 10), null);
+  const none = { storageBytes: null, messages: null };
+  assert.equal(await deliveryOverQuota(() => Promise.resolve(none), usage(0, 0), 10), null);
+  assert.equal(usageReads, 0, 'a user without limits costs no usage read');
+  const limits = { storageBytes: 1000, messages: 5 };
+  assert.equal(await deliveryOverQuota(() => Promise.resolve(limits), usage(4, 900), 100), null);
+  const over = await deliveryOverQuota(() => Promise.resolve(limits), usage(4, 950), 100);
+  assert.deepEqual(over, { resource: 'storage', limits, usage: { messages: 4, bytes: 950 } });
+  assert.deepEqual(overQuotaFields(over, 100), {
+    resource: 'storage',
+    sizeBytes: 100,
+    usageBytes: 950,
+    usageMessages: 4,
+    limitBytes: 1000,
+    limitMessages: 5,
+  });
+  assert.equal(
+    (await deliveryOverQuota(() => Promise.resolve(limits), usage(5, 0), 1))?.resource,
+    'messages',
+  );
 });

@@ -35,6 +35,43 @@ export function overQuota(
   return null;
 }
 
+/** A delivery over quota: what was exceeded, with the figures its log line gives. */
+export interface QuotaExceeded {
+  readonly resource: QuotaResource;
+  readonly limits: QuotaLimits;
+  readonly usage: QuotaUsageLike;
+}
+
+/**
+ * Whether storing one message of `bytes` would take a user over a limit, read from the directory's
+ * limits and the store's usage (given as functions: this file imports neither). The one check both ways
+ * into a mailbox share (the SMTP session before its 250, the delivery worker from the queue). The usage
+ * is not read when the user has no limit.
+ */
+export async function deliveryOverQuota(
+  limitsOf: () => Promise<QuotaLimits | null>,
+  usageOf: () => Promise<QuotaUsageLike>,
+  bytes: number,
+): Promise<QuotaExceeded | null> {
+  const limits = await limitsOf();
+  if (limits === null || (limits.storageBytes === null && limits.messages === null)) return null;
+  const usage = await usageOf();
+  const resource = overQuota(limits, usage, { bytes, messages: 1 });
+  return resource === null ? null : { resource, limits, usage };
+}
+
+/** The fields of a `delivery.over_quota` log line. */
+export function overQuotaFields(x: QuotaExceeded, sizeBytes: number): Record<string, unknown> {
+  return {
+    resource: x.resource,
+    sizeBytes,
+    usageBytes: x.usage.bytes,
+    usageMessages: x.usage.messages,
+    limitBytes: x.limits.storageBytes,
+    limitMessages: x.limits.messages,
+  };
+}
+
 /** The config's default limits ([limits] mailbox_quota_bytes / _messages; 0 is unlimited). */
 export function configQuota(
   limits: Pick<LimitsConfig, 'mailboxQuotaBytes' | 'mailboxQuotaMessages'>,

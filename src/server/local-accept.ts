@@ -17,7 +17,7 @@ import { Events } from '../core/events.ts';
 import type { Logger } from '../core/ports.ts';
 import type { StoredBody } from '../db/body-sink.ts';
 import type { Directory, QuotaLimits } from '../directory/directory.ts';
-import { overQuota } from '../directory/quota.ts';
+import { deliveryOverQuota, overQuotaFields } from '../directory/quota.ts';
 import { encodeStructure } from '../protocol/mime/codec.ts';
 import { withFieldsInFront, type MessageStructure } from '../protocol/mime/structure.ts';
 import { acceptDeliveryKey, finalDeliveryHeaders, storedSizeBytes } from '../store/final-delivery.ts';
@@ -82,26 +82,20 @@ export async function isOverQuota(
   rcpt: string,
   stage: 'rcpt' | 'accept' = 'accept',
 ): Promise<boolean> {
-  let limits = deps.limits.get(user);
-  if (limits === undefined) {
-    limits = await deps.directory.getQuota(user);
-    deps.limits.set(user, limits);
-  }
-  if (limits === null || (limits.storageBytes === null && limits.messages === null)) return false;
-  const usage = await deps.store.quota(user);
-  const resource = overQuota(limits, usage, { bytes: sizeBytes, messages: 1 });
-  if (resource === null) return false;
-  deps.log.warn(Events.deliveryOverQuota, {
-    rcpt,
-    user,
-    resource,
+  const exceeded = await deliveryOverQuota(
+    async () => {
+      let limits = deps.limits.get(user);
+      if (limits === undefined) {
+        limits = await deps.directory.getQuota(user);
+        deps.limits.set(user, limits);
+      }
+      return limits;
+    },
+    () => deps.store.quota(user),
     sizeBytes,
-    usageBytes: usage.bytes,
-    usageMessages: usage.messages,
-    limitBytes: limits.storageBytes,
-    limitMessages: limits.messages,
-    stage,
-  });
+  );
+  if (exceeded === null) return false;
+  deps.log.warn(Events.deliveryOverQuota, { rcpt, user, ...overQuotaFields(exceeded, sizeBytes), stage });
   return true;
 }
 
