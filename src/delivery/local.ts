@@ -14,7 +14,7 @@ import type { Clock } from '../core/ports.ts';
 import { encodeStructure } from '../protocol/mime/codec.ts';
 import { MimeScanner } from '../protocol/mime/structure.ts';
 import { isReturnPathField, withoutHeaderFields } from '../protocol/smtp/header-capture.ts';
-import { finalDeliveryHeaders, localDeliveryKey } from '../store/final-delivery.ts';
+import { finalDeliveryHead, localDeliveryKey } from '../store/final-delivery.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 
 export { finalDeliveryHeaders, localDeliveryKey, storedSizeBytes } from '../store/final-delivery.ts';
@@ -64,8 +64,7 @@ export async function deliverLocal(
   spooled: SpooledBody | null = null,
 ): Promise<{ uid: number; id: string }> {
   if (spooled !== null && req.envelope.returnPathDropped === true) {
-    const trace = new TextEncoder().encode(finalDeliveryHeaders(req.envelope.sender, req.user));
-    const head = spooled.prefix === null ? trace : Buffer.concat([trace, spooled.prefix]);
+    const head = finalDeliveryHead(req.envelope.sender, req.user, spooled.prefix);
     const scanner = new MimeScanner();
     scanner.push(head);
     for await (const chunk of spooled.read()) scanner.push(chunk);
@@ -92,7 +91,7 @@ export async function deliverLocal(
     });
     return { uid: stored!.uid, id: stored!.id };
   }
-  const prefix = new TextEncoder().encode(finalDeliveryHeaders(req.envelope.sender, req.user));
+  const prefix = finalDeliveryHead(req.envelope.sender, req.user, null);
   const scanner = new MimeScanner();
   return deps.store.deliver({
     user: req.user,

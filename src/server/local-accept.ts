@@ -18,9 +18,10 @@ import type { Logger } from '../core/ports.ts';
 import type { StoredBody } from '../db/body-sink.ts';
 import type { Directory, QuotaLimits } from '../directory/directory.ts';
 import { deliveryOverQuota, overQuotaFields } from '../directory/quota.ts';
+import type { HeaderSummary } from '../protocol/headers.ts';
 import { encodeStructure } from '../protocol/mime/codec.ts';
 import { withFieldsInFront, type MessageStructure } from '../protocol/mime/structure.ts';
-import { acceptDeliveryKey, finalDeliveryHeaders, storedSizeBytes } from '../store/final-delivery.ts';
+import { acceptDeliveryKey, finalDeliveryHead, storedSizeBytes } from '../store/final-delivery.ts';
 import { INBOX, type AcceptedCopy, type MailboxStore } from '../store/mailbox-store.ts';
 
 /** Quota limits read once per transaction (RCPT, then end of data): the user's limits, by user. */
@@ -113,16 +114,13 @@ export async function storeLocal(
     readonly body: StoredBody;
     /** The body's structure as it streamed in, or null when it was not scanned. */
     readonly structure: MessageStructure | null;
-    readonly summary: { readonly from: string; readonly subject: string; readonly date: string };
-    readonly headerMessageId: string;
+    readonly summary: HeaderSummary;
   },
 ): Promise<void> {
-  const encoder = new TextEncoder();
   const copies: (AcceptedCopy & { readonly rcpt: string })[] = [];
   for (const [index, users] of args.plan.direct) {
     for (const user of users) {
-      const trace = encoder.encode(finalDeliveryHeaders(args.sender, user));
-      const head = args.prefix === undefined ? trace : concat(trace, args.prefix);
+      const head = finalDeliveryHead(args.sender, user, args.prefix ?? null);
       const shifted = args.structure === null ? null : withFieldsInFront(args.structure, head.byteLength);
       copies.push({
         rcpt: args.recipients[index]!.address,
@@ -149,16 +147,9 @@ export async function storeLocal(
       user: c.user,
       uid: stored[i]!.uid,
       id: stored[i]!.id,
-      messageId: args.headerMessageId,
+      messageId: args.summary.messageId,
       sizeBytes: args.body.sizeBytes,
       stage: 'accept',
     });
   }
-}
-
-function concat(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a, 0);
-  out.set(b, a.byteLength);
-  return out;
 }

@@ -298,7 +298,6 @@ export class MessageIntake {
           body,
           structure,
           summary,
-          headerMessageId: summary.messageId,
         },
       );
       return new Set(plan.direct.keys());

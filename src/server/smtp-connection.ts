@@ -80,8 +80,8 @@ export class SmtpConnection implements Driver {
   private messageTx: TransactionInfo | null = null;
   /**
    * The local users each accepted recipient of this transaction reaches, as RCPT resolved them (null:
-   * an alias with forwards); the message intake stores those itself (local-accept.ts). By address:
-   * refilled at each RCPT, so an entry left from an earlier transaction is overwritten before use.
+   * an alias with forwards); the message intake stores those itself (local-accept.ts). By address,
+   * cleared at each MAIL.
    */
   private readonly localUsers = new Map<string, LocalUsers>();
   /** Quota limits read at RCPT, kept for the end of data; cleared at each MAIL (a new transaction). */
@@ -335,7 +335,9 @@ export class SmtpConnection implements Driver {
   // --- MAIL and RCPT ------------------------------------------------------------------------------
 
   private async checkMail(sender: Mailbox | null, declaredBytes: number | null): Promise<Reply | null> {
+    // A new transaction: what RCPT learns is for it alone.
     this.quotaLimits.clear();
+    this.localUsers.clear();
     const disk = await this.checkDiskSpace(declaredBytes);
     if (disk !== null) return disk;
     const user = this.session.authUser;

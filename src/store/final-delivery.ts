@@ -21,6 +21,15 @@ export function finalDeliveryHeaders(sender: string, user: string): string {
 }
 
 /**
+ * What a stored copy carries in front of the queued or received bytes: the trace fields, then the
+ * fields known only at end of data (Authentication-Results:, the queue's prefix), if any.
+ */
+export function finalDeliveryHead(sender: string, user: string, prefix: Uint8Array | null): Uint8Array {
+  const trace = Buffer.from(finalDeliveryHeaders(sender, user), 'utf8');
+  return prefix === null || prefix.length === 0 ? trace : Buffer.concat([trace, prefix]);
+}
+
+/**
  * The bytes a delivery adds to the user's mailbox: the queued message plus the trace fields. An upper
  * bound by the Return-Path: fields the message carried (removed on the way in), never below the truth,
  * so a quota is not exceeded by a message that looked small enough.

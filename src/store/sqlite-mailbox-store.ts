@@ -509,7 +509,7 @@ export class SqliteMailboxStore implements ImapMailboxStore {
           const spooled: Spooled =
             body.kind === 'inline'
               ? {
-                  body: { kind: 'inline', bytes: concatBytes(c.head, body.bytes), sizeBytes },
+                  body: { kind: 'inline', bytes: Buffer.concat([c.head, body.bytes]), sizeBytes },
                   bodyFile: null,
                   head: null,
                   structure: c.structure,
@@ -1720,13 +1720,6 @@ async function syncExisting(path: string): Promise<void> {
 }
 
 /** A body (or a range of one) read from its BLOB: held in memory, so an expunge cannot cut it short. */
-function concatBytes(a: Uint8Array, b: Uint8Array): Uint8Array {
-  const out = new Uint8Array(a.byteLength + b.byteLength);
-  out.set(a, 0);
-  out.set(b, a.byteLength);
-  return out;
-}
-
 function blobMessage(uid: number, data: Uint8Array): StoredMessage {
   return {
     uid,
