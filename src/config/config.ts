@@ -282,6 +282,17 @@ export interface ChecksConfig {
   readonly skipNetworks: readonly string[];
 }
 
+export interface ServerConfig {
+  /**
+   * Threads that run sessions (SMTP, POP3, IMAP) beside the main thread, which accepts connections, keeps
+   * the limits that must be exact, delivers and logs. "auto": one per core but one (the main thread's
+   * own); 0: sessions on the main thread (one core). docs/workers.md says why. Restart only.
+   */
+  readonly workers: number | 'auto';
+}
+
+export const DEFAULT_SERVER: ServerConfig = { workers: 'auto' };
+
 export interface Config {
   readonly hostname: string;
   readonly dataDir: string;
@@ -299,6 +310,7 @@ export interface Config {
   readonly outbound: OutboundConfig;
   readonly queue: QueueConfig;
   readonly checks: ChecksConfig;
+  readonly server: ServerConfig;
   /** Where the snapshot came from: a file path, or null for embedded defaults. */
   readonly source: string | null;
 }
@@ -431,6 +443,7 @@ export function defaultConfig(): Config {
     outbound: DEFAULT_OUTBOUND,
     queue: DEFAULT_QUEUE,
     checks: DEFAULT_CHECKS,
+    server: DEFAULT_SERVER,
     source: null,
   };
 }

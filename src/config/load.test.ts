@@ -260,6 +260,9 @@ dns_failure = "tempfail"
 spf_timeout_seconds = 3
 data_timeout_seconds = 7.5
 skip_networks = ["10.0.0.0/8"]
+
+[server]
+workers = 3
 `;
 
 describe('parseConfig: a full file', () => {
@@ -434,9 +437,29 @@ describe('parseConfig: a full file', () => {
         dataTimeoutMs: 7500,
         skipNetworks: ['10.0.0.0/8'],
       },
+      server: { workers: 3 },
       source: 'test.toml',
     };
     assert.deepEqual(config, expected);
+  });
+
+  test('[server] workers: "auto", 0 or a count; anything else names the key and line', () => {
+    assert.equal(parsedOk('').config.server.workers, 'auto');
+    assert.equal(parsedOk('[server]\nworkers = "auto"\n').config.server.workers, 'auto');
+    assert.equal(parsedOk('[server]\nworkers = 0\n').config.server.workers, 0);
+    for (const [value, message] of [
+      ['"all"', '"all" is not one of "auto"'],
+      ['-1', 'must be at least 0'],
+      ['1.5', 'must be an integer'],
+      ['1000', 'must be at most 256'],
+    ] as const) {
+      const r = parseConfig(`[server]\nworkers = ${value}\n`, 'x.toml');
+      assert.equal(r.ok, false, value);
+      if (r.ok) continue;
+      assert.equal(r.errors[0]?.key, 'server.workers', value);
+      assert.equal(r.errors[0]?.line, 2, value);
+      assert.match(r.errors[0]?.message ?? '', new RegExp(message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), value);
+    }
   });
 
   test('[auth.oauth] needs only one way to verify tokens; audience may be one string', () => {

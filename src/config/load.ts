@@ -26,6 +26,7 @@ import {
   DEFAULT_OUTBOUND,
   DEFAULT_POP3,
   DEFAULT_QUEUE,
+  DEFAULT_SERVER,
   DEFAULT_SUBMISSION,
   SERVICES,
   defaultConfig,
@@ -47,6 +48,7 @@ import type {
   OutboundTlsPolicy,
   Pop3Config,
   QueueConfig,
+  ServerConfig,
   RelayHost,
   Service,
   SmtpConfig,
@@ -187,6 +189,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const outbound = readOutbound(ctx, top['outbound'], knownLocalDomains);
   const queue = readQueue(ctx, top['queue'], knownLocalDomains);
   const checks = readChecks(ctx, top['checks']);
+  const server = readServer(ctx, top['server']);
 
   if (ctx.errors.length > 0) return { ok: false, errors: sortByLine(ctx.errors) };
   const config: Config = {
@@ -206,6 +209,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     outbound,
     queue,
     checks,
+    server,
     source,
   };
   return { ok: true, config: deepFreeze(copyConfig(config)), warnings: sortByLine(ctx.warnings) };
@@ -237,6 +241,7 @@ const TOP_KEYS = [
   'outbound',
   'queue',
   'checks',
+  'server',
 ];
 const LISTENER_KEYS = [
   'service',
@@ -637,6 +642,26 @@ function readChecks(ctx: Ctx, value: unknown): ChecksConfig {
       d.dataTimeoutMs,
     skipNetworks: opt(t['skip_networks'], (v) => readNetworks(ctx, p('skip_networks'), v)) ?? d.skipNetworks,
   };
+}
+
+/** More session threads than this is a typo, not a machine (each thread holds its own heap). */
+const MAX_WORKERS = 256;
+
+function readServer(ctx: Ctx, value: unknown): ServerConfig {
+  const t = opt(value, (v) => readTable(ctx, ['server'], v, ['workers']));
+  if (t === undefined) return DEFAULT_SERVER;
+  const workers = t['workers'];
+  const read =
+    workers === undefined
+      ? undefined
+      : typeof workers === 'string'
+        ? readEnum(ctx, ['server', 'workers'], workers, ['auto'] as const)
+        : readInteger(ctx, ['server', 'workers'], workers, {
+            min: 0,
+            minWhy: '0 runs sessions on the main thread',
+            max: MAX_WORKERS,
+          });
+  return { workers: read ?? DEFAULT_SERVER.workers };
 }
 
 function readSubmission(ctx: Ctx, value: unknown): SubmissionConfig {
@@ -2112,6 +2137,7 @@ function copyConfig(c: Config): Config {
       tlsPolicies: new Map(c.outbound.tlsPolicies),
     },
     queue: { ...c.queue },
+    server: { ...c.server },
   };
 }
 

@@ -3,10 +3,30 @@
 //   the IP or account is locked out for a while (454 4.7.0) — brute force and password spraying both hit
 //   a wall, and every lockout is logged as a security event by the caller;
 // - messages and recipients per authenticated user per hour (451 4.7.1 when exceeded).
-// In memory, per process: counters reset on restart, which is acceptable for rate limiting; a cluster
-// mode would put them in the shared store. Time comes from the Clock port.
+// In memory, in one thread: counters reset on restart, which is acceptable for rate limiting. Sessions
+// see them through AuthLimits and SendRates, whose answers may come later: with sessions on worker
+// threads the one instance lives on the main thread (server/coordinator.ts) and every thread asks it, so
+// counts stay exact across threads; a cluster mode would put them in the shared store. Time comes from
+// the Clock port.
 
 import type { Clock } from '../core/ports.ts';
+
+/** What sessions ask about AUTH failures: AuthGuard itself, or a proxy to the one that counts. */
+export interface AuthLimits {
+  check(ip: string, account: string | null): LockState | Promise<LockState>;
+  recordFailure(ip: string, account: string | null): LockState | Promise<LockState>;
+  recordSuccess(ip: string): void | Promise<void>;
+}
+
+/** What sessions ask about hourly sending rates: SendRateLimiter itself, or a proxy to it. */
+export interface SendRates {
+  allows(
+    user: string,
+    limits: { maxMessages: number; maxRecipients: number },
+    add: { messages: number; recipients: number },
+  ): boolean | Promise<boolean>;
+  record(user: string, recipients: number): void | Promise<void>;
+}
 
 export interface AuthGuardOptions {
   readonly lockoutThreshold: number;
@@ -58,7 +78,7 @@ export type LockState =
   | { readonly locked: false }
   | { readonly locked: true; readonly untilMs: number; readonly by: 'ip' | 'account' };
 
-export class AuthGuard {
+export class AuthGuard implements AuthLimits {
   private readonly options: AuthGuardOptions;
   private readonly clock: Clock;
   private readonly byIp: Window;
@@ -124,7 +144,7 @@ export class AuthGuard {
 }
 
 /** Messages and recipients per user per hour, as a sliding window of (time, count) events. */
-export class SendRateLimiter {
+export class SendRateLimiter implements SendRates {
   private readonly clock: Clock;
   private readonly events = new Map<string, Array<{ atMs: number; messages: number; recipients: number }>>();
   private static readonly HOUR_MS = 3_600_000;

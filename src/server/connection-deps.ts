@@ -10,7 +10,7 @@ import type { Clock, Logger } from '../core/ports.ts';
 import type { Directory } from '../directory/directory.ts';
 import type { DiskSpace } from '../net/disk-space.ts';
 import type { ClientNameLookup } from '../net/reverse-dns.ts';
-import type { AuthGuard, SendRateLimiter } from '../policy/auth-guard.ts';
+import type { AuthLimits, SendRates } from '../policy/auth-guard.ts';
 import type { Network } from '../policy/networks.ts';
 import type { Queue } from '../queue/queue.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
@@ -24,7 +24,7 @@ export interface ConnectionDeps {
   readonly directory: Directory;
   readonly store: MailboxStore;
   readonly maildropLocks: MaildropLocks;
-  /** Shared by every IMAP session of the process (made once by the listeners, kept across reloads). */
+  /** Shared by every IMAP session of the thread (made once per thread, kept across reloads). */
   readonly imap: ImapSharedState;
   readonly logger: Logger;
   readonly clock: Clock;
@@ -32,8 +32,9 @@ export interface ConnectionDeps {
   readonly secureContext: SecureContext | null;
   readonly trustedNetworks: readonly Network[];
   readonly authenticator: Authenticator;
-  readonly authGuard: AuthGuard;
-  readonly rateLimiter: SendRateLimiter;
+  /** AUTH lockouts and hourly rates: one count for the process, whichever thread runs the session. */
+  readonly authGuard: AuthLimits;
+  readonly rateLimiter: SendRates;
   /** For the inbound authentication checks ([checks]); null turns them off. */
   readonly resolver: Resolver | null;
   readonly skipCheckNetworks: readonly Network[];

@@ -710,12 +710,16 @@ export class ImapConnection implements Driver {
 
   private async loggedIn(tag: string, identity: string): Promise<Effect[]> {
     const user = identity.toLowerCase();
-    const count = this.deps.imap.connectionsByUser.get(user) ?? 0;
-    if (count >= this.deps.config.imap.maxConnectionsPerUser) {
+    const slots = this.deps.imap.userSlots;
+    if (!(await slots.acquire(user, this.deps.config.imap.maxConnectionsPerUser))) {
       this.shell.write(formatTagged(tag, 'NO', { kind: 'LIMIT' }, 'Too many connections for this user'));
       return this.session.resume();
     }
-    this.deps.imap.connectionsByUser.set(user, count + 1);
+    // The connection may have ended while the slot was being granted: nothing would give it back.
+    if (this.shell.closed) {
+      slots.release(user);
+      return [];
+    }
     this.user = user;
     await this.store.ensureDefaults(user);
     // RFC 9051 §7.1: the capabilities change at login; send them with the OK.
@@ -729,9 +733,7 @@ export class ImapConnection implements Driver {
     const user = this.user;
     if (user === null) return;
     this.user = null;
-    const n = (this.deps.imap.connectionsByUser.get(user) ?? 1) - 1;
-    if (n <= 0) this.deps.imap.connectionsByUser.delete(user);
-    else this.deps.imap.connectionsByUser.set(user, n);
+    this.deps.imap.userSlots.release(user);
   }
 
   // --- APPEND -------------------------------------------------------------------------------------

@@ -22,13 +22,14 @@ import { createTokenVerifier, TokenVerifierConfigError } from '../net/token-veri
 import type { ListenerChanges, ListenerDeps, RunningListeners } from './listeners.ts';
 import { ListenerBindError } from './listeners.ts';
 
-/** Config keys a reload reads but only a restart applies: they belong to the delivery side and the logger. */
+/** Config keys a reload reads but only a restart applies: the delivery side, the logger, the threads. */
 export const RESTART_ONLY = [
   ['local_domains', (c: Config) => c.localDomains],
   ['log', (c: Config) => c.log],
   ['dns', (c: Config) => c.dns],
   ['outbound', (c: Config) => c.outbound],
   ['queue', (c: Config) => c.queue],
+  ['server', (c: Config) => c.server],
 ] as const;
 
 /** The keys of RESTART_ONLY whose value differs between what runs and the new file. */

@@ -16,7 +16,7 @@ import { randomBytes, type X509Certificate } from 'node:crypto';
 import type { Config, ListenerConfig } from '../config/config.ts';
 import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
-import type { AuthGuard } from '../policy/auth-guard.ts';
+import type { AuthLimits } from '../policy/auth-guard.ts';
 import { isLoopback, type Connection } from '../net/connection.ts';
 import { encodeBase64 } from '../protocol/sasl/codec.ts';
 import { createAuthExchange, type AuthAction, type AuthExchange } from '../protocol/sasl/exchange.ts';
@@ -31,7 +31,7 @@ const MAX_AUTH_DELAY_MS = 8000;
 export interface SaslDriveDeps {
   readonly config: Pick<Config, 'hostname' | 'auth'>;
   readonly authenticator: Pick<Authenticator, 'verify'>;
-  readonly authGuard: AuthGuard;
+  readonly authGuard: AuthLimits;
   readonly clock: Clock;
   /** The certificates of tls.client_ca, to verify client certificates against. */
   readonly clientCas: readonly X509Certificate[];
@@ -129,7 +129,7 @@ export class SaslDrive<Out> {
   async start(mechanism: string, initialResponse: string | null): Promise<SaslStep<Out> | null> {
     const { deps, shell, log } = this.o;
     this.exchange = null;
-    const lock = deps.authGuard.check(shell.remoteIp, null);
+    const lock = await deps.authGuard.check(shell.remoteIp, null);
     if (lock.locked) {
       log.warn(Events.smtpAuthLocked, { ip: shell.remoteIp, by: lock.by });
       return this.refuse('locked-out');
@@ -164,7 +164,7 @@ export class SaslDrive<Out> {
   async password(user: string, password: string): Promise<SaslStep<Out> | null> {
     const { deps, shell, log } = this.o;
     this.exchange = null;
-    const lock = deps.authGuard.check(shell.remoteIp, null);
+    const lock = await deps.authGuard.check(shell.remoteIp, null);
     if (lock.locked) {
       log.warn(Events.smtpAuthLocked, { ip: shell.remoteIp, by: lock.by });
       return this.refuse('locked-out');
@@ -204,7 +204,7 @@ export class SaslDrive<Out> {
           const result = await deps.authenticator.verify(action.request, { peer: this.peerCertificate() });
           this.account = result.account;
           let answer = result.answer;
-          if (result.account !== null && deps.authGuard.check(shell.remoteIp, result.account).locked) {
+          if (result.account !== null && (await deps.authGuard.check(shell.remoteIp, result.account)).locked) {
             // A locked account fails whatever the credentials, so guessing cannot continue.
             log.warn(Events.smtpAuthLocked, { ip: shell.remoteIp, account: result.account, by: 'account' });
             answer = { kind: 'temporary' };
@@ -221,7 +221,7 @@ export class SaslDrive<Out> {
           this.exchange = null;
           const { outcome } = action;
           if (outcome.ok) {
-            deps.authGuard.recordSuccess(shell.remoteIp);
+            await deps.authGuard.recordSuccess(shell.remoteIp);
             log.event(events.succeeded, { user: outcome.identity, mechanism: outcome.mechanism });
             return {
               kind: 'success',
@@ -245,7 +245,7 @@ export class SaslDrive<Out> {
   ): Promise<SaslStep<Out> | null> {
     const { deps, shell, log } = this.o;
     this.failureCount++;
-    const lock = deps.authGuard.recordFailure(shell.remoteIp, this.account);
+    const lock = await deps.authGuard.recordFailure(shell.remoteIp, this.account);
     log.warn(Events.smtpAuthFailed, {
       ip: shell.remoteIp,
       account: this.account,

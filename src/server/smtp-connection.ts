@@ -365,7 +365,7 @@ export class SmtpConnection implements Driver {
     });
     if (decision.kind === 'reject') return reject(decision.reply, decision.reason);
     const user = this.session.authUser;
-    if (user !== null && !this.submission.allowsRecipient(user, effect.transaction.recipients.length)) {
+    if (user !== null && !(await this.submission.allowsRecipient(user, effect.transaction.recipients.length))) {
       return reject(Replies.userRateLimited, 'recipients per hour exceeded');
     }
     const recipient: EnvelopeRecipient = {
@@ -506,7 +506,7 @@ export class SmtpConnection implements Driver {
       usersOf: (r) => this.localUsers.get(r.address) ?? null,
       quotaLimits: this.quotaLimits,
     });
-    if (reply.code < 400 && user !== null) this.submission.recordSent(user, tx.recipients.length);
+    if (reply.code < 400 && user !== null) await this.submission.recordSent(user, tx.recipients.length);
     // Twice the size: the queue's copy now, the mailbox's (or a relay's spool) at delivery, with WAL frames.
     if (reply.code < 400) this.deps.diskSpace?.charge(2 * sizeBytes);
     return reply;

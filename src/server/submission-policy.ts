@@ -30,7 +30,7 @@ export class SubmissionPolicy {
 
   /** MAIL: within the hourly message rate, and the sender owned by the user. */
   async checkSender(user: string, sender: Mailbox | null): Promise<Reply | null> {
-    if (!this.withinRate(user, { messages: 1, recipients: 0 })) {
+    if (!(await this.withinRate(user, { messages: 1, recipients: 0 }))) {
       this.log.warn(Events.smtpRateLimited, { user, what: 'messages per hour' });
       return Replies.userRateLimited;
     }
@@ -42,7 +42,7 @@ export class SubmissionPolicy {
   }
 
   /** RCPT: one more recipient of this message within the hourly rates. */
-  allowsRecipient(user: string, recipientsSoFar: number): boolean {
+  allowsRecipient(user: string, recipientsSoFar: number): Promise<boolean> {
     return this.withinRate(user, { messages: 1, recipients: recipientsSoFar + 1 });
   }
 
@@ -59,17 +59,17 @@ export class SubmissionPolicy {
   }
 
   /** A message was queued: count it against the hourly rates. */
-  recordSent(user: string, recipients: number): void {
-    this.deps.rateLimiter.record(user, recipients);
+  async recordSent(user: string, recipients: number): Promise<void> {
+    await this.deps.rateLimiter.record(user, recipients);
   }
 
   private senderCheckApplies(): boolean {
     return this.deps.config.submission.senderCheck && this.userPolicy.senderCheck;
   }
 
-  private withinRate(user: string, add: { messages: number; recipients: number }): boolean {
+  private async withinRate(user: string, add: { messages: number; recipients: number }): Promise<boolean> {
     const cfg = this.deps.config.submission;
-    return this.deps.rateLimiter.allows(
+    return await this.deps.rateLimiter.allows(
       user,
       {
         maxMessages: this.userPolicy.maxMessagesPerHour ?? cfg.maxMessagesPerHour,

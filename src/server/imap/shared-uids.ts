@@ -44,14 +44,48 @@ export class SharedUids {
 }
 
 /**
- * What the IMAP sessions of one process share, across listeners and reload generations: the UID arrays
- * above, and how many connections each user holds ([imap] max_connections_per_user).
+ * How many IMAP connections each user holds ([imap] max_connections_per_user). The count must be one
+ * for the process: with sessions on worker threads the counter lives on the main thread and sessions
+ * reach it through this interface (server/coordinator.ts).
+ */
+export interface UserSlots {
+  /** Take one of the user's `max` slots; false when all are taken. */
+  acquire(user: string, max: number): boolean | Promise<boolean>;
+  /** Give back a slot acquire() granted. */
+  release(user: string): void;
+}
+
+export class UserSlotCounter implements UserSlots {
+  readonly #held = new Map<string, number>();
+
+  acquire(user: string, max: number): boolean {
+    const n = this.#held.get(user) ?? 0;
+    if (n >= max) return false;
+    this.#held.set(user, n + 1);
+    return true;
+  }
+
+  release(user: string): void {
+    const n = (this.#held.get(user) ?? 1) - 1;
+    if (n <= 0) this.#held.delete(user);
+    else this.#held.set(user, n);
+  }
+
+  /** Slots held by a user now (tests, leak checks). */
+  held(user: string): number {
+    return this.#held.get(user) ?? 0;
+  }
+}
+
+/**
+ * What the IMAP sessions of one thread share, across listeners and reload generations: the UID arrays
+ * above (a cache: one per thread is only a question of memory), and the per-user connection slots.
  */
 export interface ImapSharedState {
   readonly sharedUids: SharedUids;
-  readonly connectionsByUser: Map<string, number>;
+  readonly userSlots: UserSlots;
 }
 
-export function imapSharedState(): ImapSharedState {
-  return { sharedUids: new SharedUids(), connectionsByUser: new Map() };
+export function imapSharedState(userSlots: UserSlots = new UserSlotCounter()): ImapSharedState {
+  return { sharedUids: new SharedUids(), userSlots };
 }
