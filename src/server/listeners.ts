@@ -5,14 +5,13 @@
 // failure leaves everything as it was), then the swap, then listeners it removed stop accepting.
 // A listener is the same across a reload when its host and port are (port 0 ones matched in order):
 // its socket stays open and only what it serves (service, tls, auth) changes.
-// Protocol-neutral: each accepted socket becomes a connection shell (net/connection.ts; implicit TLS is
-// handshaked first, counted against the limits) and the service's driver factory (drivers.ts) makes the
-// driver; over a limit the factory's refusal text is sent (not on implicit TLS, where it cannot be read).
+// Sessions run here (session-runner.ts) or, with a `dispatch`, on session threads (worker-pool.ts): the
+// accepting, the counting and the refusals stay on this thread either way, so the limits are exact, and
+// so are the AUTH and sending limits this file keeps for the process (ProcessLimits).
 // Deliberately NOT here: protocols (the drivers) and per-session I/O (the shell).
 
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
-import type { SecureContext } from 'node:tls';
 import type { Config, ListenerConfig, Service, TlsMode } from '../config/config.ts';
 import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
@@ -20,19 +19,16 @@ import type { Resolver } from '../core/dns.ts';
 import type { Directory } from '../directory/directory.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 import type { MaildropLocks } from '../store/maildrop-locks.ts';
-import { Connection, normalizeIp, type ConnectionOptions } from '../net/connection.ts';
-import { createSecureContext } from '../net/tls.ts';
-import { createClientNameLookup } from '../net/reverse-dns.ts';
+import { normalizeIp } from '../net/connection.ts';
 import { DiskSpace } from '../net/disk-space.ts';
 import { resolve } from 'node:path';
-import { parseCidr, type Network } from '../policy/networks.ts';
 import type { Queue } from '../queue/queue.ts';
 import { AuthGuard, SendRateLimiter } from '../policy/auth-guard.ts';
-import { Authenticator, type TokenCheck } from './authenticator.ts';
-import type { ConnectionDeps } from './connection-deps.ts';
-import { imapSharedState } from './imap/shared-uids.ts';
-import type { Driver, DriverFactory, RefusalReason } from './driver.ts';
+import type { TokenCheck } from './authenticator.ts';
+import { imapSharedState, UserSlotCounter } from './imap/shared-uids.ts';
+import type { DriverFactory, RefusalReason } from './driver.ts';
 import { DRIVERS, type DriverRegistry } from './drivers.ts';
+import { SessionRunner, type Generation } from './session-runner.ts';
 
 export interface ListenerDeps {
   readonly config: Config;
@@ -50,6 +46,41 @@ export interface ListenerDeps {
   readonly resolver?: Resolver | null;
   /** The driver of each service; tests may swap one. Default: drivers.ts. */
   readonly drivers?: DriverRegistry;
+  /** Run sessions on session threads instead of this one (worker-pool.ts); absent: here. */
+  readonly dispatch?: SessionDispatch;
+}
+
+/** Where sessions run when not on the accepting thread. */
+export interface SessionDispatch {
+  /**
+   * Make generation `gen` (this snapshot) ready wherever sessions run; rejects when any place cannot,
+   * and then nothing uses it (the reload is refused).
+   */
+  prepare(gen: number, deps: ListenerDeps): Promise<void>;
+  /** Generation `gen` gets no new sessions any more; its open sessions keep it until they end. */
+  retire(gen: number): void;
+  /** Run a session on this accepted, counted, unread socket; `ended` is called once it is over. */
+  hand(socket: Socket, session: HandedSession, ended: () => void): void;
+  /** Ask every session to end, wait up to graceMs, cut the rest. */
+  stop(graceMs: number): Promise<void>;
+}
+
+export interface HandedSession {
+  readonly id: string;
+  readonly gen: number;
+  /** The listener's place in that generation's config.listeners. */
+  readonly listenerIndex: number;
+}
+
+/**
+ * The limits that must be one count for the process, whichever thread runs the session: AUTH failures
+ * and lockouts, hourly sending rates, IMAP connections per user. Kept across reloads (a reload that
+ * changes the lockout options starts a new AuthGuard).
+ */
+export interface ProcessLimits {
+  readonly authGuard: AuthGuard;
+  readonly rateLimiter: SendRateLimiter;
+  readonly userSlots: UserSlotCounter;
 }
 
 export interface BoundListener {
@@ -102,6 +133,8 @@ export interface RunningListeners {
   readonly bound: readonly BoundListener[];
   /** Connections open right now (for tests and metrics). */
   connectionCount(): number;
+  /** The limits kept for the whole process (served to session threads by the coordinator). */
+  readonly limits: ProcessLimits;
   /**
    * Swap in a new snapshot for new connections: bind the listeners `deps.config` adds, then switch, then
    * stop accepting on the ones it removed. Throws (ListenerBindError, or a bad certificate) with nothing
@@ -112,23 +145,12 @@ export interface RunningListeners {
   close(graceMs: number): Promise<void>;
 }
 
-/** Every certificate of a PEM bundle. */
-function parsePemCertificates(pem: string): X509Certificate[] {
-  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  return blocks.map((b) => new X509Certificate(b));
-}
-
-/** One snapshot's worth of what a new session is given. */
-interface Generation {
-  readonly config: Config;
-  readonly connDeps: ConnectionDeps;
-  readonly secureContext: SecureContext | null;
-}
-
 interface Entry {
   /** host and port as configured: the identity of a listener across reloads. */
   readonly key: string;
   listener: ListenerConfig;
+  /** Its place in the current generation's config.listeners. */
+  index: number;
   readonly server: Server;
   bound: BoundListener;
 }
@@ -159,52 +181,32 @@ function guardOptionsEqual(a: Config['auth'], b: Config['auth']): boolean {
 
 export async function startListeners(deps: ListenerDeps): Promise<RunningListeners> {
   const { logger } = deps;
+  const dispatch = deps.dispatch ?? null;
   // Shared by every snapshot: counters that a reload must not reset.
-  const rateLimiter = new SendRateLimiter(deps.clock);
-  // One for the process: IMAP sessions of every generation see the same users and folders.
-  const imap = imapSharedState();
-  const diskSpace = new DiskSpace(resolve(deps.config.dataDir));
   let authGuard = new AuthGuard(deps.config.auth, deps.clock);
-  // One lookup (and cache) for all listeners and snapshots: a client's name is the same whichever port it
-  // uses, and [dns] takes effect only at a restart.
-  const clientNames =
-    deps.resolver === undefined || deps.resolver === null
-      ? null
-      : createClientNameLookup(deps.resolver, {
-          clock: deps.clock,
-          maxCacheTtlMs: deps.config.dns.maxCacheTtlMs,
-        });
-
-  const makeGeneration = (d: ListenerDeps): Generation => {
-    const { config } = d;
-    const clientCa = d.tls?.clientCa ?? null;
-    const secureContext = d.tls
-      ? createSecureContext(d.tls, clientCa === null ? {} : { ca: clientCa })
-      : null;
-    const connDeps: ConnectionDeps = {
-      ...d,
-      secureContext,
-      trustedNetworks: config.smtp.trustedNetworks
-        .map((c) => parseCidr(c))
-        .filter((n): n is Network => n !== null),
-      authenticator: new Authenticator(d.directory, d.tokens ?? null),
-      authGuard,
-      rateLimiter,
-      imap,
-      resolver: d.resolver ?? null,
-      clientNames,
-      diskSpace,
-      clientCas: clientCa === null ? [] : parsePemCertificates(clientCa),
-      skipCheckNetworks: config.checks.skipNetworks
-        .map((c) => parseCidr(c))
-        .filter((n): n is Network => n !== null),
-    };
-    return { config, connDeps, secureContext };
-  };
-
-  let current = makeGeneration(deps);
+  const rateLimiter = new SendRateLimiter(deps.clock);
+  const userSlots = new UserSlotCounter();
+  const runner = new SessionRunner({
+    authGuard: () => authGuard,
+    rateLimiter,
+    // One for the process: IMAP sessions of every generation see the same users and folders.
+    imap: imapSharedState(userSlots),
+    diskSpace: new DiskSpace(resolve(deps.config.dataDir)),
+    resolver: deps.resolver ?? null,
+    ...(deps.drivers === undefined ? {} : { drivers: deps.drivers }),
+  });
   const drivers = deps.drivers ?? DRIVERS;
-  const connections = new Set<{ readonly shell: Connection; readonly driver: Driver }>();
+
+  let genCounter = 0;
+  const makeGeneration = (d: ListenerDeps): Generation & { readonly id: number } => ({
+    ...runner.generation(d),
+    id: ++genCounter,
+  });
+  let current = makeGeneration(deps);
+  if (dispatch !== null) await dispatch.prepare(current.id, deps);
+
+  /** Connections counted against the limits: sessions, plus implicit-TLS handshakes in progress. */
+  let open = 0;
   const perIp = new Map<string, number>();
   const perService = new Map<Service, number>();
   let entries: Entry[] = [];
@@ -212,8 +214,6 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
   const retired: Promise<void>[] = [];
   const sessionPrefix = randomBytes(3).toString('hex');
   let sessionCounter = 0;
-  /** Connections counted against the limits: sessions, plus implicit-TLS handshakes in progress. */
-  let handshaking = 0;
 
   const refuse = (
     socket: Socket,
@@ -226,6 +226,8 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     socket.on('error', () => undefined);
     // Over a limit, an implicit-TLS client cannot read a plaintext refusal: it is just closed.
     if (implicit) return void socket.destroy();
+    // A socket accepted paused (pauseOnConnect, for handing over) must flow for end() to finish.
+    socket.resume();
     socket.end(factory.refusal(reason));
     setTimeout(() => socket.destroy(), 2000).unref();
   };
@@ -245,77 +247,37 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     const ip = normalizeIp(socket.remoteAddress ?? '0.0.0.0');
     const implicit = listener.tls === 'implicit';
     const serviceCap = factory.maxConnections?.(config) ?? Infinity;
-    if (
-      connections.size + handshaking >= config.limits.maxConnections ||
-      (perService.get(listener.service) ?? 0) >= serviceCap
-    ) {
+    if (open >= config.limits.maxConnections || (perService.get(listener.service) ?? 0) >= serviceCap) {
       return refuse(socket, factory, 'max-connections', ip, implicit);
     }
     if ((perIp.get(ip) ?? 0) >= config.limits.maxConnectionsPerIp) {
       return refuse(socket, factory, 'max-connections-per-ip', ip, implicit);
     }
+    open++;
     count(perIp, ip, 1);
     count(perService, listener.service, 1);
     let released = false;
-    const release = (): void => {
+    const ended = (): void => {
       if (released) return;
       released = true;
+      open--;
       count(perIp, ip, -1);
       count(perService, listener.service, -1);
     };
-    socket.setNoDelay(true);
-    const options: ConnectionOptions = {
-      maxBufferedBytes: factory.maxBufferedBytes,
-      tls: {
-        secureContext: gen.secureContext,
-        clientCertificates: listener.clientCertificates,
-        timeoutMs: config.limits.tlsHandshakeTimeoutMs,
-      },
-    };
-    if (!implicit) return startSession(gen, listener, factory, new Connection(socket, options), release);
-    // RFC 8314 implicit TLS: the handshake is part of the connection, counted and bounded in time.
-    handshaking++;
-    void Connection.acceptTls(socket, options).then((shell) => {
-      handshaking--;
-      if (shell instanceof Connection) return startSession(gen, listener, factory, shell, release);
-      release();
-      logger.warn(factory.events.tlsFailed, { ip, error: shell.error });
-    });
-  };
-
-  const startSession = (
-    gen: Generation,
-    listener: ListenerConfig,
-    factory: DriverFactory,
-    shell: Connection,
-    release: () => void,
-  ): void => {
     const id = `${sessionPrefix}${(++sessionCounter).toString(36).padStart(5, '0')}`;
-    const driver = factory.create(shell, { id, listener, deps: gen.connDeps });
-    const conn = { shell, driver };
-    connections.add(conn);
-    void shell.done.then(() => {
-      connections.delete(conn);
-      release();
-    });
-    driver.start();
-  };
-
-  const checkTls = (gen: Generation): void => {
-    for (const listener of gen.config.listeners) {
-      if (listener.tls === 'implicit' && gen.secureContext === null) {
-        throw new Error(`listener ${listener.service} needs TLS but no certificate is loaded`);
-      }
-    }
+    if (dispatch === null) return runner.run(gen, listener, socket, id, ended);
+    dispatch.hand(socket, { id, gen: gen.id, listenerIndex: entry.index }, ended);
   };
 
   /** Bind one listener; the entry's `listener` is replaced later when a reload keeps it. */
   const bind = async (index: number, listener: ListenerConfig, gen: Generation): Promise<Entry> => {
     // Implicit TLS too starts as TCP: the connection is counted before its handshake (see accept).
+    // Handed-over sockets must not be read here: accepted paused (docs/workers.md).
     const entry: Entry = {
       key: listenerKey(listener),
       listener,
-      server: createTcpServer((socket) => accept(entry, socket)),
+      index,
+      server: createTcpServer({ pauseOnConnect: dispatch !== null }, (socket) => accept(entry, socket)),
       bound: { service: listener.service, host: listener.host, port: listener.port, tls: listener.tls },
     };
     const server = entry.server;
@@ -347,12 +309,12 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
   const closeServer = (server: Server): Promise<void> =>
     new Promise<void>((resolve) => server.close(() => resolve()));
 
-  checkTls(current);
   try {
     for (const [i, listener] of current.config.listeners.entries())
       entries.push(await bind(i, listener, current));
   } catch (err) {
     for (const e of entries) e.server.close();
+    dispatch?.retire(current.id);
     throw err;
   }
 
@@ -360,16 +322,22 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     get bound() {
       return entries.map((e) => e.bound);
     },
-    connectionCount: () => connections.size,
+    connectionCount: () => open,
+    limits: {
+      get authGuard() {
+        return authGuard;
+      },
+      rateLimiter,
+      userSlots,
+    },
     async reload(next: ListenerDeps): Promise<ListenerChanges> {
       const nextAuth = next.config.auth;
       const keepGuard = guardOptionsEqual(current.config.auth, nextAuth);
       const previousGuard = authGuard;
       if (!keepGuard) authGuard = new AuthGuard(nextAuth, next.clock);
-      let gen: Generation;
+      let gen: Generation & { readonly id: number };
       try {
         gen = makeGeneration(next);
-        checkTls(gen);
       } catch (err) {
         authGuard = previousGuard;
         throw err;
@@ -384,8 +352,11 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       const added: Entry[] = [];
       try {
         for (const p of plan) if (p.kept === null) added.push(await bind(p.index, p.listener, gen));
+        // Every session thread builds the snapshot before any socket is handed over with it.
+        if (dispatch !== null) await dispatch.prepare(gen.id, next);
       } catch (err) {
         for (const e of added) e.server.close();
+        dispatch?.retire(gen.id);
         authGuard = previousGuard;
         throw err;
       }
@@ -394,6 +365,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
         if (p.kept === null) return fresh.shift()!;
         const e = p.kept;
         e.listener = p.listener;
+        e.index = p.index;
         e.bound = {
           service: p.listener.service,
           host: p.listener.host,
@@ -403,7 +375,9 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
         e.server.maxConnections = gen.config.limits.maxConnections + 100;
         return e;
       });
+      const previous = current;
       current = gen;
+      dispatch?.retire(previous.id);
       for (const e of unmatched) {
         retired.push(closeServer(e.server));
         logger.event(Events.serverListenerClosed, { ...e.bound });
@@ -411,17 +385,9 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       return { added: added.map((e) => e.bound), removed: unmatched.map((e) => e.bound) };
     },
     async close(graceMs: number): Promise<void> {
-      logger.event(Events.serverStopping, { connections: connections.size, graceMs });
+      logger.event(Events.serverStopping, { connections: open, graceMs });
       const closed = Promise.all([...entries.map((e) => closeServer(e.server)), ...retired]);
-      for (const c of connections) c.driver.shutdown();
-      const all = Promise.all([...connections].map((c) => c.shell.done));
-      let timer: NodeJS.Timeout | undefined;
-      const expired = new Promise<'expired'>(
-        (resolve) => (timer = setTimeout(() => resolve('expired'), graceMs)),
-      );
-      const outcome = await Promise.race([all.then(() => 'done' as const), expired]);
-      clearTimeout(timer);
-      if (outcome === 'expired') for (const c of connections) c.shell.destroy();
+      await (dispatch === null ? runner.stop(graceMs) : dispatch.stop(graceMs));
       await closed;
     },
   };

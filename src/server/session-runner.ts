@@ -1,0 +1,186 @@
+// What turns an accepted, counted socket into a running session: the snapshot of a reload generation
+// (ConnectionDeps built from ListenerDeps), the implicit-TLS handshake, the connection shell and the
+// service's driver, and the graceful stop of every session. The same code runs on the main thread
+// (`[server] workers = 0`, listeners.ts calls it directly) and on each session thread (session-worker.ts,
+// with the limits that must be exact reached through the coordinator).
+// Deliberately NOT here: accepting, the connection limits, refusals (listeners.ts, main thread only).
+
+import { X509Certificate } from 'node:crypto';
+import type { Socket } from 'node:net';
+import type { SecureContext } from 'node:tls';
+import type { Config, ListenerConfig } from '../config/config.ts';
+import type { Resolver } from '../core/dns.ts';
+import type { Clock, Logger } from '../core/ports.ts';
+import type { Directory } from '../directory/directory.ts';
+import { Connection, normalizeIp, type ConnectionOptions } from '../net/connection.ts';
+import type { DiskSpace } from '../net/disk-space.ts';
+import { createClientNameLookup, type ClientNameLookup } from '../net/reverse-dns.ts';
+import { createSecureContext } from '../net/tls.ts';
+import type { AuthLimits, SendRates } from '../policy/auth-guard.ts';
+import { parseCidr, type Network } from '../policy/networks.ts';
+import type { Queue } from '../queue/queue.ts';
+import type { MailboxStore } from '../store/mailbox-store.ts';
+import type { MaildropLocks } from '../store/maildrop-locks.ts';
+import { Authenticator, type TokenCheck } from './authenticator.ts';
+import type { ConnectionDeps } from './connection-deps.ts';
+import type { Driver } from './driver.ts';
+import { DRIVERS, type DriverRegistry } from './drivers.ts';
+import type { ImapSharedState } from './imap/shared-uids.ts';
+
+/** One generation's services and material, as the thread that runs its sessions holds them. */
+export interface GenerationDeps {
+  readonly config: Config;
+  readonly queue: Queue;
+  readonly directory: Directory;
+  readonly store: MailboxStore;
+  readonly maildropLocks: MaildropLocks;
+  readonly logger: Logger;
+  readonly clock: Clock;
+  readonly tls: { readonly cert: string; readonly key: string; readonly clientCa?: string | null } | null;
+  /** Bearer-token verification for OAUTHBEARER/XOAUTH2; null when [auth.oauth] is not configured. */
+  readonly tokens?: TokenCheck | null;
+}
+
+/** One snapshot's worth of what a new session is given. */
+export interface Generation {
+  readonly config: Config;
+  readonly connDeps: ConnectionDeps;
+  readonly secureContext: SecureContext | null;
+}
+
+/** What the sessions of a thread share across generations. */
+export interface RunnerShared {
+  /** The current AUTH limits (a reload with other lockout options replaces them). */
+  readonly authGuard: () => AuthLimits;
+  readonly rateLimiter: SendRates;
+  readonly imap: ImapSharedState;
+  readonly diskSpace: DiskSpace;
+  /** DNS for the inbound checks and clients' names; null turns both off. */
+  readonly resolver: Resolver | null;
+  readonly drivers?: DriverRegistry;
+}
+
+/** Every certificate of a PEM bundle. */
+function parsePemCertificates(pem: string): X509Certificate[] {
+  const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
+  return blocks.map((b) => new X509Certificate(b));
+}
+
+function networks(cidrs: readonly string[]): Network[] {
+  return cidrs.map((c) => parseCidr(c)).filter((n): n is Network => n !== null);
+}
+
+export class SessionRunner {
+  readonly #shared: RunnerShared;
+  readonly #drivers: DriverRegistry;
+  readonly #sessions = new Set<{ readonly shell: Connection; readonly driver: Driver }>();
+  /** One lookup (and cache) for every generation: [dns] takes effect only at a restart. */
+  #clientNames: ClientNameLookup | null | undefined;
+  #handshaking = 0;
+
+  constructor(shared: RunnerShared) {
+    this.#shared = shared;
+    this.#drivers = shared.drivers ?? DRIVERS;
+  }
+
+  /** Sessions running now. */
+  get sessions(): number {
+    return this.#sessions.size;
+  }
+
+  /** Sessions plus implicit-TLS handshakes in progress. */
+  get open(): number {
+    return this.#sessions.size + this.#handshaking;
+  }
+
+  /** Build a generation's snapshot; throws on bad TLS material (nothing changed then). */
+  generation(d: GenerationDeps): Generation {
+    const { config } = d;
+    const clientCa = d.tls?.clientCa ?? null;
+    const secureContext = d.tls ? createSecureContext(d.tls, clientCa === null ? {} : { ca: clientCa }) : null;
+    for (const listener of config.listeners) {
+      if (listener.tls === 'implicit' && secureContext === null) {
+        throw new Error(`listener ${listener.service} needs TLS but no certificate is loaded`);
+      }
+    }
+    const resolver = this.#shared.resolver;
+    this.#clientNames ??=
+      resolver === null
+        ? null
+        : createClientNameLookup(resolver, { clock: d.clock, maxCacheTtlMs: config.dns.maxCacheTtlMs });
+    const connDeps: ConnectionDeps = {
+      config,
+      queue: d.queue,
+      directory: d.directory,
+      store: d.store,
+      maildropLocks: d.maildropLocks,
+      logger: d.logger,
+      clock: d.clock,
+      secureContext,
+      trustedNetworks: networks(config.smtp.trustedNetworks),
+      authenticator: new Authenticator(d.directory, d.tokens ?? null),
+      authGuard: this.#shared.authGuard(),
+      rateLimiter: this.#shared.rateLimiter,
+      imap: this.#shared.imap,
+      resolver,
+      clientNames: this.#clientNames,
+      diskSpace: this.#shared.diskSpace,
+      clientCas: clientCa === null ? [] : parsePemCertificates(clientCa),
+      skipCheckNetworks: networks(config.checks.skipNetworks),
+    };
+    return { config, connDeps, secureContext };
+  }
+
+  /**
+   * Run a session on an accepted socket that nothing has read yet. `ended` is called once, when the
+   * session is over or its implicit-TLS handshake failed.
+   */
+  run(gen: Generation, listener: ListenerConfig, socket: Socket, id: string, ended: () => void): void {
+    const factory = this.#drivers[listener.service];
+    const { config } = gen;
+    socket.setNoDelay(true);
+    const options: ConnectionOptions = {
+      maxBufferedBytes: factory.maxBufferedBytes,
+      tls: {
+        secureContext: gen.secureContext,
+        clientCertificates: listener.clientCertificates,
+        timeoutMs: config.limits.tlsHandshakeTimeoutMs,
+      },
+    };
+    if (listener.tls !== 'implicit') {
+      this.#start(gen, listener, new Connection(socket, options), id, ended);
+      return;
+    }
+    // RFC 8314 implicit TLS: the handshake is part of the connection, counted and bounded in time.
+    this.#handshaking++;
+    const ip = normalizeIp(socket.remoteAddress ?? '0.0.0.0');
+    void Connection.acceptTls(socket, options).then((shell) => {
+      this.#handshaking--;
+      if (shell instanceof Connection) return this.#start(gen, listener, shell, id, ended);
+      ended();
+      gen.connDeps.logger.warn(factory.events.tlsFailed, { ip, error: shell.error });
+    });
+  }
+
+  #start(gen: Generation, listener: ListenerConfig, shell: Connection, id: string, ended: () => void): void {
+    const driver = this.#drivers[listener.service].create(shell, { id, listener, deps: gen.connDeps });
+    const session = { shell, driver };
+    this.#sessions.add(session);
+    void shell.done.then(() => {
+      this.#sessions.delete(session);
+      ended();
+    });
+    driver.start();
+  }
+
+  /** Ask every session to end (the protocol's words), wait up to graceMs, then cut what is left. */
+  async stop(graceMs: number): Promise<void> {
+    for (const s of this.#sessions) s.driver.shutdown();
+    const all = Promise.all([...this.#sessions].map((s) => s.shell.done));
+    let timer: NodeJS.Timeout | undefined;
+    const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), graceMs)));
+    const outcome = await Promise.race([all.then(() => 'done' as const), expired]);
+    clearTimeout(timer);
+    if (outcome === 'expired') for (const s of this.#sessions) s.shell.destroy();
+  }
+}
