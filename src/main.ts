@@ -13,7 +13,7 @@ import type { Writable } from 'node:stream';
 import type { Config } from './config/config.ts';
 import type { ConfigError } from './config/load.ts';
 import type { Clock, Logger } from './core/ports.ts';
-import { systemClock } from './core/ports.ts';
+import { nullLogger, systemClock } from './core/ports.ts';
 import { Events } from './core/events.ts';
 import type { Directory } from './directory/directory.ts';
 import { ensurePostmaster, postmasterAddress } from './directory/postmaster.ts';
@@ -26,14 +26,17 @@ import { DataDirLockedError, lockDataDir } from './db/data-dir-lock.ts';
 import type { DataDirLock } from './db/data-dir-lock.ts';
 import { DiskSpace } from './net/disk-space.ts';
 import { createResolver } from './net/dns.ts';
-import { createLogger } from './net/logger.ts';
+import { createLogSink, type LogSink } from './net/logger.ts';
 import { loadTlsMaterial } from './net/tls.ts';
 import { createTokenVerifier } from './net/token-verifier.ts';
 import { watchChangeLog } from './queue/change-log-watcher.ts';
 import type { Queue } from './queue/queue.ts';
 import { SqliteQueue } from './queue/sqlite-queue.ts';
 import type { BoundListener } from './server/listeners.ts';
-import { ListenerBindError, startListeners } from './server/listeners.ts';
+import { ListenerBindError, ProcessLimits, startListeners } from './server/listeners.ts';
+import { WorkerPool } from './server/workers/worker-pool.ts';
+import { availableParallelism } from 'node:os';
+import type { LogFields } from './core/ports.ts';
 import type { ReloadResult, SnapshotLoader } from './server/reload.ts';
 import { applySnapshot, createReloader, describeListenerError, logConfigWarnings } from './server/reload.ts';
 import type { ImapMailboxStore } from './store/mailbox-store.ts';
@@ -158,14 +161,32 @@ export async function openDirectory(config: Config): Promise<Directory> {
   );
 }
 
-export async function openQueue(config: Config, clock: Clock, logger: Logger): Promise<Queue> {
-  const paths = prepareDataDir(config);
-  return opening('queue', () => SqliteQueue.open({ dir: paths.queue, clock, logger }));
+/** How a connection to a shared file takes part: the main thread owns it, session threads do not sweep. */
+export interface OpenOptions {
+  readonly role?: 'owner' | 'session';
+  /** The mailbox store tells the other threads' stores what it committed (sessions on threads). */
+  readonly broadcast?: boolean;
 }
 
-export async function openStore(config: Config, clock: Clock): Promise<ImapMailboxStore> {
+export async function openQueue(
+  config: Config,
+  clock: Clock,
+  logger: Logger,
+  options: OpenOptions = {},
+): Promise<Queue> {
   const paths = prepareDataDir(config);
-  return opening('mailbox store', () => SqliteMailboxStore.open({ dir: paths.mail, clock }));
+  return opening('queue', () => SqliteQueue.open({ dir: paths.queue, clock, logger, role: options.role }));
+}
+
+export async function openStore(
+  config: Config,
+  clock: Clock,
+  options: OpenOptions = {},
+): Promise<ImapMailboxStore> {
+  const paths = prepareDataDir(config);
+  return opening('mailbox store', () =>
+    SqliteMailboxStore.open({ dir: paths.mail, clock, role: options.role, broadcast: options.broadcast }),
+  );
 }
 
 /** A PEM bundle named by a config key, read once at start; a clear error naming the key otherwise. */
@@ -193,6 +214,7 @@ export async function openServices(
   config: Config,
   logger: Logger,
   clock: Clock = systemClock,
+  options: OpenOptions = {},
 ): Promise<Services> {
   const closers: (() => Promise<void>)[] = [];
   try {
@@ -200,7 +222,7 @@ export async function openServices(
     closers.push(() => directory.close());
     const queue = await openQueue(config, clock, logger);
     closers.push(() => queue.close());
-    const store = await openStore(config, clock);
+    const store = await openStore(config, clock, options);
     closers.push(() => store.close());
     return { queue, store, directory, clock, close: () => closeAll(closers, logger) };
   } catch (err) {
@@ -230,6 +252,8 @@ export interface ServerOptions {
   readonly warnings?: readonly ConfigError[];
   /** Reads the configuration file again for a reload (SIGHUP); without it, SIGHUP is logged and ignored. */
   readonly load?: SnapshotLoader;
+  /** The logger with its stream, which session threads' lines share (runServer makes it). */
+  readonly logSink?: LogSink;
 }
 
 /** Hold data_dir's lock, as a StartupError naming the other server's pid when it is held. */
@@ -248,8 +272,41 @@ export function formatListening(l: BoundListener): string {
   return `listening ${l.service} ${host}:${l.port} (${l.tls})`;
 }
 
+/** `[server] workers`: "auto" is one thread per core but the main thread's own (docs/workers.md §3). */
+export function sessionThreads(config: Pick<Config, 'server'>, cores = availableParallelism()): number {
+  const w = config.server.workers;
+  return w === 'auto' ? Math.max(0, cores - 1) : w;
+}
+
+/** Lines a session thread rendered as JSON, told again to a logger the caller gave (tests). */
+function relayLines(logger: Logger): (text: string) => void {
+  return (text) => {
+    for (const line of text.split('\n')) {
+      if (line === '') continue;
+      let record: Record<string, unknown>;
+      try {
+        record = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        continue;
+      }
+      const { level, event, ...fields } = record;
+      const name = typeof event === 'string' ? event : 'log';
+      const f = fields as LogFields;
+      if (level === 'error' || level === 'fatal') logger.error(name, f);
+      else if (level === 'warn') logger.warn(name, f);
+      else if (level === 'debug' || level === 'trace') logger.debug(name, f);
+      else logger.event(name, f);
+    }
+  };
+}
+
 export async function startServer(config: Config, options: ServerOptions = {}): Promise<RunningServer> {
-  const logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format });
+  const sink =
+    options.logSink ??
+    (options.logger === undefined
+      ? createLogSink({ level: config.log.level, format: config.log.format })
+      : { logger: options.logger, writeLines: relayLines(options.logger), pretty: false });
+  const logger = sink.logger;
   const clock = options.clock ?? systemClock;
   const stdout = options.stdout ?? process.stdout;
 
@@ -260,9 +317,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const lock = lockData(dataPaths(config).root);
   let tls: Awaited<ReturnType<typeof loadTlsMaterial>>;
   let services: Services;
+  const threads = sessionThreads(config);
   try {
     tls = await loadTlsMaterial(config, logger);
-    services = await openServices(config, logger, clock);
+    // With session threads, deliveries made here reach their IDLE sessions through the store's channel.
+    services = await openServices(config, logger, clock, { broadcast: threads > 0 });
   } catch (err) {
     lock.release();
     throw err;
@@ -292,7 +351,23 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   let listeners: Awaited<ReturnType<typeof startListeners>>;
   // What the CLI changes (queue actions, users, aliases) goes to this server's log as cli.* events.
   const changeLog = await watchChangeLog(queue, logger);
+  const limits = new ProcessLimits(config.auth, clock);
+  let pool: WorkerPool | null = null;
   try {
+    // Session threads open their own connections to the stores this thread has opened (and migrated).
+    pool =
+      threads === 0
+        ? null
+        : await WorkerPool.start({
+            count: threads,
+            config,
+            limits,
+            maildropLocks,
+            logger,
+            prettyLogs: sink.pretty,
+            writeLogs: sink.writeLines,
+            onCommitted: () => worker.wake(),
+          });
     // Listeners before the worker: a port in use must stop the start before anything is delivered.
     listeners = await startListeners({
       config,
@@ -305,9 +380,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       tls: { cert: tls.cert, key: tls.key, clientCa: readOptionalPem(config.tls.clientCa, 'tls.client_ca') },
       tokens: config.auth.oauth === null ? null : await createTokenVerifier(config.auth.oauth),
       resolver,
+      limits,
+      ...(pool === null ? {} : { dispatch: pool }),
     });
     worker.start();
   } catch (err) {
+    await pool?.stop(0);
     await changeLog.stop();
     await worker.stop();
     await remote.close();
@@ -366,7 +444,13 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
  * A second signal during shutdown exits at once with 130: the operator has stopped waiting.
  */
 export async function runServer(config: Config, options: ServerOptions = {}): Promise<number> {
-  const logger = options.logger ?? createLogger({ level: config.log.level, format: config.log.format });
+  // A logger the caller gave is used as it is (session threads' lines are told to it again).
+  const logSink =
+    options.logSink ??
+    (options.logger === undefined
+      ? createLogSink({ level: config.log.level, format: config.log.format })
+      : undefined);
+  const logger = logSink?.logger ?? options.logger ?? nullLogger;
   const stdout = options.stdout ?? process.stdout;
   // SIGHUP's default is to end the process: from here on it means "reload", also while starting.
   let server: RunningServer | null = null;
@@ -378,7 +462,7 @@ export async function runServer(config: Config, options: ServerOptions = {}): Pr
   };
   process.on('SIGHUP', onHup);
   try {
-    server = await startServer(config, { ...options, logger });
+    server = await startServer(config, { ...options, logger, ...(logSink === undefined ? {} : { logSink }) });
   } catch (err) {
     process.off('SIGHUP', onHup);
     throw err;

@@ -127,6 +127,12 @@ export const Events = {
   serverCloseFailed: 'server.close.failed',
   /** A listener a reload removed: it accepts no more connections (open sessions finish). */
   serverListenerClosed: 'server.listener.closed',
+  /** The session threads are running (`[server] workers`): how many. */
+  serverWorkersStarted: 'server.workers.started',
+  /** A session thread ended without being asked: its sessions were cut, what they held released. */
+  serverWorkerExited: 'server.worker.exited',
+  /** A session thread started in place of one that ended. */
+  serverWorkerRestarted: 'server.worker.restarted',
   // Configuration: warnings at start, reload (SIGHUP, `tern reload`)
   configWarning: 'config.warning',
   configReloaded: 'config.reloaded',

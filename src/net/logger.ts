@@ -26,6 +26,19 @@ const errorSerializers = {
 };
 
 export function createLogger(options: LoggerOptions): Logger {
+  return createLogSink(options).logger;
+}
+
+/** A logger, and a way to write lines other threads rendered with the same options through its stream. */
+export interface LogSink {
+  readonly logger: Logger;
+  /** Lines rendered as this logger renders them (JSON or pretty): they go out between its own. */
+  writeLines(text: string): void;
+  /** Whether lines are rendered pretty (what the other threads must render). */
+  readonly pretty: boolean;
+}
+
+export function createLogSink(options: LoggerOptions): LogSink {
   const pretty =
     options.format === 'pretty' ||
     (options.format === 'auto' && process.stdout.isTTY && !options.destination);
@@ -44,6 +57,9 @@ export function createLogger(options: LoggerOptions): Logger {
   } else if (out) {
     destination = { write: (line: string) => void out.write(line) };
   }
+  // One stream for this thread's lines and the other threads' (session threads post theirs here): a
+  // second writer on fd 1 could split a long line of one with a line of the other.
+  const stream = destination ?? pino.destination({ dest: 1, sync: false });
   const base = pino(
     {
       level: options.level,
@@ -54,9 +70,10 @@ export function createLogger(options: LoggerOptions): Logger {
       ...(pretty ? {} : { formatters: { level: (label: string) => ({ level: label }) } }),
     },
     // Without a destination pino writes to fd 1 and flushes on exit by itself.
-    destination ?? pino.destination({ dest: 1, sync: false }),
+    stream,
   );
-  return wrap(base);
+  const raw = pretty && out ? out : stream;
+  return { logger: wrap(base), writeLines: (text) => void raw.write(text), pretty };
 }
 
 function wrap(p: PinoLogger): Logger {

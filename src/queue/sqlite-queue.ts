@@ -82,6 +82,11 @@ export interface SqliteQueueOptions {
    * which look exactly like orphans; every write touches the file, and DATA times out long before.
    */
   readonly orphanGraceMs?: number | undefined;
+  /**
+   * 'owner' (default) looks for orphans at open. 'session': another connection of this process owns the
+   * spool (a session thread beside the main thread) and this one never sweeps it.
+   */
+  readonly role?: 'owner' | 'session' | undefined;
   /** File operations for spool files; tests inject a full disk here. */
   readonly fs?: StorageFs | undefined;
   /** Test seam: sees the database once open (e.g. to make it "full" with PRAGMA max_page_count). */
@@ -178,7 +183,8 @@ export class SqliteQueue implements Queue {
     const queue = new SqliteQueue(options, db);
     try {
       options.onDatabase?.(db);
-      await queue.#removeOrphans(options.orphanGraceMs ?? DEFAULT_ORPHAN_GRACE_MS);
+      if ((options.role ?? 'owner') === 'owner')
+        await queue.#removeOrphans(options.orphanGraceMs ?? DEFAULT_ORPHAN_GRACE_MS);
     } catch (err) {
       db.close();
       throw err;

@@ -48,6 +48,8 @@ export interface ListenerDeps {
   readonly drivers?: DriverRegistry;
   /** Run sessions on session threads instead of this one (worker-pool.ts); absent: here. */
   readonly dispatch?: SessionDispatch;
+  /** The process-wide limits, when the caller shares them with session threads; absent: made here. */
+  readonly limits?: ProcessLimits;
 }
 
 /** Where sessions run when not on the accepting thread. */
@@ -75,12 +77,18 @@ export interface HandedSession {
 /**
  * The limits that must be one count for the process, whichever thread runs the session: AUTH failures
  * and lockouts, hourly sending rates, IMAP connections per user. Kept across reloads (a reload that
- * changes the lockout options starts a new AuthGuard).
+ * changes the lockout options starts a new AuthGuard); session threads reach them through the
+ * coordinator (coordinator.ts).
  */
-export interface ProcessLimits {
-  readonly authGuard: AuthGuard;
+export class ProcessLimits {
+  authGuard: AuthGuard;
   readonly rateLimiter: SendRateLimiter;
-  readonly userSlots: UserSlotCounter;
+  readonly userSlots = new UserSlotCounter();
+
+  constructor(auth: Config['auth'], clock: Clock) {
+    this.authGuard = new AuthGuard(auth, clock);
+    this.rateLimiter = new SendRateLimiter(clock);
+  }
 }
 
 export interface BoundListener {
@@ -183,14 +191,12 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
   const { logger } = deps;
   const dispatch = deps.dispatch ?? null;
   // Shared by every snapshot: counters that a reload must not reset.
-  let authGuard = new AuthGuard(deps.config.auth, deps.clock);
-  const rateLimiter = new SendRateLimiter(deps.clock);
-  const userSlots = new UserSlotCounter();
+  const limits = deps.limits ?? new ProcessLimits(deps.config.auth, deps.clock);
   const runner = new SessionRunner({
-    authGuard: () => authGuard,
-    rateLimiter,
+    authGuard: () => limits.authGuard,
+    rateLimiter: limits.rateLimiter,
     // One for the process: IMAP sessions of every generation see the same users and folders.
-    imap: imapSharedState(userSlots),
+    imap: imapSharedState(limits.userSlots),
     diskSpace: new DiskSpace(resolve(deps.config.dataDir)),
     resolver: deps.resolver ?? null,
     ...(deps.drivers === undefined ? {} : { drivers: deps.drivers }),
@@ -323,23 +329,17 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       return entries.map((e) => e.bound);
     },
     connectionCount: () => open,
-    limits: {
-      get authGuard() {
-        return authGuard;
-      },
-      rateLimiter,
-      userSlots,
-    },
+    limits,
     async reload(next: ListenerDeps): Promise<ListenerChanges> {
       const nextAuth = next.config.auth;
       const keepGuard = guardOptionsEqual(current.config.auth, nextAuth);
-      const previousGuard = authGuard;
-      if (!keepGuard) authGuard = new AuthGuard(nextAuth, next.clock);
+      const previousGuard = limits.authGuard;
+      if (!keepGuard) limits.authGuard = new AuthGuard(nextAuth, next.clock);
       let gen: Generation & { readonly id: number };
       try {
         gen = makeGeneration(next);
       } catch (err) {
-        authGuard = previousGuard;
+        limits.authGuard = previousGuard;
         throw err;
       }
       // Pair each new listener with an old one of the same key (listenerKey), in order.
@@ -357,7 +357,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       } catch (err) {
         for (const e of added) e.server.close();
         dispatch?.retire(gen.id);
-        authGuard = previousGuard;
+        limits.authGuard = previousGuard;
         throw err;
       }
       const fresh = [...added];

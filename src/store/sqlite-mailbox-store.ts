@@ -49,7 +49,8 @@ import { randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { open, readdir, stat } from 'node:fs/promises';
-import { dirname, join } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { BroadcastChannel } from 'node:worker_threads';
 import type { DatabaseSync } from 'node:sqlite';
 import type { Clock } from '../core/ports.ts';
 import { BodySink, DEFAULT_SPILL_BYTES } from '../db/body-sink.ts';
@@ -98,6 +99,11 @@ import {
   uidl,
 } from './mailbox-store.ts';
 
+/** What a store tells the other threads' stores after a durable commit (options.broadcast). */
+type StoreBroadcast =
+  | { readonly kind: 'folders'; readonly user: string; readonly names: readonly string[] }
+  | { readonly kind: 'list'; readonly user: string; readonly events: readonly FolderListEvent[] };
+
 /** URLAUTH mailbox access keys: 256 bits (RFC 4467 §7 asks for at least 128). */
 const ACCESS_KEY_BYTES = 32;
 
@@ -112,6 +118,18 @@ export interface SqliteMailboxStoreOptions {
   readonly fs?: StorageFs | undefined;
   /** How often watchers look for changes committed by another process (the CLI); default 50 ms. */
   readonly changePollMs?: number | undefined;
+  /**
+   * 'owner' (default): this connection sweeps tmp/ and reclaims doomed bodies at open. 'session': another
+   * connection of the same process owns the files (a session thread beside the main thread): no sweeps,
+   * which could take a delivery in progress for an orphan.
+   */
+  readonly role?: 'owner' | 'session' | undefined;
+  /**
+   * Tell the stores on the other threads of this process what each commit changed, and hear theirs
+   * (a BroadcastChannel per store folder): IDLE and NOTIFY sessions on one thread see another thread's
+   * delivery at once, and folder-list events (which no poll can find) at all.
+   */
+  readonly broadcast?: boolean | undefined;
   /** Test seam: sees the database once open. */
   readonly onDatabase?: ((db: DatabaseSync) => void) | undefined;
 }
@@ -351,6 +369,8 @@ export class SqliteMailboxStore implements ImapMailboxStore {
   /** Folder list feed: listeners per user (in-process only). */
   readonly #listWatchers = new Map<string, Set<(e: FolderListEvent) => void>>();
   #dataVersion = 0;
+  /** The other threads' stores on the same folder (options.broadcast). */
+  #channel: BroadcastChannel | null = null;
 
   private constructor(options: SqliteMailboxStoreOptions, db: DatabaseSync) {
     this.#dir = options.dir;
@@ -368,12 +388,13 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     await fs.mkdir(join(options.dir, TMP));
     await fs.mkdir(join(options.dir, BLOBS));
     const db = openDatabase(join(options.dir, 'mail.db'), { migrations: MIGRATIONS });
+    const owner = (options.role ?? 'owner') === 'owner';
     try {
       options.onDatabase?.(db);
       // tmp/ only ever holds bodies of deliveries that never committed. Files younger than a minute
       // may be another process's delivery in progress (a CLI opening the store while the server runs).
       const cutoffMs = Date.now() - 60_000;
-      for (const name of await readdir(join(options.dir, TMP))) {
+      for (const name of owner ? await readdir(join(options.dir, TMP)) : []) {
         const path = join(options.dir, TMP, name);
         const info = await stat(path).catch(() => null);
         if (info !== null && info.isFile() && info.mtimeMs <= cutoffMs) await removeQuietly(fs, path);
@@ -384,6 +405,8 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     }
     const store = new SqliteMailboxStore(options, db);
     // Bodies of expunges whose files a crash (or a close) kept.
+    if (options.broadcast === true) store.#listen(options.dir);
+    if (!owner) return store;
     try {
       const doomed = store.#sql
         .sql('SELECT body_file FROM doomed_bodies')
@@ -1600,8 +1623,13 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     };
   }
 
-  /** After a durable commit of this process: tell the user's folder list watchers. */
+  /** After a durable commit of this thread: tell the user's folder list watchers, here and elsewhere. */
   #notifyList(user: string, events: readonly FolderListEvent[]): void {
+    this.#channel?.postMessage({ kind: 'list', user, events } satisfies StoreBroadcast);
+    this.#tellList(user, events);
+  }
+
+  #tellList(user: string, events: readonly FolderListEvent[]): void {
     const set = this.#listWatchers.get(user);
     if (set === undefined) return;
     for (const event of events)
@@ -1622,8 +1650,9 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     return { kind: 'changed', highestModseq: row.modseq, uidNext: row.uidNext, messages: row.messages };
   }
 
-  /** After a durable commit of this process: tell the watchers of these folders what moved. */
+  /** After a durable commit of this thread: tell the watchers of these folders what moved. */
   #notify(user: string, names: readonly string[]): void {
+    this.#channel?.postMessage({ kind: 'folders', user, names } satisfies StoreBroadcast);
     if (this.#watchers.size === 0) return;
     for (const name of names) this.#check(watchKey(user, name));
   }
@@ -1641,6 +1670,19 @@ export class SqliteMailboxStore implements ImapMailboxStore {
         // XXX: a listener's bug must not stop the others; sessions catch their own errors.
       }
     }
+  }
+
+  #listen(dir: string): void {
+    const channel = new BroadcastChannel(`tern-store:${resolve(dir)}`);
+    channel.onmessage = (event) => {
+      const msg = (event as { data: StoreBroadcast }).data;
+      if (this.#closed) return;
+      if (msg.kind === 'list') this.#tellList(msg.user, msg.events);
+      else for (const name of msg.names) this.#check(watchKey(msg.user, name));
+    };
+    // Never what keeps a thread alive.
+    channel.unref();
+    this.#channel = channel;
   }
 
   /**
@@ -1694,6 +1736,8 @@ export class SqliteMailboxStore implements ImapMailboxStore {
   async close(): Promise<void> {
     if (this.#closed) return;
     this.#closed = true;
+    this.#channel?.close();
+    this.#channel = null;
     this.#stopPolling();
     this.#watchers.clear();
     this.#listWatchers.clear();

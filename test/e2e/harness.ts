@@ -145,6 +145,19 @@ export interface TernOptions {
    * false makes it announce LOGINDISABLED before STARTTLS like any non-loopback client would see.
    */
   readonly imapPlaintextAuthOnLoopback?: boolean;
+  /**
+   * `[server] workers`; default: the TERN_E2E_WORKERS environment variable when set, else the server's
+   * own default ("auto"), so the whole suite can run once with sessions on the main thread and once on
+   * session threads.
+   */
+  readonly workers?: number | 'auto';
+}
+
+/** The session threads a test server gets unless the test says (TERN_E2E_WORKERS: "auto" or a count). */
+function defaultWorkers(): number | 'auto' | undefined {
+  const env = process.env['TERN_E2E_WORKERS'];
+  if (env === undefined || env === '') return undefined;
+  return env === 'auto' ? 'auto' : Number(env);
 }
 
 export interface Ports {
@@ -279,8 +292,13 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     ...tomlTable('smtp', opts.smtp ?? {}),
     ...tomlTable('log', { level: opts.logLevel ?? 'info', format: 'json' }),
     ...Object.entries(opts.tables ?? {}).flatMap(([name, entries]) => tomlTable(name, entries)),
+    ...workersTable(opts.workers ?? defaultWorkers(), opts.tables?.['server'] !== undefined),
     '',
   ].join('\n');
+}
+
+function workersTable(workers: number | 'auto' | undefined, given: boolean): string[] {
+  return workers === undefined || given ? [] : tomlTable('server', { workers });
 }
 
 const LISTENING =
