@@ -25,6 +25,14 @@ function setDbFull(db: DatabaseSync, full: boolean): void {
   }
 }
 
+async function waitUntil(done: () => boolean, timeoutMs = 2000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > until) throw new Error('timed out waiting');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 runMailboxStoreContract('sqlite', async () => {
   const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
   let full = false;
@@ -85,6 +93,60 @@ async function allFiles(dir: string): Promise<string[]> {
 }
 
 describe('SqliteMailboxStore specifics', () => {
+  it('broadcast: a commit on one connection reaches watchers on another at once, folder-list events too', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
+    // A poll far beyond the test: only the channel can tell the other store in time.
+    const options = { dir, clock: { nowMs: () => T0 }, changePollMs: 600_000, broadcast: true };
+    const a = await SqliteMailboxStore.open(options);
+    const b = await SqliteMailboxStore.open({ ...options, role: 'session' });
+    try {
+      for (const user of ['a@example.org', 'jürgen@example.org']) {
+        await b.ensureDefaults(user);
+        const events: unknown[] = [];
+        const listEvents: unknown[] = [];
+        const stopWatch = b.watch(user, 'INBOX', (e) => events.push(e));
+        const stopList = b.watchFolderList(user, (e) => listEvents.push(e));
+        await a.deliver(req(user, randomBytes(100), `k-${user}`));
+        await a.createFolder(user, 'Läden');
+        await waitUntil(() => events.length > 0 && listEvents.length > 0);
+        const last = events.at(-1) as { kind: string; uidNext: number; messages: number };
+        assert.equal(last.kind, 'changed');
+        assert.equal(last.messages, 1);
+        assert.equal(last.uidNext, 2);
+        assert.deepEqual(listEvents, [{ kind: 'created', name: 'Läden' }]);
+        stopWatch();
+        stopList();
+      }
+    } finally {
+      await a.close();
+      await b.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('role "session" never sweeps tmp/: a file there may be another connection\'s delivery in progress', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
+    const owner = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 } });
+    const old = new Date(Date.now() - 3_600_000);
+    await writeFile(join(dir, 'tmp', 'in-progress'), 'x');
+    await utimes(join(dir, 'tmp', 'in-progress'), old, old);
+    const session = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 }, role: 'session' });
+    try {
+      assert.deepEqual(await readdir(join(dir, 'tmp')), ['in-progress']);
+    } finally {
+      await session.close();
+      await owner.close();
+    }
+    // The owner's next open sweeps it, as before.
+    const again = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 } });
+    try {
+      assert.deepEqual(await readdir(join(dir, 'tmp')), []);
+    } finally {
+      await again.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   it('small bodies are BLOBs, large ones files under blobs/, tmp/ left empty', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'tern-store-'));
     const store = await SqliteMailboxStore.open({ dir, clock: { nowMs: () => T0 } });

@@ -37,6 +37,7 @@ export interface WorkerPoolOptions {
 }
 
 const SCRIPT = new URL('./session-worker.ts', import.meta.url);
+
 const DEFAULT_READY_TIMEOUT_MS = 30_000;
 /** Waits before starting a thread again after it died: repeated deaths back off. */
 const RESTART_DELAYS_MS = [100, 1000, 5000, 30_000];
@@ -54,6 +55,8 @@ class SessionThread {
   readonly exited: Promise<number>;
   onReady: (error: string | null) => void = () => undefined;
   onStopped: () => void = () => undefined;
+  /** What ended the thread, when an uncaught error did. */
+  error: Error | null = null;
 
   constructor(index: number, worker: Worker, coordinator: Coordinator) {
     this.index = index;
@@ -230,13 +233,18 @@ export class WorkerPool implements SessionDispatch {
   #spawn(index: number): SessionThread {
     const o = this.#o;
     const workerData: SessionWorkerData = { index, config: o.config, prettyLogs: o.prettyLogs };
-    const worker = new Worker(o.script ?? SCRIPT, { workerData, name: `tern-sessions-${index}` });
+    const worker = new Worker(o.script ?? SCRIPT, {
+      workerData,
+      name: `tern-sessions-${index}`,
+      // Not the process's flags: V8 ones (bin/tern.mjs's) are process-wide and refused here, and a
+      // preload (--import, a supervisor's or a test harness's hook) is meant for the main thread.
+      execArgv: [],
+    });
     const t = new SessionThread(index, worker, new Coordinator(o.limits, o.maildropLocks));
     this.#threads[index] = t;
     worker.on('message', (msg: FromWorker) => this.#onMessage(t, msg));
-    worker.on('error', (err) => {
-      o.logger.error(Events.serverWorkerExited, { worker: index, err });
-    });
+    // An uncaught error ends the thread: logged with its exit, below.
+    worker.on('error', (err) => (t.error = err));
     worker.once('exit', (code) => void this.#onExit(t, code));
     return t;
   }
@@ -319,7 +327,12 @@ export class WorkerPool implements SessionDispatch {
     t.sessions.clear();
     await t.coordinator.releaseAll();
     if (wasStopping) return;
-    this.#o.logger.error(Events.serverWorkerExited, { worker: t.index, code, sessions: cut });
+    this.#o.logger.error(Events.serverWorkerExited, {
+      worker: t.index,
+      code,
+      sessions: cut,
+      ...(t.error === null ? {} : { err: t.error }),
+    });
     const now = Date.now();
     this.#deaths.push(now);
     while (this.#deaths.length > 0 && this.#deaths[0]! < now - 60_000) this.#deaths.shift();
