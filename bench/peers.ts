@@ -286,6 +286,14 @@ export function ternConfigToml(o: {
     ...(process.env['BENCH_TERN_LOCAL_DELIVERY'] === 'queue'
       ? ['[queue]', 'local_delivery = "queue"', '']
       : []),
+    // BENCH_TERN_WORKERS=0|n|auto: session threads ([server] workers; default: Tern's default, "auto").
+    ...(process.env['BENCH_TERN_WORKERS'] === undefined
+      ? []
+      : [
+          '[server]',
+          `workers = ${/^\d+$/.test(process.env['BENCH_TERN_WORKERS']) ? process.env['BENCH_TERN_WORKERS'] : '"auto"'}`,
+          '',
+        ]),
     '[dns]',
     `servers = ["127.0.0.1:${o.dnsPort}"]`,
     'timeout_seconds = 1',

@@ -5,7 +5,8 @@
 // runServer() waits for SIGTERM/SIGINT and shuts down in order (stop accepting, drain sessions, stop
 // delivery, close stores, release the lock), and reloads on SIGHUP (src/server/reload.ts).
 // Deliberately NOT here: argument parsing and config loading (src/cli), protocol or socket code
-// (src/protocol, src/server, src/net). Nothing imports this file except the CLI and tests.
+// (src/protocol, src/server, src/net). Nothing imports this file except the CLI, the session threads'
+// entry (session-thread.ts, the other composition root) and tests.
 
 import { accessSync, constants, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -367,6 +368,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
             prettyLogs: sink.pretty,
             writeLogs: sink.writeLines,
             onCommitted: () => worker.wake(),
+            script: new URL('./session-thread.ts', import.meta.url),
           });
     // Listeners before the worker: a port in use must stop the start before anything is delivered.
     listeners = await startListeners({

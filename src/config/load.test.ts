@@ -458,7 +458,11 @@ describe('parseConfig: a full file', () => {
       if (r.ok) continue;
       assert.equal(r.errors[0]?.key, 'server.workers', value);
       assert.equal(r.errors[0]?.line, 2, value);
-      assert.match(r.errors[0]?.message ?? '', new RegExp(message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')), value);
+      assert.match(
+        r.errors[0]?.message ?? '',
+        new RegExp(message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')),
+        value,
+      );
     }
   });
 

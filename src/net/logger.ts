@@ -33,7 +33,7 @@ export function createLogger(options: LoggerOptions): Logger {
 export interface LogSink {
   readonly logger: Logger;
   /** Lines rendered as this logger renders them (JSON or pretty): they go out between its own. */
-  writeLines(text: string): void;
+  readonly writeLines: (text: string) => void;
   /** Whether lines are rendered pretty (what the other threads must render). */
   readonly pretty: boolean;
 }

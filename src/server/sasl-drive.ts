@@ -204,7 +204,10 @@ export class SaslDrive<Out> {
           const result = await deps.authenticator.verify(action.request, { peer: this.peerCertificate() });
           this.account = result.account;
           let answer = result.answer;
-          if (result.account !== null && (await deps.authGuard.check(shell.remoteIp, result.account)).locked) {
+          if (
+            result.account !== null &&
+            (await deps.authGuard.check(shell.remoteIp, result.account)).locked
+          ) {
             // A locked account fails whatever the credentials, so guessing cannot continue.
             log.warn(Events.smtpAuthLocked, { ip: shell.remoteIp, account: result.account, by: 'account' });
             answer = { kind: 'temporary' };

@@ -1,7 +1,7 @@
 // What turns an accepted, counted socket into a running session: the snapshot of a reload generation
 // (ConnectionDeps built from ListenerDeps), the implicit-TLS handshake, the connection shell and the
 // service's driver, and the graceful stop of every session. The same code runs on the main thread
-// (`[server] workers = 0`, listeners.ts calls it directly) and on each session thread (session-worker.ts,
+// (`[server] workers = 0`, listeners.ts calls it directly) and on each session thread (src/session-thread.ts,
 // with the limits that must be exact reached through the coordinator).
 // Deliberately NOT here: accepting, the connection limits, refusals (listeners.ts, main thread only).
 
@@ -97,7 +97,9 @@ export class SessionRunner {
   generation(d: GenerationDeps): Generation {
     const { config } = d;
     const clientCa = d.tls?.clientCa ?? null;
-    const secureContext = d.tls ? createSecureContext(d.tls, clientCa === null ? {} : { ca: clientCa }) : null;
+    const secureContext = d.tls
+      ? createSecureContext(d.tls, clientCa === null ? {} : { ca: clientCa })
+      : null;
     for (const listener of config.listeners) {
       if (listener.tls === 'implicit' && secureContext === null) {
         throw new Error(`listener ${listener.service} needs TLS but no certificate is loaded`);
@@ -178,7 +180,9 @@ export class SessionRunner {
     for (const s of this.#sessions) s.driver.shutdown();
     const all = Promise.all([...this.#sessions].map((s) => s.shell.done));
     let timer: NodeJS.Timeout | undefined;
-    const expired = new Promise<'expired'>((resolve) => (timer = setTimeout(() => resolve('expired'), graceMs)));
+    const expired = new Promise<'expired'>(
+      (resolve) => (timer = setTimeout(() => resolve('expired'), graceMs)),
+    );
     const outcome = await Promise.race([all.then(() => 'done' as const), expired]);
     clearTimeout(timer);
     if (outcome === 'expired') for (const s of this.#sessions) s.shell.destroy();

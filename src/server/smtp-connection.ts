@@ -365,7 +365,10 @@ export class SmtpConnection implements Driver {
     });
     if (decision.kind === 'reject') return reject(decision.reply, decision.reason);
     const user = this.session.authUser;
-    if (user !== null && !(await this.submission.allowsRecipient(user, effect.transaction.recipients.length))) {
+    if (
+      user !== null &&
+      !(await this.submission.allowsRecipient(user, effect.transaction.recipients.length))
+    ) {
       return reject(Replies.userRateLimited, 'recipients per hour exceeded');
     }
     const recipient: EnvelopeRecipient = {

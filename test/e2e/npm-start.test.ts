@@ -64,8 +64,10 @@ function npxTern(args: readonly string[], stdin = ''): Promise<ProcessResult> {
 const WATCHDOG =
   '--import=data:text/javascript,' +
   encodeURIComponent(
-    'process.stdin.on("end",()=>process.kill(process.pid,"SIGTERM"));' +
-      'process.stdin.on("error",()=>{});process.stdin.resume();process.stdin.unref();',
+    // The main thread only: NODE_OPTIONS preloads run in every worker thread too (session threads).
+    'import{isMainThread}from"node:worker_threads";if(isMainThread){' +
+      'process.stdin.on("end",()=>process.kill(process.pid,"SIGTERM"));' +
+      'process.stdin.on("error",()=>{});process.stdin.resume();process.stdin.unref();}',
   );
 
 describe('npm start, as the README says', { skip }, () => {

@@ -81,7 +81,10 @@ describe('Coordinator: the process-wide limits, asked from several threads', () 
       // A thread that dies gives back what its sessions held, and only that.
       const heldByA = ca.held.slots;
       await ca.releaseAll();
-      assert.equal(shared.userSlots.held('bob@example.test') + shared.userSlots.held('日本@example.test'), 6 - heldByA);
+      assert.equal(
+        shared.userSlots.held('bob@example.test') + shared.userSlots.held('日本@example.test'),
+        6 - heldByA,
+      );
       await cb.releaseAll();
       assert.equal(shared.userSlots.held('bob@example.test'), 0);
       assert.equal(shared.userSlots.held('日本@example.test'), 0);
@@ -98,7 +101,10 @@ describe('Coordinator: the process-wide limits, asked from several threads', () 
     const b = new Coordinator(shared, locks);
     const token = await a.answer({ op: 'maildrop.acquire', user: 'Jürgen@example.test', mailbox: 'inbox' });
     assert.equal(typeof token, 'number');
-    assert.equal(await b.answer({ op: 'maildrop.acquire', user: 'jürgen@example.test', mailbox: 'INBOX' }), null);
+    assert.equal(
+      await b.answer({ op: 'maildrop.acquire', user: 'jürgen@example.test', mailbox: 'INBOX' }),
+      null,
+    );
     // b cannot release what a holds, whatever token it names.
     await b.answer({ op: 'maildrop.release', token: token! });
     assert.equal(locks.held, 1);
@@ -121,7 +127,23 @@ describe('Coordinator: the process-wide limits, asked from several threads', () 
     const lim = { maxMessages: 2, maxRecipients: 0 };
     await a.answer({ op: 'rate.record', user: 'u@example.test', recipients: 1 });
     await b.answer({ op: 'rate.record', user: 'u@example.test', recipients: 1 });
-    assert.equal(await a.answer({ op: 'rate.allows', user: 'u@example.test', limits: lim, add: { messages: 1, recipients: 0 } }), false);
-    assert.equal(await b.answer({ op: 'rate.allows', user: 'v@example.test', limits: lim, add: { messages: 1, recipients: 0 } }), true);
+    assert.equal(
+      await a.answer({
+        op: 'rate.allows',
+        user: 'u@example.test',
+        limits: lim,
+        add: { messages: 1, recipients: 0 },
+      }),
+      false,
+    );
+    assert.equal(
+      await b.answer({
+        op: 'rate.allows',
+        user: 'v@example.test',
+        limits: lim,
+        add: { messages: 1, recipients: 0 },
+      }),
+      true,
+    );
   });
 });

@@ -1,4 +1,4 @@
-// What the main thread and a session thread say to each other (worker-pool.ts ↔ session-worker.ts), one
+// What the main thread and a session thread say to each other (server/workers/worker-pool.ts ↔ src/session-thread.ts), one
 // typed union per direction. Everything here crosses postMessage (structured clone): plain data, plus
 // the socket itself in the transfer list of a `session` message.
 

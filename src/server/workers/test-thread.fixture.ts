@@ -22,7 +22,11 @@ type Extra =
 port.on('message', (msg: ToWorker | Extra) => {
   switch (msg.kind) {
     case 'prepare':
-      post({ kind: 'prepared', gen: msg.gen, error: msg.config.hostname === 'refuse.test' ? 'refused' : null });
+      post({
+        kind: 'prepared',
+        gen: msg.gen,
+        error: msg.config.hostname === 'refuse.test' ? 'refused' : null,
+      });
       return;
     case 'session':
       return session(msg.socket, msg.id);
@@ -36,12 +40,12 @@ port.on('message', (msg: ToWorker | Extra) => {
       return;
     case 'failures':
       void Promise.all(
-        Array.from({ length: msg.n }, () => coordinator.auth.recordFailure(msg.ip, null)),
+        Array.from({ length: msg.n }, () => Promise.resolve(coordinator.auth.recordFailure(msg.ip, null))),
       ).then((states) => port.postMessage({ kind: 'result', value: states }));
       return;
     case 'slots':
       void Promise.all(
-        Array.from({ length: msg.n }, () => coordinator.slots.acquire(msg.user, msg.max)),
+        Array.from({ length: msg.n }, () => Promise.resolve(coordinator.slots.acquire(msg.user, msg.max))),
       ).then((granted) => port.postMessage({ kind: 'result', value: granted }));
       return;
     default:

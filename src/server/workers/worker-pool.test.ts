@@ -23,7 +23,7 @@ async function withPool(
     pool: WorkerPool;
     locks: InProcessMaildropLocks;
     events: { name: string; fields: LogFields }[];
-    session(id: string, gen?: number): Promise<{ text: string; ended: Promise<void> }>;
+    session: (id: string, gen?: number) => Promise<{ text: string; ended: Promise<void> }>;
   }) => Promise<void>,
 ): Promise<void> {
   const config = defaultConfig();
@@ -96,7 +96,10 @@ describe('WorkerPool: sessions handed to threads', () => {
   it('a generation one thread refuses is refused for all, and no socket is handed with it', async () => {
     await withPool(2, async ({ pool, session }) => {
       const refused = { ...defaultConfig(), hostname: 'refuse.test' };
-      await assert.rejects(pool.prepare(2, { config: refused, tls: null } as unknown as ListenerDeps), /refused/);
+      await assert.rejects(
+        pool.prepare(2, { config: refused, tls: null } as unknown as ListenerDeps),
+        /refused/,
+      );
       const { text, ended } = await session('greet-x', 2);
       assert.equal(text, '');
       await ended;
@@ -113,7 +116,9 @@ describe('WorkerPool: sessions handed to threads', () => {
       assert.deepEqual(pool.held, [{ maildrops: 1, slots: 0 }]);
       const crash = session('crash');
       await held.ended;
-      await (await crash).ended;
+      await (
+        await crash
+      ).ended;
       await waitFor(() => events.some((e) => e.name === 'server.worker.exited'));
       assert.equal(locks.held, 0);
       const exited = events.find((e) => e.name === 'server.worker.exited')!;
@@ -124,4 +129,3 @@ describe('WorkerPool: sessions handed to threads', () => {
     });
   });
 });
-

@@ -32,11 +32,9 @@ export interface WorkerPoolOptions {
   readonly onCommitted: () => void;
   /** How long a thread may take to start or to build a generation. */
   readonly readyTimeoutMs?: number;
-  /** The module a thread runs; tests swap one. */
-  readonly script?: URL;
+  /** The module a thread runs: src/session-thread.ts (main.ts names it), or a test's stand-in. */
+  readonly script: URL;
 }
-
-const SCRIPT = new URL('./session-worker.ts', import.meta.url);
 
 const DEFAULT_READY_TIMEOUT_MS = 30_000;
 /** Waits before starting a thread again after it died: repeated deaths back off. */
@@ -187,7 +185,9 @@ export class WorkerPool implements SessionDispatch {
         t.post({ kind: 'stop', graceMs });
         let timer: NodeJS.Timeout | undefined;
         // The thread closes its stores after the grace; past that and a margin it is ended.
-        const late = new Promise<'late'>((resolve) => (timer = setTimeout(() => resolve('late'), graceMs + 10_000)));
+        const late = new Promise<'late'>(
+          (resolve) => (timer = setTimeout(() => resolve('late'), graceMs + 10_000)),
+        );
         const outcome = await Promise.race([stopped.then(() => 'stopped' as const), t.exited, late]);
         clearTimeout(timer);
         if (outcome === 'late') await t.worker.terminate();
@@ -213,7 +213,9 @@ export class WorkerPool implements SessionDispatch {
     return new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => {
         t.preparing.delete(msg.gen);
-        reject(new Error(`session thread ${t.index} did not prepare the configuration within ${timeoutMs} ms`));
+        reject(
+          new Error(`session thread ${t.index} did not prepare the configuration within ${timeoutMs} ms`),
+        );
       }, timeoutMs);
       t.preparing.set(msg.gen, {
         resolve: () => {
@@ -233,7 +235,7 @@ export class WorkerPool implements SessionDispatch {
   #spawn(index: number): SessionThread {
     const o = this.#o;
     const workerData: SessionWorkerData = { index, config: o.config, prettyLogs: o.prettyLogs };
-    const worker = new Worker(o.script ?? SCRIPT, {
+    const worker = new Worker(o.script, {
       workerData,
       name: `tern-sessions-${index}`,
       // Not the process's flags: V8 ones (bin/tern.mjs's) are process-wide and refused here, and a
@@ -244,7 +246,9 @@ export class WorkerPool implements SessionDispatch {
     this.#threads[index] = t;
     worker.on('message', (msg: FromWorker) => this.#onMessage(t, msg));
     // An uncaught error ends the thread: logged with its exit, below.
-    worker.on('error', (err) => (t.error = err));
+    worker.on('error', (err: Error) => {
+      t.error = err;
+    });
     worker.once('exit', (code) => void this.#onExit(t, code));
     return t;
   }

@@ -1,4 +1,5 @@
-// A session thread (`[server] workers`, docs/workers.md): runs the SMTP, POP3 and IMAP sessions of the
+// The entry of a session thread (`[server] workers`, docs/workers.md), a composition root like main.ts
+// (which starts it through server/workers/worker-pool.ts): runs the SMTP, POP3 and IMAP sessions of the
 // sockets the main thread hands it. It opens its own connections to the queue, the mailbox store and
 // the directory (a durable commit here is this thread's own group commit and WAL fsync, so the 250 rule
 // is unchanged), keeps a snapshot per reload generation it was asked to prepare, and asks the main
@@ -9,20 +10,20 @@
 
 import { parentPort, workerData } from 'node:worker_threads';
 import type { Socket } from 'node:net';
-import { systemClock, type Logger } from '../../core/ports.ts';
-import { Events } from '../../core/events.ts';
-import { openDirectory, openQueue, openStore } from '../../main.ts';
-import { DiskSpace } from '../../net/disk-space.ts';
-import { createResolver } from '../../net/dns.ts';
-import { createLogger } from '../../net/logger.ts';
-import { createTokenVerifier } from '../../net/token-verifier.ts';
-import { imapSharedState } from '../imap/shared-uids.ts';
-import { SessionRunner, type Generation } from '../session-runner.ts';
-import { CoordinatorClient } from './coordinator-client.ts';
-import type { FromWorker, SessionWorkerData, ToWorker } from './messages.ts';
+import { systemClock, type Logger } from './core/ports.ts';
+import { Events } from './core/events.ts';
+import { openDirectory, openQueue, openStore } from './main.ts';
+import { DiskSpace } from './net/disk-space.ts';
+import { createResolver } from './net/dns.ts';
+import { createLogger } from './net/logger.ts';
+import { createTokenVerifier } from './net/token-verifier.ts';
+import { imapSharedState } from './server/imap/shared-uids.ts';
+import { SessionRunner, type Generation } from './server/session-runner.ts';
+import { CoordinatorClient } from './server/workers/coordinator-client.ts';
+import type { FromWorker, SessionWorkerData, ToWorker } from './server/workers/messages.ts';
 import { resolve } from 'node:path';
 
-if (parentPort === null) throw new Error('session-worker: must run as a worker thread');
+if (parentPort === null) throw new Error('session-thread: must run as a worker thread');
 const port = parentPort;
 const data = workerData as SessionWorkerData;
 const post = (msg: FromWorker): void => port.postMessage(msg);
