@@ -187,3 +187,44 @@ describe('GroupCommit', () => {
     });
   });
 });
+
+describe('GroupCommit: a thread that ends inside a transaction', () => {
+  it('leaves the write lock free: another thread commits at once (session threads, docs/workers.md)', async () => {
+    const { Worker } = await import('node:worker_threads');
+    const dir = mkdtempSync(join(tmpdir(), 'tern-gc-thread-'));
+    const path = join(dir, 'db.sqlite');
+    const migrations = ['CREATE TABLE t (x INTEGER) STRICT;'];
+    const db = openDatabase(path, { migrations });
+    const gc = new GroupCommit(db);
+    // The thread begins a group transaction and never leaves its operation.
+    const source = `
+      import { parentPort } from 'node:worker_threads';
+      const { GroupCommit } = await import(${JSON.stringify(new URL('./group-commit.ts', import.meta.url).href)});
+      const { openDatabase } = await import(${JSON.stringify(new URL('./sqlite.ts', import.meta.url).href)});
+      const db = openDatabase(${JSON.stringify(path)}, { migrations: ${JSON.stringify(migrations)} });
+      const gc = new GroupCommit(db);
+      void gc.run((d) => {
+        d.prepare('INSERT INTO t (x) VALUES (2)').run();
+        parentPort.postMessage('inside');
+        for (;;) {}
+      });
+    `;
+    const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(source)}`), { execArgv: [] });
+    try {
+      await new Promise((resolve) => worker.once('message', resolve));
+      await worker.terminate();
+      const started = performance.now();
+      await gc.run((d) => d.prepare('INSERT INTO t (x) VALUES (1)').run());
+      assert.ok(performance.now() - started < 100, 'the write lock was still held');
+      // Nothing of the ended thread's transaction is visible.
+      assert.deepEqual(
+        db.prepare('SELECT x FROM t').all().map((r) => r['x']),
+        [1],
+      );
+    } finally {
+      gc.close();
+      db.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

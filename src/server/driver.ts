@@ -9,8 +9,11 @@ import type { Config, ListenerConfig } from '../config/config.ts';
 import type { Connection } from '../net/connection.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
 
-/** Which limit a refused connection hit. */
-export type RefusalReason = 'max-connections' | 'max-connections-per-ip';
+/**
+ * Why a connection is refused before its session: a limit it hit, or no session thread to run it (all
+ * are starting again after a failure); the first and the last get the same "try again later".
+ */
+export type RefusalReason = 'max-connections' | 'max-connections-per-ip' | 'no-session-thread';
 
 export interface DriverContext {
   /** The session id every log line of this connection carries. */

@@ -67,9 +67,9 @@ export const imapDriver: DriverFactory = {
     formatUntaggedStatus(
       'BYE',
       { kind: 'UNAVAILABLE' },
-      reason === 'max-connections'
-        ? 'Too many connections, try again later'
-        : 'Too many connections from your address',
+      reason === 'max-connections-per-ip'
+        ? 'Too many connections from your address'
+        : 'Too many connections, try again later',
     ),
   maxBufferedBytes: IMAP_MAX_BUFFERED_BYTES,
   events: { refused: Events.imapRefused, tlsFailed: Events.imapTlsFailed },

@@ -61,8 +61,11 @@ export interface SessionDispatch {
   prepare(gen: number, deps: ListenerDeps): Promise<void>;
   /** Generation `gen` gets no new sessions any more; its open sessions keep it until they end. */
   retire(gen: number): void;
-  /** Run a session on this accepted, counted, unread socket; `ended` is called once it is over. */
-  hand(socket: Socket, session: HandedSession, ended: () => void): void;
+  /**
+   * Run a session on this accepted, counted, unread socket; `ended` is called once it is over. False
+   * when no thread can take it now (the socket is untouched: the caller refuses it).
+   */
+  hand(socket: Socket, session: HandedSession, ended: () => void): boolean;
   /** Ask every session to end, wait up to graceMs, cut the rest. */
   stop(graceMs: number): Promise<void>;
 }
@@ -167,6 +170,7 @@ interface Entry {
 const REFUSAL_LOG_TEXT: Readonly<Record<RefusalReason, string>> = {
   'max-connections': 'max connections',
   'max-connections-per-ip': 'max connections per ip',
+  'no-session-thread': 'no session thread ready',
 };
 
 /**
@@ -272,7 +276,9 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     };
     const id = `${sessionPrefix}${(++sessionCounter).toString(36).padStart(5, '0')}`;
     if (dispatch === null) return runner.run(gen, listener, socket, id, ended);
-    dispatch.hand(socket, { id, gen: gen.id, listenerIndex: entry.index }, ended);
+    if (dispatch.hand(socket, { id, gen: gen.id, listenerIndex: entry.index }, ended)) return;
+    ended();
+    refuse(socket, factory, 'no-session-thread', ip, implicit);
   };
 
   /** Bind one listener; the entry's `listener` is replaced later when a reload keeps it. */

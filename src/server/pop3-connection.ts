@@ -60,7 +60,9 @@ export const pop3Driver: DriverFactory = {
   create: (shell, { id, listener, deps }) => new Pop3Connection(shell, id, listener, deps),
   refusal: (reason) =>
     formatReply(
-      reason === 'max-connections' ? Pop3Replies.tooManyConnections : Pop3Replies.tooManyConnectionsFromIp,
+      reason === 'max-connections-per-ip'
+        ? Pop3Replies.tooManyConnectionsFromIp
+        : Pop3Replies.tooManyConnections,
     ),
   maxBufferedBytes: POP3_MAX_BUFFERED_BYTES,
   events: { refused: Events.pop3Refused, tlsFailed: Events.pop3TlsFailed },

@@ -55,7 +55,7 @@ export const smtpDriver: DriverFactory = {
   create: (shell, { id, listener, deps }) => new SmtpConnection(shell, id, listener, deps),
   refusal: (reason) =>
     formatReply(
-      reason === 'max-connections' ? Replies.tooManyConnections : Replies.tooManyConnectionsFromIp,
+      reason === 'max-connections-per-ip' ? Replies.tooManyConnectionsFromIp : Replies.tooManyConnections,
       true,
     ),
   maxBufferedBytes: SMTP_MAX_BUFFERED_BYTES,

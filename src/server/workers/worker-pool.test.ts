@@ -23,7 +23,7 @@ async function withPool(
     pool: WorkerPool;
     locks: InProcessMaildropLocks;
     events: { name: string; fields: LogFields }[];
-    session: (id: string, gen?: number) => Promise<{ text: string; ended: Promise<void> }>;
+    session: (id: string, gen?: number) => Promise<{ text: string; ended: Promise<void>; handed: boolean }>;
   }) => Promise<void>,
 ): Promise<void> {
   const config = defaultConfig();
@@ -45,14 +45,22 @@ async function withPool(
   const server = createServer({ pauseOnConnect: true }, (s) => waiting.shift()?.(s));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  const session = async (id: string, gen = 1): Promise<{ text: string; ended: Promise<void> }> => {
+  const session = async (
+    id: string,
+    gen = 1,
+  ): Promise<{ text: string; ended: Promise<void>; handed: boolean }> => {
     const accepted = new Promise<Socket>((r) => waiting.push(r));
     const client = connect(port, '127.0.0.1');
     client.on('error', () => undefined);
     const socket = await accepted;
     let ended!: () => void;
     const endedP = new Promise<void>((r) => (ended = r));
-    pool.hand(socket, { id, gen, listenerIndex: 0 }, ended);
+    const handed = pool.hand(socket, { id, gen, listenerIndex: 0 }, ended);
+    if (!handed) {
+      // What the listener does: refuse (here, just close).
+      socket.destroy();
+      ended();
+    }
     const text = await new Promise<string>((resolve) => {
       let got = '';
       client.on('data', (d) => {
@@ -61,7 +69,7 @@ async function withPool(
       });
       client.on('close', () => resolve(got));
     });
-    return { text, ended: endedP };
+    return { text, ended: endedP, handed };
   };
   try {
     await run({ pool, locks, events, session });
@@ -100,7 +108,8 @@ describe('WorkerPool: sessions handed to threads', () => {
         pool.prepare(2, { config: refused, tls: null } as unknown as ListenerDeps),
         /refused/,
       );
-      const { text, ended } = await session('greet-x', 2);
+      const { text, ended, handed } = await session('greet-x', 2);
+      assert.equal(handed, false);
       assert.equal(text, '');
       await ended;
       // The current generation still serves.

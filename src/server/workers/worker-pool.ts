@@ -146,7 +146,7 @@ export class WorkerPool implements SessionDispatch {
     }
   }
 
-  hand(socket: Socket, session: HandedSession, ended: () => void): void {
+  hand(socket: Socket, session: HandedSession, ended: () => void): boolean {
     let best: SessionThread | null = null;
     const n = this.#threads.length;
     for (let k = 0; k < n; k++) {
@@ -155,16 +155,12 @@ export class WorkerPool implements SessionDispatch {
       if (best === null || t.sessions.size < best.sessions.size) best = t;
     }
     this.#next = (this.#next + 1) % n;
-    if (best === null) {
-      // Every thread is restarting: the client is cut off and will retry (SMTP clients do; a 421
-      // would need a driver here).
-      socket.destroy();
-      ended();
-      return;
-    }
+    // Every thread is starting again: the listener refuses the client ("try again later").
+    if (best === null) return false;
     best.sessions.set(session.id, ended);
     try {
       best.post({ kind: 'session', socket, ...session }, [socket]);
+      return true;
     } catch (err) {
       best.sessions.delete(session.id);
       socket.destroy();
@@ -172,6 +168,7 @@ export class WorkerPool implements SessionDispatch {
       this.#o.logger.error(Events.smtpInternalError, {
         error: `cannot hand a session to worker ${best.index}: ${err instanceof Error ? err.message : String(err)}`,
       });
+      return true;
     }
   }
 
