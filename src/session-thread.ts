@@ -1,5 +1,6 @@
 // The entry of a session thread (`[server] workers`, docs/workers.md), a composition root like main.ts
-// (which starts it through server/workers/worker-pool.ts): runs the SMTP, POP3 and IMAP sessions of the
+// (which starts it through server/workers/worker-pool.ts; it imports services.ts, not main.ts, so a
+// thread never loads the delivery side): runs the SMTP, POP3 and IMAP sessions of the
 // sockets the main thread hands it. It opens its own connections to the queue, the mailbox store and
 // the directory (a durable commit here is this thread's own group commit and WAL fsync, so the 250 rule
 // is unchanged), keeps a snapshot per reload generation it was asked to prepare, and asks the main
@@ -12,7 +13,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Socket } from 'node:net';
 import { systemClock, type Logger } from './core/ports.ts';
 import { Events } from './core/events.ts';
-import { openDirectory, openQueue, openStore } from './main.ts';
+import { openDirectory, openQueue, openStore } from './services.ts';
 import { DiskSpace } from './net/disk-space.ts';
 import { createResolver } from './net/dns.ts';
 import { createLogger } from './net/logger.ts';
