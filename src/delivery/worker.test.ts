@@ -69,6 +69,10 @@ class FakeQueue implements Queue {
   readonly reads: { id: string; bytes: number }[] = [];
   failSettle = 0;
   failDue = 0;
+  /** What changeCounter() reads: another process (the CLI) moves it. */
+  counter = 0;
+  /** Commits made by another process: no listener hears them. */
+  quiet = false;
   #seq = 0;
   readonly #clock: FakeClock;
 
@@ -91,7 +95,7 @@ class FakeQueue implements Queue {
       bounceRequested: false,
     }));
     this.messages.set(id, { envelope: env, body, recipients });
-    for (const l of this.listeners) l(id);
+    if (!this.quiet) for (const l of this.listeners) l(id);
     return id;
   }
 
@@ -177,7 +181,7 @@ class FakeQueue implements Queue {
     return Promise.reject(new Error('not used by the worker tests'));
   }
   changeCounter(): Promise<number> {
-    return Promise.resolve(0);
+    return Promise.resolve(this.counter);
   }
   recordChange(): Promise<void> {
     return Promise.resolve();
@@ -412,6 +416,21 @@ async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
 }
 
 // ---- tests -------------------------------------------------------------------------------------------
+
+test('a change another process makes right after the start (before the first poll) is acted on', async () => {
+  const { queue, store, worker } = setup();
+  worker.start();
+  try {
+    // `tern queue flush` a moment after `tern serve` started: no commit event, only the counter moves.
+    await new Promise((r) => setTimeout(r, 50));
+    queue.quiet = true;
+    queue.add(MESSAGE, envelope('bjorn@example.net', ['alice@example.org']));
+    queue.counter++;
+    await until(() => store.delivered.length === 1, 3000);
+  } finally {
+    await worker.stop();
+  }
+});
 
 test('a committed message reaches the store: trace headers, decoded summary, settled delivered', async () => {
   const { queue, store, worker, logger } = setup();

@@ -212,7 +212,7 @@ export class DeliveryWorker {
     // The listeners keep the process alive; a forgotten worker should not.
     this.#timer.unref();
     // `tern queue flush/release/bounce` in another process moves the change counter: look within a second.
-    this.#changeTimer = setInterval(() => {
+    const lookAtCounter = (): void => {
       this.#deps.queue.changeCounter().then(
         (n) => {
           if (this.#lastChange !== -1 && n !== this.#lastChange) this.wake();
@@ -220,7 +220,11 @@ export class DeliveryWorker {
         },
         () => undefined,
       );
-    }, 1000);
+    };
+    // The first reading now, not a second from now: a change made in between would be taken for the
+    // starting value and never acted on (a flush just after the start waited for the next retry).
+    lookAtCounter();
+    this.#changeTimer = setInterval(lookAtCounter, 1000);
     this.#changeTimer.unref();
     this.#deps.logger.event(Events.deliveryWorkerStarted, {
       concurrency: this.#options.concurrency,

@@ -154,7 +154,7 @@ export interface TernOptions {
 }
 
 /** The session threads a test server gets unless the test says (TERN_E2E_WORKERS: "auto" or a count). */
-function defaultWorkers(): number | 'auto' | undefined {
+export function defaultWorkers(): number | 'auto' | undefined {
   const env = process.env['TERN_E2E_WORKERS'];
   if (env === undefined || env === '') return undefined;
   return env === 'auto' ? 'auto' : Number(env);

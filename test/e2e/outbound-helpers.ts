@@ -25,7 +25,7 @@ import { hashPassword } from '../../src/directory/password.ts';
 import { openDirectory, openStore } from '../../src/main.ts';
 import type { MailboxStore, MessageSummary } from '../../src/store/mailbox-store.ts';
 import type { LogLine, Ports, ProcessResult, SmtplibRequest, SmtplibResult } from './harness.ts';
-import { CLI, runProcess, smtplib, waitFor } from './harness.ts';
+import { CLI, defaultWorkers, runProcess, smtplib, waitFor } from './harness.ts';
 import { spawnTernServe } from '../support/launch.ts';
 
 /** Same watchdog as harness.ts: the server stops itself when this test process goes away. */
@@ -117,6 +117,8 @@ export function outboundConfigToml(dataDir: string, opts: OutboundTernOptions): 
     ...tomlTable('[queue]', { ...BASE_QUEUE, ...opts.queue }),
     ...tomlTable('[log]', { level: opts.logLevel ?? 'info', format: 'json' }),
   );
+  const workers = defaultWorkers();
+  if (workers !== undefined) lines.push(...tomlTable('[server]', { workers }));
   return lines.join('\n');
 }
 

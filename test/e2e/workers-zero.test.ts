@@ -1,7 +1,8 @@
 // `[server] workers = 0` (every session on the main thread) against real clients: the e2e suite runs
 // with the default ("auto": session threads), so this file runs a cross-section of it again with
 // TERN_E2E_WORKERS=0 (the harness writes it into every test server's config): SMTP from smtplib, the
-// security cases, local delivery before the 250, AUTH limits, POP3, IMAP (imaplib, NOTIFY) and reload.
+// security cases, local delivery before the 250, AUTH limits, POP3, IMAP (imaplib, NOTIFY), reload and
+// delivery to other servers.
 // Deliberately NOT here: the scenarios themselves (the files named below hold them).
 
 import assert from 'node:assert/strict';
@@ -18,6 +19,7 @@ const FILES = [
   'imap-imaplib.test.ts',
   'imap-notify.test.ts',
   'reload.test.ts',
+  'outbound-relay.test.ts',
 ];
 
 test(
