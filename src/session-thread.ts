@@ -53,6 +53,9 @@ const logger: Logger = createLogger({
   },
 }).child({ worker: data.index });
 
+// An uncaught error ends the thread: what it logged just before is what explains it.
+process.on('uncaughtExceptionMonitor', () => flushLogs());
+
 const coordinator = new CoordinatorClient((id, call) => post({ kind: 'call', id, call }));
 const clock = systemClock;
 const config = data.config;
@@ -69,6 +72,8 @@ async function main(): Promise<void> {
     resolver: createResolver(config.dns, { clock, logger }),
   });
   const generations = new Map<number, Generation>();
+  /** Generations retired while being built (their token verifier awaited): never kept. */
+  const retired = new Set<number>();
 
   // The delivery worker runs on the main thread: tell it at once that this thread queued mail.
   let committedScheduled = false;
@@ -84,6 +89,10 @@ async function main(): Promise<void> {
   const prepare = async (msg: Extract<ToWorker, { kind: 'prepare' }>): Promise<void> => {
     try {
       const tokens = msg.config.auth.oauth === null ? null : await createTokenVerifier(msg.config.auth.oauth);
+      if (retired.has(msg.gen)) {
+        post({ kind: 'prepared', gen: msg.gen, error: null });
+        return;
+      }
       generations.set(
         msg.gen,
         runner.generation({
@@ -139,6 +148,7 @@ async function main(): Promise<void> {
       case 'retire':
         // Sessions of that generation keep their snapshot; no new one is started with it.
         generations.delete(msg.gen);
+        retired.add(msg.gen);
         return;
       case 'session':
         session(msg);

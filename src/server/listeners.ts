@@ -208,11 +208,12 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
   const drivers = deps.drivers ?? DRIVERS;
 
   let genCounter = 0;
-  const makeGeneration = (d: ListenerDeps): Generation & { readonly id: number } => ({
-    ...runner.generation(d),
+  let closing = false;
+  const makeGeneration = (d: ListenerDeps, guard: AuthGuard): Generation & { readonly id: number } => ({
+    ...runner.generation(d, guard),
     id: ++genCounter,
   });
-  let current = makeGeneration(deps);
+  let current = makeGeneration(deps, limits.authGuard);
   if (dispatch !== null) await dispatch.prepare(current.id, deps);
 
   /** Connections counted against the limits: sessions, plus implicit-TLS handshakes in progress. */
@@ -337,17 +338,14 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     connectionCount: () => open,
     limits,
     async reload(next: ListenerDeps): Promise<ListenerChanges> {
+      if (closing) throw new Error('the server is stopping');
       const nextAuth = next.config.auth;
-      const keepGuard = guardOptionsEqual(current.config.auth, nextAuth);
-      const previousGuard = limits.authGuard;
-      if (!keepGuard) limits.authGuard = new AuthGuard(nextAuth, next.clock);
-      let gen: Generation & { readonly id: number };
-      try {
-        gen = makeGeneration(next);
-      } catch (err) {
-        limits.authGuard = previousGuard;
-        throw err;
-      }
+      // Built aside and put in place only with the new snapshot: until then every session (on any
+      // thread) keeps counting against the guard in force, and a refused reload changes nothing.
+      const guard = guardOptionsEqual(current.config.auth, nextAuth)
+        ? limits.authGuard
+        : new AuthGuard(nextAuth, next.clock);
+      const gen = makeGeneration(next, guard);
       // Pair each new listener with an old one of the same key (listenerKey), in order.
       const unmatched = [...entries];
       const plan = gen.config.listeners.map((listener, index) => {
@@ -360,10 +358,11 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
         for (const p of plan) if (p.kept === null) added.push(await bind(p.index, p.listener, gen));
         // Every session thread builds the snapshot before any socket is handed over with it.
         if (dispatch !== null) await dispatch.prepare(gen.id, next);
+        // close() began while this reload waited: what it bound would never be closed.
+        if (closing) throw new Error('the server is stopping');
       } catch (err) {
         for (const e of added) e.server.close();
         dispatch?.retire(gen.id);
-        limits.authGuard = previousGuard;
         throw err;
       }
       const fresh = [...added];
@@ -382,6 +381,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
         return e;
       });
       const previous = current;
+      limits.authGuard = guard;
       current = gen;
       dispatch?.retire(previous.id);
       for (const e of unmatched) {
@@ -391,6 +391,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       return { added: added.map((e) => e.bound), removed: unmatched.map((e) => e.bound) };
     },
     async close(graceMs: number): Promise<void> {
+      closing = true;
       logger.event(Events.serverStopping, { connections: open, graceMs });
       const closed = Promise.all([...entries.map((e) => closeServer(e.server)), ...retired]);
       await (dispatch === null ? runner.stop(graceMs) : dispatch.stop(graceMs));

@@ -76,7 +76,9 @@ export class SessionRunner {
   readonly #sessions = new Set<{ readonly shell: Connection; readonly driver: Driver }>();
   /** One lookup (and cache) for every generation: [dns] takes effect only at a restart. */
   #clientNames: ClientNameLookup | null | undefined;
-  #handshaking = 0;
+  /** Implicit-TLS sockets still in their handshake: stop() must end them too. */
+  readonly #handshakes = new Set<Socket>();
+  #stopping = false;
 
   constructor(shared: RunnerShared) {
     this.#shared = shared;
@@ -90,11 +92,11 @@ export class SessionRunner {
 
   /** Sessions plus implicit-TLS handshakes in progress. */
   get open(): number {
-    return this.#sessions.size + this.#handshaking;
+    return this.#sessions.size + this.#handshakes.size;
   }
 
   /** Build a generation's snapshot; throws on bad TLS material (nothing changed then). */
-  generation(d: GenerationDeps): Generation {
+  generation(d: GenerationDeps, authGuard: AuthLimits = this.#shared.authGuard()): Generation {
     const { config } = d;
     const clientCa = d.tls?.clientCa ?? null;
     const secureContext = d.tls
@@ -121,7 +123,7 @@ export class SessionRunner {
       secureContext,
       trustedNetworks: networks(config.smtp.trustedNetworks),
       authenticator: new Authenticator(d.directory, d.tokens ?? null),
-      authGuard: this.#shared.authGuard(),
+      authGuard,
       rateLimiter: this.#shared.rateLimiter,
       imap: this.#shared.imap,
       resolver,
@@ -154,11 +156,17 @@ export class SessionRunner {
       return;
     }
     // RFC 8314 implicit TLS: the handshake is part of the connection, counted and bounded in time.
-    this.#handshaking++;
+    this.#handshakes.add(socket);
     const ip = normalizeIp(socket.remoteAddress ?? '0.0.0.0');
     void Connection.acceptTls(socket, options).then((shell) => {
-      this.#handshaking--;
-      if (shell instanceof Connection) return this.#start(gen, listener, shell, id, ended);
+      this.#handshakes.delete(socket);
+      if (shell instanceof Connection) {
+        if (!this.#stopping) return this.#start(gen, listener, shell, id, ended);
+        // Stopped during the handshake: no session starts on services that are closing.
+        shell.destroy();
+        ended();
+        return;
+      }
       ended();
       gen.connDeps.logger.warn(factory.events.tlsFailed, { ip, error: shell.error });
     });
@@ -177,6 +185,8 @@ export class SessionRunner {
 
   /** Ask every session to end (the protocol's words), wait up to graceMs, then cut what is left. */
   async stop(graceMs: number): Promise<void> {
+    this.#stopping = true;
+    for (const socket of this.#handshakes) socket.destroy();
     for (const s of this.#sessions) s.driver.shutdown();
     const all = Promise.all([...this.#sessions].map((s) => s.shell.done));
     let timer: NodeJS.Timeout | undefined;

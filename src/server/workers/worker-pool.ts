@@ -37,6 +37,8 @@ export interface WorkerPoolOptions {
 }
 
 const DEFAULT_READY_TIMEOUT_MS = 30_000;
+/** How long a thread that answered `stopped` may take to exit before it is ended. */
+const EXIT_MARGIN_MS = 2000;
 /** Waits before starting a thread again after it died: repeated deaths back off. */
 const RESTART_DELAYS_MS = [100, 1000, 5000, 30_000];
 
@@ -188,7 +190,10 @@ export class WorkerPool implements SessionDispatch {
         const outcome = await Promise.race([stopped.then(() => 'stopped' as const), t.exited, late]);
         clearTimeout(timer);
         if (outcome === 'late') await t.worker.terminate();
+        // A thread that said `stopped` but lingers (a socket it could not end) is ended after a margin.
+        const lingering = setTimeout(() => void t.worker.terminate(), EXIT_MARGIN_MS);
         await t.exited;
+        clearTimeout(lingering);
       }),
     );
   }
@@ -217,7 +222,8 @@ export class WorkerPool implements SessionDispatch {
       t.preparing.set(msg.gen, {
         resolve: () => {
           clearTimeout(timer);
-          t.prepared.add(msg.gen);
+          // Retired while it was being built: nothing will ever be handed over with it.
+          if (this.#live.has(msg.gen)) t.prepared.add(msg.gen);
           resolve();
         },
         reject: (e) => {
@@ -340,11 +346,19 @@ export class WorkerPool implements SessionDispatch {
     const delay = RESTART_DELAYS_MS[Math.min(this.#deaths.length - 1, RESTART_DELAYS_MS.length - 1)]!;
     setTimeout(() => {
       if (this.#stopping || this.#threads[t.index] !== t) return;
-      const next = this.#spawn(t.index);
+      let next: SessionThread;
+      try {
+        next = this.#spawn(t.index);
+      } catch (err) {
+        // Out of threads or descriptors: try again later, as after another death.
+        this.#o.logger.error(Events.serverWorkerExited, { worker: t.index, err });
+        void this.#onExit(t, code);
+        return;
+      }
       this.#whenReady(next).then(
         () => this.#o.logger.event(Events.serverWorkerRestarted, { worker: t.index }),
         (err: unknown) => {
-          this.#o.logger.error(Events.serverWorkerExited, { worker: t.index, err });
+          if (!this.#stopping) this.#o.logger.error(Events.serverWorkerExited, { worker: t.index, err });
           void next.worker.terminate();
         },
       );
