@@ -209,7 +209,9 @@ describe('GroupCommit: a thread that ends inside a transaction', () => {
         for (;;) {}
       });
     `;
-    const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(source)}`), { execArgv: [] });
+    const worker = new Worker(new URL(`data:text/javascript,${encodeURIComponent(source)}`), {
+      execArgv: [],
+    });
     try {
       await new Promise((resolve) => worker.once('message', resolve));
       await worker.terminate();
@@ -218,7 +220,10 @@ describe('GroupCommit: a thread that ends inside a transaction', () => {
       assert.ok(performance.now() - started < 100, 'the write lock was still held');
       // Nothing of the ended thread's transaction is visible.
       assert.deepEqual(
-        db.prepare('SELECT x FROM t').all().map((r) => r['x']),
+        db
+          .prepare('SELECT x FROM t')
+          .all()
+          .map((r) => r['x']),
         [1],
       );
     } finally {

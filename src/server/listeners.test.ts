@@ -66,7 +66,7 @@ describe('listeners: reload and the process-wide AUTH lockouts', () => {
         guard.recordFailure(ip, null);
         assert.equal(running.limits.authGuard.check(ip, null).locked, true, ip);
       }
-      const reload = running.reload(deps(config(5), dispatch));
+      const reload = Promise.resolve(running.reload(deps(config(5), dispatch)));
       await new Promise((r) => setTimeout(r, 20));
       // The session threads are still preparing: every check still sees the lockouts.
       assert.equal(running.limits.authGuard, guard);
@@ -88,7 +88,7 @@ describe('listeners: reload and the process-wide AUTH lockouts', () => {
       const guard = running.limits.authGuard;
       guard.recordFailure('192.0.2.10', 'jürgen@example.test');
       guard.recordFailure('192.0.2.10', 'jürgen@example.test');
-      const reload = running.reload(deps(config(5), dispatch));
+      const reload = Promise.resolve(running.reload(deps(config(5), dispatch)));
       open();
       await assert.rejects(reload, /refused/);
       assert.equal(running.limits.authGuard, guard);
@@ -101,7 +101,7 @@ describe('listeners: reload and the process-wide AUTH lockouts', () => {
   it('a reload still preparing when close() begins is refused and closes what it bound', async () => {
     const { dispatch, open } = gatedDispatch();
     const running = await startListeners(deps(config(2), dispatch));
-    const reload = running.reload(deps(config(2, true), dispatch));
+    const reload = Promise.resolve(running.reload(deps(config(2, true), dispatch)));
     await new Promise((r) => setTimeout(r, 20));
     const closed = running.close(0);
     open();
