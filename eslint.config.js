@@ -134,7 +134,7 @@ export default tseslint.config(
     ],
     'policy uses core, config, protocol header parsing and ports only',
   ),
-  ...['queue', 'store', 'directory', 'net'].map((dir) =>
+  ...['queue', 'store', 'directory', 'net', 'trace'].map((dir) =>
     layer(
       dir,
       [
@@ -145,7 +145,7 @@ export default tseslint.config(
         '**/server/**',
         ...upper,
         ...(dir === 'net' ? ['**/db/**'] : []),
-        ...['queue', 'store', 'directory', 'net'].filter((d) => d !== dir).map((d) => `**/${d}/**`),
+        ...['queue', 'store', 'directory', 'net', 'trace'].filter((d) => d !== dir).map((d) => `**/${d}/**`),
       ],
       dir === 'net' ? 'net uses core, config and the DNS codec only' : `${dir} uses core, config and db only`,
     ),

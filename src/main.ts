@@ -36,10 +36,13 @@ import { WorkerPool } from './server/workers/worker-pool.ts';
 import type { ReloadResult, SnapshotLoader } from './server/reload.ts';
 import { applySnapshot, createReloader, describeListenerError, logConfigWarnings } from './server/reload.ts';
 import type { ImapMailboxStore } from './store/mailbox-store.ts';
+import { tracingLogger } from './trace/trace.ts';
+import type { SqliteTraceStore } from './trace/sqlite-trace-store.ts';
 import {
   StartupError,
   dataPaths,
   describeFsError,
+  openTrace,
   openDirectory,
   openQueue,
   openStore,
@@ -183,15 +186,23 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     (options.logger === undefined
       ? createLogSink({ level: config.log.level, format: config.log.format })
       : { logger: options.logger, writeLines: relayLines(options.logger), pretty: false });
-  const logger = sink.logger;
   const clock = options.clock ?? systemClock;
   const stdout = options.stdout ?? process.stdout;
 
-  logConfigWarnings(logger, options.warnings ?? [], config.source);
+  logConfigWarnings(sink.logger, options.warnings ?? [], config.source);
   // The data dir first (the self-signed certificate lives there), its lock before anything in it is
   // touched, then TLS: a bad certificate path should fail before any database is opened.
   prepareDataDir(config);
   const lock = lockData(dataPaths(config).root);
+  let trace: SqliteTraceStore;
+  try {
+    trace = await openTrace(config, clock, 'owner');
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+  // Every record that names a queue id is also a step of that message's trace (trace/trace.ts).
+  const logger = tracingLogger(sink.logger, trace, () => clock.nowMs());
   let tls: Awaited<ReturnType<typeof loadTlsMaterial>>;
   let services: Services;
   const threads = sessionThreads(config);
@@ -200,6 +211,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     // With session threads, deliveries made here reach their IDLE sessions through the store's channel.
     services = await openServices(config, logger, clock, { broadcast: threads > 0 });
   } catch (err) {
+    trace.close();
     lock.release();
     throw err;
   }
@@ -268,6 +280,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     await worker.stop();
     await remote.close();
     await services.close();
+    trace.close();
     lock.release();
     if (err instanceof ListenerBindError) {
       throw new StartupError(describeListenerError(err, config.source), { cause: err });
@@ -302,6 +315,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         await worker.stop();
         await remote.close();
         await services.close();
+        trace.close();
         lock.release();
       }
       logger.event(Events.serverStopped);

@@ -14,6 +14,7 @@ import type { Queue } from './queue/queue.ts';
 import { SqliteQueue } from './queue/sqlite-queue.ts';
 import type { ImapMailboxStore } from './store/mailbox-store.ts';
 import { SqliteMailboxStore } from './store/sqlite-mailbox-store.ts';
+import { SqliteTraceStore } from './trace/sqlite-trace-store.ts';
 
 /** A startup problem a person can fix (data dir, files); its message is meant to be shown as is. */
 export class StartupError extends Error {
@@ -149,5 +150,22 @@ export async function openStore(
   const paths = prepareDataDir(config);
   return opening('mailbox store', () =>
     SqliteMailboxStore.open({ dir: paths.mail, clock, role: options.role, broadcast: options.broadcast }),
+  );
+}
+
+/** The trace store (data/trace.sqlite): the server's threads write it, `tern trace` reads it. */
+export async function openTrace(
+  config: Config,
+  clock: Clock,
+  role: 'owner' | 'session' | 'reader',
+): Promise<SqliteTraceStore> {
+  const paths = prepareDataDir(config);
+  return opening('trace store', () =>
+    SqliteTraceStore.open({
+      path: join(paths.root, 'trace.sqlite'),
+      retentionMs: config.trace.retentionMs,
+      nowMs: () => clock.nowMs(),
+      role,
+    }),
   );
 }

@@ -13,7 +13,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Socket } from 'node:net';
 import { systemClock, type Logger } from './core/ports.ts';
 import { Events } from './core/events.ts';
-import { openDirectory, openQueue, openStore } from './services.ts';
+import { openDirectory, openQueue, openStore, openTrace } from './services.ts';
+import { tracingLogger } from './trace/trace.ts';
 import { DiskSpace } from './net/disk-space.ts';
 import { createResolver } from './net/dns.ts';
 import { createLogger } from './net/logger.ts';
@@ -39,7 +40,7 @@ const flushLogs = (): void => {
   lines = [];
   post({ kind: 'log', text });
 };
-const logger: Logger = createLogger({
+const untraced: Logger = createLogger({
   level: data.config.log.level,
   format: data.prettyLogs ? 'pretty' : 'json',
   destination: {
@@ -61,6 +62,9 @@ const clock = systemClock;
 const config = data.config;
 
 async function main(): Promise<void> {
+  const trace = await openTrace(config, clock, 'session');
+  // The sessions' part of every message's trace (received, checked, queued, delivered before the 250).
+  const logger = tracingLogger(untraced, trace, () => clock.nowMs());
   const directory = await openDirectory(config);
   const queue = await openQueue(config, clock, logger, { role: 'session' });
   const store = await openStore(config, clock, { role: 'session', broadcast: true });
@@ -135,6 +139,7 @@ async function main(): Promise<void> {
     await queue.close();
     await store.close();
     await directory.close();
+    trace.close();
     flushLogs();
     post({ kind: 'stopped' });
     port.close();

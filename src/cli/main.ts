@@ -35,6 +35,7 @@ import { queueCommands } from './commands/queue.ts';
 import { reload } from './commands/reload.ts';
 import { send } from './commands/send.ts';
 import { serve } from './commands/serve.ts';
+import { trace } from './commands/trace.ts';
 import { userCommands } from './commands/user.ts';
 import { version } from './commands/version.ts';
 import type { CliIo } from './io.ts';
@@ -50,6 +51,7 @@ export const COMMANDS: readonly Command[] = [
   ...mailboxCommands,
   ...mailboxTransferCommands,
   ...queueCommands,
+  trace,
   ...dkimCommands,
   ...dnsCommands,
   configCheck,

@@ -293,6 +293,13 @@ export interface ServerConfig {
 
 export const DEFAULT_SERVER: ServerConfig = { workers: 'auto' };
 
+export interface TraceConfig {
+  /** How long the trace of a message is kept (`retention_days`); 0 keeps none. */
+  readonly retentionMs: number;
+}
+
+export const DEFAULT_TRACE: TraceConfig = { retentionMs: 30 * 86_400_000 };
+
 export interface Config {
   readonly hostname: string;
   readonly dataDir: string;
@@ -311,6 +318,7 @@ export interface Config {
   readonly queue: QueueConfig;
   readonly checks: ChecksConfig;
   readonly server: ServerConfig;
+  readonly trace: TraceConfig;
   /** Where the snapshot came from: a file path, or null for embedded defaults. */
   readonly source: string | null;
 }
@@ -444,6 +452,7 @@ export function defaultConfig(): Config {
     queue: DEFAULT_QUEUE,
     checks: DEFAULT_CHECKS,
     server: DEFAULT_SERVER,
+    trace: DEFAULT_TRACE,
     source: null,
   };
 }

@@ -263,6 +263,9 @@ skip_networks = ["10.0.0.0/8"]
 
 [server]
 workers = 3
+
+[trace]
+retention_days = 7
 `;
 
 describe('parseConfig: a full file', () => {
@@ -438,6 +441,7 @@ describe('parseConfig: a full file', () => {
         skipNetworks: ['10.0.0.0/8'],
       },
       server: { workers: 3 },
+      trace: { retentionMs: 7 * 86_400_000 },
       source: 'test.toml',
     };
     assert.deepEqual(config, expected);

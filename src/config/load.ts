@@ -27,6 +27,7 @@ import {
   DEFAULT_POP3,
   DEFAULT_QUEUE,
   DEFAULT_SERVER,
+  DEFAULT_TRACE,
   DEFAULT_SUBMISSION,
   SERVICES,
   defaultConfig,
@@ -49,6 +50,7 @@ import type {
   Pop3Config,
   QueueConfig,
   ServerConfig,
+  TraceConfig,
   RelayHost,
   Service,
   SmtpConfig,
@@ -190,6 +192,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const queue = readQueue(ctx, top['queue'], knownLocalDomains);
   const checks = readChecks(ctx, top['checks']);
   const server = readServer(ctx, top['server']);
+  const trace = readTrace(ctx, top['trace']);
 
   if (ctx.errors.length > 0) return { ok: false, errors: sortByLine(ctx.errors) };
   const config: Config = {
@@ -210,6 +213,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     queue,
     checks,
     server,
+    trace,
     source,
   };
   return { ok: true, config: deepFreeze(copyConfig(config)), warnings: sortByLine(ctx.warnings) };
@@ -242,6 +246,7 @@ const TOP_KEYS = [
   'queue',
   'checks',
   'server',
+  'trace',
 ];
 const LISTENER_KEYS = [
   'service',
@@ -662,6 +667,22 @@ function readServer(ctx: Ctx, value: unknown): ServerConfig {
             max: MAX_WORKERS,
           });
   return { workers: read ?? DEFAULT_SERVER.workers };
+}
+
+/** Ten years: longer is a typo (and past what a timer or a date in milliseconds should hold). */
+const MAX_TRACE_DAYS = 3650;
+
+function readTrace(ctx: Ctx, value: unknown): TraceConfig {
+  const t = opt(value, (v) => readTable(ctx, ['trace'], v, ['retention_days']));
+  if (t === undefined) return DEFAULT_TRACE;
+  const days = opt(t['retention_days'], (v) =>
+    readInteger(ctx, ['trace', 'retention_days'], v, {
+      min: 0,
+      minWhy: '0 keeps no trace',
+      max: MAX_TRACE_DAYS,
+    }),
+  );
+  return days === undefined ? DEFAULT_TRACE : { retentionMs: days * 86_400_000 };
 }
 
 function readSubmission(ctx: Ctx, value: unknown): SubmissionConfig {
@@ -2138,6 +2159,7 @@ function copyConfig(c: Config): Config {
     },
     queue: { ...c.queue },
     server: { ...c.server },
+    trace: { ...c.trace },
   };
 }
 

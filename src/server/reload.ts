@@ -30,6 +30,7 @@ export const RESTART_ONLY = [
   ['outbound', (c: Config) => c.outbound],
   ['queue', (c: Config) => c.queue],
   ['server', (c: Config) => c.server],
+  ['trace', (c: Config) => c.trace],
 ] as const;
 
 /** The keys of RESTART_ONLY whose value differs between what runs and the new file. */

@@ -1,0 +1,111 @@
+// The trace of every message (issue 15): one timeline per queue id, from what the server already says
+// about it. Every log record that names a queue id (the session's `smtp.queued`, the checks' verdicts,
+// each delivery attempt, DSNs, what the CLI did to it) is also a trace event, kept in the trace store
+// (sqlite-trace-store.ts) for `[trace] retention_days` and read by `tern trace`. Taking the events from
+// the Logger port means nothing that logs has to know about traces, and the trace can never say
+// something the log does not.
+// Deliberately NOT here: storage (sqlite-trace-store.ts), presentation (cli/commands/trace.ts).
+
+import type { LogFields, Logger } from '../core/ports.ts';
+
+/** One step in a message's life, as `tern trace --json` prints it. */
+export interface TraceEvent {
+  /** Milliseconds since the epoch. */
+  readonly atMs: number;
+  readonly queueId: string;
+  /** received, checked, queued, delivered, deferred, bounced, dsn, … (traceEventName). */
+  readonly event: string;
+  /** The log event it came from, e.g. `delivery.remote`. */
+  readonly source: string;
+  readonly detail: Readonly<Record<string, unknown>>;
+}
+
+/** Where trace events go; never throws, never waits (a trace must not slow or fail a delivery). */
+export interface TraceWriter {
+  write(event: TraceEvent): void;
+}
+
+/** The trace's own name for a log event; events not listed keep their log name. */
+const NAMES: Readonly<Record<string, string>> = {
+  'smtp.queued': 'received',
+  'smtp.authchecks': 'checked',
+  'smtp.commit.failed': 'refused',
+  'queue.committed': 'queued',
+  'delivery.local': 'delivered',
+  'delivery.remote': 'delivered',
+  'delivery.deferred': 'deferred',
+  'delivery.failed': 'bounced',
+  'delivery.bounced': 'bounced',
+  'delivery.over_quota': 'bounced',
+  'delivery.remote.failed': 'failed-attempt',
+  'delivery.forwarded': 'forwarded',
+  'dsn.queued': 'dsn',
+  'dsn.suppressed': 'dsn-suppressed',
+  'queue.held': 'held',
+  'queue.released': 'released',
+  'queue.deleted': 'deleted',
+  'queue.flushed': 'flushed',
+  'queue.bounce_requested': 'bounce-requested',
+};
+
+export function traceEventName(logEvent: string): string {
+  return NAMES[logEvent] ?? logEvent;
+}
+
+/** Fields that are the log's business, not the trace's (the record's own name, levels, process). */
+const DROPPED = new Set(['queueId', 'event', 'level', 'time', 'pid', 'msg']);
+
+function detailOf(fields: LogFields): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(fields)) {
+    if (DROPPED.has(k) || v === undefined) continue;
+    // Errors keep their message: JSON has no place for the rest.
+    out[k] = v instanceof Error ? v.message : v;
+  }
+  return out;
+}
+
+/**
+ * A logger that logs as `inner` does and also writes every record that names a queue id (in its fields
+ * or its child's bound fields) to the trace. `now` is the clock of the trace's times.
+ */
+export function tracingLogger(
+  inner: Logger,
+  writer: TraceWriter,
+  now: () => number,
+  bound: LogFields = {},
+): Logger {
+  const tee =
+    (log: (name: string, fields?: LogFields) => void) =>
+    (name: string, fields?: LogFields): void => {
+      log(name, fields);
+      const all = fields === undefined ? bound : { ...bound, ...fields };
+      const queueId = all['queueId'];
+      if (typeof queueId === 'string' && queueId !== '') {
+        writer.write({
+          atMs: now(),
+          queueId,
+          event: traceEventName(name),
+          source: name,
+          detail: detailOf(all),
+        });
+        return;
+      }
+      // What an operator did with `tern queue ...` to several messages at once (cli.queue.hold, …).
+      const ids = all['ids'];
+      if (!name.startsWith('cli.queue.') || !Array.isArray(ids)) return;
+      const detail = detailOf(all);
+      delete detail['ids'];
+      for (const id of ids) {
+        if (typeof id === 'string')
+          writer.write({ atMs: now(), queueId: id, event: name.slice('cli.'.length), source: name, detail });
+      }
+    };
+  return {
+    event: tee((n, f) => inner.event(n, f)),
+    warn: tee((n, f) => inner.warn(n, f)),
+    error: tee((n, f) => inner.error(n, f)),
+    debug: (n, f) => inner.debug(n, f),
+    child: (fields) => tracingLogger(inner.child(fields), writer, now, { ...bound, ...fields }),
+  };
+}
