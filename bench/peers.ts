@@ -294,6 +294,8 @@ export function ternConfigToml(o: {
           `workers = ${/^\d+$/.test(process.env['BENCH_TERN_WORKERS']) ? process.env['BENCH_TERN_WORKERS'] : '"auto"'}`,
           '',
         ]),
+    // BENCH_TERN_TRACE=off: no message trace ([trace] retention_days = 0), for an A/B of its cost.
+    ...(process.env['BENCH_TERN_TRACE'] === 'off' ? ['[trace]', 'retention_days = 0', ''] : []),
     '[dns]',
     `servers = ["127.0.0.1:${o.dnsPort}"]`,
     'timeout_seconds = 1',

@@ -233,3 +233,33 @@ describe('GroupCommit: a thread that ends inside a transaction', () => {
     }
   });
 });
+
+describe("GroupCommit: sync 'none'", () => {
+  it('commits resolve at COMMIT with no fsync of their own; the rows are there after reopening', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tern-gc-none-'));
+    const path = join(dir, 'db.sqlite');
+    const migrations = ['CREATE TABLE t (x INTEGER) STRICT;'];
+    try {
+      const db = openDatabase(path, { migrations });
+      const gc = new GroupCommit(db, { sync: 'none' });
+      await Promise.all(
+        [1, 2, 3].map((x) => gc.run((d) => d.prepare('INSERT INTO t (x) VALUES (?)').run(x))),
+      );
+      assert.equal(gc.stats.syncs, 0);
+      assert.equal(gc.stats.transactions, 1);
+      gc.close();
+      db.close();
+      const again = openDatabase(path, { migrations });
+      assert.deepEqual(
+        again
+          .prepare('SELECT x FROM t ORDER BY x')
+          .all()
+          .map((r) => r['x']),
+        [1, 2, 3],
+      );
+      again.close();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

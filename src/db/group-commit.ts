@@ -36,9 +36,12 @@ export interface GroupCommitOptions {
   readonly windowMs?: number | undefined;
   /**
    * 'background' (default for a database in a file): COMMIT writes the WAL and the WAL is fsynced off
-   * the event loop. 'commit': synchronous=FULL, COMMIT itself fsyncs (always so in memory).
+   * the event loop. 'commit': synchronous=FULL, COMMIT itself fsyncs (always so in memory). 'none':
+   * synchronous=NORMAL and no WAL fsync at all (callers resolve at COMMIT): consistent after any crash,
+   * the last transactions may be lost to a power failure; checkpoints still run off the event loop.
+   * For what is kept for people, not promised to anyone (the message trace).
    */
-  readonly sync?: 'background' | 'commit' | undefined;
+  readonly sync?: 'background' | 'commit' | 'none' | undefined;
 }
 
 export interface GroupCommitStats {
@@ -69,6 +72,8 @@ export class GroupCommit {
   #syncs = 0;
   /** The database file when this class fsyncs its WAL, null when COMMIT does. */
   readonly #path: string | null;
+  /** 'none': commits resolve at COMMIT, nothing is fsynced here. */
+  readonly #noSync: boolean;
   #walFd: number | null = null;
   /** Committed, not yet covered by an fsync. */
   #unsynced: Array<{ item: Pending; outcome: Outcome }> = [];
@@ -93,7 +98,9 @@ export class GroupCommit {
     };
     this.#windowMs = options.windowMs ?? 0;
     const location = db.location();
-    this.#path = (options.sync ?? 'background') === 'background' ? location : null;
+    const sync = options.sync ?? 'background';
+    this.#noSync = sync === 'none' && location !== null;
+    this.#path = sync === 'background' || this.#noSync ? location : null;
     if (this.#path !== null) {
       db.exec('PRAGMA synchronous = NORMAL');
       db.exec('PRAGMA wal_autocheckpoint = 0');
@@ -192,13 +199,21 @@ export class GroupCommit {
       );
       return;
     }
+    this.#opsSinceCheckpoint += batch.length;
+    if (this.#noSync) {
+      settle(
+        batch.map((item, i) => ({ item, outcome: results[i]! })),
+        null,
+      );
+      this.#maybeCheckpoint();
+      return;
+    }
     batch.forEach((item, i) => {
       const outcome = results[i]!;
       // A failed operation wrote nothing: its caller need not wait for the disk.
       if (outcome.ok) this.#unsynced.push({ item, outcome });
       else item.reject(outcome.error);
     });
-    this.#opsSinceCheckpoint += batch.length;
     this.#startSync();
   }
 

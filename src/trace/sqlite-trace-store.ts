@@ -75,7 +75,8 @@ export class SqliteTraceStore implements TraceWriter {
     this.#db = db;
     this.#sql = new Statements(db);
     this.#o = options;
-    this.#commits = (options.role ?? 'owner') === 'reader' ? null : new GroupCommit(db);
+    // No fsync: a trace is consistent after any crash and may lose its last events to a power failure.
+    this.#commits = (options.role ?? 'owner') === 'reader' ? null : new GroupCommit(db, { sync: 'none' });
   }
 
   static open(options: SqliteTraceStoreOptions): SqliteTraceStore {
@@ -119,6 +120,8 @@ export class SqliteTraceStore implements TraceWriter {
           const messageId = typeof d['messageId'] === 'string' ? d['messageId'] : null;
           const sender = typeof d['sender'] === 'string' ? d['sender'].toLowerCase() : null;
           const to = Array.isArray(d['to']) ? d['to'].filter((a): a is string => typeof a === 'string') : [];
+          // Only what a search can use makes a row (most attempts name none of it).
+          if (messageId === null && sender === null && to.length === 0 && e.event !== 'received') continue;
           upsert.run(e.queueId, e.atMs, messageId, sender, JSON.stringify(to.map((a) => a.toLowerCase())));
         }
       })
