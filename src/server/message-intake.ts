@@ -235,9 +235,11 @@ export class MessageIntake {
       const queued = envelope.recipients.filter((_, i) => !stored.has(i));
       if (queued.length === 0) await writer.abort();
       else await writer.commit({ ...envelope, recipients: queued }, prefix === undefined ? {} : { prefix });
+      const messageId = this.headerFacts?.messageId ?? null;
       this.log.event(Events.smtpQueued, {
         ...acceptedFields(writer.id, envelope, request.sizeBytes),
         ...(stored.size === 0 ? {} : { stored: stored.size, queued: queued.length }),
+        ...(messageId === null ? {} : { messageId }),
       });
       return withText(Replies.queued, `OK: queued as ${writer.id}`);
     } catch (err) {

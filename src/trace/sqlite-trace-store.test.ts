@@ -39,6 +39,22 @@ function withStore(
 }
 
 describe('trace: log records that name a queue id become a timeline', () => {
+  it('a field JSON cannot hold costs that event its details, not the batch', async () => {
+    await withStore(async (store, clock) => {
+      const log = tracingLogger(recording().logger, store, () => clock.now);
+      log.event('smtp.queued', { queueId: 'B1', sender: 'a@example.net', to: ['b@example.test'] });
+      log.event('delivery.local', { queueId: 'B1', big: 1n });
+      await settle();
+      assert.deepEqual(
+        store.events(['B1']).map((e) => [e.event, e.detail]),
+        [
+          ['received', { sender: 'a@example.net', to: ['b@example.test'] }],
+          ['delivered', { unserializable: true }],
+        ],
+      );
+    });
+  });
+
   it("logs as before, and keeps every record with a queue id (fields or a child's), received first", async () => {
     await withStore(async (store, clock) => {
       const { logger: inner, lines } = recording();
@@ -93,10 +109,12 @@ describe('trace: log records that name a queue id become a timeline', () => {
       assert.deepEqual(
         store.events(['Q7', 'Q8']).map((e) => [e.queueId, e.event]),
         [
-          ['Q7', 'queue.hold'],
-          ['Q8', 'queue.hold'],
+          ['Q7', 'held'],
+          ['Q8', 'held'],
         ],
       );
+      // The count over both is no detail of either.
+      assert.equal(store.events(['Q7'])[0]!.detail['recipients'], undefined);
     });
   });
 
@@ -108,8 +126,11 @@ describe('trace: log records that name a queue id become a timeline', () => {
       clock.now += 31 * DAY;
       log.event('smtp.queued', { queueId: 'NEW', sender: 'a@example.net', to: ['b@example.test'] });
       await settle();
-      store.prune();
+      await store.prune();
       assert.deepEqual(store.find({ from: 'a@example.net' }), ['NEW']);
+      // A queue id with another criterion that does not match is not found by its id alone.
+      assert.deepEqual(store.find({ queueId: 'NEW', from: 'other@example.net' }), []);
+      assert.deepEqual(store.find({ queueId: 'NEW', sinceMs: clock.now + DAY }), []);
       assert.deepEqual(store.events(['OLD']), []);
       const off = SqliteTraceStore.open({
         path: join(dir, 'off.sqlite'),

@@ -36,6 +36,10 @@ const MIGRATIONS = [
 
 /** How often the owner prunes events past the retention. */
 const PRUNE_EVERY_MS = 3_600_000;
+/** Rows deleted per statement (per event-loop turn) when pruning. */
+const PRUNE_CHUNK = 2000;
+/** How long a trace write waits for another connection's lock. */
+const TRACE_BUSY_MS = 100;
 
 export interface SqliteTraceStoreOptions {
   /** The database file, e.g. data/trace.sqlite. */
@@ -69,6 +73,7 @@ export class SqliteTraceStore implements TraceWriter {
   #pending: TraceEvent[] = [];
   #scheduled = false;
   #pruneTimer: NodeJS.Timeout | null = null;
+  #pruning = false;
   #closed = false;
 
   private constructor(db: DatabaseSync, options: SqliteTraceStoreOptions) {
@@ -80,11 +85,22 @@ export class SqliteTraceStore implements TraceWriter {
   }
 
   static open(options: SqliteTraceStoreOptions): SqliteTraceStore {
-    const store = new SqliteTraceStore(openDatabase(options.path, { migrations: MIGRATIONS }), options);
-    if ((options.role ?? 'owner') === 'owner' && options.retentionMs > 0) {
-      store.prune();
-      store.#pruneTimer = setInterval(() => store.prune(), PRUNE_EVERY_MS);
-      store.#pruneTimer.unref();
+    // A short busy wait: a writer that finds the file locked (a prune) drops a batch rather than stall.
+    const db = openDatabase(options.path, { migrations: MIGRATIONS, busyTimeoutMs: TRACE_BUSY_MS });
+    let store: SqliteTraceStore;
+    try {
+      store = new SqliteTraceStore(db, options);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+    if ((options.role ?? 'owner') === 'owner') {
+      // retention 0 keeps nothing, also nothing kept before it was set.
+      void store.prune();
+      if (options.retentionMs > 0) {
+        store.#pruneTimer = setInterval(() => void store.prune(), PRUNE_EVERY_MS);
+        store.#pruneTimer.unref();
+      }
     }
     return store;
   }
@@ -115,7 +131,14 @@ export class SqliteTraceStore implements TraceWriter {
              recipients = CASE WHEN excluded.recipients = '[]' THEN messages.recipients ELSE excluded.recipients END`,
         );
         for (const e of batch) {
-          insert.run(e.atMs, e.queueId, e.event, e.source, JSON.stringify(e.detail));
+          let detail: string;
+          try {
+            detail = JSON.stringify(e.detail);
+          } catch {
+            // A field JSON cannot hold (a BigInt, a cycle) costs that event its details, not the batch.
+            detail = '{"unserializable":true}';
+          }
+          insert.run(e.atMs, e.queueId, e.event, e.source, detail);
           const d = e.detail;
           const messageId = typeof d['messageId'] === 'string' ? d['messageId'] : null;
           const sender = typeof d['sender'] === 'string' ? d['sender'].toLowerCase() : null;
@@ -129,15 +152,35 @@ export class SqliteTraceStore implements TraceWriter {
       .catch(() => undefined);
   }
 
-  /** Delete what is older than the retention. */
-  prune(): void {
-    if (this.#closed) return;
-    const cutoff = this.#o.nowMs() - this.#o.retentionMs;
+  /**
+   * Delete what is older than the retention, a chunk per event-loop turn: a month of a busy server is
+   * millions of rows, and one DELETE of them would hold the thread (and the file's write lock) for
+   * seconds.
+   */
+  async prune(): Promise<void> {
+    if (this.#pruning) return;
+    this.#pruning = true;
     try {
-      this.#sql.sql('DELETE FROM events WHERE at_ms < ?').run(cutoff);
-      this.#sql.sql('DELETE FROM messages WHERE first_ms < ?').run(cutoff);
+      const cutoff = this.#o.nowMs() - this.#o.retentionMs;
+      for (const [table, column, key] of [
+        ['events', 'at_ms', 'seq'],
+        ['messages', 'first_ms', 'queue_id'],
+      ] as const) {
+        for (;;) {
+          if (this.#closed) return;
+          const r = this.#sql
+            .sql(
+              `DELETE FROM ${table} WHERE ${key} IN (SELECT ${key} FROM ${table} WHERE ${column} < ? LIMIT ${PRUNE_CHUNK})`,
+            )
+            .run(cutoff);
+          if (Number(r.changes) < PRUNE_CHUNK) break;
+          await new Promise((resolve) => setImmediate(resolve));
+        }
+      }
     } catch {
       // Busy or full: the next prune tries again.
+    } finally {
+      this.#pruning = false;
     }
   }
 
@@ -179,9 +222,11 @@ export class SqliteTraceStore implements TraceWriter {
       .prepare(sql)
       .all(...args)
       .map((r) => text(r, 'queue_id'));
-    // A queue id with events but no searchable row (an event before the message's first) still counts.
-    if (ids.length === 0 && q.queueId !== undefined && this.events([q.queueId]).length > 0)
+    // A queue id asked for alone that has events but no search row (only attempts were traced) counts.
+    const alone = Object.entries(q).every(([k, v]) => k === 'queueId' || k === 'limit' || v === undefined);
+    if (ids.length === 0 && alone && q.queueId !== undefined && this.events([q.queueId]).length > 0) {
       return [q.queueId];
+    }
     return ids;
   }
 

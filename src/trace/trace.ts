@@ -46,6 +46,12 @@ const NAMES: Readonly<Record<string, string>> = {
   'queue.deleted': 'deleted',
   'queue.flushed': 'flushed',
   'queue.bounce_requested': 'bounce-requested',
+  // What an operator did with `tern queue ...`, as the running server logs it from the change log.
+  'cli.queue.hold': 'held',
+  'cli.queue.release': 'released',
+  'cli.queue.delete': 'deleted',
+  'cli.queue.flush': 'flushed',
+  'cli.queue.bounce': 'bounce-requested',
 };
 
 export function traceEventName(logEvent: string): string {
@@ -95,10 +101,12 @@ export function tracingLogger(
       const ids = all['ids'];
       if (!name.startsWith('cli.queue.') || !Array.isArray(ids)) return;
       const detail = detailOf(all);
+      // Counts over all the ids are no step of any one message.
       delete detail['ids'];
+      delete detail['recipients'];
       for (const id of ids) {
         if (typeof id === 'string')
-          writer.write({ atMs: now(), queueId: id, event: name.slice('cli.'.length), source: name, detail });
+          writer.write({ atMs: now(), queueId: id, event: traceEventName(name), source: name, detail });
       }
     };
   return {

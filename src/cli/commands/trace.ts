@@ -20,7 +20,8 @@ function parseTime(text: string, nowMs: number, option: string): number {
     const unit = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[ago[2] as 's' | 'm' | 'h' | 'd'];
     return nowMs - Number(ago[1]) * unit;
   }
-  const ms = Date.parse(text);
+  // A date has its dashes (2026-12-07): a bare number is a duration without its unit, not a year.
+  const ms = /^\d{4}-\d\d-\d\d/.test(text) ? Date.parse(text) : Number.NaN;
   if (Number.isNaN(ms))
     throw new UsageError(`--${option}: not a date (2026-12-07T10:00Z) or a duration (12h): ${text}`);
   return ms;

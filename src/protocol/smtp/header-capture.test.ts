@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import {
   dropHeaderFields,
+  HeaderCapture,
   isBlindCopyField,
   isReturnPathField,
   withoutHeaderFields,
@@ -102,5 +103,21 @@ describe('dropHeaderFields', () => {
   test('Bcc: with folded lines goes whole; the next field stays', () => {
     const held = utf8('To: a@b\r\nBcc: c@d,\r\n e@f\r\nbcc:\r\n\t日本@example.org\r\nSubject: s\r\n\r\nbo');
     assert.deepEqual(dropHeaderFields(held, isBlindCopyField), utf8('To: a@b\r\nSubject: s\r\n\r\nbo'));
+  });
+});
+
+describe('HeaderCapture: the Message-ID for the log and the trace', () => {
+  const facts = (header: string): ReturnType<HeaderCapture['finish']>['facts'] => {
+    const c = new HeaderCapture();
+    return c.push(utf8(`${header}\r\nbody\r\n`))?.facts ?? c.finish().facts;
+  };
+  test('the msg-id, unfolded and without comments; UTF-8 kept; none when absent', () => {
+    assert.equal(facts('Message-ID: <a1@example.net>\r\n').messageId, '<a1@example.net>');
+    assert.equal(facts('message-id:\r\n  <a2@example.net> (a comment)\r\n').messageId, '<a2@example.net>');
+    assert.equal(facts('Message-ID: <日本.3@例え.jp>\r\n').messageId, '<日本.3@例え.jp>');
+    assert.equal(facts('Subject: x\r\n').messageId, null);
+    assert.equal(facts('Subject: x\r\n').hasMessageId, false);
+    // Two: the first counts.
+    assert.equal(facts('Message-ID: <one@x>\r\nMessage-ID: <two@x>\r\n').messageId, '<one@x>');
   });
 });

@@ -14,6 +14,8 @@ export interface HeaderFacts {
   readonly sender: readonly string[];
   readonly hasDate: boolean;
   readonly hasMessageId: boolean;
+  /** The first Message-ID's msg-id (`<...>`, unfolded), for the log and the trace; null when none. */
+  readonly messageId: string | null;
 }
 
 export class HeaderCapture {
@@ -63,6 +65,13 @@ function headerEnd(b: Uint8Array): number {
   return i < 0 ? -1 : i + 4;
 }
 
+function msgId(value: string | undefined): string | null {
+  if (value === undefined) return null;
+  const unfolded = value.replace(/\r?\n[ \t]+/g, ' ').trim();
+  const bracketed = /<[^<>\s]{1,995}>/.exec(unfolded);
+  return bracketed?.[0] ?? (unfolded === '' || unfolded.length > 998 ? null : unfolded);
+}
+
 function inspect(bytes: Uint8Array, complete: boolean): HeaderFacts {
   const fields = parseHeaderBlock(bytes);
   const values = (name: string): string[] =>
@@ -73,6 +82,7 @@ function inspect(bytes: Uint8Array, complete: boolean): HeaderFacts {
     sender: values('sender').flatMap(extractAddresses),
     hasDate: values('date').length > 0,
     hasMessageId: values('message-id').length > 0,
+    messageId: msgId(values('message-id')[0]),
   };
 }
 
