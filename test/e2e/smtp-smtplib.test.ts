@@ -290,11 +290,18 @@ describe('smtplib: DSN parameters', { skip }, () => {
     const [m] = await tern.waitForMessages('dsn@example.test', 1);
     assert.equal(m!.subject, 'with dsn');
     type Queued = { id: string; recipients: { address: string; status: string }[] };
-    const entry = await waitFor('dsn@example.test settled in the queue', async () => {
-      const list = await tern.tern(['queue', 'list', '--json']);
-      const found = (JSON.parse(list.stdout) as Queued[]).find((q) => q.id === queueId);
-      return found?.recipients[0]?.status === 'delivered' ? found : undefined;
-    });
+    // The local recipient is settled with the message's delivery pass, which includes the relayed
+    // one's attempt: on a busy machine a port that was closed may meanwhile be another test's
+    // server, and that attempt then runs into its timeouts (5 s each here). Hence the longer wait.
+    const entry = await waitFor(
+      'dsn@example.test settled in the queue',
+      async () => {
+        const list = await tern.tern(['queue', 'list', '--json']);
+        const found = (JSON.parse(list.stdout) as Queued[]).find((q) => q.id === queueId);
+        return found?.recipients[0]?.status === 'delivered' ? found : undefined;
+      },
+      30_000,
+    );
     assert.deepEqual(
       entry.recipients.map((x) => x.address),
       ['dsn@example.test', 'carol@[127.0.0.1]'],
