@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { RawImap } from './imap-raw.ts';
-import { RawSmtpClient, havePython, runProcess, startTern, type Tern } from './harness.ts';
+import { RawSmtpClient, havePython, runProcess, startTern, waitFor, type Tern } from './harness.ts';
 
 const skip = havePython() ? false : 'python3 is not available on this machine';
 
@@ -67,6 +67,7 @@ describe('sessions on two session threads', { skip }, () => {
   });
 
   test('max_connections_per_ip stays exact across threads: 60 greeted, the 61st refused, counts given back', async () => {
+    const from = tern.logs().length;
     const clients = await Promise.all(Array.from({ length: 60 }, () => RawSmtpClient.open(tern.ports.smtp)));
     const extra = await RawSmtpClient.connect(tern.ports.smtp);
     const refusal = await extra.readReply();
@@ -75,6 +76,14 @@ describe('sessions on two session threads', { skip }, () => {
     // Every session's end reaches the accepting thread: the same 60 fit again.
     const again = await waitForGreetings(tern.ports.smtp, 60);
     for (const c of again) await c.send('QUIT\r\n');
+    // Before the next test: every session of this one has ended (a thread posts a session's end
+    // before its log lines, so once its close is logged the count is given back).
+    await waitFor('every session of this test closed', () => {
+      const lines = tern.logs().slice(from);
+      const opened = lines.filter((l) => l.event === 'smtp.connect').length;
+      const closed = lines.filter((l) => l.event === 'smtp.close').length;
+      return opened > 0 && opened === closed ? true : undefined;
+    });
   });
 
   test('IDLE on one thread hears a delivery made by an SMTP session on the other at once', async () => {
