@@ -14,34 +14,19 @@ import { randomBytes } from 'node:crypto';
 import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import type { Config, ListenerConfig, Service, TlsMode } from '../config/config.ts';
 import { Events } from '../core/events.ts';
-import type { Clock, Logger } from '../core/ports.ts';
+import type { Clock } from '../core/ports.ts';
 import type { Resolver } from '../core/dns.ts';
-import type { Directory } from '../directory/directory.ts';
-import type { MailboxStore } from '../store/mailbox-store.ts';
-import type { MaildropLocks } from '../store/maildrop-locks.ts';
 import { normalizeIp } from '../net/connection.ts';
 import { DiskSpace } from '../net/disk-space.ts';
 import { resolve } from 'node:path';
-import type { Queue } from '../queue/queue.ts';
 import { AuthGuard, SendRateLimiter } from '../policy/auth-guard.ts';
-import type { TokenCheck } from './authenticator.ts';
 import { imapSharedState, UserSlotCounter } from './imap/shared-uids.ts';
 import type { DriverFactory, RefusalReason } from './driver.ts';
 import { DRIVERS, type DriverRegistry } from './drivers.ts';
-import { SessionRunner, type Generation } from './session-runner.ts';
+import { SessionRunner, type Generation, type GenerationDeps } from './session-runner.ts';
 
-export interface ListenerDeps {
-  readonly config: Config;
-  readonly queue: Queue;
-  readonly directory: Directory;
-  /** The mailboxes POP3 (and later IMAP) sessions read, and their exclusive-access locks. */
-  readonly store: MailboxStore;
-  readonly maildropLocks: MaildropLocks;
-  readonly logger: Logger;
-  readonly clock: Clock;
-  readonly tls: { readonly cert: string; readonly key: string; readonly clientCa?: string | null } | null;
-  /** Bearer-token verification for OAUTHBEARER/XOAUTH2; null when [auth.oauth] is not configured. */
-  readonly tokens?: TokenCheck | null;
+/** A generation's services and material (session-runner.ts), and what only the accepting side needs. */
+export interface ListenerDeps extends GenerationDeps {
   /** DNS for the inbound authentication checks and clients' names; without it both are off. */
   readonly resolver?: Resolver | null;
   /** The driver of each service; tests may swap one. Default: drivers.ts. */

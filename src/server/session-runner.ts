@@ -32,6 +32,7 @@ export interface GenerationDeps {
   readonly config: Config;
   readonly queue: Queue;
   readonly directory: Directory;
+  /** The mailboxes POP3 and IMAP sessions read, and POP3's exclusive-access locks. */
   readonly store: MailboxStore;
   readonly maildropLocks: MaildropLocks;
   readonly logger: Logger;
