@@ -85,8 +85,11 @@ export function tracingLogger(
     (log: (name: string, fields?: LogFields) => void) =>
     (name: string, fields?: LogFields): void => {
       log(name, fields);
+      // Most records name no message (connects, commands): decided before any copy of the fields.
+      const queueId = fields?.['queueId'] ?? bound['queueId'];
+      const operator = name.startsWith('cli.queue.');
+      if ((typeof queueId !== 'string' || queueId === '') && !operator) return;
       const all = fields === undefined ? bound : { ...bound, ...fields };
-      const queueId = all['queueId'];
       if (typeof queueId === 'string' && queueId !== '') {
         writer.write({
           atMs: now(),
@@ -99,7 +102,7 @@ export function tracingLogger(
       }
       // What an operator did with `tern queue ...` to several messages at once (cli.queue.hold, …).
       const ids = all['ids'];
-      if (!name.startsWith('cli.queue.') || !Array.isArray(ids)) return;
+      if (!Array.isArray(ids)) return;
       const detail = detailOf(all);
       // Counts over all the ids are no step of any one message.
       delete detail['ids'];
