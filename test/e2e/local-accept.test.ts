@@ -114,7 +114,7 @@ describe('local mail in one durable step', { skip: !havePython() && 'python3 is 
     const last = (await tern.storedMessages('jürgen@example.test')).at(-1)!;
     assert.equal(last.subject, 'large');
     const bytes = await tern.storedMessage('jürgen@example.test', last.id);
-    assert.ok(bytes.toString('latin1').endsWith(body));
+    assert.ok(bytes.subarray(-body.length).equals(Buffer.from(body)));
     const spool = await files(join(tern.dataDir, 'queue', 'spool'));
     assert.deepEqual(spool, [], 'the queue keeps no copy');
     const blobs = (await files(join(tern.dataDir, 'mail', 'blobs'))).filter((f) => f.size > 250_000);
@@ -221,7 +221,7 @@ describe('[queue] local_delivery = "queue"', { skip: !havePython() && 'python3 i
     );
     const last = (await tern.storedMessages(user)).at(-1)!;
     const bytes = await tern.storedMessage(user, last.id);
-    assert.ok(bytes.toString('latin1').endsWith(body));
+    assert.ok(bytes.subarray(-body.length).equals(Buffer.from(body)));
     assert.ok(
       bytes
         .toString('utf8')

@@ -124,26 +124,16 @@ describe('Coordinator: the process-wide limits, asked from several threads', () 
     const shared = limits(100);
     const a = new Coordinator(shared, new InProcessMaildropLocks());
     const b = new Coordinator(shared, new InProcessMaildropLocks());
-    const lim = { maxMessages: 2, maxRecipients: 0 };
+    const oneMore = (c: Coordinator, user: string): Promise<boolean> =>
+      c.answer({
+        op: 'rate.allows',
+        user,
+        limits: { maxMessages: 2, maxRecipients: 0 },
+        add: { messages: 1, recipients: 0 },
+      });
     await a.answer({ op: 'rate.record', user: 'u@example.test', recipients: 1 });
     await b.answer({ op: 'rate.record', user: 'u@example.test', recipients: 1 });
-    assert.equal(
-      await a.answer({
-        op: 'rate.allows',
-        user: 'u@example.test',
-        limits: lim,
-        add: { messages: 1, recipients: 0 },
-      }),
-      false,
-    );
-    assert.equal(
-      await b.answer({
-        op: 'rate.allows',
-        user: 'v@example.test',
-        limits: lim,
-        add: { messages: 1, recipients: 0 },
-      }),
-      true,
-    );
+    assert.equal(await oneMore(a, 'u@example.test'), false);
+    assert.equal(await oneMore(b, 'v@example.test'), true);
   });
 });
