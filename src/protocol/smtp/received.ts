@@ -37,8 +37,9 @@ export function protocolName(client: ClientInfo, smtputf8: boolean): string {
 /** The header, folded, CRLF-terminated. */
 export function formatReceived(input: ReceivedInput): string {
   const { client } = input;
-  // Outside a comment a backslash escapes nothing (RFC 5322 §3.2.1): specials are replaced, not escaped.
-  const helo = escapeHeaderText(client.helo.replace(/[()<>;@\\",]/g, '?'), input.smtputf8);
+  // Outside a comment a backslash escapes nothing (RFC 5322 §3.2.1): specials are replaced, not escaped;
+  // so is white space, which would split the one token "from" takes into two.
+  const helo = escapeHeaderText(client.helo.replace(/[()<>;@\\",\s]/g, '?'), input.smtputf8);
   // RFC 5321 §4.4 TCP-info: the verified name (forward-confirmed reverse DNS) and the address; "unknown"
   // when there is none, as Postfix writes it, so a reader never takes the HELO name for a checked one.
   const rdns = client.hostname ? escapeHeaderText(client.hostname) : 'unknown';
