@@ -48,6 +48,27 @@ export interface ListenerConfig {
   readonly clientCertificates: 'none' | 'request' | 'require';
 }
 
+/**
+ * A listener of the admin web page and HTTP API (`[[listeners]] service = "admin"`, src/admin). Plain
+ * HTTP only on a loopback address; anywhere else it must be HTTPS (`tls = "implicit"`, the [tls] certificate).
+ */
+export interface AdminListenerConfig {
+  readonly host: string;
+  readonly port: number;
+  readonly tls: 'none' | 'implicit';
+}
+
+export interface AdminConfig {
+  /** From `[[listeners]]` tables with service = "admin"; the embedded defaults have 127.0.0.1:8025. */
+  readonly listeners: readonly AdminListenerConfig[];
+  /** Clients that may read /healthz, /readyz and /metrics without logging in (CIDR); empty = any client. */
+  readonly openNetworks: readonly string[];
+  /** A page login lasts this long without use (the cookie's session; API tokens do not expire). */
+  readonly sessionIdleMs: number;
+}
+
+export const DEFAULT_ADMIN: AdminConfig = { listeners: [], openNetworks: [], sessionIdleMs: 8 * 3_600_000 };
+
 export type AuthMechanism =
   | 'PLAIN'
   | 'LOGIN'
@@ -319,6 +340,7 @@ export interface Config {
   readonly checks: ChecksConfig;
   readonly server: ServerConfig;
   readonly trace: TraceConfig;
+  readonly admin: AdminConfig;
   /** Where the snapshot came from: a file path, or null for embedded defaults. */
   readonly source: string | null;
 }
@@ -453,6 +475,7 @@ export function defaultConfig(): Config {
     checks: DEFAULT_CHECKS,
     server: DEFAULT_SERVER,
     trace: DEFAULT_TRACE,
+    admin: { ...DEFAULT_ADMIN, listeners: [{ host: '127.0.0.1', port: 8025, tls: 'none' }] },
     source: null,
   };
 }

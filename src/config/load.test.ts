@@ -99,6 +99,15 @@ service = "smtp"
 address = "0.0.0.0:25"
 
 [[listeners]]
+service = "admin"
+address = "127.0.0.1:8080"
+
+[[listeners]]
+service = "admin"
+address = "0.0.0.0:8443"
+tls = "implicit"
+
+[[listeners]]
 service = "smtp"
 address = "[2001:db8::1]:25"
 tls = "none"
@@ -266,6 +275,10 @@ workers = 3
 
 [trace]
 retention_days = 7
+
+[admin]
+open_networks = ["10.0.0.0/8"]
+session_idle_minutes = 30
 `;
 
 describe('parseConfig: a full file', () => {
@@ -442,6 +455,14 @@ describe('parseConfig: a full file', () => {
       },
       server: { workers: 3 },
       trace: { retentionMs: 7 * 86_400_000 },
+      admin: {
+        listeners: [
+          { host: '127.0.0.1', port: 8080, tls: 'none' },
+          { host: '0.0.0.0', port: 8443, tls: 'implicit' },
+        ],
+        openNetworks: ['10.0.0.0/8'],
+        sessionIdleMs: 30 * 60_000,
+      },
       source: 'test.toml',
     };
     assert.deepEqual(config, expected);
@@ -2445,5 +2466,73 @@ describe('[limits] mailbox quota', () => {
     const other = parsedOk('[limits]\nmailbox_quota_messages = 1000\nmailbox_quota_bytes = 0\n').config;
     assert.equal(other.limits.mailboxQuotaBytes, 0);
     assert.equal(other.limits.mailboxQuotaMessages, 1000);
+  });
+});
+
+describe('admin listeners and [admin]', () => {
+  test('the defaults have the admin page on 127.0.0.1:8025 over plain HTTP', () => {
+    const { config } = parsedOk('');
+    assert.deepEqual(config.admin.listeners, [{ host: '127.0.0.1', port: 8025, tls: 'none' }]);
+    assert.deepEqual(config.admin.openNetworks, []);
+  });
+
+  test('listeners given without an admin one mean no admin page', () => {
+    const { config } = parsedOk('[[listeners]]\nservice = "smtp"\naddress = "127.0.0.1:2525"\n');
+    assert.deepEqual(config.admin.listeners, []);
+    assert.equal(config.listeners.length, 1);
+  });
+
+  test('plain HTTP away from loopback, a bad tls mode, a foreign key and a port clash are errors with lines', () => {
+    const errors = parsedErrors(
+      [
+        '[[listeners]]',
+        'service = "admin"',
+        'address = "0.0.0.0:8025"',
+        '[[listeners]]',
+        'service = "admin"',
+        'address = "[::1]:8026"',
+        'tls = "starttls"',
+        '[[listeners]]',
+        'service = "admin"',
+        'address = "127.0.0.1:8027"',
+        'auth = true',
+        '[[listeners]]',
+        'service = "smtp"',
+        'address = "127.0.0.1:8028"',
+        '[[listeners]]',
+        'service = "admin"',
+        'address = "127.0.0.1:8028"',
+        '[admin]',
+        'open_networks = ["10.0.0.0/33"]',
+        'session_idle_minutes = 0',
+        '',
+      ].join('\n'),
+    );
+    const byKey = new Map(errors.map((e) => [e.key, e]));
+    assert.match(byKey.get('listeners[0].address')?.message ?? '', /loopback/);
+    assert.equal(byKey.get('listeners[0].address')?.line, 3);
+    assert.ok(byKey.has('listeners[1].tls'));
+    assert.equal(byKey.get('listeners[2].auth')?.line, 11);
+    assert.match(byKey.get('listeners[4].address')?.message ?? '', /conflicts with listeners\[3\]/);
+    assert.ok(byKey.has('admin.open_networks[0]'));
+    assert.ok(byKey.has('admin.session_idle_minutes'));
+  });
+
+  test('HTTPS on every address is accepted, [::1] over plain HTTP too', () => {
+    const { config } = parsedOk(
+      [
+        '[[listeners]]',
+        'service = "admin"',
+        'address = "[::]:8443"',
+        'tls = "implicit"',
+        '[[listeners]]',
+        'service = "admin"',
+        'address = "[::1]:8025"',
+      ].join('\n'),
+    );
+    assert.deepEqual(config.admin.listeners, [
+      { host: '::', port: 8443, tls: 'implicit' },
+      { host: '::1', port: 8025, tls: 'none' },
+    ]);
   });
 });

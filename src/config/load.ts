@@ -18,6 +18,7 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse, TomlDate, TomlError } from 'smol-toml';
 import { formatMailbox, isValidDomain, parseMailbox } from '../core/address.ts';
 import {
+  DEFAULT_ADMIN,
   DEFAULT_AUTH,
   DEFAULT_CHECKS,
   DEFAULT_DNS,
@@ -35,6 +36,8 @@ import {
   protocolOf,
 } from './config.ts';
 import type {
+  AdminConfig,
+  AdminListenerConfig,
   AuthConfig,
   AuthMechanism,
   ChecksConfig,
@@ -178,7 +181,8 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   // A listener asking for client certificates needs a CA to check them against; whether tls.client_ca
   // is valid is reported by readTls, so a bad one is not also reported as missing.
   const clientCaGiven = isTable(top['tls']) && top['tls']['client_ca'] !== undefined;
-  const listeners = opt(top['listeners'], (v) => readListeners(ctx, v, clientCaGiven)) ?? defaults.listeners;
+  const listenersRead = opt(top['listeners'], (v) => readListeners(ctx, v, clientCaGiven));
+  const listeners = listenersRead?.listeners ?? defaults.listeners;
   const tls = readTls(ctx, top['tls'], defaults.tls);
   const limits = readLimits(ctx, top['limits']);
   const smtp = readSmtp(ctx, top['smtp'], defaults.smtp);
@@ -193,6 +197,8 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const checks = readChecks(ctx, top['checks']);
   const server = readServer(ctx, top['server']);
   const trace = readTrace(ctx, top['trace']);
+  // Listeners given replace the defaults, the admin page's too: a file without one has no admin page.
+  const admin = readAdmin(ctx, top['admin'], listenersRead?.admin ?? defaults.admin.listeners);
 
   if (ctx.errors.length > 0) return { ok: false, errors: sortByLine(ctx.errors) };
   const config: Config = {
@@ -214,6 +220,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     checks,
     server,
     trace,
+    admin,
     source,
   };
   return { ok: true, config: deepFreeze(copyConfig(config)), warnings: sortByLine(ctx.warnings) };
@@ -247,6 +254,7 @@ const TOP_KEYS = [
   'checks',
   'server',
   'trace',
+  'admin',
 ];
 const LISTENER_KEYS = [
   'service',
@@ -683,6 +691,22 @@ function readTrace(ctx: Ctx, value: unknown): TraceConfig {
     }),
   );
   return days === undefined ? DEFAULT_TRACE : { retentionMs: days * 86_400_000 };
+}
+
+const ADMIN_KEYS = ['open_networks', 'session_idle_minutes'];
+
+function readAdmin(ctx: Ctx, value: unknown, listeners: readonly AdminListenerConfig[]): AdminConfig {
+  const t = opt(value, (v) => readTable(ctx, ['admin'], v, ADMIN_KEYS)) ?? {};
+  const minutes = opt(t['session_idle_minutes'], (v) =>
+    readInteger(ctx, ['admin', 'session_idle_minutes'], v, { min: 1, max: 30 * 24 * 60 }),
+  );
+  return {
+    listeners,
+    openNetworks:
+      opt(t['open_networks'], (v) => readNetworks(ctx, ['admin', 'open_networks'], v)) ??
+      DEFAULT_ADMIN.openNetworks,
+    sessionIdleMs: minutes === undefined ? DEFAULT_ADMIN.sessionIdleMs : minutes * 60_000,
+  };
 }
 
 function readSubmission(ctx: Ctx, value: unknown): SubmissionConfig {
@@ -1503,13 +1527,18 @@ function readPostmaster(
 interface ParsedListener {
   readonly index: number;
   readonly address: string;
-  readonly listener: ListenerConfig;
+  readonly listener: ListenerConfig | AdminListenerConfig;
+  readonly admin: boolean;
   /** Comparable host: canonical IP text or lower-cased name. */
   readonly hostKey: string;
   readonly family: 0 | 4 | 6;
 }
 
-function readListeners(ctx: Ctx, value: unknown, clientCaGiven: boolean): ListenerConfig[] | undefined {
+function readListeners(
+  ctx: Ctx,
+  value: unknown,
+  clientCaGiven: boolean,
+): { listeners: ListenerConfig[]; admin: AdminListenerConfig[] } | undefined {
   const list = readArray(ctx, ['listeners'], value, 'an array of tables ([[listeners]])');
   if (list === undefined) return undefined;
   if (list.length === 0) {
@@ -1518,7 +1547,10 @@ function readListeners(ctx: Ctx, value: unknown, clientCaGiven: boolean): Listen
   const parsed: ParsedListener[] = [];
   let bad = false;
   list.forEach((item, index) => {
-    const p = readListener(ctx, index, item, clientCaGiven);
+    const p =
+      isTable(item) && item['service'] === 'admin'
+        ? readAdminListener(ctx, index, item)
+        : readListener(ctx, index, item, clientCaGiven);
     if (p === undefined) bad = true;
     else parsed.push(p);
   });
@@ -1534,8 +1566,49 @@ function readListeners(ctx: Ctx, value: unknown, clientCaGiven: boolean): Listen
       a.address,
     );
   }
-  return bad ? undefined : parsed.map((p) => p.listener);
+  if (bad) return undefined;
+  return {
+    listeners: parsed.filter((p) => !p.admin).map((p) => p.listener as ListenerConfig),
+    admin: parsed.filter((p) => p.admin).map((p) => p.listener as AdminListenerConfig),
+  };
 }
+
+const ADMIN_LISTENER_KEYS = ['service', 'address', 'tls'];
+const ADMIN_TLS_MODES: readonly AdminListenerConfig['tls'][] = ['none', 'implicit'];
+
+/** `service = "admin"`: the web page and HTTP API; plain HTTP only where nobody else can listen in. */
+function readAdminListener(ctx: Ctx, index: number, value: unknown): ParsedListener | undefined {
+  const base: KeyPath = ['listeners', index];
+  const t = readTable(ctx, base, value, ADMIN_LISTENER_KEYS);
+  if (t === undefined) return undefined;
+  const address =
+    t['address'] === undefined
+      ? fail(ctx, [...base, 'address'], 'missing; give "host:port", for example "127.0.0.1:8025"')
+      : readString(ctx, [...base, 'address'], t['address']);
+  const tls = opt(t['tls'], (v) => readEnum(ctx, [...base, 'tls'], v, ADMIN_TLS_MODES)) ?? 'none';
+  if (address === undefined || (t['tls'] !== undefined && !ADMIN_TLS_MODES.includes(t['tls'] as 'none')))
+    return undefined;
+  const where = parseListenAddress(address);
+  if (typeof where === 'string') return fail(ctx, [...base, 'address'], where, address);
+  if (tls === 'none' && !isLoopbackHost(where.hostKey)) {
+    const given = t['tls'] !== undefined;
+    return fail(
+      ctx,
+      [...base, given ? 'tls' : 'address'],
+      `the admin page logs administrators in: plain HTTP is allowed only on a loopback address (127.0.0.1, [::1]); set tls = "implicit" (HTTPS with the [tls] certificate) to listen on ${address}`,
+      given ? 'none' : address,
+    );
+  }
+  return {
+    index,
+    address,
+    hostKey: where.hostKey,
+    family: where.family,
+    admin: true,
+    listener: { host: where.host, port: where.port, tls },
+  };
+}
+
 
 function readListener(
   ctx: Ctx,
@@ -1592,6 +1665,7 @@ function readListener(
     address,
     hostKey: where.hostKey,
     family: where.family,
+    admin: false,
     listener: { service, host: where.host, port: where.port, tls: mode, ...authPolicy },
   };
 }
@@ -2160,6 +2234,11 @@ function copyConfig(c: Config): Config {
     queue: { ...c.queue },
     server: { ...c.server },
     trace: { ...c.trace },
+    admin: {
+      ...c.admin,
+      listeners: c.admin.listeners.map((l) => ({ ...l })),
+      openNetworks: [...c.admin.openNetworks],
+    },
   };
 }
 
