@@ -15,6 +15,7 @@ import { SqliteQueue } from './queue/sqlite-queue.ts';
 import type { ImapMailboxStore } from './store/mailbox-store.ts';
 import { SqliteMailboxStore } from './store/sqlite-mailbox-store.ts';
 import { SqliteTraceStore } from './trace/sqlite-trace-store.ts';
+import { SqliteAdminAccounts } from './directory/admin-accounts.ts';
 
 /** A startup problem a person can fix (data dir, files); its message is meant to be shown as is. */
 export class StartupError extends Error {
@@ -167,5 +168,13 @@ export async function openTrace(
       nowMs: () => clock.nowMs(),
       role,
     }),
+  );
+}
+
+/** Admin accounts, API tokens and page logins (data/admin.sqlite): `tern admin` and the admin listener. */
+export async function openAdminAccounts(config: Config, clock: Clock): Promise<SqliteAdminAccounts> {
+  const paths = prepareDataDir(config);
+  return opening('admin accounts', () =>
+    SqliteAdminAccounts.open({ path: join(paths.root, 'admin.sqlite'), nowMs: () => clock.nowMs() }),
   );
 }

@@ -25,6 +25,7 @@ import { recordingDirectory } from './change-log.ts';
 import { existingDataDir, serviceFile } from './data-dir.ts';
 import type { Command, CommandContext, OpenedServices, ParsedArgs } from './command.ts';
 import { usageLine } from './command.ts';
+import { adminCommands } from './commands/admin.ts';
 import { aliasCommands } from './commands/alias.ts';
 import { configCheck } from './commands/config.ts';
 import { dkimCommands } from './commands/dkim.ts';
@@ -54,6 +55,7 @@ export const COMMANDS: readonly Command[] = [
   trace,
   ...dkimCommands,
   ...dnsCommands,
+  ...adminCommands,
   configCheck,
   send,
   version,
