@@ -26,6 +26,7 @@ import { existingDataDir, serviceFile } from './data-dir.ts';
 import type { Command, CommandContext, OpenedServices, ParsedArgs } from './command.ts';
 import { usageLine } from './command.ts';
 import { adminCommands } from './commands/admin.ts';
+import { OpError } from '../ops/errors.ts';
 import { aliasCommands } from './commands/alias.ts';
 import { configCheck } from './commands/config.ts';
 import { dkimCommands } from './commands/dkim.ts';
@@ -376,6 +377,7 @@ interface NodeSystemError extends Error {
 function isOperatorError(err: unknown): err is Error {
   return (
     err instanceof CliError ||
+    err instanceof OpError ||
     err instanceof ConfigLoadError ||
     err instanceof StartupError ||
     err instanceof DirectoryError ||

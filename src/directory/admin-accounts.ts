@@ -96,15 +96,24 @@ export class SqliteAdminAccounts {
          FROM admins a ORDER BY a.name`,
       )
       .all()
-      .map((r) => ({ name: text(r, 'name'), createdMs: integer(r, 'created_ms'), tokens: integer(r, 'tokens') }));
+      .map((r) => ({
+        name: text(r, 'name'),
+        createdMs: integer(r, 'created_ms'),
+        tokens: integer(r, 'tokens'),
+      }));
   }
 
   /** Add an admin with an already hashed password (directory/password.ts). */
   add(name: string, passwordHash: string): void {
     if (!validAdminName(name))
-      throw new AdminAccountError('invalid', `"${name}" is not an admin name (letters, digits, ._@+-, at most 64)`);
+      throw new AdminAccountError(
+        'invalid',
+        `"${name}" is not an admin name (letters, digits, ._@+-, at most 64)`,
+      );
     if (this.passwordHash(name) !== null) throw new AdminAccountError('exists', `admin ${name} exists`);
-    this.#sql.sql('INSERT INTO admins (name, password, created_ms) VALUES (?, ?, ?)').run(name, passwordHash, this.#nowMs());
+    this.#sql
+      .sql('INSERT INTO admins (name, password, created_ms) VALUES (?, ?, ?)')
+      .run(name, passwordHash, this.#nowMs());
   }
 
   setPassword(name: string, passwordHash: string): void {

@@ -12,7 +12,10 @@ import { usageLine } from '../command.ts';
 import { CliError, promptNewPassword, readPasswordFromStdin, UsageError, writeLine } from '../io.ts';
 import { isoTime } from '../time.ts';
 
-async function withAccounts<T>(ctx: CommandContext, fn: (a: SqliteAdminAccounts) => Promise<T>): Promise<T> {
+async function withAccounts<T>(
+  ctx: CommandContext,
+  fn: (a: SqliteAdminAccounts) => T | Promise<T>,
+): Promise<T> {
   const accounts = await openAdminAccounts(ctx.config(), ctx.clock);
   try {
     return await fn(accounts);
@@ -33,7 +36,10 @@ async function password(ctx: CommandContext, args: ParsedArgs): Promise<string> 
 function nameArg(args: ParsedArgs, cmd: Command): string {
   const name = args.positionals[0]!.normalize('NFC');
   if (!validAdminName(name))
-    throw new UsageError(`"${name}" is not an admin name (letters, digits, ._@+-, at most 64)`, usageLine(cmd));
+    throw new UsageError(
+      `"${name}" is not an admin name (letters, digits, ._@+-, at most 64)`,
+      usageLine(cmd),
+    );
   return name;
 }
 
@@ -83,7 +89,7 @@ export const adminDel: Command = {
   maxPositionals: 1,
   async run(ctx, args) {
     const name = nameArg(args, adminDel);
-    await withAccounts(ctx, async (a) => a.remove(name));
+    await withAccounts(ctx, (a) => a.remove(name));
     await writeLine(ctx.io.stdout, `deleted admin ${name}`);
     return 0;
   },
@@ -97,7 +103,10 @@ export const adminList: Command = {
   minPositionals: 0,
   maxPositionals: 0,
   async run(ctx, args) {
-    const { admins, tokens } = await withAccounts(ctx, async (a) => ({ admins: a.list(), tokens: a.tokens(null) }));
+    const { admins, tokens } = await withAccounts(ctx, (a) => ({
+      admins: a.list(),
+      tokens: a.tokens(null),
+    }));
     if (args.flags.has('json')) {
       const json = admins.map((x) => ({
         name: x.name,
@@ -140,14 +149,14 @@ export const adminToken: Command = {
     const name = nameArg(args, adminToken);
     const revoke = args.options.get('revoke');
     if (revoke !== undefined) {
-      await withAccounts(ctx, async (a) => {
+      await withAccounts(ctx, (a) => {
         const mine = a.tokens(name).some((t) => t.id === revoke);
         if (!mine || !a.revokeToken(revoke)) throw new CliError(`admin ${name} has no token ${revoke}`);
       });
       await writeLine(ctx.io.stdout, `revoked token ${revoke} of admin ${name}`);
       return 0;
     }
-    const created = await withAccounts(ctx, async (a) => a.createToken(name));
+    const created = await withAccounts(ctx, (a) => a.createToken(name));
     if (args.flags.has('json')) await writeLine(ctx.io.stdout, JSON.stringify({ name, ...created }));
     else await writeLine(ctx.io.stdout, created.token);
     return 0;

@@ -5,41 +5,10 @@
 // (the directory checks), and warns (stderr, exit 0) when a local target is no user and no alias, or when
 // the alias takes a user's mail away from it.
 
-import type { Alias, Directory } from '../../directory/directory.ts';
+import { aliasWarnings } from '../../ops/users.ts';
 import { aliasAddress, targetAddress } from '../addresses.ts';
 import type { Command } from '../command.ts';
 import { CliError, writeLine } from '../io.ts';
-
-/** What the operator should know about a new alias -> target (`existing`: the aliases before it). */
-async function aliasWarnings(
-  directory: Directory,
-  alias: string,
-  target: string,
-  existing: readonly Alias[],
-): Promise<string[]> {
-  const warnings: string[] = [];
-  const isUser = async (address: string): Promise<boolean> =>
-    (await directory.getCredentials(address)) !== null;
-  const targetDomain = target.slice(target.lastIndexOf('@') + 1);
-  if (
-    directory.isLocalDomain(targetDomain) &&
-    !(await isUser(target)) &&
-    !existing.some((a) => a.alias === target)
-  ) {
-    warnings.push(
-      `${target} is no user and no alias: mail to ${alias} cannot be delivered to it ` +
-        `(add it with: tern user add ${target})`,
-    );
-  }
-  // Before this, the user got its own mail; an alias of its name now sends that mail elsewhere.
-  if (target !== alias && !existing.some((a) => a.alias === alias) && (await isUser(alias))) {
-    warnings.push(
-      `${alias} is a user: its mail now goes to the alias's targets only ` +
-        `(to keep a copy: tern alias add ${alias} ${alias})`,
-    );
-  }
-  return warnings;
-}
 
 export const aliasAdd: Command = {
   name: 'alias add',

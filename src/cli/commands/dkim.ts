@@ -6,7 +6,7 @@
 // RSA (2048 bits) is the default: every verifier reads it, while Ed25519 is still not read everywhere.
 // Deliberately NOT here: the other DNS records (`tern dns records`), publishing anything in DNS.
 
-import type { DkimKeyInfo, DkimSigningAlgorithm } from '../../delivery/dkim-sign.ts';
+import type { DkimSigningAlgorithm } from '../../delivery/dkim-sign.ts';
 import {
   DkimSignError,
   dkimDnsRecord,
@@ -18,6 +18,7 @@ import type { Command, CommandContext, ParsedArgs } from '../command.ts';
 import { usageLine } from '../command.ts';
 import { CliError, UsageError, writeLine } from '../io.ts';
 import { existingDataDir } from '../data-dir.ts';
+import { dkimKeyJson as keyJson } from '../../ops/dkim.ts';
 import { isoTime } from '../time.ts';
 
 const ALGORITHMS: Readonly<Record<string, DkimSigningAlgorithm>> = {
@@ -26,19 +27,6 @@ const ALGORITHMS: Readonly<Record<string, DkimSigningAlgorithm>> = {
   ed25519: 'ed25519-sha256',
   'ed25519-sha256': 'ed25519-sha256',
 };
-
-/** The JSON shape of one key in `dkim list --json` and `dkim keygen --json` (a documented contract). */
-function keyJson(info: DkimKeyInfo): Record<string, unknown> {
-  const record = dkimDnsRecord(info.key);
-  return {
-    domain: info.key.domain,
-    selector: info.key.selector,
-    algorithm: info.key.algorithm,
-    created: info.createdMs === null ? null : isoTime(info.createdMs),
-    dnsName: record.name,
-    value: record.value,
-  };
-}
 
 /** DkimSignError is written for the operator (a bad name, a key that exists): exit 1 with its words. */
 async function dkim<T>(fn: () => Promise<T>): Promise<T> {

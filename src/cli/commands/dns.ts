@@ -5,18 +5,13 @@
 // Deliberately NOT here: publishing the records (Tern does not talk to DNS providers), serving the
 // MTA-STS policy over HTTPS (the admin web server will).
 
-import { domainToASCII } from 'node:url';
-import { dkimDnsRecord, dkimDomainProblem, loadDkimKeys } from '../../delivery/dkim-sign.ts';
+import { dkimDomainProblem } from '../../delivery/dkim-sign.ts';
+import { dnsRecordsFor, type DnsRecord } from '../../ops/dns.ts';
+
+export type { DnsRecord } from '../../ops/dns.ts';
 import type { Command } from '../command.ts';
 import { usageLine } from '../command.ts';
 import { UsageError, writeLine } from '../io.ts';
-
-export interface DnsRecord {
-  readonly name: string;
-  readonly type: 'MX' | 'TXT';
-  readonly value: string;
-  readonly purpose: string;
-}
 
 /** TXT data as zone-file strings: quoted, split into 255-octet character-strings. */
 function txt(value: string): string {
@@ -40,52 +35,13 @@ export const dnsRecords: Command = {
   async run(ctx, args) {
     const domainArg = args.options.get('domain');
     if (domainArg === undefined) throw new UsageError('missing --domain', usageLine(dnsRecords));
-    const domain = domainArg.toLowerCase().replace(/\.$/, '');
     const config = ctx.config();
-    const host = config.hostname.replace(/\.$/, '');
-    const reports = `postmaster@${domain}`;
-    const stsId = new Date(ctx.clock.nowMs()).toISOString().replace(/\D/g, '').slice(0, 14);
-    const records: DnsRecord[] = [
-      { name: domain, type: 'MX', value: `10 ${host}.`, purpose: 'mail for the domain goes to this server' },
-      {
-        name: domain,
-        type: 'TXT',
-        value: 'v=spf1 mx -all',
-        purpose: 'SPF: only the domain’s MX hosts send its mail',
-      },
-    ];
-    // Keys are stored under the A-label name (keygen converts what was typed).
-    const keys = (await loadDkimKeys(config.dataDir)).get(domainToASCII(domain) || domain) ?? [];
-    for (const key of keys) {
-      const r = dkimDnsRecord(key);
-      records.push({
-        name: `${key.selector}._domainkey.${domain}`,
-        type: 'TXT',
-        value: r.value,
-        purpose: `DKIM public key (${key.algorithm})`,
-      });
-    }
-    records.push(
-      {
-        name: `_dmarc.${domain}`,
-        type: 'TXT',
-        value: `v=DMARC1; p=quarantine; adkim=r; aspf=r; rua=mailto:${reports}`,
-        purpose: 'DMARC: quarantine what fails, aggregate reports to the postmaster',
-      },
-      {
-        name: `_mta-sts.${domain}`,
-        type: 'TXT',
-        value: `v=STSv1; id=${stsId}`,
-        purpose: `MTA-STS: with a policy at https://mta-sts.${domain}/.well-known/mta-sts.txt`,
-      },
-      {
-        name: `_smtp._tls.${domain}`,
-        type: 'TXT',
-        value: `v=TLSRPTv1; rua=mailto:${reports}`,
-        purpose: 'TLS-RPT: reports about TLS failures delivering to the domain',
-      },
-    );
-    const policy = `version: STSv1\nmode: testing\nmx: ${host}\nmax_age: 86400\n`;
+    const {
+      domain,
+      records,
+      keys,
+      mtaStsPolicy: policy,
+    } = await dnsRecordsFor(config, domainArg, ctx.clock.nowMs());
     if (args.flags.has('json')) {
       await writeLine(ctx.io.stdout, JSON.stringify({ domain, records, mtaStsPolicy: policy }, null, 2));
       return 0;

@@ -12,56 +12,20 @@ import type { Command, CommandContext, ParsedArgs } from '../command.ts';
 import { usageLine } from '../command.ts';
 import { CliError, readAll, UsageError, write, writeLine } from '../io.ts';
 import { isoTime } from '../time.ts';
+import { OpError } from '../../ops/errors.ts';
+import {
+  byArrival,
+  existingMessage,
+  MAX_HEADER_BYTES,
+  QUEUE_ACTIONS,
+  queuedMessageDetailJson,
+  queuedMessageJson,
+  readHeaderSection,
+} from '../../ops/queue.ts';
+
+export { queuedMessageDetailJson, queuedMessageJson, readHeaderSection } from '../../ops/queue.ts';
 
 const iso = isoTime;
-
-/** The JSON shape of one message in `queue list --json` (a stable, documented contract). */
-export function queuedMessageJson(m: QueuedMessage): Record<string, unknown> {
-  return {
-    id: m.id,
-    sender: m.envelope.sender,
-    size: m.sizeBytes,
-    arrival: iso(m.envelope.receivedAtMs),
-    held: m.held,
-    recipients: m.recipients.map((r) => ({
-      address: r.address,
-      status: r.status,
-      attempts: r.attempts,
-      nextAttempt: iso(r.nextAttemptMs),
-      lastReply: r.lastReply,
-      delayWarned: r.delayWarned,
-      bounceRequested: r.bounceRequested,
-    })),
-  };
-}
-
-/** Enough of the message to see its headers; a header section past this size is cut. */
-const MAX_HEADER_BYTES = 256 * 1024;
-
-/** The header section (up to and excluding the empty line), read without loading the whole body. */
-export async function readHeaderSection(
-  body: AsyncIterable<Uint8Array>,
-): Promise<{ text: string; cut: boolean }> {
-  let buf = Buffer.alloc(0);
-  for await (const chunk of body) {
-    buf = Buffer.concat([buf, chunk]);
-    const end = headerEnd(buf);
-    if (end >= 0) return { text: buf.subarray(0, end).toString('utf8'), cut: false };
-    if (buf.length >= MAX_HEADER_BYTES)
-      return { text: buf.subarray(0, MAX_HEADER_BYTES).toString('utf8'), cut: true };
-  }
-  // No empty line: the whole message is header (RFC 5322 §3.5 allows a message without a body).
-  return { text: buf.toString('utf8').replace(/\r?\n$/, ''), cut: false };
-}
-
-function headerEnd(buf: Buffer): number {
-  if (buf.subarray(0, 2).toString('latin1') === '\r\n') return 0;
-  if (buf.subarray(0, 1).toString('latin1') === '\n') return 0;
-  const crlf = buf.indexOf('\r\n\r\n');
-  if (crlf >= 0) return crlf;
-  const lf = buf.indexOf('\n\n');
-  return lf;
-}
 
 function describeClient(e: Envelope): string {
   const c = e.client;
@@ -82,7 +46,7 @@ export const queueList: Command = {
   readOnly: true,
   async run(ctx, args) {
     const messages = await ctx.withServices(['queue'], ({ queue }) => queue.list());
-    messages.sort((a, b) => a.envelope.receivedAtMs - b.envelope.receivedAtMs || a.id.localeCompare(b.id));
+    messages.sort(byArrival);
     const { stdout } = ctx.io;
     if (args.flags.has('json')) {
       await writeLine(stdout, JSON.stringify(messages.map(queuedMessageJson), null, 2));
@@ -111,31 +75,6 @@ export const queueList: Command = {
     return 0;
   },
 };
-
-/**
- * `queue show --json`: the `queue list --json` object of the message, extended (never renamed) with the
- * rest of the envelope, each recipient's DSN parameters and remote detail, and the header section.
- */
-export function queuedMessageDetailJson(m: QueuedMessage, headers: string): Record<string, unknown> {
-  const e = m.envelope;
-  const base = queuedMessageJson(m);
-  return {
-    ...base,
-    recipients: m.recipients.map((r, i) => ({
-      ...(base['recipients'] as Record<string, unknown>[])[i],
-      remoteMta: r.remoteMta ?? null,
-      diagnostic: r.diagnostic ?? null,
-      notify: e.recipients[r.index]?.notify ?? null,
-      orcpt: e.recipients[r.index]?.orcpt ?? null,
-    })),
-    body: e.body,
-    smtputf8: e.smtputf8,
-    envid: e.envid,
-    ret: e.ret,
-    client: e.client,
-    headers,
-  };
-}
 
 export const queueShow: Command = {
   name: 'queue show',
@@ -248,7 +187,7 @@ async function targetIds(
   checkTargets(args, cmd, spec);
   if (args.flags.has('all') || (given.length === 0 && spec.noIdsMeansAll)) {
     const messages = await queue.list();
-    messages.sort((a, b) => a.envelope.receivedAtMs - b.envelope.receivedAtMs || a.id.localeCompare(b.id));
+    messages.sort(byArrival);
     return messages.filter(spec.all).map((m) => m.id);
   }
   const ids: string[] = [];
@@ -284,7 +223,7 @@ function steeringCommand(spec: Steering): Command {
           try {
             result = { id, ok: true, ...(await spec.act(queue, id)) };
           } catch (err) {
-            if (!(err instanceof CliError)) throw err;
+            if (!(err instanceof OpError)) throw err;
             result = { id, ok: false, error: err.message };
           }
           results.push(result);
@@ -309,28 +248,11 @@ function steeringCommand(spec: Steering): Command {
   return cmd;
 }
 
-/** The message, or a CliError with the same words as `queue show`. */
-async function existing(queue: Queue, id: string): Promise<QueuedMessage> {
-  const m = await queue.get(id);
-  if (m === null) throw new CliError(`no queued message ${id}`);
-  return m;
-}
-
-const found = (ok: boolean, id: string): Record<string, never> => {
-  if (!ok) throw new CliError(`no queued message ${id}`);
-  return {};
-};
-
 const flushSteering: Steering = {
   verb: 'flush',
   summary: 'try deferred mail now: the messages named, or every message that is not held',
-  all: (m) => !m.held,
+  ...QUEUE_ACTIONS.flush,
   noIdsMeansAll: true,
-  async act(queue, id) {
-    const m = await existing(queue, id);
-    if (m.held) throw new CliError(`message ${id} is held: release it first (tern queue release ${id})`);
-    return { recipients: await queue.flush(id) };
-  },
   done: (id, r) => `message ${id}: ${plural(r.recipients ?? 0, 'recipient')} due now`,
 };
 
@@ -355,41 +277,32 @@ export const queueFlush: Command = {
 export const queueHold = steeringCommand({
   verb: 'hold',
   summary: 'keep messages in the queue, undelivered, until released',
-  all: () => true,
+  ...QUEUE_ACTIONS.hold,
   noIdsMeansAll: false,
-  act: async (queue, id) => found(await queue.hold(id), id),
   done: (id) => `message ${id} held`,
 });
 
 export const queueRelease = steeringCommand({
   verb: 'release',
   summary: 'let held messages be delivered again',
-  all: (m) => m.held,
+  ...QUEUE_ACTIONS.release,
   noIdsMeansAll: false,
-  act: async (queue, id) => found(await queue.release(id), id),
   done: (id) => `message ${id} released`,
 });
 
 export const queueDelete = steeringCommand({
   verb: 'delete',
   summary: 'delete messages from the queue, telling nobody (no bounce)',
-  all: () => true,
+  ...QUEUE_ACTIONS.delete,
   noIdsMeansAll: false,
-  act: async (queue, id) => found(await queue.remove(id), id),
   done: (id) => `message ${id} deleted`,
 });
 
 export const queueBounce = steeringCommand({
   verb: 'bounce',
   summary: 'give up on messages: their pending recipients bounce and each sender gets a DSN',
-  all: (m) => m.recipients.some((r) => r.status === 'queued' || r.status === 'deferred'),
+  ...QUEUE_ACTIONS.bounce,
   noIdsMeansAll: false,
-  async act(queue, id) {
-    await existing(queue, id);
-    const n = await queue.bounceNow(id);
-    if (n === 0) throw new CliError(`message ${id} has no pending recipient to bounce`);
-    return { recipients: n };
-  },
   done: (id, r) =>
     `message ${id}: ${plural(r.recipients ?? 0, 'recipient')} will bounce; the server sends the sender a DSN`,
 });
@@ -405,7 +318,7 @@ export const queueCat: Command = {
   async run(ctx, args) {
     const id = args.positionals[0]!;
     await ctx.withServices(['queue'], async ({ queue }) => {
-      await existing(queue, id);
+      await existingMessage(queue, id);
       // end: false: stdout belongs to the process, not to this command.
       await pipeline(Readable.from(queue.readBody(id), { objectMode: false }), ctx.io.stdout, { end: false });
     });

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { openTrace } from '../../services.ts';
 import type { TraceEvent } from '../../trace/trace.ts';
+import { traceEventJson as eventJson } from '../../ops/trace.ts';
 import type { Command } from '../command.ts';
 import { existingDataDir } from '../data-dir.ts';
 import { CliError, UsageError, writeLine } from '../io.ts';
@@ -25,16 +26,6 @@ function parseTime(text: string, nowMs: number, option: string): number {
   if (Number.isNaN(ms))
     throw new UsageError(`--${option}: not a date (2026-12-07T10:00Z) or a duration (12h): ${text}`);
   return ms;
-}
-
-function eventJson(e: TraceEvent): Record<string, unknown> {
-  return {
-    time: new Date(e.atMs).toISOString(),
-    event: e.event,
-    queueId: e.queueId,
-    source: e.source,
-    ...e.detail,
-  };
 }
 
 /** The details worth a line of text, in a stable order. */

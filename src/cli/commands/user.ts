@@ -14,23 +14,21 @@ import { resolve } from 'node:path';
 import { addressKey, isValidDomain, normalizeDomain, parseMailbox } from '../../core/address.ts';
 import type {
   CertificateMapping,
-  Credentials,
   Directory,
   QuotaChange,
   QuotaLimits,
   UserPolicy,
 } from '../../directory/directory.ts';
 import { certificateFingerprint, normalizeFingerprint } from '../../directory/fingerprint.ts';
-import { hashPassword } from '../../directory/password.ts';
 import { postmasterAddress } from '../../directory/postmaster.ts';
 import { formatBytes, parseMessageLimit, parseStorageSize } from '../../directory/quota.ts';
 import { normalizeAddress } from '../../directory/sqlite-directory.ts';
-import { deriveScramSecrets, formatScramSecrets } from '../../protocol/sasl/index.ts';
 import { userAddress } from '../addresses.ts';
 import type { Command, CommandContext, ParsedArgs } from '../command.ts';
 import { serviceFile } from '../data-dir.ts';
 import { usageLine } from '../command.ts';
 import type { CliIo } from '../io.ts';
+import { credentialsFor } from '../../ops/users.ts';
 import { CliError, promptNewPassword, readPasswordFromStdin, UsageError, writeLine } from '../io.ts';
 
 /** The password for add/passwd: from stdin when asked, by prompt on a terminal, else none. */
@@ -40,14 +38,6 @@ async function newPassword(io: CliIo, args: ParsedArgs, required: boolean): Prom
   if (required)
     throw new CliError('standard input is not a terminal: pass the password with --password-stdin');
   return null;
-}
-
-/** Everything stored for a password: the scrypt hash (PLAIN, LOGIN) and the SCRAM secret (SCRAM-SHA-256). */
-async function credentialsFor(password: string): Promise<Credentials> {
-  return {
-    passwordHash: await hashPassword(password),
-    scram: formatScramSecrets(deriveScramSecrets(password)),
-  };
 }
 
 async function userExists(directory: Directory, address: string): Promise<boolean> {
