@@ -18,6 +18,7 @@
 // side may start on a message whose 250 is still waiting for its fsync (a crash then loses the 250,
 // and the client's retry is the RFC 5321 §6.1 duplicate). In-memory databases use 'commit'.
 
+import { channel } from 'node:diagnostics_channel';
 import { closeSync, fsync, fsyncSync, openSync } from 'node:fs';
 import { dirname } from 'node:path';
 import type { DatabaseSync, StatementSync } from 'node:sqlite';
@@ -26,6 +27,18 @@ import { Checkpointer } from './checkpointer.ts';
 /** Operations committed between two checkpoint requests (about 3-4 WAL pages each for a queued message). */
 const CHECKPOINT_EVERY_OPS = 1000;
 const CHECKPOINT_EVERY_MS = 1000;
+/**
+ * Each WAL fsync's duration and how many commits it covered, for whoever subscribes (the server's metrics,
+ * src/admin/metrics.ts): a diagnostics channel costs one property read when nobody does.
+ */
+export const fsyncChannel = channel('tern.db.fsync');
+
+/** What fsyncChannel carries. */
+export interface FsyncObservation {
+  readonly seconds: number;
+  readonly commits: number;
+}
+
 /** Least time between the starts of two WAL fsyncs (group-commit latency traded for fewer fsyncs). */
 const MIN_SYNC_INTERVAL_MS = 2;
 /** WAL length (frames, 4 KiB pages) from which this thread finishes a checkpoint the worker began. */
@@ -261,9 +274,17 @@ export class GroupCommit {
       return;
     }
     this.#syncing = true;
+    const started = this.#lastSyncStart;
     fsync(fd, (err) => {
       this.#syncing = false;
       this.#syncs++;
+      if (fsyncChannel.hasSubscribers) {
+        const seen: FsyncObservation = {
+          seconds: (performance.now() - started) / 1000,
+          commits: group.length,
+        };
+        fsyncChannel.publish(seen);
+      }
       // An fsync error may have dropped the dirty pages (a later fsync could then "succeed" without
       // them): the waiting callers fail, so no 250 is given for data that may not be on disk.
       settle(group, err);

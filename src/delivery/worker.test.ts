@@ -161,7 +161,10 @@ class FakeQueue implements Queue {
   close(): Promise<void> {
     return Promise.resolve();
   }
-  // Operator steering is not used by these tests (the queue contract suite covers it).
+  // Operator steering and counts are not used by these tests (the queue contract suite covers them).
+  stats(): Promise<never> {
+    return Promise.reject(new Error('not used by the worker tests'));
+  }
   hold(): Promise<boolean> {
     return Promise.reject(new Error('not used by the worker tests'));
   }

@@ -92,6 +92,41 @@ export function runQueueContract(name: string, make: () => Promise<QueueHarness>
       });
     };
 
+    withHarness(
+      'stats count messages, held ones, recipients by status and pending messages by age',
+      async (h) => {
+        const empty = await h.queue.stats(CONTRACT_NOW_MS);
+        assert.deepEqual(empty, {
+          messages: 0,
+          held: 0,
+          recipients: { queued: 0, deferred: 0, delivered: 0, bounced: 0 },
+          pendingByAge: { '5m': 0, '1h': 0, '1d': 0, older: 0 },
+          oldestPendingMs: null,
+        });
+        const a = await enqueue(
+          h.queue,
+          enc.encode('a\r\n'),
+          testEnvelope(['x@example.org', 'jürgen@example.org']),
+        );
+        const b = await enqueue(
+          h.queue,
+          enc.encode('b\r\n'),
+          testEnvelope(['日本@example.org', 'y@example.org']),
+        );
+        await h.queue.settle(a, 0, { status: 'delivered', reply: '250 ok' });
+        await h.queue.settle(b, 0, { status: 'bounced', reply: '550 no' });
+        assert.equal(await h.queue.hold(a), true);
+        const created = (await h.queue.get(a))!.arrivalMs;
+        // Two hours on: each still has a pending recipient (a message leaves the queue when none is left).
+        const later = await h.queue.stats(created + 2 * 3_600_000);
+        assert.equal(later.messages, 2);
+        assert.equal(later.held, 1);
+        assert.deepEqual(later.recipients, { queued: 2, deferred: 0, delivered: 1, bounced: 1 });
+        assert.deepEqual(later.pendingByAge, { '5m': 0, '1h': 0, '1d': 2, older: 0 });
+        assert.ok(later.oldestPendingMs !== null && Math.abs(later.oldestPendingMs - created) < 60_000);
+      },
+    );
+
     withHarness('ids are known at begin(), unique and increasing', async (h) => {
       const writers = Array.from({ length: 200 }, () => h.queue.begin());
       const ids = writers.map((w) => w.id);

@@ -46,6 +46,28 @@ export interface QueuedMessage {
   readonly arrivalMs: number;
 }
 
+/** How full the queue is: messages, recipients by status, and pending messages by age. */
+export interface QueueStats {
+  readonly messages: number;
+  readonly held: number;
+  /** Recipients of the messages in the queue by status (settled ones stay until their message is removed). */
+  readonly recipients: Readonly<Record<RecipientStatus, number>>;
+  /** Messages with a recipient still queued or deferred, by time since they arrived. */
+  readonly pendingByAge: Readonly<Record<QueueAge, number>>;
+  /** Arrival of the oldest message with a pending recipient; null when none. */
+  readonly oldestPendingMs: number | null;
+}
+
+export type QueueAge = '5m' | '1h' | '1d' | 'older';
+
+/** The upper bound of each QueueAge, in milliseconds. */
+export const QUEUE_AGES: readonly (readonly [QueueAge, number])[] = [
+  ['5m', 300_000],
+  ['1h', 3_600_000],
+  ['1d', 86_400_000],
+  ['older', Number.POSITIVE_INFINITY],
+];
+
 /** Receives the bytes of one message; exactly one of commit/abort ends it. */
 export interface MessageWriter {
   /** Queue id, known from the start so every log line of the transaction can carry it. */
@@ -71,6 +93,8 @@ export interface Queue {
   begin(): MessageWriter;
   get(id: string): Promise<QueuedMessage | null>;
   list(): Promise<QueuedMessage[]>;
+  /** Counts for metrics and the admin page, without reading any message (one query per part). */
+  stats(nowMs: number): Promise<QueueStats>;
   /** The message bytes as stored (including the Received: header the session added). */
   readBody(id: string): AsyncIterable<Uint8Array>;
   /**

@@ -34,13 +34,15 @@ import { nodeStorageFs, removeQuietly, storageError } from '../db/storage-fs.ts'
 import type {
   MessageWriter,
   Queue,
+  QueueAge,
   QueueChange,
   QueuedMessage,
+  QueueStats,
   QueuedRecipient,
   RecipientOutcome,
   RecipientStatus,
 } from './queue.ts';
-import { CHANGE_LOG_KEEP } from './queue.ts';
+import { CHANGE_LOG_KEEP, QUEUE_AGES } from './queue.ts';
 
 /** A change-log detail as stored; a row written by hand that is not an object is kept, wrapped. */
 function parseDetail(json: string): Readonly<Record<string, unknown>> {
@@ -272,6 +274,42 @@ export class SqliteQueue implements Queue {
 
   list(): Promise<QueuedMessage[]> {
     return attempt(() => this.#list());
+  }
+
+  stats(nowMs: number): Promise<QueueStats> {
+    return attempt(() => {
+      const totals =
+        this.#sql.sql('SELECT count(*) AS n, coalesce(sum(held), 0) AS held FROM messages').get() ?? {};
+      const recipients: Record<RecipientStatus, number> = {
+        queued: 0,
+        deferred: 0,
+        delivered: 0,
+        bounced: 0,
+      };
+      for (const r of this.#sql.sql('SELECT status, count(*) AS n FROM recipients GROUP BY status').all()) {
+        recipients[text(r, 'status') as RecipientStatus] = integer(r, 'n');
+      }
+      const pendingByAge: Record<QueueAge, number> = { '5m': 0, '1h': 0, '1d': 0, older: 0 };
+      let oldest: number | null = null;
+      const pending = this.#sql.sql(
+        `SELECT created_ms FROM messages m WHERE EXISTS (SELECT 1 FROM recipients r
+           WHERE r.message_id = m.id AND r.status IN ('queued', 'deferred'))`,
+      );
+      for (const r of pending.iterate()) {
+        const created = integer(r as Row, 'created_ms');
+        oldest = oldest === null ? created : Math.min(oldest, created);
+        const age = nowMs - created;
+        const bucket = QUEUE_AGES.find(([, maxMs]) => age < maxMs)?.[0] ?? 'older';
+        pendingByAge[bucket]++;
+      }
+      return {
+        messages: integer(totals, 'n'),
+        held: integer(totals, 'held'),
+        recipients,
+        pendingByAge,
+        oldestPendingMs: oldest,
+      };
+    });
   }
 
   #list(): QueuedMessage[] {

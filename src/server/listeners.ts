@@ -129,6 +129,8 @@ export interface RunningListeners {
   readonly bound: readonly BoundListener[];
   /** Connections open right now (for tests and metrics). */
   connectionCount(): number;
+  /** Connections open right now by service (the admin page's metrics). */
+  connectionsByService(): ReadonlyMap<Service, number>;
   /** The limits kept for the whole process (served to session threads by the coordinator). */
   readonly limits: ProcessLimits;
   /**
@@ -321,6 +323,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       return entries.map((e) => e.bound);
     },
     connectionCount: () => open,
+    connectionsByService: () => new Map(perService),
     limits,
     async reload(next: ListenerDeps): Promise<ListenerChanges> {
       if (closing) throw new Error('the server is stopping');
