@@ -6,7 +6,7 @@
 // the alias takes a user's mail away from it.
 
 import { aliasWarnings } from '../../ops/users.ts';
-import { aliasAddress, targetAddress } from '../addresses.ts';
+import { aliasAddress, targetAddress } from '../../ops/addresses.ts';
 import type { Command } from '../command.ts';
 import { CliError, writeLine } from '../io.ts';
 

@@ -25,7 +25,7 @@ import { encodeModifiedUtf7, decodeModifiedUtf7 } from '../../protocol/imap/mail
 import { headerSummary } from '../../protocol/headers.ts';
 import type { ImapMailboxStore } from '../../store/mailbox-store.ts';
 import { INBOX, MailboxError, normalizeFlags } from '../../store/mailbox-store.ts';
-import { userAddress } from '../addresses.ts';
+import { userAddress } from '../../ops/addresses.ts';
 import type { Command, CommandContext, ParsedArgs } from '../command.ts';
 import { CliError, UsageError, write, writeLine } from '../io.ts';
 import {

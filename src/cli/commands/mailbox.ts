@@ -11,7 +11,7 @@ import { assertNever } from '../../core/assert-never.ts';
 import type { Directory } from '../../directory/directory.ts';
 import type { FlagChange, ImapMailboxStore } from '../../store/mailbox-store.ts';
 import { INBOX, MailboxError, normalizeFlags, normalizeMailboxName } from '../../store/mailbox-store.ts';
-import { userAddress } from '../addresses.ts';
+import { userAddress } from '../../ops/addresses.ts';
 import type { Command, ParsedArgs } from '../command.ts';
 import { CliError, UsageError, writeLine } from '../io.ts';
 import { isoTime } from '../time.ts';

@@ -23,7 +23,7 @@ import { certificateFingerprint, normalizeFingerprint } from '../../directory/fi
 import { postmasterAddress } from '../../directory/postmaster.ts';
 import { formatBytes, parseMessageLimit, parseStorageSize } from '../../directory/quota.ts';
 import { normalizeAddress } from '../../directory/sqlite-directory.ts';
-import { userAddress } from '../addresses.ts';
+import { userAddress } from '../../ops/addresses.ts';
 import type { Command, CommandContext, ParsedArgs } from '../command.ts';
 import { serviceFile } from '../data-dir.ts';
 import { usageLine } from '../command.ts';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { aliasAddress, targetAddress, userAddress } from './addresses.ts';
-import { CliError } from './io.ts';
+import { OpError } from './errors.ts';
 
 const local = ['example.test', 'localhost'];
 
@@ -13,7 +13,7 @@ test('userAddress refuses a domain that is not local, naming the local ones', ()
   assert.throws(
     () => userAddress('bob@example.org', local),
     (err: unknown) =>
-      err instanceof CliError &&
+      err instanceof OpError &&
       /example\.org is not a local domain \(local domains: example\.test, localhost\)/.test(err.message),
   );
 });
@@ -27,7 +27,7 @@ test('userAddress refuses bad syntax, quoted local parts and address literals', 
     '"a b"@example.test',
     'bob@[127.0.0.1]',
   ]) {
-    assert.throws(() => userAddress(bad, local), CliError, bad);
+    assert.throws(() => userAddress(bad, local), OpError, bad);
   }
 });
 
