@@ -37,12 +37,23 @@ import type { ReloadResult, SnapshotLoader } from './server/reload.ts';
 import { applySnapshot, createReloader, describeListenerError, logConfigWarnings } from './server/reload.ts';
 import type { ImapMailboxStore } from './store/mailbox-store.ts';
 import { tracingLogger } from './trace/trace.ts';
+import { observingLogger, type Observed } from './core/observe.ts';
+import { fsyncChannel, type FsyncObservation } from './db/group-commit.ts';
+import { AdminAuth } from './admin/auth.ts';
+import type { ReadyCheck } from './admin/context.ts';
+import { LiveEvents } from './admin/live.ts';
+import { ServerMetrics } from './admin/metrics.ts';
+import { startAdmin, type BoundAdmin, type RunningAdmin } from './admin/server.ts';
+import { postmasterAddress } from './directory/postmaster.ts';
+import { readReloadStatus, type ReloadStatus } from './server/reload.ts';
+import type { RunningListeners } from './server/listeners.ts';
 import type { SqliteTraceStore } from './trace/sqlite-trace-store.ts';
 import {
   StartupError,
   dataPaths,
   describeFsError,
   openTrace,
+  openAdminAccounts,
   openDirectory,
   openQueue,
   openStore,
@@ -114,6 +125,10 @@ export async function openServices(
 export interface RunningServer {
   /** The listeners bound now (a reload may change them). */
   readonly bound: readonly BoundListener[];
+  /** The admin listeners (bound at start; a reload does not change them). */
+  readonly admin: readonly BoundAdmin[];
+  /** How the admin API's POST /api/reload reloads (runServer gives the SIGHUP reloader). */
+  setReloadTrigger(trigger: () => Promise<ReloadStatus | null>): void;
   /** Swap in a new snapshot for new sessions (see src/server/reload.ts); the old one stays on refusal. */
   reload(next: Config): Promise<ReloadResult>;
   /**
@@ -147,7 +162,9 @@ function lockData(root: string): DataDirLock {
 }
 
 /** The line printed for each bound listener, e.g. `listening smtp 127.0.0.1:2525 (starttls)`. */
-export function formatListening(l: BoundListener): string {
+export function formatListening(
+  l: Pick<BoundListener, 'host' | 'port' | 'tls'> & { service: string },
+): string {
   const host = l.host.includes(':') ? `[${l.host}]` : l.host;
   return `listening ${l.service} ${host}:${l.port} (${l.tls})`;
 }
@@ -201,8 +218,32 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     lock.release();
     throw err;
   }
+  // What /metrics and the admin page count and stream, from every thread (core/observe.ts).
+  let listenersRef: RunningListeners | null = null;
+  let queueRef: Queue | null = null;
+  const metrics = new ServerMetrics({
+    queueStats: async () => (queueRef === null ? null : queueRef.stats(clock.nowMs()).catch(() => null)),
+    connectionsByService: () => listenersRef?.connectionsByService() ?? new Map<string, number>(),
+    nowMs: () => clock.nowMs(),
+  });
+  const live = new LiveEvents();
+  const observe = (o: Observed): void => {
+    if (o.event === 'db.fsync') {
+      const seconds = o.fields['seconds'];
+      if (typeof seconds === 'number') metrics.observeFsync({ seconds, commits: 0 });
+      return;
+    }
+    metrics.observe(o);
+    live.publish(o);
+  };
+  const onFsync = (message: unknown): void => metrics.observeFsync(message as FsyncObservation);
+  fsyncChannel.subscribe(onFsync);
   // Every record that names a queue id is also a step of that message's trace (trace/trace.ts).
-  const logger = tracingLogger(sink.logger, trace, () => clock.nowMs());
+  const logger = observingLogger(
+    tracingLogger(sink.logger, trace, () => clock.nowMs()),
+    observe,
+    () => clock.nowMs(),
+  );
   let tls: Awaited<ReturnType<typeof loadTlsMaterial>>;
   let services: Services;
   const threads = sessionThreads(config);
@@ -211,11 +252,13 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     // With session threads, deliveries made here reach their IDLE sessions through the store's channel.
     services = await openServices(config, logger, clock, { broadcast: threads > 0 });
   } catch (err) {
+    fsyncChannel.unsubscribe(onFsync);
     trace.close();
     lock.release();
     throw err;
   }
   const { queue, store, directory } = services;
+  queueRef = queue;
   await ensurePostmaster(config, directory, logger);
   const resolver = createResolver(config.dns, { clock, logger });
   // One lock table for every POP3 (later IMAP) session of this process: one server per data directory.
@@ -237,7 +280,67 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     dkimDataDir: dataPaths(config).root,
     diskSpace: new DiskSpace(dataPaths(config).mail, 0),
   });
-  let listeners: Awaited<ReturnType<typeof startListeners>>;
+  let listeners: Awaited<ReturnType<typeof startListeners>> | undefined;
+  let admin: RunningAdmin | null = null;
+  let current = config;
+  let reloadTrigger: (() => Promise<ReloadStatus | null>) | null = null;
+  const accounts = await openAdminAccounts(config, clock);
+  const diskSpace = new DiskSpace(dataPaths(config).root, 1000);
+  const ready = async (): Promise<ReadyCheck[]> => {
+    const check = async (name: string, fn: () => Promise<string>): Promise<ReadyCheck> => {
+      try {
+        return { name, ok: true, detail: await fn() };
+      } catch (err) {
+        return { name, ok: false, detail: err instanceof Error ? err.message : String(err) };
+      }
+    };
+    const postmaster = postmasterAddress(current);
+    return [
+      await check('queue', async () => `${(await queue.stats(clock.nowMs())).messages} messages`),
+      await check('store', async () =>
+        (await store.status(postmaster, 'INBOX')) === null ? 'open' : 'open',
+      ),
+      await check('directory', async () =>
+        (await directory.getPasswordHash(postmaster)) === null ? 'open' : 'open',
+      ),
+      await (async (): Promise<ReadyCheck> => {
+        const free = await diskSpace.freeBytes(clock.nowMs());
+        const min = current.limits.minFreeBytes;
+        return {
+          name: 'disk',
+          ok: free === null || free >= min,
+          detail: free === null ? 'free space unknown' : `${free} bytes free, ${min} kept in reserve`,
+        };
+      })(),
+      {
+        name: 'accepting',
+        ok: stopping === null,
+        detail: stopping === null ? 'listeners open' : 'shutting down',
+      },
+    ];
+  };
+  const adminContext = () => ({
+    queue,
+    store,
+    directory,
+    trace,
+    accounts,
+    metrics,
+    live,
+    auth: new AdminAuth({
+      accounts,
+      guard: () => limits.authGuard,
+      sessionIdleMs: () => current.admin.sessionIdleMs,
+      logger,
+      onLogin: (ok: boolean) => metrics.adminLogin(ok),
+    }),
+    config: () => current,
+    reload: () => reloadTrigger,
+    ready,
+    resolver,
+    logger,
+    clock,
+  });
   // What the CLI changes (queue actions, users, aliases) goes to this server's log as cli.* events.
   const changeLog = await watchChangeLog(queue, logger);
   const limits = new ProcessLimits(config.auth, clock);
@@ -256,6 +359,9 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
             prettyLogs: sink.pretty,
             writeLogs: sink.writeLines,
             onCommitted: () => worker.wake(),
+            onObserved: (events) => {
+              for (const o of events) observe(o);
+            },
             script: new URL('./session-thread.ts', import.meta.url),
           });
     // Listeners before the worker: a port in use must stop the start before anything is delivered.
@@ -273,8 +379,18 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       limits,
       ...(pool === null ? {} : { dispatch: pool }),
     });
+    listenersRef = listeners;
+    admin = await startAdmin(adminContext(), config.admin.listeners, tls).catch((err: unknown) => {
+      throw new StartupError(
+        `cannot bind the admin listener: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    });
     worker.start();
   } catch (err) {
+    await listeners?.close(0);
+    accounts.close();
+    fsyncChannel.unsubscribe(onFsync);
     await pool?.stop(0);
     await changeLog.stop();
     await worker.stop();
@@ -288,17 +404,23 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     throw err;
   }
 
-  const bound = listeners.bound;
+  const running = listeners;
+  const bound = running.bound;
   for (const b of bound) stdout.write(`${formatListening(b)}\n`);
+  const adminBound = admin?.bound ?? [];
+  for (const b of adminBound) stdout.write(`${formatListening({ ...b, service: 'admin' })}\n`);
   const snapshotDeps = {
     startConfig: config,
-    listeners,
+    listeners: running,
     base: { queue, directory, store, maildropLocks, logger, clock, resolver },
     logger,
   };
   // listeners.ts logs server.listening per listener; this is the one line saying the whole server is up.
   logger.event(Events.serverStarted, {
-    listeners: bound.map((b) => `${b.service} ${b.host}:${b.port} ${b.tls}`),
+    listeners: [
+      ...bound.map((b) => `${b.service} ${b.host}:${b.port} ${b.tls}`),
+      ...adminBound.map((b) => `admin ${b.host}:${b.port} ${b.tls}`),
+    ],
     dataDir: dataPaths(config).root,
     config: config.source,
     selfSignedTls: tls.selfSigned,
@@ -309,8 +431,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     stopping ??= (async () => {
       logger.event(Events.serverShutdown, { reason, graceMs: config.limits.shutdownGraceMs });
       try {
-        await listeners.close(config.limits.shutdownGraceMs);
+        await admin?.close();
+        await running.close(config.limits.shutdownGraceMs);
       } finally {
+        fsyncChannel.unsubscribe(onFsync);
+        accounts.close();
         await changeLog.stop();
         await worker.stop();
         await remote.close();
@@ -324,9 +449,17 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   };
   return {
     get bound() {
-      return listeners.bound;
+      return running.bound;
     },
-    reload: (next) => applySnapshot(snapshotDeps, next),
+    admin: adminBound,
+    setReloadTrigger(trigger) {
+      reloadTrigger = trigger;
+    },
+    reload: async (next) => {
+      const result = await applySnapshot(snapshotDeps, next);
+      if (result.ok) current = result.config;
+      return result;
+    },
     stop,
   };
 }
@@ -373,6 +506,12 @@ export async function runServer(config: Config, options: ServerOptions = {}): Pr
       },
     });
     if (hupWhileStarting) void reloader.trigger();
+    const r = reloader;
+    const dataDir = dataPaths(config).root;
+    running.setReloadTrigger(async () => {
+      await r.trigger();
+      return readReloadStatus(dataDir);
+    });
   } else {
     reloader = {
       trigger: () => (

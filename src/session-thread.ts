@@ -15,6 +15,8 @@ import { systemClock, type Logger } from './core/ports.ts';
 import { Events } from './core/events.ts';
 import { openDirectory, openQueue, openStore, openTrace } from './services.ts';
 import { tracingLogger } from './trace/trace.ts';
+import { observingLogger, type Observed } from './core/observe.ts';
+import { fsyncChannel, type FsyncObservation } from './db/group-commit.ts';
 import { DiskSpace } from './net/disk-space.ts';
 import { createResolver } from './net/dns.ts';
 import { createLogger } from './net/logger.ts';
@@ -61,10 +63,31 @@ const coordinator = new CoordinatorClient((id, call) => post({ kind: 'call', id,
 const clock = systemClock;
 const config = data.config;
 
+// What the metrics and the live events are made of goes to the main thread like the log lines: per turn.
+let observed: Observed[] = [];
+const flushObserved = (): void => {
+  const events = observed;
+  observed = [];
+  if (events.length > 0) post({ kind: 'observed', events });
+};
+const observe = (o: Observed): void => {
+  if (observed.push(o) === 1) setImmediate(flushObserved);
+};
+// This thread's WAL fsyncs (queue and mailbox store) count in the server's fsync histogram.
+fsyncChannel.subscribe((message) => {
+  const f = message as FsyncObservation;
+  observe({ event: 'db.fsync', atMs: clock.nowMs(), fields: { seconds: f.seconds, commits: f.commits } });
+});
+
 async function main(): Promise<void> {
   const trace = await openTrace(config, clock, 'session');
-  // The sessions' part of every message's trace (received, checked, queued, delivered before the 250).
-  const logger = tracingLogger(untraced, trace, () => clock.nowMs());
+  // The sessions' part of every message's trace (received, checked, queued, delivered before the 250),
+  // and of the server's metrics.
+  const logger = observingLogger(
+    tracingLogger(untraced, trace, () => clock.nowMs()),
+    observe,
+    () => clock.nowMs(),
+  );
   const directory = await openDirectory(config);
   const queue = await openQueue(config, clock, logger, { role: 'session' });
   const store = await openStore(config, clock, { role: 'session', broadcast: true });

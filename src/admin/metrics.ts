@@ -87,7 +87,7 @@ export class ServerMetrics {
   constructor(sources: MetricsSources) {
     this.#sources = sources;
     const registers = [this.registry];
-    collectDefaultMetrics({ register: this.registry, prefix: 'tern_process_' });
+    collectDefaultMetrics({ register: this.registry });
     this.#connections = new Counter({
       name: 'tern_connections_total',
       help: 'Connections accepted, by service',

@@ -1609,7 +1609,6 @@ function readAdminListener(ctx: Ctx, index: number, value: unknown): ParsedListe
   };
 }
 
-
 function readListener(
   ctx: Ctx,
   index: number,

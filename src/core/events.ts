@@ -133,6 +133,19 @@ export const Events = {
   serverWorkerExited: 'server.worker.exited',
   /** A session thread started in place of one that ended. */
   serverWorkerRestarted: 'server.worker.restarted',
+  // Admin page and HTTP API (src/admin)
+  /** An admin listener is bound (its address, and whether it is HTTPS). */
+  adminListening: 'admin.listening',
+  adminLogin: 'admin.login',
+  adminLogout: 'admin.logout',
+  /** A failed admin login (wrong name or password, or locked out): a security event. */
+  adminLoginFailed: 'security.admin.login_failed',
+  /** A request refused before any route: wrong Host (DNS rebinding), missing CSRF token, bad origin. */
+  adminRefused: 'security.admin.refused',
+  /** A change made through the API (who, what, which ids): users, aliases, keys, reload. */
+  adminChange: 'admin.change',
+  /** A request that failed inside the server (500): the cause, which the client is not told. */
+  adminError: 'admin.error',
   // Configuration: warnings at start, reload (SIGHUP, `tern reload`)
   configWarning: 'config.warning',
   configReloaded: 'config.reloaded',

@@ -46,6 +46,7 @@ export const OBSERVED_EVENTS: ReadonlySet<string> = new Set<string>([
   Events.deliveryBounced,
   Events.deliveryOverQuota,
   Events.dsnQueued,
+  Events.adminLoginFailed,
 ]);
 
 function plain(v: unknown): ObservedValue | undefined {

@@ -1,7 +1,9 @@
 // Users and aliases, the parts `tern user|alias` and the admin API share: what is stored for a password,
 // and what an operator should hear about a new alias.
 
+import { addressKey, isValidDomain, normalizeDomain, parseMailbox } from '../core/address.ts';
 import type { Alias, Credentials, Directory } from '../directory/directory.ts';
+import { OpError } from './errors.ts';
 import { hashPassword } from '../directory/password.ts';
 import { deriveScramSecrets, formatScramSecrets } from '../protocol/sasl/index.ts';
 
@@ -42,4 +44,17 @@ async function aliasWarnings(
     );
   }
   return warnings;
+}
+
+/** A send-as pattern as the directory keys it: `@domain` (any domain, not only local ones) or an address. */
+export function sendAsPattern(text: string): string {
+  const s = text.trim();
+  if (s.startsWith('@')) {
+    const domain = s.slice(1);
+    if (isValidDomain(domain.replace(/\.$/, ''), true)) return `@${normalizeDomain(domain)}`;
+  } else {
+    const mailbox = parseMailbox(s, true);
+    if (mailbox !== null && !mailbox.domain.startsWith('[')) return addressKey(mailbox);
+  }
+  throw new OpError('invalid', `'${text}' is not a valid send-as pattern (expected local@domain or @domain)`);
 }

@@ -52,6 +52,12 @@ const NAMES: Readonly<Record<string, string>> = {
   'cli.queue.delete': 'deleted',
   'cli.queue.flush': 'flushed',
   'cli.queue.bounce': 'bounce-requested',
+  // The same, done on the admin page or through the HTTP API.
+  'admin.queue.hold': 'held',
+  'admin.queue.release': 'released',
+  'admin.queue.delete': 'deleted',
+  'admin.queue.flush': 'flushed',
+  'admin.queue.bounce': 'bounce-requested',
 };
 
 export function traceEventName(logEvent: string): string {
@@ -87,7 +93,7 @@ export function tracingLogger(
       log(name, fields);
       // Most records name no message (connects, commands): decided before any copy of the fields.
       const queueId = fields?.['queueId'] ?? bound['queueId'];
-      const operator = name.startsWith('cli.queue.');
+      const operator = name.startsWith('cli.queue.') || name.startsWith('admin.queue.');
       if ((typeof queueId !== 'string' || queueId === '') && !operator) return;
       const all = fields === undefined ? bound : { ...bound, ...fields };
       if (typeof queueId === 'string' && queueId !== '') {

@@ -11,7 +11,6 @@
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { addressKey, isValidDomain, normalizeDomain, parseMailbox } from '../../core/address.ts';
 import type {
   CertificateMapping,
   Directory,
@@ -28,7 +27,7 @@ import type { Command, CommandContext, ParsedArgs } from '../command.ts';
 import { serviceFile } from '../data-dir.ts';
 import { usageLine } from '../command.ts';
 import type { CliIo } from '../io.ts';
-import { credentialsFor } from '../../ops/users.ts';
+import { credentialsFor, sendAsPattern } from '../../ops/users.ts';
 import { CliError, promptNewPassword, readPasswordFromStdin, UsageError, writeLine } from '../io.ts';
 
 /** The password for add/passwd: from stdin when asked, by prompt on a terminal, else none. */
@@ -303,19 +302,6 @@ export const userCert: Command = {
     return 0;
   },
 };
-
-/** A send-as pattern as the directory keys it: `@domain` (any domain, not only local ones) or an address. */
-function sendAsPattern(text: string): string {
-  const s = text.trim();
-  if (s.startsWith('@')) {
-    const domain = s.slice(1);
-    if (isValidDomain(domain.replace(/\.$/, ''), true)) return `@${normalizeDomain(domain)}`;
-  } else {
-    const mailbox = parseMailbox(s, true);
-    if (mailbox !== null && !mailbox.domain.startsWith('[')) return addressKey(mailbox);
-  }
-  throw new CliError(`'${text}' is not a valid send-as pattern (expected local@domain or @domain)`);
-}
 
 export const userSendAs: Command = {
   name: 'user sendas',

@@ -4,6 +4,7 @@
 
 import type { Socket } from 'node:net';
 import type { Config } from '../../config/config.ts';
+import type { Observed } from '../../core/observe.ts';
 import type { LockState } from '../../policy/auth-guard.ts';
 
 /** The TLS material of a generation, as PEM text (a SecureContext cannot cross threads). */
@@ -79,5 +80,7 @@ export type FromWorker =
   | { readonly kind: 'ended'; readonly id: string }
   | { readonly kind: 'committed' }
   | { readonly kind: 'log'; readonly text: string }
+  /** What the metrics and the admin page's live events are made of, one event-loop turn's worth. */
+  | { readonly kind: 'observed'; readonly events: readonly Observed[] }
   | { readonly kind: 'call'; readonly id: number; readonly call: CoordinatorCall }
   | { readonly kind: 'stopped' };

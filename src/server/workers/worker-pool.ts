@@ -15,6 +15,7 @@ import type { Logger } from '../../core/ports.ts';
 import type { MaildropLocks } from '../../store/maildrop-locks.ts';
 import type { HandedSession, ListenerDeps, ProcessLimits, SessionDispatch } from '../listeners.ts';
 import { Coordinator } from './coordinator.ts';
+import type { Observed } from '../../core/observe.ts';
 import type { FromWorker, SessionWorkerData, ToWorker } from './messages.ts';
 
 export interface WorkerPoolOptions {
@@ -30,6 +31,8 @@ export interface WorkerPoolOptions {
   readonly writeLogs: (text: string) => void;
   /** A thread committed mail to the queue. */
   readonly onCommitted: () => void;
+  /** Records the threads observed (core/observe.ts), for the metrics and live events. */
+  readonly onObserved?: (events: readonly Observed[]) => void;
   /** How long a thread may take to start or to build a generation. */
   readonly readyTimeoutMs?: number;
   /** The module a thread runs: src/session-thread.ts (main.ts names it), or a test's stand-in. */
@@ -282,6 +285,9 @@ export class WorkerPool implements SessionDispatch {
         return;
       case 'log':
         this.#o.writeLogs(msg.text);
+        return;
+      case 'observed':
+        this.#o.onObserved?.(msg.events);
         return;
       case 'call':
         t.coordinator.answer(msg.call).then(
