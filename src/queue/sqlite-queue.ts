@@ -296,7 +296,7 @@ export class SqliteQueue implements Queue {
            WHERE r.message_id = m.id AND r.status IN ('queued', 'deferred'))`,
       );
       for (const r of pending.iterate()) {
-        const created = integer(r as Row, 'created_ms');
+        const created = integer(r, 'created_ms');
         oldest = oldest === null ? created : Math.min(oldest, created);
         const age = nowMs - created;
         const bucket = QUEUE_AGES.find(([, maxMs]) => age < maxMs)?.[0] ?? 'older';
