@@ -54,6 +54,8 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 export class AdminAuth {
   readonly #deps: AdminAuthDeps;
+  /** A request's principal, once checked (the onRequest hook checks before any validation). */
+  readonly #checked = new WeakMap<FastifyRequest, Principal>();
 
   constructor(deps: AdminAuthDeps) {
     this.#deps = deps;
@@ -83,6 +85,8 @@ export class AdminAuth {
 
   /** The principal, or 401; for a state change with a cookie, the CSRF token too (403 without it). */
   require(request: FastifyRequest): Principal {
+    const known = this.#checked.get(request);
+    if (known !== undefined) return known;
     const p = this.principal(request);
     if (p === null)
       throw new HttpProblem(401, 'login-required', 'log in, or send an API token', this.#challenge());

@@ -293,7 +293,9 @@ export class ServerMetrics {
       case Events.deliveryLocal: {
         this.#deliveries.inc({ result: 'delivered', domain: 'local' });
         this.#minute(o.atMs).delivered++;
-        this.#latencyFor(str(f['queueId']), 'local', o.atMs);
+        // Stored by the session before its 250 (stage "accept"): delivered as it was accepted.
+        if (str(f['stage']) === 'accept') this.#latency.observe({ kind: 'local' }, 0);
+        else this.#latencyFor(str(f['queueId']), 'local', o.atMs);
         return;
       }
       case Events.deliveryRemote: {

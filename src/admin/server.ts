@@ -121,6 +121,8 @@ export function buildAdminApp(
         throw new HttpProblem(403, 'cross-origin', 'requests from another origin are refused');
       }
     }
+    // Credentials before anything else (a malformed request from nobody learns nothing but 401).
+    if (request.url.startsWith('/api/') && request.routeOptions.config.public !== true) ctx.auth.require(request);
   });
 
   app.addHook('onSend', async (request, reply, payload) => {

@@ -127,6 +127,8 @@ export async function waitFor<T>(
 type TomlValue = string | number | boolean | readonly string[];
 
 export interface TernOptions {
+  /** Also an admin listener (the web page and HTTP API) on a free loopback port: ports.admin. */
+  readonly admin?: boolean;
   /** [limits] keys (snake_case) over the harness defaults, e.g. { max_message_bytes: 10000 }. */
   readonly limits?: Readonly<Record<string, TomlValue>>;
   /** [smtp] keys, e.g. { bare_line_endings: 'normalize' }. */
@@ -171,6 +173,8 @@ export interface Ports {
   readonly pop3?: number;
   /** Port 995 style: POP3 over implicit TLS. */
   readonly pop3s?: number;
+  /** The admin listener (plain HTTP on loopback), when startTern was asked for one. */
+  readonly admin?: number;
   /** Port 143 style: IMAP with STARTTLS; LOGIN in cleartext allowed on loopback (for peers without TLS). */
   readonly imap?: number;
   /** Port 993 style: IMAP over implicit TLS. */
@@ -288,6 +292,7 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     'address = "127.0.0.1:0"',
     'tls = "implicit"',
     '',
+    ...(opts.admin === true ? ['[[listeners]]', 'service = "admin"', 'address = "127.0.0.1:0"', ''] : []),
     ...tomlTable('limits', { ...BASE_LIMITS, ...opts.limits }),
     ...tomlTable('smtp', opts.smtp ?? {}),
     ...tomlTable('log', { level: opts.logLevel ?? 'info', format: 'json' }),
@@ -302,7 +307,7 @@ function workersTable(workers: number | 'auto' | undefined, given: boolean): str
 }
 
 const LISTENING =
-  /^listening (smtp|submission|submissions|pop3|pop3s|imap|imaps) 127\.0\.0\.1:(\d+) \((starttls|implicit|none)\)$/;
+  /^listening (smtp|submission|submissions|pop3|pop3s|imap|imaps|admin) 127\.0\.0\.1:(\d+) \((starttls|implicit|none)\)$/;
 
 export async function startTern(opts: TernOptions = {}): Promise<Tern> {
   const dir = await mkdtemp(join(tmpdir(), 'tern-e2e-'));
@@ -406,8 +411,9 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
           const m = LISTENING.exec(line);
           if (m) found.set(m[1]!, Number(m[2]));
         }
-        if (found.size < 7) return undefined;
+        if (found.size < (opts.admin === true ? 8 : 7)) return undefined;
         return {
+          ...(opts.admin === true ? { admin: found.get('admin')! } : {}),
           smtp: found.get('smtp')!,
           submission: found.get('submission')!,
           submissions: found.get('submissions')!,
