@@ -54,6 +54,7 @@ export class LiveEvents {
 
   send(kind: LiveKind, data: Readonly<Record<string, unknown>>): void {
     if (this.#clients.size === 0) return;
+    if (data['time'] === undefined) data = { time: new Date().toISOString(), ...data };
     // JSON never holds a raw line break, so one data: line carries it (SSE fields end at CR or LF).
     const frame = `id: ${++this.#seq}\nevent: ${kind}\ndata: ${JSON.stringify(data)}\n\n`;
     for (const res of this.#clients) {

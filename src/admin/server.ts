@@ -122,7 +122,8 @@ export function buildAdminApp(
       }
     }
     // Credentials before anything else (a malformed request from nobody learns nothing but 401).
-    if (request.url.startsWith('/api/') && request.routeOptions.config.public !== true) ctx.auth.require(request);
+    if (request.url.startsWith('/api/') && request.routeOptions.config.public !== true)
+      ctx.auth.require(request);
   });
 
   app.addHook('onSend', async (request, reply, payload) => {

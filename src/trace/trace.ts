@@ -41,11 +41,6 @@ const NAMES: Readonly<Record<string, string>> = {
   'delivery.forwarded': 'forwarded',
   'dsn.queued': 'dsn',
   'dsn.suppressed': 'dsn-suppressed',
-  'queue.held': 'held',
-  'queue.released': 'released',
-  'queue.deleted': 'deleted',
-  'queue.flushed': 'flushed',
-  'queue.bounce_requested': 'bounce-requested',
   // What an operator did with `tern queue ...`, as the running server logs it from the change log.
   'cli.queue.hold': 'held',
   'cli.queue.release': 'released',
@@ -63,6 +58,18 @@ const NAMES: Readonly<Record<string, string>> = {
 export function traceEventName(logEvent: string): string {
   return NAMES[logEvent] ?? logEvent;
 }
+
+/**
+ * The queue's own records of a steering action: traced instead from whoever asked (cli.queue.* from the
+ * change log, admin.queue.* from the admin API), which say who did it; one step, not two.
+ */
+const UNTRACED = new Set([
+  'queue.held',
+  'queue.released',
+  'queue.deleted',
+  'queue.flushed',
+  'queue.bounce_requested',
+]);
 
 /** Fields that are the log's business, not the trace's (the record's own name, levels, process). */
 const DROPPED = new Set(['queueId', 'event', 'level', 'time', 'pid', 'msg']);
@@ -91,6 +98,7 @@ export function tracingLogger(
     (log: (name: string, fields?: LogFields) => void) =>
     (name: string, fields?: LogFields): void => {
       log(name, fields);
+      if (UNTRACED.has(name)) return;
       // Most records name no message (connects, commands): decided before any copy of the fields.
       const queueId = fields?.['queueId'] ?? bound['queueId'];
       const operator = name.startsWith('cli.queue.') || name.startsWith('admin.queue.');

@@ -18,7 +18,13 @@ const USER_PASSWORD = 'user password 1';
 /** Python's smtplib logs in with ASCII only: the submission user is ASCII, the mailbox UTF-8. */
 const SENDER = 'sender@example.test';
 
-async function send(tern: Tern, raw: string, from: string, to: readonly string[], login = false): Promise<void> {
+async function send(
+  tern: Tern,
+  raw: string,
+  from: string,
+  to: readonly string[],
+  login = false,
+): Promise<void> {
   const r = await smtplib({
     port: login ? tern.ports.submission : tern.ports.smtp,
     mode: 'starttls',
@@ -79,14 +85,22 @@ describe('admin API', { skip }, () => {
     bearer.token = await newToken(tern, 'root');
     // A local message (stored at once) and a remote one (deferred: the relay never answers).
     await send(tern, HTML_MESSAGE, 'mallory@example.net', [USER]);
-    await send(tern, `From: ${SENDER}\nTo: bob@remote.test\nSubject: out\n\nto a remote host\n`, SENDER, ['bob@remote.test'], true);
+    await send(
+      tern,
+      `From: ${SENDER}\nTo: bob@remote.test\nSubject: out\n\nto a remote host\n`,
+      SENDER,
+      ['bob@remote.test'],
+      true,
+    );
     await tern.waitForMessages(USER, 1);
-    deferredId = (
-      await waitFor('the remote message deferred', async () => {
+    deferredId = await waitFor(
+      'the remote message deferred',
+      async () => {
         const r = await bearer.get('/api/queue?state=deferred');
         const list = r.json as { messages: { id: string }[] };
         return list.messages[0]?.id;
-      }, 20_000)
+      },
+      20_000,
     );
   });
   after(() => tern?.stop());
@@ -99,7 +113,13 @@ describe('admin API', { skip }, () => {
     assert.equal(ready.status, 200);
     const body = ready.json as { status: string; checks: { name: string; ok: boolean }[] };
     assert.equal(body.status, 'ready');
-    assert.deepEqual(body.checks.map((c) => c.name).sort(), ['accepting', 'directory', 'disk', 'queue', 'store']);
+    assert.deepEqual(body.checks.map((c) => c.name).sort(), [
+      'accepting',
+      'directory',
+      'disk',
+      'queue',
+      'store',
+    ]);
     assert.ok(body.checks.every((c) => c.ok));
   });
 
@@ -134,7 +154,11 @@ describe('admin API', { skip }, () => {
     assert.ok(value('tern_received_bytes_total') > 0);
     assert.ok(value('tern_fsync_seconds_count') >= 1, 'the WAL fsyncs are timed');
     assert.equal(value('tern_queue_messages', { state: 'all' }), 1);
-    assert.ok(value('tern_queue_recipients', { status: 'deferred' }) + value('tern_queue_recipients', { status: 'queued' }) === 1);
+    assert.ok(
+      value('tern_queue_recipients', { status: 'deferred' }) +
+        value('tern_queue_recipients', { status: 'queued' }) ===
+        1,
+    );
     assert.ok('nodejs_eventloop_lag_seconds' in samples);
     assert.ok('tern_delivery_latency_seconds_bucket' in samples);
   });
@@ -149,15 +173,21 @@ describe('admin API', { skip }, () => {
     let checked = 0;
     for (const [path, ops] of Object.entries(doc.paths)) {
       for (const [method, op] of Object.entries(ops)) {
-        const url = path.replace(/\{[^}]+\}/g, (m) => (m === '{action}' ? 'hold' : m === '{part}' ? '1' : 'x@example.test'));
+        const url = path.replace(/\{[^}]+\}/g, (m) =>
+          m === '{action}' ? 'hold' : m === '{part}' ? '1' : 'x@example.test',
+        );
         if (op.security !== undefined && op.security.length === 0) {
           publicOnes.push(`${method.toUpperCase()} ${path}`);
           continue;
         }
-        const r = await client.request(method.toUpperCase(), `${url}${url.includes('message') ? '?id=1&part=1' : ''}`, {
-          auth: false,
-          ...(method === 'get' || method === 'delete' ? {} : { body: {} }),
-        });
+        const r = await client.request(
+          method.toUpperCase(),
+          `${url}${url.includes('message') ? '?id=1&part=1' : ''}`,
+          {
+            auth: false,
+            ...(method === 'get' || method === 'delete' ? {} : { body: {} }),
+          },
+        );
         assert.equal(r.status, 401, `${method.toUpperCase()} ${url}: ${r.status} ${r.text}`);
         checked++;
       }
@@ -192,14 +222,25 @@ describe('admin API', { skip }, () => {
   test('CSRF: a cookie session changes nothing without the token, with a wrong one, or from another origin', async () => {
     const s = new AdminClient(tern.ports.admin!);
     await s.login('root', PASSWORD);
-    assertProblem(await s.request('POST', `/api/queue/${deferredId}/hold`, { csrf: false, body: {} }), 403, /csrf$/);
     assertProblem(
-      await s.request('POST', `/api/queue/${deferredId}/hold`, { csrf: false, body: {}, headers: { 'X-CSRF-Token': 'x'.repeat(43) } }),
+      await s.request('POST', `/api/queue/${deferredId}/hold`, { csrf: false, body: {} }),
       403,
       /csrf$/,
     );
     assertProblem(
-      await s.request('POST', `/api/queue/${deferredId}/hold`, { body: {}, headers: { Origin: 'http://evil.example' } }),
+      await s.request('POST', `/api/queue/${deferredId}/hold`, {
+        csrf: false,
+        body: {},
+        headers: { 'X-CSRF-Token': 'x'.repeat(43) },
+      }),
+      403,
+      /csrf$/,
+    );
+    assertProblem(
+      await s.request('POST', `/api/queue/${deferredId}/hold`, {
+        body: {},
+        headers: { Origin: 'http://evil.example' },
+      }),
       403,
       /cross-origin$/,
     );
@@ -225,7 +266,10 @@ describe('admin API', { skip }, () => {
     assert.equal((await rawGet(port, '/api/queue', { ...auth, Host: 'localhost:8025' })).status, 200);
     assert.equal((await rawGet(port, '/api/queue', { ...auth, Host: 'mx.example.test' })).status, 200);
     assert.equal((await rawGet(port, '/api/queue', { ...auth, Host: '[::1]:8025' })).status, 200);
-    assert.equal((await rawGet(port, '/healthz', { Host: 'evil.example.test.attacker.example' })).status, 421);
+    assert.equal(
+      (await rawGet(port, '/healthz', { Host: 'evil.example.test.attacker.example' })).status,
+      421,
+    );
   });
 
   test('security headers: a strict CSP, no sniffing, no framing, no caching of API answers', async () => {
@@ -249,7 +293,10 @@ describe('admin API', { skip }, () => {
   });
 
   test('queue: list with filters and paging, show, source, and each action with the CLI rules', async () => {
-    const all = (await bearer.get('/api/queue')).json as { total: number; messages: { id: string; sender: string }[] };
+    const all = (await bearer.get('/api/queue')).json as {
+      total: number;
+      messages: { id: string; sender: string }[];
+    };
     assert.equal(all.total, 1);
     assert.equal(all.messages[0]!.sender, SENDER);
     assert.equal(((await bearer.get('/api/queue?sender=SENDER%40')).json as { total: number }).total, 1);
@@ -257,11 +304,17 @@ describe('admin API', { skip }, () => {
     assert.equal(((await bearer.get('/api/queue?domain=remote.test')).json as { total: number }).total, 1);
     assert.equal(((await bearer.get('/api/queue?domain=elsewhere.test')).json as { total: number }).total, 0);
     assert.equal(((await bearer.get('/api/queue?state=held')).json as { total: number }).total, 0);
-    assert.equal(((await bearer.get('/api/queue?limit=1&offset=1')).json as { messages: unknown[] }).messages.length, 0);
+    assert.equal(
+      ((await bearer.get('/api/queue?limit=1&offset=1')).json as { messages: unknown[] }).messages.length,
+      0,
+    );
     assertProblem(await bearer.get('/api/queue?state=bogus'), 400, /invalid-request$/);
     assertProblem(await bearer.get('/api/queue?limit=100000'), 400);
 
-    const shown = (await bearer.get(`/api/queue/${deferredId}`)).json as { headers: string; recipients: { address: string; status: string }[] };
+    const shown = (await bearer.get(`/api/queue/${deferredId}`)).json as {
+      headers: string;
+      recipients: { address: string; status: string }[];
+    };
     assert.match(shown.headers, /Subject: out/);
     assert.equal(shown.recipients[0]!.address, 'bob@remote.test');
     const source = await bearer.get(`/api/queue/${deferredId}/source`);
@@ -275,7 +328,8 @@ describe('admin API', { skip }, () => {
     assertProblem(flush, 409, /conflict$/);
     assert.match((flush.json as { detail: string }).detail, /is held: release it first/);
     assert.equal((await bearer.post(`/api/queue/${deferredId}/release`)).status, 200);
-    const bulk = (await bearer.post('/api/queue/actions', { action: 'flush', ids: [deferredId, 'NOSUCHID'] })).json as {
+    const bulk = (await bearer.post('/api/queue/actions', { action: 'flush', ids: [deferredId, 'NOSUCHID'] }))
+      .json as {
       results: { id: string; ok: boolean; error?: string }[];
     };
     assert.deepEqual(
@@ -292,7 +346,10 @@ describe('admin API', { skip }, () => {
       messages: { events: { event: string; admin?: string }[] }[];
     };
     const events = trace.messages[0]!.events;
-    assert.ok(events.some((e) => e.event === 'held' && e.admin === 'root'), JSON.stringify(events));
+    assert.ok(
+      events.some((e) => e.event === 'held' && e.admin === 'root'),
+      JSON.stringify(events),
+    );
     assert.ok(events.some((e) => e.event === 'released'));
   });
 
@@ -306,9 +363,16 @@ describe('admin API', { skip }, () => {
     assert.equal(names[0], 'received');
     assert.ok(names.includes('delivered'));
     assert.equal(local.events.find((e) => e.event === 'delivered')!.user, USER);
-    const byId = (await bearer.get('/api/trace?messageId=%3Chtml-1%40example.net%3E')).json as { messages: { queueId: string }[] };
-    assert.deepEqual(byId.messages.map((m) => m.queueId), [local.queueId]);
-    const byFrom = (await bearer.get('/api/trace?from=mallory%40example.net')).json as { messages: unknown[] };
+    const byId = (await bearer.get('/api/trace?messageId=%3Chtml-1%40example.net%3E')).json as {
+      messages: { queueId: string }[];
+    };
+    assert.deepEqual(
+      byId.messages.map((m) => m.queueId),
+      [local.queueId],
+    );
+    const byFrom = (await bearer.get('/api/trace?from=mallory%40example.net')).json as {
+      messages: unknown[];
+    };
     assert.equal(byFrom.messages.length, 1);
     const none = (await bearer.get('/api/trace?from=nobody%40example.net')).json as { messages: unknown[] };
     assert.equal(none.messages.length, 0);
@@ -317,9 +381,13 @@ describe('admin API', { skip }, () => {
 
   test('mailboxes: folders, messages, the view with text, attachments and Authentication-Results, delete', async () => {
     const u = encodeURIComponent(USER);
-    const folders = (await bearer.get(`/api/mailboxes/${u}/folders`)).json as { folders: { name: string; messages: number }[] };
+    const folders = (await bearer.get(`/api/mailboxes/${u}/folders`)).json as {
+      folders: { name: string; messages: number }[];
+    };
     assert.equal(folders.folders.find((f) => f.name === 'INBOX')?.messages, 1);
-    const list = (await bearer.get(`/api/mailboxes/${u}/messages`)).json as { messages: { id: string; subject: string }[] };
+    const list = (await bearer.get(`/api/mailboxes/${u}/messages`)).json as {
+      messages: { id: string; subject: string }[];
+    };
     assert.equal(list.messages[0]!.subject, 'Grüße ✉');
     const id = list.messages[0]!.id;
     const view = (await bearer.get(`/api/mailboxes/${u}/message?id=${id}`)).json as {
@@ -332,7 +400,9 @@ describe('admin API', { skip }, () => {
     assert.equal(view.subject, 'Grüße ✉');
     assert.match(view.text, /Grüße aus der Nachricht/);
     assert.equal(view.htmlPart, '1.2');
-    assert.deepEqual(view.attachments, [{ part: '2', filename: 'Rechnung.pdf', contentType: 'application/pdf', size: 9 }]);
+    assert.deepEqual(view.attachments, [
+      { part: '2', filename: 'Rechnung.pdf', contentType: 'application/pdf', size: 9 },
+    ]);
     const part = await bearer.get(`/api/mailboxes/${u}/message/part?id=${id}&part=2`);
     assert.equal(part.text, '%PDF-1.4\n');
     assert.equal(part.headers.get('content-type'), 'application/octet-stream');
@@ -343,7 +413,8 @@ describe('admin API', { skip }, () => {
 
   test('message HTML is served alone, sandboxed: CSP sandbox, no script, no remote image', async () => {
     const u = encodeURIComponent(USER);
-    const id = ((await bearer.get(`/api/mailboxes/${u}/messages`)).json as { messages: { id: string }[] }).messages[0]!.id;
+    const id = ((await bearer.get(`/api/mailboxes/${u}/messages`)).json as { messages: { id: string }[] })
+      .messages[0]!.id;
     const html = await bearer.get(`/api/mailboxes/${u}/message/html?id=${id}&part=1.2`);
     assert.equal(html.status, 200);
     assert.match(html.text, /Hallo jürgen/);
@@ -361,20 +432,33 @@ describe('admin API', { skip }, () => {
     assertProblem(await bearer.post('/api/users', { address: '日本@example.test' }), 409);
     assertProblem(await bearer.post('/api/users', { address: 'x@not-local.test' }), 422);
     assertProblem(await bearer.post('/api/users', { address: 'x@example.test', extra: 1 }), 400);
-    const users = (await bearer.get('/api/users')).json as { users: { address: string; hasPassword: boolean }[] };
+    const users = (await bearer.get('/api/users')).json as {
+      users: { address: string; hasPassword: boolean }[];
+    };
     assert.ok(users.users.some((x) => x.address === '日本@example.test' && x.hasPassword));
     // The directory the CLI reads has the same user.
     const cli = await tern.tern(['user', 'list', '--json']);
     assert.match(cli.stdout, /日本@example\.test/);
     const e = encodeURIComponent('日本@example.test');
-    assert.equal((await bearer.request('PUT', `/api/users/${e}/password`, { body: { password: 'new 日本' } })).status, 200);
+    assert.equal(
+      (await bearer.request('PUT', `/api/users/${e}/password`, { body: { password: 'new 日本' } })).status,
+      200,
+    );
     assert.equal((await bearer.post(`/api/users/${e}/sendas`, { pattern: '@example.test' })).status, 201);
-    assert.equal((await bearer.request('DELETE', `/api/users/${e}/sendas?pattern=%40example.test`)).status, 200);
+    assert.equal(
+      (await bearer.request('DELETE', `/api/users/${e}/sendas?pattern=%40example.test`)).status,
+      200,
+    );
 
-    const alias = await bearer.post('/api/aliases', { alias: 'vertrieb@example.test', target: 'nobody@example.test' });
+    const alias = await bearer.post('/api/aliases', {
+      alias: 'vertrieb@example.test',
+      target: 'nobody@example.test',
+    });
     assert.equal(alias.status, 201);
     assert.match((alias.json as { warnings: string[] }).warnings[0] ?? '', /no user and no alias/);
-    const aliases = (await bearer.get('/api/aliases')).json as { aliases: { alias: string; target: string }[] };
+    const aliases = (await bearer.get('/api/aliases')).json as {
+      aliases: { alias: string; target: string }[];
+    };
     assert.ok(aliases.aliases.some((a) => a.alias === 'vertrieb@example.test'));
     assert.equal((await bearer.request('DELETE', '/api/aliases?alias=vertrieb%40example.test')).status, 200);
     assertProblem(await bearer.request('DELETE', '/api/aliases?alias=vertrieb%40example.test'), 404);
@@ -383,12 +467,19 @@ describe('admin API', { skip }, () => {
   });
 
   test('domains with the records to publish, and DKIM keys made, listed and deleted', async () => {
-    const made = await bearer.post('/api/dkim', { domain: 'example.test', selector: 's1', algorithm: 'ed25519' });
+    const made = await bearer.post('/api/dkim', {
+      domain: 'example.test',
+      selector: 's1',
+      algorithm: 'ed25519',
+    });
     assert.equal(made.status, 201, made.text);
     assert.match((made.json as { value: string }).value, /^v=DKIM1; k=ed25519; p=/);
     assertProblem(await bearer.post('/api/dkim', { domain: 'example.test', selector: 's1' }), 422);
     const keys = (await bearer.get('/api/dkim')).json as { keys: { dnsName: string }[] };
-    assert.deepEqual(keys.keys.map((k) => k.dnsName), ['s1._domainkey.example.test.']);
+    assert.deepEqual(
+      keys.keys.map((k) => k.dnsName),
+      ['s1._domainkey.example.test.'],
+    );
     const domains = (await bearer.get('/api/domains')).json as {
       domains: { domain: string; records: { name: string; type: string }[]; dkimKeys: number }[];
     };
@@ -411,7 +502,10 @@ describe('admin API', { skip }, () => {
   });
 
   test('the configuration with secrets redacted; reload with no file is a 409 problem', async () => {
-    const config = (await bearer.get('/api/config')).json as { hostname: string; admin: { listeners: unknown[] } };
+    const config = (await bearer.get('/api/config')).json as {
+      hostname: string;
+      admin: { listeners: unknown[] };
+    };
     assert.equal(config.hostname, 'mx.example.test');
     assert.equal(config.admin.listeners.length, 1);
     const reload = await bearer.post('/api/reload');
@@ -439,7 +533,10 @@ describe('admin API', { skip }, () => {
       }
     })();
     await send(tern, `From: a@example.net\nTo: ${USER}\nSubject: live\n\nlive\n`, 'a@example.net', [USER]);
-    await Promise.race([seen, new Promise((_, reject) => setTimeout(() => reject(new Error(`no events: ${text}`)), 10_000))]);
+    await Promise.race([
+      seen,
+      new Promise((_, reject) => setTimeout(() => reject(new Error(`no events: ${text}`)), 10_000)),
+    ]);
     controller.abort();
     const accepted = /event: accepted\ndata: (.*)\n/.exec(text);
     assert.ok(accepted);
@@ -466,6 +563,9 @@ describe('admin logins share the AUTH lockout (lockout_threshold = 3)', { skip }
     const locked = await c.login('root', PASSWORD);
     assertProblem(locked, 429, /locked$/);
     assert.ok(Number(locked.headers.get('retry-after')) > 0);
-    await tern.waitForLog('the lockout logged', (l) => l['event'] === 'security.admin.login_failed' && l['reason'] === 'locked');
+    await tern.waitForLog(
+      'the lockout logged',
+      (l) => l['event'] === 'security.admin.login_failed' && l['reason'] === 'locked',
+    );
   });
 });

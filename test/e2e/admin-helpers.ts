@@ -34,7 +34,8 @@ export class AdminClient {
     if (options.auth !== false) {
       if (this.token !== null) headers['Authorization'] = `Bearer ${this.token}`;
       if (this.cookie !== null) headers['Cookie'] = this.cookie;
-      if (options.csrf !== false && this.csrf !== null && method !== 'GET') headers['X-CSRF-Token'] = this.csrf;
+      if (options.csrf !== false && this.csrf !== null && method !== 'GET')
+        headers['X-CSRF-Token'] = this.csrf;
     }
     if (options.body !== undefined) headers['Content-Type'] = 'application/json';
     const res = await fetch(`${this.base}${path}`, {
@@ -45,7 +46,12 @@ export class AdminClient {
     });
     const text = await res.text();
     const type = res.headers.get('content-type') ?? '';
-    return { status: res.status, headers: res.headers, text, json: type.includes('json') ? (JSON.parse(text) as unknown) : null };
+    return {
+      status: res.status,
+      headers: res.headers,
+      text,
+      json: type.includes('json') ? (JSON.parse(text) as unknown) : null,
+    };
   }
 
   get(path: string): Promise<HttpResult> {
@@ -106,13 +112,20 @@ export async function startAdminTern(opts: TernOptions = {}): Promise<Tern> {
 }
 
 /** A GET with exactly these headers (Host included), through node:http. */
-export function rawGet(port: number, path: string, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+export function rawGet(
+  port: number,
+  path: string,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
-    const req = httpRequest({ host: '127.0.0.1', port, path, method: 'GET', headers, setHost: false }, (res) => {
-      let body = '';
-      res.setEncoding('utf8').on('data', (d: string) => (body += d));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-    });
+    const req = httpRequest(
+      { host: '127.0.0.1', port, path, method: 'GET', headers, setHost: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => (body += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      },
+    );
     req.on('error', reject);
     req.end();
   });

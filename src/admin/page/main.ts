@@ -42,6 +42,8 @@ const nav = document.getElementById('nav') as HTMLElement;
 const who = document.getElementById('who') as HTMLElement;
 let cleanup: Cleanup | null = null;
 let loggedIn = false;
+/** Counts navigations: a view that finishes loading after the next one began is undone at once. */
+let shown = 0;
 
 function route(): { name: string; path: string[]; params: URLSearchParams } {
   const hash = location.hash.replace(/^#\/?/, '');
@@ -157,18 +159,16 @@ async function enter(name: string): Promise<void> {
       {
         type: 'button',
         onclick: () => {
-          void post('/api/logout').finally(() => {
-            location.hash = '#/dashboard';
-            void showLogin();
-          });
+          void post('/api/logout').finally(() => void showLogin());
         },
       },
       'Log out',
     ),
   );
   startLive();
-  if (location.hash === '') location.hash = '#/dashboard';
-  await show();
+  // Setting the hash shows the view (hashchange); showing it here as well would start it twice.
+  if (location.hash === '' || location.hash === '#') location.hash = '#/dashboard';
+  else await show();
 }
 
 whenUnauthorized(() => void showLogin());
