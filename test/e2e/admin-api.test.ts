@@ -522,14 +522,12 @@ describe('admin API', { skip }, () => {
     });
     assert.equal(res.status, 200);
     assert.match(res.headers.get('content-type') ?? '', /^text\/event-stream/);
-    const reader = res.body!.getReader();
     let text = '';
     const seen = (async () => {
       const decoder = new TextDecoder();
-      while (!/event: accepted\n/.test(text) || !/event: delivery\n/.test(text)) {
-        const { value, done } = await reader.read();
-        if (done) break;
-        text += decoder.decode(value, { stream: true });
+      for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+        text += decoder.decode(chunk, { stream: true });
+        if (/event: accepted\n/.test(text) && /event: delivery\n/.test(text)) break;
       }
     })();
     await send(tern, `From: a@example.net\nTo: ${USER}\nSubject: live\n\nlive\n`, 'a@example.net', [USER]);

@@ -153,9 +153,10 @@ describe('admin page in Chromium', { skip }, () => {
     await page.getByRole('button', { name: 'Search' }).click();
     const timeline = page.locator(`section[data-queue-id="${id}"] .timeline`);
     await timeline.locator('li[data-event="released"]').waitFor();
-    const events = await timeline
-      .locator('li')
-      .evaluateAll((lis) => lis.map((li) => li.getAttribute('data-event')));
+    const items = timeline.locator('li');
+    const events: (string | null)[] = [];
+    for (let i = 0; i < (await items.count()); i++)
+      events.push(await items.nth(i).getAttribute('data-event'));
     assert.equal(events.filter((e) => e === 'held').length, 1, 'one step per action');
     assert.equal(events[0], 'received');
     for (const e of ['held', 'released']) assert.ok(events.includes(e), JSON.stringify(events));

@@ -57,6 +57,7 @@ function route(): { name: string; path: string[]; params: URLSearchParams } {
 
 async function show(): Promise<void> {
   if (!loggedIn) return;
+  const mine = ++shown;
   cleanup?.();
   cleanup = null;
   const r = route();
@@ -65,19 +66,22 @@ async function show(): Promise<void> {
     if (a.getAttribute('href') === `#/${r.name}`) a.setAttribute('aria-current', 'page');
     else a.removeAttribute('aria-current');
   }
-  fill(main, h('p', { class: 'muted' }, 'Loading…'));
+  // Each view fills its own element: one still loading when the next is shown fills a detached one.
+  const root = h('div', { class: 'view', 'data-view': r.name }, h('p', { class: 'muted' }, 'Loading…'));
+  fill(main, root);
   try {
-    const done = await view(main, r.params, r.path);
-    cleanup = done ?? null;
+    const done = await view(root, r.params, r.path);
+    if (mine === shown) cleanup = done ?? null;
+    else done?.();
   } catch (err) {
     if (err instanceof ApiError && err.status === 401) return;
     fill(
-      main,
+      root,
       h('h1', {}, 'Something went wrong'),
       h('p', { class: 'error' }, err instanceof Error ? err.message : String(err)),
     );
   }
-  main.focus({ preventScroll: true });
+  if (mine === shown) main.focus({ preventScroll: true });
 }
 
 async function showLogin(): Promise<void> {
