@@ -1,10 +1,12 @@
 // The README's first run, exactly as written: `npm start` in the repository (no configuration file, so
-// the built-in defaults: ./data, local domain localhost, 127.0.0.1:2525/2587/2465/2110/2995/2143/2993),
+// the built-in defaults: ./data, local domain localhost, 127.0.0.1:2525/2587/2465/2110/2995/2143/2993
+// and the admin page on 8025),
 // `npx tern user add` while it runs, a message sent with Python's smtplib to 127.0.0.1:2525, read back
 // with `npx tern mailbox list/cat`, then over IMAP with imapflow on imaps (2993: read, flag, search,
 // copy to Archive), then with Python's poplib over STLS (2110) and implicit TLS (2995), which delete what
-// they read, then the Archive copy deleted over IMAP, then Ctrl-C (SIGINT to the process group, as a
-// terminal sends it).
+// they read, then the Archive copy deleted over IMAP, then the admin page (the first admin made with
+// `npx tern admin add`, a login at http://127.0.0.1:8025 that finds the message's trace), then Ctrl-C
+// (SIGINT to the process group, as a terminal sends it).
 // The defaults use fixed ports and ./data, so this test skips (saying why) when a port is taken or a
 // ./tern.toml would change the defaults, and removes only what it made: its uniquely named user, and
 // ./data if there was none before.
@@ -22,7 +24,7 @@ import { ImapFlow } from 'imapflow';
 import type { ProcessResult } from './harness.ts';
 import { ROOT, havePython, poplib, runProcess, smtplib, waitFor } from './harness.ts';
 
-const PORTS = [2525, 2587, 2465, 2110, 2995, 2143, 2993] as const;
+const PORTS = [2525, 2587, 2465, 2110, 2995, 2143, 2993, 8025] as const;
 const DATA_DIR = join(ROOT, 'data');
 
 async function portFree(port: number): Promise<boolean> {
@@ -77,6 +79,8 @@ describe('npm start, as the README says', { skip }, () => {
   let output = '';
   let outputClosed: Promise<void> = Promise.resolve();
   let userAdded = false;
+  const adminName = `e2e-${randomBytes(4).toString('hex')}`;
+  let adminAdded = false;
 
   const killGroup = (signal: NodeJS.Signals): void => {
     try {
@@ -99,6 +103,10 @@ describe('npm start, as the README says', { skip }, () => {
       const del = await npxTern(['user', 'del', address]);
       assert.equal(del.code, 0, `could not delete ${address}: ${del.stderr}`);
     }
+    if (adminAdded) {
+      const del = await npxTern(['admin', 'del', adminName]);
+      assert.equal(del.code, 0, `could not delete admin ${adminName}: ${del.stderr}`);
+    }
     if (!dataExisted) rmSync(DATA_DIR, { recursive: true, force: true });
   });
 
@@ -118,11 +126,11 @@ describe('npm start, as the README says', { skip }, () => {
     outputClosed = new Promise((resolve) => npm!.stdout.once('close', () => resolve()));
 
     await waitFor(
-      'the seven listening lines of the defaults',
+      'the eight listening lines of the defaults',
       () => {
-        if (npm!.exitCode !== null && !output.includes('listening imaps'))
+        if (npm!.exitCode !== null && !output.includes('listening admin'))
           throw new Error(`npm start exited ${npm!.exitCode}:\n${output}`);
-        return output.includes('listening imaps') ? true : undefined;
+        return output.includes('listening admin') ? true : undefined;
       },
       30_000,
     );
@@ -134,6 +142,7 @@ describe('npm start, as the README says', { skip }, () => {
       'listening pop3s 127.0.0.1:2995 (implicit)',
       'listening imap 127.0.0.1:2143 (starttls)',
       'listening imaps 127.0.0.1:2993 (implicit)',
+      'listening admin 127.0.0.1:8025 (none)',
     ]) {
       assert.ok(output.split('\n').includes(line), `missing "${line}" in:\n${output}`);
     }
@@ -267,6 +276,31 @@ describe('npm start, as the README says', { skip }, () => {
     } finally {
       await imap2.logout();
     }
+
+    // The admin page, as the README says: the first admin from the command line, then a login at
+    // http://127.0.0.1:8025 that finds the message's trace.
+    const adminPassword = 'admin password for the e2e run';
+    const made = await npxTern(['admin', 'add', adminName, '--password-stdin'], `${adminPassword}\n`);
+    assert.equal(made.code, 0, made.stderr);
+    adminAdded = true;
+    const page = await fetch('http://127.0.0.1:8025/');
+    assert.equal(page.status, 200);
+    assert.match(await page.text(), /<title>Tern admin<\/title>/);
+    const adminLogin = await fetch('http://127.0.0.1:8025/api/login', {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: adminName, password: adminPassword }),
+    });
+    assert.equal(adminLogin.status, 200, await adminLogin.clone().text());
+    const cookie = (adminLogin.headers.get('set-cookie') ?? '').split(';')[0]!;
+    const trace = await fetch(`http://127.0.0.1:8025/api/trace?to=${encodeURIComponent(address)}`, {
+      headers: { Cookie: cookie },
+    });
+    const traced = (await trace.json()) as { messages: { events: { event: string }[] }[] };
+    assert.ok(
+      traced.messages[0]?.events.some((e) => e.event === 'delivered'),
+      JSON.stringify(traced),
+    );
 
     // Ctrl-C: the whole foreground group gets SIGINT; the server shuts down in order.
     killGroup('SIGINT');
