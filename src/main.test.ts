@@ -27,6 +27,8 @@ describe('composition root', () => {
     ...defaultConfig(),
     dataDir,
     localDomains: ['example.test'],
+    // No admin page: the default one is on a fixed port (127.0.0.1:8025), which parallel tests share.
+    admin: { ...defaultConfig().admin, listeners: [] },
     ...overrides,
   });
 

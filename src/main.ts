@@ -237,13 +237,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     live.publish(o);
   };
   const onFsync = (message: unknown): void => metrics.observeFsync(message as FsyncObservation);
-  fsyncChannel.subscribe(onFsync);
+  // Without an admin listener nobody reads the counters: nothing is observed, on any thread.
+  const observing = config.admin.listeners.length > 0;
+  if (observing) fsyncChannel.subscribe(onFsync);
   // Every record that names a queue id is also a step of that message's trace (trace/trace.ts).
-  const logger = observingLogger(
-    tracingLogger(sink.logger, trace, () => clock.nowMs()),
-    observe,
-    () => clock.nowMs(),
-  );
+  const traced = tracingLogger(sink.logger, trace, () => clock.nowMs());
+  const logger = observing ? observingLogger(traced, observe, () => clock.nowMs()) : traced;
   let tls: Awaited<ReturnType<typeof loadTlsMaterial>>;
   let services: Services;
   const threads = sessionThreads(config);
@@ -359,6 +358,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
             prettyLogs: sink.pretty,
             writeLogs: sink.writeLines,
             onCommitted: () => worker.wake(),
+            observe: observing,
             onObserved: (events) => {
               for (const o of events) observe(o);
             },

@@ -74,20 +74,19 @@ const observe = (o: Observed): void => {
   if (observed.push(o) === 1) setImmediate(flushObserved);
 };
 // This thread's WAL fsyncs (queue and mailbox store) count in the server's fsync histogram.
-fsyncChannel.subscribe((message) => {
-  const f = message as FsyncObservation;
-  observe({ event: 'db.fsync', atMs: clock.nowMs(), fields: { seconds: f.seconds, commits: f.commits } });
-});
+if (data.observe) {
+  fsyncChannel.subscribe((message) => {
+    const f = message as FsyncObservation;
+    observe({ event: 'db.fsync', atMs: clock.nowMs(), fields: { seconds: f.seconds, commits: f.commits } });
+  });
+}
 
 async function main(): Promise<void> {
   const trace = await openTrace(config, clock, 'session');
   // The sessions' part of every message's trace (received, checked, queued, delivered before the 250),
-  // and of the server's metrics.
-  const logger = observingLogger(
-    tracingLogger(untraced, trace, () => clock.nowMs()),
-    observe,
-    () => clock.nowMs(),
-  );
+  // and, with an admin listener, of the server's metrics and live events.
+  const traced = tracingLogger(untraced, trace, () => clock.nowMs());
+  const logger = data.observe ? observingLogger(traced, observe, () => clock.nowMs()) : traced;
   const directory = await openDirectory(config);
   const queue = await openQueue(config, clock, logger, { role: 'session' });
   const store = await openStore(config, clock, { role: 'session', broadcast: true });

@@ -31,6 +31,8 @@ export const RESTART_ONLY = [
   ['queue', (c: Config) => c.queue],
   ['server', (c: Config) => c.server],
   ['trace', (c: Config) => c.trace],
+  // The admin page's listeners are bound once at start; [admin]'s other keys apply at once.
+  ['listeners (service = "admin")', (c: Config) => c.admin.listeners],
 ] as const;
 
 /** The keys of RESTART_ONLY whose value differs between what runs and the new file. */

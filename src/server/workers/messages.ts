@@ -21,6 +21,8 @@ export interface SessionWorkerData {
   readonly config: Config;
   /** Render log lines as pino-pretty does (the main thread's logger is pretty). */
   readonly prettyLogs: boolean;
+  /** Post observed records (core/observe.ts) and fsync times: the server has an admin listener. */
+  readonly observe: boolean;
 }
 
 /** Calls a session thread makes to the limits kept on the main thread (coordinator.ts). */

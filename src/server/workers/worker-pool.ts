@@ -31,7 +31,9 @@ export interface WorkerPoolOptions {
   readonly writeLogs: (text: string) => void;
   /** A thread committed mail to the queue. */
   readonly onCommitted: () => void;
-  /** Records the threads observed (core/observe.ts), for the metrics and live events. */
+  /** Whether threads observe (core/observe.ts): only when an admin listener reads the counters. */
+  readonly observe?: boolean;
+  /** Records the threads observed, for the metrics and live events. */
   readonly onObserved?: (events: readonly Observed[]) => void;
   /** How long a thread may take to start or to build a generation. */
   readonly readyTimeoutMs?: number;
@@ -240,7 +242,12 @@ export class WorkerPool implements SessionDispatch {
 
   #spawn(index: number): SessionThread {
     const o = this.#o;
-    const workerData: SessionWorkerData = { index, config: o.config, prettyLogs: o.prettyLogs };
+    const workerData: SessionWorkerData = {
+      index,
+      config: o.config,
+      prettyLogs: o.prettyLogs,
+      observe: o.observe ?? false,
+    };
     const worker = new Worker(o.script, {
       workerData,
       name: `tern-sessions-${index}`,
