@@ -263,6 +263,11 @@ export function ternConfigToml(o: {
     `address = "127.0.0.1:${o.port}"`,
     'tls = "starttls"',
     '',
+    // BENCH_TERN_ADMIN=on: an admin listener, so the server counts what /metrics and the page show
+    // (core/observe.ts runs only then), for an A/B of what that costs.
+    ...(process.env['BENCH_TERN_ADMIN'] === 'on'
+      ? ['[[listeners]]', 'service = "admin"', 'address = "127.0.0.1:0"', '']
+      : []),
     ...(o.tls === null
       ? []
       : ['[tls]', `cert = ${JSON.stringify(o.tls.cert)}`, `key = ${JSON.stringify(o.tls.key)}`, '']),
