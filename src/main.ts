@@ -414,6 +414,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     listeners: running,
     base: { queue, directory, store, maildropLocks, logger, clock, resolver },
     logger,
+    // A renewed certificate serves the admin page's new HTTPS connections too.
+    onTls: (material: { cert: string; key: string }) => admin?.setTls(material),
   };
   // listeners.ts logs server.listening per listener; this is the one line saying the whole server is up.
   logger.event(Events.serverStarted, {

@@ -9,6 +9,7 @@
 // unless listed in PUBLIC; the test suite walks every route to prove it.
 // Deliberately NOT here: the routes' rules (routes/*.ts over src/ops), the page (page/).
 
+import type { Server as HttpsServer } from 'node:https';
 import { isIP } from 'node:net';
 import type { FastifyError, FastifyInstance } from 'fastify';
 import Fastify from 'fastify';
@@ -50,6 +51,8 @@ export interface BoundAdmin {
 
 export interface RunningAdmin {
   readonly bound: readonly BoundAdmin[];
+  /** A certificate read again (a reload: a renewal) for the HTTPS listeners' new connections. */
+  setTls(tls: { cert: string; key: string }): void;
   close(): Promise<void>;
 }
 
@@ -226,6 +229,11 @@ export async function startAdmin(
   }
   return {
     bound,
+    setTls(material) {
+      for (const [i, app] of apps.entries()) {
+        if (listeners[i]?.tls === 'implicit') (app.server as HttpsServer).setSecureContext(material);
+      }
+    },
     async close() {
       ctx.live.close();
       await Promise.allSettled(apps.map((a) => a.close()));

@@ -74,6 +74,8 @@ export interface SnapshotDeps {
   /** What the listeners keep across reloads (queue, directory, resolver, clock, logger). */
   readonly base: Omit<ListenerDeps, 'config' | 'tls' | 'tokens'>;
   readonly logger: Logger;
+  /** The certificate a reload read, for whoever else serves TLS with it (the admin listener). */
+  readonly onTls?: (tls: { readonly cert: string; readonly key: string }) => void;
 }
 
 async function readClientCa(path: string | null): Promise<string | null> {
@@ -119,6 +121,7 @@ export async function applySnapshot(deps: SnapshotDeps, next: Config): Promise<R
       tls: { cert: tls.cert, key: tls.key, clientCa },
       tokens,
     });
+    deps.onTls?.({ cert: tls.cert, key: tls.key });
     return { ok: true, config: next, changes, restartNeeded: restartOnlyChanges(startConfig, next) };
   } catch (err) {
     if (err instanceof ListenerBindError)

@@ -8,7 +8,15 @@ import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import type { Tern } from './harness.ts';
 import { havePython, runProcess, smtplib, waitFor } from './harness.ts';
-import { AdminClient, addAdmin, assertProblem, newToken, rawGet, startAdminTern } from './admin-helpers.ts';
+import {
+  AdminClient,
+  addAdmin,
+  assertProblem,
+  httpsRequest,
+  newToken,
+  rawGet,
+  startAdminTern,
+} from './admin-helpers.ts';
 import { findPython } from './outbound-helpers.ts';
 
 const skip = havePython() ? false : 'python3 is not installed';
@@ -565,5 +573,46 @@ describe('admin logins share the AUTH lockout (lockout_threshold = 3)', { skip }
       'the lockout logged',
       (l) => l['event'] === 'security.admin.login_failed' && l['reason'] === 'locked',
     );
+  });
+});
+
+describe('an admin listener over HTTPS, with open_networks', { skip }, () => {
+  let tern: Tern;
+  before(async () => {
+    // The harness's admin listener is plain HTTP on loopback; this one is HTTPS (the [tls] certificate:
+    // here the self-signed one), and /metrics is open only to 10.0.0.0/8.
+    tern = await startAdminTern({
+      admin: 'https',
+      tables: { admin: { open_networks: ['10.0.0.0/8'] } },
+    });
+    await addAdmin(tern, 'root', PASSWORD);
+  });
+  after(() => tern?.stop());
+
+  test('HTTPS: a Secure cookie, HSTS; /metrics from outside open_networks needs a login', async () => {
+    const port = tern.ports.admin!;
+    const login = await httpsRequest(
+      port,
+      'POST',
+      '/api/login',
+      { 'Content-Type': 'application/json' },
+      JSON.stringify({ name: 'root', password: PASSWORD }),
+    );
+    assert.equal(login.status, 200, login.body);
+    assert.match(String(login.headers['set-cookie'] ?? ''), /; Secure/);
+    assert.match(String(login.headers['strict-transport-security'] ?? ''), /max-age=\d+/);
+    const anonymous = await httpsRequest(port, 'GET', '/metrics', {});
+    assert.equal(anonymous.status, 401, anonymous.body);
+    const health = await httpsRequest(port, 'GET', '/healthz', {});
+    assert.equal(health.status, 401, 'open_networks covers /healthz too');
+    const cookie = String(login.headers['set-cookie']).split(';')[0]!;
+    const withLogin = await httpsRequest(port, 'GET', '/metrics', { Cookie: cookie });
+    assert.equal(withLogin.status, 200);
+    assert.match(withLogin.body, /^# HELP /m);
+    const plain = await fetch(`http://127.0.0.1:${port}/healthz`).then(
+      () => 'answered',
+      () => 'refused',
+    );
+    assert.equal(plain, 'refused', 'no plain HTTP on an HTTPS listener');
   });
 });

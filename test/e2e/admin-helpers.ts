@@ -3,7 +3,8 @@
 // Tern with an admin listener and a relay that never answers (so remote mail stays deferred).
 
 import assert from 'node:assert/strict';
-import { request as httpRequest } from 'node:http';
+import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequestRaw } from 'node:https';
 import type { Tern, TernOptions } from './harness.ts';
 import { closedPort, startTern } from './harness.ts';
 
@@ -101,7 +102,7 @@ export async function newToken(tern: Tern, name: string): Promise<string> {
 export async function startAdminTern(opts: TernOptions = {}): Promise<Tern> {
   const relay = await closedPort();
   return startTern({
-    admin: true,
+    admin: opts.admin ?? true,
     ...opts,
     tables: {
       outbound: { relay: `[127.0.0.1]:${relay}`, connect_timeout_seconds: 2 },
@@ -128,5 +129,27 @@ export function rawGet(
     );
     req.on('error', reject);
     req.end();
+  });
+}
+
+/** One HTTPS request to the admin listener (its certificate is the self-signed one: not checked). */
+export function httpsRequest(
+  port: number,
+  method: string,
+  path: string,
+  headers: Record<string, string>,
+  body?: string,
+): Promise<{ status: number; headers: IncomingHttpHeaders; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequestRaw(
+      { host: '127.0.0.1', port, path, method, headers, rejectUnauthorized: false },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8').on('data', (d: string) => (text += d));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text }));
+      },
+    );
+    req.on('error', reject);
+    req.end(body);
   });
 }

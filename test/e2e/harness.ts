@@ -127,8 +127,8 @@ export async function waitFor<T>(
 type TomlValue = string | number | boolean | readonly string[];
 
 export interface TernOptions {
-  /** Also an admin listener (the web page and HTTP API) on a free loopback port: ports.admin. */
-  readonly admin?: boolean;
+  /** Also an admin listener (the web page and HTTP API) on a free loopback port: ports.admin; HTTPS with 'https'. */
+  readonly admin?: boolean | 'https';
   /** [limits] keys (snake_case) over the harness defaults, e.g. { max_message_bytes: 10000 }. */
   readonly limits?: Readonly<Record<string, TomlValue>>;
   /** [smtp] keys, e.g. { bare_line_endings: 'normalize' }. */
@@ -292,7 +292,15 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     'address = "127.0.0.1:0"',
     'tls = "implicit"',
     '',
-    ...(opts.admin === true ? ['[[listeners]]', 'service = "admin"', 'address = "127.0.0.1:0"', ''] : []),
+    ...(opts.admin === true || opts.admin === 'https'
+      ? [
+          '[[listeners]]',
+          'service = "admin"',
+          'address = "127.0.0.1:0"',
+          `tls = "${opts.admin === 'https' ? 'implicit' : 'none'}"`,
+          '',
+        ]
+      : []),
     ...tomlTable('limits', { ...BASE_LIMITS, ...opts.limits }),
     ...tomlTable('smtp', opts.smtp ?? {}),
     ...tomlTable('log', { level: opts.logLevel ?? 'info', format: 'json' }),
@@ -411,9 +419,10 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
           const m = LISTENING.exec(line);
           if (m) found.set(m[1]!, Number(m[2]));
         }
-        if (found.size < (opts.admin === true ? 8 : 7)) return undefined;
+        const admin = opts.admin === true || opts.admin === 'https';
+        if (found.size < (admin ? 8 : 7)) return undefined;
         return {
-          ...(opts.admin === true ? { admin: found.get('admin')! } : {}),
+          ...(admin ? { admin: found.get('admin')! } : {}),
           smtp: found.get('smtp')!,
           submission: found.get('submission')!,
           submissions: found.get('submissions')!,
