@@ -218,6 +218,11 @@ export interface DnsConfig {
   readonly attempts: number;
   /** Upper bound on cached TTLs; 0 = no cache. */
   readonly maxCacheTtlMs: number;
+  /**
+   * The resolvers in `servers` validate DNSSEC: their AD bit is believed, which turns DANE on for
+   * outbound mail (RFC 7672). Only for resolvers you run or trust on a trusted path (loopback).
+   */
+  readonly dnssec: boolean;
 }
 
 /** Outbound TLS policy (Postfix's smtp_tls_security_level): none, may (opportunistic), encrypt, verify. */
@@ -389,6 +394,7 @@ export const DEFAULT_DNS: DnsConfig = {
   timeoutMs: 5000,
   attempts: 2,
   maxCacheTtlMs: 3_600_000,
+  dnssec: false,
 };
 
 export const DEFAULT_OUTBOUND: OutboundConfig = {

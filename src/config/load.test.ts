@@ -389,6 +389,7 @@ describe('parseConfig: a full file', () => {
         timeoutMs: 2500,
         attempts: 3,
         maxCacheTtlMs: 600_000,
+        dnssec: false,
       },
       outbound: {
         relay: {

@@ -946,7 +946,7 @@ function normalizeCidr(s: string): string | undefined {
 // ---------------------------------------------------------------------------------------------------
 // DNS, outbound delivery, queue
 
-const DNS_KEYS = ['servers', 'timeout_seconds', 'attempts', 'max_cache_ttl_seconds'];
+const DNS_KEYS = ['servers', 'timeout_seconds', 'attempts', 'max_cache_ttl_seconds', 'dnssec'];
 const OUTBOUND_KEYS = [
   'relay',
   'transport',
@@ -997,6 +997,7 @@ function readDns(ctx: Ctx, value: unknown): DnsConfig {
     maxCacheTtlMs:
       opt(t['max_cache_ttl_seconds'], (v) => readSeconds(ctx, p('max_cache_ttl_seconds'), v, true)) ??
       DEFAULT_DNS.maxCacheTtlMs,
+    dnssec: opt(t['dnssec'], (v) => readBoolean(ctx, p('dnssec'), v)) ?? DEFAULT_DNS.dnssec,
   };
 }
 

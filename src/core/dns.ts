@@ -1,7 +1,9 @@
 // The Resolver port: the DNS questions a mail server asks (MX routing, A/AAAA for hosts, TXT for SPF,
 // DKIM and DMARC, PTR for the client's name), answered as a small typed union. The implementation is
 // src/net/dns.ts; tests use test/support/dns-server.ts behind the real implementation, or a fake.
-// Deliberately NOT here: how answers are found, cached or retried, and DNSSEC.
+// DNSSEC is one flag: `secure` on an answer says the configured resolver (trusted to validate only when
+// `[dns] dnssec = true`, like Postfix's smtp_dns_support_level = dnssec) authenticated it (the AD bit).
+// Deliberately NOT here: how answers are found, cached or retried; validating signatures ourselves.
 
 /**
  * - `ok`: at least one record; `ttlMs` is how long the answer may be trusted (the smallest TTL involved,
@@ -12,9 +14,9 @@
  *   deferred, never bounced, on a DNS outage. `reason` is for the log, not for replies.
  */
 export type DnsAnswer<T> =
-  | { readonly kind: 'ok'; readonly records: readonly T[]; readonly ttlMs: number }
-  | { readonly kind: 'nxdomain' }
-  | { readonly kind: 'nodata' }
+  | { readonly kind: 'ok'; readonly records: readonly T[]; readonly ttlMs: number; readonly secure?: boolean }
+  | { readonly kind: 'nxdomain'; readonly secure?: boolean }
+  | { readonly kind: 'nodata'; readonly secure?: boolean }
   | { readonly kind: 'error'; readonly temporary: true; readonly reason: string };
 
 /** RFC 5321 §5.1. An exchange of "" (the root) with preference 0 is a null MX (RFC 7505): no mail accepted. */
@@ -37,4 +39,19 @@ export interface Resolver {
   txt(name: string): Promise<DnsAnswer<string>>;
   /** The names of an IPv4 or IPv6 address ("192.0.2.1"); anything that is not an address gets `nxdomain`. */
   ptr(address: string): Promise<DnsAnswer<string>>;
+  /** TLSA records (RFC 6698) at a name such as `_25._tcp.mx.example.org`; resolvers without DANE omit it. */
+  tlsa?(name: string): Promise<DnsAnswer<TlsaRecord>>;
+  /** Whether answers' `secure` flags can be trusted ([dns] dnssec = true). */
+  readonly validating?: boolean;
+}
+
+/** One TLSA record (RFC 6698 §2.1): certificate usage, selector, matching type, association data. */
+export interface TlsaRecord {
+  /** 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE (RFC 7218). */
+  readonly usage: number;
+  /** 0 the full certificate, 1 its SubjectPublicKeyInfo. */
+  readonly selector: number;
+  /** 0 the data itself, 1 SHA-256, 2 SHA-512. */
+  readonly matchingType: number;
+  readonly data: Uint8Array;
 }

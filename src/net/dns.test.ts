@@ -353,7 +353,7 @@ describe('createResolver against a loopback DNS server', () => {
     const dead = await startDnsServer({ zones: { 'example.com': { '@': 'servfail', mx1: 'timeout' } } });
     try {
       const r = createResolver(
-        { servers: [dead.endpoint, server.endpoint], timeoutMs: 150, attempts: 2, maxCacheTtlMs: 60_000 },
+        { servers: [dead.endpoint, server.endpoint], timeoutMs: 150, attempts: 2, maxCacheTtlMs: 60_000, dnssec: false },
         { clock: new FakeClock() },
       );
       server.clearQueries();
@@ -370,6 +370,7 @@ describe('createResolver against a loopback DNS server', () => {
         timeoutMs: 100,
         attempts: 3,
         maxCacheTtlMs: 0,
+        dnssec: false,
       });
       dead.clearQueries();
       const started = Date.now();
@@ -439,7 +440,7 @@ describe('answers that must be ignored', () => {
     try {
       const logger = new RecordingLogger();
       const r = createResolver(
-        { servers: [raw.endpoint], timeoutMs: 1000, attempts: 1, maxCacheTtlMs: 0 },
+        { servers: [raw.endpoint], timeoutMs: 1000, attempts: 1, maxCacheTtlMs: 0, dnssec: false },
         { logger },
       );
       assert.deepEqual(await r.a('Host.Example.com'), { kind: 'ok', records: ['192.0.2.77'], ttlMs: 0 });
@@ -464,7 +465,7 @@ describe('answers that must be ignored', () => {
       return [];
     });
     try {
-      const r = createResolver({ servers: [raw.endpoint], timeoutMs: 200, attempts: 1, maxCacheTtlMs: 0 });
+      const r = createResolver({ servers: [raw.endpoint], timeoutMs: 200, attempts: 1, maxCacheTtlMs: 0, dnssec: false });
       const a = await r.a('host.example.com');
       assert.ok(impostorSent);
       assert.equal(a.kind, 'error');
@@ -494,7 +495,7 @@ describe('configuration helpers', () => {
       assert.equal(parseServerAddress(bad), null, bad);
     }
     assert.throws(
-      () => createResolver({ servers: ['dns.example'], timeoutMs: 1, attempts: 1, maxCacheTtlMs: 0 }),
+      () => createResolver({ servers: ['dns.example'], timeoutMs: 1, attempts: 1, maxCacheTtlMs: 0, dnssec: false }),
       /dns\.servers/,
     );
   });
@@ -542,6 +543,55 @@ describe('configuration helpers', () => {
     assert.equal(toQueryName('0x7f.1'), '0x7f.1');
     for (const bad of ['', '.', 'a..b', 'a b', 'a\\b', 'a/b', 'x'.repeat(64), 'a'.repeat(254)]) {
       assert.equal(toQueryName(bad), null, bad);
+    }
+  });
+});
+
+describe('DNSSEC: the AD bit of a validating resolver, and TLSA records', () => {
+  it('answers are secure only from a resolver configured as validating, and only where it says so', async () => {
+    const server = await startDnsServer({
+      secureZones: ['signed.example'],
+      zones: {
+        'signed.example': {
+          mx: [{ type: 'A', address: '192.0.2.1' }],
+          _25: [],
+          '_25._tcp.mx': [
+            { type: 'TLSA', usage: 3, selector: 1, matchingType: 1, data: new Uint8Array(32).fill(0xab) },
+            { type: 52, data: new Uint8Array([3]) },
+          ],
+        },
+        'plain.example': { mx: [{ type: 'A', address: '192.0.2.2' }] },
+      },
+    });
+    try {
+      const validating = createResolver(server.config({ dnssec: true }));
+      const a = await validating.a('mx.signed.example');
+      assert.equal(a.kind === 'ok' && a.secure, true);
+      const plain = await validating.a('mx.plain.example');
+      assert.equal(plain.kind === 'ok' && plain.secure === true, false);
+      const denial = await validating.a('nothing.signed.example');
+      assert.deepEqual(denial, { kind: 'nxdomain', secure: true });
+      const tlsa = await validating.tlsa!('_25._tcp.mx.signed.example');
+      assert.equal(tlsa.kind, 'ok');
+      if (tlsa.kind === 'ok') {
+        assert.equal(tlsa.secure, true);
+        // The malformed record (one octet) is dropped, the good one kept.
+        assert.equal(tlsa.records.length, 1);
+        assert.deepEqual({ ...tlsa.records[0]!, data: tlsa.records[0]!.data.length }, {
+          usage: 3,
+          selector: 1,
+          matchingType: 1,
+          data: 32,
+        });
+      }
+      // The same server, not configured as validating: its AD bit is not believed (nor asked for).
+      server.clearQueries();
+      const trusting = createResolver(server.config());
+      const b = await trusting.a('mx.signed.example');
+      assert.equal(b.kind === 'ok' && b.secure === true, false);
+      assert.equal(trusting.validating, false);
+    } finally {
+      await server.close();
     }
   });
 });

@@ -21,7 +21,7 @@ import { readFile } from 'node:fs/promises';
 import { connect as tcpConnect, isIP } from 'node:net';
 import { domainToASCII } from 'node:url';
 import type { DnsConfig } from '../config/config.ts';
-import type { DnsAnswer, MxRecord, Resolver } from '../core/dns.ts';
+import type { DnsAnswer, MxRecord, Resolver, TlsaRecord } from '../core/dns.ts';
 import { Events } from '../core/events.ts';
 import { nullLogger, systemClock } from '../core/ports.ts';
 import type { Clock, Logger } from '../core/ports.ts';
@@ -159,8 +159,8 @@ function matchesQuestion(m: DnsMessage, id: number, q: Question): boolean {
 
 /** The internal answer: record data of the asked type, with cache lifetimes in seconds. */
 type Resolved =
-  | { readonly kind: 'ok'; readonly records: readonly RecordData[]; readonly ttlS: number }
-  | { readonly kind: 'nxdomain' | 'nodata'; readonly negativeTtlS: number | null }
+  | { readonly kind: 'ok'; readonly records: readonly RecordData[]; readonly ttlS: number; readonly secure: boolean }
+  | { readonly kind: 'nxdomain' | 'nodata'; readonly negativeTtlS: number | null; readonly secure: boolean }
   | { readonly kind: 'error'; readonly temporary: true; readonly reason: string };
 
 interface CacheEntry {
@@ -190,7 +190,8 @@ export function createResolver(config: DnsConfig, opts: ResolverOptions = {}): R
 
   const udpExchange = (ep: DnsEndpoint, q: Question): Promise<Exchange> => {
     const id = randomInt(0, 0x10000);
-    const query = encodeQuery({ id, name: q.name, type: q.type });
+    // With [dns] dnssec, AD in the query asks the (validating) resolver to say what it authenticated.
+    const query = encodeQuery({ id, name: q.name, type: q.type, authenticData: config.dnssec });
     if (!query.ok) return Promise.resolve({ ok: false, reason: `cannot encode query: ${query.error}` });
     const expected = normalizeAddress(ep.host);
     return new Promise<Exchange>((resolve) => {
@@ -251,7 +252,8 @@ export function createResolver(config: DnsConfig, opts: ResolverOptions = {}): R
   const tcpExchange = (ep: DnsEndpoint, q: Question): Promise<Exchange> => {
     const id = randomInt(0, 0x10000);
     // Over TCP the answer may be large, so the OPT size is irrelevant; keep it for the server's benefit.
-    const query = encodeQuery({ id, name: q.name, type: q.type });
+    // With [dns] dnssec, AD in the query asks the (validating) resolver to say what it authenticated.
+    const query = encodeQuery({ id, name: q.name, type: q.type, authenticData: config.dnssec });
     if (!query.ok) return Promise.resolve({ ok: false, reason: `cannot encode query: ${query.error}` });
     return new Promise<Exchange>((resolve) => {
       const socket = tcpConnect({ host: ep.host, port: ep.port });
@@ -317,7 +319,9 @@ export function createResolver(config: DnsConfig, opts: ResolverOptions = {}): R
   const interpret = (
     m: DnsMessage,
     q: Question,
-  ): Resolved | { kind: 'follow'; target: string; ttlS: number; hops: number } => {
+  ): Resolved | { kind: 'follow'; target: string; ttlS: number; hops: number; secure: boolean } => {
+    // The AD bit covers the whole answer, CNAMEs included; believed only from a validating resolver.
+    const secure = config.dnssec && m.ad;
     let name = q.name;
     let ttlS = Number.MAX_SAFE_INTEGER;
     let hops = 0;
@@ -327,7 +331,7 @@ export function createResolver(config: DnsConfig, opts: ResolverOptions = {}): R
       const records = owned(q.type);
       if (records.length > 0) {
         for (const r of records) ttlS = Math.min(ttlS, r.ttl);
-        return { kind: 'ok', records: records.map((r) => r.data), ttlS };
+        return { kind: 'ok', records: records.map((r) => r.data), ttlS, secure };
       }
       const cname = owned(RecordType.CNAME)[0];
       if (cname === undefined || cname.data.kind !== 'CNAME' || hops >= MAX_CNAME_HOPS) break;
@@ -342,10 +346,10 @@ export function createResolver(config: DnsConfig, opts: ResolverOptions = {}): R
     // RFC 2308 §5: the negative TTL is the smaller of the SOA's own TTL and its MINIMUM field.
     const negativeTtlS = soa?.data.kind === 'SOA' ? Math.min(soa.ttl, soa.data.minimum) : null;
     // RFC 6604 §3: after a CNAME chain the RCODE describes the last name of the chain.
-    if (m.rcode === Rcode.nxDomain) return { kind: 'nxdomain', negativeTtlS };
+    if (m.rcode === Rcode.nxDomain) return { kind: 'nxdomain', negativeTtlS, secure };
     // A chain that stops at a name with neither data nor an SOA was not followed by the server: ask on.
-    if (hops > 0 && soa === undefined) return { kind: 'follow', target: name, ttlS, hops };
-    return { kind: 'nodata', negativeTtlS };
+    if (hops > 0 && soa === undefined) return { kind: 'follow', target: name, ttlS, hops, secure };
+    return { kind: 'nodata', negativeTtlS, secure };
   };
 
   const lookupUncached = async (q: Question, hopsSoFar: number): Promise<Resolved> => {
@@ -361,11 +365,12 @@ export function createResolver(config: DnsConfig, opts: ResolverOptions = {}): R
     }
     // The rest of the chain is another question; its answer lives no longer than the CNAMEs leading to it.
     const rest = await lookupUncached({ name: r.target, type: q.type }, hopsSoFar + r.hops);
-    if (rest.kind === 'ok') return { ...rest, ttlS: Math.min(rest.ttlS, r.ttlS) };
+    if (rest.kind === 'ok') return { ...rest, ttlS: Math.min(rest.ttlS, r.ttlS), secure: rest.secure && r.secure };
     if (rest.kind === 'error') return rest;
     return {
       kind: rest.kind,
       negativeTtlS: rest.negativeTtlS === null ? null : Math.min(rest.negativeTtlS, r.ttlS),
+      secure: rest.secure && r.secure,
     };
   };
 
@@ -417,15 +422,16 @@ export function createResolver(config: DnsConfig, opts: ResolverOptions = {}): R
     // A name that cannot exist cannot have records: answered without asking anyone.
     if (input === null) return { kind: 'nxdomain' };
     const { answer, ttlMs } = await lookup({ name: input, type });
+    const secure = answer.kind !== 'error' && answer.secure ? { secure: true } : {};
     switch (answer.kind) {
       case 'ok': {
         const records = answer.records.map(pick).filter((x): x is T => x !== null);
-        return records.length > 0 ? { kind: 'ok', records, ttlMs } : { kind: 'nodata' };
+        return records.length > 0 ? { kind: 'ok', records, ttlMs, ...secure } : { kind: 'nodata', ...secure };
       }
       case 'nxdomain':
-        return { kind: 'nxdomain' };
+        return { kind: 'nxdomain', ...secure };
       case 'nodata':
-        return { kind: 'nodata' };
+        return { kind: 'nodata', ...secure };
       case 'error':
         return answer;
     }
@@ -442,7 +448,15 @@ export function createResolver(config: DnsConfig, opts: ResolverOptions = {}): R
     txt: (name) => resolve(toQueryName(name), RecordType.TXT, (d) => (d.kind === 'TXT' ? d.text : null)),
     ptr: (address) =>
       resolve(ptrName(address), RecordType.PTR, (d) => (d.kind === 'PTR' ? d.target.toLowerCase() : null)),
+    tlsa: (name) => resolve(toQueryName(name), RecordType.TLSA, tlsaRecord),
+    validating: config.dnssec,
   };
+}
+
+/** RFC 6698 §2.1: usage, selector and matching type (one octet each), then the association data. */
+function tlsaRecord(d: RecordData): TlsaRecord | null {
+  if (d.kind !== 'raw' || d.bytes.length < 3) return null;
+  return { usage: d.bytes[0]!, selector: d.bytes[1]!, matchingType: d.bytes[2]!, data: d.bytes.slice(3) };
 }
 
 /**

@@ -24,7 +24,10 @@
 // end with the apex. A name the zone does not hold gets NXDOMAIN (NODATA if names exist below it, RFC 8020);
 // a known name without the asked type gets NODATA; both carry the zone's SOA, whose minimum (negativeTtl,
 // default 300 s) is the negative-caching TTL. A name outside every zone gets REFUSED.
-// Deliberately NOT here: wildcards, delegation, DNSSEC, zone transfers.
+// DNSSEC is played, not done: names in `secureZones` are answered with the AD bit when the query sets AD
+// or DO, as a validating resolver says "authenticated" (RFC 6840 §5.7); nothing is signed. Tests of DANE
+// configure this server as the validating resolver ([dns] dnssec = true).
+// Deliberately NOT here: wildcards, delegation, real DNSSEC signatures, zone transfers.
 
 import { createSocket } from 'node:dgram';
 import type { RemoteInfo, Socket as UdpSocket } from 'node:dgram';
@@ -56,6 +59,14 @@ export type RecordSpec = (
   | { readonly type: 'CNAME' | 'PTR' | 'NS'; readonly target: string }
   /** Replaces the zone's generated SOA when put at the apex. */
   | { readonly type: 'SOA'; readonly minimum: number; readonly mname?: string; readonly rname?: string }
+  /** RFC 6698: certificate usage, selector, matching type, association data. */
+  | {
+      readonly type: 'TLSA';
+      readonly usage: number;
+      readonly selector: number;
+      readonly matchingType: number;
+      readonly data: Uint8Array;
+    }
   /** Any type with raw record data, e.g. a malformed A record or a type the codec does not know. */
   | { readonly type: number; readonly data: Uint8Array }
 ) & { readonly ttl?: number };
@@ -94,6 +105,8 @@ export interface DnsServerOptions {
   readonly udpPayloadSize?: number;
   /** Serve TCP too (default true); false makes TC answers dead ends. */
   readonly tcp?: boolean;
+  /** Apexes whose answers (data and denials) carry AD when the query asks (AD or DO set). */
+  readonly secureZones?: readonly string[];
   /**
    * Low-level override, asked before anything else: return a message or raw bytes to send instead of the
    * normal answer, 'drop' to stay silent, or undefined for normal handling. For hostile-server tests.
@@ -151,6 +164,12 @@ function recordData(spec: RecordSpec): { type: number; data: RecordData } {
   if (typeof spec.type === 'number') {
     if (!('data' in spec)) throw new Error('dns-server: a numeric type needs data');
     return { type: spec.type, data: { kind: 'raw', bytes: spec.data } };
+  }
+  if (spec.type === 'TLSA' && 'usage' in spec) {
+    const bytes = new Uint8Array(3 + spec.data.length);
+    bytes.set([spec.usage, spec.selector, spec.matchingType]);
+    bytes.set(spec.data, 3);
+    return { type: RecordType.TLSA, data: { kind: 'raw', bytes } };
   }
   switch (spec.type) {
     case 'A':
@@ -249,6 +268,13 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
 
   /** The normal answer to a query, or null to stay silent. */
   const answer = (query: DnsMessage): DnsMessage | null => {
+    const asked = query.questions[0]?.name.toLowerCase().replace(/\.$/, '') ?? '';
+    const authenticated =
+      (query.ad || query.edns?.dnssecOk === true) &&
+      (options.secureZones ?? []).some((z) => {
+        const apex = canonical(z);
+        return asked === apex || asked.endsWith(`.${apex}`);
+      });
     const base = {
       id: query.id,
       qr: true,
@@ -257,7 +283,7 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
       tc: false,
       rd: query.rd,
       ra: true,
-      ad: false,
+      ad: authenticated,
       cd: false,
       questions: query.questions,
       answers: [] as ResourceRecord[],
@@ -394,6 +420,7 @@ export async function startDnsServer(options: DnsServerOptions): Promise<DnsServ
       timeoutMs: 500,
       attempts: 1,
       maxCacheTtlMs: 3_600_000,
+      dnssec: false,
       ...overrides,
     }),
     close: async () => {

@@ -26,6 +26,8 @@ export const RecordType = {
   TXT: 16,
   AAAA: 28,
   OPT: 41,
+  /** RFC 6698: decoded as raw bytes here (usage, selector, matching type, data); net/dns.ts reads them. */
+  TLSA: 52,
 } as const;
 export type RecordTypeName = keyof typeof RecordType;
 
@@ -582,6 +584,8 @@ export interface QuerySpec {
   readonly recursionDesired?: boolean;
   /** The EDNS UDP payload size to advertise; null sends no OPT record. Default 1232. */
   readonly ednsPayloadSize?: number | null;
+  /** Set AD in the query: asks a validating resolver to say whether the answer is authenticated (RFC 6840 §5.7). */
+  readonly authenticData?: boolean;
 }
 
 /** A standard query (opcode 0) for one name, type and class IN. */
@@ -596,7 +600,7 @@ export function encodeQuery(q: QuerySpec): Encoded {
       tc: false,
       rd: q.recursionDesired ?? true,
       ra: false,
-      ad: false,
+      ad: q.authenticData ?? false,
       cd: false,
       rcode: 0,
       questions: [{ name: q.name, type: q.type, class: CLASS_IN }],
