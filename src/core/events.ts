@@ -103,6 +103,15 @@ export const Events = {
   deliveryWorkerStopped: 'delivery.worker.stopped',
   deliveryWorkerStopTimeout: 'delivery.worker.stop_timeout',
   deliveryWorkerError: 'delivery.worker.error',
+  // Transport security of outbound mail (src/delivery/mta-sts.ts, dane.ts, remote.ts)
+  /** A domain's MTA-STS policy fetched (id, mode, mx, max_age). */
+  mtaStsPolicy: 'delivery.mta_sts.policy',
+  /** Its policy could not be fetched or parsed (a cached one, if any, stays in force). */
+  mtaStsFetchFailed: 'delivery.mta_sts.fetch_failed',
+  /** A host refused by a policy (MTA-STS enforce, DANE) before or after connecting, and why. */
+  tlsPolicyRefused: 'security.tls_policy.refused',
+  /** MTA-STS testing mode: a delivery that enforce would have refused (delivered anyway). */
+  mtaStsTestingFailure: 'delivery.mta_sts.testing_failure',
   // Outbound SMTP client (src/delivery/smtp-client.ts)
   smtpClientConnected: 'delivery.smtp.connected',
   smtpClientConnectFailed: 'delivery.smtp.connect.failed',
