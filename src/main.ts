@@ -9,6 +9,7 @@
 // entry (session-thread.ts, the other composition root) and tests.
 
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Config } from './config/config.ts';
@@ -19,6 +20,8 @@ import { Events } from './core/events.ts';
 import type { Directory } from './directory/directory.ts';
 import { ensurePostmaster } from './directory/postmaster.ts';
 import { RemoteDelivery } from './delivery/remote.ts';
+import { MtaSts } from './delivery/mta-sts.ts';
+import { SqlitePolicyCache } from './delivery/policy-cache.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { InProcessMaildropLocks } from './store/maildrop-locks.ts';
 import { DataDirLockedError, lockDataDir } from './db/data-dir-lock.ts';
@@ -262,12 +265,14 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   const resolver = createResolver(config.dns, { clock, logger });
   // One lock table for every POP3 (later IMAP) session of this process: one server per data directory.
   const maildropLocks = new InProcessMaildropLocks();
-  const remote = new RemoteDelivery({
-    config,
-    resolver,
-    logger,
-    tlsCa: readOptionalPem(config.outbound.tlsCa, 'outbound.tls_ca'),
-  });
+  const tlsCa = readOptionalPem(config.outbound.tlsCa, 'outbound.tls_ca');
+  // MTA-STS policies survive restarts (RFC 8461 §5.1), beside the queue they protect.
+  const policyCache = config.outbound.mtaSts
+    ? SqlitePolicyCache.open(join(dataPaths(config).root, 'tls-policies.sqlite'))
+    : null;
+  const mtaSts =
+    policyCache === null ? null : new MtaSts({ resolver, cache: policyCache, clock, logger, tlsCa });
+  const remote = new RemoteDelivery({ config, resolver, logger, tlsCa, mtaSts });
   const worker = new DeliveryWorker({
     queue,
     store,
@@ -395,6 +400,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     await changeLog.stop();
     await worker.stop();
     await remote.close();
+    await mtaSts?.close();
+    policyCache?.close();
     await services.close();
     trace.close();
     lock.release();
@@ -441,6 +448,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         await changeLog.stop();
         await worker.stop();
         await remote.close();
+        await mtaSts?.close();
+        policyCache?.close();
         await services.close();
         trace.close();
         lock.release();

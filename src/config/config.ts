@@ -228,6 +228,17 @@ export interface DnsConfig {
 /** Outbound TLS policy (Postfix's smtp_tls_security_level): none, may (opportunistic), encrypt, verify. */
 export type OutboundTlsPolicy = 'none' | 'may' | 'encrypt' | 'verify';
 
+/**
+ * A destination's policy in [outbound.tls_policy]: the four above, or `dane` (DANE where the domain's MX
+ * and TLSA records are DNSSEC-authenticated, else `may`) and `dane-only` (DANE or no delivery).
+ */
+export type DestinationTlsPolicy = OutboundTlsPolicy | 'dane' | 'dane-only';
+
+/** The connection policy a transport (a relay, no MX by DANE) takes from a destination policy. */
+export function relayTlsOf(policy: DestinationTlsPolicy): OutboundTlsPolicy {
+  return policy === 'dane' ? 'may' : policy === 'dane-only' ? 'encrypt' : policy;
+}
+
 export interface RelayHost {
   /** Lower-case host name, or an IP address (IPv6 without brackets, compressed); with `mx = true` the
    * host's MX records are used (Postfix "host" vs "[host]"). An IP address always has mx false. */
@@ -249,7 +260,9 @@ export interface OutboundConfig {
   /** Default TLS policy for MX delivery. Relays carry their own (defaulting to this at load). */
   readonly tls: OutboundTlsPolicy;
   /** Per destination domain overrides of `tls` for MX delivery; keys are patterns as in `transports`. */
-  readonly tlsPolicies: ReadonlyMap<string, OutboundTlsPolicy>;
+  readonly tlsPolicies: ReadonlyMap<string, DestinationTlsPolicy>;
+  /** Honour destinations' MTA-STS policies (RFC 8461) for MX delivery. */
+  readonly mtaSts: boolean;
   /** Extra CA bundle (PEM path) trusted for `verify`, beside the system store; null = system only. */
   readonly tlsCa: string | null;
   /** The port remote MX hosts are contacted on (25; tests may change it). */
@@ -402,6 +415,7 @@ export const DEFAULT_OUTBOUND: OutboundConfig = {
   transports: new Map(),
   tls: 'may',
   tlsPolicies: new Map(),
+  mtaSts: true,
   tlsCa: null,
   port: 25,
   sourceAddress: null,

@@ -213,6 +213,7 @@ max_cache_ttl_seconds = 600
 [outbound]
 tls = "encrypt"
 tls_ca = "/etc/tern/relay-ca.pem"
+mta_sts = false
 port = 2525
 source_address = "2001:DB8::25"
 max_connections = 50
@@ -237,6 +238,7 @@ password = "s3cret"
 [outbound.tls_policy]
 "Example.COM" = "verify"
 "*.example.net" = "none"
+"secure.example" = "dane-only"
 
 [[outbound.transport]]
 domain = "Example.COM"
@@ -421,7 +423,9 @@ describe('parseConfig: a full file', () => {
         tlsPolicies: new Map([
           ['example.com', 'verify'],
           ['*.example.net', 'none'],
+          ['secure.example', 'dane-only'],
         ]),
+        mtaSts: false,
         tlsCa: '/etc/tern/relay-ca.pem',
         port: 2525,
         sourceAddress: '2001:db8::25',

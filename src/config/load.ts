@@ -34,6 +34,7 @@ import {
   defaultConfig,
   listenerDefaults,
   protocolOf,
+  relayTlsOf,
 } from './config.ts';
 import type {
   AdminConfig,
@@ -50,6 +51,7 @@ import type {
   OAuthConfig,
   OutboundConfig,
   OutboundTlsPolicy,
+  DestinationTlsPolicy,
   Pop3Config,
   QueueConfig,
   ServerConfig,
@@ -953,6 +955,7 @@ const OUTBOUND_KEYS = [
   'tls',
   'tls_policy',
   'tls_ca',
+  'mta_sts',
   'port',
   'source_address',
   'max_connections',
@@ -977,6 +980,7 @@ const QUEUE_KEYS = [
   'local_delivery',
 ];
 const OUTBOUND_TLS: readonly OutboundTlsPolicy[] = ['none', 'may', 'encrypt', 'verify'];
+const DESTINATION_TLS: readonly DestinationTlsPolicy[] = [...OUTBOUND_TLS, 'dane', 'dane-only'];
 const SMTP_PORT = 25;
 const DNS_PORT = 53;
 /** Queue times are compared with the clock, never waited for by one timer, so they may pass 24 days. */
@@ -1089,6 +1093,7 @@ function readOutbound(ctx: Ctx, value: unknown, localDomains: readonly string[] 
     transports: transports ?? d.transports,
     tls: tlsRead ?? d.tls,
     tlsPolicies: tlsPolicies ?? d.tlsPolicies,
+    mtaSts: opt(t['mta_sts'], (v) => readBoolean(ctx, p('mta_sts'), v)) ?? d.mtaSts,
     tlsCa: opt(t['tls_ca'], (v) => readPath(ctx, p('tls_ca'), v)) ?? d.tlsCa,
     port: int('port', 1, 65_535) ?? d.port,
     sourceAddress: sourceAddress ?? d.sourceAddress,
@@ -1303,7 +1308,7 @@ function readTlsPolicies(
   ctx: Ctx,
   path: KeyPath,
   value: unknown,
-): Map<string, OutboundTlsPolicy> | undefined {
+): Map<string, DestinationTlsPolicy> | undefined {
   if (!isTable(value)) {
     return fail(
       ctx,
@@ -1311,13 +1316,13 @@ function readTlsPolicies(
       `must be a table of domain = policy ([outbound.tls_policy]), not ${describe(value)}`,
     );
   }
-  const out = new Map<string, OutboundTlsPolicy>();
+  const out = new Map<string, DestinationTlsPolicy>();
   const keyOf = new Map<string, string>();
   let bad = false;
   for (const [key, item] of Object.entries(value)) {
     const p = [...path, key];
     const pattern = parseDomainPattern(key);
-    const policy = readEnum(ctx, p, item, OUTBOUND_TLS);
+    const policy = readEnum(ctx, p, item, DESTINATION_TLS);
     if (pattern === undefined) {
       bad = true;
       fail(ctx, p, domainPatternError(key));
@@ -1338,7 +1343,7 @@ function readTransports(
   ctx: Ctx,
   value: unknown,
   inheritedTls: OutboundTlsPolicy | undefined,
-  tlsPolicies: ReadonlyMap<string, OutboundTlsPolicy>,
+  tlsPolicies: ReadonlyMap<string, DestinationTlsPolicy>,
   localDomains: readonly string[] | undefined,
 ): Map<string, RelayHost> | undefined {
   const path: KeyPath = ['outbound', 'transport'];
@@ -1385,7 +1390,7 @@ function readTransport(
   base: KeyPath,
   value: unknown,
   inheritedTls: OutboundTlsPolicy | undefined,
-  tlsPolicies: ReadonlyMap<string, OutboundTlsPolicy>,
+  tlsPolicies: ReadonlyMap<string, DestinationTlsPolicy>,
 ): { domain: string; written: string; relay: RelayHost } | undefined {
   const t = readTable(ctx, base, value, TRANSPORT_KEYS);
   if (t === undefined) return undefined;
@@ -1413,7 +1418,9 @@ function readTransport(
   const tls = opt(t['tls'], (v) => readEnum(ctx, p('tls'), v, OUTBOUND_TLS));
   const tlsBad = t['tls'] !== undefined && tls === undefined;
   // A policy written for exactly this domain still holds when its mail goes through a transport.
-  const policy = domain === undefined ? undefined : tlsPolicies.get(domain);
+  const written_ = domain === undefined ? undefined : tlsPolicies.get(domain);
+  // DANE is for MX delivery; a transport's next hop takes its nearest plain policy.
+  const policy = written_ === undefined ? undefined : relayTlsOf(written_);
   const effective = tlsBad ? undefined : (tls ?? policy ?? inheritedTls);
   const from = policy === undefined ? 'outbound.tls' : pathText(['outbound', 'tls_policy', domain ?? '']);
   const auth = readRelayAuth(ctx, base, t, effective, from);

@@ -11,7 +11,10 @@ import type { Envelope } from '../core/envelope.ts';
 import { Events } from '../core/events.ts';
 import type { Logger } from '../core/ports.ts';
 import { ConnectionPool } from './connection-pool.ts';
+import type { MtaSts } from './mta-sts.ts';
+import { mxMatches } from './mta-sts.ts';
 import { resolveRoute } from './route.ts';
+import { planTls, type HostPlan } from './tls-plan.ts';
 import {
   connectSmtp,
   formatRemoteReply,
@@ -55,6 +58,8 @@ export interface RemoteDeliveryDeps {
   readonly tlsCa: string | null;
   /** For tests: the connect function (default connectSmtp). */
   readonly connect?: (opts: ConnectOptions) => Promise<ConnectResult>;
+  /** MTA-STS policies (null: `[outbound] mta_sts = false`). */
+  readonly mtaSts?: MtaSts | null;
 }
 
 /** Postfix's smtp_mx_address_limit: addresses tried per delivery attempt, over all hosts. */
@@ -106,11 +111,26 @@ export class RemoteDelivery {
       }));
     }
 
+    const plan = await planTls(domain, route, { resolver, mtaSts: this.deps.mtaSts ?? null });
     const final = new Map<string, RemoteOutcome>();
     let pending = [...recipients];
     let lastFailure: { failure: Failure; host: string | null } | null = null;
     let tried = 0;
-    outer: for (const target of route.targets) {
+    outer: for (const host of plan.hosts) {
+      const target = host.target;
+      if (host.refused !== null) {
+        // SECURITY: a host the policy refuses is never connected to (RFC 8461 §5.2, RFC 7672 §2.2).
+        log.warn(Events.tlsPolicyRefused, {
+          host: target.host,
+          mechanism: host.mechanism,
+          reason: host.refused,
+        });
+        lastFailure = {
+          failure: { stage: 'tls', temporary: true, status: '4.7.5', reason: host.refused, reply: null },
+          host: null,
+        };
+        continue;
+      }
       for (const address of target.addresses) {
         if (pending.length === 0 || tried >= MAX_ADDRESSES_PER_ATTEMPT) break outer;
         tried++;
@@ -118,11 +138,23 @@ export class RemoteDelivery {
           host: target.host,
           address,
           port: target.port,
-          tls: route.tls,
+          tls: host.tls,
+          dane: host.dane,
+          mechanism: host.mechanism,
           auth: route.auth,
           relayed: route.viaRelay,
           log,
         });
+        if (attempt.kind === 'sent' && host.mechanism === 'mta-sts-testing' && plan.sts !== null) {
+          // What enforce would have refused, delivered anyway (RFC 8461 §5: testing mode reports).
+          const why = !mxMatches(target.host, plan.sts.mx)
+            ? `MX host ${target.host} is not named by the policy`
+            : !attempt.verified
+              ? `the TLS certificate of ${target.host} did not verify`
+              : null;
+          if (why !== null)
+            log.warn(Events.mtaStsTestingFailure, { host: target.host, id: plan.sts.id, reason: why });
+        }
         if (attempt.kind === 'failed') {
           lastFailure = { failure: attempt.failure, host: attempt.answered ? target.host : null };
           // A permanent refusal of the whole transaction by a host that answered is final (e.g. 554 at MAIL).
@@ -165,12 +197,20 @@ export class RemoteDelivery {
       address: string;
       port: number;
       tls: OutboundTlsPolicy;
+      dane: HostPlan['dane'];
+      mechanism: HostPlan['mechanism'];
       auth: { username: string; password: string } | null;
       relayed: boolean;
       log: Logger;
     },
   ): Promise<
-    | { kind: 'sent'; recipients: readonly RecipientResult[]; relayed: boolean; dsnPassedOn: boolean }
+    | {
+        kind: 'sent';
+        recipients: readonly RecipientResult[];
+        relayed: boolean;
+        dsnPassedOn: boolean;
+        verified: boolean;
+      }
     | { kind: 'failed'; failure: Failure; recipients: readonly RecipientResult[]; answered: boolean }
   > {
     const { config } = this.deps;
@@ -180,6 +220,7 @@ export class RemoteDelivery {
       port: where.port,
       helo: config.hostname,
       tls: where.tls,
+      dane: where.dane,
       ca: this.deps.tlsCa,
       sourceAddress: config.outbound.sourceAddress,
       timeouts: timeoutsFromConfig(config.outbound),
@@ -215,6 +256,9 @@ export class RemoteDelivery {
         address: where.address,
         reused: lease.reused,
         tls: lease.session.tls?.version ?? null,
+        tlsVerified: lease.session.tls?.verified ?? false,
+        tlsPolicy: where.mechanism === 'policy' ? where.tls : where.mechanism,
+        ...(lease.session.tls?.dane === undefined ? {} : { dane: lease.session.tls.dane }),
         reply: formatRemoteReply(result.dataReply),
         recipients: result.recipients.map((r) => `${r.address} ${r.verdict}`),
       });
@@ -223,6 +267,7 @@ export class RemoteDelivery {
         recipients: result.recipients,
         relayed,
         dsnPassedOn: lease.session.capabilities.dsn,
+        verified: lease.session.tls?.verified ?? false,
       };
     }
     where.log.warn(Events.deliveryRemoteFailed, {

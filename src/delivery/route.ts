@@ -5,7 +5,7 @@
 // Deliberately NOT here: connecting and sending (remote.ts, smtp-client.ts), retries (queue/schedule.ts).
 
 import { domainToASCII } from 'node:url';
-import type { OutboundConfig, OutboundTlsPolicy, RelayHost } from '../config/config.ts';
+import type { DestinationTlsPolicy, OutboundConfig, RelayHost } from '../config/config.ts';
 import type { DnsAnswer, Resolver } from '../core/dns.ts';
 
 /** One host to try, with its addresses in the order to try them. */
@@ -15,18 +15,23 @@ export interface Target {
   readonly addresses: readonly string[];
   readonly port: number;
   readonly preference: number;
+  /** Its addresses came from DNSSEC-authenticated answers (a validating resolver said so). */
+  readonly secure?: boolean;
 }
 
 export interface RouteOk {
   readonly kind: 'ok';
   /** Hosts in the order to try them. */
   readonly targets: readonly Target[];
-  readonly tls: OutboundTlsPolicy;
+  /** The destination's policy (MX delivery), or the relay's (`viaRelay`). */
+  readonly tls: DestinationTlsPolicy;
   readonly auth: RelayHost['auth'];
   /** Relayed through a smart host (DSN Action "relayed" semantics belong to the next hop). */
   readonly viaRelay: boolean;
   /** Some hosts of the route could not be resolved right now (worth a retry if all others fail). */
   readonly partial: boolean;
+  /** The MX RRset (or the implicit MX's denial) was DNSSEC-authenticated: DANE may apply (RFC 7672 §2.2.1). */
+  readonly secure?: boolean;
 }
 
 export interface RouteError {
@@ -76,7 +81,7 @@ export function transportFor(domain: string, transports: ReadonlyMap<string, Rel
 }
 
 /** The TLS policy for a domain: a per-domain entry (exact, then "*.parent"), else the default. */
-export function tlsPolicyFor(domain: string, outbound: OutboundConfig): OutboundTlsPolicy {
+export function tlsPolicyFor(domain: string, outbound: OutboundConfig): DestinationTlsPolicy {
   const d = domain.toLowerCase();
   const labels = d.split('.');
   for (let i = 0; i < labels.length; i++) {
@@ -107,7 +112,7 @@ export async function resolveRoute(domainIn: string, resolver: Resolver, opts: R
   return { ...direct, tls: tlsPolicyFor(domain, outbound), auth: null, viaRelay: false };
 }
 
-type Targets = { kind: 'ok'; targets: Target[]; partial: boolean } | RouteError;
+type Targets = { kind: 'ok'; targets: Target[]; partial: boolean; secure?: boolean } | RouteError;
 
 async function mxTargets(
   domain: string,
@@ -131,15 +136,18 @@ async function mxTargets(
         records = records.filter((r) => r.preference < ours.preference);
         if (records.length === 0) return perm(554, '5.4.6', `Mail for ${domain} loops back to myself`);
       }
-      return hostTargets(
+      const hosts = await hostTargets(
         records.map((r) => ({ host: r.exchange.replace(/\.$/, ''), preference: r.preference })),
         resolver,
         port,
       );
+      return hosts.kind === 'ok' && mx.secure === true ? { ...hosts, secure: true } : hosts;
     }
-    case 'nodata':
+    case 'nodata': {
       // RFC 5321 §5.1: no MX — the domain itself is the implicit MX.
-      return hostTargets([{ host: domain, preference: 0 }], resolver, port, true);
+      const hosts = await hostTargets([{ host: domain, preference: 0 }], resolver, port, true);
+      return hosts.kind === 'ok' && mx.secure === true ? { ...hosts, secure: true } : hosts;
+    }
     case 'nxdomain':
       return perm(550, '5.1.2', `Domain ${domain} does not exist`);
     case 'error':
@@ -166,7 +174,10 @@ async function hostTargets(
     }
     const [a, aaaa] = await Promise.all([resolver.a(host), resolver.aaaa(host)]);
     const addresses = [...addressesOf(a), ...addressesOf(aaaa)];
-    if (addresses.length > 0) targets.push({ host, addresses, port, preference });
+    // Both answers authenticated (records, or an authenticated denial of the other family).
+    const secure = a.kind !== 'error' && aaaa.kind !== 'error' && a.secure === true && aaaa.secure === true;
+    if (addresses.length > 0)
+      targets.push({ host, addresses, port, preference, ...(secure ? { secure } : {}) });
     else if (a.kind === 'error' || aaaa.kind === 'error') temporaryFailures++;
     else missing++;
   }

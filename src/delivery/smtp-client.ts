@@ -22,6 +22,8 @@ import { connect as netConnect, isIP } from 'node:net';
 import type { Socket } from 'node:net';
 import { connect as tlsConnect, getCACertificates } from 'node:tls';
 import type { ConnectionOptions, TLSSocket } from 'node:tls';
+import type { TlsaRecord } from '../core/dns.ts';
+import { presentedChain, verifyDane } from './dane.ts';
 import type { OutboundConfig, OutboundTlsPolicy } from '../config/config.ts';
 import type { Envelope } from '../core/envelope.ts';
 import { Events } from '../core/events.ts';
@@ -114,6 +116,11 @@ export interface ConnectOptions {
   readonly servername?: string;
   /** Extra trusted CA certificates (PEM), beside the default store, for `verify`. */
   readonly ca?: string | null;
+  /**
+   * DANE (RFC 7672): the host's authenticated TLSA records; the chain must match them (dane.ts) or the
+   * connection fails. PKIX validation is not used then. `tls` should be "encrypt": DANE means TLS.
+   */
+  readonly dane?: { readonly records: readonly TlsaRecord[]; readonly names: readonly string[] } | null;
   readonly sourceAddress?: string | null;
   readonly timeouts: SmtpClientTimeouts;
   /** AUTH to a smart host: PLAIN, else LOGIN; only over TLS. */
@@ -145,6 +152,8 @@ export interface TlsInfo {
   readonly verified: boolean;
   /** Why it did not verify (e.g. "DEPTH_ZERO_SELF_SIGNED_CERT"); null when it did. */
   readonly verifyError: string | null;
+  /** Verified by DANE: which record type matched ("DANE-EE(3) 1 1"). */
+  readonly dane?: string;
 }
 
 export interface OutgoingMessage {
@@ -397,7 +406,8 @@ function tlsOptions(opts: ConnectOptions): ConnectionOptions {
   return {
     // SNI takes names only; an address literal is still checked against the certificate's IP SANs.
     ...(isIP(name) === 0 ? { servername: name } : { host: name }),
-    rejectUnauthorized: opts.tls === 'verify',
+    // DANE replaces PKIX: the chain is checked against the TLSA records once the handshake is done.
+    rejectUnauthorized: opts.tls === 'verify' && (opts.dane === undefined || opts.dane === null),
     minVersion: 'TLSv1.2',
     ...(opts.ca ? { ca: [...getCACertificates('default'), opts.ca] } : {}),
   };
@@ -499,6 +509,29 @@ class Session implements SmtpClientSession {
     }
     const cipher = secure.getCipher();
     const verifyError = secure.authorizationError;
+    const dane = this.opts.dane ?? null;
+    if (dane !== null) {
+      const result = verifyDane(
+        presentedChain(secure.getPeerCertificate(true)),
+        dane.records,
+        dane.names,
+        Date.now(),
+      );
+      if (!result.ok) {
+        this.log.warn(Events.smtpClientTlsFailed, { reason: `DANE: ${result.reason}`, policy: 'dane' });
+        secure.destroy();
+        throw new ClientError(localFailure('tls', `DANE authentication failed: ${result.reason}`, '4.7.5'));
+      }
+      this.tls = {
+        version: secure.getProtocol() ?? 'unknown',
+        cipher: cipher.standardName ?? cipher.name,
+        verified: true,
+        verifyError: null,
+        dane: result.matched,
+      };
+      this.log.event(Events.smtpClientTls, { ...this.tls });
+      return;
+    }
     this.tls = {
       version: secure.getProtocol() ?? 'unknown',
       cipher: cipher.standardName ?? cipher.name,

@@ -353,7 +353,13 @@ describe('createResolver against a loopback DNS server', () => {
     const dead = await startDnsServer({ zones: { 'example.com': { '@': 'servfail', mx1: 'timeout' } } });
     try {
       const r = createResolver(
-        { servers: [dead.endpoint, server.endpoint], timeoutMs: 150, attempts: 2, maxCacheTtlMs: 60_000, dnssec: false },
+        {
+          servers: [dead.endpoint, server.endpoint],
+          timeoutMs: 150,
+          attempts: 2,
+          maxCacheTtlMs: 60_000,
+          dnssec: false,
+        },
         { clock: new FakeClock() },
       );
       server.clearQueries();
@@ -465,7 +471,13 @@ describe('answers that must be ignored', () => {
       return [];
     });
     try {
-      const r = createResolver({ servers: [raw.endpoint], timeoutMs: 200, attempts: 1, maxCacheTtlMs: 0, dnssec: false });
+      const r = createResolver({
+        servers: [raw.endpoint],
+        timeoutMs: 200,
+        attempts: 1,
+        maxCacheTtlMs: 0,
+        dnssec: false,
+      });
       const a = await r.a('host.example.com');
       assert.ok(impostorSent);
       assert.equal(a.kind, 'error');
@@ -495,7 +507,14 @@ describe('configuration helpers', () => {
       assert.equal(parseServerAddress(bad), null, bad);
     }
     assert.throws(
-      () => createResolver({ servers: ['dns.example'], timeoutMs: 1, attempts: 1, maxCacheTtlMs: 0, dnssec: false }),
+      () =>
+        createResolver({
+          servers: ['dns.example'],
+          timeoutMs: 1,
+          attempts: 1,
+          maxCacheTtlMs: 0,
+          dnssec: false,
+        }),
       /dns\.servers/,
     );
   });
@@ -577,12 +596,15 @@ describe('DNSSEC: the AD bit of a validating resolver, and TLSA records', () => 
         assert.equal(tlsa.secure, true);
         // The malformed record (one octet) is dropped, the good one kept.
         assert.equal(tlsa.records.length, 1);
-        assert.deepEqual({ ...tlsa.records[0]!, data: tlsa.records[0]!.data.length }, {
-          usage: 3,
-          selector: 1,
-          matchingType: 1,
-          data: 32,
-        });
+        assert.deepEqual(
+          { ...tlsa.records[0]!, data: tlsa.records[0]!.data.length },
+          {
+            usage: 3,
+            selector: 1,
+            matchingType: 1,
+            data: 32,
+          },
+        );
       }
       // The same server, not configured as validating: its AD bit is not believed (nor asked for).
       server.clearQueries();

@@ -159,7 +159,12 @@ function matchesQuestion(m: DnsMessage, id: number, q: Question): boolean {
 
 /** The internal answer: record data of the asked type, with cache lifetimes in seconds. */
 type Resolved =
-  | { readonly kind: 'ok'; readonly records: readonly RecordData[]; readonly ttlS: number; readonly secure: boolean }
+  | {
+      readonly kind: 'ok';
+      readonly records: readonly RecordData[];
+      readonly ttlS: number;
+      readonly secure: boolean;
+    }
   | { readonly kind: 'nxdomain' | 'nodata'; readonly negativeTtlS: number | null; readonly secure: boolean }
   | { readonly kind: 'error'; readonly temporary: true; readonly reason: string };
 
@@ -365,7 +370,8 @@ export function createResolver(config: DnsConfig, opts: ResolverOptions = {}): R
     }
     // The rest of the chain is another question; its answer lives no longer than the CNAMEs leading to it.
     const rest = await lookupUncached({ name: r.target, type: q.type }, hopsSoFar + r.hops);
-    if (rest.kind === 'ok') return { ...rest, ttlS: Math.min(rest.ttlS, r.ttlS), secure: rest.secure && r.secure };
+    if (rest.kind === 'ok')
+      return { ...rest, ttlS: Math.min(rest.ttlS, r.ttlS), secure: rest.secure && r.secure };
     if (rest.kind === 'error') return rest;
     return {
       kind: rest.kind,

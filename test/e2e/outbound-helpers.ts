@@ -48,8 +48,10 @@ export interface OutboundTernOptions {
   readonly dns: string;
   /** [outbound] keys over the defaults below (short timeouts), e.g. { port: 2525, relay: '[127.0.0.1]:9' }. */
   readonly outbound?: TomlTable;
-  /** [outbound.tls_policy]: domain → none | may | encrypt | verify. */
+  /** [outbound.tls_policy]: domain → none | may | encrypt | verify | dane | dane-only. */
   readonly tlsPolicy?: Readonly<Record<string, string>>;
+  /** [dns] keys over the test ones, e.g. { dnssec: true }. */
+  readonly dnsTable?: TomlTable;
   /** One [[outbound.transport]] block each. */
   readonly transports?: readonly TomlTable[];
   /** [queue] keys over the defaults below (retries after 1 s, then 2 s). */
@@ -108,7 +110,7 @@ export function outboundConfigToml(dataDir: string, opts: OutboundTernOptions): 
     ...tomlTable('[smtp]', { ...BASE_SMTP, ...opts.smtp }),
     // No AUTH failure delay: a test's login either works or fails at once.
     ...tomlTable('[auth]', { failure_delay_seconds: 0 }),
-    ...tomlTable('[dns]', { servers: [opts.dns], timeout_seconds: 1, attempts: 2 }),
+    ...tomlTable('[dns]', { servers: [opts.dns], timeout_seconds: 1, attempts: 2, ...opts.dnsTable }),
     ...tomlTable('[outbound]', { ...BASE_OUTBOUND, ...opts.outbound }),
     ...tomlTable('[outbound.tls_policy]', opts.tlsPolicy ?? {}),
   );

@@ -1,0 +1,301 @@
+// End to end: MTA-STS (RFC 8461) and DANE (RFC 7672) as a sender, all on loopback. A test DNS server is
+// the validating resolver ([dns] dnssec = true): it sets the AD bit for the "signed" zones and not for
+// the others; an HTTPS server on 127.0.0.50:443 serves the MTA-STS policies with a certificate from a
+// test CA that [outbound] tls_ca trusts; smtp-server receivers offer no TLS, a self-signed certificate, a
+// certificate that matches the TLSA record, or one that does not. What must never happen is checked at
+// the receiver: no MAIL FROM (so no message) in plain text to an enforce domain, nothing to a host the
+// policy does not name, nothing past a DANE mismatch.
+
+import assert from 'node:assert/strict';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { createServer as createHttpsServer, type Server } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { generate } from 'selfsigned';
+import { startDnsServer, type DnsServer, type NameSpec } from '../support/dns-server.ts';
+import { waitFor } from './harness.ts';
+import type { OutboundTern, Receiver } from './outbound-helpers.ts';
+import {
+  closedPort,
+  havePython,
+  makeCerts,
+  message,
+  startOutboundTern,
+  startReceiver,
+} from './outbound-helpers.ts';
+
+const SENDER = 'alice@example.test';
+const POLICY_HOST = '127.0.0.50';
+
+async function canBind443(): Promise<boolean> {
+  const { createServer } = await import('node:net');
+  const s = createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(443, POLICY_HOST, resolve);
+    });
+    await new Promise<void>((resolve) => s.close(() => resolve()));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const skip = !havePython()
+  ? 'python3 is not available'
+  : !(await canBind443())
+    ? `cannot bind ${POLICY_HOST}:443 (the MTA-STS policy host; needs root)`
+    : false;
+
+const spki = (pem: string): Buffer =>
+  createHash('sha256')
+    .update(new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' }))
+    .digest();
+const full = (pem: string): Buffer => createHash('sha256').update(new X509Certificate(pem).raw).digest();
+
+const policyText = (mode: string, mx: readonly string[]): string =>
+  ['version: STSv1', `mode: ${mode}`, ...mx.map((m) => `mx: ${m}`), 'max_age: 86400', ''].join('\r\n');
+
+describe('MTA-STS and DANE when sending', { skip }, () => {
+  let dns: DnsServer;
+  let policies: Server;
+  let tern: OutboundTern;
+  let dir: string;
+  const receivers: Record<string, Receiver> = {};
+  const served: Record<string, string> = {};
+
+  before(async () => {
+    const port = await closedPort();
+    const hosts = [
+      'mx.enforce.test',
+      'mx.notls.test',
+      'other.badmx.test',
+      'mx.testing.test',
+      'mx.dane.test',
+      'mx.dane-ta.test',
+      'mx.dane-bad.test',
+      'mx.dane-notls.test',
+    ];
+    const ca = await makeCerts(['mx.enforce.test']);
+    const policyCerts = await makeCerts(
+      ['enforce.test', 'notls.test', 'badmx.test', 'testing.test', 'both.test'].map((d) => `mta-sts.${d}`),
+    );
+    const self = await generate([{ name: 'commonName', value: 'mx.self.test' }], {
+      keyType: 'ec',
+      algorithm: 'sha256',
+    });
+    const daneTa = await makeCerts(['mx.dane-ta.test']);
+    const start = async (
+      name: string,
+      ip: string,
+      tls: { key: string; cert: string } | null,
+    ): Promise<void> => {
+      receivers[name] = await startReceiver({ host: ip, port, ...(tls === null ? {} : { tls }) });
+    };
+    await start('enforce', '127.0.0.51', { key: ca.key, cert: ca.cert });
+    await start('notls', '127.0.0.52', null);
+    await start('badmx', '127.0.0.53', { key: ca.key, cert: ca.cert });
+    await start('testing', '127.0.0.54', { key: self.private, cert: self.cert });
+    await start('dane', '127.0.0.55', { key: self.private, cert: self.cert });
+    // DANE-TA: the chain the server sends ends with the CA the TLSA record names.
+    await start('dane-ta', '127.0.0.56', {
+      key: daneTa.key,
+      cert: `${daneTa.cert.trim()}\n${daneTa.caCert.trim()}\n`,
+    });
+    await start('dane-bad', '127.0.0.57', { key: self.private, cert: self.cert });
+    await start('dane-notls', '127.0.0.58', null);
+    await start('insecure', '127.0.0.59', { key: self.private, cert: self.cert });
+    void hosts;
+
+    served['enforce.test'] = policyText('enforce', ['mx.enforce.test']);
+    served['notls.test'] = policyText('enforce', ['mx.notls.test']);
+    served['badmx.test'] = policyText('enforce', ['mx.badmx.test']);
+    served['testing.test'] = policyText('testing', ['mx.testing.test']);
+    policies = createHttpsServer({ key: policyCerts.key, cert: policyCerts.cert }, (req, res) => {
+      const domain = (req.headers.host ?? '').replace(/^mta-sts\./, '');
+      const text = served[domain];
+      if (req.url !== '/.well-known/mta-sts.txt' || text === undefined) {
+        res.writeHead(404).end();
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'text/plain' }).end(text);
+    });
+    await new Promise<void>((resolve) => policies.listen(443, POLICY_HOST, resolve));
+
+    const mx = (
+      host: string,
+      ip: string,
+      extra: Record<string, NameSpec> = {},
+    ): Record<string, NameSpec> => ({
+      '@': [{ type: 'MX', preference: 10, exchange: host }],
+      [host]: [{ type: 'A', address: ip }],
+      ...extra,
+    });
+    const sts = (id: string): Record<string, NameSpec> => ({
+      '_mta-sts': [{ type: 'TXT', text: `v=STSv1; id=${id};` }],
+      'mta-sts': [{ type: 'A', address: POLICY_HOST }],
+    });
+    const tlsa = (host: string, usage: number, selector: number, data: Buffer): Record<string, NameSpec> => ({
+      [`_${port}._tcp.${host}`]: [{ type: 'TLSA', usage, selector, matchingType: 1, data }],
+    });
+    dns = await startDnsServer({
+      secureZones: ['dane.test', 'dane-ta.test', 'dane-bad.test', 'dane-notls.test'],
+      zones: {
+        'enforce.test': mx('mx.enforce.test', '127.0.0.51', sts('e1')),
+        'notls.test': mx('mx.notls.test', '127.0.0.52', sts('n1')),
+        'badmx.test': mx('other.badmx.test', '127.0.0.53', sts('b1')),
+        'testing.test': mx('mx.testing.test', '127.0.0.54', sts('t1')),
+        'dane.test': mx('mx.dane.test', '127.0.0.55', tlsa('mx.dane.test', 3, 1, spki(self.cert))),
+        'dane-ta.test': mx(
+          'mx.dane-ta.test',
+          '127.0.0.56',
+          tlsa('mx.dane-ta.test', 2, 0, full(daneTa.caCert)),
+        ),
+        'dane-bad.test': mx(
+          'mx.dane-bad.test',
+          '127.0.0.57',
+          tlsa('mx.dane-bad.test', 3, 1, Buffer.alloc(32, 7)),
+        ),
+        'dane-notls.test': mx(
+          'mx.dane-notls.test',
+          '127.0.0.58',
+          tlsa('mx.dane-notls.test', 3, 1, spki(self.cert)),
+        ),
+        // TLSA records in a zone the resolver does not vouch for: no DANE.
+        'insecure.test': mx(
+          'mx.insecure.test',
+          '127.0.0.59',
+          tlsa('mx.insecure.test', 3, 1, Buffer.alloc(32, 1)),
+        ),
+      },
+    });
+    dir = await mkdtemp(join(tmpdir(), 'tern-e2e-sts-'));
+    const caFile = join(dir, 'ca.pem');
+    await writeFile(caFile, `${ca.caCert.trim()}\n${policyCerts.caCert.trim()}\n`);
+    tern = await startOutboundTern({
+      dns: dns.endpoint,
+      dnsTable: { dnssec: true },
+      outbound: { port, tls_ca: caFile },
+      queue: { retry_min_seconds: 300, retry_max_seconds: 600 },
+    });
+  });
+
+  after(async () => {
+    await tern?.stop();
+    policies?.close();
+    for (const r of Object.values(receivers)) await r.close();
+    await dns?.close();
+    if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  });
+
+  const sendTo = async (rcpt: string): Promise<void> => {
+    const r = await tern.send({
+      action: 'sendmail',
+      from: SENDER,
+      to: [rcpt],
+      raw: message(SENDER, rcpt, `to ${rcpt}`),
+    });
+    assert.equal(r.ok, true, JSON.stringify(r));
+  };
+
+  /** The queue entry of a recipient once its first attempt is over (deferred, with its reply). */
+  const deferredReply = async (rcpt: string): Promise<string> =>
+    waitFor(
+      `the attempt for ${rcpt}`,
+      async () => {
+        const q = await tern.queueList();
+        const r = q.flatMap((m) => m.recipients).find((x) => x.address === rcpt);
+        return r !== undefined && r.status === 'deferred' && r.lastReply !== null ? r.lastReply : undefined;
+      },
+      20_000,
+    );
+
+  test('enforce: delivered over TLS with a certificate valid for the MX host', async () => {
+    await sendTo('bob@enforce.test');
+    await waitFor('delivery', () => (receivers['enforce']!.accepted.length > 0 ? true : undefined), 20_000);
+    assert.equal(receivers['enforce']!.accepted[0]!.secure, true);
+    const line = await tern.waitForLog(
+      'delivery.remote',
+      (l) => l['event'] === 'delivery.remote' && l['domain'] === 'enforce.test',
+    );
+    assert.equal(line['tlsPolicy'], 'mta-sts');
+    assert.equal(line['tlsVerified'], true);
+    await tern.waitForLog(
+      'the policy fetched',
+      (l) => l['event'] === 'delivery.mta_sts.policy' && l['domain'] === 'enforce.test',
+    );
+  });
+
+  test('enforce, the MX offers no STARTTLS: nothing is sent in plain text, the message waits', async () => {
+    await sendTo('bob@notls.test');
+    const reply = await deferredReply('bob@notls.test');
+    assert.match(reply, /STARTTLS/);
+    assert.deepEqual(receivers['notls']!.mailFroms, [], 'no MAIL FROM in plain text');
+    assert.equal(receivers['notls']!.dataSeen.length, 0);
+  });
+
+  test('enforce, an MX host the policy does not name: never connected to', async () => {
+    await sendTo('bob@badmx.test');
+    const reply = await deferredReply('bob@badmx.test');
+    assert.match(reply, /not named by badmx\.test's MTA-STS policy/);
+    assert.equal(receivers['badmx']!.connections(), 0);
+    await tern.waitForLog(
+      'the refusal',
+      (l) => l['event'] === 'security.tls_policy.refused' && l['host'] === 'other.badmx.test',
+    );
+  });
+
+  test('testing: delivered to a self-signed MX, and what enforce would refuse is reported', async () => {
+    await sendTo('bob@testing.test');
+    await waitFor('delivery', () => (receivers['testing']!.accepted.length > 0 ? true : undefined), 20_000);
+    const failure = await tern.waitForLog(
+      'the testing-mode report',
+      (l) => l['event'] === 'delivery.mta_sts.testing_failure' && l['domain'] === 'testing.test',
+    );
+    assert.match(String(failure['reason']), /did not verify/);
+  });
+
+  test('DANE-EE: a self-signed certificate whose key the TLSA record names is delivered to', async () => {
+    await sendTo('bob@dane.test');
+    await waitFor('delivery', () => (receivers['dane']!.accepted.length > 0 ? true : undefined), 20_000);
+    const line = await tern.waitForLog(
+      'delivery.remote',
+      (l) => l['event'] === 'delivery.remote' && l['domain'] === 'dane.test',
+    );
+    assert.equal(line['tlsPolicy'], 'dane');
+    assert.equal(line['dane'], 'DANE-EE(3) 1 1');
+    assert.equal(receivers['dane']!.accepted[0]!.servername, 'mx.dane.test', 'SNI names the MX host');
+  });
+
+  test('DANE-TA: the chain up to the CA the TLSA record names', async () => {
+    await sendTo('bob@dane-ta.test');
+    await waitFor('delivery', () => (receivers['dane-ta']!.accepted.length > 0 ? true : undefined), 20_000);
+    const line = await tern.waitForLog(
+      'delivery.remote',
+      (l) => l['event'] === 'delivery.remote' && l['domain'] === 'dane-ta.test',
+    );
+    assert.equal(line['dane'], 'DANE-TA(2) 0 1');
+  });
+
+  test('DANE mismatch: never delivered; no STARTTLS under DANE: never in plain text', async () => {
+    await sendTo('bob@dane-bad.test');
+    await sendTo('bob@dane-notls.test');
+    assert.match(await deferredReply('bob@dane-bad.test'), /DANE authentication failed/);
+    assert.match(await deferredReply('bob@dane-notls.test'), /STARTTLS/);
+    assert.deepEqual(receivers['dane-bad']!.mailFroms, []);
+    assert.deepEqual(receivers['dane-notls']!.mailFroms, []);
+  });
+
+  test('TLSA records the resolver does not authenticate are ignored: opportunistic TLS as usual', async () => {
+    await sendTo('bob@insecure.test');
+    await waitFor('delivery', () => (receivers['insecure']!.accepted.length > 0 ? true : undefined), 20_000);
+    const line = await tern.waitForLog(
+      'delivery.remote',
+      (l) => l['event'] === 'delivery.remote' && l['domain'] === 'insecure.test',
+    );
+    assert.equal(line['tlsPolicy'], 'may');
+  });
+});
