@@ -86,18 +86,22 @@ function chainProblem(
 }
 
 /** The chain a TLS socket's peer presented, leaf first (node's getPeerCertificate(true) links). */
-export function presentedChain(
-  peer: { raw?: Buffer; issuerCertificate?: unknown } | null,
-): X509Certificate[] {
+interface PeerCert {
+  readonly raw?: Buffer;
+  readonly fingerprint256?: string;
+  readonly issuerCertificate?: unknown;
+}
+
+export function presentedChain(peer: PeerCert | null): X509Certificate[] {
   const chain: X509Certificate[] = [];
   const seen = new Set<string>();
-  let c = peer as { raw?: Buffer; issuerCertificate?: unknown; fingerprint256?: string } | null;
+  let c: PeerCert | null | undefined = peer;
   while (c !== null && c !== undefined && c.raw !== undefined && chain.length < 10) {
     const key = c.fingerprint256 ?? c.raw.toString('base64');
     if (seen.has(key)) break;
     seen.add(key);
     chain.push(new X509Certificate(c.raw));
-    c = c.issuerCertificate as typeof c;
+    c = c.issuerCertificate as PeerCert | undefined;
   }
   return chain;
 }
