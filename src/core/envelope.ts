@@ -60,4 +60,11 @@ export interface Envelope {
    * store can take a spooled file over instead of copying it. Absent on mail queued before issue 14.
    */
   readonly returnPathDropped?: boolean;
+  /**
+   * RFC 8689 REQUIRETLS: the message leaves only over TLS authenticated by MTA-STS or DANE, to a next hop
+   * that offers REQUIRETLS, or it bounces at once. Absent when not asked.
+   */
+  readonly requireTls?: boolean;
+  /** `TLS-Required: No` (RFC 8689 §5) without REQUIRETLS: recipients' MTA-STS and DANE do not stop it. */
+  readonly tlsOptional?: boolean;
 }

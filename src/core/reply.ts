@@ -110,6 +110,8 @@ export const Replies = {
   mailboxFull: { code: 552, enhanced: '5.2.2', text: 'Mailbox full' },
   relayDenied: { code: 554, enhanced: '5.7.1', text: 'Relay access denied' },
   needTls: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
+  /** RFC 8689 §4.1: REQUIRETLS is offered only over TLS. */
+  requireTlsNeedsTls: { code: 530, enhanced: '5.7.10', text: 'REQUIRETLS needs a TLS session' },
   authRequired: { code: 530, enhanced: '5.7.0', text: 'Authentication required' },
   /** BURL (RFC 4468 §6): the URL named nothing this user may submit (bad token, gone, not submit+). */
   burlFailed: { code: 554, enhanced: '5.6.6', text: 'IMAP URL resolution failed' },

@@ -14,7 +14,7 @@ import { ConnectionPool } from './connection-pool.ts';
 import type { MtaSts } from './mta-sts.ts';
 import { mxMatches } from './mta-sts.ts';
 import { resolveRoute } from './route.ts';
-import { planTls, type HostPlan } from './tls-plan.ts';
+import { planTls, requireTlsHosts, type HostPlan } from './tls-plan.ts';
 import {
   connectSmtp,
   formatRemoteReply,
@@ -111,7 +111,33 @@ export class RemoteDelivery {
       }));
     }
 
-    const plan = await planTls(domain, route, { resolver, mtaSts: this.deps.mtaSts ?? null });
+    const { envelope } = message;
+    // TLS-Required: No (RFC 8689 §5): the recipient's published policies do not stop this message.
+    const optional = envelope.tlsOptional === true && envelope.requireTls !== true;
+    const planned = await planTls(domain, route, {
+      resolver,
+      mtaSts: optional ? null : (this.deps.mtaSts ?? null),
+      dane: !optional,
+    });
+    let plan = planned;
+    if (envelope.requireTls === true) {
+      const hosts = requireTlsHosts(planned, route.viaRelay);
+      if (hosts.length === 0) {
+        // RFC 8689 §5: no next hop can keep the requirement: a bounce now, not after the queue lifetime.
+        const reason = `REQUIRETLS: no mail exchanger of ${domain} is authenticated by MTA-STS or DANE`;
+        log.warn(Events.tlsPolicyRefused, { mechanism: 'requiretls', reason });
+        return recipients.map((address) => ({
+          address,
+          verdict: 'permanent' as const,
+          status: '5.7.10',
+          reply: `550 5.7.10 ${reason}`,
+          remoteMta: null,
+          relayed: false,
+          dsnPassedOn: false,
+        }));
+      }
+      plan = { ...planned, hosts };
+    }
     const final = new Map<string, RemoteOutcome>();
     let pending = [...recipients];
     let lastFailure: { failure: Failure; host: string | null } | null = null;

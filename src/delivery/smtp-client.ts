@@ -157,7 +157,10 @@ export interface TlsInfo {
 }
 
 export interface OutgoingMessage {
-  readonly envelope: Pick<Envelope, 'sender' | 'body' | 'smtputf8' | 'ret' | 'envid' | 'recipients'>;
+  readonly envelope: Pick<
+    Envelope,
+    'sender' | 'body' | 'smtputf8' | 'ret' | 'envid' | 'recipients' | 'requireTls'
+  >;
   /** Recipients to send to now (a subset of the envelope's; NOTIFY and ORCPT are taken from it). */
   readonly recipients: readonly string[];
   readonly sizeBytes: number;

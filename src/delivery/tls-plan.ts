@@ -40,8 +40,30 @@ export interface TlsPlan {
 
 export interface TlsPlanDeps {
   readonly resolver: Resolver;
-  /** Null when `[outbound] mta_sts = false`. */
+  /** Null when `[outbound] mta_sts = false`, or for a message marked `TLS-Required: No`. */
   readonly mtaSts: MtaSts | null;
+  /** False for a message marked `TLS-Required: No` (RFC 8689 §5): DANE does not stop it either. */
+  readonly dane?: boolean;
+}
+
+/**
+ * REQUIRETLS (RFC 8689 §5): the hosts this message may go to — TLS authenticated by DANE, or by an
+ * MTA-STS policy naming the host (testing counts as enforce here), or a relay verified by its
+ * certificate — with TLS made mandatory. Empty when none can be.
+ */
+export function requireTlsHosts(plan: TlsPlan, viaRelay: boolean): HostPlan[] {
+  return plan.hosts
+    .filter((h) => h.refused === null)
+    .filter((h) => {
+      if (h.mechanism === 'dane') return h.dane !== null;
+      if (h.mechanism === 'mta-sts') return true;
+      if (h.mechanism === 'mta-sts-testing')
+        return plan.sts !== null && mxMatches(h.target.host, plan.sts.mx);
+      return viaRelay && h.tls === 'verify';
+    })
+    .map((h) =>
+      h.mechanism === 'mta-sts-testing' ? { ...h, tls: 'verify' as const, mechanism: 'mta-sts' as const } : h,
+    );
 }
 
 /** The plan for MX delivery of `domain` along `route` (not for relays: their `tls` is used as it is). */
@@ -59,7 +81,11 @@ export async function planTls(domain: string, route: RouteOk, deps: TlsPlanDeps)
 
   const { resolver } = deps;
   const daneCapable =
-    resolver.validating === true && resolver.tlsa !== undefined && route.secure === true && policy !== 'none';
+    deps.dane !== false &&
+    resolver.validating === true &&
+    resolver.tlsa !== undefined &&
+    route.secure === true &&
+    policy !== 'none';
   const daneHosts = new Map<string, HostPlan>();
   if (daneCapable) {
     for (const target of route.targets) {

@@ -226,6 +226,10 @@ export class MessageIntake {
         ...(folder === undefined ? {} : { folder }),
         ...(request.longLines ? { longLines: true } : {}),
         ...(this.headerFacts?.complete === true ? { returnPathDropped: true } : {}),
+        ...(tx.params.requireTls === true ? { requireTls: true } : {}),
+        ...(tx.params.requireTls !== true && this.headerFacts?.tlsRequiredNo === true
+          ? { tlsOptional: true }
+          : {}),
       };
       const stored = await this.storeLocal(writer, request, envelope, prefix);
       if (stored === 'over-quota') {

@@ -34,6 +34,8 @@ export function acceptedFields(queueId: string, envelope: Envelope, sizeBytes: n
     sizeBytes,
     tls: tlsText(client.tls),
     user: client.authUser,
+    ...(envelope.requireTls === true ? { requireTls: true } : {}),
+    ...(envelope.tlsOptional === true ? { tlsRequired: 'no' } : {}),
   };
 }
 

@@ -14,8 +14,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generate } from 'selfsigned';
+import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer } from 'node:net';
 import { startDnsServer, type DnsServer, type NameSpec } from '../support/dns-server.ts';
-import { waitFor } from './harness.ts';
+import type { Tern } from './harness.ts';
+import { startTern, waitFor } from './harness.ts';
 import type { OutboundTern, Receiver } from './outbound-helpers.ts';
 import {
   closedPort,
@@ -63,6 +65,9 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
   let dns: DnsServer;
   let policies: Server;
   let tern: OutboundTern;
+  /** A second Tern, which offers REQUIRETLS, behind 127.0.0.60 (a TCP forwarder). */
+  let peer: Tern;
+  let forwarder: TcpServer;
   let dir: string;
   const receivers: Record<string, Receiver> = {};
   const served: Record<string, string> = {};
@@ -81,8 +86,11 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
     ];
     const ca = await makeCerts(['mx.enforce.test']);
     const policyCerts = await makeCerts(
-      ['enforce.test', 'notls.test', 'badmx.test', 'testing.test', 'both.test'].map((d) => `mta-sts.${d}`),
+      ['enforce.test', 'notls.test', 'badmx.test', 'testing.test', 'requiretls.test'].map(
+        (d) => `mta-sts.${d}`,
+      ),
     );
+    const peerCerts = await makeCerts(['mx.requiretls.test']);
     const self = await generate([{ name: 'commonName', value: 'mx.self.test' }], {
       keyType: 'ec',
       algorithm: 'sha256',
@@ -114,6 +122,7 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
     served['notls.test'] = policyText('enforce', ['mx.notls.test']);
     served['badmx.test'] = policyText('enforce', ['mx.badmx.test']);
     served['testing.test'] = policyText('testing', ['mx.testing.test']);
+    served['requiretls.test'] = policyText('enforce', ['mx.requiretls.test']);
     policies = createHttpsServer({ key: policyCerts.key, cert: policyCerts.cert }, (req, res) => {
       const domain = (req.headers.host ?? '').replace(/^mta-sts\./, '');
       const text = served[domain];
@@ -164,6 +173,7 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
           '127.0.0.58',
           tlsa('mx.dane-notls.test', 3, 1, spki(self.cert)),
         ),
+        'requiretls.test': mx('mx.requiretls.test', '127.0.0.60', sts('r1')),
         // TLSA records in a zone the resolver does not vouch for: no DANE.
         'insecure.test': mx(
           'mx.insecure.test',
@@ -174,7 +184,24 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
     });
     dir = await mkdtemp(join(tmpdir(), 'tern-e2e-sts-'));
     const caFile = join(dir, 'ca.pem');
-    await writeFile(caFile, `${ca.caCert.trim()}\n${policyCerts.caCert.trim()}\n`);
+    await writeFile(
+      caFile,
+      `${ca.caCert.trim()}\n${policyCerts.caCert.trim()}\n${peerCerts.caCert.trim()}\n`,
+    );
+    await writeFile(join(dir, 'peer.crt'), peerCerts.cert);
+    await writeFile(join(dir, 'peer.key'), peerCerts.key);
+    peer = await startTern({
+      localDomains: ['requiretls.test'],
+      users: ['bob@requiretls.test'],
+      tables: { tls: { cert: join(dir, 'peer.crt'), key: join(dir, 'peer.key') } },
+    });
+    forwarder = createTcpServer((client) => {
+      const upstream = tcpConnect(peer.ports.smtp, '127.0.0.1');
+      client.pipe(upstream).pipe(client);
+      client.on('error', () => upstream.destroy());
+      upstream.on('error', () => client.destroy());
+    });
+    await new Promise<void>((resolve) => forwarder.listen(port, '127.0.0.60', resolve));
     tern = await startOutboundTern({
       dns: dns.endpoint,
       dnsTable: { dnssec: true },
@@ -185,6 +212,8 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
 
   after(async () => {
     await tern?.stop();
+    await peer?.stop();
+    forwarder?.close();
     policies?.close();
     for (const r of Object.values(receivers)) await r.close();
     await dns?.close();
@@ -297,5 +326,107 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
       (l) => l['event'] === 'delivery.remote' && l['domain'] === 'insecure.test',
     );
     assert.equal(line['tlsPolicy'], 'may');
+  });
+
+  /** The sending Tern's outcome for a recipient, once final or deferred: its status and reply. */
+  const outcome = (rcpt: string): Promise<{ event: string; reply: string }> =>
+    waitFor(
+      `the outcome for ${rcpt}`,
+      () => {
+        const line = tern
+          .logs()
+          .find(
+            (l) => l['rcpt'] === rcpt && /^delivery\.(bounced|failed|deferred)$/.test(String(l['event'])),
+          );
+        if (line === undefined) return undefined;
+        const reply = line['reply'];
+        return {
+          event: String(line['event']),
+          reply: typeof reply === 'string' ? reply : JSON.stringify(reply),
+        };
+      },
+      20_000,
+    );
+
+  test('REQUIRETLS: over TLS that MTA-STS authenticates, to a next hop that offers REQUIRETLS, passed on', async () => {
+    const r = await tern.send({
+      mode: 'starttls',
+      action: 'sendmail',
+      from: SENDER,
+      to: ['bob@requiretls.test'],
+      raw: message(SENDER, 'bob@requiretls.test', 'REQUIRETLS end to end'),
+      mail_options: ['REQUIRETLS'],
+    });
+    assert.equal(r.ok, true, JSON.stringify(r));
+    await peer.waitForMessages('bob@requiretls.test', 1, 20_000);
+    const queued = await peer.waitForLog(
+      'the peer accepted it',
+      (l) => l['event'] === 'smtp.queued' && l['requireTls'] === true,
+    );
+    assert.match(String(queued['tls']), /^TLSv1\.[23]/);
+  });
+
+  test('REQUIRETLS with no authenticated TLS to the domain: bounced at once with 5.7.10, nothing sent', async () => {
+    const before = receivers['insecure']!.mailFroms.length;
+    const r = await tern.send({
+      mode: 'starttls',
+      action: 'sendmail',
+      from: SENDER,
+      to: ['carol@insecure.test'],
+      raw: message(SENDER, 'carol@insecure.test', 'must not go'),
+      mail_options: ['REQUIRETLS'],
+    });
+    assert.equal(r.ok, true, JSON.stringify(r));
+    const o = await outcome('carol@insecure.test');
+    assert.notEqual(o.event, 'delivery.deferred', 'a bounce now, not after the queue lifetime');
+    assert.match(o.reply, /5\.7\.10/);
+    assert.equal(receivers['insecure']!.mailFroms.length, before);
+  });
+
+  test('REQUIRETLS to a next hop that does not offer it: bounced at once with 5.7.30, no MAIL FROM', async () => {
+    const before = receivers['enforce']!.mailFroms.length;
+    await tern.send({
+      mode: 'starttls',
+      action: 'sendmail',
+      from: SENDER,
+      to: ['dave@enforce.test'],
+      raw: message(SENDER, 'dave@enforce.test', 'must not go either'),
+      mail_options: ['REQUIRETLS'],
+    });
+    const o = await outcome('dave@enforce.test');
+    assert.notEqual(o.event, 'delivery.deferred');
+    assert.match(o.reply, /5\.7\.30/);
+    assert.equal(receivers['enforce']!.mailFroms.length, before);
+  });
+
+  test('REQUIRETLS on a session without TLS is refused (530 5.7.10)', async () => {
+    const r = await tern.send({
+      mode: 'plain',
+      action: 'sendmail',
+      from: SENDER,
+      to: ['bob@requiretls.test'],
+      raw: message(SENDER, 'bob@requiretls.test', 'x'),
+      mail_options: ['REQUIRETLS'],
+    });
+    assert.equal(r.ok, false);
+    assert.equal(r.code, 530);
+    assert.match(r.text ?? '', /5\.7\.10/);
+  });
+
+  test('TLS-Required: No lets a message past an enforce policy to an MX without TLS', async () => {
+    const raw = `TLS-Required: No\r\n${message(SENDER, 'erin@notls.test', 'optional TLS').toString('utf8')}`;
+    await tern.send({ action: 'sendmail', from: SENDER, to: ['erin@notls.test'], raw });
+    await waitFor(
+      'delivery',
+      () =>
+        receivers['notls']!.accepted.some((m) => m.rcptTo.some((a) => a.address === 'erin@notls.test'))
+          ? true
+          : undefined,
+      20_000,
+    );
+    const m = receivers['notls']!.accepted.find((x) =>
+      x.rcptTo.some((a) => a.address === 'erin@notls.test'),
+    )!;
+    assert.equal(m.secure, false);
   });
 });

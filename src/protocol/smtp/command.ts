@@ -29,6 +29,8 @@ export interface MailParams {
   readonly smtputf8: boolean;
   readonly ret: 'FULL' | 'HDRS' | null;
   readonly envid: string | null;
+  /** RFC 8689: the message must travel only over authenticated TLS (REQUIRETLS). */
+  readonly requireTls?: boolean;
 }
 
 export interface MailCommand {
@@ -139,6 +141,7 @@ export function parseMail(arg: string, esmtp: boolean): Parsed<MailCommand> {
   let smtputf8 = false;
   let ret: 'FULL' | 'HDRS' | null = null;
   let envid: string | null = null;
+  let requireTls = false;
   const seen = new Map<string, string | null>();
   for (const { key, value } of pairs) {
     // Python's smtplib adds SMTPUTF8 (and BODY=8BITMIME) even when its caller already did: an identical
@@ -173,6 +176,10 @@ export function parseMail(arg: string, esmtp: boolean): Parsed<MailCommand> {
         envid = decoded;
         break;
       }
+      case 'REQUIRETLS':
+        if (value !== null) return { ok: false, reply: Replies.syntaxError };
+        requireTls = true;
+        break;
       case 'AUTH':
         // RFC 4954 §5: accepted from unauthenticated clients and not passed on; validated as xtext.
         if (value === null || (value !== '<>' && xtextOctets(value) === null))
@@ -182,7 +189,13 @@ export function parseMail(arg: string, esmtp: boolean): Parsed<MailCommand> {
         return { ok: false, reply: Replies.badParameter };
     }
   }
-  return { ok: true, value: { sender: path.mailbox, params: { sizeBytes, body, smtputf8, ret, envid } } };
+  return {
+    ok: true,
+    value: {
+      sender: path.mailbox,
+      params: { sizeBytes, body, smtputf8, ret, envid, ...(requireTls ? { requireTls } : {}) },
+    },
+  };
 }
 
 /** "TO:<path> params". `smtputf8`: whether the transaction's MAIL carried SMTPUTF8. */

@@ -16,6 +16,8 @@ export interface HeaderFacts {
   readonly hasMessageId: boolean;
   /** The first Message-ID's msg-id (`<...>`, unfolded), for the log and the trace; null when none. */
   readonly messageId: string | null;
+  /** RFC 8689 §5: a `TLS-Required: No` field asks that recipients' TLS policies not stop delivery. */
+  readonly tlsRequiredNo?: boolean;
 }
 
 export class HeaderCapture {
@@ -83,6 +85,7 @@ function inspect(bytes: Uint8Array, complete: boolean): HeaderFacts {
     hasDate: values('date').length > 0,
     hasMessageId: values('message-id').length > 0,
     messageId: msgId(values('message-id')[0]),
+    ...(values('tls-required').some((v) => v.trim().toLowerCase() === 'no') ? { tlsRequiredNo: true } : {}),
   };
 }
 

@@ -516,6 +516,24 @@ describe('SMTP session: STARTTLS', () => {
   });
 });
 
+describe('SMTP session: REQUIRETLS (RFC 8689)', () => {
+  it('is offered only over TLS; MAIL FROM REQUIRETLS without TLS is 530 5.7.10, with TLS it is kept', () => {
+    const h = new Harness().send('EHLO c.test\r\nMAIL FROM:<a@example.org> REQUIRETLS\r\n');
+    const before = h.effects.find((e) => e.kind === 'reply' && e.reply.code === 250);
+    assert.ok(before?.kind === 'reply' && !(before.extraLines ?? []).includes('REQUIRETLS'));
+    assert.equal(h.replies.at(-1), '530 5.7.10');
+    h.send('STARTTLS\r\n');
+    h.session.resolve({ kind: 'tls', ok: true });
+    h.send('EHLO c.test\r\n');
+    const after = h.effects.filter((e) => e.kind === 'reply' && e.reply.code === 250).at(-1);
+    assert.ok(after?.kind === 'reply' && (after.extraLines ?? []).includes('REQUIRETLS'));
+    h.send('MAIL FROM:<jürgen@example.org> SMTPUTF8 REQUIRETLS\r\n');
+    assert.ok(h.effects.some((e) => e.kind === 'check-mail' && e.params.requireTls === true));
+    const bad = new Harness().send('EHLO c.test\r\nMAIL FROM:<a@example.org> REQUIRETLS=YES\r\n');
+    assert.equal(bad.replies.at(-1), '501 5.5.4');
+  });
+});
+
 describe('SMTP session: AUTH (RFC 4954 wire side)', () => {
   const auth: Partial<SessionOptions> = {
     authMechanisms: ['SCRAM-SHA-256-PLUS', 'PLAIN', 'LOGIN', 'EXTERNAL'],

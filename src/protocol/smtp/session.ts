@@ -423,6 +423,8 @@ export class SmtpSession {
       'DSN',
     ];
     if (this.options.starttls && !this.tlsActive) ext.push('STARTTLS');
+    // RFC 8689 §4: only over TLS (after STARTTLS, or on implicit TLS).
+    if (this.tlsActive) ext.push('REQUIRETLS');
     // RFC 4468 §3: "imap": URLAUTH URLs of this server's IMAP store are fetched.
     if (this.options.burl === true) ext.push('BURL imap');
     const mechanisms = this.offeredMechanisms();
@@ -524,6 +526,9 @@ export class SmtpSession {
     const parsed = parseMail(arg, this.esmtp);
     if (!parsed.ok) return this.error(parsed.reply, 'bad MAIL');
     const { sender, params } = parsed.value;
+    if (params.requireTls === true && !this.tlsActive) {
+      return this.error(Replies.requireTlsNeedsTls, 'REQUIRETLS without TLS');
+    }
     if (params.sizeBytes !== null && params.sizeBytes > this.options.maxMessageBytes) {
       return this.error(Replies.messageTooBigDeclared, 'declared SIZE too big');
     }

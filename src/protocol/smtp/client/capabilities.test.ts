@@ -34,6 +34,7 @@ describe('parseEhloReply', () => {
       dsn: true,
       startTls: true,
       enhancedStatusCodes: true,
+      requireTls: false,
       authMechanisms: ['PLAIN', 'LOGIN'],
     });
   });

@@ -20,6 +20,8 @@ export interface Capabilities {
   readonly dsn: boolean;
   readonly startTls: boolean;
   readonly enhancedStatusCodes: boolean;
+  /** RFC 8689: the server takes REQUIRETLS on MAIL FROM. */
+  readonly requireTls: boolean;
   /** SASL mechanisms offered, upper case, in the server's order. */
   readonly authMechanisms: readonly string[];
 }
@@ -37,6 +39,7 @@ export const NO_CAPABILITIES: Capabilities = {
   dsn: false,
   startTls: false,
   enhancedStatusCodes: false,
+  requireTls: false,
   authMechanisms: [],
 };
 
@@ -84,6 +87,9 @@ export function parseEhloReply(lines: readonly string[]): Capabilities {
         break;
       case 'ENHANCEDSTATUSCODES':
         caps.enhancedStatusCodes = true;
+        break;
+      case 'REQUIRETLS':
+        caps.requireTls = true;
         break;
       case 'AUTH':
         for (const m of inline === null ? params : [inline, ...params]) {

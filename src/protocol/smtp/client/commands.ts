@@ -101,6 +101,8 @@ export interface MailOptions {
   /** RET and ENVID: given only when the server offers DSN. */
   readonly ret: 'FULL' | 'HDRS' | null;
   readonly envid: string | null;
+  /** RFC 8689: pass REQUIRETLS on. */
+  readonly requireTls?: boolean;
 }
 
 export function formatMail(o: MailOptions): string {
@@ -113,6 +115,7 @@ export function formatMail(o: MailOptions): string {
     const envid = encodeXtext(o.envid);
     if (envid.length <= MAX_ENVID_CHARS) params.push(`ENVID=${envid}`);
   }
+  if (o.requireTls === true) params.push('REQUIRETLS');
   return `MAIL FROM:<${o.sender}>${params.map((p) => ` ${p}`).join('')}\r\n`;
 }
 

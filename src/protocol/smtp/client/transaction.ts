@@ -66,7 +66,7 @@ export type SendResult =
 export type ContentMode = 'data' | 'bdat' | 'bdat-binary';
 
 export interface TransactionRequest {
-  readonly envelope: Pick<Envelope, 'sender' | 'body' | 'smtputf8' | 'ret' | 'envid'>;
+  readonly envelope: Pick<Envelope, 'sender' | 'body' | 'smtputf8' | 'ret' | 'envid' | 'requireTls'>;
   readonly recipients: readonly EnvelopeRecipient[];
   /** The message size as stored (SIZE= is an estimate, RFC 1870 §3). */
   readonly sizeBytes: number;
@@ -169,6 +169,17 @@ export function planTransaction(req: TransactionRequest, caps: Capabilities): Pl
       ),
     };
   }
+  if (envelope.requireTls === true && !caps.requireTls) {
+    // RFC 8689 §5: never passed on to a next hop that would not keep the requirement.
+    return {
+      ok: false,
+      failure: permanentFailure(
+        'plan',
+        '5.7.30',
+        'REQUIRETLS support required: the server does not offer REQUIRETLS',
+      ),
+    };
+  }
   const sender = wireAddress(envelope.sender, smtputf8);
   if (sender === null) {
     return {
@@ -212,6 +223,7 @@ export function planTransaction(req: TransactionRequest, caps: Capabilities): Pl
     smtputf8,
     ret: caps.dsn ? envelope.ret : null,
     envid: caps.dsn ? envelope.envid : null,
+    ...(envelope.requireTls === true ? { requireTls: true } : {}),
   });
   const content: ContentMode =
     envelope.body === 'BINARYMIME' ? 'bdat-binary' : caps.chunking ? 'bdat' : 'data';
