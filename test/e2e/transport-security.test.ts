@@ -86,7 +86,7 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
     ];
     const ca = await makeCerts(['mx.enforce.test']);
     const policyCerts = await makeCerts(
-      ['enforce.test', 'notls.test', 'badmx.test', 'testing.test', 'requiretls.test'].map(
+      ['enforce.test', 'notls.test', 'badmx.test', 'testing.test', 'requiretls.test', 'badcert.test'].map(
         (d) => `mta-sts.${d}`,
       ),
     );
@@ -116,6 +116,7 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
     await start('dane-bad', '127.0.0.57', { key: self.private, cert: self.cert });
     await start('dane-notls', '127.0.0.58', null);
     await start('insecure', '127.0.0.59', { key: self.private, cert: self.cert });
+    await start('badcert', '127.0.0.61', { key: self.private, cert: self.cert });
     void hosts;
 
     served['enforce.test'] = policyText('enforce', ['mx.enforce.test']);
@@ -123,6 +124,7 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
     served['badmx.test'] = policyText('enforce', ['mx.badmx.test']);
     served['testing.test'] = policyText('testing', ['mx.testing.test']);
     served['requiretls.test'] = policyText('enforce', ['mx.requiretls.test']);
+    served['badcert.test'] = policyText('enforce', ['mx.badcert.test']);
     policies = createHttpsServer({ key: policyCerts.key, cert: policyCerts.cert }, (req, res) => {
       const domain = (req.headers.host ?? '').replace(/^mta-sts\./, '');
       const text = served[domain];
@@ -174,6 +176,7 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
           tlsa('mx.dane-notls.test', 3, 1, spki(self.cert)),
         ),
         'requiretls.test': mx('mx.requiretls.test', '127.0.0.60', sts('r1')),
+        'badcert.test': mx('mx.badcert.test', '127.0.0.61', sts('c1')),
         // TLSA records in a zone the resolver does not vouch for: no DANE.
         'insecure.test': mx(
           'mx.insecure.test',
@@ -275,6 +278,12 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
       'the refusal',
       (l) => l['event'] === 'security.tls_policy.refused' && l['host'] === 'other.badmx.test',
     );
+  });
+
+  test('enforce, a certificate no trusted CA signed: the handshake is refused, nothing sent', async () => {
+    await sendTo('bob@badcert.test');
+    assert.match(await deferredReply('bob@badcert.test'), /TLS handshake failed/);
+    assert.deepEqual(receivers['badcert']!.mailFroms, []);
   });
 
   test('testing: delivered to a self-signed MX, and what enforce would refuse is reported', async () => {
