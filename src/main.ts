@@ -47,6 +47,7 @@ import type { ReadyCheck } from './admin/context.ts';
 import { LiveEvents } from './admin/live.ts';
 import { ServerMetrics } from './admin/metrics.ts';
 import { startAdmin, type BoundAdmin, type RunningAdmin } from './admin/server.ts';
+import { startMtaStsPublisher, type RunningMtaStsPublisher } from './admin/mta-sts-publisher.ts';
 import { postmasterAddress } from './directory/postmaster.ts';
 import { readReloadStatus, type ReloadStatus } from './server/reload.ts';
 import type { RunningListeners } from './server/listeners.ts';
@@ -286,6 +287,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   });
   let listeners: Awaited<ReturnType<typeof startListeners>> | undefined;
   let admin: RunningAdmin | null = null;
+  let stsPublisher: RunningMtaStsPublisher | null = null;
   let current = config;
   let reloadTrigger: (() => Promise<ReloadStatus | null>) | null = null;
   const accounts = await openAdminAccounts(config, clock);
@@ -391,8 +393,15 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         { cause: err },
       );
     });
+    stsPublisher = await startMtaStsPublisher(() => current, tls, logger).catch((err: unknown) => {
+      throw new StartupError(
+        `cannot bind the mta-sts listener: ${err instanceof Error ? err.message : String(err)}`,
+        { cause: err },
+      );
+    });
     worker.start();
   } catch (err) {
+    await admin?.close();
     await listeners?.close(0);
     accounts.close();
     fsyncChannel.unsubscribe(onFsync);
@@ -416,13 +425,18 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   for (const b of bound) stdout.write(`${formatListening(b)}\n`);
   const adminBound = admin?.bound ?? [];
   for (const b of adminBound) stdout.write(`${formatListening({ ...b, service: 'admin' })}\n`);
+  for (const b of stsPublisher?.bound ?? [])
+    stdout.write(`${formatListening({ ...b, service: 'mta-sts' })}\n`);
   const snapshotDeps = {
     startConfig: config,
     listeners: running,
     base: { queue, directory, store, maildropLocks, logger, clock, resolver },
     logger,
     // A renewed certificate serves the admin page's new HTTPS connections too.
-    onTls: (material: { cert: string; key: string }) => admin?.setTls(material),
+    onTls: (material: { cert: string; key: string }) => {
+      admin?.setTls(material);
+      stsPublisher?.setTls(material);
+    },
   };
   // listeners.ts logs server.listening per listener; this is the one line saying the whole server is up.
   logger.event(Events.serverStarted, {
@@ -441,6 +455,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       logger.event(Events.serverShutdown, { reason, graceMs: config.limits.shutdownGraceMs });
       try {
         await admin?.close();
+        await stsPublisher?.close();
         await running.close(config.limits.shutdownGraceMs);
       } finally {
         fsyncChannel.unsubscribe(onFsync);

@@ -67,6 +67,23 @@ export interface AdminConfig {
   readonly sessionIdleMs: number;
 }
 
+/**
+ * Publishing MTA-STS for our own domains (RFC 8461 §3.2): `[[listeners]] service = "mta-sts"` serve
+ * `https://mta-sts.<domain>/.well-known/mta-sts.txt` for every local domain; `[mta_sts]` says what.
+ */
+export interface MtaStsPublishConfig {
+  readonly listeners: readonly AdminListenerConfig[];
+  /** The policy's mode: start with testing, move to enforce once the TLS reports are clean. */
+  readonly mode: 'enforce' | 'testing' | 'none';
+  readonly maxAgeS: number;
+}
+
+export const DEFAULT_MTA_STS_PUBLISH: MtaStsPublishConfig = {
+  listeners: [],
+  mode: 'testing',
+  maxAgeS: 604_800,
+};
+
 export const DEFAULT_ADMIN: AdminConfig = { listeners: [], openNetworks: [], sessionIdleMs: 8 * 3_600_000 };
 
 export type AuthMechanism =
@@ -359,6 +376,7 @@ export interface Config {
   readonly server: ServerConfig;
   readonly trace: TraceConfig;
   readonly admin: AdminConfig;
+  readonly mtaStsPublish: MtaStsPublishConfig;
   /** Where the snapshot came from: a file path, or null for embedded defaults. */
   readonly source: string | null;
 }
@@ -496,6 +514,7 @@ export function defaultConfig(): Config {
     server: DEFAULT_SERVER,
     trace: DEFAULT_TRACE,
     admin: { ...DEFAULT_ADMIN, listeners: [{ host: '127.0.0.1', port: 8025, tls: 'none' }] },
+    mtaStsPublish: DEFAULT_MTA_STS_PUBLISH,
     source: null,
   };
 }

@@ -108,6 +108,10 @@ address = "0.0.0.0:8443"
 tls = "implicit"
 
 [[listeners]]
+service = "mta-sts"
+address = "[::]:443"
+
+[[listeners]]
 service = "smtp"
 address = "[2001:db8::1]:25"
 tls = "none"
@@ -281,6 +285,10 @@ retention_days = 7
 [admin]
 open_networks = ["10.0.0.0/8"]
 session_idle_minutes = 30
+
+[mta_sts]
+mode = "enforce"
+max_age_seconds = 1209600
 `;
 
 describe('parseConfig: a full file', () => {
@@ -467,6 +475,11 @@ describe('parseConfig: a full file', () => {
         ],
         openNetworks: ['10.0.0.0/8'],
         sessionIdleMs: 30 * 60_000,
+      },
+      mtaStsPublish: {
+        listeners: [{ host: '::', port: 443, tls: 'implicit' }],
+        mode: 'enforce',
+        maxAgeS: 1_209_600,
       },
       source: 'test.toml',
     };

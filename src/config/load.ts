@@ -19,6 +19,7 @@ import { parse, TomlDate, TomlError } from 'smol-toml';
 import { formatMailbox, isValidDomain, parseMailbox } from '../core/address.ts';
 import {
   DEFAULT_ADMIN,
+  DEFAULT_MTA_STS_PUBLISH,
   DEFAULT_AUTH,
   DEFAULT_CHECKS,
   DEFAULT_DNS,
@@ -39,6 +40,7 @@ import {
 import type {
   AdminConfig,
   AdminListenerConfig,
+  MtaStsPublishConfig,
   AuthConfig,
   AuthMechanism,
   ChecksConfig,
@@ -201,6 +203,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const trace = readTrace(ctx, top['trace']);
   // Listeners given replace the defaults, the admin page's too: a file without one has no admin page.
   const admin = readAdmin(ctx, top['admin'], listenersRead?.admin ?? defaults.admin.listeners);
+  const mtaStsPublish = readMtaStsPublish(ctx, top['mta_sts'], listenersRead?.mtaSts ?? []);
 
   if (ctx.errors.length > 0) return { ok: false, errors: sortByLine(ctx.errors) };
   const config: Config = {
@@ -223,6 +226,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     server,
     trace,
     admin,
+    mtaStsPublish,
     source,
   };
   return { ok: true, config: deepFreeze(copyConfig(config)), warnings: sortByLine(ctx.warnings) };
@@ -257,6 +261,7 @@ const TOP_KEYS = [
   'server',
   'trace',
   'admin',
+  'mta_sts',
 ];
 const LISTENER_KEYS = [
   'service',
@@ -693,6 +698,27 @@ function readTrace(ctx: Ctx, value: unknown): TraceConfig {
     }),
   );
   return days === undefined ? DEFAULT_TRACE : { retentionMs: days * 86_400_000 };
+}
+
+const MTA_STS_KEYS = ['mode', 'max_age_seconds'];
+const MTA_STS_MODES: readonly MtaStsPublishConfig['mode'][] = ['enforce', 'testing', 'none'];
+
+function readMtaStsPublish(
+  ctx: Ctx,
+  value: unknown,
+  listeners: readonly AdminListenerConfig[],
+): MtaStsPublishConfig {
+  const t = opt(value, (v) => readTable(ctx, ['mta_sts'], v, MTA_STS_KEYS)) ?? {};
+  return {
+    listeners,
+    mode:
+      opt(t['mode'], (v) => readEnum(ctx, ['mta_sts', 'mode'], v, MTA_STS_MODES)) ??
+      DEFAULT_MTA_STS_PUBLISH.mode,
+    maxAgeS:
+      opt(t['max_age_seconds'], (v) =>
+        readInteger(ctx, ['mta_sts', 'max_age_seconds'], v, { min: 60, max: 31_557_600 }),
+      ) ?? DEFAULT_MTA_STS_PUBLISH.maxAgeS,
+  };
 }
 
 const ADMIN_KEYS = ['open_networks', 'session_idle_minutes'];
@@ -1536,7 +1562,8 @@ interface ParsedListener {
   readonly index: number;
   readonly address: string;
   readonly listener: ListenerConfig | AdminListenerConfig;
-  readonly admin: boolean;
+  /** An HTTP listener (the admin page, the MTA-STS policy) rather than a mail protocol's. */
+  readonly admin: false | 'admin' | 'mta-sts';
   /** Comparable host: canonical IP text or lower-cased name. */
   readonly hostKey: string;
   readonly family: 0 | 4 | 6;
@@ -1546,7 +1573,7 @@ function readListeners(
   ctx: Ctx,
   value: unknown,
   clientCaGiven: boolean,
-): { listeners: ListenerConfig[]; admin: AdminListenerConfig[] } | undefined {
+): { listeners: ListenerConfig[]; admin: AdminListenerConfig[]; mtaSts: AdminListenerConfig[] } | undefined {
   const list = readArray(ctx, ['listeners'], value, 'an array of tables ([[listeners]])');
   if (list === undefined) return undefined;
   if (list.length === 0) {
@@ -1556,8 +1583,8 @@ function readListeners(
   let bad = false;
   list.forEach((item, index) => {
     const p =
-      isTable(item) && item['service'] === 'admin'
-        ? readAdminListener(ctx, index, item)
+      isTable(item) && (item['service'] === 'admin' || item['service'] === 'mta-sts')
+        ? readAdminListener(ctx, index, item, item['service'])
         : readListener(ctx, index, item, clientCaGiven);
     if (p === undefined) bad = true;
     else parsed.push(p);
@@ -1576,16 +1603,25 @@ function readListeners(
   }
   if (bad) return undefined;
   return {
-    listeners: parsed.filter((p) => !p.admin).map((p) => p.listener as ListenerConfig),
-    admin: parsed.filter((p) => p.admin).map((p) => p.listener as AdminListenerConfig),
+    listeners: parsed.filter((p) => p.admin === false).map((p) => p.listener as ListenerConfig),
+    admin: parsed.filter((p) => p.admin === 'admin').map((p) => p.listener as AdminListenerConfig),
+    mtaSts: parsed.filter((p) => p.admin === 'mta-sts').map((p) => p.listener as AdminListenerConfig),
   };
 }
 
 const ADMIN_LISTENER_KEYS = ['service', 'address', 'tls'];
 const ADMIN_TLS_MODES: readonly AdminListenerConfig['tls'][] = ['none', 'implicit'];
 
-/** `service = "admin"`: the web page and HTTP API; plain HTTP only where nobody else can listen in. */
-function readAdminListener(ctx: Ctx, index: number, value: unknown): ParsedListener | undefined {
+/**
+ * `service = "admin"` (the web page and HTTP API) or `"mta-sts"` (our MTA-STS policies): HTTP listeners;
+ * plain HTTP only where nobody else can listen in (a loopback address, e.g. behind a TLS proxy).
+ */
+function readAdminListener(
+  ctx: Ctx,
+  index: number,
+  value: unknown,
+  service: 'admin' | 'mta-sts',
+): ParsedListener | undefined {
   const base: KeyPath = ['listeners', index];
   const t = readTable(ctx, base, value, ADMIN_LISTENER_KEYS);
   if (t === undefined) return undefined;
@@ -1593,7 +1629,10 @@ function readAdminListener(ctx: Ctx, index: number, value: unknown): ParsedListe
     t['address'] === undefined
       ? fail(ctx, [...base, 'address'], 'missing; give "host:port", for example "127.0.0.1:8025"')
       : readString(ctx, [...base, 'address'], t['address']);
-  const tls = opt(t['tls'], (v) => readEnum(ctx, [...base, 'tls'], v, ADMIN_TLS_MODES)) ?? 'none';
+  // RFC 8461 §3.3: policies are fetched over HTTPS, so that listener is HTTPS unless said otherwise.
+  const tls =
+    opt(t['tls'], (v) => readEnum(ctx, [...base, 'tls'], v, ADMIN_TLS_MODES)) ??
+    (service === 'mta-sts' ? 'implicit' : 'none');
   if (address === undefined || (t['tls'] !== undefined && !ADMIN_TLS_MODES.includes(t['tls'] as 'none')))
     return undefined;
   const where = parseListenAddress(address);
@@ -1603,7 +1642,7 @@ function readAdminListener(ctx: Ctx, index: number, value: unknown): ParsedListe
     return fail(
       ctx,
       [...base, given ? 'tls' : 'address'],
-      `the admin page logs administrators in: plain HTTP is allowed only on a loopback address (127.0.0.1, [::1]); set tls = "implicit" (HTTPS with the [tls] certificate) to listen on ${address}`,
+      `${service === 'admin' ? 'the admin page logs administrators in: plain' : 'plain'} HTTP is allowed only on a loopback address (127.0.0.1, [::1]); set tls = "implicit" (HTTPS with the [tls] certificate) to listen on ${address}`,
       given ? 'none' : address,
     );
   }
@@ -1612,7 +1651,7 @@ function readAdminListener(ctx: Ctx, index: number, value: unknown): ParsedListe
     address,
     hostKey: where.hostKey,
     family: where.family,
-    admin: true,
+    admin: service,
     listener: { host: where.host, port: where.port, tls },
   };
 }
@@ -2246,6 +2285,7 @@ function copyConfig(c: Config): Config {
       listeners: c.admin.listeners.map((l) => ({ ...l })),
       openNetworks: [...c.admin.openNetworks],
     },
+    mtaStsPublish: { ...c.mtaStsPublish, listeners: c.mtaStsPublish.listeners.map((l) => ({ ...l })) },
   };
 }
 

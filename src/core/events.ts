@@ -142,6 +142,8 @@ export const Events = {
   serverWorkerExited: 'server.worker.exited',
   /** A session thread started in place of one that ended. */
   serverWorkerRestarted: 'server.worker.restarted',
+  /** A listener publishing our MTA-STS policy is bound (`service = "mta-sts"`). */
+  mtaStsListening: 'mta_sts.listening',
   // Admin page and HTTP API (src/admin)
   /** An admin listener is bound (its address, and whether it is HTTPS). */
   adminListening: 'admin.listening',

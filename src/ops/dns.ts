@@ -2,6 +2,7 @@
 // MX, SPF (RFC 7208), one DKIM TXT per signing key (RFC 6376), DMARC (RFC 7489), MTA-STS (RFC 8461: the
 // TXT record and the policy file) and TLS-RPT (RFC 8460).
 
+import { createHash } from 'node:crypto';
 import { domainToASCII } from 'node:url';
 import type { Config } from '../config/config.ts';
 import type { DkimKey } from '../delivery/dkim-sign.ts';
@@ -21,15 +22,37 @@ export interface DomainRecords {
   readonly mtaStsPolicy: string;
 }
 
+/**
+ * The MTA-STS policy Tern publishes for its domains (RFC 8461 §3.2), the same for every local domain:
+ * this server's host name as the one MX, the mode and max_age of `[mta_sts]`. CRLF line ends (§3.2).
+ */
+export function mtaStsPolicyText(config: Pick<Config, 'hostname' | 'mtaStsPublish'>): string {
+  const host = config.hostname.replace(/\.$/, '').toLowerCase();
+  const p = config.mtaStsPublish;
+  return [
+    'version: STSv1',
+    `mode: ${p.mode}`,
+    ...(p.mode === 'none' ? [] : [`mx: ${host}`]),
+    `max_age: ${p.maxAgeS}`,
+    '',
+  ].join('\r\n');
+}
+
+/** The policy's id for the `_mta-sts` TXT record: a digest of its text, so it changes exactly when it does. */
+export function mtaStsPolicyId(policy: string): string {
+  return createHash('sha256').update(policy).digest('hex').slice(0, 20);
+}
+
 export async function dnsRecordsFor(
-  config: Pick<Config, 'hostname' | 'dataDir'>,
+  config: Pick<Config, 'hostname' | 'dataDir' | 'mtaStsPublish'>,
   domainArg: string,
-  nowMs: number,
+  _nowMs: number,
 ): Promise<DomainRecords> {
   const domain = domainArg.toLowerCase().replace(/\.$/, '');
   const host = config.hostname.replace(/\.$/, '');
   const reports = `postmaster@${domain}`;
-  const stsId = new Date(nowMs).toISOString().replace(/\D/g, '').slice(0, 14);
+  const policy = mtaStsPolicyText(config);
+  const stsId = mtaStsPolicyId(policy);
   const records: DnsRecord[] = [
     { name: domain, type: 'MX', value: `10 ${host}.`, purpose: 'mail for the domain goes to this server' },
     {
@@ -70,6 +93,5 @@ export async function dnsRecordsFor(
       purpose: 'TLS-RPT: reports about TLS failures delivering to the domain',
     },
   );
-  const policy = `version: STSv1\nmode: testing\nmx: ${host}\nmax_age: 86400\n`;
   return { domain, records, keys, mtaStsPolicy: policy };
 }

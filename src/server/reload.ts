@@ -33,6 +33,7 @@ export const RESTART_ONLY = [
   ['trace', (c: Config) => c.trace],
   // The admin page's listeners are bound once at start; [admin]'s other keys apply at once.
   ['listeners (service = "admin")', (c: Config) => c.admin.listeners],
+  ['listeners (service = "mta-sts")', (c: Config) => c.mtaStsPublish.listeners],
 ] as const;
 
 /** The keys of RESTART_ONLY whose value differs between what runs and the new file. */

@@ -127,6 +127,10 @@ export async function waitFor<T>(
 type TomlValue = string | number | boolean | readonly string[];
 
 export interface TernOptions {
+  /** The server's hostname (default mx.example.test). */
+  readonly hostname?: string;
+  /** An MTA-STS policy listener (`service = "mta-sts"`, HTTPS) on this address, e.g. "127.0.0.62:443". */
+  readonly mtaStsListener?: string;
   /** Also an admin listener (the web page and HTTP API) on a free loopback port: ports.admin; HTTPS with 'https'. */
   readonly admin?: boolean | 'https';
   /** [limits] keys (snake_case) over the harness defaults, e.g. { max_message_bytes: 10000 }. */
@@ -252,7 +256,7 @@ function tomlTable(name: string, entries: Readonly<Record<string, TomlValue>>): 
 
 export function ternConfigToml(dataDir: string, opts: TernOptions): string {
   return [
-    'hostname = "mx.example.test"',
+    `hostname = ${tomlValue(opts.hostname ?? 'mx.example.test')}`,
     `data_dir = ${tomlValue(dataDir)}`,
     `local_domains = ${tomlValue(opts.localDomains ?? ['example.test'])}`,
     '',
@@ -292,6 +296,9 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     'address = "127.0.0.1:0"',
     'tls = "implicit"',
     '',
+    ...(opts.mtaStsListener === undefined
+      ? []
+      : ['[[listeners]]', 'service = "mta-sts"', `address = "${opts.mtaStsListener}"`, '']),
     ...(opts.admin === true || opts.admin === 'https'
       ? [
           '[[listeners]]',

@@ -9,7 +9,7 @@
 import assert from 'node:assert/strict';
 import { createHash, X509Certificate } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer as createHttpsServer, type Server } from 'node:https';
+import { createServer as createHttpsServer, request as httpsRequest, type Server } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -52,6 +52,29 @@ const skip = !havePython()
     ? `cannot bind ${POLICY_HOST}:443 (the MTA-STS policy host; needs root)`
     : false;
 
+/** One HTTPS GET with SNI and Host `name`, the certificate not checked (the test looks at the body). */
+function httpsGet(
+  address: string,
+  port: number,
+  name: string,
+  path: string,
+): Promise<{ status: number; type: string; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(
+      { host: address, port, path, servername: name, headers: { Host: name }, rejectUnauthorized: false },
+      (res) => {
+        let body = '';
+        res.setEncoding('utf8').on('data', (d: string) => (body += d));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, type: String(res.headers['content-type'] ?? ''), body }),
+        );
+      },
+    );
+    req.on('error', reject);
+    req.end();
+  });
+}
+
 const spki = (pem: string): Buffer =>
   createHash('sha256')
     .update(new X509Certificate(pem).publicKey.export({ type: 'spki', format: 'der' }))
@@ -90,7 +113,8 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
         (d) => `mta-sts.${d}`,
       ),
     );
-    const peerCerts = await makeCerts(['mx.requiretls.test']);
+    // The peer Tern's certificate: its MX name, and the name its MTA-STS policy is served under.
+    const peerCerts = await makeCerts(['mx.requiretls.test', 'mta-sts.requiretls.test']);
     const self = await generate([{ name: 'commonName', value: 'mx.self.test' }], {
       keyType: 'ec',
       algorithm: 'sha256',
@@ -123,7 +147,6 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
     served['notls.test'] = policyText('enforce', ['mx.notls.test']);
     served['badmx.test'] = policyText('enforce', ['mx.badmx.test']);
     served['testing.test'] = policyText('testing', ['mx.testing.test']);
-    served['requiretls.test'] = policyText('enforce', ['mx.requiretls.test']);
     served['badcert.test'] = policyText('enforce', ['mx.badcert.test']);
     policies = createHttpsServer({ key: policyCerts.key, cert: policyCerts.cert }, (req, res) => {
       const domain = (req.headers.host ?? '').replace(/^mta-sts\./, '');
@@ -175,7 +198,11 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
           '127.0.0.58',
           tlsa('mx.dane-notls.test', 3, 1, spki(self.cert)),
         ),
-        'requiretls.test': mx('mx.requiretls.test', '127.0.0.60', sts('r1')),
+        // MTA-STS for requiretls.test is published by the peer Tern itself ([mta_sts] mode = "enforce").
+        'requiretls.test': mx('mx.requiretls.test', '127.0.0.60', {
+          '_mta-sts': [{ type: 'TXT', text: 'v=STSv1; id=peer1;' }],
+          'mta-sts': [{ type: 'A', address: '127.0.0.62' }],
+        }),
         'badcert.test': mx('mx.badcert.test', '127.0.0.61', sts('c1')),
         // TLSA records in a zone the resolver does not vouch for: no DANE.
         'insecure.test': mx(
@@ -194,9 +221,14 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
     await writeFile(join(dir, 'peer.crt'), peerCerts.cert);
     await writeFile(join(dir, 'peer.key'), peerCerts.key);
     peer = await startTern({
+      hostname: 'mx.requiretls.test',
       localDomains: ['requiretls.test'],
       users: ['bob@requiretls.test'],
-      tables: { tls: { cert: join(dir, 'peer.crt'), key: join(dir, 'peer.key') } },
+      mtaStsListener: '127.0.0.62:443',
+      tables: {
+        tls: { cert: join(dir, 'peer.crt'), key: join(dir, 'peer.key') },
+        mta_sts: { mode: 'enforce' },
+      },
     });
     forwarder = createTcpServer((client) => {
       const upstream = tcpConnect(peer.ports.smtp, '127.0.0.1');
@@ -357,6 +389,21 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
       20_000,
     );
 
+  test('Tern\'s own MTA-STS policy (service = "mta-sts"): served for its domains, nothing else', async () => {
+    const res = await httpsGet('127.0.0.62', 443, 'mta-sts.requiretls.test', '/.well-known/mta-sts.txt');
+    assert.equal(res.status, 200);
+    assert.match(res.type, /^text\/plain/);
+    assert.equal(
+      res.body,
+      'version: STSv1\r\nmode: enforce\r\nmx: mx.requiretls.test\r\nmax_age: 604800\r\n',
+    );
+    assert.equal(
+      (await httpsGet('127.0.0.62', 443, 'mta-sts.other.test', '/.well-known/mta-sts.txt')).status,
+      404,
+    );
+    assert.equal((await httpsGet('127.0.0.62', 443, 'mta-sts.requiretls.test', '/admin')).status, 404);
+  });
+
   test('REQUIRETLS: over TLS that MTA-STS authenticates, to a next hop that offers REQUIRETLS, passed on', async () => {
     const r = await tern.send({
       mode: 'starttls',
@@ -368,6 +415,11 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
     });
     assert.equal(r.ok, true, JSON.stringify(r));
     await peer.waitForMessages('bob@requiretls.test', 1, 20_000);
+    const line = await tern.waitForLog(
+      'delivery.remote',
+      (l) => l['event'] === 'delivery.remote' && l['domain'] === 'requiretls.test',
+    );
+    assert.equal(line['tlsPolicy'], 'mta-sts', 'under the policy the peer Tern published');
     const queued = await peer.waitForLog(
       'the peer accepted it',
       (l) => l['event'] === 'smtp.queued' && l['requireTls'] === true,

@@ -21,7 +21,11 @@ describe('tern dns records', () => {
       r.stdout,
       /^_dmarc\.example\.test\. IN TXT "v=DMARC1; p=quarantine; .*rua=mailto:postmaster@example\.test"$/m,
     );
-    assert.match(r.stdout, /^_mta-sts\.example\.test\. IN TXT "v=STSv1; id=\d{14}"$/m);
+    const id = /^_mta-sts\.example\.test\. IN TXT "v=STSv1; id=([0-9a-f]{20})"$/m.exec(r.stdout)?.[1];
+    assert.ok(id, r.stdout);
+    // The id is the policy's digest: the same policy, the same id, run after run.
+    const again = await sandbox.tern(['dns', 'records', '--domain', 'example.test']);
+    assert.ok(again.stdout.includes(`id=${id}"`));
     assert.match(
       r.stdout,
       /^_smtp\._tls\.example\.test\. IN TXT "v=TLSRPTv1; rua=mailto:postmaster@example\.test"$/m,

@@ -70,7 +70,7 @@ export const dnsRecords: Command = {
       ctx.io.stdout,
       `; MTA-STS policy file (https://mta-sts.${domain}/.well-known/mta-sts.txt):`,
     );
-    for (const line of policy.trimEnd().split('\n')) await writeLine(ctx.io.stdout, `;   ${line}`);
+    for (const line of policy.trimEnd().split(/\r?\n/)) await writeLine(ctx.io.stdout, `;   ${line}`);
     return 0;
   },
 };
