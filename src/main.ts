@@ -9,7 +9,6 @@
 // entry (session-thread.ts, the other composition root) and tests.
 
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
 import type { Config } from './config/config.ts';
@@ -22,6 +21,7 @@ import { ensurePostmaster } from './directory/postmaster.ts';
 import { RemoteDelivery } from './delivery/remote.ts';
 import { MtaSts } from './delivery/mta-sts.ts';
 import { SqlitePolicyCache } from './delivery/policy-cache.ts';
+import { TlsReporter } from './delivery/tls-reporter.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { InProcessMaildropLocks } from './store/maildrop-locks.ts';
 import { DataDirLockedError, lockDataDir } from './db/data-dir-lock.ts';
@@ -58,6 +58,7 @@ import {
   describeFsError,
   openTrace,
   openAdminAccounts,
+  tlsPolicyPath,
   openDirectory,
   openQueue,
   openStore,
@@ -267,13 +268,14 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   // One lock table for every POP3 (later IMAP) session of this process: one server per data directory.
   const maildropLocks = new InProcessMaildropLocks();
   const tlsCa = readOptionalPem(config.outbound.tlsCa, 'outbound.tls_ca');
-  // MTA-STS policies survive restarts (RFC 8461 §5.1), beside the queue they protect.
-  const policyCache = config.outbound.mtaSts
-    ? SqlitePolicyCache.open(join(dataPaths(config).root, 'tls-policies.sqlite'))
+  // MTA-STS policies survive restarts (RFC 8461 §5.1), beside the queue they protect; the TLS results
+  // of every delivery session wait there for their day's TLS-RPT report.
+  const policyCache = SqlitePolicyCache.open(tlsPolicyPath(config));
+  const mtaSts = config.outbound.mtaSts
+    ? new MtaSts({ resolver, cache: policyCache, clock, logger, tlsCa })
     : null;
-  const mtaSts =
-    policyCache === null ? null : new MtaSts({ resolver, cache: policyCache, clock, logger, tlsCa });
-  const remote = new RemoteDelivery({ config, resolver, logger, tlsCa, mtaSts });
+  const remote = new RemoteDelivery({ config, resolver, logger, tlsCa, mtaSts, tlsResults: policyCache });
+  const tlsReporter = new TlsReporter({ store: policyCache, resolver, queue, config, clock, logger, tlsCa });
   const worker = new DeliveryWorker({
     queue,
     store,
@@ -410,7 +412,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     await worker.stop();
     await remote.close();
     await mtaSts?.close();
-    policyCache?.close();
+    await tlsReporter.close();
+    policyCache.close();
     await services.close();
     trace.close();
     lock.release();
@@ -420,6 +423,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     throw err;
   }
 
+  // TLS-RPT: finished days are reported within the hour; a month of results is kept.
+  const reportTimer = setInterval(() => {
+    policyCache.prune(new Date(clock.nowMs() - 30 * 86_400_000).toISOString().slice(0, 10));
+    void tlsReporter.run();
+  }, 3_600_000);
+  reportTimer.unref();
   const running = listeners;
   const bound = running.bound;
   for (const b of bound) stdout.write(`${formatListening(b)}\n`);
@@ -462,9 +471,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         accounts.close();
         await changeLog.stop();
         await worker.stop();
+        clearInterval(reportTimer);
         await remote.close();
         await mtaSts?.close();
-        policyCache?.close();
+        await tlsReporter.close();
+        policyCache.close();
         await services.close();
         trace.close();
         lock.release();

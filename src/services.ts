@@ -178,3 +178,8 @@ export async function openAdminAccounts(config: Config, clock: Clock): Promise<S
     SqliteAdminAccounts.open({ path: join(paths.root, 'admin.sqlite'), nowMs: () => clock.nowMs() }),
   );
 }
+
+/** data/tls-policies.sqlite: MTA-STS policies and TLS-RPT results (delivery/policy-cache.ts). */
+export function tlsPolicyPath(config: Pick<Config, 'dataDir'>): string {
+  return join(prepareDataDir(config).root, 'tls-policies.sqlite');
+}

@@ -26,6 +26,7 @@ import { existingDataDir, serviceFile } from './data-dir.ts';
 import type { Command, CommandContext, OpenedServices, ParsedArgs } from './command.ts';
 import { usageLine } from './command.ts';
 import { adminCommands } from './commands/admin.ts';
+import { tlsReportsCommands } from './commands/tls-reports.ts';
 import { OpError } from '../ops/errors.ts';
 import { aliasCommands } from './commands/alias.ts';
 import { configCheck } from './commands/config.ts';
@@ -57,6 +58,7 @@ export const COMMANDS: readonly Command[] = [
   ...dkimCommands,
   ...dnsCommands,
   ...adminCommands,
+  ...tlsReportsCommands,
   configCheck,
   send,
   version,

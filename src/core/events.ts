@@ -110,6 +110,9 @@ export const Events = {
   mtaStsFetchFailed: 'delivery.mta_sts.fetch_failed',
   /** A host refused by a policy (MTA-STS enforce, DANE) before or after connecting, and why. */
   tlsPolicyRefused: 'security.tls_policy.refused',
+  /** A day's TLS-RPT report for a domain went out (mailto: queued, https: posted). */
+  tlsReportSent: 'delivery.tls_report.sent',
+  tlsReportFailed: 'delivery.tls_report.failed',
   /** MTA-STS testing mode: a delivery that enforce would have refused (delivered anyway). */
   mtaStsTestingFailure: 'delivery.mta_sts.testing_failure',
   // Outbound SMTP client (src/delivery/smtp-client.ts)

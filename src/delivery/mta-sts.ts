@@ -9,9 +9,8 @@
 // exist: RFC 8461 §2), reporting (TLS-RPT).
 
 import { domainToASCII } from 'node:url';
-import type { LookupFunction } from 'node:net';
-import { getCACertificates } from 'node:tls';
-import { Agent, request } from 'undici';
+import { type Agent, request } from 'undici';
+import { httpAgent } from './http-agent.ts';
 import type { Resolver } from '../core/dns.ts';
 import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
@@ -129,45 +128,14 @@ export class MtaSts {
 
   constructor(deps: MtaStsDeps) {
     this.#deps = deps;
-    const lookup: LookupFunction = (hostname, options, callback) => {
-      void this.#lookup(hostname).then(
-        (addresses) => {
-          if (addresses.length === 0) {
-            callback(Object.assign(new Error(`no address for ${hostname}`), { code: 'ENOTFOUND' }), '', 4);
-          } else if (options.all === true) {
-            (callback as unknown as (e: null, a: { address: string; family: number }[]) => void)(
-              null,
-              addresses,
-            );
-          } else callback(null, addresses[0]!.address, addresses[0]!.family);
-        },
-        (err: unknown) => callback(err as NodeJS.ErrnoException, '', 4),
-      );
-    };
-    this.#agent = new Agent({
-      connect: {
-        lookup,
-        ca: deps.tlsCa === null ? undefined : [...getCACertificates('default'), deps.tlsCa],
-        timeout: FETCH_TIMEOUT_MS,
-        rejectUnauthorized: true,
-      },
-      headersTimeout: FETCH_TIMEOUT_MS,
-      bodyTimeout: FETCH_TIMEOUT_MS,
-      maxResponseSize: MAX_POLICY_BYTES,
-      maxRedirections: 0,
-    } as ConstructorParameters<typeof Agent>[0]);
+    this.#agent = httpAgent(deps.resolver, deps.tlsCa, {
+      timeoutMs: FETCH_TIMEOUT_MS,
+      maxResponseBytes: MAX_POLICY_BYTES,
+    });
   }
 
   async close(): Promise<void> {
     await this.#agent.close();
-  }
-
-  async #lookup(host: string): Promise<{ address: string; family: number }[]> {
-    const [a, aaaa] = await Promise.all([this.#deps.resolver.a(host), this.#deps.resolver.aaaa(host)]);
-    return [
-      ...(a.kind === 'ok' ? a.records.map((address) => ({ address, family: 4 })) : []),
-      ...(aaaa.kind === 'ok' ? aaaa.records.map((address) => ({ address, family: 6 })) : []),
-    ];
   }
 
   /** The policy for mail to `domain` (RFC 8461 §5), or null when it has none. Never throws. */

@@ -14,7 +14,9 @@ import { ConnectionPool } from './connection-pool.ts';
 import type { MtaSts } from './mta-sts.ts';
 import { mxMatches } from './mta-sts.ts';
 import { resolveRoute } from './route.ts';
-import { planTls, requireTlsHosts, type HostPlan } from './tls-plan.ts';
+import { planTls, requireTlsHosts, type HostPlan, type TlsPlan } from './tls-plan.ts';
+import type { TlsResultStore } from './policy-cache.ts';
+import { classifyTlsFailure, stsPolicyStrings, type TlsPolicyType, type TlsResultType } from './tls-rpt.ts';
 import {
   connectSmtp,
   formatRemoteReply,
@@ -60,6 +62,8 @@ export interface RemoteDeliveryDeps {
   readonly connect?: (opts: ConnectOptions) => Promise<ConnectResult>;
   /** MTA-STS policies (null: `[outbound] mta_sts = false`). */
   readonly mtaSts?: MtaSts | null;
+  /** Where each session's TLS result goes for the daily TLS-RPT reports (RFC 8460); null: nowhere. */
+  readonly tlsResults?: TlsResultStore | null;
 }
 
 /** Postfix's smtp_mx_address_limit: addresses tried per delivery attempt, over all hosts. */
@@ -83,6 +87,34 @@ export class RemoteDelivery {
 
   async close(): Promise<void> {
     await this.pool.close();
+  }
+
+  /** One session's TLS outcome for TLS-RPT (RFC 8460 §4.3); never fails a delivery. */
+  #recordTls(domain: string, plan: TlsPlan, host: HostPlan, ip: string, result: TlsResultType): void {
+    const store = this.deps.tlsResults;
+    if (store === undefined || store === null) return;
+    const type = policyTypeOf(host);
+    const strings =
+      type === 'sts' && plan.sts !== null
+        ? stsPolicyStrings(plan.sts)
+        : type === 'tlsa'
+          ? (host.dane?.records ?? []).map(
+              (r) => `${r.usage} ${r.selector} ${r.matchingType} ${Buffer.from(r.data).toString('hex')}`,
+            )
+          : [];
+    try {
+      store.record({
+        day: new Date().toISOString().slice(0, 10),
+        policyDomain: domain,
+        policyType: type,
+        policyStrings: strings,
+        mxHost: host.target.host,
+        receivingIp: ip,
+        result,
+      });
+    } catch {
+      // A report is worth less than a delivery: a full disk here must not fail one.
+    }
   }
 
   /** Deliver `message` to `recipients`, all in `domain`. One outcome per recipient, in order. */
@@ -171,6 +203,19 @@ export class RemoteDelivery {
           relayed: route.viaRelay,
           log,
         });
+        if (!route.viaRelay) {
+          if (attempt.kind === 'sent')
+            this.#recordTls(domain, plan, host, address, attempt.tls ? 'success' : 'starttls-not-supported');
+          else if (attempt.failure.stage === 'tls' || attempt.failure.stage === 'starttls') {
+            this.#recordTls(
+              domain,
+              plan,
+              host,
+              address,
+              classifyTlsFailure(attempt.failure.reason, policyTypeOf(host)),
+            );
+          }
+        }
         if (attempt.kind === 'sent' && host.mechanism === 'mta-sts-testing' && plan.sts !== null) {
           // What enforce would have refused, delivered anyway (RFC 8461 §5: testing mode reports).
           const why = !mxMatches(target.host, plan.sts.mx)
@@ -236,6 +281,7 @@ export class RemoteDelivery {
         relayed: boolean;
         dsnPassedOn: boolean;
         verified: boolean;
+        tls: boolean;
       }
     | { kind: 'failed'; failure: Failure; recipients: readonly RecipientResult[]; answered: boolean }
   > {
@@ -294,6 +340,7 @@ export class RemoteDelivery {
         relayed,
         dsnPassedOn: lease.session.capabilities.dsn,
         verified: lease.session.tls?.verified ?? false,
+        tls: lease.session.tls !== null,
       };
     }
     where.log.warn(Events.deliveryRemoteFailed, {
@@ -305,6 +352,12 @@ export class RemoteDelivery {
     });
     return { kind: 'failed', failure: result, recipients: result.recipients, answered: true };
   }
+}
+
+function policyTypeOf(host: HostPlan): TlsPolicyType {
+  if (host.mechanism === 'dane' || host.mechanism === 'dane-no-usable') return 'tlsa';
+  if (host.mechanism === 'mta-sts' || host.mechanism === 'mta-sts-testing') return 'sts';
+  return 'no-policy-found';
 }
 
 function outcomeOf(r: RecipientResult, host: string, relayed: boolean, dsnPassedOn: boolean): RemoteOutcome {

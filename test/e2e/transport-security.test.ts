@@ -17,7 +17,7 @@ import { generate } from 'selfsigned';
 import { createServer as createTcpServer, connect as tcpConnect, type Server as TcpServer } from 'node:net';
 import { startDnsServer, type DnsServer, type NameSpec } from '../support/dns-server.ts';
 import type { Tern } from './harness.ts';
-import { startTern, waitFor } from './harness.ts';
+import { runProcess, startTern, waitFor } from './harness.ts';
 import type { OutboundTern, Receiver } from './outbound-helpers.ts';
 import {
   closedPort,
@@ -182,17 +182,20 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
         'notls.test': mx('mx.notls.test', '127.0.0.52', sts('n1')),
         'badmx.test': mx('other.badmx.test', '127.0.0.53', sts('b1')),
         'testing.test': mx('mx.testing.test', '127.0.0.54', sts('t1')),
-        'dane.test': mx('mx.dane.test', '127.0.0.55', tlsa('mx.dane.test', 3, 1, spki(self.cert))),
+        'dane.test': mx('mx.dane.test', '127.0.0.55', {
+          ...tlsa('mx.dane.test', 3, 1, spki(self.cert)),
+          '_smtp._tls': [{ type: 'TXT', text: 'v=TLSRPTv1; rua=mailto:tlsrpt@dane.test' }],
+        }),
         'dane-ta.test': mx(
           'mx.dane-ta.test',
           '127.0.0.56',
           tlsa('mx.dane-ta.test', 2, 0, full(daneTa.caCert)),
         ),
-        'dane-bad.test': mx(
-          'mx.dane-bad.test',
-          '127.0.0.57',
-          tlsa('mx.dane-bad.test', 3, 1, Buffer.alloc(32, 7)),
-        ),
+        'dane-bad.test': mx('mx.dane-bad.test', '127.0.0.57', {
+          ...tlsa('mx.dane-bad.test', 3, 1, Buffer.alloc(32, 7)),
+          // Its reports go to another domain's mailbox (RFC 8460 allows any destination).
+          '_smtp._tls': [{ type: 'TXT', text: 'v=TLSRPTv1; rua=mailto:tlsrpt@dane.test' }],
+        }),
         'dane-notls.test': mx(
           'mx.dane-notls.test',
           '127.0.0.58',
@@ -489,5 +492,75 @@ describe('MTA-STS and DANE when sending', { skip }, () => {
       x.rcptTo.some((a) => a.address === 'erin@notls.test'),
     )!;
     assert.equal(m.secure, false);
+  });
+
+  test("TLS-RPT: each day's report of each domain that asks, gzipped JSON that Python reads, DANE failures named", async () => {
+    const r = await tern.tern(['tls-reports', 'send', '--today', '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const sent = JSON.parse(r.stdout) as { domain: string; queued: string[] }[];
+    assert.deepEqual(
+      sent
+        .filter((x) => x.queued.length > 0)
+        .map((x) => x.domain)
+        .sort(),
+      ['dane-bad.test', 'dane.test'],
+    );
+    const reports = await waitFor(
+      'two reports at tlsrpt@dane.test',
+      () => {
+        const got = receivers['dane']!.accepted.filter((m) =>
+          m.rcptTo.some((a) => a.address === 'tlsrpt@dane.test'),
+        );
+        return got.length >= 2 ? got : undefined;
+      },
+      20_000,
+    );
+    const script = [
+      'import sys, json, gzip, email',
+      'msg = email.message_from_bytes(sys.stdin.buffer.read())',
+      'assert msg.get_content_type() == "multipart/report", msg.get_content_type()',
+      'assert msg.get_param("report-type") == "tlsrpt"',
+      'part = next(p for p in msg.walk() if p.get_content_type() == "application/tlsrpt+gzip")',
+      'assert part.get_filename().endswith(".json.gz")',
+      'report = json.loads(gzip.decompress(part.get_payload(decode=True)))',
+      'for key in ["organization-name", "date-range", "contact-info", "report-id", "policies"]: assert key in report, key',
+      'for p in report["policies"]:',
+      '    assert p["policy"]["policy-type"] in ("tlsa", "sts", "no-policy-found")',
+      '    assert isinstance(p["summary"]["total-successful-session-count"], int)',
+      '    assert isinstance(p["summary"]["total-failure-session-count"], int)',
+      'print(json.dumps({"domain": msg["TLS-Report-Domain"], "report": report}))',
+    ].join('\n');
+    const parsed = [];
+    for (const m of reports) {
+      const out = await runProcess('python3', ['-c', script], { stdin: m.data });
+      assert.equal(out.code, 0, out.stderr);
+      parsed.push(
+        JSON.parse(out.stdout) as {
+          domain: string;
+          report: {
+            policies: {
+              policy: Record<string, unknown>;
+              summary: Record<string, number>;
+              'failure-details'?: Record<string, unknown>[];
+            }[];
+          };
+        },
+      );
+    }
+    const good = parsed
+      .find((p) => p.domain === 'dane.test')!
+      .report.policies.find((p) => p.policy['policy-type'] === 'tlsa')!;
+    assert.ok(good.summary['total-successful-session-count']! >= 1);
+    assert.deepEqual(good.policy['mx-host'], ['mx.dane.test']);
+    const bad = parsed.find((p) => p.domain === 'dane-bad.test')!.report.policies[0]!;
+    assert.equal(bad.summary['total-failure-session-count']! >= 1, true);
+    assert.equal(bad['failure-details']![0]!['result-type'], 'tlsa-invalid');
+    assert.equal(bad['failure-details']![0]!['receiving-mx-hostname'], 'mx.dane-bad.test');
+    // Reported once: a second run has nothing new for these domains.
+    const again = JSON.parse((await tern.tern(['tls-reports', 'send', '--today', '--json'])).stdout) as {
+      domain: string;
+      queued: string[];
+    }[];
+    assert.equal(again.filter((x) => x.domain === 'dane.test' && x.queued.length > 0).length, 0);
   });
 });
