@@ -112,6 +112,7 @@ describe('startDnsServer, read by node:dns (c-ares)', () => {
       timeoutMs: 500,
       attempts: 1,
       maxCacheTtlMs: 3_600_000,
+      dnssec: false,
     });
   });
 });
