@@ -22,6 +22,8 @@ import { RemoteDelivery } from './delivery/remote.ts';
 import { MtaSts } from './delivery/mta-sts.ts';
 import { SqlitePolicyCache } from './delivery/policy-cache.ts';
 import { TlsReporter } from './delivery/tls-reporter.ts';
+import { DmarcReporter } from './delivery/dmarc-reporter.ts';
+import { dmarcRecordingLogger, SqliteDmarcStore } from './reports/dmarc-store.ts';
 import { DeliveryWorker } from './delivery/worker.ts';
 import { InProcessMaildropLocks } from './store/maildrop-locks.ts';
 import { DataDirLockedError, lockDataDir } from './db/data-dir-lock.ts';
@@ -59,6 +61,7 @@ import {
   openTrace,
   openAdminAccounts,
   tlsPolicyPath,
+  dmarcReportsPath,
   openDirectory,
   openQueue,
   openStore,
@@ -247,7 +250,12 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   if (observing) fsyncChannel.subscribe(onFsync);
   // Every record that names a queue id is also a step of that message's trace (trace/trace.ts).
   const traced = tracingLogger(sink.logger, trace, () => clock.nowMs());
-  const logger = observing ? observingLogger(traced, observe, () => clock.nowMs()) : traced;
+  // The rows of DMARC aggregate reports, counted as messages are checked (reports/dmarc-store.ts).
+  const dmarcStore = SqliteDmarcStore.open(dmarcReportsPath(config), () => clock.nowMs());
+  const logger = dmarcRecordingLogger(
+    observing ? observingLogger(traced, observe, () => clock.nowMs()) : traced,
+    dmarcStore,
+  );
   let tls: Awaited<ReturnType<typeof loadTlsMaterial>>;
   let services: Services;
   const threads = sessionThreads(config);
@@ -276,6 +284,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     : null;
   const remote = new RemoteDelivery({ config, resolver, logger, tlsCa, mtaSts, tlsResults: policyCache });
   const tlsReporter = new TlsReporter({ store: policyCache, resolver, queue, config, clock, logger, tlsCa });
+  const dmarcReporter = new DmarcReporter({ store: dmarcStore, resolver, queue, config, clock, logger });
   const worker = new DeliveryWorker({
     queue,
     store,
@@ -414,6 +423,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     await mtaSts?.close();
     await tlsReporter.close();
     policyCache.close();
+    await dmarcStore.close();
     await services.close();
     trace.close();
     lock.release();
@@ -425,8 +435,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
 
   // TLS-RPT: finished days are reported within the hour; a month of results is kept.
   const reportTimer = setInterval(() => {
-    policyCache.prune(new Date(clock.nowMs() - 30 * 86_400_000).toISOString().slice(0, 10));
+    const monthAgo = new Date(clock.nowMs() - 30 * 86_400_000).toISOString().slice(0, 10);
+    policyCache.prune(monthAgo);
+    dmarcStore.prune(monthAgo);
     void tlsReporter.run();
+    void dmarcReporter.run({ send: true });
   }, 3_600_000);
   reportTimer.unref();
   const running = listeners;
@@ -476,6 +489,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         await mtaSts?.close();
         await tlsReporter.close();
         policyCache.close();
+        await dmarcStore.close();
         await services.close();
         trace.close();
         lock.release();

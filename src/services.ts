@@ -183,3 +183,8 @@ export async function openAdminAccounts(config: Config, clock: Clock): Promise<S
 export function tlsPolicyPath(config: Pick<Config, 'dataDir'>): string {
   return join(prepareDataDir(config).root, 'tls-policies.sqlite');
 }
+
+/** data/dmarc.sqlite: the rows of DMARC aggregate reports (reports/dmarc-store.ts). */
+export function dmarcReportsPath(config: Pick<Config, 'dataDir'>): string {
+  return join(prepareDataDir(config).root, 'dmarc.sqlite');
+}

@@ -13,7 +13,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import type { Socket } from 'node:net';
 import { systemClock, type Logger } from './core/ports.ts';
 import { Events } from './core/events.ts';
-import { openDirectory, openQueue, openStore, openTrace } from './services.ts';
+import { dmarcReportsPath, openDirectory, openQueue, openStore, openTrace } from './services.ts';
+import { dmarcRecordingLogger, SqliteDmarcStore } from './reports/dmarc-store.ts';
 import { tracingLogger } from './trace/trace.ts';
 import { observingLogger, type Observed } from './core/observe.ts';
 import { fsyncChannel, type FsyncObservation } from './db/group-commit.ts';
@@ -86,7 +87,12 @@ async function main(): Promise<void> {
   // The sessions' part of every message's trace (received, checked, queued, delivered before the 250),
   // and, with an admin listener, of the server's metrics and live events.
   const traced = tracingLogger(untraced, trace, () => clock.nowMs());
-  const logger = data.observe ? observingLogger(traced, observe, () => clock.nowMs()) : traced;
+  // This thread's sessions count their rows of DMARC aggregate reports too.
+  const dmarcStore = SqliteDmarcStore.open(dmarcReportsPath(config), () => clock.nowMs());
+  const logger = dmarcRecordingLogger(
+    data.observe ? observingLogger(traced, observe, () => clock.nowMs()) : traced,
+    dmarcStore,
+  );
   const directory = await openDirectory(config);
   const queue = await openQueue(config, clock, logger, { role: 'session' });
   const store = await openStore(config, clock, { role: 'session', broadcast: true });
@@ -162,6 +168,7 @@ async function main(): Promise<void> {
     await store.close();
     await directory.close();
     trace.close();
+    await dmarcStore.close();
     flushLogs();
     post({ kind: 'stopped' });
     port.close();

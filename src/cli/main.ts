@@ -27,6 +27,7 @@ import type { Command, CommandContext, OpenedServices, ParsedArgs } from './comm
 import { usageLine } from './command.ts';
 import { adminCommands } from './commands/admin.ts';
 import { tlsReportsCommands } from './commands/tls-reports.ts';
+import { dmarcCommands } from './commands/dmarc.ts';
 import { OpError } from '../ops/errors.ts';
 import { aliasCommands } from './commands/alias.ts';
 import { configCheck } from './commands/config.ts';
@@ -59,6 +60,7 @@ export const COMMANDS: readonly Command[] = [
   ...dnsCommands,
   ...adminCommands,
   ...tlsReportsCommands,
+  ...dmarcCommands,
   configCheck,
   send,
   version,

@@ -113,6 +113,11 @@ export const Events = {
   /** A day's TLS-RPT report for a domain went out (mailto: queued, https: posted). */
   tlsReportSent: 'delivery.tls_report.sent',
   tlsReportFailed: 'delivery.tls_report.failed',
+  /** A day's DMARC aggregate report for a domain was queued (or why an address got none). */
+  dmarcReportSent: 'delivery.dmarc_report.sent',
+  dmarcReportFailed: 'delivery.dmarc_report.failed',
+  /** One inbound message's row of a DMARC aggregate report (debug: the report store counts it). */
+  dmarcObserved: 'smtp.dmarc.observed',
   /** MTA-STS testing mode: a delivery that enforce would have refused (delivered anyway). */
   mtaStsTestingFailure: 'delivery.mta_sts.testing_failure',
   // Outbound SMTP client (src/delivery/smtp-client.ts)

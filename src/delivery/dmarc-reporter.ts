@@ -54,10 +54,14 @@ export class DmarcReporter {
   }
 
   /** Without `send`: what would be sent (nothing changes). With it: queue the reports, mark the days. */
-  async run(options: { readonly send: boolean; readonly includeToday?: boolean }): Promise<DmarcReportPlan[]> {
+  async run(options: {
+    readonly send: boolean;
+    readonly includeToday?: boolean;
+  }): Promise<DmarcReportPlan[]> {
     const now = this.#deps.clock.nowMs();
     const today = new Date(now).toISOString().slice(0, 10);
-    const before = options.includeToday === true ? new Date(now + 86_400_000).toISOString().slice(0, 10) : today;
+    const before =
+      options.includeToday === true ? new Date(now + 86_400_000).toISOString().slice(0, 10) : today;
     const groups = new Map<string, DmarcRow[]>();
     for (const r of this.#deps.store.unreported(before)) {
       const key = `${r.day} ${r.policyDomain}`;
@@ -76,10 +80,16 @@ export class DmarcReporter {
     return plans;
   }
 
-  async #one(domain: string, day: string, rows: readonly DmarcRow[], now: number, send: boolean): Promise<DmarcReportPlan> {
+  async #one(
+    domain: string,
+    day: string,
+    rows: readonly DmarcRow[],
+    now: number,
+    send: boolean,
+  ): Promise<DmarcReportPlan> {
     const { config } = this.#deps;
     const receiver = config.hostname.replace(/\.$/, '');
-    const from = postmasterAddress(config as Pick<Config, 'queue' | 'localDomains' | 'hostname'>);
+    const from = postmasterAddress(config);
     const report = buildDmarcReport(rows, { domain, day, orgName: receiver, email: from });
     const gz = gzipDmarcReport(report);
     const to: { address: string; outcome: string }[] = [];
@@ -88,14 +98,23 @@ export class DmarcReporter {
       const refusal = await this.#refusal(domain, t.address);
       if (refusal !== null) to.push({ address: t.address, outcome: refusal });
       else if (t.maxBytes !== null && gz.byteLength > t.maxBytes) {
-        to.push({ address: t.address, outcome: `report of ${gz.byteLength} bytes over its limit of ${t.maxBytes}` });
+        to.push({
+          address: t.address,
+          outcome: `report of ${gz.byteLength} bytes over its limit of ${t.maxBytes}`,
+        });
       } else if (!send) to.push({ address: t.address, outcome: 'send' });
       else {
         const id = await this.#queue(t.address, from, domain, receiver, report, gz, now);
         to.push({ address: t.address, outcome: `queued ${id}` });
       }
     }
-    if (send) this.#deps.logger.event(Events.dmarcReportSent, { domain, day, reportId: report.reportId, to: to.map((t) => `${t.address}: ${t.outcome}`) });
+    if (send)
+      this.#deps.logger.event(Events.dmarcReportSent, {
+        domain,
+        day,
+        reportId: report.reportId,
+        to: to.map((t) => `${t.address}: ${t.outcome}`),
+      });
     return { domain, day, messages: rows.reduce((n, r) => n + r.count, 0), rows: rows.length, to };
   }
 
@@ -108,7 +127,9 @@ export class DmarcReporter {
     const txt = await this.#deps.resolver.txt(`${domain}._report._dmarc.${dest}`);
     if (txt.kind === 'error') throw new Error(`checking ${address}: ${txt.reason}`);
     const ok = txt.kind === 'ok' && txt.records.some((r) => /^v=DMARC1(;|$)/.test(r.trim()));
-    return ok ? null : `${dest} has not agreed to receive ${domain}'s reports (no ${domain}._report._dmarc.${dest} record)`;
+    return ok
+      ? null
+      : `${dest} has not agreed to receive ${domain}'s reports (no ${domain}._report._dmarc.${dest} record)`;
   }
 
   async #queue(

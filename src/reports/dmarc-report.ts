@@ -35,7 +35,10 @@ export interface DmarcRow extends DmarcObservation {
 }
 
 const esc = (s: string): string =>
-  s.replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!);
+  s.replace(
+    /[&<>"']/g,
+    (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&apos;' })[c]!,
+  );
 
 /** DMARC's result words: SPF and DKIM results outside the schema's enumerations become their nearest. */
 function spfWord(r: string): string {
@@ -118,7 +121,13 @@ export function gzipDmarcReport(report: DmarcReport): Buffer {
 export function dmarcReportMessage(
   report: DmarcReport,
   gz: Buffer,
-  opts: { readonly from: string; readonly to: string; readonly domain: string; readonly receiver: string; readonly nowMs: number },
+  opts: {
+    readonly from: string;
+    readonly to: string;
+    readonly domain: string;
+    readonly receiver: string;
+    readonly nowMs: number;
+  },
 ): Buffer {
   const boundary = `dmarc-${randomBytes(9).toString('hex')}`;
   const filename = `${opts.receiver}!${opts.domain}!${report.startS}!${report.endS}.xml.gz`;

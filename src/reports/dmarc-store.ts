@@ -2,8 +2,8 @@
 // messages are checked, on whichever thread checked them; read by the daily reporter and
 // `tern dmarc reports`. Writes are batched per event-loop turn with no fsync of their own (GroupCommit
 // 'none', as the trace): a crash may lose the last moment's counts, never a message.
-// Also the logger decorator that records: every `smtp.authchecks` record carrying a `report` field (the
-// intake adds one when the sender's DMARC record asks for reports) becomes one count.
+// Also the logger decorator that records: every `smtp.dmarc.observed` record (a debug line the intake
+// writes when the sender's DMARC record asks for reports: not shown at info level, not traced) is one count.
 // Deliberately NOT here: the report's XML (dmarc-report.ts), sending (delivery/dmarc-reporter.ts).
 
 import type { DatabaseSync } from 'node:sqlite';
@@ -61,9 +61,15 @@ export class SqliteDmarcStore {
   /** Rows not yet reported, of days before `beforeDay`, oldest first. */
   unreported(beforeDay: string): DmarcRow[] {
     return this.#sql
-      .sql('SELECT day, observation, count FROM rows WHERE reported = 0 AND day < ? ORDER BY day, policy_domain')
+      .sql(
+        'SELECT day, observation, count FROM rows WHERE reported = 0 AND day < ? ORDER BY day, policy_domain',
+      )
       .all(beforeDay)
-      .map((r) => ({ ...(JSON.parse(text(r, 'observation')) as DmarcObservation), day: text(r, 'day'), count: integer(r, 'count') }));
+      .map((r) => ({
+        ...(JSON.parse(text(r, 'observation')) as DmarcObservation),
+        day: text(r, 'day'),
+        count: integer(r, 'count'),
+      }));
   }
 
   markReported(day: string, domain: string): void {
@@ -74,27 +80,26 @@ export class SqliteDmarcStore {
     this.#sql.sql('DELETE FROM rows WHERE day < ?').run(beforeDay);
   }
 
-  async close(): Promise<void> {
-    await this.#commits.close();
+  /** Writes the last batch, then closes (async for the callers' sake: a future store may need it). */
+  close(): Promise<void> {
+    this.#commits.close();
     this.#db.close();
+    return Promise.resolve();
   }
 }
 
-/** A logger that logs as `inner` does and counts every smtp.authchecks record with a `report` field. */
+/** A logger that logs as `inner` does and counts every smtp.dmarc.observed record's `report`. */
 export function dmarcRecordingLogger(inner: Logger, store: Pick<SqliteDmarcStore, 'record'>): Logger {
-  const tee =
-    (log: (name: string, fields?: LogFields) => void) =>
-    (name: string, fields?: LogFields): void => {
-      log(name, fields);
-      if (name !== Events.smtpAuthChecks) return;
-      const report = fields?.['report'];
-      if (typeof report === 'object' && report !== null) store.record(report as DmarcObservation);
-    };
   return {
-    event: tee((n, f) => inner.event(n, f)),
-    warn: tee((n, f) => inner.warn(n, f)),
-    error: tee((n, f) => inner.error(n, f)),
-    debug: (n, f) => inner.debug(n, f),
+    event: (n, f) => inner.event(n, f),
+    warn: (n, f) => inner.warn(n, f),
+    error: (n, f) => inner.error(n, f),
+    debug: (name: string, fields?: LogFields) => {
+      inner.debug(name, fields);
+      const report = fields?.['report'];
+      if (name === Events.dmarcObserved && typeof report === 'object' && report !== null)
+        store.record(report as DmarcObservation);
+    },
     child: (fields) => dmarcRecordingLogger(inner.child(fields), store),
   };
 }

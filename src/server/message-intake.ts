@@ -12,6 +12,7 @@ import { formatMailbox } from '../core/address.ts';
 import { formatRfc5322Date } from '../core/date.ts';
 import type { ClientInfo, Envelope, EnvelopeRecipient } from '../core/envelope.ts';
 import { Events } from '../core/events.ts';
+import type { DmarcObservation } from '../reports/dmarc-report.ts';
 import type { Logger } from '../core/ports.ts';
 import { Replies, replyFor, withText, type Reply } from '../core/reply.ts';
 import { isForgedAuthResults, type InboundAuth } from '../policy/inbound-auth.ts';
@@ -199,6 +200,34 @@ export class MessageIntake {
           junk: verdict.junk,
           refused: verdict.reply?.enhanced ?? null,
         });
+        const dmarc = verdict.dmarc;
+        if (dmarc?.record !== undefined && dmarc.recordDomain !== undefined && dmarc.record.rua.length > 0) {
+          // The domain asks for aggregate reports (RFC 7489 §7.2): this message's row (reports/dmarc-store.ts).
+          const report: DmarcObservation = {
+            policyDomain: dmarc.recordDomain,
+            headerFrom: dmarc.domain,
+            sourceIp: request.client.ip,
+            disposition: dmarc.disposition,
+            dkimAligned: dmarc.alignment.dkim,
+            spfAligned: dmarc.alignment.spf,
+            spf: verdict.spf === null ? null : { domain: verdict.spf.domain, result: verdict.spf.result },
+            dkim: verdict.dkim
+              .filter((d) => d.domain !== '')
+              .map((d) => ({ domain: d.domain, selector: d.selector, result: d.result })),
+            policy: {
+              p: dmarc.record.p,
+              ...(dmarc.record.sp === undefined ? {} : { sp: dmarc.record.sp }),
+              pct: dmarc.record.pct,
+              adkim: dmarc.record.adkim,
+              aspf: dmarc.record.aspf,
+            },
+            rua: dmarc.record.rua.map((r) => ({
+              uri: r.uri,
+              ...(r.maxBytes === undefined ? {} : { maxBytes: r.maxBytes }),
+            })),
+          };
+          this.log.debug(Events.dmarcObserved, { queueId: writer.id, report });
+        }
         if (verdict.reply !== null) {
           await this.writeChain.catch(() => undefined);
           await writer.abort();
