@@ -14,7 +14,14 @@
  *   deferred, never bounced, on a DNS outage. `reason` is for the log, not for replies.
  */
 export type DnsAnswer<T> =
-  | { readonly kind: 'ok'; readonly records: readonly T[]; readonly ttlMs: number; readonly secure?: boolean }
+  | {
+      readonly kind: 'ok';
+      readonly records: readonly T[];
+      readonly ttlMs: number;
+      readonly secure?: boolean;
+      /** The name the records belong to after following CNAMEs, when it is not the name asked. */
+      readonly canonical?: string;
+    }
   | { readonly kind: 'nxdomain'; readonly secure?: boolean }
   | { readonly kind: 'nodata'; readonly secure?: boolean }
   | { readonly kind: 'error'; readonly temporary: true; readonly reason: string };

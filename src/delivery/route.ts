@@ -17,6 +17,8 @@ export interface Target {
   readonly preference: number;
   /** Its addresses came from DNSSEC-authenticated answers (a validating resolver said so). */
   readonly secure?: boolean;
+  /** The host name after CNAMEs, when the MX host name is an alias (RFC 7672 §2.2.2). */
+  readonly canonical?: string;
 }
 
 export interface RouteOk {

@@ -21,10 +21,23 @@ function resolver(tlsa: Record<string, DnsAnswer<TlsaRecord>>, validating = true
   };
 }
 
-function route(tls: RouteOk['tls'], hosts: readonly string[], secure = true, viaRelay = false): RouteOk {
+function route(
+  tls: RouteOk['tls'],
+  hosts: readonly string[],
+  secure = true,
+  viaRelay = false,
+  canonical: Record<string, string> = {},
+): RouteOk {
   return {
     kind: 'ok',
-    targets: hosts.map((host, i) => ({ host, addresses: ['192.0.2.1'], port: 25, preference: i, secure })),
+    targets: hosts.map((host, i) => ({
+      host,
+      addresses: ['192.0.2.1'],
+      port: 25,
+      preference: i,
+      secure,
+      ...(canonical[host] === undefined ? {} : { canonical: canonical[host] }),
+    })),
     tls,
     auth: null,
     viaRelay,
@@ -115,6 +128,26 @@ describe('the TLS plan of a destination', () => {
       [testing.hosts[0]!.mechanism, testing.hosts[0]!.tls, testing.hosts[0]!.refused],
       ['mta-sts-testing', 'may', null],
     );
+  });
+
+  test('an MX host that is an alias: the TLSA records of the expanded name first, both names accepted', async () => {
+    const expanded = await planTls(
+      'example.org',
+      route('may', ['mx.example.org', 'mx2.example.org'], true, false, {
+        'mx.example.org': 'mail.provider.example',
+        'mx2.example.org': 'mail2.provider.example',
+      }),
+      {
+        resolver: resolver({
+          '_25._tcp.mail.provider.example': { kind: 'ok', records: [EE], ttlMs: 0, secure: true },
+          // Nothing at the expanded name of mx2: the records at its own name count.
+          '_25._tcp.mx2.example.org': { kind: 'ok', records: [EE], ttlMs: 0, secure: true },
+        }),
+        mtaSts: null,
+      },
+    );
+    assert.deepEqual(expanded.hosts[0]!.dane?.names, ['mail.provider.example', 'mx.example.org']);
+    assert.equal(expanded.hosts[1]!.mechanism, 'dane');
   });
 
   test('a relay route and the none policy are left as configured', async () => {

@@ -90,7 +90,13 @@ export async function planTls(domain: string, route: RouteOk, deps: TlsPlanDeps)
   if (daneCapable) {
     for (const target of route.targets) {
       if (target.secure !== true) continue;
-      const answer = await resolver.tlsa!(`_${target.port}._tcp.${target.host}`);
+      // RFC 7672 §2.2.2: an MX host name that is an alias (its CNAME chain authenticated): the TLSA
+      // records of the expanded name first, then those of the name itself.
+      let answer = await resolver.tlsa!(`_${target.port}._tcp.${target.canonical ?? target.host}`);
+      if (target.canonical !== undefined && (answer.kind === 'nodata' || answer.kind === 'nxdomain')) {
+        answer = await resolver.tlsa!(`_${target.port}._tcp.${target.host}`);
+      }
+      const names = target.canonical === undefined ? [target.host] : [target.canonical, target.host];
       if (answer.kind === 'error') {
         daneHosts.set(target.host, {
           ...plain(target, 'encrypt', 'dane'),
@@ -101,7 +107,7 @@ export async function planTls(domain: string, route: RouteOk, deps: TlsPlanDeps)
         daneHosts.set(
           target.host,
           usable.length > 0
-            ? { ...plain(target, 'encrypt', 'dane'), dane: { records: usable, names: [target.host] } }
+            ? { ...plain(target, 'encrypt', 'dane'), dane: { records: usable, names } }
             : plain(target, 'encrypt', 'dane-no-usable'),
         );
       }

@@ -197,6 +197,7 @@ describe('createResolver against a loopback DNS server', () => {
       kind: 'ok',
       records: ['192.0.2.2'],
       ttlMs: 30_000,
+      canonical: 'mx2.example.com',
     });
   });
 
@@ -206,6 +207,7 @@ describe('createResolver against a loopback DNS server', () => {
       kind: 'ok',
       records: ['198.51.100.1'],
       ttlMs: 40_000,
+      canonical: 'host.example.org',
     });
     assert.deepEqual(
       server.queries.map((q) => q.name),
@@ -573,6 +575,7 @@ describe('DNSSEC: the AD bit of a validating resolver, and TLSA records', () => 
       zones: {
         'signed.example': {
           mx: [{ type: 'A', address: '192.0.2.1' }],
+          alias: [{ type: 'CNAME', target: 'mx.signed.example' }],
           _25: [],
           '_25._tcp.mx': [
             { type: 'TLSA', usage: 3, selector: 1, matchingType: 1, data: new Uint8Array(32).fill(0xab) },
@@ -586,6 +589,10 @@ describe('DNSSEC: the AD bit of a validating resolver, and TLSA records', () => 
       const validating = createResolver(server.config({ dnssec: true }));
       const a = await validating.a('mx.signed.example');
       assert.equal(a.kind === 'ok' && a.secure, true);
+      // An alias: the records' owner after the CNAME is named (RFC 7672 §2.2.2 needs it for TLSA).
+      const alias = await validating.a('alias.signed.example');
+      assert.equal(alias.kind === 'ok' && alias.canonical, 'mx.signed.example');
+      assert.equal(a.kind === 'ok' && a.canonical, undefined, 'no alias, no canonical name');
       const plain = await validating.a('mx.plain.example');
       assert.equal(plain.kind === 'ok' && plain.secure === true, false);
       const denial = await validating.a('nothing.signed.example');

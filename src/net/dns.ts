@@ -164,6 +164,8 @@ type Resolved =
       readonly records: readonly RecordData[];
       readonly ttlS: number;
       readonly secure: boolean;
+      /** The owner of the records, after CNAMEs. */
+      readonly name: string;
     }
   | { readonly kind: 'nxdomain' | 'nodata'; readonly negativeTtlS: number | null; readonly secure: boolean }
   | { readonly kind: 'error'; readonly temporary: true; readonly reason: string };
@@ -336,7 +338,7 @@ export function createResolver(config: DnsConfig, opts: ResolverOptions = {}): R
       const records = owned(q.type);
       if (records.length > 0) {
         for (const r of records) ttlS = Math.min(ttlS, r.ttl);
-        return { kind: 'ok', records: records.map((r) => r.data), ttlS, secure };
+        return { kind: 'ok', records: records.map((r) => r.data), ttlS, secure, name };
       }
       const cname = owned(RecordType.CNAME)[0];
       if (cname === undefined || cname.data.kind !== 'CNAME' || hops >= MAX_CNAME_HOPS) break;
@@ -432,7 +434,10 @@ export function createResolver(config: DnsConfig, opts: ResolverOptions = {}): R
     switch (answer.kind) {
       case 'ok': {
         const records = answer.records.map(pick).filter((x): x is T => x !== null);
-        return records.length > 0 ? { kind: 'ok', records, ttlMs, ...secure } : { kind: 'nodata', ...secure };
+        const canonical = answer.name !== input ? { canonical: answer.name } : {};
+        return records.length > 0
+          ? { kind: 'ok', records, ttlMs, ...secure, ...canonical }
+          : { kind: 'nodata', ...secure };
       }
       case 'nxdomain':
         return { kind: 'nxdomain', ...secure };
