@@ -84,6 +84,27 @@ export const DEFAULT_MTA_STS_PUBLISH: MtaStsPublishConfig = {
   maxAgeS: 604_800,
 };
 
+/** The filters of `[filters] order` (issue 17); each table's presence turns its filter on. */
+export type FilterName = 'dnsbl' | 'greylist' | 'rspamd' | 'spamassassin' | 'clamav' | 'milter';
+
+export interface DnsblConfig {
+  /** Zone specs: "zone", "zone*2" (weight), "zone=127.0.0.2,127.0.0.4" (listed codes). */
+  readonly zones: readonly string[];
+  /** Refused when the listed zones' weights add up to this. */
+  readonly threshold: number;
+  /** A Spamhaus DQS key, put in front of each zone. */
+  readonly dqsKey: string | null;
+  readonly timeoutMs: number;
+  readonly onFailure: 'tempfail' | 'accept';
+}
+
+export interface FiltersConfig {
+  readonly order: readonly FilterName[];
+  readonly dnsbl: DnsblConfig | null;
+}
+
+export const DEFAULT_FILTERS: FiltersConfig = { order: [], dnsbl: null };
+
 export const DEFAULT_ADMIN: AdminConfig = { listeners: [], openNetworks: [], sessionIdleMs: 8 * 3_600_000 };
 
 export type AuthMechanism =
@@ -377,6 +398,7 @@ export interface Config {
   readonly trace: TraceConfig;
   readonly admin: AdminConfig;
   readonly mtaStsPublish: MtaStsPublishConfig;
+  readonly filters: FiltersConfig;
   /** Where the snapshot came from: a file path, or null for embedded defaults. */
   readonly source: string | null;
 }
@@ -515,6 +537,7 @@ export function defaultConfig(): Config {
     trace: DEFAULT_TRACE,
     admin: { ...DEFAULT_ADMIN, listeners: [{ host: '127.0.0.1', port: 8025, tls: 'none' }] },
     mtaStsPublish: DEFAULT_MTA_STS_PUBLISH,
+    filters: DEFAULT_FILTERS,
     source: null,
   };
 }

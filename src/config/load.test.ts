@@ -289,6 +289,16 @@ session_idle_minutes = 30
 [mta_sts]
 mode = "enforce"
 max_age_seconds = 1209600
+
+[filters]
+order = ["dnsbl"]
+
+[filters.dnsbl]
+zones = ["zen.example.net=127.0.0.2,127.0.0.4", "bl.example.org*2"]
+threshold = 2
+dqs_key = "abc123"
+timeout_seconds = 3
+on_failure = "tempfail"
 `;
 
 describe('parseConfig: a full file', () => {
@@ -480,6 +490,16 @@ describe('parseConfig: a full file', () => {
         listeners: [{ host: '::', port: 443, tls: 'implicit' }],
         mode: 'enforce',
         maxAgeS: 1_209_600,
+      },
+      filters: {
+        order: ['dnsbl'],
+        dnsbl: {
+          zones: ['zen.example.net=127.0.0.2,127.0.0.4', 'bl.example.org*2'],
+          threshold: 2,
+          dqsKey: 'abc123',
+          timeoutMs: 3000,
+          onFailure: 'tempfail',
+        },
       },
       source: 'test.toml',
     };
@@ -2221,7 +2241,7 @@ describe('tern.example.toml and docs/configuration.md', () => {
 
   test('the example parses with every commented key and table switched on', () => {
     const uncommented = example.replace(
-      /^# ((?:\[auth\.oauth\]|\[outbound\.[a-z_]+\]|\[\[outbound\.transport\]\]|"[^"]+" = |[a-z_]+ = ).*)$/gm,
+      /^# ((?:\[auth\.oauth\]|\[outbound\.[a-z_]+\]|\[filters\.[a-z_]+\]|\[\[outbound\.transport\]\]|"[^"]+" = |[a-z_]+ = ).*)$/gm,
       '$1',
     );
     const { config } = parsedOk(uncommented);
@@ -2232,6 +2252,7 @@ describe('tern.example.toml and docs/configuration.md', () => {
     assert.notEqual(config.outbound.sourceAddress, null);
     assert.notEqual(config.outbound.relay?.auth ?? null, null);
     assert.equal(config.outbound.tlsPolicies.size, 2);
+    assert.deepEqual(config.filters.order, ['dnsbl']);
     assert.equal(config.outbound.transports.size, 1);
     assert.notEqual(config.queue.postmaster, null);
   });
@@ -2552,5 +2573,35 @@ describe('admin listeners and [admin]', () => {
       { host: '::', port: 8443, tls: 'implicit' },
       { host: '::1', port: 8025, tls: 'none' },
     ]);
+  });
+});
+
+describe('[filters]', () => {
+  test('no filters by default; a [filters.dnsbl] table turns it on, in the default order', () => {
+    assert.deepEqual(parsedOk('').config.filters, { order: [], dnsbl: null });
+    const { config } = parsedOk('[filters.dnsbl]\nzones = ["bl.example.org"]\n');
+    assert.deepEqual(config.filters.order, ['dnsbl']);
+    assert.equal(config.filters.dnsbl?.onFailure, 'accept');
+  });
+
+  test('bad zones, unknown or unconfigured names in order, and filters not built yet are errors with lines', () => {
+    const errors = parsedErrors(
+      [
+        '[filters]',
+        'order = ["dnsbl", "spamfilter", "greylist"]',
+        '[filters.dnsbl]',
+        'zones = ["bl.example.org", "no-dot", "x.example=8.8.8.8"]',
+        'on_failure = "ignore"',
+        '[filters.rspamd]',
+        'url = "http://127.0.0.1:11333"',
+      ].join('\n'),
+    );
+    const byKey = new Map(errors.map((e) => [e.key, e]));
+    assert.match(byKey.get('filters.order[1]')?.message ?? '', /not a filter/);
+    assert.match(byKey.get('filters.order[2]')?.message ?? '', /no \[filters\.greylist\] table/);
+    assert.equal(byKey.get('filters.dnsbl.zones[1]')?.line, 4);
+    assert.ok(byKey.has('filters.dnsbl.zones[2]'));
+    assert.ok(byKey.has('filters.dnsbl.on_failure'));
+    assert.match(byKey.get('filters.rspamd')?.message ?? '', /not built yet/);
   });
 });

@@ -17,8 +17,10 @@ import { BlockList, isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse, TomlDate, TomlError } from 'smol-toml';
 import { formatMailbox, isValidDomain, parseMailbox } from '../core/address.ts';
+import { parseZone } from '../core/dnsbl-zone.ts';
 import {
   DEFAULT_ADMIN,
+  DEFAULT_FILTERS,
   DEFAULT_MTA_STS_PUBLISH,
   DEFAULT_AUTH,
   DEFAULT_CHECKS,
@@ -40,6 +42,8 @@ import {
 import type {
   AdminConfig,
   AdminListenerConfig,
+  FilterName,
+  FiltersConfig,
   MtaStsPublishConfig,
   AuthConfig,
   AuthMechanism,
@@ -204,6 +208,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   // Listeners given replace the defaults, the admin page's too: a file without one has no admin page.
   const admin = readAdmin(ctx, top['admin'], listenersRead?.admin ?? defaults.admin.listeners);
   const mtaStsPublish = readMtaStsPublish(ctx, top['mta_sts'], listenersRead?.mtaSts ?? []);
+  const filters = readFilters(ctx, top['filters']);
 
   if (ctx.errors.length > 0) return { ok: false, errors: sortByLine(ctx.errors) };
   const config: Config = {
@@ -227,6 +232,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     trace,
     admin,
     mtaStsPublish,
+    filters,
     source,
   };
   return { ok: true, config: deepFreeze(copyConfig(config)), warnings: sortByLine(ctx.warnings) };
@@ -262,6 +268,7 @@ const TOP_KEYS = [
   'trace',
   'admin',
   'mta_sts',
+  'filters',
 ];
 const LISTENER_KEYS = [
   'service',
@@ -698,6 +705,74 @@ function readTrace(ctx: Ctx, value: unknown): TraceConfig {
     }),
   );
   return days === undefined ? DEFAULT_TRACE : { retentionMs: days * 86_400_000 };
+}
+
+const FILTER_NAMES: readonly FilterName[] = [
+  'dnsbl',
+  'greylist',
+  'rspamd',
+  'spamassassin',
+  'clamav',
+  'milter',
+];
+/** The filters built so far; the others' names are reserved in `order` and refused with a clear error. */
+const BUILT_FILTERS: readonly FilterName[] = ['dnsbl'];
+const FAILURE_MODES: readonly ('tempfail' | 'accept')[] = ['tempfail', 'accept'];
+
+function readFilters(ctx: Ctx, value: unknown): FiltersConfig {
+  const t = opt(value, (v) => readTable(ctx, ['filters'], v, ['order', ...FILTER_NAMES])) ?? {};
+  for (const name of FILTER_NAMES) {
+    if (t[name] !== undefined && !BUILT_FILTERS.includes(name))
+      fail(ctx, ['filters', name], `the ${name} filter is not built yet (docs/filtering.md says what is)`);
+  }
+  const d = t['dnsbl'];
+  const dnsbl = opt(d, (v) => {
+    const table = readTable(ctx, ['filters', 'dnsbl'], v, [
+      'zones',
+      'threshold',
+      'dqs_key',
+      'timeout_seconds',
+      'on_failure',
+    ]);
+    if (table === undefined) return undefined;
+    const p = (k: string): KeyPath => ['filters', 'dnsbl', k];
+    const zones = opt(table['zones'], (z) => readStringArray(ctx, p('zones'), z)) ?? [];
+    zones.forEach((z, i) => {
+      if (parseZone(z) === null)
+        fail(
+          ctx,
+          [...p('zones'), i],
+          `"${z}" is not a DNSBL zone ("zone", "zone*2" for a weight, "zone=127.0.0.2" for listed codes)`,
+          z,
+        );
+    });
+    if (zones.length === 0) fail(ctx, p('zones'), 'give at least one zone');
+    return {
+      zones,
+      threshold:
+        opt(table['threshold'], (v2) => readInteger(ctx, p('threshold'), v2, { min: 1, max: 100 })) ?? 1,
+      dqsKey: opt(table['dqs_key'], (v2) => readString(ctx, p('dqs_key'), v2)) ?? null,
+      timeoutMs:
+        opt(table['timeout_seconds'], (v2) => readSeconds(ctx, p('timeout_seconds'), v2, false)) ?? 5000,
+      onFailure:
+        opt(table['on_failure'], (v2) => readEnum(ctx, p('on_failure'), v2, FAILURE_MODES)) ?? 'accept',
+    };
+  });
+  const configured = FILTER_NAMES.filter((n) => n === 'dnsbl' && dnsbl !== undefined);
+  const order = opt(t['order'], (v) => readStringArray(ctx, ['filters', 'order'], v));
+  (order ?? []).forEach((n, i) => {
+    if (!FILTER_NAMES.includes(n as FilterName))
+      fail(ctx, ['filters', 'order', i], `"${n}" is not a filter (${FILTER_NAMES.join(', ')})`, n);
+    else if (!configured.includes(n as FilterName))
+      fail(ctx, ['filters', 'order', i], `"${n}" has no [filters.${n}] table`, n);
+  });
+  return {
+    order:
+      order === undefined
+        ? configured
+        : (order.filter((n) => configured.includes(n as FilterName)) as FilterName[]),
+    dnsbl: dnsbl ?? DEFAULT_FILTERS.dnsbl,
+  };
 }
 
 const MTA_STS_KEYS = ['mode', 'max_age_seconds'];
@@ -1978,6 +2053,20 @@ function readArray(
   return items;
 }
 
+/** An array of strings; every element that is not one is reported by its index. */
+function readStringArray(ctx: Ctx, path: KeyPath, value: unknown): string[] | undefined {
+  const list = readArray(ctx, path, value, 'an array of strings');
+  if (list === undefined) return undefined;
+  const out: string[] = [];
+  let bad = false;
+  list.forEach((item, i) => {
+    const s = readString(ctx, [...path, i], item);
+    if (s === undefined) bad = true;
+    else out.push(s);
+  });
+  return bad ? undefined : out;
+}
+
 function readString(ctx: Ctx, path: KeyPath, value: unknown): string | undefined {
   if (typeof value !== 'string') return fail(ctx, path, `must be a string, not ${describe(value)}`);
   return value;
@@ -2286,6 +2375,10 @@ function copyConfig(c: Config): Config {
       openNetworks: [...c.admin.openNetworks],
     },
     mtaStsPublish: { ...c.mtaStsPublish, listeners: c.mtaStsPublish.listeners.map((l) => ({ ...l })) },
+    filters: {
+      order: [...c.filters.order],
+      dnsbl: c.filters.dnsbl === null ? null : { ...c.filters.dnsbl, zones: [...c.filters.dnsbl.zones] },
+    },
   };
 }
 

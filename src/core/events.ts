@@ -21,6 +21,8 @@ export const Events = {
   smtpCommitFailed: 'smtp.commit.failed',
   smtpRefused: 'smtp.refused',
   smtpAuthChecks: 'smtp.authchecks',
+  /** One inbound filter's verdict at a stage (policy/filters): filter, stage, verdict, reason, ms. */
+  smtpFilter: 'smtp.filter',
   smtpDiskLow: 'smtp.disk.low',
   smtpAuthVerify: 'smtp.auth.verify',
   smtpAuthSucceeded: 'smtp.auth.succeeded',

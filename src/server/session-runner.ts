@@ -23,6 +23,7 @@ import type { MailboxStore } from '../store/mailbox-store.ts';
 import type { MaildropLocks } from '../store/maildrop-locks.ts';
 import { Authenticator, type TokenCheck } from './authenticator.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
+import { buildFilters } from '../policy/filters/build.ts';
 import type { Driver } from './driver.ts';
 import { DRIVERS, type DriverRegistry } from './drivers.ts';
 import type { ImapSharedState } from './imap/shared-uids.ts';
@@ -132,6 +133,7 @@ export class SessionRunner {
       diskSpace: this.#shared.diskSpace,
       clientCas: clientCa === null ? [] : parsePemCertificates(clientCa),
       skipCheckNetworks: networks(config.checks.skipNetworks),
+      filters: resolver === null ? [] : buildFilters(config.filters, resolver),
     };
     return { config, connDeps, secureContext };
   }

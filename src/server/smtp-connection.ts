@@ -17,6 +17,7 @@ import { formatMailbox, type Mailbox } from '../core/address.ts';
 import { assertNever } from '../core/assert-never.ts';
 import type { ClientInfo, EnvelopeRecipient } from '../core/envelope.ts';
 import { Events } from '../core/events.ts';
+import { runStage, type FilterStage } from '../policy/filters/filter.ts';
 import type { Logger } from '../core/ports.ts';
 import { formatReply, Replies, replyFor, type Reply } from '../core/reply.ts';
 import type { ListenerConfig } from '../config/config.ts';
@@ -36,7 +37,7 @@ import {
   SMTP_SASL_EVENTS,
   type SaslStep,
 } from './sasl-drive.ts';
-import { refusedFields } from './smtp-log.ts';
+import { refusedFields, replyText } from './smtp-log.ts';
 import { SubmissionPolicy } from './submission-policy.ts';
 import { burlContent } from './imap/urlauth.ts';
 import type { ImapMailboxStore } from '../store/mailbox-store.ts';
@@ -425,11 +426,38 @@ export class SmtpConnection implements Driver {
   }
 
   /** Inbound checks apply on the MX listener to clients that neither authenticated nor are trusted. */
+  /** The inbound filters of one stage (policy/filters): a refusal's reply, or null to go on. */
+  private async runFilters(stage: FilterStage, mailFrom: string): Promise<Reply | null> {
+    const filters = this.deps.filters ?? [];
+    if (filters.length === 0) return null;
+    const { verdict, outcomes } = await runStage(filters, stage, {
+      ip: this.shell.remoteIp,
+      helo: this.session.helo ?? '',
+      mailFrom,
+    });
+    for (const o of outcomes) {
+      const v = o.verdict;
+      this.log.event(Events.smtpFilter, {
+        filter: o.filter,
+        stage,
+        verdict: v.kind,
+        ...(v.kind === 'accept' ? {} : { reason: v.reason }),
+        ...(v.kind === 'reject' || v.kind === 'defer' ? { reply: replyText(v.reply) } : {}),
+        ...(o.failed === undefined ? {} : { failed: o.failed }),
+        ms: Math.round(o.ms),
+      });
+    }
+    return verdict.kind === 'reject' || verdict.kind === 'defer' ? verdict.reply : null;
+  }
+
   private async startInboundChecks(mailFrom: string): Promise<Reply | null> {
     const { config, resolver } = this.deps;
     const ip = this.shell.remoteIp;
-    if (!config.checks.enabled || resolver === null || this.listener.service !== 'smtp') return null;
+    if (this.listener.service !== 'smtp') return null;
     if (inNetworks(ip, this.deps.trustedNetworks) || inNetworks(ip, this.deps.skipCheckNetworks)) return null;
+    const filtered = await this.runFilters('mail', mailFrom);
+    if (filtered !== null) return filtered;
+    if (!config.checks.enabled || resolver === null) return null;
     const inbound = new InboundAuth({
       resolver,
       checks: config.checks,
