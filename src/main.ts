@@ -314,12 +314,15 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     const postmaster = postmasterAddress(current);
     return [
       await check('queue', async () => `${(await queue.stats(clock.nowMs())).messages} messages`),
-      await check('store', async () =>
-        (await store.status(postmaster, 'INBOX')) === null ? 'open' : 'open',
-      ),
-      await check('directory', async () =>
-        (await directory.getPasswordHash(postmaster)) === null ? 'open' : 'open',
-      ),
+      // A read each: a store or directory that cannot answer throws, and the check says why.
+      await check('store', async () => {
+        await store.status(postmaster, 'INBOX');
+        return 'open';
+      }),
+      await check('directory', async () => {
+        await directory.getPasswordHash(postmaster);
+        return 'open';
+      }),
       await (async (): Promise<ReadyCheck> => {
         const free = await diskSpace.freeBytes(clock.nowMs());
         const min = current.limits.minFreeBytes;

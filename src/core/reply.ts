@@ -110,6 +110,10 @@ export const Replies = {
   mailboxFull: { code: 552, enhanced: '5.2.2', text: 'Mailbox full' },
   relayDenied: { code: 554, enhanced: '5.7.1', text: 'Relay access denied' },
   needTls: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
+  /** A DNS blocklist names the client (policy/filters/dnsbl.ts adds which client and zone). */
+  clientBlocked: { code: 554, enhanced: '5.7.1', text: 'Service unavailable; client blocked' },
+  /** An inbound filter failed or took too long and its failure mode is tempfail. */
+  filterTempfail: { code: 451, enhanced: '4.7.1', text: 'Service temporarily unavailable; try again later' },
   /** RFC 8689 §4.1: REQUIRETLS is offered only over TLS. */
   requireTlsNeedsTls: { code: 530, enhanced: '5.7.10', text: 'REQUIRETLS needs a TLS session' },
   authRequired: { code: 530, enhanced: '5.7.0', text: 'Authentication required' },

@@ -8,12 +8,12 @@
 
 import type { Config } from '../config/config.ts';
 import type { Resolver } from '../core/dns.ts';
-import type { Envelope } from '../core/envelope.ts';
 import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import { postmasterAddress } from '../directory/postmaster.ts';
 import { organizationalDomain } from '../policy/psl.ts';
 import type { Queue } from '../queue/queue.ts';
+import { queueReport } from './self-message.ts';
 import {
   buildDmarcReport,
   dmarcReportMessage,
@@ -142,34 +142,6 @@ export class DmarcReporter {
     now: number,
   ): Promise<string> {
     const bytes = dmarcReportMessage(report, gz, { from, to, domain, receiver, nowMs: now });
-    const writer = this.#deps.queue.begin();
-    try {
-      await writer.write(bytes);
-      const envelope: Envelope = {
-        sender: from,
-        body: '7BIT',
-        smtputf8: false,
-        ret: null,
-        envid: null,
-        // NOTIFY=NEVER: an undeliverable report is not worth a bounce to our own postmaster.
-        recipients: [{ address: to, notify: [], orcpt: null }],
-        client: {
-          ip: '127.0.0.1',
-          port: 0,
-          hostname: null,
-          helo: 'localhost',
-          esmtp: true,
-          tls: null,
-          authUser: null,
-          service: 'dmarc-report',
-        },
-        receivedAtMs: now,
-      };
-      await writer.commit(envelope);
-    } catch (err) {
-      await writer.abort().catch(() => undefined);
-      throw err;
-    }
-    return writer.id;
+    return queueReport(this.#deps.queue, { from, to, bytes, service: 'dmarc-report', nowMs: now });
   }
 }

@@ -7,9 +7,9 @@
 
 import { type Agent, request } from 'undici';
 import { httpAgent } from './http-agent.ts';
+import { queueReport } from './self-message.ts';
 import type { Config } from '../config/config.ts';
 import type { Resolver } from '../core/dns.ts';
-import type { Envelope } from '../core/envelope.ts';
 import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import { postmasterAddress } from '../directory/postmaster.ts';
@@ -139,35 +139,7 @@ export class TlsReporter {
       nowMs: now,
       hostname: config.hostname,
     });
-    const writer = queue.begin();
-    try {
-      await writer.write(bytes);
-      const envelope: Envelope = {
-        sender: from,
-        body: '7BIT',
-        smtputf8: false,
-        ret: null,
-        envid: null,
-        // NOTIFY=NEVER: a report that cannot be delivered is not worth a bounce to our own postmaster.
-        recipients: [{ address: to, notify: [], orcpt: null }],
-        client: {
-          ip: '127.0.0.1',
-          port: 0,
-          hostname: null,
-          helo: 'localhost',
-          esmtp: true,
-          tls: null,
-          authUser: null,
-          service: 'tls-report',
-        },
-        receivedAtMs: now,
-      };
-      await writer.commit(envelope);
-    } catch (err) {
-      await writer.abort().catch(() => undefined);
-      throw err;
-    }
-    return writer.id;
+    return queueReport(queue, { from, to, bytes, service: 'tls-report', nowMs: now });
   }
 
   async #post(url: string, report: ReturnType<typeof buildTlsReport>): Promise<string> {

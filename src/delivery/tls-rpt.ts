@@ -196,5 +196,5 @@ export function tlsReportMessage(
     `--${boundary}--`,
     '',
   ];
-  return Buffer.from(lines.length > 0 ? text.join('\r\n') : '', 'utf8');
+  return Buffer.from(text.join('\r\n'), 'utf8');
 }

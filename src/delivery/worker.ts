@@ -11,7 +11,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultConfig, type Config } from '../config/config.ts';
-import type { Envelope, EnvelopeRecipient } from '../core/envelope.ts';
+import type { EnvelopeRecipient } from '../core/envelope.ts';
 import { assertNever } from '../core/assert-never.ts';
 import { Events } from '../core/events.ts';
 import type { Clock, Logger } from '../core/ports.ts';
@@ -32,6 +32,7 @@ import {
   type DsnKind,
   type DsnRecipient,
 } from './dsn.ts';
+import { selfClient } from './self-message.ts';
 import type { RemoteDelivery } from './remote.ts';
 import { loadDkimKeys, signMessage, type DkimKey } from './dkim-sign.ts';
 import { extractAddresses } from '../protocol/address-list.ts';
@@ -83,18 +84,6 @@ interface Attempt {
   /** The next hop took over DSN duties (it supports DSN): no success notice from us. */
   readonly dsnPassedOn?: boolean;
 }
-
-/** Envelope client of messages Tern writes itself (DSNs, forwards): they come from here. */
-const SELF_CLIENT = (service: string): Envelope['client'] => ({
-  ip: '127.0.0.1',
-  port: 0,
-  hostname: null,
-  helo: 'localhost',
-  esmtp: true,
-  tls: null,
-  authUser: null,
-  service,
-});
 
 export interface DeliveryWorkerOptions {
   /** Messages delivered at the same time. */
@@ -762,7 +751,7 @@ export class DeliveryWorker {
       await writer.commit({
         ...envelope,
         recipients,
-        client: SELF_CLIENT('forward'),
+        client: selfClient('forward'),
         receivedAtMs: clock.nowMs(),
       });
     } catch (err) {
@@ -850,7 +839,7 @@ export class DeliveryWorker {
         ret: null,
         envid: null,
         recipients: [{ address: dsn.recipient, notify: null, orcpt: null }],
-        client: SELF_CLIENT(to === undefined ? 'dsn' : 'double-bounce'),
+        client: selfClient(to === undefined ? 'dsn' : 'double-bounce'),
         receivedAtMs: nowMs,
         // The original returned in full brings its long lines along.
         ...(dsn.returned === 'full' && message.envelope.longLines === true ? { longLines: true } : {}),

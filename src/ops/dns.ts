@@ -46,7 +46,6 @@ export function mtaStsPolicyId(policy: string): string {
 export async function dnsRecordsFor(
   config: Pick<Config, 'hostname' | 'dataDir' | 'mtaStsPublish'>,
   domainArg: string,
-  _nowMs: number,
 ): Promise<DomainRecords> {
   const domain = domainArg.toLowerCase().replace(/\.$/, '');
   const host = config.hostname.replace(/\.$/, '');

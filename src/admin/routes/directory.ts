@@ -265,7 +265,7 @@ export function registerDirectoryRoutes(app: FastifyInstance, ctx: AdminContext)
       const config = ctx.config();
       const domains = [];
       for (const domain of config.localDomains) {
-        const r = await dnsRecordsFor(config, domain, ctx.clock.nowMs());
+        const r = await dnsRecordsFor(config, domain);
         const records = [];
         for (const rec of r.records) {
           records.push({

@@ -36,12 +36,7 @@ export const dnsRecords: Command = {
     const domainArg = args.options.get('domain');
     if (domainArg === undefined) throw new UsageError('missing --domain', usageLine(dnsRecords));
     const config = ctx.config();
-    const {
-      domain,
-      records,
-      keys,
-      mtaStsPolicy: policy,
-    } = await dnsRecordsFor(config, domainArg, ctx.clock.nowMs());
+    const { domain, records, keys, mtaStsPolicy: policy } = await dnsRecordsFor(config, domainArg);
     if (args.flags.has('json')) {
       await writeLine(ctx.io.stdout, JSON.stringify({ domain, records, mtaStsPolicy: policy }, null, 2));
       return 0;

@@ -9,6 +9,7 @@
 import { parseIp } from '../networks.ts';
 import type { Resolver } from '../../core/dns.ts';
 import type { DnsblZone } from '../../core/dnsbl-zone.ts';
+import { Replies, withText } from '../../core/reply.ts';
 import type { Filter, FilterContext, Verdict } from './filter.ts';
 
 export { parseZone, type DnsblZone } from '../../core/dnsbl-zone.ts';
@@ -77,11 +78,10 @@ export class DnsblFilter implements Filter {
     if (weight >= this.#threshold && hits.length > 0) {
       return {
         kind: 'reject',
-        reply: {
-          code: 554,
-          enhanced: '5.7.1',
-          text: `Service unavailable; client [${ctx.ip}] blocked using ${hits[0]!.split(' ')[0]!}`,
-        },
+        reply: withText(
+          Replies.clientBlocked,
+          `Service unavailable; client [${ctx.ip}] blocked using ${hits[0]!.split(' ')[0]!}`,
+        ),
         reason: `listed in ${hits.sort().join(', ')}`,
       };
     }

@@ -5,6 +5,7 @@
 // Deliberately NOT here: any one check (dnsbl.ts, …), where stages are called (server/smtp-connection.ts).
 
 import type { Reply } from '../../core/reply.ts';
+import { Replies } from '../../core/reply.ts';
 
 /** Where a check runs: the client (connect), then MAIL, RCPT, the header block, the whole message. */
 export type FilterStage = 'connect' | 'mail' | 'rcpt' | 'headers' | 'message';
@@ -73,7 +74,7 @@ function failed(f: Filter, ms: number, why: string): FilterOutcome {
   const verdict: Verdict =
     f.onFailure === 'accept'
       ? { kind: 'accept' }
-      : { kind: 'defer', reply: TEMPFAIL, reason: `${f.name}: ${why}` };
+      : { kind: 'defer', reply: Replies.filterTempfail, reason: `${f.name}: ${why}` };
   return { filter: f.name, verdict, ms, failed: why };
 }
 
