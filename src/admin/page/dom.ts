@@ -61,6 +61,11 @@ export function toast(text: string, bad = false): void {
   setTimeout(() => item.remove(), bad ? 8000 : 4000);
 }
 
+/** A failed API call, said as a toast (the API's problem detail when it gave one). */
+export function showError(err: unknown): void {
+  toast(err instanceof Error ? err.message : String(err), true);
+}
+
 /** Ask before doing something that cannot be undone: a modal dialog, Enter confirms, Escape cancels. */
 export function confirmAction(question: string, detail: string, action: string): Promise<boolean> {
   return new Promise((resolve) => {

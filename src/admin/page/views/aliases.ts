@@ -2,7 +2,7 @@
 
 import type { AliasRow } from '../../api-types.ts';
 import { del, get, post, query } from '../api.ts';
-import { confirmAction, fill, h, toast } from '../dom.ts';
+import { confirmAction, fill, h, showError, toast } from '../dom.ts';
 
 export async function aliasesView(root: HTMLElement): Promise<void> {
   const { aliases } = await get<{ aliases: AliasRow[] }>('/api/aliases');
@@ -37,7 +37,7 @@ export async function aliasesView(root: HTMLElement): Promise<void> {
             toast(`Added ${alias.value} → ${target.value}`);
             for (const w of r.warnings) toast(w, true);
             await reload();
-          })().catch((err: unknown) => toast(err instanceof Error ? err.message : String(err), true));
+          })().catch(showError);
         },
       },
       h('label', {}, 'Alias', alias),

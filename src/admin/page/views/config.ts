@@ -1,7 +1,7 @@
 // Configuration: the snapshot in force (secrets redacted) and a reload button (as SIGHUP).
 
 import { get, post } from '../api.ts';
-import { fill, h, toast } from '../dom.ts';
+import { fill, h, showError, toast } from '../dom.ts';
 
 export async function configView(root: HTMLElement): Promise<void> {
   const config = await get<Record<string, unknown>>('/api/config');
@@ -16,18 +16,15 @@ export async function configView(root: HTMLElement): Promise<void> {
         {
           type: 'button',
           onclick: () =>
-            void post<{ ok: boolean; errors: string[]; restartNeeded: string[] }>('/api/reload').then(
-              (r) => {
-                toast(
-                  r.ok
-                    ? `Reloaded${r.restartNeeded.length > 0 ? `; restart needed for ${r.restartNeeded.join(', ')}` : ''}`
-                    : `Reload refused: ${r.errors.join('; ')}`,
-                  !r.ok,
-                );
-                void configView(root);
-              },
-              (err: unknown) => toast(err instanceof Error ? err.message : String(err), true),
-            ),
+            void post<{ ok: boolean; errors: string[]; restartNeeded: string[] }>('/api/reload').then((r) => {
+              toast(
+                r.ok
+                  ? `Reloaded${r.restartNeeded.length > 0 ? `; restart needed for ${r.restartNeeded.join(', ')}` : ''}`
+                  : `Reload refused: ${r.errors.join('; ')}`,
+                !r.ok,
+              );
+              void configView(root);
+            }, showError),
         },
         'Reload the configuration file',
       ),

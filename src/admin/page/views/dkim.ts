@@ -2,7 +2,7 @@
 
 import type { DkimKeyRow } from '../../api-types.ts';
 import { del, get, post } from '../api.ts';
-import { confirmAction, fill, h, toast, when } from '../dom.ts';
+import { confirmAction, fill, h, showError, toast, when } from '../dom.ts';
 
 export async function dkimView(root: HTMLElement): Promise<void> {
   const { keys } = await get<{ keys: DkimKeyRow[] }>('/api/dkim');
@@ -42,7 +42,7 @@ export async function dkimView(root: HTMLElement): Promise<void> {
             });
             toast(`Made ${k.selector}._domainkey.${k.domain}: publish its record`);
             await reload();
-          })().catch((err: unknown) => toast(err instanceof Error ? err.message : String(err), true));
+          })().catch(showError);
         },
       },
       h('label', {}, 'Domain', domain),

@@ -3,7 +3,7 @@
 
 import type { UserRow } from '../../api-types.ts';
 import { del, get, post, put, query } from '../api.ts';
-import { confirmAction, fill, h, toast, when } from '../dom.ts';
+import { confirmAction, fill, h, showError, toast, when } from '../dom.ts';
 
 export async function usersView(root: HTMLElement): Promise<void> {
   const { users } = await get<{ users: UserRow[] }>('/api/users');
@@ -37,7 +37,7 @@ export async function usersView(root: HTMLElement): Promise<void> {
             });
             toast(`Added ${address.value}`);
             await reload();
-          })().catch((err: unknown) => toast(err instanceof Error ? err.message : String(err), true));
+          })().catch(showError);
         },
       },
       h('label', {}, 'Address', address),
@@ -90,7 +90,7 @@ export async function usersView(root: HTMLElement): Promise<void> {
                         onclick: () =>
                           void del(
                             `/api/users/${encodeURIComponent(u.address)}/sendas${query({ pattern: p })}`,
-                          ).then(reload, (err: unknown) => toast(String(err), true)),
+                          ).then(reload, showError),
                       },
                       '×',
                     ),
@@ -110,7 +110,7 @@ export async function usersView(root: HTMLElement): Promise<void> {
                       if (pattern === null || pattern.trim() === '') return;
                       void post(`/api/users/${encodeURIComponent(u.address)}/sendas`, { pattern }).then(
                         reload,
-                        (err: unknown) => toast(err instanceof Error ? err.message : String(err), true),
+                        showError,
                       );
                     },
                   },
@@ -125,7 +125,7 @@ export async function usersView(root: HTMLElement): Promise<void> {
                       if (pw === null || pw === '') return;
                       void put(`/api/users/${encodeURIComponent(u.address)}/password`, { password: pw }).then(
                         () => toast(`Password set for ${u.address}`),
-                        (err: unknown) => toast(err instanceof Error ? err.message : String(err), true),
+                        showError,
                       );
                     },
                   },
