@@ -10,7 +10,7 @@ import { parseIp } from '../networks.ts';
 import type { Resolver } from '../../core/dns.ts';
 import type { DnsblZone } from '../../core/dnsbl-zone.ts';
 import { Replies, withText } from '../../core/reply.ts';
-import type { Filter, FilterContext, Verdict } from './filter.ts';
+import { StatelessFilter, type FilterContext, type FilterStage, type Verdict } from './filter.ts';
 
 export { parseZone, type DnsblZone } from '../../core/dnsbl-zone.ts';
 
@@ -31,9 +31,9 @@ function counts(answer: string, zone: DnsblZone): boolean {
   return answer.startsWith('127.') && answer !== '127.0.0.1' && !answer.startsWith('127.255.255.');
 }
 
-export class DnsblFilter implements Filter {
+export class DnsblFilter extends StatelessFilter {
   readonly name = 'dnsbl';
-  readonly stage = 'mail' as const;
+  readonly stages: readonly FilterStage[] = ['mail'];
   readonly timeoutMs: number;
   readonly onFailure: 'tempfail' | 'accept';
   readonly #zones: readonly DnsblZone[];
@@ -49,6 +49,7 @@ export class DnsblFilter implements Filter {
     readonly onFailure: 'tempfail' | 'accept';
     readonly dqsKey: string | null;
   }) {
+    super();
     this.#zones = opts.zones;
     this.#threshold = opts.threshold;
     this.#resolver = opts.resolver;
@@ -57,14 +58,14 @@ export class DnsblFilter implements Filter {
     this.#dqsKey = opts.dqsKey;
   }
 
-  async check(ctx: FilterContext): Promise<Verdict> {
+  async check(_stage: FilterStage, ctx: FilterContext): Promise<Verdict> {
     const hits: string[] = [];
     let weight = 0;
     let errors = 0;
     await Promise.all(
       this.#zones.map(async (z) => {
         const zone = this.#dqsKey === null ? z.zone : `${this.#dqsKey}.${z.zone}`;
-        const name = dnsblName(ctx.ip, zone);
+        const name = dnsblName(ctx.client.ip, zone);
         if (name === null) return;
         const a = await this.#resolver.a(name);
         if (a.kind === 'error') errors++;
@@ -80,7 +81,7 @@ export class DnsblFilter implements Filter {
         kind: 'reject',
         reply: withText(
           Replies.clientBlocked,
-          `Service unavailable; client [${ctx.ip}] blocked using ${hits[0]!.split(' ')[0]!}`,
+          `Service unavailable; client [${ctx.client.ip}] blocked using ${hits[0]!.split(' ')[0]!}`,
         ),
         reason: `listed in ${hits.sort().join(', ')}`,
       };
