@@ -33,6 +33,7 @@ import { createResolver } from './net/dns.ts';
 import { createLogSink, type LogSink } from './net/logger.ts';
 import { loadTlsMaterial } from './net/tls.ts';
 import { createTokenVerifier } from './net/token-verifier.ts';
+import { loadFilterPlugins } from './server/filter-plugins.ts';
 import { watchChangeLog } from './queue/change-log-watcher.ts';
 import type { Queue } from './queue/queue.ts';
 import type { BoundListener } from './server/listeners.ts';
@@ -396,6 +397,9 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
       clock,
       tls: { cert: tls.cert, key: tls.key, clientCa: readOptionalPem(config.tls.clientCa, 'tls.client_ca') },
       tokens: config.auth.oauth === null ? null : await createTokenVerifier(config.auth.oauth),
+      plugins: await loadFilterPlugins(config).catch((err: unknown) => {
+        throw new StartupError(err instanceof Error ? err.message : String(err), { cause: err });
+      }),
       resolver,
       limits,
       ...(pool === null ? {} : { dispatch: pool }),

@@ -22,6 +22,7 @@ import { DiskSpace } from './net/disk-space.ts';
 import { createResolver } from './net/dns.ts';
 import { createLogger } from './net/logger.ts';
 import { createTokenVerifier } from './net/token-verifier.ts';
+import { loadFilterPlugins } from './server/filter-plugins.ts';
 import { imapSharedState } from './server/imap/shared-uids.ts';
 import { SessionRunner, type Generation } from './server/session-runner.ts';
 import { CoordinatorClient } from './server/workers/coordinator-client.ts';
@@ -121,6 +122,7 @@ async function main(): Promise<void> {
   const prepare = async (msg: Extract<ToWorker, { kind: 'prepare' }>): Promise<void> => {
     try {
       const tokens = msg.config.auth.oauth === null ? null : await createTokenVerifier(msg.config.auth.oauth);
+      const plugins = await loadFilterPlugins(msg.config);
       if (retired.has(msg.gen)) {
         post({ kind: 'prepared', gen: msg.gen, error: null });
         return;
@@ -137,6 +139,7 @@ async function main(): Promise<void> {
           clock,
           tls: msg.tls,
           tokens,
+          plugins,
         }),
       );
       post({ kind: 'prepared', gen: msg.gen, error: null });

@@ -46,6 +46,11 @@ export interface ListenerConfig {
   readonly plaintextAuthOnLoopback: boolean;
   /** TLS client certificates: not asked for, requested (optional), or required. Needs tls.client_ca. */
   readonly clientCertificates: 'none' | 'request' | 'require';
+  /**
+   * This listener's filter pipeline (`filters = [...]`, names as in `[filters] order`), for every
+   * client of it; null: `[filters] order` for unauthenticated clients of an smtp listener, none else.
+   */
+  readonly filters?: readonly string[] | null;
 }
 
 /**
@@ -87,23 +92,106 @@ export const DEFAULT_MTA_STS_PUBLISH: MtaStsPublishConfig = {
 /** The filters of `[filters] order` (issue 17); each table's presence turns its filter on. */
 export type FilterName = 'dnsbl' | 'greylist' | 'rspamd' | 'spamassassin' | 'clamav' | 'milter';
 
-export interface DnsblConfig {
+/** What a filter that fails or takes too long does: a 451 4.7.1 the client retries, or go on. */
+export type FilterFailureMode = 'tempfail' | 'accept';
+
+export interface FilterCommonConfig {
+  readonly timeoutMs: number;
+  readonly onFailure: FilterFailureMode;
+}
+
+export interface DnsblConfig extends FilterCommonConfig {
   /** Zone specs: "zone", "zone*2" (weight), "zone=127.0.0.2,127.0.0.4" (listed codes). */
   readonly zones: readonly string[];
   /** Refused when the listed zones' weights add up to this. */
   readonly threshold: number;
   /** A Spamhaus DQS key, put in front of each zone. */
   readonly dqsKey: string | null;
-  readonly timeoutMs: number;
-  readonly onFailure: 'tempfail' | 'accept';
+  /** DNS allow-lists (DNSWL, RFC 5782): a listed client skips the block lists and greylisting. */
+  readonly allowZones: readonly string[];
+  /** Domain block lists (DBL/URIBL style) for the MAIL FROM and HELO domains and the body's links. */
+  readonly domainZones: readonly string[];
+  /** Look up the domains of the links in the message text too (domain_zones). */
+  readonly bodyDomains: boolean;
+}
+
+export interface GreylistConfig extends FilterCommonConfig {
+  readonly enabled: boolean;
+  readonly delayMs: number;
+  readonly retryWindowMs: number;
+  readonly passLifetimeMs: number;
+  readonly autoAllowAfter: number;
+  readonly ipv4Prefix: number;
+  readonly ipv6Prefix: number;
+  readonly skipSpfDomains: readonly string[];
+  readonly skipNetworks: readonly string[];
+}
+
+export interface RspamdConfig extends FilterCommonConfig {
+  /** The daemon's base URL (its normal worker, port 11333 by default). */
+  readonly url: string;
+  readonly password: string | null;
+  /** rspamd's "add header" action files the message in Junk too. */
+  readonly junkOnAddHeader: boolean;
+}
+
+export interface SpamAssassinConfig extends FilterCommonConfig {
+  /** spamd's `host:port` or `unix:/path`. */
+  readonly address: string;
+  /** At or over this score the message is refused (5xx); over spamd's own threshold it is filed in Junk. */
+  readonly rejectScore: number;
+  /** spamd's User header (whose preferences apply). */
+  readonly user: string | null;
+}
+
+export interface ClamavConfig extends FilterCommonConfig {
+  /** clamd's `host:port` or `unix:/path`. */
+  readonly address: string;
+  readonly addHeader: boolean;
+  /** A message over clamd's StreamMaxLength, which it cannot scan. */
+  readonly onTooLarge: 'accept' | 'tempfail' | 'reject';
+}
+
+export interface MilterConfig extends FilterCommonConfig {
+  /** "milter", or "milter:NAME" when the table has a name; what `[filters] order` lists. */
+  readonly name: string;
+  readonly address: string;
+}
+
+export interface PluginConfig extends FilterCommonConfig {
+  /** What `[filters] order` lists. */
+  readonly name: string;
+  /** The module file (TypeScript or JavaScript), resolved against the config file's folder. */
+  readonly path: string;
+  /** The table's other keys, given to the plugin as they are. */
+  readonly settings: Readonly<Record<string, unknown>>;
 }
 
 export interface FiltersConfig {
-  readonly order: readonly FilterName[];
+  /** The filters that run, in order: built-in names, "milter:NAME", plugin names. */
+  readonly order: readonly string[];
   readonly dnsbl: DnsblConfig | null;
+  readonly greylist: GreylistConfig | null;
+  readonly rspamd: RspamdConfig | null;
+  readonly spamassassin: SpamAssassinConfig | null;
+  readonly clamav: ClamavConfig | null;
+  readonly milters: readonly MilterConfig[];
+  readonly plugins: readonly PluginConfig[];
+  /** Per-network pipelines (`[filters.networks]`): the most specific network a client is in wins. */
+  readonly networks: readonly { readonly network: string; readonly filters: readonly string[] }[];
 }
 
-export const DEFAULT_FILTERS: FiltersConfig = { order: [], dnsbl: null };
+export const DEFAULT_FILTERS: FiltersConfig = {
+  order: [],
+  dnsbl: null,
+  greylist: null,
+  rspamd: null,
+  spamassassin: null,
+  clamav: null,
+  milters: [],
+  plugins: [],
+  networks: [],
+};
 
 export const DEFAULT_ADMIN: AdminConfig = { listeners: [], openNetworks: [], sessionIdleMs: 8 * 3_600_000 };
 

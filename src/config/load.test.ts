@@ -9,7 +9,13 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { DEFAULT_AUTH, DEFAULT_OUTBOUND, defaultConfig, listenerDefaults } from './config.ts';
+import {
+  DEFAULT_AUTH,
+  DEFAULT_FILTERS,
+  DEFAULT_OUTBOUND,
+  defaultConfig,
+  listenerDefaults,
+} from './config.ts';
 import type { Config } from './config.ts';
 import { ConfigLoadError, formatConfigErrors, loadConfig, parseConfig } from './load.ts';
 import type { ConfigError } from './load.ts';
@@ -497,9 +503,19 @@ describe('parseConfig: a full file', () => {
           zones: ['zen.example.net=127.0.0.2,127.0.0.4', 'bl.example.org*2'],
           threshold: 2,
           dqsKey: 'abc123',
+          allowZones: [],
+          domainZones: [],
+          bodyDomains: true,
           timeoutMs: 3000,
           onFailure: 'tempfail',
         },
+        greylist: null,
+        rspamd: null,
+        spamassassin: null,
+        clamav: null,
+        milters: [],
+        plugins: [],
+        networks: [],
       },
       source: 'test.toml',
     };
@@ -2578,30 +2594,127 @@ describe('admin listeners and [admin]', () => {
 
 describe('[filters]', () => {
   test('no filters by default; a [filters.dnsbl] table turns it on, in the default order', () => {
-    assert.deepEqual(parsedOk('').config.filters, { order: [], dnsbl: null });
+    assert.deepEqual(parsedOk('').config.filters, DEFAULT_FILTERS);
     const { config } = parsedOk('[filters.dnsbl]\nzones = ["bl.example.org"]\n');
     assert.deepEqual(config.filters.order, ['dnsbl']);
     assert.equal(config.filters.dnsbl?.onFailure, 'accept');
   });
 
-  test('bad zones, unknown or unconfigured names in order, and filters not built yet are errors with lines', () => {
+  test('every filter table, milters by name, a plugin, per-network and per-listener pipelines', () => {
+    const { config, warnings } = parsedOk(
+      [
+        '[[listeners]]',
+        'service = "submission"',
+        'address = "127.0.0.1:587"',
+        'filters = ["clamav", "milter:dkim"]',
+        '[filters]',
+        'order = ["auth", "dnsbl", "greylist", "rspamd", "spamassassin", "clamav", "milter", "mine"]',
+        '[filters.networks]',
+        '"10.0.0.0/8" = ["clamav"]',
+        '[filters.dnsbl]',
+        'allow_zones = ["list.dnswl.example=127.0.10.2,127.0.10.3"]',
+        'domain_zones = ["dbl.example"]',
+        '[filters.greylist]',
+        'enabled = true',
+        'delay_seconds = 120',
+        'skip_spf_domains = ["*.bigmail.example"]',
+        '[filters.rspamd]',
+        'url = "http://127.0.0.1:11333/"',
+        '[filters.spamassassin]',
+        'address = "127.0.0.1:783"',
+        'reject_score = 12.5',
+        '[filters.clamav]',
+        'address = "unix:/run/clamav/clamd.ctl"',
+        'on_too_large = "tempfail"',
+        '[[filters.milter]]',
+        'name = "dkim"',
+        'address = "[::1]:8891"',
+        '[[filters.milter]]',
+        'address = "127.0.0.1:8893"',
+        'on_failure = "accept"',
+        '[[filters.plugin]]',
+        'name = "mine"',
+        'path = "plugins/mine.ts"',
+        'words = ["viagra"]',
+      ].join('\n'),
+    );
+    assert.deepEqual(warnings, []);
+    const f = config.filters;
+    assert.deepEqual(f.order, [
+      'auth',
+      'dnsbl',
+      'greylist',
+      'rspamd',
+      'spamassassin',
+      'clamav',
+      'milter:dkim',
+      'milter',
+      'mine',
+    ]);
+    assert.deepEqual(f.networks, [{ network: '10.0.0.0/8', filters: ['clamav'] }]);
+    assert.equal(f.greylist?.delayMs, 120_000);
+    assert.equal(f.greylist?.retryWindowMs, 24 * 3_600_000);
+    assert.equal(f.rspamd?.url, 'http://127.0.0.1:11333');
+    assert.equal(f.spamassassin?.rejectScore, 12.5);
+    assert.equal(f.clamav?.onTooLarge, 'tempfail');
+    assert.equal(f.clamav?.onFailure, 'tempfail');
+    assert.deepEqual(
+      f.milters.map((m) => [m.name, m.address, m.onFailure]),
+      [
+        ['milter:dkim', '[::1]:8891', 'tempfail'],
+        ['milter', '127.0.0.1:8893', 'accept'],
+      ],
+    );
+    assert.deepEqual(f.plugins[0]?.settings, { words: ['viagra'] });
+    assert.match(f.plugins[0]?.path ?? '', /plugins\/mine\.ts$/);
+    assert.deepEqual(config.listeners[0]?.filters, ['clamav', 'milter:dkim']);
+  });
+
+  test('a greylist table with enabled = false turns it off, and order may still name it', () => {
+    const { config } = parsedOk('[filters]\norder = ["greylist"]\n[filters.greylist]\nenabled = false\n');
+    assert.equal(config.filters.greylist, null);
+    assert.deepEqual(config.filters.order, []);
+  });
+
+  test('bad zones, addresses, URLs, unknown or unconfigured names are errors with lines', () => {
     const errors = parsedErrors(
       [
         '[filters]',
-        'order = ["dnsbl", "spamfilter", "greylist"]',
+        'order = ["dnsbl", "spamfilter", "greylist", "milter:nope"]',
         '[filters.dnsbl]',
         'zones = ["bl.example.org", "no-dot", "x.example=8.8.8.8"]',
         'on_failure = "ignore"',
         '[filters.rspamd]',
-        'url = "http://127.0.0.1:11333"',
+        'url = "https://rspamd.example/x"',
+        '[filters.clamav]',
+        'address = "localhost"',
+        '[filters.spamassassin]',
+        '[[filters.milter]]',
+        'name = "Bad Name"',
+        'address = "127.0.0.1:99999"',
+        '[[filters.plugin]]',
+        'name = "dnsbl"',
+        'path = "x.ts"',
+        '[filters.networks]',
+        '"10.0.0.0/33" = ["clamav"]',
       ].join('\n'),
     );
     const byKey = new Map(errors.map((e) => [e.key, e]));
     assert.match(byKey.get('filters.order[1]')?.message ?? '', /not a filter/);
     assert.match(byKey.get('filters.order[2]')?.message ?? '', /no \[filters\.greylist\] table/);
+    assert.match(byKey.get('filters.order[3]')?.message ?? '', /with that name/);
     assert.equal(byKey.get('filters.dnsbl.zones[1]')?.line, 4);
     assert.ok(byKey.has('filters.dnsbl.zones[2]'));
     assert.ok(byKey.has('filters.dnsbl.on_failure'));
-    assert.match(byKey.get('filters.rspamd')?.message ?? '', /not built yet/);
+    assert.equal(byKey.get('filters.rspamd.url')?.line, 7);
+    assert.equal(byKey.get('filters.clamav.address')?.line, 9);
+    assert.match(byKey.get('filters.spamassassin.address')?.message ?? '', /missing/);
+    assert.equal(byKey.get('filters.milter[0].name')?.line, 12);
+    assert.equal(byKey.get('filters.milter[0].address')?.line, 13);
+    assert.match(byKey.get('filters.plugin[0].name')?.message ?? '', /built-in/);
+    assert.ok(
+      byKey.has('filters.networks.10.0.0.0/33') ||
+        [...byKey.keys()].some((k) => k.startsWith('filters.networks')),
+    );
   });
 });

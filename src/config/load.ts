@@ -17,6 +17,7 @@ import { BlockList, isIP } from 'node:net';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse, TomlDate, TomlError } from 'smol-toml';
 import { formatMailbox, isValidDomain, parseMailbox } from '../core/address.ts';
+import { parseDialAddress } from '../core/dial-address.ts';
 import { parseZone } from '../core/dnsbl-zone.ts';
 import {
   DEFAULT_ADMIN,
@@ -42,8 +43,17 @@ import {
 import type {
   AdminConfig,
   AdminListenerConfig,
+  ClamavConfig,
+  DnsblConfig,
+  FilterCommonConfig,
+  FilterFailureMode,
   FilterName,
   FiltersConfig,
+  GreylistConfig,
+  MilterConfig,
+  PluginConfig,
+  RspamdConfig,
+  SpamAssassinConfig,
   MtaStsPublishConfig,
   AuthConfig,
   AuthMechanism,
@@ -278,6 +288,7 @@ const LISTENER_KEYS = [
   'require_auth',
   'allow_plaintext_auth_on_loopback',
   'client_certificates',
+  'filters',
 ];
 const TLS_KEYS = ['cert', 'key', 'client_ca'];
 const AUTH_KEYS = [
@@ -715,63 +726,358 @@ const FILTER_NAMES: readonly FilterName[] = [
   'clamav',
   'milter',
 ];
-/** The filters built so far; the others' names are reserved in `order` and refused with a clear error. */
-const BUILT_FILTERS: readonly FilterName[] = ['dnsbl'];
-const FAILURE_MODES: readonly ('tempfail' | 'accept')[] = ['tempfail', 'accept'];
+const FAILURE_MODES: readonly FilterFailureMode[] = ['tempfail', 'accept'];
+/** SPF/DKIM/DMARC/ARC ([checks]): on the pipeline under this name, first unless `order` places it. */
+const AUTH_FILTER = 'auth';
+const FILTER_TABLE_KEYS = ['order', 'networks', 'plugin', ...FILTER_NAMES];
+
+/** timeout_seconds and on_failure, which every filter table takes. */
+function readFilterCommon(
+  ctx: Ctx,
+  path: KeyPath,
+  t: Record<string, unknown>,
+  defaults: FilterCommonConfig,
+): FilterCommonConfig {
+  return {
+    timeoutMs:
+      opt(t['timeout_seconds'], (v) =>
+        readSeconds(ctx, [...path, 'timeout_seconds'], v, false, { maxMs: 600_000, maxWhy: '10 minutes' }),
+      ) ?? defaults.timeoutMs,
+    onFailure:
+      opt(t['on_failure'], (v) => readEnum(ctx, [...path, 'on_failure'], v, FAILURE_MODES)) ??
+      defaults.onFailure,
+  };
+}
+
+function readDialAddress(ctx: Ctx, path: KeyPath, value: unknown): string | undefined {
+  const s = readString(ctx, path, value);
+  if (s === undefined) return undefined;
+  if (parseDialAddress(s) === null)
+    return fail(ctx, path, `"${s}" is not an address ("host:port", "[v6]:port" or "unix:/path")`, s);
+  return s;
+}
+
+function readZones(ctx: Ctx, path: KeyPath, value: unknown): string[] | undefined {
+  const zones = readStringArray(ctx, path, value);
+  zones?.forEach((z, i) => {
+    if (parseZone(z) === null)
+      fail(
+        ctx,
+        [...path, i],
+        `"${z}" is not a DNS list zone ("zone", "zone*2" for a weight, "zone=127.0.0.2" for listed codes)`,
+        z,
+      );
+  });
+  return zones;
+}
+
+function readDnsbl(ctx: Ctx, value: unknown): DnsblConfig | undefined {
+  const base: KeyPath = ['filters', 'dnsbl'];
+  const p = (k: string): KeyPath => [...base, k];
+  const t = readTable(ctx, base, value, [
+    'zones',
+    'threshold',
+    'dqs_key',
+    'allow_zones',
+    'domain_zones',
+    'body_domains',
+    'timeout_seconds',
+    'on_failure',
+  ]);
+  if (t === undefined) return undefined;
+  const zones = opt(t['zones'], (z) => readZones(ctx, p('zones'), z)) ?? [];
+  const allowZones = opt(t['allow_zones'], (z) => readZones(ctx, p('allow_zones'), z)) ?? [];
+  const domainZones = opt(t['domain_zones'], (z) => readZones(ctx, p('domain_zones'), z)) ?? [];
+  if (zones.length + allowZones.length + domainZones.length === 0 && t['zones'] !== undefined)
+    fail(ctx, p('zones'), 'give at least one zone');
+  else if (t['zones'] === undefined && t['allow_zones'] === undefined && t['domain_zones'] === undefined)
+    fail(ctx, p('zones'), 'give at least one zone (zones, allow_zones or domain_zones)');
+  return {
+    zones,
+    threshold: opt(t['threshold'], (v) => readInteger(ctx, p('threshold'), v, { min: 1, max: 100 })) ?? 1,
+    dqsKey: opt(t['dqs_key'], (v) => readString(ctx, p('dqs_key'), v)) ?? null,
+    allowZones,
+    domainZones,
+    bodyDomains: opt(t['body_domains'], (v) => readBoolean(ctx, p('body_domains'), v)) ?? true,
+    ...readFilterCommon(ctx, base, t, { timeoutMs: 5000, onFailure: 'accept' }),
+  };
+}
+
+function readGreylist(ctx: Ctx, value: unknown): GreylistConfig | undefined {
+  const base: KeyPath = ['filters', 'greylist'];
+  const p = (k: string): KeyPath => [...base, k];
+  const t = readTable(ctx, base, value, [
+    'enabled',
+    'delay_seconds',
+    'retry_window_hours',
+    'pass_lifetime_days',
+    'auto_allow_after',
+    'ipv4_prefix',
+    'ipv6_prefix',
+    'skip_spf_domains',
+    'skip_networks',
+    'timeout_seconds',
+    'on_failure',
+  ]);
+  if (t === undefined) return undefined;
+  const hours = opt(t['retry_window_hours'], (v) =>
+    readInteger(ctx, p('retry_window_hours'), v, { min: 1, max: 24 * 30 }),
+  );
+  const days = opt(t['pass_lifetime_days'], (v) =>
+    readInteger(ctx, p('pass_lifetime_days'), v, { min: 1, max: 3650 }),
+  );
+  const delayMs =
+    opt(t['delay_seconds'], (v) =>
+      readSeconds(ctx, p('delay_seconds'), v, true, {
+        maxMs: 24 * 3_600_000,
+        maxWhy: 'a day',
+        adviseMin: { seconds: 60, why: 'RFC 6647 §4.3: most senders retry after several minutes anyway' },
+      }),
+    ) ?? 300_000;
+  return {
+    enabled: opt(t['enabled'], (v) => readBoolean(ctx, p('enabled'), v)) ?? true,
+    delayMs,
+    retryWindowMs: (hours ?? 24) * 3_600_000,
+    passLifetimeMs: (days ?? 36) * 86_400_000,
+    autoAllowAfter:
+      opt(t['auto_allow_after'], (v) =>
+        readInteger(ctx, p('auto_allow_after'), v, { min: 0, max: 10_000 }),
+      ) ?? 5,
+    ipv4Prefix:
+      opt(t['ipv4_prefix'], (v) => readInteger(ctx, p('ipv4_prefix'), v, { min: 8, max: 32 })) ?? 24,
+    ipv6Prefix:
+      opt(t['ipv6_prefix'], (v) => readInteger(ctx, p('ipv6_prefix'), v, { min: 16, max: 128 })) ?? 64,
+    skipSpfDomains: opt(t['skip_spf_domains'], (v) => readStringArray(ctx, p('skip_spf_domains'), v)) ?? [],
+    skipNetworks: opt(t['skip_networks'], (v) => readNetworks(ctx, p('skip_networks'), v)) ?? [],
+    ...readFilterCommon(ctx, base, t, { timeoutMs: 5000, onFailure: 'accept' }),
+  };
+}
+
+function readRspamd(ctx: Ctx, value: unknown): RspamdConfig | undefined {
+  const base: KeyPath = ['filters', 'rspamd'];
+  const p = (k: string): KeyPath => [...base, k];
+  const t = readTable(ctx, base, value, [
+    'url',
+    'password',
+    'junk_on_add_header',
+    'timeout_seconds',
+    'on_failure',
+  ]);
+  if (t === undefined) return undefined;
+  let url: string | undefined;
+  if (t['url'] === undefined)
+    fail(ctx, p('url'), 'missing; give the daemon\'s base URL, e.g. "http://127.0.0.1:11333"');
+  else {
+    url = readString(ctx, p('url'), t['url']);
+    if (url !== undefined && !/^http:\/\/(?:\[[0-9A-Fa-f:.]+\]|[^/:[\]\s]+)(?::\d{1,5})?\/?$/.test(url))
+      url = fail(ctx, p('url'), `"${url}" is not a base URL like "http://127.0.0.1:11333"`, url);
+  }
+  if (url === undefined) return undefined;
+  return {
+    url: url.replace(/\/$/, ''),
+    password: opt(t['password'], (v) => readText(ctx, p('password'), v)) ?? null,
+    junkOnAddHeader:
+      opt(t['junk_on_add_header'], (v) => readBoolean(ctx, p('junk_on_add_header'), v)) ?? true,
+    ...readFilterCommon(ctx, base, t, { timeoutMs: 20_000, onFailure: 'accept' }),
+  };
+}
+
+function requiredAddress(
+  ctx: Ctx,
+  base: KeyPath,
+  t: Record<string, unknown>,
+  example: string,
+): string | undefined {
+  if (t['address'] === undefined)
+    return fail(ctx, [...base, 'address'], `missing; give "host:port" or "unix:/path", e.g. "${example}"`);
+  return readDialAddress(ctx, [...base, 'address'], t['address']);
+}
+
+function readSpamAssassin(ctx: Ctx, value: unknown): SpamAssassinConfig | undefined {
+  const base: KeyPath = ['filters', 'spamassassin'];
+  const p = (k: string): KeyPath => [...base, k];
+  const t = readTable(ctx, base, value, ['address', 'reject_score', 'user', 'timeout_seconds', 'on_failure']);
+  if (t === undefined) return undefined;
+  const address = requiredAddress(ctx, base, t, '127.0.0.1:783');
+  let rejectScore: number | undefined = 10;
+  if (t['reject_score'] !== undefined) {
+    const v = t['reject_score'];
+    rejectScore =
+      typeof v === 'number' && Number.isFinite(v) ? v : fail(ctx, p('reject_score'), 'must be a number');
+  }
+  if (address === undefined || rejectScore === undefined) return undefined;
+  return {
+    address,
+    rejectScore,
+    user: opt(t['user'], (v) => readString(ctx, p('user'), v)) ?? null,
+    ...readFilterCommon(ctx, base, t, { timeoutMs: 30_000, onFailure: 'accept' }),
+  };
+}
+
+function readClamav(ctx: Ctx, value: unknown): ClamavConfig | undefined {
+  const base: KeyPath = ['filters', 'clamav'];
+  const p = (k: string): KeyPath => [...base, k];
+  const t = readTable(ctx, base, value, [
+    'address',
+    'add_header',
+    'on_too_large',
+    'timeout_seconds',
+    'on_failure',
+  ]);
+  if (t === undefined) return undefined;
+  const address = requiredAddress(ctx, base, t, '127.0.0.1:3310');
+  if (address === undefined) return undefined;
+  return {
+    address,
+    addHeader: opt(t['add_header'], (v) => readBoolean(ctx, p('add_header'), v)) ?? true,
+    onTooLarge:
+      opt(t['on_too_large'], (v) =>
+        readEnum(ctx, p('on_too_large'), v, ['accept', 'tempfail', 'reject'] as const),
+      ) ?? 'accept',
+    ...readFilterCommon(ctx, base, t, { timeoutMs: 60_000, onFailure: 'tempfail' }),
+  };
+}
+
+/** `[[filters.milter]]`, or one `[filters.milter]` table. */
+function readMilters(ctx: Ctx, value: unknown): MilterConfig[] {
+  const base: KeyPath = ['filters', 'milter'];
+  const items: readonly unknown[] = Array.isArray(value) ? value : [value];
+  const out: MilterConfig[] = [];
+  items.forEach((item, i) => {
+    const path: KeyPath = Array.isArray(value) ? [...base, i] : base;
+    const t = readTable(ctx, path, item, ['name', 'address', 'timeout_seconds', 'on_failure']);
+    if (t === undefined) return;
+    const name = opt(t['name'], (v) => readString(ctx, [...path, 'name'], v));
+    if (name !== undefined && !/^[a-z0-9][a-z0-9_-]{0,31}$/.test(name))
+      fail(ctx, [...path, 'name'], `"${name}" is not a name (lower-case letters, digits, - and _)`, name);
+    const address = requiredAddress(ctx, path, t, '127.0.0.1:8891');
+    if (address === undefined) return;
+    const full = name === undefined ? 'milter' : `milter:${name}`;
+    if (out.some((m) => m.name === full))
+      fail(ctx, [...path, 'name'], `two milters are called "${full}"; give each a different name`);
+    out.push({
+      name: full,
+      address,
+      ...readFilterCommon(ctx, path, t, { timeoutMs: 30_000, onFailure: 'tempfail' }),
+    });
+  });
+  return out;
+}
+
+function readPlugins(ctx: Ctx, value: unknown): PluginConfig[] {
+  const base: KeyPath = ['filters', 'plugin'];
+  const list = readArray(ctx, base, value, 'an array of tables ([[filters.plugin]])') ?? [];
+  const out: PluginConfig[] = [];
+  list.forEach((item, i) => {
+    const path: KeyPath = [...base, i];
+    if (!isTable(item)) {
+      fail(ctx, path, `must be a table ([[filters.plugin]]), not ${describe(item)}`);
+      return;
+    }
+    const name =
+      item['name'] === undefined
+        ? fail(ctx, [...path, 'name'], 'missing; the name `[filters] order` lists')
+        : readString(ctx, [...path, 'name'], item['name']);
+    if (
+      name !== undefined &&
+      (!/^[a-z0-9][a-z0-9_-]{0,31}$/.test(name) ||
+        name === AUTH_FILTER ||
+        FILTER_NAMES.includes(name as FilterName))
+    )
+      fail(
+        ctx,
+        [...path, 'name'],
+        `"${name}" is not a plugin name (lower-case letters, digits, - and _; not a built-in filter's)`,
+        name,
+      );
+    const file =
+      item['path'] === undefined
+        ? fail(
+            ctx,
+            [...path, 'path'],
+            'missing; the module file (.ts or .js) whose default export makes the filter',
+          )
+        : readPath(ctx, [...path, 'path'], item['path']);
+    const common = readFilterCommon(ctx, path, item, { timeoutMs: 10_000, onFailure: 'tempfail' });
+    if (name === undefined || file === undefined) return;
+    const settings: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(item))
+      if (!['name', 'path', 'timeout_seconds', 'on_failure'].includes(k)) settings[k] = v;
+    out.push({ name, path: file, settings, ...common });
+  });
+  return out;
+}
 
 function readFilters(ctx: Ctx, value: unknown): FiltersConfig {
-  const t = opt(value, (v) => readTable(ctx, ['filters'], v, ['order', ...FILTER_NAMES])) ?? {};
-  for (const name of FILTER_NAMES) {
-    if (t[name] !== undefined && !BUILT_FILTERS.includes(name))
-      fail(ctx, ['filters', name], `the ${name} filter is not built yet (docs/filtering.md says what is)`);
-  }
-  const d = t['dnsbl'];
-  const dnsbl = opt(d, (v) => {
-    const table = readTable(ctx, ['filters', 'dnsbl'], v, [
-      'zones',
-      'threshold',
-      'dqs_key',
-      'timeout_seconds',
-      'on_failure',
-    ]);
-    if (table === undefined) return undefined;
-    const p = (k: string): KeyPath => ['filters', 'dnsbl', k];
-    const zones = opt(table['zones'], (z) => readStringArray(ctx, p('zones'), z)) ?? [];
-    zones.forEach((z, i) => {
-      if (parseZone(z) === null)
+  const t = opt(value, (v) => readTable(ctx, ['filters'], v, FILTER_TABLE_KEYS)) ?? {};
+  const dnsbl = opt(t['dnsbl'], (v) => readDnsbl(ctx, v)) ?? null;
+  const greylistRead = opt(t['greylist'], (v) => readGreylist(ctx, v)) ?? null;
+  const greylist = greylistRead?.enabled === false ? null : greylistRead;
+  const rspamd = opt(t['rspamd'], (v) => readRspamd(ctx, v)) ?? null;
+  const spamassassin = opt(t['spamassassin'], (v) => readSpamAssassin(ctx, v)) ?? null;
+  const clamav = opt(t['clamav'], (v) => readClamav(ctx, v)) ?? null;
+  const milters = opt(t['milter'], (v) => readMilters(ctx, v)) ?? [];
+  const plugins = opt(t['plugin'], (v) => readPlugins(ctx, v)) ?? [];
+  // The default order: cheap reputation first, then greylisting, content scanners, milters, plugins.
+  const configured: string[] = [
+    ...(dnsbl === null ? [] : ['dnsbl']),
+    ...(greylist === null ? [] : ['greylist']),
+    ...(rspamd === null ? [] : ['rspamd']),
+    ...(spamassassin === null ? [] : ['spamassassin']),
+    ...(clamav === null ? [] : ['clamav']),
+    ...milters.map((m) => m.name),
+    ...plugins.map((pl) => pl.name),
+  ];
+  const known = (n: string): boolean =>
+    configured.includes(n) || n === AUTH_FILTER || (n === 'milter' && milters.length > 0);
+  const readNames = (path: KeyPath, v: unknown): string[] | undefined => {
+    const names = readStringArray(ctx, path, v);
+    if (names === undefined) return undefined;
+    const out: string[] = [];
+    names.forEach((n, i) => {
+      if (n === 'greylist' && greylistRead !== null && greylist === null) return;
+      if (known(n)) out.push(...(n === 'milter' ? milters.map((m) => m.name) : [n]));
+      else if (FILTER_NAMES.includes(n as FilterName) || n.startsWith('milter:'))
         fail(
           ctx,
-          [...p('zones'), i],
-          `"${z}" is not a DNSBL zone ("zone", "zone*2" for a weight, "zone=127.0.0.2" for listed codes)`,
-          z,
+          [...path, i],
+          `"${n}" has no [filters.${n.split(':')[0]!}] table${n.startsWith('milter:') ? ' with that name' : ''}`,
+          n,
+        );
+      else
+        fail(
+          ctx,
+          [...path, i],
+          `"${n}" is not a filter (${[...FILTER_NAMES, AUTH_FILTER].join(', ')}, milter:NAME, or a [[filters.plugin]] name)`,
+          n,
         );
     });
-    if (zones.length === 0) fail(ctx, p('zones'), 'give at least one zone');
-    return {
-      zones,
-      threshold:
-        opt(table['threshold'], (v2) => readInteger(ctx, p('threshold'), v2, { min: 1, max: 100 })) ?? 1,
-      dqsKey: opt(table['dqs_key'], (v2) => readString(ctx, p('dqs_key'), v2)) ?? null,
-      timeoutMs:
-        opt(table['timeout_seconds'], (v2) => readSeconds(ctx, p('timeout_seconds'), v2, false)) ?? 5000,
-      onFailure:
-        opt(table['on_failure'], (v2) => readEnum(ctx, p('on_failure'), v2, FAILURE_MODES)) ?? 'accept',
-    };
-  });
-  const configured = FILTER_NAMES.filter((n) => n === 'dnsbl' && dnsbl !== undefined);
-  const order = opt(t['order'], (v) => readStringArray(ctx, ['filters', 'order'], v));
-  (order ?? []).forEach((n, i) => {
-    if (!FILTER_NAMES.includes(n as FilterName))
-      fail(ctx, ['filters', 'order', i], `"${n}" is not a filter (${FILTER_NAMES.join(', ')})`, n);
-    else if (!configured.includes(n as FilterName))
-      fail(ctx, ['filters', 'order', i], `"${n}" has no [filters.${n}] table`, n);
-  });
+    return out;
+  };
+  const order = opt(t['order'], (v) => readNames(['filters', 'order'], v));
+  const networks: { network: string; filters: string[] }[] = [];
+  const nt = opt(t['networks'], (v) =>
+    isTable(v) ? v : fail(ctx, ['filters', 'networks'], 'must be a table of "CIDR" = [filter names]'),
+  );
+  for (const [cidr, names] of Object.entries(nt ?? {})) {
+    const network = normalizeCidr(cidr);
+    if (network === undefined) {
+      fail(ctx, ['filters', 'networks', cidr], `"${cidr}" is not a network in CIDR form`);
+      continue;
+    }
+    const list = readNames(['filters', 'networks', cidr], names);
+    if (list !== undefined) networks.push({ network, filters: list });
+  }
   return {
-    order:
-      order === undefined
-        ? configured
-        : (order.filter((n) => configured.includes(n as FilterName)) as FilterName[]),
-    dnsbl: dnsbl ?? DEFAULT_FILTERS.dnsbl,
+    order: order ?? configured,
+    dnsbl,
+    greylist,
+    rspamd,
+    spamassassin,
+    clamav,
+    milters,
+    plugins,
+    networks,
   };
 }
 
@@ -1787,7 +2093,16 @@ function readListener(
     hostKey: where.hostKey,
     family: where.family,
     admin: false,
-    listener: { service, host: where.host, port: where.port, tls: mode, ...authPolicy },
+    listener: {
+      service,
+      host: where.host,
+      port: where.port,
+      tls: mode,
+      ...authPolicy,
+      ...(t['filters'] === undefined
+        ? {}
+        : { filters: readStringArray(ctx, [...base, 'filters'], t['filters']) ?? [] }),
+    },
   };
 }
 
@@ -2338,6 +2653,10 @@ function resolvePaths(config: Config, base: string): Config {
         ? config.auth
         : { ...config.auth, oauth: { ...oauth, jwksFile: absOrNull(oauth.jwksFile) } },
     outbound: { ...config.outbound, tlsCa: absOrNull(config.outbound.tlsCa) },
+    filters: {
+      ...config.filters,
+      plugins: config.filters.plugins.map((pl) => ({ ...pl, path: abs(pl.path) })),
+    },
   };
 }
 
@@ -2346,7 +2665,7 @@ function copyConfig(c: Config): Config {
   return {
     ...c,
     localDomains: [...c.localDomains],
-    listeners: c.listeners.map((l) => ({ ...l })),
+    listeners: c.listeners.map((l) => ({ ...l, ...(l.filters ? { filters: [...l.filters] } : {}) })),
     tls: { ...c.tls },
     limits: { ...c.limits },
     smtp: { ...c.smtp, trustedNetworks: [...c.smtp.trustedNetworks] },
@@ -2375,10 +2694,7 @@ function copyConfig(c: Config): Config {
       openNetworks: [...c.admin.openNetworks],
     },
     mtaStsPublish: { ...c.mtaStsPublish, listeners: c.mtaStsPublish.listeners.map((l) => ({ ...l })) },
-    filters: {
-      order: [...c.filters.order],
-      dnsbl: c.filters.dnsbl === null ? null : { ...c.filters.dnsbl, zones: [...c.filters.dnsbl.zones] },
-    },
+    filters: structuredClone(c.filters),
   };
 }
 

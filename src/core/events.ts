@@ -23,6 +23,10 @@ export const Events = {
   smtpAuthChecks: 'smtp.authchecks',
   /** One inbound filter's verdict at a stage (policy/filters): filter, stage, verdict, reason, ms. */
   smtpFilter: 'smtp.filter',
+  /** A filter asked that an accepted message be dropped (milter discard, every recipient removed). */
+  smtpDiscarded: 'smtp.discarded',
+  /** A filter's header edits or new body were written into a new queue file (its id given). */
+  smtpRewritten: 'smtp.rewritten',
   smtpDiskLow: 'smtp.disk.low',
   smtpAuthVerify: 'smtp.auth.verify',
   smtpAuthSucceeded: 'smtp.auth.succeeded',

@@ -142,6 +142,9 @@ const CUT_OFF_GRACE_MS = 2000;
 export class Connection {
   readonly remoteIp: string;
   readonly remotePort: number;
+  /** The address and port the client connected to. */
+  readonly localIp: string;
+  readonly localPort: number;
   private socket: Socket;
   private readonly options: ConnectionOptions;
   private handlers: ConnectionHandlers | null = null;
@@ -166,6 +169,8 @@ export class Connection {
     this.options = options;
     this.remoteIp = normalizeIp(socket.remoteAddress ?? '0.0.0.0');
     this.remotePort = socket.remotePort ?? 0;
+    this.localIp = normalizeIp(socket.localAddress ?? '0.0.0.0');
+    this.localPort = socket.localPort ?? 0;
     if (socket instanceof TLSSocket && socket.encrypted) this.tlsInfo = describeTls(socket);
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
   }

@@ -54,6 +54,11 @@ export class InboundAuth {
     this.#deps = deps;
   }
 
+  /** SPF's result for the MAIL FROM identity, once atMail ran. */
+  get spf(): SpfResult | null {
+    return this.#spf?.mfrom ?? null;
+  }
+
   get authservId(): string {
     return this.#deps.checks.authservId ?? this.#deps.hostname;
   }

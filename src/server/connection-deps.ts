@@ -12,7 +12,7 @@ import type { DiskSpace } from '../net/disk-space.ts';
 import type { ClientNameLookup } from '../net/reverse-dns.ts';
 import type { AuthLimits, SendRates } from '../policy/auth-guard.ts';
 import type { Network } from '../policy/networks.ts';
-import type { Filter } from '../policy/filters/filter.ts';
+import type { FilterCatalogue } from '../policy/filters/build.ts';
 import type { Queue } from '../queue/queue.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 import type { MaildropLocks } from '../store/maildrop-locks.ts';
@@ -45,6 +45,6 @@ export interface ConnectionDeps {
   readonly diskSpace?: DiskSpace;
   /** The client's reverse DNS name (FCrDNS) for Received: and the logs; absent: "unknown". */
   readonly clientNames?: ClientNameLookup | null;
-  /** The inbound filters in `[filters] order` (policy/filters); absent or empty: none. */
-  readonly filters?: readonly Filter[];
+  /** The generation's filters and the rules choosing a client's pipeline (policy/filters); absent: none. */
+  readonly filters?: FilterCatalogue;
 }

@@ -8,14 +8,24 @@
 // ownership (the driver and submission-policy.ts), timers (the driver's data deadline).
 
 import { randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import type { StoredBody } from '../db/body-sink.ts';
 import { formatMailbox } from '../core/address.ts';
 import { formatRfc5322Date } from '../core/date.ts';
 import type { ClientInfo, Envelope, EnvelopeRecipient } from '../core/envelope.ts';
 import { Events } from '../core/events.ts';
-import type { DmarcObservation } from '../reports/dmarc-report.ts';
 import type { Logger } from '../core/ports.ts';
 import { Replies, replyFor, withText, type Reply } from '../core/reply.ts';
-import { isForgedAuthResults, type InboundAuth } from '../policy/inbound-auth.ts';
+import { isForgedAuthResults } from '../policy/inbound-auth.ts';
+import type { FilterMessage } from '../policy/filters/filter.ts';
+import type { FilterResults, FilterRun, StageInput } from '../policy/filters/pipeline.ts';
+import {
+  applyFieldEdits,
+  fieldOf,
+  formatField,
+  splitFields,
+  type FieldEdit,
+} from '../protocol/header-edit.ts';
 import { headerSummary, type HeaderSummary } from '../protocol/headers.ts';
 import { MimeScanner, type MessageStructure } from '../protocol/mime/structure.ts';
 import {
@@ -46,6 +56,8 @@ export interface CommitRequest {
   readonly usersOf: (recipient: EnvelopeRecipient) => LocalUsers;
   /** Quota limits RCPT already read, by user (the usage is read again: it may have grown since). */
   readonly quotaLimits: QuotaLimitsMemo;
+  /** MAIL FROM's parameters as sent (for the filters). */
+  readonly mailParams: ReadonlyMap<string, string>;
 }
 
 type IntakeDeps = Pick<ConnectionDeps, 'queue' | 'config' | 'clock' | 'store' | 'directory'>;
@@ -64,8 +76,12 @@ export class MessageIntake {
   /** Scans what is written when the session may store the message itself (a local recipient). */
   private scanner: MimeScanner | null = null;
   private summary: HeaderSummary | null = null;
-  /** SPF/DKIM/ARC/DMARC of the current transaction (MX listener, unauthenticated clients); set at MAIL. */
-  inbound: InboundAuth | null = null;
+  /** The filter pipeline of the current transaction (SPF/DKIM/DMARC/ARC among its checks); set at MAIL. */
+  filters: FilterRun | null = null;
+  /** The header block as written after Received: (the fields filters see and edit). */
+  private writtenHeaders: Uint8Array | null = null;
+  /** Octets written to the queue writer (Received: included). */
+  private writtenBytes = 0;
 
   constructor(deps: IntakeDeps, log: Logger) {
     this.deps = deps;
@@ -87,6 +103,8 @@ export class MessageIntake {
    */
   begin(tx: TransactionInfo, client: ClientInfo, clientName: Promise<string | null>, local: boolean): void {
     this.writeError = null;
+    this.writtenHeaders = null;
+    this.writtenBytes = 0;
     const writer = this.deps.queue.begin();
     this.writer = writer;
     const scanner = local && this.deps.config.queue.localDelivery === 'accept' ? new MimeScanner() : null;
@@ -110,6 +128,7 @@ export class MessageIntake {
           nowMs,
         });
         const bytes = new TextEncoder().encode(received);
+        this.writtenBytes += bytes.length;
         scanner?.push(bytes);
         return writer.write(bytes);
       })
@@ -123,13 +142,14 @@ export class MessageIntake {
     const writer = this.writer;
     if (!writer) return;
     let chunk = content;
-    this.inbound?.push(chunk);
+    this.filters?.content(chunk);
     if (this.capture) {
       const held = this.capture.push(chunk);
       if (held === null) return;
       chunk = this.releaseHeaders(writer.id, held.facts, held.release);
     }
     this.unwrittenBytes += chunk.length;
+    this.writtenBytes += chunk.length;
     const scanner = this.scanner;
     this.writeChain = this.writeChain
       .then(() => {
@@ -165,10 +185,13 @@ export class MessageIntake {
     const writer = this.writer;
     this.writer = null;
     if (!writer) return Replies.localError;
+    // The writer the message is committed from: another one when a filter rewrote the message.
+    let target: MessageWriter = writer;
     try {
       if (this.capture && !this.capture.done) {
         const held = this.capture.finish();
         const bytes = this.releaseHeaders(writer.id, held.facts, held.release);
+        this.writtenBytes += bytes.length;
         const scanner = this.scanner;
         this.writeChain = this.writeChain.then(() => {
           scanner?.push(bytes);
@@ -182,74 +205,44 @@ export class MessageIntake {
         await writer.abort();
         return fromRefusal;
       }
-      let prefix: Uint8Array | undefined;
-      let folder: string | undefined;
-      if (this.inbound !== null) {
-        const verdict = await this.inbound.atEnd(this.headerFacts?.from ?? [], {
-          smtputf8: tx.params.smtputf8,
-        });
-        this.inbound = null;
-        this.log.event(Events.smtpAuthChecks, {
-          queueId: writer.id,
-          spf: verdict.spf?.result ?? null,
-          dkim: verdict.dkim.map((d) => `${d.result}:${d.domain}`),
-          arc: verdict.arc?.cv ?? null,
-          dmarc: verdict.dmarc
-            ? `${verdict.dmarc.result}:${verdict.dmarc.domain}:${verdict.dmarc.disposition}`
-            : null,
-          junk: verdict.junk,
-          refused: verdict.reply?.enhanced ?? null,
-        });
-        const dmarc = verdict.dmarc;
-        if (dmarc?.record !== undefined && dmarc.recordDomain !== undefined && dmarc.record.rua.length > 0) {
-          // The domain asks for aggregate reports (RFC 7489 §7.2): this message's row (reports/dmarc-store.ts).
-          const report: DmarcObservation = {
-            policyDomain: dmarc.recordDomain,
-            headerFrom: dmarc.domain,
-            sourceIp: request.client.ip,
-            disposition: dmarc.disposition,
-            dkimAligned: dmarc.alignment.dkim,
-            spfAligned: dmarc.alignment.spf,
-            spf: verdict.spf === null ? null : { domain: verdict.spf.domain, result: verdict.spf.result },
-            dkim: verdict.dkim
-              .filter((d) => d.domain !== '')
-              .map((d) => ({ domain: d.domain, selector: d.selector, result: d.result })),
-            policy: {
-              p: dmarc.record.p,
-              ...(dmarc.record.sp === undefined ? {} : { sp: dmarc.record.sp }),
-              pct: dmarc.record.pct,
-              adkim: dmarc.record.adkim,
-              aspf: dmarc.record.aspf,
-            },
-            rua: dmarc.record.rua.map((r) => ({
-              uri: r.uri,
-              ...(r.maxBytes === undefined ? {} : { maxBytes: r.maxBytes }),
-            })),
-          };
-          this.log.debug(Events.dmarcObserved, { queueId: writer.id, report });
-        }
-        if (verdict.reply !== null) {
-          await this.writeChain.catch(() => undefined);
-          await writer.abort();
-          return verdict.reply;
-        }
-        // Text to UTF-8 octets (RFC 6532), never one octet per character.
-        prefix = new TextEncoder().encode(verdict.header);
-        if (verdict.junk) folder = 'Junk';
+      const filtered = await this.runFilters(writer, request);
+      if (filtered.kind === 'refuse') {
+        await this.writeChain.catch(() => undefined);
+        await writer.abort();
+        return filtered.reply;
       }
+      const results = filtered.results;
       await this.writeChain;
       const writeError = this.writeError;
       if (writeError !== null)
         throw writeError instanceof Error
           ? writeError
           : new Error('queue write failed', { cause: writeError });
+      if (results?.discard != null) {
+        await writer.abort();
+        this.log.event(Events.smtpDiscarded, { queueId: writer.id, reason: results.discard });
+        return withText(Replies.queued, `OK: queued as ${writer.id}`);
+      }
+      const recipients = results === null ? tx.recipients : editRecipients(tx.recipients, results);
+      if (recipients.length === 0) {
+        await writer.abort();
+        this.log.event(Events.smtpDiscarded, {
+          queueId: writer.id,
+          reason: 'the filters removed every recipient',
+        });
+        return withText(Replies.queued, `OK: queued as ${writer.id}`);
+      }
+      const folder = results?.quarantine != null ? 'Junk' : undefined;
+      const edited = await this.applyEdits(writer, results);
+      target = edited.writer;
+      const prefix = edited.prefix;
       const envelope: Envelope = {
         sender: tx.sender ? formatMailbox(tx.sender) : '',
         body: tx.params.body,
         smtputf8: tx.params.smtputf8,
         ret: tx.params.ret,
         envid: tx.params.envid,
-        recipients: tx.recipients,
+        recipients,
         client: request.client,
         receivedAtMs: this.deps.clock.nowMs(),
         ...(folder === undefined ? {} : { folder }),
@@ -260,25 +253,135 @@ export class MessageIntake {
           ? { tlsOptional: true }
           : {}),
       };
-      const stored = await this.storeLocal(writer, request, envelope, prefix);
+      // A rewritten message is not the one the scanner saw, and recipients the filters changed were not
+      // resolved at RCPT: the delivery worker stores those.
+      if (target !== writer || recipients !== tx.recipients) this.scanner = null;
+      const stored = await this.storeLocal(target, request, envelope, prefix);
       if (stored === 'over-quota') {
-        await writer.abort();
+        await target.abort();
         return Replies.mailboxFull;
       }
       const queued = envelope.recipients.filter((_, i) => !stored.has(i));
-      if (queued.length === 0) await writer.abort();
-      else await writer.commit({ ...envelope, recipients: queued }, prefix === undefined ? {} : { prefix });
+      if (queued.length === 0) await target.abort();
+      else await target.commit({ ...envelope, recipients: queued }, prefix === undefined ? {} : { prefix });
       const messageId = this.headerFacts?.messageId ?? null;
       this.log.event(Events.smtpQueued, {
-        ...acceptedFields(writer.id, envelope, request.sizeBytes),
+        ...acceptedFields(target.id, envelope, request.sizeBytes),
         ...(stored.size === 0 ? {} : { stored: stored.size, queued: queued.length }),
         ...(messageId === null ? {} : { messageId }),
       });
-      return withText(Replies.queued, `OK: queued as ${writer.id}`);
+      return withText(Replies.queued, `OK: queued as ${target.id}`);
     } catch (err) {
-      this.log.error(Events.smtpCommitFailed, { queueId: writer.id, error: String(err) });
+      this.log.error(Events.smtpCommitFailed, { queueId: target.id, error: String(err) });
       await writer.abort().catch(() => undefined);
+      if (target !== writer) await target.abort().catch(() => undefined);
       return replyFor(err);
+    }
+  }
+
+  /**
+   * The pipeline's header and end-of-data stages, over the message as written (read back from the spool,
+   * never held whole). Null results: no filter runs at those stages.
+   */
+  private async runFilters(
+    writer: MessageWriter,
+    request: CommitRequest,
+  ): Promise<{ kind: 'refuse'; reply: Reply } | { kind: 'go'; results: FilterResults | null }> {
+    const run = this.filters;
+    if (run === null) return { kind: 'go', results: null };
+    const atMessage = run.has('message');
+    if (!atMessage && !run.has('headers')) return { kind: 'go', results: run.results() };
+    await this.writeChain;
+    if (this.writeError !== null) return { kind: 'go', results: null };
+    const body = atMessage ? await writer.seal() : null;
+    const fields = splitFields(this.writtenHeaders ?? new Uint8Array(0)).fields;
+    const message: FilterMessage = {
+      headers: fields.map(fieldOf).filter((f) => f !== null),
+      fromAddresses: this.headerFacts?.from ?? [],
+      sizeBytes: body?.sizeBytes ?? this.writtenBytes,
+      read: () => {
+        if (body === null) throw new Error('the message is read only at the end of data');
+        return storedChunks(body);
+      },
+    };
+    const input: StageInput = {
+      queueId: writer.id,
+      mailFrom: request.tx.sender === null ? '' : formatMailbox(request.tx.sender),
+      mailParams: request.mailParams,
+      recipients: request.tx.recipients.map((r) => r.address),
+      message,
+    };
+    for (const stage of ['headers', 'message'] as const) {
+      const r = await run.run(stage, input);
+      if (r.kind === 'refuse') return { kind: 'refuse', reply: r.reply };
+    }
+    return { kind: 'go', results: run.results() };
+  }
+
+  /**
+   * The filters' header edits and replaced body: fields added on top go in the prefix stored beside the
+   * body (as Authentication-Results: does); inserts, changes and a new body rewrite the message into a
+   * new queue writer (the old one is dropped). The X-Tern-Filter field records what the checks said.
+   */
+  private async applyEdits(
+    writer: MessageWriter,
+    results: FilterResults | null,
+  ): Promise<{ writer: MessageWriter; prefix: Uint8Array | undefined }> {
+    if (results === null) return { writer, prefix: undefined };
+    let top = '';
+    const edits: FieldEdit[] = [];
+    for (const e of results.headers) {
+      if (e.op === 'add') top += formatField(e.name, e.value);
+      else edits.push(e);
+    }
+    if (results.summary.length > 0) {
+      const score = results.score === 0 ? '' : `; score=${Math.round(results.score * 100) / 100}`;
+      top += formatField(
+        'X-Tern-Filter',
+        `${this.deps.config.hostname}; ${results.summary.join(' ')}${score}`,
+      );
+    }
+    const prefix = top === '' ? undefined : Buffer.from(top, 'latin1');
+    if (edits.length === 0 && results.body === null) return { writer, prefix };
+    const body = await writer.seal();
+    const rewritten = this.deps.queue.begin();
+    try {
+      let head = new Uint8Array(0);
+      let rest: AsyncIterable<Uint8Array> | null = null;
+      // The stored message: our Received:, then the header block the filters saw, then the body.
+      const chunks = storedChunks(body)[Symbol.asyncIterator]();
+      const pending: Uint8Array[] = [];
+      let seen = 0;
+      for (;;) {
+        const n = await chunks.next();
+        if (n.done === true) break;
+        pending.push(n.value);
+        seen += n.value.length;
+        head = Buffer.concat(pending, seen);
+        if (splitFields(head).bodyOffset < head.length || seen > 1024 * 1024) break;
+      }
+      rest = { [Symbol.asyncIterator]: () => chunks };
+      const { fields, bodyOffset } = splitFields(head);
+      const [received, ...own] = fields;
+      const edited = applyFieldEdits(own, edits);
+      await rewritten.write(Buffer.from(`${received ?? ''}${edited.join('')}\r\n`, 'latin1'));
+      if (results.body !== null) {
+        for (const c of results.body) await rewritten.write(c);
+      } else {
+        await rewritten.write(head.subarray(bodyOffset));
+        for await (const c of rest) await rewritten.write(c);
+      }
+      await writer.abort();
+      this.log.event(Events.smtpRewritten, {
+        queueId: writer.id,
+        newQueueId: rewritten.id,
+        edits: edits.length,
+        body: results.body !== null,
+      });
+      return { writer: rewritten, prefix };
+    } catch (err) {
+      await rewritten.abort().catch(() => undefined);
+      throw err;
     }
   }
 
@@ -342,7 +445,7 @@ export class MessageIntake {
     }
   }
 
-  /** The held header block, with Date:/Message-ID: added when missing, ready to write. */
+  /** The held header block, with Date:/Message-ID: added when missing, ready to write (kept for the filters). */
   private releaseHeaders(queueId: string, facts: HeaderFacts, held: Uint8Array): Uint8Array {
     this.capture = null;
     this.headerFacts = facts;
@@ -362,12 +465,41 @@ export class MessageIntake {
       return forged;
     });
     if (this.scanner !== null) this.summary = headerSummary(held);
-    if (!submission || !config.submission.addMissingHeaders || !facts.complete) return bytes;
+    if (!submission || !config.submission.addMissingHeaders || !facts.complete) {
+      this.writtenHeaders = bytes;
+      return bytes;
+    }
     let added = '';
     if (!facts.hasDate) added += `Date: ${formatRfc5322Date(this.deps.clock.nowMs())}\r\n`;
     if (!facts.hasMessageId) {
       added += `Message-ID: <${queueId}.${randomBytes(6).toString('hex')}@${config.hostname}>\r\n`;
     }
-    return added === '' ? bytes : Buffer.concat([Buffer.from(added), bytes]);
+    const out = added === '' ? bytes : Buffer.concat([Buffer.from(added), bytes]);
+    this.writtenHeaders = out;
+    return out;
   }
+}
+
+/** A stored body's bytes, from memory or from its spool file, in 64 KiB reads. */
+async function* storedChunks(body: StoredBody): AsyncIterable<Uint8Array> {
+  if (body.kind === 'inline') {
+    yield body.bytes;
+    return;
+  }
+  for await (const chunk of createReadStream(body.path, { highWaterMark: 64 * 1024 })) yield chunk as Buffer;
+}
+
+/** The transaction's recipients as the filters left them (milter ADDRCPT/DELRCPT). */
+function editRecipients(
+  recipients: readonly EnvelopeRecipient[],
+  results: FilterResults,
+): readonly EnvelopeRecipient[] {
+  if (results.addRecipients.length === 0 && results.deleteRecipients.length === 0) return recipients;
+  const gone = new Set(results.deleteRecipients.map((a) => a.toLowerCase()));
+  const kept = recipients.filter((r) => !gone.has(r.address.toLowerCase()));
+  const known = new Set(kept.map((r) => r.address.toLowerCase()));
+  const added = results.addRecipients
+    .filter((a) => !known.has(a.toLowerCase()))
+    .map((address): EnvelopeRecipient => ({ address, notify: null, orcpt: null }));
+  return [...kept, ...added];
 }

@@ -19,6 +19,7 @@ import { Events } from '../core/events.ts';
 import type { Logger } from '../core/ports.ts';
 import { loadTlsMaterial, TlsMaterialError } from '../net/tls.ts';
 import { createTokenVerifier, TokenVerifierConfigError } from '../net/token-verifier.ts';
+import { loadFilterPlugins } from './filter-plugins.ts';
 import type { ListenerChanges, ListenerDeps, RunningListeners } from './listeners.ts';
 import { ListenerBindError } from './listeners.ts';
 
@@ -116,11 +117,13 @@ export async function applySnapshot(deps: SnapshotDeps, next: Config): Promise<R
     const tls = await loadTlsMaterial(next, deps.logger);
     const clientCa = await readClientCa(next.tls.clientCa);
     const tokens = next.auth.oauth === null ? null : await createTokenVerifier(next.auth.oauth);
+    const plugins = await loadFilterPlugins(next);
     const changes = await deps.listeners.reload({
       ...deps.base,
       config: next,
       tls: { cert: tls.cert, key: tls.key, clientCa },
       tokens,
+      plugins,
     });
     deps.onTls?.({ cert: tls.cert, key: tls.key });
     return { ok: true, config: next, changes, restartNeeded: restartOnlyChanges(startConfig, next) };

@@ -24,6 +24,11 @@ import type { MaildropLocks } from '../store/maildrop-locks.ts';
 import { Authenticator, type TokenCheck } from './authenticator.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
 import { buildFilters } from '../policy/filters/build.ts';
+import type { Filter } from '../policy/filters/filter.ts';
+import type { GreylistStore } from '../core/greylist.ts';
+import { SqliteGreylistStore } from '../store/greylist-sqlite.ts';
+import { dial } from '../net/dial.ts';
+import { join, resolve as resolvePath } from 'node:path';
 import type { Driver } from './driver.ts';
 import { DRIVERS, type DriverRegistry } from './drivers.ts';
 import type { ImapSharedState } from './imap/shared-uids.ts';
@@ -41,6 +46,8 @@ export interface GenerationDeps {
   readonly tls: { readonly cert: string; readonly key: string; readonly clientCa?: string | null } | null;
   /** Bearer-token verification for OAUTHBEARER/XOAUTH2; null when [auth.oauth] is not configured. */
   readonly tokens?: TokenCheck | null;
+  /** The `[[filters.plugin]]` filters, made by their modules (filter-plugins.ts). */
+  readonly plugins?: ReadonlyMap<string, Filter>;
 }
 
 /** One snapshot's worth of what a new session is given. */
@@ -80,6 +87,8 @@ export class SessionRunner {
   #clientNames: ClientNameLookup | null | undefined;
   /** Implicit-TLS sockets still in their handshake: stop() must end them too. */
   readonly #handshakes = new Set<Socket>();
+  /** data/greylist.sqlite, opened when a generation first greylists; one per thread, kept across reloads. */
+  #greylist: { readonly path: string; readonly store: GreylistStore } | null = null;
   #stopping = false;
 
   constructor(shared: RunnerShared) {
@@ -133,9 +142,20 @@ export class SessionRunner {
       diskSpace: this.#shared.diskSpace,
       clientCas: clientCa === null ? [] : parsePemCertificates(clientCa),
       skipCheckNetworks: networks(config.checks.skipNetworks),
-      filters: resolver === null ? [] : buildFilters(config.filters, resolver),
+      filters: buildFilters(config, {
+        resolver,
+        clock: d.clock,
+        dial,
+        greylistStore: () => this.#greylistStore(join(resolvePath(config.dataDir), 'greylist.sqlite')),
+        plugins: d.plugins ?? new Map(),
+      }),
     };
     return { config, connDeps, secureContext };
+  }
+
+  #greylistStore(path: string): GreylistStore {
+    if (this.#greylist?.path !== path) this.#greylist = { path, store: SqliteGreylistStore.open(path) };
+    return this.#greylist.store;
   }
 
   /**

@@ -17,15 +17,17 @@ import { formatMailbox, type Mailbox } from '../core/address.ts';
 import { assertNever } from '../core/assert-never.ts';
 import type { ClientInfo, EnvelopeRecipient } from '../core/envelope.ts';
 import { Events } from '../core/events.ts';
-import { runStage, type FilterStage } from '../policy/filters/filter.ts';
+import { choosePipeline } from '../policy/filters/build.ts';
+import type { FilterClient, FilterOutcome } from '../policy/filters/filter.ts';
+import { FilterRun, type StageInput } from '../policy/filters/pipeline.ts';
 import type { Logger } from '../core/ports.ts';
 import { formatReply, Replies, replyFor, type Reply } from '../core/reply.ts';
 import type { ListenerConfig } from '../config/config.ts';
 import type { Connection } from '../net/connection.ts';
-import { InboundAuth } from '../policy/inbound-auth.ts';
 import { inNetworks } from '../policy/networks.ts';
 import { decideRecipient } from '../policy/relay.ts';
 import { smtpAuthFraming } from '../protocol/smtp/auth-replies.ts';
+import type { MailParams } from '../protocol/smtp/command.ts';
 import { SmtpSession, type Effect, type TransactionInfo } from '../protocol/smtp/session.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
 import { isOverQuota, type LocalUsers, type QuotaLimitsMemo } from './local-accept.ts';
@@ -89,6 +91,11 @@ export class SmtpConnection implements Driver {
   private readonly quotaLimits: QuotaLimitsMemo = new Map();
   /** Content the session refused (too big, bare LF...): its refusal reply comes next and is logged. */
   private refusedContent: TransactionInfo | null = null;
+  /** The filter pipeline of this connection (chosen again at each MAIL: AUTH may have changed it). */
+  private filterRun: FilterRun | null = null;
+  private filterChoice = '';
+  /** The current transaction's MAIL parameters, as filters see them. */
+  private mailParams: ReadonlyMap<string, string> = new Map();
 
   constructor(shell: Connection, id: string, listener: ListenerConfig, deps: ConnectionDeps) {
     this.shell = shell;
@@ -267,7 +274,7 @@ export class SmtpConnection implements Driver {
           break;
         case 'check-mail': {
           flush();
-          const reply = await this.checkMail(effect.sender, effect.params.sizeBytes);
+          const reply = await this.checkMail(effect.sender, effect.params);
           if (reply !== null && reply.code >= 400) {
             const tx = { sender: effect.sender, params: effect.params, recipients: [] };
             this.logRefusal(Events.smtpMailRejected, tx, reply);
@@ -335,16 +342,18 @@ export class SmtpConnection implements Driver {
 
   // --- MAIL and RCPT ------------------------------------------------------------------------------
 
-  private async checkMail(sender: Mailbox | null, declaredBytes: number | null): Promise<Reply | null> {
+  private async checkMail(sender: Mailbox | null, params: MailParams): Promise<Reply | null> {
     // A new transaction: what RCPT learns is for it alone.
     this.quotaLimits.clear();
     this.localUsers.clear();
-    const disk = await this.checkDiskSpace(declaredBytes);
+    const disk = await this.checkDiskSpace(params.sizeBytes);
     if (disk !== null) return disk;
     const user = this.session.authUser;
-    this.intake.inbound = null;
-    if (user === null) return this.startInboundChecks(sender === null ? '' : formatMailbox(sender));
-    return this.submission.checkSender(user, sender);
+    if (user !== null) {
+      const refused = await this.submission.checkSender(user, sender);
+      if (refused !== null) return refused;
+    }
+    return this.startFilters(sender === null ? '' : formatMailbox(sender), params);
   }
 
   private async checkRecipient(
@@ -412,6 +421,11 @@ export class SmtpConnection implements Driver {
         return reject(replyFor(err), 'directory error');
       }
     }
+    const run = this.filterRun;
+    if (run !== null && run.has('rcpt')) {
+      const r = await run.run('rcpt', { ...this.stageInput(effect.transaction), rcpt: recipient.address });
+      if (r.kind === 'refuse') return reject(r.reply, 'filter');
+    }
     return this.session.resolve({ kind: 'rcpt', recipient, reply: Replies.recipientOk });
   }
 
@@ -425,49 +439,84 @@ export class SmtpConnection implements Driver {
     return Replies.insufficientStorage;
   }
 
-  /** Inbound checks apply on the MX listener to clients that neither authenticated nor are trusted. */
-  /** The inbound filters of one stage (policy/filters): a refusal's reply, or null to go on. */
-  private async runFilters(stage: FilterStage, mailFrom: string): Promise<Reply | null> {
-    const filters = this.deps.filters ?? [];
-    if (filters.length === 0) return null;
-    const { verdict, outcomes } = await runStage(filters, stage, {
-      ip: this.shell.remoteIp,
-      helo: this.session.helo ?? '',
-      mailFrom,
+  /**
+   * The transaction's filter pipeline (policy/filters): chosen for this client (its network, its
+   * listener, or [filters] order for unauthenticated clients of an smtp listener), reset, then the
+   * connect, HELO and MAIL checks. A refusal's reply, or null to go on.
+   */
+  private async startFilters(mailFrom: string, params: MailParams): Promise<Reply | null> {
+    this.intake.filters = null;
+    this.mailParams = mailParamMap(params);
+    const catalogue = this.deps.filters;
+    if (catalogue === undefined) return null;
+    const ip = this.shell.remoteIp;
+    const choice = choosePipeline(catalogue, {
+      ip,
+      listener: this.listener,
+      authenticated: this.session.authUser !== null,
+      skipped: inNetworks(ip, this.deps.trustedNetworks) || inNetworks(ip, this.deps.skipCheckNetworks),
     });
-    for (const o of outcomes) {
-      const v = o.verdict;
-      this.log.event(Events.smtpFilter, {
-        filter: o.filter,
-        stage,
-        verdict: v.kind,
-        ...(v.kind === 'accept' ? {} : { reason: v.reason }),
-        ...(v.kind === 'reject' || v.kind === 'defer' ? { reply: replyText(v.reply) } : {}),
-        ...(o.failed === undefined ? {} : { failed: o.failed }),
-        ms: Math.round(o.ms),
-      });
+    const key = `${choice.by}:${choice.filters.map((f) => f.name).join(',')}`;
+    if (this.filterRun === null || key !== this.filterChoice) {
+      this.filterRun?.close();
+      this.filterRun =
+        choice.filters.length === 0
+          ? null
+          : new FilterRun(
+              choice.filters,
+              () => this.filterClient(),
+              this.log,
+              (o) => this.logFilter(o),
+            );
+      this.filterChoice = key;
+      if (this.filterRun !== null)
+        this.log.debug(Events.smtpFilter, { pipeline: choice.filters.map((f) => f.name), by: choice.by });
     }
-    return verdict.kind === 'reject' || verdict.kind === 'defer' ? verdict.reply : null;
+    const run = this.filterRun;
+    if (run === null) return null;
+    run.reset();
+    this.intake.filters = run;
+    const r = await run.mail({ queueId: null, mailFrom, mailParams: this.mailParams, recipients: [] });
+    return r.kind === 'refuse' ? r.reply : null;
   }
 
-  private async startInboundChecks(mailFrom: string): Promise<Reply | null> {
-    const { config, resolver } = this.deps;
-    const ip = this.shell.remoteIp;
-    if (this.listener.service !== 'smtp') return null;
-    if (inNetworks(ip, this.deps.trustedNetworks) || inNetworks(ip, this.deps.skipCheckNetworks)) return null;
-    const filtered = await this.runFilters('mail', mailFrom);
-    if (filtered !== null) return filtered;
-    if (!config.checks.enabled || resolver === null) return null;
-    const inbound = new InboundAuth({
-      resolver,
-      checks: config.checks,
-      hostname: config.hostname,
-      clock: this.deps.clock,
+  private stageInput(tx: TransactionInfo): StageInput {
+    return {
+      queueId: this.intake.queueId,
+      mailFrom: tx.sender === null ? '' : formatMailbox(tx.sender),
+      mailParams: this.mailParams,
+      recipients: tx.recipients.map((r) => r.address),
+    };
+  }
+
+  private filterClient(): FilterClient {
+    return {
+      ip: this.shell.remoteIp,
+      port: this.shell.remotePort,
+      hostname: this.rdns,
+      helo: this.session.helo ?? '',
+      tls: this.shell.tls !== null,
+      authUser: this.session.authUser,
+      service: this.listener.service,
+      localAddress: this.shell.localIp,
+      localPort: this.shell.localPort,
+    };
+  }
+
+  /** Every check's verdict: the log (and through it the trace and the metrics). */
+  private logFilter(o: FilterOutcome): void {
+    const v = o.verdict;
+    this.log.event(Events.smtpFilter, {
+      filter: o.filter,
+      stage: o.stage,
+      verdict: v.kind,
+      ...(this.intake.queueId === null ? {} : { queueId: this.intake.queueId }),
+      ...(v.reason === undefined ? {} : { reason: v.reason }),
+      ...(v.kind === 'score' ? { score: v.score } : {}),
+      ...(v.kind === 'reject' || v.kind === 'defer' ? { reply: replyText(v.reply) } : {}),
+      ...(o.failed === undefined ? {} : { failed: o.failed }),
+      ms: Math.round(o.ms),
     });
-    this.intake.inbound = inbound;
-    const reply = await inbound.atMail({ ip, helo: this.session.helo ?? '', mailFrom });
-    if (reply !== null) this.log.warn(Events.smtpAuthChecks, { stage: 'mail', reply: reply.enhanced });
-    return reply;
   }
 
   /**
@@ -536,6 +585,7 @@ export class SmtpConnection implements Driver {
       checkHeaders: (facts) => this.submission.checkHeaderSenders(user, facts),
       usersOf: (r) => this.localUsers.get(r.address) ?? null,
       quotaLimits: this.quotaLimits,
+      mailParams: this.mailParams,
     });
     if (reply.code < 400 && user !== null) await this.submission.recordSent(user, tx.recipients.length);
     // Twice the size: the queue's copy now, the mailbox's (or a relay's spool) at delivery, with WAL frames.
@@ -592,7 +642,21 @@ export class SmtpConnection implements Driver {
 
   private finish(reason: string): void {
     this.abortMessage();
+    this.filterRun?.close();
+    this.filterRun = null;
     this.session.close();
     this.log.event(Events.smtpClose, { reason });
   }
+}
+
+/** MAIL's parameters by their keywords, as the client could have written them (for the filters). */
+function mailParamMap(p: MailParams): ReadonlyMap<string, string> {
+  const m = new Map<string, string>();
+  if (p.sizeBytes !== null) m.set('SIZE', String(p.sizeBytes));
+  m.set('BODY', p.body);
+  if (p.smtputf8) m.set('SMTPUTF8', '');
+  if (p.ret !== null) m.set('RET', p.ret);
+  if (p.envid !== null) m.set('ENVID', p.envid);
+  if (p.requireTls === true) m.set('REQUIRETLS', '');
+  return m;
 }

@@ -8,6 +8,7 @@
 // where stages are called (server/smtp-connection.ts, server/message-intake.ts).
 
 import type { Duplex } from 'node:stream';
+import type { Logger } from '../../core/ports.ts';
 import type { Reply } from '../../core/reply.ts';
 import { Replies } from '../../core/reply.ts';
 
@@ -18,7 +19,14 @@ import { Replies } from '../../core/reply.ts';
  */
 export type FilterStage = 'connect' | 'helo' | 'mail' | 'rcpt' | 'headers' | 'message';
 
-export const FILTER_STAGES: readonly FilterStage[] = ['connect', 'helo', 'mail', 'rcpt', 'headers', 'message'];
+export const FILTER_STAGES: readonly FilterStage[] = [
+  'connect',
+  'helo',
+  'mail',
+  'rcpt',
+  'headers',
+  'message',
+];
 
 /** A change to the header block a check asks for (milter SMFIR_ADDHEADER/INSHEADER/CHGHEADER). */
 export type HeaderEdit =
@@ -30,7 +38,12 @@ export type HeaderEdit =
    * The `occurrence`th (1-based) field of that name replaced by `value`, or removed when `value` is
    * null (milter SMFIR_CHGHEADER); an occurrence that does not exist adds the field (as Sendmail does).
    */
-  | { readonly op: 'change'; readonly name: string; readonly occurrence: number; readonly value: string | null };
+  | {
+      readonly op: 'change';
+      readonly name: string;
+      readonly occurrence: number;
+      readonly value: string | null;
+    };
 
 /** What a check asks to be done to the message besides its verdict. */
 export interface FilterActions {
@@ -44,7 +57,12 @@ export interface FilterActions {
 export type Verdict =
   | { readonly kind: 'accept'; readonly reason?: string; readonly actions?: FilterActions }
   /** A score for the message's total (logged, and in the X-Tern-Filter header); never refuses alone. */
-  | { readonly kind: 'score'; readonly score: number; readonly reason: string; readonly actions?: FilterActions }
+  | {
+      readonly kind: 'score';
+      readonly score: number;
+      readonly reason: string;
+      readonly actions?: FilterActions;
+    }
   | { readonly kind: 'reject'; readonly reply: Reply; readonly reason: string }
   | { readonly kind: 'defer'; readonly reply: Reply; readonly reason: string }
   /** Accepted with 250 and dropped (milter SMFIR_DISCARD): logged and traced, delivered nowhere. */
@@ -68,16 +86,20 @@ export interface FilterClient {
   readonly localPort: number;
 }
 
-/** One header field of the message as received (value unfolded, without the CRLF). */
-export interface HeaderField {
-  readonly name: string;
-  readonly value: string;
-}
+/** One header field of the message (protocol/header-edit.ts). */
+export type { EditableField as HeaderField } from '../../protocol/header-edit.ts';
+import type { EditableField as HeaderField } from '../../protocol/header-edit.ts';
 
 /** The message at the `headers` and `message` stages. */
 export interface FilterMessage {
-  /** The header block's fields, in order, as the client sent them. */
+  /**
+   * The header block's fields in order, as they will be stored after our Received: (which is not among
+   * them): a submission's Bcc: and any Return-Path: already dropped, a missing Date:/Message-ID: added.
+   * The 0-based positions an `insert` edit names are positions in this list.
+   */
   readonly headers: readonly HeaderField[];
+  /** The addresses in From: (the author domains DMARC judges). */
+  readonly fromAddresses: readonly string[];
   /** Octets of the whole message as it will be stored (our Received: first). */
   readonly sizeBytes: number;
   /**
@@ -133,8 +155,11 @@ export interface Filter {
   readonly stages: readonly FilterStage[];
   readonly timeoutMs: number;
   readonly onFailure: 'tempfail' | 'accept';
-  /** A session for one SMTP connection (a stateless filter returns itself or a shared object). */
-  open(client: FilterClient): FilterSession;
+  /**
+   * A session for one SMTP connection (a stateless filter returns itself or a shared object); `log` is
+   * the connection's logger.
+   */
+  open(client: FilterClient, log: Logger): FilterSession;
 }
 
 /**
@@ -178,8 +203,9 @@ export async function runFilter(
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<'timeout'>((resolve) => {
     timer = setTimeout(() => {
-      controller.abort(new Error(`${f.name}: timed out`));
+      // The timeout settles the race first: the check's own rejection on abort comes after.
       resolve('timeout');
+      controller.abort(new Error(`${f.name}: timed out`));
     }, f.timeoutMs);
   });
   try {

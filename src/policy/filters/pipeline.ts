@@ -5,7 +5,7 @@
 // the connection (a new HELO runs the HELO checks again).
 // Deliberately NOT here: what any check does (the filters), replies on the wire (the SMTP driver).
 
-import { Replies } from '../../core/reply.ts';
+import type { Logger } from '../../core/ports.ts';
 import type { Reply } from '../../core/reply.ts';
 import {
   runFilter,
@@ -47,6 +47,7 @@ export class FilterRun {
   readonly #client: () => FilterClient;
   readonly #sessions = new Map<string, FilterSession>();
   readonly #onOutcome: (o: FilterOutcome) => void;
+  readonly #log: Logger;
   #facts: FilterFacts = {};
   #connect: StageResult | null = null;
   #helo: { readonly helo: string; readonly result: StageResult } | null = null;
@@ -63,8 +64,14 @@ export class FilterRun {
    * `client` is read at each stage (the HELO name and TLS state change during a connection).
    * `onOutcome` sees every check's outcome (logs, trace, metrics).
    */
-  constructor(filters: readonly Filter[], client: () => FilterClient, onOutcome: (o: FilterOutcome) => void) {
+  constructor(
+    filters: readonly Filter[],
+    client: () => FilterClient,
+    log: Logger,
+    onOutcome: (o: FilterOutcome) => void,
+  ) {
     this.#filters = filters;
+    this.#log = log;
     this.#client = client;
     this.#onOutcome = onOutcome;
   }
@@ -143,7 +150,7 @@ export class FilterRun {
   #session(f: Filter): FilterSession {
     let s = this.#sessions.get(f.name);
     if (s === undefined) {
-      s = f.open(this.#client());
+      s = f.open(this.#client(), this.#log);
       this.#sessions.set(f.name, s);
     }
     return s;
@@ -205,11 +212,3 @@ export class FilterRun {
 function round(n: number): string {
   return String(Math.round(n * 100) / 100);
 }
-
-/** The reply a refusal carries, for callers that only need it. */
-export function refusalReply(r: StageResult): Reply | null {
-  return r.kind === 'refuse' ? r.reply : null;
-}
-
-/** The pipeline's own refusal when the filters themselves cannot be started. */
-export const PIPELINE_DOWN: Reply = Replies.filterTempfail;

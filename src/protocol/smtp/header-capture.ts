@@ -61,7 +61,7 @@ export class HeaderCapture {
 }
 
 /** Index just after the blank line that ends the header block, 0 for a message with no headers, or -1. */
-function headerEnd(b: Uint8Array): number {
+export function headerEnd(b: Uint8Array): number {
   if (b.length >= 2 && b[0] === 13 && b[1] === 10) return 2;
   const i = Buffer.from(b.buffer, b.byteOffset, b.length).indexOf('\r\n\r\n');
   return i < 0 ? -1 : i + 4;
