@@ -82,6 +82,9 @@ export class ServerMetrics {
   readonly #auth: Counter<'result' | 'mechanism'>;
   readonly #tls: Counter<'version'>;
   readonly #checks: Counter<'check' | 'result'>;
+  readonly #filterVerdicts: Counter<'filter' | 'stage' | 'verdict'>;
+  readonly #filterFailures: Counter<'filter'>;
+  readonly #filterSeconds: Histogram<'filter'>;
   readonly #fsync: Histogram;
 
   constructor(sources: MetricsSources) {
@@ -156,6 +159,25 @@ export class ServerMetrics {
       name: 'tern_authchecks_total',
       help: 'Inbound SPF, DKIM, DMARC and ARC verdicts',
       labelNames: ['check', 'result'],
+      registers,
+    });
+    this.#filterVerdicts = new Counter({
+      name: 'tern_filter_verdicts_total',
+      help: 'Inbound filter verdicts (docs/filtering.md) by filter, stage and verdict',
+      labelNames: ['filter', 'stage', 'verdict'],
+      registers,
+    });
+    this.#filterFailures = new Counter({
+      name: 'tern_filter_failures_total',
+      help: 'Filter checks that failed or ran out of time (their on_failure decided), by filter',
+      labelNames: ['filter'],
+      registers,
+    });
+    this.#filterSeconds = new Histogram({
+      name: 'tern_filter_seconds',
+      help: 'How long each filter check took, by filter',
+      labelNames: ['filter'],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
       registers,
     });
     this.#fsync = new Histogram({
@@ -345,6 +367,16 @@ export class ServerMetrics {
       case Events.imapTls: {
         const v = str(f['version']);
         this.#tls.inc({ version: v !== null && TLS_VERSIONS.has(v) ? v : 'other' });
+        return;
+      }
+      case Events.smtpFilter: {
+        // The pipeline's own line (its choice) has no verdict; names come from config, so they are bounded.
+        const filter = str(f['filter']);
+        const verdict = str(f['verdict']);
+        if (filter === null || verdict === null) return;
+        this.#filterVerdicts.inc({ filter, stage: str(f['stage']) ?? 'unknown', verdict });
+        if (f['failed'] !== undefined) this.#filterFailures.inc({ filter });
+        if (typeof f['ms'] === 'number') this.#filterSeconds.observe({ filter }, f['ms'] / 1000);
         return;
       }
       case Events.smtpAuthChecks:

@@ -30,6 +30,7 @@ export const OBSERVED_EVENTS: ReadonlySet<string> = new Set<string>([
   Events.smtpRcptRejected,
   Events.smtpDataRejected,
   Events.smtpAuthChecks,
+  Events.smtpFilter,
   Events.smtpAuthSucceeded,
   Events.pop3AuthSucceeded,
   Events.imapAuthSucceeded,

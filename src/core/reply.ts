@@ -112,6 +112,10 @@ export const Replies = {
   needTls: { code: 530, enhanced: '5.7.0', text: 'Must issue a STARTTLS command first' },
   /** A DNS blocklist names the client (policy/filters/dnsbl.ts adds which client and zone). */
   clientBlocked: { code: 554, enhanced: '5.7.1', text: 'Service unavailable; client blocked' },
+  /** Greylisting (RFC 6647): a first attempt from this client, sender and recipient. */
+  greylisted: { code: 451, enhanced: '4.7.1', text: 'Greylisted, please try again later' },
+  /** A domain of the message (MAIL FROM, HELO, a link) is on a domain block list. */
+  domainBlocked: { code: 554, enhanced: '5.7.1', text: 'Service unavailable; domain listed' },
   /** An inbound filter failed or took too long and its failure mode is tempfail. */
   filterTempfail: { code: 451, enhanced: '4.7.1', text: 'Service temporarily unavailable; try again later' },
   /** RFC 8689 §4.1: REQUIRETLS is offered only over TLS. */

@@ -372,12 +372,10 @@ export class MessageIntake {
         for await (const c of rest) await rewritten.write(c);
       }
       await writer.abort();
-      this.log.event(Events.smtpRewritten, {
-        queueId: writer.id,
-        newQueueId: rewritten.id,
-        edits: edits.length,
-        body: results.body !== null,
-      });
+      // Under both ids, so that `tern trace` finds the way from either.
+      const detail = { edits: edits.length, body: results.body !== null };
+      this.log.event(Events.smtpRewritten, { queueId: writer.id, newQueueId: rewritten.id, ...detail });
+      this.log.event(Events.smtpRewritten, { queueId: rewritten.id, fromQueueId: writer.id, ...detail });
       return { writer: rewritten, prefix };
     } catch (err) {
       await rewritten.abort().catch(() => undefined);

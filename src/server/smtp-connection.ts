@@ -510,7 +510,7 @@ export class SmtpConnection implements Driver {
       filter: o.filter,
       stage: o.stage,
       verdict: v.kind,
-      ...(this.intake.queueId === null ? {} : { queueId: this.intake.queueId }),
+      ...(o.queueId === null ? {} : { queueId: o.queueId }),
       ...(v.reason === undefined ? {} : { reason: v.reason }),
       ...(v.kind === 'score' ? { score: v.score } : {}),
       ...(v.kind === 'reject' || v.kind === 'defer' ? { reply: replyText(v.reply) } : {}),

@@ -29,6 +29,9 @@ export interface TraceWriter {
 const NAMES: Readonly<Record<string, string>> = {
   'smtp.queued': 'received',
   'smtp.authchecks': 'checked',
+  'smtp.filter': 'filtered',
+  'smtp.discarded': 'discarded',
+  'smtp.rewritten': 'rewritten',
   'smtp.commit.failed': 'refused',
   'queue.committed': 'queued',
   'delivery.local': 'delivered',

@@ -37,6 +37,8 @@ export interface AuthTernOptions {
   /** Other tables (e.g. outbound, submission) merged with the ones made here. */
   readonly tables?: Readonly<Record<string, Readonly<Record<string, TomlValue>>>>;
   readonly users?: TernOptions['users'];
+  /** Other harness options (extraToml, listenerFilters, logLevel...). */
+  readonly tern?: Omit<TernOptions, 'tables' | 'users'>;
 }
 
 export interface AuthTern extends Tern {
@@ -55,7 +57,11 @@ export async function startAuthTern(dns: DnsServer, opts: AuthTernOptions = {}):
     ...(opts.defaultChecks === true ? {} : { checks: { skip_networks: [], ...opts.checks } }),
     ...opts.tables,
   };
-  const tern = await startTern({ tables, ...(opts.users === undefined ? {} : { users: opts.users }) });
+  const tern = await startTern({
+    ...opts.tern,
+    tables,
+    ...(opts.users === undefined ? {} : { users: opts.users }),
+  });
   let store: MailboxStore | null = null;
   const stop = tern.stop.bind(tern);
   return Object.assign(tern, {
@@ -139,6 +145,8 @@ export interface TransactionRequest {
   readonly timeoutMs?: number;
   /** Send the message with BDAT (RFC 3030) in chunks of this many octets instead of DATA. */
   readonly bdatChunkBytes?: number;
+  /** MAIL FROM parameters after the address, e.g. "SMTPUTF8". */
+  readonly mailParams?: string;
 }
 
 class ReplyReader {
@@ -214,7 +222,9 @@ export async function transact(req: TransactionRequest): Promise<Transaction> {
     if (greeting.code !== 220) throw new Error(`greeting: ${greeting.code} ${greeting.text}`);
     const ehlo = await command(`EHLO ${req.helo}`);
     if (ehlo.code !== 250) throw new Error(`EHLO: ${ehlo.code} ${ehlo.text}`);
-    const mail = await command(`MAIL FROM:<${req.from}>`);
+    const mail = await command(
+      `MAIL FROM:<${req.from}>${req.mailParams === undefined ? '' : ` ${req.mailParams}`}`,
+    );
     if (mail.code !== 250) return { mail, rcpt: null, data: null };
     const rcpt = await command(`RCPT TO:<${req.to}>`);
     if (rcpt.code !== 250) return { mail, rcpt, data: null };

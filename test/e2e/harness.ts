@@ -157,6 +157,10 @@ export interface TernOptions {
    * session threads.
    */
   readonly workers?: number | 'auto';
+  /** `filters = [...]` on the smtp and submission listeners (their filter pipelines). */
+  readonly listenerFilters?: { readonly smtp?: readonly string[]; readonly submission?: readonly string[] };
+  /** TOML appended as it is (arrays of tables such as [[filters.plugin]] and [[filters.milter]]). */
+  readonly extraToml?: string;
 }
 
 /** The session threads a test server gets unless the test says (TERN_E2E_WORKERS: "auto" or a count). */
@@ -264,11 +268,17 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     'service = "smtp"',
     'address = "127.0.0.1:0"',
     'tls = "starttls"',
+    ...(opts.listenerFilters?.smtp === undefined
+      ? []
+      : [`filters = ${tomlValue(opts.listenerFilters.smtp)}`]),
     '',
     '[[listeners]]',
     'service = "submission"',
     'address = "127.0.0.1:0"',
     'tls = "starttls"',
+    ...(opts.listenerFilters?.submission === undefined
+      ? []
+      : [`filters = ${tomlValue(opts.listenerFilters.submission)}`]),
     '',
     '[[listeners]]',
     'service = "submissions"',
@@ -314,6 +324,7 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     ...Object.entries(opts.tables ?? {}).flatMap(([name, entries]) => tomlTable(name, entries)),
     ...workersTable(opts.workers ?? defaultWorkers(), opts.tables?.['server'] !== undefined),
     '',
+    opts.extraToml ?? '',
   ].join('\n');
 }
 

@@ -59,6 +59,8 @@ export class DnsblFilter extends StatelessFilter {
   }
 
   async check(_stage: FilterStage, ctx: FilterContext): Promise<Verdict> {
+    if (ctx.facts.allowListed !== undefined)
+      return { kind: 'accept', reason: `allow-listed (${ctx.facts.allowListed})` };
     const hits: string[] = [];
     let weight = 0;
     let errors = 0;

@@ -185,6 +185,8 @@ export const TEMPFAIL: Reply = Replies.filterTempfail;
 export interface FilterOutcome {
   readonly filter: string;
   readonly stage: FilterStage;
+  /** The message's queue id, from the headers stage on. */
+  readonly queueId: string | null;
   readonly verdict: Verdict;
   readonly ms: number;
   /** Set when the check failed or timed out and its failure mode decided. */
@@ -211,10 +213,16 @@ export async function runFilter(
   try {
     const result = await Promise.race([session.check(stage, ctx, controller.signal), timeout]);
     const ms = performance.now() - started;
-    if (result !== 'timeout') return { filter: f.name, stage, verdict: result, ms };
-    return failed(f, stage, ms, `no answer within ${f.timeoutMs} ms`);
+    if (result !== 'timeout') return { filter: f.name, stage, queueId: ctx.queueId, verdict: result, ms };
+    return failed(f, stage, ctx.queueId, ms, `no answer within ${f.timeoutMs} ms`);
   } catch (err) {
-    return failed(f, stage, performance.now() - started, err instanceof Error ? err.message : String(err));
+    return failed(
+      f,
+      stage,
+      ctx.queueId,
+      performance.now() - started,
+      err instanceof Error ? err.message : String(err),
+    );
   } finally {
     clearTimeout(timer);
   }
@@ -223,6 +231,7 @@ export async function runFilter(
 function failed(
   f: Pick<Filter, 'name' | 'onFailure'>,
   stage: FilterStage,
+  queueId: string | null,
   ms: number,
   why: string,
 ): FilterOutcome {
@@ -230,7 +239,7 @@ function failed(
     f.onFailure === 'accept'
       ? { kind: 'accept', reason: `failed open: ${why}` }
       : { kind: 'defer', reply: Replies.filterTempfail, reason: `${f.name}: ${why}` };
-  return { filter: f.name, stage, verdict, ms, failed: why };
+  return { filter: f.name, stage, queueId, verdict, ms, failed: why };
 }
 
 /** A filter without per-connection state: its one object serves every session. */

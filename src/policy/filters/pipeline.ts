@@ -124,7 +124,9 @@ export class FilterRun {
 
   /** A new transaction (MAIL after RSET or after the last one ended). */
   reset(): void {
-    this.#facts = {};
+    // What the connect checks found (a DNSWL listing) holds for the connection's every transaction.
+    const allowListed = this.#facts.allowListed;
+    this.#facts = allowListed === undefined ? {} : { allowListed };
     this.#headers = [];
     this.#body = null;
     this.#addRecipients = [];
