@@ -2268,7 +2268,14 @@ describe('tern.example.toml and docs/configuration.md', () => {
     assert.notEqual(config.outbound.sourceAddress, null);
     assert.notEqual(config.outbound.relay?.auth ?? null, null);
     assert.equal(config.outbound.tlsPolicies.size, 2);
-    assert.deepEqual(config.filters.order, ['dnsbl']);
+    assert.deepEqual(config.filters.order, [
+      'dnsbl',
+      'greylist',
+      'rspamd',
+      'spamassassin',
+      'clamav',
+      'milter',
+    ]);
     assert.equal(config.outbound.transports.size, 1);
     assert.notEqual(config.queue.postmaster, null);
   });
