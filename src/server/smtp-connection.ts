@@ -94,6 +94,8 @@ export class SmtpConnection implements Driver {
   /** The filter pipeline of this connection (chosen again at each MAIL: AUTH may have changed it). */
   private filterRun: FilterRun | null = null;
   private filterChoice = '';
+  /** The mechanism of the last AUTH started (the one that succeeded, once authUser is set). */
+  private authMechanism: string | null = null;
   /** The current transaction's MAIL parameters, as filters see them. */
   private mailParams: ReadonlyMap<string, string> = new Map();
 
@@ -284,6 +286,7 @@ export class SmtpConnection implements Driver {
         }
         case 'auth-start':
           flush();
+          this.authMechanism = effect.mechanism;
           await this.perform(
             await this.authStep(await this.sasl.start(effect.mechanism, effect.initialResponse)),
           );
@@ -496,7 +499,10 @@ export class SmtpConnection implements Driver {
       hostname: this.rdns,
       helo: this.session.helo ?? '',
       tls: this.shell.tls !== null,
+      tlsVersion: this.shell.tls?.version ?? null,
+      tlsCipher: this.shell.tls?.cipher ?? null,
       authUser: this.session.authUser,
+      authMechanism: this.session.authUser === null ? null : this.authMechanism,
       service: this.listener.service,
       localAddress: this.shell.localIp,
       localPort: this.shell.localPort,

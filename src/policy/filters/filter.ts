@@ -78,7 +78,12 @@ export interface FilterClient {
   readonly hostname: string | null;
   readonly helo: string;
   readonly tls: boolean;
+  /** The TLS protocol version and cipher, when TLS is on (milter {tls_version}, {cipher}). */
+  readonly tlsVersion?: string | null;
+  readonly tlsCipher?: string | null;
   readonly authUser: string | null;
+  /** The SASL mechanism the client logged in with (milter {auth_type}). */
+  readonly authMechanism?: string | null;
   /** The listener's service: smtp, submission, submissions. */
   readonly service: string;
   /** The address and port the client connected to. */

@@ -911,8 +911,13 @@ function macroValue(raw: string, ctx: FilterContext, hostname: string): string |
       return ctx.mailFrom;
     case 'rcpt_addr':
       return ctx.rcpt ?? null;
+    case 'tls_version':
+      return c.tlsVersion ?? null;
+    case 'cipher':
+      return c.tlsCipher ?? null;
+    case 'auth_type':
+      return c.authMechanism ?? null;
     default:
-      // {tls_version}, {cipher}, {auth_type}: FilterClient does not carry them yet.
       return null;
   }
 }
