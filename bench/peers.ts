@@ -271,6 +271,19 @@ export function ternConfigToml(o: {
     ...(o.tls === null
       ? []
       : ['[tls]', `cert = ${JSON.stringify(o.tls.cert)}`, `key = ${JSON.stringify(o.tls.key)}`, '']),
+    // BENCH_TERN_FILTERS=read: every client (loopback is trusted here, so by network) runs a content
+    // filter that reads the whole spooled message (bench/filters/read-all.ts), for an A/B of what the
+    // pipeline costs a content filter before its daemon works (docs/performance.md).
+    ...(process.env['BENCH_TERN_FILTERS'] === 'read'
+      ? [
+          '[[filters.plugin]]',
+          'name = "read"',
+          `path = ${JSON.stringify(join(import.meta.dirname, 'filters', 'read-all.ts'))}`,
+          '[filters.networks]',
+          '"127.0.0.0/8" = ["read"]',
+          '',
+        ]
+      : []),
     '[limits]',
     'max_connections = 30000',
     'max_connections_per_ip = 30000',
