@@ -219,5 +219,8 @@ export class SessionRunner {
     const outcome = await Promise.race([all.then(() => 'done' as const), expired]);
     clearTimeout(timer);
     if (outcome === 'expired') for (const s of this.#sessions) s.shell.destroy();
+    // No session greylists any more: its pending writes are committed by close().
+    await this.#greylist?.store.close().catch(() => undefined);
+    this.#greylist = null;
   }
 }
