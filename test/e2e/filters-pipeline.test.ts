@@ -29,6 +29,7 @@ describe('the filter pipeline end to end (plugins from files)', () => {
       users: [RCPT, UTF8_RCPT],
       tern: {
         logLevel: 'debug',
+        admin: true,
         extraToml: [
           '[filters]',
           'order = ["gate", "words"]',
@@ -237,5 +238,20 @@ describe('the filter pipeline end to end (plugins from files)', () => {
     assert.match(field ?? '', /words=3\.5/);
     assert.match(field ?? '', /gate=1\.25/);
     assert.match(field ?? '', /score=4\.75/);
+  });
+
+  test('verdicts are counted as metrics by filter, stage and verdict; failures and durations too', async () => {
+    const res = await fetch(`http://127.0.0.1:${tern.ports.admin}/metrics`);
+    assert.equal(res.status, 200);
+    const text = await res.text();
+    const count = (labels: string): number => {
+      const m = new RegExp(`^tern_filter_verdicts_total\\{${labels}\\} (\\d+)`, 'm').exec(text);
+      return m === null ? 0 : Number(m[1]);
+    };
+    assert.ok(count('filter="gate",stage="message",verdict="defer"') >= 3, text.slice(0, 2000));
+    assert.ok(count('filter="words",stage="headers",verdict="reject"') >= 1);
+    assert.ok(count('filter="gate",stage="message",verdict="discard"') >= 1);
+    assert.match(text, /^tern_filter_failures_total\{filter="gate"\} [1-9]/m);
+    assert.match(text, /^tern_filter_seconds_count\{filter="gate-open"\} [1-9]/m);
   });
 });
