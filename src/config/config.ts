@@ -150,6 +150,8 @@ export interface ClamavConfig extends FilterCommonConfig {
   readonly addHeader: boolean;
   /** A message over clamd's StreamMaxLength, which it cannot scan. */
   readonly onTooLarge: 'accept' | 'tempfail' | 'reject';
+  /** Larger messages are not sent to clamd at all (keep it at or below clamd's StreamMaxLength). */
+  readonly maxScanBytes: number;
 }
 
 export interface MilterConfig extends FilterCommonConfig {

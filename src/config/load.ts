@@ -934,6 +934,8 @@ function readClamav(ctx: Ctx, value: unknown): ClamavConfig | undefined {
       opt(t['on_too_large'], (v) =>
         readEnum(ctx, p('on_too_large'), v, ['accept', 'tempfail', 'reject'] as const),
       ) ?? 'accept',
+    maxScanBytes:
+      opt(t['max_scan_bytes'], (v) => readInteger(ctx, p('max_scan_bytes'), v, { min: 1024 })) ?? 26_214_400,
     ...readFilterCommon(ctx, base, t, { timeoutMs: 60_000, onFailure: 'tempfail' }),
   };
 }

@@ -116,6 +116,8 @@ export const Replies = {
   greylisted: { code: 451, enhanced: '4.7.1', text: 'Greylisted, please try again later' },
   /** A domain of the message (MAIL FROM, HELO, a link) is on a domain block list. */
   domainBlocked: { code: 554, enhanced: '5.7.1', text: 'Service unavailable; domain listed' },
+  /** The virus scanner found something (the text names it). */
+  virusFound: { code: 554, enhanced: '5.7.1', text: 'Message refused: virus found' },
   /** A filter (a milter's SMFIR_REJECT) refused, without a reply of its own. */
   filterRejected: { code: 550, enhanced: '5.7.1', text: 'Command rejected' },
   /** An inbound filter failed or took too long and its failure mode is tempfail. */
