@@ -21,7 +21,6 @@ import { parseDialAddress } from '../core/dial-address.ts';
 import { parseZone } from '../core/dnsbl-zone.ts';
 import {
   DEFAULT_ADMIN,
-  DEFAULT_FILTERS,
   DEFAULT_MTA_STS_PUBLISH,
   DEFAULT_AUTH,
   DEFAULT_CHECKS,

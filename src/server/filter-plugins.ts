@@ -76,6 +76,6 @@ function invalid(f: unknown): string | null {
   if (typeof filter.open !== 'function') return 'the filter has no open(client, log) method';
   if (!Array.isArray(filter.stages) || filter.stages.length === 0) return 'the filter lists no stages';
   const bad = (filter.stages as unknown[]).find((s) => !FILTER_STAGES.includes(s as never));
-  if (bad !== undefined) return `"${String(bad)}" is not a stage (${FILTER_STAGES.join(', ')})`;
+  if (bad !== undefined) return `${JSON.stringify(bad)} is not a stage (${FILTER_STAGES.join(', ')})`;
   return null;
 }
