@@ -68,9 +68,7 @@ export function fieldOf(raw: string): EditableField | null {
 /** A new field's bytes (UTF-8), CRLF-terminated; CR and LF in the value become folds or go. */
 export function formatField(name: string, value: string): string {
   // Folds (a line break before white space) stay folds; any other CR or LF would start a new field.
-  const clean = value
-    .replace(/\r?\n(?=[ \t])/g, '\r\n')
-    .replace(/\r\n(?![ \t])|\r(?!\n)|(?<!\r)\n/g, ' ');
+  const clean = value.replace(/\r?\n(?=[ \t])/g, '\r\n').replace(/\r\n(?![ \t])|\r(?!\n)|(?<!\r)\n/g, ' ');
   return Buffer.from(`${name}: ${clean}\r\n`, 'utf8').toString('latin1');
 }
 
