@@ -142,6 +142,8 @@ export interface SpamAssassinConfig extends FilterCommonConfig {
   readonly rejectScore: number;
   /** spamd's User header (whose preferences apply). */
   readonly user: string | null;
+  /** Larger messages are not sent to spamd (accepted unscanned, as spamc does). */
+  readonly maxScanBytes: number;
 }
 
 export interface ClamavConfig extends FilterCommonConfig {

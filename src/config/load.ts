@@ -895,7 +895,14 @@ function requiredAddress(
 function readSpamAssassin(ctx: Ctx, value: unknown): SpamAssassinConfig | undefined {
   const base: KeyPath = ['filters', 'spamassassin'];
   const p = (k: string): KeyPath => [...base, k];
-  const t = readTable(ctx, base, value, ['address', 'reject_score', 'user', 'timeout_seconds', 'on_failure']);
+  const t = readTable(ctx, base, value, [
+    'address',
+    'reject_score',
+    'user',
+    'max_scan_bytes',
+    'timeout_seconds',
+    'on_failure',
+  ]);
   if (t === undefined) return undefined;
   const address = requiredAddress(ctx, base, t, '127.0.0.1:783');
   let rejectScore: number | undefined = 10;
@@ -909,6 +916,8 @@ function readSpamAssassin(ctx: Ctx, value: unknown): SpamAssassinConfig | undefi
     address,
     rejectScore,
     user: opt(t['user'], (v) => readString(ctx, p('user'), v)) ?? null,
+    maxScanBytes:
+      opt(t['max_scan_bytes'], (v) => readInteger(ctx, p('max_scan_bytes'), v, { min: 1024 })) ?? 512_000,
     ...readFilterCommon(ctx, base, t, { timeoutMs: 30_000, onFailure: 'accept' }),
   };
 }

@@ -116,6 +116,8 @@ export const Replies = {
   greylisted: { code: 451, enhanced: '4.7.1', text: 'Greylisted, please try again later' },
   /** A domain of the message (MAIL FROM, HELO, a link) is on a domain block list. */
   domainBlocked: { code: 554, enhanced: '5.7.1', text: 'Service unavailable; domain listed' },
+  /** A spam filter (rspamd, SpamAssassin) refused the message (the text gives its score or words). */
+  spamRejected: { code: 554, enhanced: '5.7.1', text: 'Message rejected as spam' },
   /** The virus scanner found something (the text names it). */
   virusFound: { code: 554, enhanced: '5.7.1', text: 'Message refused: virus found' },
   /** A filter (a milter's SMFIR_REJECT) refused, without a reply of its own. */
