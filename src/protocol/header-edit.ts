@@ -34,7 +34,12 @@ function decode(byteString: string): string {
  * Split the header block at the start of `bytes` into raw fields (byte strings, CRLF-terminated);
  * `bodyOffset` is where the body starts (after the empty line), or bytes.length when there is none.
  */
-export function splitFields(bytes: Uint8Array): { readonly fields: string[]; readonly bodyOffset: number } {
+export function splitFields(bytes: Uint8Array): {
+  readonly fields: string[];
+  readonly bodyOffset: number;
+  /** The empty line that ends the header block is among the bytes. */
+  readonly complete: boolean;
+} {
   const end = headerEnd(bytes);
   const sectionEnd = end < 0 ? bytes.length : end - 2;
   const section = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.length).toString('latin1', 0, sectionEnd);
@@ -48,7 +53,7 @@ export function splitFields(bytes: Uint8Array): { readonly fields: string[]; rea
     }
   }
   if (current !== '') fields.push(current.endsWith('\r\n') ? current : `${current}\r\n`);
-  return { fields, bodyOffset: end < 0 ? bytes.length : end };
+  return { fields, bodyOffset: end < 0 ? bytes.length : end, complete: end >= 0 };
 }
 
 /** A raw field as filters see it; null for a line that is not a field. */

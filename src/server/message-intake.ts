@@ -45,6 +45,9 @@ import { acceptedFields } from './smtp-log.ts';
 /** Above this many bytes handed to the writer and not yet written, content waits (slow disks). */
 const MAX_UNWRITTEN_BYTES = 256 * 1024;
 
+/** The filters' field edits look for the end of the header block this far into the message. */
+const MAX_REWRITE_HEADER_BYTES = 1024 * 1024;
+
 export interface CommitRequest {
   readonly tx: TransactionInfo;
   readonly sizeBytes: number;
@@ -347,21 +350,31 @@ export class MessageIntake {
     const rewritten = this.deps.queue.begin();
     try {
       let head = new Uint8Array(0);
-      let rest: AsyncIterable<Uint8Array> | null = null;
       // The stored message: our Received:, then the header block the filters saw, then the body.
       const chunks = storedChunks(body)[Symbol.asyncIterator]();
       const pending: Uint8Array[] = [];
       let seen = 0;
+      let ended = false;
       for (;;) {
         const n = await chunks.next();
-        if (n.done === true) break;
+        if (n.done === true) {
+          ended = true;
+          break;
+        }
         pending.push(n.value);
         seen += n.value.length;
         head = Buffer.concat(pending, seen);
-        if (splitFields(head).bodyOffset < head.length || seen > 1024 * 1024) break;
+        if (splitFields(head).complete || seen > MAX_REWRITE_HEADER_BYTES) break;
       }
-      rest = { [Symbol.asyncIterator]: () => chunks };
-      const { fields, bodyOffset } = splitFields(head);
+      const rest: AsyncIterable<Uint8Array> = { [Symbol.asyncIterator]: () => chunks };
+      const { fields, bodyOffset, complete } = splitFields(head);
+      if (!complete && !ended) {
+        // A header block this long was never held (HeaderCapture's limit): no field edits on it.
+        await chunks.return?.();
+        await rewritten.abort();
+        this.log.warn(Events.smtpRewritten, { queueId: writer.id, skipped: 'header block too long to edit' });
+        return { writer, prefix };
+      }
       const [received, ...own] = fields;
       const edited = applyFieldEdits(own, edits);
       await rewritten.write(Buffer.from(`${received ?? ''}${edited.join('')}\r\n`, 'latin1'));
