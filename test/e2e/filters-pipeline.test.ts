@@ -178,6 +178,14 @@ describe('the filter pipeline end to end (plugins from files)', () => {
     assert.equal(tx.data?.code, 250, JSON.stringify(tx));
     const line = await tern.waitForLog('the discard', (l) => l['event'] === 'smtp.discarded');
     assert.match(String(line['reason']), /subject says discard/);
+    // The trace tells the story: each check's verdict, then the discard.
+    const trace = await tern.tern(['trace', String(line['queueId'])]);
+    assert.equal(trace.code, 0, trace.stderr);
+    assert.match(
+      trace.stdout,
+      /filtered +filter=gate verdict=discard stage=message reason=subject says discard/,
+    );
+    assert.match(trace.stdout, /discarded +reason=gate: subject says discard/);
     await new Promise((r) => setTimeout(r, 300));
     assert.equal((await tern.messagesIn(RCPT, 'INBOX')).filter((m) => m.subject === 'discard').length, 0);
   });

@@ -47,8 +47,13 @@ const SHOWN = [
   'reply',
   'status',
   'mailbox',
+  'filter',
+  'verdict',
+  'score',
   'stage',
   'reason',
+  'newQueueId',
+  'fromQueueId',
   'nextAttempt',
   'messageId',
 ];
