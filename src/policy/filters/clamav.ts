@@ -27,6 +27,7 @@ import {
   type FilterStage,
   type Verdict,
 } from './filter.ts';
+import { drained } from './daemon-io.ts';
 import type { Duplex } from 'node:stream';
 
 export type OnTooLarge = 'accept' | 'tempfail' | 'reject';
@@ -200,24 +201,4 @@ export class ClamavFilter extends StatelessFilter {
         return assertNever(this.#onTooLarge);
     }
   }
-}
-
-/** Resolves when the stream has room again; rejects when it closes first. */
-function drained(stream: Duplex, closed: () => Error): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (stream.destroyed) {
-      reject(closed());
-      return;
-    }
-    const onDrain = (): void => {
-      stream.off('close', onClose);
-      resolve();
-    };
-    const onClose = (): void => {
-      stream.off('drain', onDrain);
-      reject(closed());
-    };
-    stream.once('drain', onDrain);
-    stream.once('close', onClose);
-  });
 }

@@ -247,6 +247,14 @@ function failed(
   return { filter: f.name, stage, queueId, verdict, ms, failed: why };
 }
 
+/** Edits removing every field called `name` (last first, so that each occurrence number still holds). */
+export function removeAllFields(fields: readonly HeaderField[], name: string): HeaderEdit[] {
+  const count = fields.filter((h) => h.name.toLowerCase() === name.toLowerCase()).length;
+  const edits: HeaderEdit[] = [];
+  for (let n = count; n >= 1; n--) edits.push({ op: 'change', name, occurrence: n, value: null });
+  return edits;
+}
+
 /** A filter without per-connection state: its one object serves every session. */
 export abstract class StatelessFilter implements Filter, FilterSession {
   abstract readonly name: string;

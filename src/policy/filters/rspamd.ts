@@ -13,18 +13,20 @@
 // it would defer that message until it bounced, so it is a score.
 // Any failure (refused connection, a status other than 200, bad JSON, an answer over 1 MiB, the
 // timeout) throws, and the pipeline applies on_failure.
-// Deliberately NOT here: HTTPS and HTTP keep-alive (one connection per message, `Connection: close`),
+// Deliberately NOT here: the HTTP/1.1 response parser (protocol/filters/http.ts), the exchange over the
+// stream (daemon-io.ts), HTTPS and HTTP keep-alive (one connection per message, `Connection: close`),
 // rspamd's compressed/encrypted transports, learning (the controller), the rspamd proxy's milter mode.
 
-import type { Duplex } from 'node:stream';
 import { domainToASCII } from 'node:url';
 import { assertNever } from '../../core/assert-never.ts';
 import { Replies, withText } from '../../core/reply.ts';
+import { MAX_HEAD_BYTES, parseHttpResponse, type HttpResponse } from '../../protocol/filters/http.ts';
+import { converse } from './daemon-io.ts';
 import {
+  removeAllFields,
   StatelessFilter,
   type Dial,
   type FilterContext,
-  type FilterMessage,
   type FilterStage,
   type HeaderEdit,
   type HeaderField,
@@ -33,7 +35,6 @@ import {
 
 /** rspamd's answers are a few KiB; the bound keeps a broken or hostile peer from filling memory. */
 export const MAX_ANSWER_BYTES = 1 << 20;
-const MAX_HEAD_BYTES = 16 * 1024;
 /** Edits beyond this many are dropped: no real milter_headers configuration comes close. */
 const MAX_EDITS = 64;
 
@@ -78,16 +79,14 @@ export class RspamdFilter extends StatelessFilter {
     if (message === undefined) throw new Error('rspamd runs at the message stage only');
     const head = formatCheckRequest(this.#target, ctx, message.sizeBytes, this.#password);
     const stream = await this.#dial(this.#target.address, signal);
-    // Errors are seen through the reads and writes; one after them must not become an uncaught 'error'.
-    stream.on('error', () => undefined);
-    let response: HttpResponse;
-    try {
-      response = await converse(stream, head, message, signal, (bytes, ended) =>
-        parseHttpResponse(bytes, ended, MAX_ANSWER_BYTES),
-      );
-    } finally {
-      stream.destroy();
-    }
+    const response: HttpResponse = await converse(stream, head, message, signal, {
+      peer: 'rspamd',
+      answerNoun: 'answer',
+      parse: (bytes, ended) => parseHttpResponse(bytes, ended, MAX_ANSWER_BYTES),
+      maxAnswerBytes: MAX_ANSWER_BYTES + MAX_HEAD_BYTES,
+      tooLong: `answer over ${MAX_ANSWER_BYTES} octets`,
+      endAfterMessage: false,
+    });
     if (response.status !== 200) {
       const parsed = parseRspamdAnswer(response.body);
       const why = parsed.ok ? '' : `: ${parsed.error ?? excerpt(response.body)}`;
@@ -164,139 +163,6 @@ function envelopeAddress(address: string): string | null {
   if (/[^\x20-\x7e]/.test(domain)) domain = domainToASCII(domain);
   if (domain === '' && at >= 0) return null;
   return at < 0 ? local : `${local}@${domain}`;
-}
-
-// ---- HTTP/1.1 responses (RFC 9112), pure -------------------------------------------------------
-
-export interface HttpResponse {
-  readonly status: number;
-  readonly reason: string;
-  /** Field names lower-cased; repeated fields joined with ", ". */
-  readonly headers: ReadonlyMap<string, string>;
-  readonly body: Uint8Array;
-}
-
-export type HttpParse =
-  | { readonly kind: 'more' }
-  | { readonly kind: 'reply'; readonly reply: HttpResponse }
-  | { readonly kind: 'error'; readonly reason: string };
-
-const CRLFCRLF = new Uint8Array([13, 10, 13, 10]);
-const latin1 = new TextDecoder('latin1');
-
-/**
- * The response in `bytes` (all received so far); `ended` once the peer has closed, so that a response
- * cut short is an error and a body without a length ends there. Never `more` when `ended`. Interim 1xx
- * responses are skipped. A body over `maxBodyBytes` is an error, as is a compressed one (we ask for
- * none). A body given by Content-Length or chunked, or read to the close (RFC 9112 §6.3).
- */
-export function parseHttpResponse(bytes: Uint8Array, ended: boolean, maxBodyBytes: number): HttpParse {
-  const more = (what: string): HttpParse =>
-    ended ? { kind: 'error', reason: `connection closed within the ${what}` } : { kind: 'more' };
-  let start = 0;
-  for (;;) {
-    const headEnd = indexOf(bytes, CRLFCRLF, start);
-    if (headEnd < 0) {
-      if (bytes.length - start > MAX_HEAD_BYTES) return { kind: 'error', reason: 'response head too long' };
-      return more('response head');
-    }
-    if (headEnd - start > MAX_HEAD_BYTES) return { kind: 'error', reason: 'response head too long' };
-    const lines = latin1.decode(bytes.subarray(start, headEnd)).split('\r\n');
-    const m = /^HTTP\/1\.[01] (\d{3})(?: (.*))?$/.exec(lines[0]!);
-    if (m === null) return { kind: 'error', reason: `not an HTTP/1.1 status line: ${printable(lines[0]!)}` };
-    const status = Number(m[1]);
-    const headers = new Map<string, string>();
-    for (const line of lines.slice(1)) {
-      const colon = line.indexOf(':');
-      if (colon <= 0 || /[\s]/.test(line.slice(0, colon)) || /^[ \t]/.test(line))
-        return { kind: 'error', reason: `bad response header line: ${printable(line)}` };
-      const name = line.slice(0, colon).toLowerCase();
-      const value = line.slice(colon + 1).trim();
-      const prev = headers.get(name);
-      headers.set(name, prev === undefined ? value : `${prev}, ${value}`);
-    }
-    const bodyStart = headEnd + 4;
-    if (status >= 100 && status < 200) {
-      start = bodyStart;
-      continue;
-    }
-    const reply = (body: Uint8Array): HttpParse => ({
-      kind: 'reply',
-      reply: { status, reason: printable(m[2] ?? ''), headers, body },
-    });
-    const encoding = headers.get('content-encoding');
-    if (encoding !== undefined && encoding.toLowerCase() !== 'identity')
-      return { kind: 'error', reason: `a ${printable(encoding)} body, which was not asked for` };
-    if (status === 204 || status === 304) return reply(new Uint8Array(0));
-    const transfer = headers.get('transfer-encoding');
-    if (transfer !== undefined) {
-      if (transfer.toLowerCase() !== 'chunked')
-        return { kind: 'error', reason: `transfer coding ${printable(transfer)} not supported` };
-      const chunked = dechunk(bytes, bodyStart, maxBodyBytes);
-      if (chunked.kind === 'more') return more('chunked body');
-      if (chunked.kind === 'error') return chunked;
-      return reply(chunked.body);
-    }
-    const length = headers.get('content-length');
-    if (length !== undefined) {
-      if (!/^\d{1,15}$/.test(length))
-        return { kind: 'error', reason: `bad Content-Length: ${printable(length)}` };
-      const n = Number(length);
-      if (n > maxBodyBytes) return { kind: 'error', reason: `answer of ${n} octets is over ${maxBodyBytes}` };
-      if (bytes.length - bodyStart < n) return more('body');
-      return reply(bytes.subarray(bodyStart, bodyStart + n));
-    }
-    if (bytes.length - bodyStart > maxBodyBytes)
-      return { kind: 'error', reason: `answer over ${maxBodyBytes} octets` };
-    if (!ended) return { kind: 'more' };
-    return reply(bytes.subarray(bodyStart));
-  }
-}
-
-type Dechunked =
-  | { readonly kind: 'more' }
-  | { readonly kind: 'error'; readonly reason: string }
-  | { readonly kind: 'done'; readonly body: Uint8Array };
-
-/** A chunked body (RFC 9112 §7.1) from `pos`; trailer fields are read past and dropped. */
-function dechunk(bytes: Uint8Array, pos: number, maxBodyBytes: number): Dechunked {
-  const parts: Uint8Array[] = [];
-  let total = 0;
-  for (;;) {
-    const eol = indexOf(bytes, CRLFCRLF.subarray(0, 2), pos);
-    if (eol < 0)
-      return bytes.length - pos > 1024
-        ? { kind: 'error', reason: 'chunk size line too long' }
-        : { kind: 'more' };
-    const sizeLine = latin1.decode(bytes.subarray(pos, eol));
-    const m = /^([0-9A-Fa-f]{1,8})[ \t]*(?:;.*)?$/.exec(sizeLine);
-    if (m === null) return { kind: 'error', reason: `bad chunk size line: ${printable(sizeLine)}` };
-    const size = parseInt(m[1]!, 16);
-    pos = eol + 2;
-    if (size === 0) {
-      // Trailer fields, then the empty line.
-      for (;;) {
-        const end = indexOf(bytes, CRLFCRLF.subarray(0, 2), pos);
-        if (end < 0)
-          return bytes.length - pos > MAX_HEAD_BYTES
-            ? { kind: 'error', reason: 'trailer too long' }
-            : { kind: 'more' };
-        if (end === pos) return { kind: 'done', body: Buffer.concat(parts) };
-        pos = end + 2;
-      }
-    }
-    total += size;
-    if (total > maxBodyBytes) return { kind: 'error', reason: `answer over ${maxBodyBytes} octets` };
-    if (bytes.length < pos + size + 2) return { kind: 'more' };
-    if (bytes[pos + size] !== 13 || bytes[pos + size + 1] !== 10)
-      return { kind: 'error', reason: 'chunk not followed by CRLF' };
-    parts.push(bytes.subarray(pos, pos + size));
-    pos += size + 2;
-  }
-}
-
-function indexOf(bytes: Uint8Array, needle: Uint8Array, from: number): number {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).indexOf(needle, from);
 }
 
 // ---- rspamd's JSON answer, pure --------------------------------------------------------------
@@ -465,7 +331,7 @@ export function rspamdVerdict(
   const edits = (extra: readonly HeaderEdit[]): HeaderEdit[] => {
     const out = [...milterEdits(a, received), ...extra];
     if (a.addHeaders.length === 0)
-      out.push(...removeAll(received, ACTION_HEADER), {
+      out.push(...removeAllFields(received, ACTION_HEADER), {
         op: 'add',
         name: ACTION_HEADER,
         value: `${a.action}, score=${score}${a.requiredScore === null ? '' : ` required=${a.requiredScore.toFixed(2)}`}`,
@@ -530,7 +396,7 @@ function milterEdits(a: RspamdAnswer, received: readonly HeaderField[]): HeaderE
   const out: HeaderEdit[] = [];
   for (const { name, occurrence } of a.removeHeaders) {
     const count = received.filter((h) => h.name.toLowerCase() === name.toLowerCase()).length;
-    if (occurrence === 0) out.push(...removeAll(received, name));
+    if (occurrence === 0) out.push(...removeAllFields(received, name));
     else {
       const n = occurrence > 0 ? occurrence : count + 1 + occurrence;
       if (n >= 1 && n <= count) out.push({ op: 'change', name, occurrence: n, value: null });
@@ -545,14 +411,6 @@ function milterEdits(a: RspamdAnswer, received: readonly HeaderField[]): HeaderE
   return out;
 }
 
-/** Edits removing every field of that name, last first so that each occurrence number stays right. */
-function removeAll(received: readonly HeaderField[], name: string): HeaderEdit[] {
-  const count = received.filter((h) => h.name.toLowerCase() === name.toLowerCase()).length;
-  const edits: HeaderEdit[] = [];
-  for (let n = count; n >= 1; n--) edits.push({ op: 'change', name, occurrence: n, value: null });
-  return edits;
-}
-
 /** A text from the peer fit for a reply or a log line: no controls, bounded. */
 function printable(s: string): string {
   const clean = s.replace(/[\x00-\x1f\x7f-\x9f]/g, ' ').trim();
@@ -561,130 +419,4 @@ function printable(s: string): string {
 
 function excerpt(body: Uint8Array): string {
   return printable(new TextDecoder().decode(body.subarray(0, 200)));
-}
-
-// ---- the exchange over the stream ----------------------------------------------------------------
-
-/**
- * Send `head` and the message, and read the answer until `parse` says it is complete. The answer is
- * read from the start: a daemon that answers (and closes) before the whole message is sent is heard.
- */
-async function converse(
-  stream: Duplex,
-  head: Uint8Array,
-  message: FilterMessage,
-  signal: AbortSignal,
-  parse: (bytes: Uint8Array, ended: boolean) => HttpParse,
-): Promise<HttpResponse> {
-  const answer = readAnswer(stream, signal, parse);
-  answer.catch(() => undefined);
-  const sending = sendMessage(stream, head, message, signal).then(
-    () => answer,
-    // A broken pipe says less than an answer that came before it, if one did; an error of ours
-    // (a message not its size, the abort) on an open connection is the error.
-    async (err: unknown) => {
-      if (!stream.destroyed) throw err;
-      try {
-        return await answer;
-      } catch {
-        throw err;
-      }
-    },
-  );
-  try {
-    return await Promise.race([answer, sending]);
-  } finally {
-    // Nothing of this check goes on after it: the reads of the message end with the connection.
-    stream.destroy();
-    await sending.catch(() => undefined);
-  }
-}
-
-async function sendMessage(
-  stream: Duplex,
-  head: Uint8Array,
-  message: FilterMessage,
-  signal: AbortSignal,
-): Promise<void> {
-  await write(stream, head);
-  let sent = 0;
-  for await (const chunk of message.read()) {
-    signal.throwIfAborted();
-    sent += chunk.length;
-    if (sent > message.sizeBytes) throw new Error(`message longer than its size (${message.sizeBytes})`);
-    await write(stream, chunk);
-  }
-  if (sent !== message.sizeBytes)
-    throw new Error(`message shorter (${sent}) than its size (${message.sizeBytes})`);
-}
-
-/** Write, waiting for the stream to drain; a stream closed meanwhile rejects (a read() is never left hanging). */
-function write(stream: Duplex, chunk: Uint8Array): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (stream.destroyed || stream.writableEnded) {
-      reject(new Error('connection closed while sending'));
-      return;
-    }
-    if (stream.write(chunk)) {
-      resolve();
-      return;
-    }
-    const done = (err?: Error): void => {
-      stream.off('drain', onDrain);
-      stream.off('close', onClose);
-      stream.off('error', done);
-      if (err === undefined) resolve();
-      else reject(err);
-    };
-    const onDrain = (): void => done();
-    const onClose = (): void => done(new Error('connection closed while sending'));
-    stream.on('drain', onDrain);
-    stream.on('close', onClose);
-    stream.on('error', done);
-  });
-}
-
-function readAnswer(
-  stream: Duplex,
-  signal: AbortSignal,
-  parse: (bytes: Uint8Array, ended: boolean) => HttpParse,
-): Promise<HttpResponse> {
-  return new Promise<HttpResponse>((resolve, reject) => {
-    let received: Buffer = Buffer.alloc(0);
-    let settled = false;
-    const finish = (err: Error | null, value?: HttpResponse): void => {
-      if (settled) return;
-      settled = true;
-      stream.off('data', onData);
-      stream.off('end', onEnd);
-      stream.off('close', onClose);
-      stream.off('error', onError);
-      signal.removeEventListener('abort', onAbort);
-      if (err !== null) reject(err);
-      else resolve(value!);
-    };
-    const step = (ended: boolean): void => {
-      const p = parse(received, ended);
-      if (p.kind === 'reply') finish(null, p.reply);
-      else if (p.kind === 'error') finish(new Error(`rspamd: ${p.reason}`));
-      else if (ended) finish(new Error('rspamd: connection closed before the answer was complete'));
-    };
-    const onData = (chunk: Buffer): void => {
-      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-      if (received.length > MAX_ANSWER_BYTES + MAX_HEAD_BYTES)
-        return finish(new Error(`rspamd: answer over ${MAX_ANSWER_BYTES} octets`));
-      step(false);
-    };
-    const onEnd = (): void => step(true);
-    // A close without an end is a reset or our own destroy: what came so far is not known to be whole.
-    const onClose = (): void => finish(new Error('rspamd: connection closed before the answer was complete'));
-    const onError = (err: Error): void => finish(new Error(`rspamd: ${err.message}`));
-    const onAbort = (): void => finish(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-    if (signal.aborted) return onAbort();
-    stream.on('data', onData);
-    stream.on('end', onEnd);
-    stream.on('close', onClose);
-    stream.on('error', onError);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }

@@ -5,18 +5,19 @@
 // a score verdict with X-Spam-Status: No. X-Spam-Flag and X-Spam-Status fields the client sent are
 // removed, so that a sender cannot mark its own message clean. Any failure (spamd down, a status
 // other than EX_OK, a reply cut short, the timeout) throws, and the pipeline applies `onFailure`.
-// Deliberately NOT here: the SPAMC codec (protocol/filters/spamd.ts), sockets (the Dial port),
-// PROCESS/HEADERS (spamd rewriting the message: we add only our two fields), learning (TELL), a size
-// limit for what is scanned (spamc's 500 KB default is the caller's to decide).
+// Deliberately NOT here: the SPAMC codec (protocol/filters/spamd.ts), sockets (the Dial port), the
+// exchange over the stream (daemon-io.ts), PROCESS/HEADERS (spamd rewriting the message: we add only
+// our two fields), learning (TELL), a size limit for what is scanned (spamc's 500 KB default is the
+// caller's to decide).
 
-import type { Duplex } from 'node:stream';
 import { Replies, withText } from '../../core/reply.ts';
 import { formatSpamdRequest, parseSpamdReply, parseSymbols } from '../../protocol/filters/spamd.ts';
+import { converse } from './daemon-io.ts';
 import {
+  removeAllFields,
   StatelessFilter,
   type Dial,
   type FilterContext,
-  type FilterMessage,
   type FilterStage,
   type HeaderEdit,
   type HeaderField,
@@ -91,22 +92,22 @@ export class SpamAssassinFilter extends StatelessFilter {
     });
     if (head === null) throw new Error(`spamassassin: message size ${message.sizeBytes} cannot be sent`);
     const stream = await this.#dial(this.#address, signal);
-    // Errors are seen through the reads and writes; one after them must not become an uncaught 'error'.
-    stream.on('error', () => undefined);
-    try {
-      const parsed = await converse(stream, head, message, signal, (bytes, ended) =>
-        parseSpamdReply(bytes, ended, MAX_REPLY_BYTES),
-      );
-      const result: SpamdResult = {
-        isSpam: parsed.isSpam,
-        score: parsed.score,
-        threshold: parsed.threshold,
-        tests: parseSymbols(parsed.body),
-      };
-      return spamassassinVerdict(result, this.#rejectScore, message.headers);
-    } finally {
-      stream.destroy();
-    }
+    const parsed = await converse(stream, head, message, signal, {
+      peer: 'spamd',
+      answerNoun: 'reply',
+      parse: (bytes, ended) => parseSpamdReply(bytes, ended, MAX_REPLY_BYTES),
+      maxAnswerBytes: MAX_REPLY_BYTES,
+      tooLong: `reply longer than ${MAX_REPLY_BYTES} octets`,
+      // spamd reads Content-length octets; the half-close tells it (and spamc-like proxies) nothing more comes.
+      endAfterMessage: true,
+    });
+    const result: SpamdResult = {
+      isSpam: parsed.isSpam,
+      score: parsed.score,
+      threshold: parsed.threshold,
+      tests: parseSymbols(parsed.body),
+    };
+    return spamassassinVerdict(result, this.#rejectScore, message.headers);
   }
 }
 
@@ -129,8 +130,8 @@ export function spamassassinVerdict(
   }
   const status = `${r.isSpam ? 'Yes' : 'No'}, score=${score} required=${required} tests=${tests === '' ? 'none' : tests}`;
   const headers: HeaderEdit[] = [
-    ...removeAll(received, 'X-Spam-Flag'),
-    ...removeAll(received, 'X-Spam-Status'),
+    ...removeAllFields(received, 'X-Spam-Flag'),
+    ...removeAllFields(received, 'X-Spam-Status'),
     ...(r.isSpam ? [{ op: 'add', name: 'X-Spam-Flag', value: 'YES' } as const] : []),
     { op: 'add', name: 'X-Spam-Status', value: status },
   ];
@@ -146,143 +147,4 @@ function testsList(tests: readonly string[]): string {
     out = next;
   }
   return out;
-}
-
-/** Edits removing every field of that name, last first so that each occurrence number stays right. */
-function removeAll(received: readonly HeaderField[], name: string): HeaderEdit[] {
-  const count = received.filter((h) => h.name.toLowerCase() === name.toLowerCase()).length;
-  const edits: HeaderEdit[] = [];
-  for (let n = count; n >= 1; n--) edits.push({ op: 'change', name, occurrence: n, value: null });
-  return edits;
-}
-
-type Parse<T> =
-  | { readonly kind: 'more' }
-  | { readonly kind: 'error'; readonly reason: string }
-  | { readonly kind: 'reply'; readonly reply: T };
-
-/**
- * Send `head` and the message, and read the reply until `parse` says it is complete. The reply is
- * read from the start: a daemon that answers (and closes) before the whole message is sent is heard.
- */
-async function converse<T>(
-  stream: Duplex,
-  head: Uint8Array,
-  message: FilterMessage,
-  signal: AbortSignal,
-  parse: (bytes: Uint8Array, ended: boolean) => Parse<T>,
-): Promise<T> {
-  const answer = readReply(stream, signal, parse);
-  answer.catch(() => undefined);
-  const sending = sendMessage(stream, head, message, signal).then(
-    () => answer,
-    // A broken pipe says less than an answer that came before it, if one did; an error of ours
-    // (a message not its size, the abort) on an open connection is the error.
-    async (err: unknown) => {
-      if (!stream.destroyed) throw err;
-      try {
-        return await answer;
-      } catch {
-        throw err;
-      }
-    },
-  );
-  try {
-    return await Promise.race([answer, sending]);
-  } finally {
-    // Nothing of this check goes on after it: the reads of the message end with the connection.
-    stream.destroy();
-    await sending.catch(() => undefined);
-  }
-}
-
-async function sendMessage(
-  stream: Duplex,
-  head: Uint8Array,
-  message: FilterMessage,
-  signal: AbortSignal,
-): Promise<void> {
-  await write(stream, head);
-  let sent = 0;
-  for await (const chunk of message.read()) {
-    signal.throwIfAborted();
-    sent += chunk.length;
-    if (sent > message.sizeBytes) throw new Error(`message longer than its size (${message.sizeBytes})`);
-    await write(stream, chunk);
-  }
-  if (sent !== message.sizeBytes)
-    throw new Error(`message shorter (${sent}) than its size (${message.sizeBytes})`);
-  // spamd reads Content-length octets; the half-close tells it (and spamc-like proxies) nothing more comes.
-  stream.end();
-}
-
-/** Write, waiting for the stream to drain; a stream closed meanwhile rejects (a read() is never left hanging). */
-function write(stream: Duplex, chunk: Uint8Array): Promise<void> {
-  return new Promise<void>((resolve, reject) => {
-    if (stream.destroyed || stream.writableEnded) {
-      reject(new Error('connection closed while sending'));
-      return;
-    }
-    if (stream.write(chunk)) {
-      resolve();
-      return;
-    }
-    const done = (err?: Error): void => {
-      stream.off('drain', onDrain);
-      stream.off('close', onClose);
-      stream.off('error', done);
-      if (err === undefined) resolve();
-      else reject(err);
-    };
-    const onDrain = (): void => done();
-    const onClose = (): void => done(new Error('connection closed while sending'));
-    stream.on('drain', onDrain);
-    stream.on('close', onClose);
-    stream.on('error', done);
-  });
-}
-
-function readReply<T>(
-  stream: Duplex,
-  signal: AbortSignal,
-  parse: (bytes: Uint8Array, ended: boolean) => Parse<T>,
-): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    let received: Buffer = Buffer.alloc(0);
-    let settled = false;
-    const finish = (err: Error | null, value?: T): void => {
-      if (settled) return;
-      settled = true;
-      stream.off('data', onData);
-      stream.off('end', onEnd);
-      stream.off('close', onClose);
-      stream.off('error', onError);
-      signal.removeEventListener('abort', onAbort);
-      if (err !== null) reject(err);
-      else resolve(value as T);
-    };
-    const step = (ended: boolean): void => {
-      const p = parse(received, ended);
-      if (p.kind === 'reply') finish(null, p.reply);
-      else if (p.kind === 'error') finish(new Error(`spamd: ${p.reason}`));
-      else if (ended) finish(new Error('spamd: connection closed before the reply was complete'));
-    };
-    const onData = (chunk: Buffer): void => {
-      received = received.length === 0 ? chunk : Buffer.concat([received, chunk]);
-      if (received.length > MAX_REPLY_BYTES)
-        return finish(new Error(`spamd: reply longer than ${MAX_REPLY_BYTES} octets`));
-      step(false);
-    };
-    const onEnd = (): void => step(true);
-    // A close without an end is a reset or our own destroy: what came so far is not known to be whole.
-    const onClose = (): void => finish(new Error('spamd: connection closed before the reply was complete'));
-    const onError = (err: Error): void => finish(new Error(`spamd: ${err.message}`));
-    const onAbort = (): void => finish(signal.reason instanceof Error ? signal.reason : new Error('aborted'));
-    if (signal.aborted) return onAbort();
-    stream.on('data', onData);
-    stream.on('end', onEnd);
-    stream.on('close', onClose);
-    stream.on('error', onError);
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
 }
