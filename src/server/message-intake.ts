@@ -292,19 +292,22 @@ export class MessageIntake {
   ): Promise<{ kind: 'refuse'; reply: Reply } | { kind: 'go'; results: FilterResults | null }> {
     const run = this.filters;
     if (run === null) return { kind: 'go', results: null };
-    const atMessage = run.has('message');
-    if (!atMessage && !run.has('headers')) return { kind: 'go', results: run.results() };
+    if (!run.has('message') && !run.has('headers')) return { kind: 'go', results: run.results() };
     await this.writeChain;
     if (this.writeError !== null) return { kind: 'go', results: null };
-    const body = atMessage ? await writer.seal() : null;
+    // Sealed (the spool file flushed and closed) only when a filter reads it.
+    let sealed: Promise<StoredBody> | null = null;
     const fields = splitFields(this.writtenHeaders ?? new Uint8Array(0)).fields;
     const message: FilterMessage = {
       headers: fields.map(fieldOf).filter((f) => f !== null),
       fromAddresses: this.headerFacts?.from ?? [],
-      sizeBytes: body?.sizeBytes ?? this.writtenBytes,
+      sizeBytes: this.writtenBytes,
       read: () => {
-        if (body === null) throw new Error('the message is read only at the end of data');
-        return storedChunks(body);
+        sealed ??= writer.seal();
+        const body = sealed;
+        return (async function* () {
+          yield* storedChunks(await body);
+        })();
       },
     };
     const input: StageInput = {

@@ -109,7 +109,7 @@ export interface FilterMessage {
   readonly sizeBytes: number;
   /**
    * The whole message as it will be stored, read from the spool as often as asked (never held whole
-   * in memory): our Received: line, the client's header block and body. Only at `message`.
+   * in memory): our Received: line, the client's header block and body.
    */
   read(): AsyncIterable<Uint8Array>;
 }
