@@ -299,6 +299,24 @@ describe('ClamAV filter against a fake clamd', () => {
     }
   });
 
+  test("a sender's own X-Virus-Scanned fields are removed before ours is added", async () => {
+    const fake = await answering('stream: OK\0');
+    try {
+      const raw = Buffer.concat([
+        Buffer.from('X-Virus-Scanned: by the sender, honest\r\nX-Virus-Scanned: twice\r\n'),
+        mail({ ...UTF8, subject: 'forged' }),
+      ]);
+      const v = await scan(filterFor(fake.address), raw, UTF8);
+      assert.deepEqual(v.kind === 'accept' ? v.actions?.headers : null, [
+        { op: 'change', name: 'X-Virus-Scanned', occurrence: 2, value: null },
+        { op: 'change', name: 'X-Virus-Scanned', occurrence: 1, value: null },
+        { op: 'add', name: 'X-Virus-Scanned', value: 'ClamAV' },
+      ]);
+    } finally {
+      await fake.close();
+    }
+  });
+
   test('FOUND: 554 5.7.1 naming the virus; a hostile name is made printable and bounded', async () => {
     const fake = await answering(
       Buffer.from(`stream: Evil\r\n250 OK\u0007日本${'Z'.repeat(500)} FOUND\0`, 'utf8'),

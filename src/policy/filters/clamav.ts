@@ -20,6 +20,7 @@ import {
   type ClamdAnswer,
 } from '../../protocol/filters/clamd.ts';
 import {
+  removeAllFields,
   StatelessFilter,
   type Dial,
   type FilterContext,
@@ -86,7 +87,7 @@ export class ClamavFilter extends StatelessFilter {
     if (message === undefined) throw new Error(`clamav: no message at the ${stage} stage`);
     if (this.#maxScanBytes !== null && message.sizeBytes > this.#maxScanBytes)
       return this.#tooLarge(`not scanned: ${message.sizeBytes} octets is more than max_scan_bytes`);
-    return this.#verdict(await this.scan(message, signal), message.sizeBytes);
+    return this.#verdict(await this.scan(message, signal), message);
   }
 
   /** clamd's answer for the message; throws when there is none (connection failed, closed, aborted). */
@@ -162,11 +163,17 @@ export class ClamavFilter extends StatelessFilter {
     return new Error(`clamd ${this.#address} closed the connection before answering`);
   }
 
-  #verdict(answer: ClamdAnswer, sizeBytes: number): Verdict {
+  #verdict(answer: ClamdAnswer, message: FilterMessage): Verdict {
+    const sizeBytes = message.sizeBytes;
     switch (answer.kind) {
       case 'clean':
+        // A sender's own X-Virus-Scanned: would vouch for what we did not scan: it goes.
         return this.#addHeader
-          ? { kind: 'accept', reason: 'clamav: clean', actions: { headers: [SCANNED_HEADER] } }
+          ? {
+              kind: 'accept',
+              reason: 'clamav: clean',
+              actions: { headers: [...removeAllFields(message.headers, 'X-Virus-Scanned'), SCANNED_HEADER] },
+            }
           : { kind: 'accept', reason: 'clamav: clean' };
       case 'virus':
         return {
