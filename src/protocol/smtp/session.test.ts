@@ -142,6 +142,9 @@ describe('SMTP session: commands and sequence', () => {
     ]) {
       assert.ok(ext.includes(x), `missing ${x}`);
     }
+    // RFC 9422 LIMITS with the session's real limits.
+    const limits = ext.find((l) => l.startsWith('LIMITS '));
+    assert.match(limits ?? '', /^LIMITS MAILMAX=[1-9]\d* RCPTMAX=[1-9]\d*$/);
     const tls = new Harness({ tlsActive: true }).send('EHLO client.test\r\n');
     const e2 = tls.effects.find((e) => e.kind === 'reply' && e.reply.code === 250);
     assert.ok(e2 && e2.kind === 'reply' && !(e2.extraLines ?? []).includes('STARTTLS'));

@@ -421,6 +421,8 @@ export class SmtpSession {
       'CHUNKING',
       'BINARYMIME',
       'DSN',
+      // RFC 9422: the limits a client would otherwise learn by being refused (452 4.5.3, 421).
+      `LIMITS MAILMAX=${this.options.maxTransactions} RCPTMAX=${this.options.maxRecipients}`,
     ];
     if (this.options.starttls && !this.tlsActive) ext.push('STARTTLS');
     // RFC 8689 §4: only over TLS (after STARTTLS, or on implicit TLS).
