@@ -476,7 +476,10 @@ export class MessageIntake {
       if (isReturnPathField(raw)) return true;
       const forged = isForgedAuthResults(raw, authservId);
       if (forged) this.log.warn(Events.smtpViolation, { what: 'forged Authentication-Results removed' });
-      return forged;
+      // Our filters' verdicts (X-Tern-Filter: <hostname>; …) are ours to write too.
+      const forgedVerdict = !forged && isOurFilterField(raw, config.hostname);
+      if (forgedVerdict) this.log.warn(Events.smtpViolation, { what: 'forged X-Tern-Filter removed' });
+      return forged || forgedVerdict;
     });
     if (this.scanner !== null) this.summary = headerSummary(held);
     if (!submission || !config.submission.addMissingHeaders || !facts.complete) {
@@ -516,4 +519,10 @@ function editRecipients(
     .filter((a) => !known.has(a.toLowerCase()))
     .map((address): EnvelopeRecipient => ({ address, notify: null, orcpt: null }));
   return [...kept, ...added];
+}
+
+/** An X-Tern-Filter: field in our name (as the filters write it: the hostname, then ";"). */
+function isOurFilterField(rawField: string, hostname: string): boolean {
+  const m = /^x-tern-filter[ \t]*:[ \t\r\n]*([^;\s]+)/i.exec(rawField);
+  return m !== null && m[1]!.toLowerCase() === hostname.toLowerCase();
 }

@@ -239,10 +239,14 @@ describe('the filter pipeline end to end (plugins from files)', () => {
   });
 
   test('scores add up into X-Tern-Filter (the example plugin scores "free money" 3.5)', async () => {
-    const tx = await send('score:1.25 free money');
+    const tx = await send('score:1.25 free money', {
+      extra: [['X-Tern-Filter', 'mx.example.test; spam=0 (a sender pretending to be us)']],
+    });
     assert.equal(tx.data?.code, 250, JSON.stringify(tx));
     const raw = await stored(RCPT, /^score:1\.25 free money$/);
-    const [field] = headerFields(raw, 'X-Tern-Filter');
+    const fields = headerFields(raw, 'X-Tern-Filter');
+    assert.equal(fields.length, 1, 'the forged verdict in our name is gone');
+    const [field] = fields;
     assert.match(field ?? '', /words=3\.5/);
     assert.match(field ?? '', /gate=1\.25/);
     assert.match(field ?? '', /score=4\.75/);
