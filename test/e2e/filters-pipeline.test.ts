@@ -238,6 +238,13 @@ describe('the filter pipeline end to end (plugins from files)', () => {
     );
   });
 
+  test('recipients added and removed by a filter: the message goes to the new one only', async () => {
+    const tx = await send('redirect');
+    assert.equal(tx.data?.code, 250, JSON.stringify(tx));
+    await stored(UTF8_RCPT, /^redirect$/);
+    assert.equal((await tern.messagesIn(RCPT, 'INBOX')).filter((m) => m.subject === 'redirect').length, 0);
+  });
+
   test('scores add up into X-Tern-Filter (the example plugin scores "free money" 3.5)', async () => {
     const tx = await send('score:1.25 free money', {
       extra: [['X-Tern-Filter', 'mx.example.test; spam=0 (a sender pretending to be us)']],

@@ -8,6 +8,7 @@
 //   junk     quarantined (filed in Junk) with an added field
 //   edit     fields added on top, inserted, changed and removed, the body kept
 //   body     the body replaced
+//   redirect the recipients replaced by 日本@example.test
 //   score:N  a score of N
 // Every stage it sees is appended to settings.trail (a file), with its name, so order is provable.
 
@@ -74,6 +75,13 @@ const factory: FilterFactory = ({ name, settings, timeoutMs, onFailure }) => {
               kind: 'accept',
               reason: 'new body',
               actions: { body: [new TextEncoder().encode('The gate replaced this body.\r\n')] },
+            };
+          case 'redirect':
+            // As a milter's SMFIR_ADDRCPT/DELRCPT would: the envelope's recipients change.
+            return {
+              kind: 'accept',
+              reason: 'recipients changed',
+              actions: { addRecipients: ['日本@example.test'], deleteRecipients: ctx.recipients },
             };
           case 'score':
             return { kind: 'score', score: Number.parseFloat(arg ?? '0'), reason: 'subject score' };
