@@ -33,6 +33,7 @@ import { aliasCommands } from './commands/alias.ts';
 import { configCheck } from './commands/config.ts';
 import { dkimCommands } from './commands/dkim.ts';
 import { dnsCommands } from './commands/dns.ts';
+import { exportCommand, importCommand } from './commands/export.ts';
 import { mailboxCommands } from './commands/mailbox.ts';
 import { mailboxTransferCommands } from './commands/mailbox-transfer.ts';
 import { queueCommands } from './commands/queue.ts';
@@ -63,6 +64,8 @@ export const COMMANDS: readonly Command[] = [
   ...dmarcCommands,
   configCheck,
   send,
+  exportCommand,
+  importCommand,
   version,
 ];
 

@@ -33,7 +33,17 @@ export class Progress {
   #lastDrawMs = -Infinity;
   #drawn = false;
 
-  constructor(options: { stream: Writable; clock: Clock; verb: string; totalBytes?: number | null }) {
+  readonly #unit: string;
+
+  constructor(options: {
+    stream: Writable;
+    clock: Clock;
+    verb: string;
+    totalBytes?: number | null;
+    /** What add() counts: "messages" unless said otherwise. */
+    unit?: string;
+  }) {
+    this.#unit = options.unit ?? 'messages';
     this.#stream = options.stream;
     this.#clock = options.clock;
     this.#verb = options.verb;
@@ -61,8 +71,9 @@ export class Progress {
   /** The text of the bar at `nowMs` (without the terminal's control characters). */
   line(nowMs: number): string {
     const seconds = Math.max((nowMs - this.#startMs) / 1000, 0.001);
-    const rate = `${formatBytes(this.#bytes / seconds)}/s, ${Math.round(this.#messages / seconds)} msg/s`;
-    const counts = `${this.#messages} messages, ${formatBytes(this.#bytes)}`;
+    const perSecond = this.#unit === 'messages' ? 'msg/s' : `${this.#unit}/s`;
+    const rate = `${formatBytes(this.#bytes / seconds)}/s, ${Math.round(this.#messages / seconds)} ${perSecond}`;
+    const counts = `${this.#messages} ${this.#unit}, ${formatBytes(this.#bytes)}`;
     if (this.#totalBytes === null || this.#totalBytes <= 0) return `${this.#verb}: ${counts} (${rate})`;
     const share = Math.min(this.#bytes / this.#totalBytes, 1);
     const filled = Math.round(share * BAR_WIDTH);
