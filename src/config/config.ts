@@ -51,6 +51,11 @@ export interface ListenerConfig {
    * client of it; null: `[filters] order` for unauthenticated clients of an smtp listener, none else.
    */
   readonly filters?: readonly string[] | null;
+  /**
+   * `proxy_from = ["CIDR", ...]`: every connection must start with a PROXY protocol header (v1 or v2)
+   * from one of these networks (a load balancer), and the address it names is the client's; absent: none.
+   */
+  readonly proxyFrom?: readonly string[];
 }
 
 /**

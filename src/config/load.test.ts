@@ -587,6 +587,15 @@ describe('parseConfig: a full file', () => {
     ]);
   });
 
+  test('proxy_from: the networks a listener takes PROXY headers from, normalised; absent when not set', () => {
+    const { config, warnings } = parsedOk(
+      '[[listeners]]\nservice = "smtp"\naddress = "127.0.0.1:0"\nproxy_from = ["10.0.0.0/8", "2001:DB8::1", "192.0.2.7"]\n[[listeners]]\nservice = "imaps"\naddress = "127.0.0.1:0"\n',
+    );
+    assert.deepEqual(warnings, []);
+    assert.deepEqual(config.listeners[0]?.proxyFrom, ['10.0.0.0/8', '2001:db8::1/128', '192.0.2.7/32']);
+    assert.equal(config.listeners[1]?.proxyFrom, undefined);
+  });
+
   test('port 0 listeners never conflict (the OS picks each port)', () => {
     const { config } = parsedOk(
       '[[listeners]]\nservice = "smtp"\naddress = "127.0.0.1:0"\n[[listeners]]\nservice = "submission"\naddress = "127.0.0.1:0"\n',
@@ -1016,6 +1025,13 @@ const ERROR_CASES: { name: string; toml: string; key: string; line: number; mess
     key: 'smtp.trusted_networks[0]',
     line: 2,
     message: /"intranet" is not a network/,
+  },
+  {
+    name: "a listener's proxy_from entry that is not a network",
+    toml: '[[listeners]]\nservice = "pop3"\naddress = "127.0.0.1:0"\nproxy_from = ["10.0.0.0/8",\n  "999.1.1.1"]\n',
+    key: 'listeners[0].proxy_from[1]',
+    line: 5,
+    message: /"999\.1\.1\.1" is not a network in CIDR form/,
   },
   {
     name: 'listener address without a port',

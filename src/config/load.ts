@@ -288,6 +288,7 @@ const LISTENER_KEYS = [
   'allow_plaintext_auth_on_loopback',
   'client_certificates',
   'filters',
+  'proxy_from',
 ];
 const TLS_KEYS = ['cert', 'key', 'client_ca'];
 const AUTH_KEYS = [
@@ -2089,6 +2090,8 @@ function readListener(
   }
   if (t['tls'] !== undefined && tls === undefined) return undefined;
   if (authPolicy === undefined) return undefined;
+  const proxyFrom = opt(t['proxy_from'], (v) => readNetworks(ctx, [...base, 'proxy_from'], v));
+  if (t['proxy_from'] !== undefined && proxyFrom === undefined) return undefined;
   // Port 25 is where other servers deliver; on another port an smtp listener may be a private relay.
   if (service === 'smtp' && authPolicy.requireAuth && where.port === 25) {
     warn(
@@ -2112,6 +2115,7 @@ function readListener(
       ...(t['filters'] === undefined
         ? {}
         : { filters: readStringArray(ctx, [...base, 'filters'], t['filters']) ?? [] }),
+      ...(proxyFrom === undefined ? {} : { proxyFrom }),
     },
   };
 }

@@ -128,6 +128,66 @@ export interface ConnectionOptions {
   readonly maxBufferedBytes: number;
   /** For STARTTLS; null when no certificate is loaded (startTls then fails). */
   readonly tls: Omit<ServerTlsOptions, 'secureContext'> & { readonly secureContext: SecureContext | null };
+  /** The endpoints a PROXY protocol header named (readProxyHeader), in place of the socket's own. */
+  readonly proxied?: ProxiedEndpoints;
+}
+
+/** The client and the address it connected to, as a PROXY protocol header named them. */
+export interface ProxiedEndpoints {
+  readonly source: { readonly ip: string; readonly port: number };
+  readonly destination: { readonly ip: string; readonly port: number };
+}
+
+/** What a preamble decoder says of the bytes so far. */
+export type PreambleDecision<T> =
+  | 'need-more'
+  | { readonly ok: true; readonly value: T; readonly consumed: number }
+  | { readonly ok: false; readonly error: string };
+
+export type PreambleResult<T> =
+  /** `rest`: bytes read after the preamble (the session's, or its TLS handshake's). */
+  | { readonly ok: true; readonly value: T; readonly rest: Uint8Array }
+  /** Why there is none; the caller closes the socket. */
+  | { readonly ok: false; readonly error: string };
+
+/**
+ * Read a preamble (the PROXY protocol header) off a socket nothing has read yet, within `timeoutMs`,
+ * before any protocol or TLS sees it. `decide` must give up on its own past a byte limit: it is called
+ * on everything read so far. Settles with the socket paused and none of its listeners left.
+ */
+export function readPreamble<T>(
+  socket: Socket,
+  options: { readonly timeoutMs: number; readonly decide: (bytes: Uint8Array) => PreambleDecision<T> },
+): Promise<PreambleResult<T>> {
+  return new Promise<PreambleResult<T>>((resolve) => {
+    let buffered: Buffer = Buffer.alloc(0);
+    const settle = (result: PreambleResult<T>): void => {
+      clearTimeout(timer);
+      socket.pause();
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.off('close', onEnd);
+      socket.off('error', onError);
+      resolve(result);
+    };
+    const onData = (chunk: Buffer): void => {
+      buffered = buffered.length === 0 ? chunk : Buffer.concat([buffered, chunk]);
+      const decision = options.decide(buffered);
+      if (decision === 'need-more') return;
+      if (!decision.ok) return settle(decision);
+      settle({ ok: true, value: decision.value, rest: buffered.subarray(decision.consumed) });
+    };
+    const onEnd = (): void => settle({ ok: false, error: 'closed before the end of the preamble' });
+    const onError = (err: Error): void => settle({ ok: false, error: err.message });
+    const timer = setTimeout(() => settle({ ok: false, error: 'timeout' }), options.timeoutMs);
+    // Late errors, after it settled, must not become uncaught exceptions (the caller closes or hands on).
+    socket.on('error', () => undefined);
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+    socket.once('close', onEnd);
+    socket.once('error', onError);
+    socket.resume();
+  });
 }
 
 export type StartTlsResult =
@@ -167,10 +227,11 @@ export class Connection {
   constructor(socket: Socket, options: ConnectionOptions) {
     this.socket = socket;
     this.options = options;
-    this.remoteIp = normalizeIp(socket.remoteAddress ?? '0.0.0.0');
-    this.remotePort = socket.remotePort ?? 0;
-    this.localIp = normalizeIp(socket.localAddress ?? '0.0.0.0');
-    this.localPort = socket.localPort ?? 0;
+    const proxied = options.proxied;
+    this.remoteIp = proxied?.source.ip ?? normalizeIp(socket.remoteAddress ?? '0.0.0.0');
+    this.remotePort = proxied?.source.port ?? socket.remotePort ?? 0;
+    this.localIp = proxied?.destination.ip ?? normalizeIp(socket.localAddress ?? '0.0.0.0');
+    this.localPort = proxied?.destination.port ?? socket.localPort ?? 0;
     if (socket instanceof TLSSocket && socket.encrypted) this.tlsInfo = describeTls(socket);
     this.closedPromise = new Promise((resolve) => (this.resolveClosed = resolve));
   }
@@ -195,6 +256,8 @@ export class Connection {
   start(handlers: ConnectionHandlers): void {
     this.handlers = handlers;
     this.attach(this.socket);
+    // Left paused by readPreamble (a PROXY header), with the bytes after it put back to be read first.
+    if (this.socket.isPaused()) this.socket.resume();
   }
 
   /** Resolves with the close reason once the connection is over. */

@@ -8,6 +8,8 @@
 // Sessions run here (session-runner.ts) or, with a `dispatch`, on session threads (worker-pool.ts): the
 // accepting, the counting and the refusals stay on this thread either way, so the limits are exact, and
 // so are the AUTH and sending limits this file keeps for the process (ProcessLimits).
+// A listener with proxy_from reads the PROXY protocol header here, before counting per address, so the
+// limits count the client it names; peers outside proxy_from and bad headers are closed unanswered.
 // Deliberately NOT here: protocols (the drivers) and per-session I/O (the shell).
 
 import { randomBytes } from 'node:crypto';
@@ -16,14 +18,27 @@ import type { Config, ListenerConfig, Service, TlsMode } from '../config/config.
 import { Events } from '../core/events.ts';
 import type { Clock } from '../core/ports.ts';
 import type { Resolver } from '../core/dns.ts';
-import { normalizeIp } from '../net/connection.ts';
+import {
+  normalizeIp,
+  readPreamble,
+  type PreambleDecision,
+  type ProxiedEndpoints,
+} from '../net/connection.ts';
+import { assertNever } from '../core/assert-never.ts';
+import { parseProxyHeader } from '../protocol/proxy.ts';
+import { inNetworks, parseCidr } from '../policy/networks.ts';
 import { DiskSpace } from '../net/disk-space.ts';
 import { resolve } from 'node:path';
 import { AuthGuard, SendRateLimiter } from '../policy/auth-guard.ts';
 import { imapSharedState, UserSlotCounter } from './imap/shared-uids.ts';
 import type { DriverFactory, RefusalReason } from './driver.ts';
 import { DRIVERS, type DriverRegistry } from './drivers.ts';
-import { SessionRunner, type Generation, type GenerationDeps } from './session-runner.ts';
+import {
+  SessionRunner,
+  type Generation,
+  type GenerationDeps,
+  type ProxiedSession,
+} from './session-runner.ts';
 
 /** A generation's services and material (session-runner.ts), and what only the accepting side needs. */
 export interface ListenerDeps extends GenerationDeps {
@@ -61,6 +76,30 @@ export interface HandedSession {
   /** The listener's place in that generation's config.listeners. */
   readonly listenerIndex: number;
 }
+
+/** A PROXY protocol header as read here: a structured-clone-safe value that crosses to session threads. */
+function decideProxyHeader(bytes: Uint8Array): PreambleDecision<ProxiedEndpoints | null> {
+  const header = parseProxyHeader(bytes);
+  switch (header.kind) {
+    case 'need-more':
+      return 'need-more';
+    case 'invalid':
+      return { ok: false, error: header.reason };
+    case 'local':
+      return { ok: true, value: null, consumed: header.consumed };
+    case 'proxied':
+      return {
+        ok: true,
+        value: { source: header.source, destination: header.destination },
+        consumed: header.consumed,
+      };
+    default:
+      return assertNever(header);
+  }
+}
+
+/** A balancer sends its header as it connects: a peer that has not within this is not one. */
+const PROXY_HEADER_TIMEOUT_MS = 10_000;
 
 /**
  * The limits that must be one count for the process, whichever thread runs the session: AUTH failures
@@ -242,12 +281,56 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     const listener = entry.listener;
     const { config } = gen;
     const factory = drivers[listener.service];
-    const ip = normalizeIp(socket.remoteAddress ?? '0.0.0.0');
+    const peerIp = normalizeIp(socket.remoteAddress ?? '0.0.0.0');
     const implicit = listener.tls === 'implicit';
     const serviceCap = factory.maxConnections?.(config) ?? Infinity;
     if (open >= config.limits.maxConnections || (perService.get(listener.service) ?? 0) >= serviceCap) {
-      return refuse(socket, factory, 'max-connections', ip, implicit);
+      return refuse(socket, factory, 'max-connections', peerIp, implicit);
     }
+    const proxyFrom = listener.proxyFrom;
+    if (proxyFrom === undefined) return admit(entry, gen, socket, peerIp, null);
+    // PROXY protocol: only the listed balancers may name a client; anyone else is closed unanswered.
+    if (
+      !inNetworks(
+        peerIp,
+        proxyFrom.flatMap((cidr) => parseCidr(cidr) ?? []),
+      )
+    ) {
+      logger.warn(factory.events.refused, { ip: peerIp, reason: 'not in proxy_from' });
+      socket.on('error', () => undefined);
+      return void socket.destroy();
+    }
+    // Counted (total and per service) while its header is awaited; per client address once it is known.
+    open++;
+    count(perService, listener.service, 1);
+    void readPreamble(socket, {
+      timeoutMs: Math.min(config.limits.greetingTimeoutMs, PROXY_HEADER_TIMEOUT_MS),
+      decide: decideProxyHeader,
+    }).then((header) => {
+      open--;
+      count(perService, listener.service, -1);
+      if (!header.ok) {
+        logger.warn(factory.events.refused, { ip: peerIp, reason: `PROXY header: ${header.error}` });
+        return void socket.destroy();
+      }
+      if (closing) return void socket.destroy();
+      const client = header.value === null ? peerIp : header.value.source.ip;
+      admit(entry, gen, socket, client, { endpoints: header.value, rest: header.rest });
+    });
+  };
+
+  /** Count a connection against the limits for `ip` (the real client's) and start its session. */
+  const admit = (
+    entry: Entry,
+    gen: Generation & { readonly id: number },
+    socket: Socket,
+    ip: string,
+    proxied: ProxiedSession | null,
+  ): void => {
+    const listener = entry.listener;
+    const { config } = gen;
+    const factory = drivers[listener.service];
+    const implicit = listener.tls === 'implicit';
     if ((perIp.get(ip) ?? 0) >= config.limits.maxConnectionsPerIp) {
       return refuse(socket, factory, 'max-connections-per-ip', ip, implicit);
     }
@@ -263,8 +346,11 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       count(perService, listener.service, -1);
     };
     const id = `${sessionPrefix}${(++sessionCounter).toString(36).padStart(5, '0')}`;
-    if (dispatch === null) return runner.run(gen, listener, socket, id, ended);
-    if (dispatch.hand(socket, { id, gen: gen.id, listenerIndex: entry.index }, ended)) return;
+    // A PROXY header was read here, so the socket has been read from: its session stays on this thread
+    // (a handle handed to a session thread after reading is not known to keep every byte).
+    if (dispatch === null || proxied !== null) return runner.run(gen, listener, socket, id, ended, proxied);
+    const handed: HandedSession = { id, gen: gen.id, listenerIndex: entry.index };
+    if (dispatch.hand(socket, handed, ended)) return;
     ended();
     refuse(socket, factory, 'no-session-thread', ip, implicit);
   };
@@ -382,7 +468,8 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       closing = true;
       logger.event(Events.serverStopping, { connections: open, graceMs });
       const closed = Promise.all([...entries.map((e) => closeServer(e.server)), ...retired]);
-      await (dispatch === null ? runner.stop(graceMs) : dispatch.stop(graceMs));
+      // Sessions of proxy_from listeners run here even with session threads.
+      await Promise.all([runner.stop(graceMs), ...(dispatch === null ? [] : [dispatch.stop(graceMs)])]);
       await closed;
     },
   };

@@ -3,6 +3,8 @@
 // service's driver, and the graceful stop of every session. The same code runs on the main thread
 // (`[server] workers = 0`, listeners.ts calls it directly) and on each session thread (src/session-thread.ts,
 // with the limits that must be exact reached through the coordinator).
+// A PROXY protocol header was read by the listener: its addresses become the shell's, and the bytes
+// read after it are put back into the socket, ahead of the session's input or the TLS handshake.
 // Deliberately NOT here: accepting, the connection limits, refusals (listeners.ts, main thread only).
 
 import { X509Certificate } from 'node:crypto';
@@ -12,7 +14,7 @@ import type { Config, ListenerConfig } from '../config/config.ts';
 import type { Resolver } from '../core/dns.ts';
 import type { Clock, Logger } from '../core/ports.ts';
 import type { Directory } from '../directory/directory.ts';
-import { Connection, normalizeIp, type ConnectionOptions } from '../net/connection.ts';
+import { Connection, normalizeIp, type ConnectionOptions, type ProxiedEndpoints } from '../net/connection.ts';
 import type { DiskSpace } from '../net/disk-space.ts';
 import { createClientNameLookup, type ClientNameLookup } from '../net/reverse-dns.ts';
 import { createSecureContext } from '../net/tls.ts';
@@ -55,6 +57,14 @@ export interface Generation {
   readonly config: Config;
   readonly connDeps: ConnectionDeps;
   readonly secureContext: SecureContext | null;
+}
+
+/** A PROXY protocol header read by the listener (listeners.ts): whom it named, and what came after it. */
+export interface ProxiedSession {
+  /** null: a LOCAL/UNKNOWN header (a health check): the socket's own addresses stand. */
+  readonly endpoints: ProxiedEndpoints | null;
+  /** Bytes read after the header: the session's first input, or the start of its TLS handshake. */
+  readonly rest: Uint8Array;
 }
 
 /** What the sessions of a thread share across generations. */
@@ -162,9 +172,29 @@ export class SessionRunner {
    * Run a session on an accepted socket that nothing has read yet. `ended` is called once, when the
    * session is over or its implicit-TLS handshake failed.
    */
-  run(gen: Generation, listener: ListenerConfig, socket: Socket, id: string, ended: () => void): void {
+  run(
+    gen: Generation,
+    listener: ListenerConfig,
+    socket: Socket,
+    id: string,
+    ended: () => void,
+    proxied: ProxiedSession | null = null,
+  ): void {
     const factory = this.#drivers[listener.service];
     const { config } = gen;
+    if (listener.proxyFrom !== undefined && proxied === null) {
+      // SECURITY: without the header's addresses this session would run as the balancer's address
+      // (perhaps a trusted network): a caller that lost them gets no session at all.
+      gen.connDeps.logger.error(factory.events.refused, {
+        ip: normalizeIp(socket.remoteAddress ?? '0.0.0.0'),
+        reason: 'proxy_from listener without its PROXY header',
+      });
+      socket.destroy();
+      ended();
+      return;
+    }
+    // Back where the session (or the TLS handshake, which reads what the socket holds) reads first.
+    if (proxied !== null && proxied.rest.length > 0) socket.unshift(Buffer.from(proxied.rest));
     socket.setNoDelay(true);
     const options: ConnectionOptions = {
       maxBufferedBytes: factory.maxBufferedBytes,
@@ -173,6 +203,7 @@ export class SessionRunner {
         clientCertificates: listener.clientCertificates,
         timeoutMs: config.limits.tlsHandshakeTimeoutMs,
       },
+      ...(proxied?.endpoints ? { proxied: proxied.endpoints } : {}),
     };
     if (listener.tls !== 'implicit') {
       this.#start(gen, listener, new Connection(socket, options), id, ended);
@@ -180,7 +211,7 @@ export class SessionRunner {
     }
     // RFC 8314 implicit TLS: the handshake is part of the connection, counted and bounded in time.
     this.#handshakes.add(socket);
-    const ip = normalizeIp(socket.remoteAddress ?? '0.0.0.0');
+    const ip = proxied?.endpoints?.source.ip ?? normalizeIp(socket.remoteAddress ?? '0.0.0.0');
     void Connection.acceptTls(socket, options).then((shell) => {
       this.#handshakes.delete(socket);
       if (shell instanceof Connection) {

@@ -161,6 +161,8 @@ export interface TernOptions {
   readonly listenerFilters?: { readonly smtp?: readonly string[]; readonly submission?: readonly string[] };
   /** TOML appended as it is (arrays of tables such as [[filters.plugin]] and [[filters.milter]]). */
   readonly extraToml?: string;
+  /** `proxy_from = [...]` on the smtp, imap and imaps listeners (PROXY protocol). */
+  readonly proxyFrom?: readonly string[];
 }
 
 /** The session threads a test server gets unless the test says (TERN_E2E_WORKERS: "auto" or a count). */
@@ -268,6 +270,7 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     'service = "smtp"',
     'address = "127.0.0.1:0"',
     'tls = "starttls"',
+    ...(opts.proxyFrom === undefined ? [] : [`proxy_from = ${tomlValue(opts.proxyFrom)}`]),
     ...(opts.listenerFilters?.smtp === undefined
       ? []
       : [`filters = ${tomlValue(opts.listenerFilters.smtp)}`]),
@@ -300,11 +303,13 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     'address = "127.0.0.1:0"',
     'tls = "starttls"',
     `allow_plaintext_auth_on_loopback = ${opts.imapPlaintextAuthOnLoopback ?? true}`,
+    ...(opts.proxyFrom === undefined ? [] : [`proxy_from = ${tomlValue(opts.proxyFrom)}`]),
     '',
     '[[listeners]]',
     'service = "imaps"',
     'address = "127.0.0.1:0"',
     'tls = "implicit"',
+    ...(opts.proxyFrom === undefined ? [] : [`proxy_from = ${tomlValue(opts.proxyFrom)}`]),
     '',
     ...(opts.mtaStsListener === undefined
       ? []
