@@ -19,4 +19,8 @@ if (major < 24) {
   process.exit(1);
 }
 
+// Run through a link named sendmail, mailq or newaliases (docs/install.md): that name is the command.
+const called = { sendmail: [], mailq: ['-bp'], newaliases: ['-bi'] }[process.argv[1]?.split('/').pop() ?? ''];
+if (called !== undefined) process.argv.splice(2, 0, 'sendmail', ...called);
+
 await import('../src/cli/main.ts');
