@@ -33,12 +33,14 @@ import { aliasCommands } from './commands/alias.ts';
 import { configCheck } from './commands/config.ts';
 import { dkimCommands } from './commands/dkim.ts';
 import { dnsCommands } from './commands/dns.ts';
+import { doctorCommands } from './commands/doctor.ts';
 import { exportCommand, importCommand } from './commands/export.ts';
 import { mailboxCommands } from './commands/mailbox.ts';
 import { mailboxTransferCommands } from './commands/mailbox-transfer.ts';
 import { queueCommands } from './commands/queue.ts';
 import { reload } from './commands/reload.ts';
 import { send } from './commands/send.ts';
+import { sendmail } from './commands/sendmail.ts';
 import { serve } from './commands/serve.ts';
 import { trace } from './commands/trace.ts';
 import { userCommands } from './commands/user.ts';
@@ -59,11 +61,13 @@ export const COMMANDS: readonly Command[] = [
   trace,
   ...dkimCommands,
   ...dnsCommands,
+  ...doctorCommands,
   ...adminCommands,
   ...tlsReportsCommands,
   ...dmarcCommands,
   configCheck,
   send,
+  sendmail,
   exportCommand,
   importCommand,
   version,
