@@ -559,7 +559,8 @@ export class DeliveryWorker {
 
   /**
    * The message as it goes out: DKIM-signed (RFC 6376) when it is our own mail — an authenticated
-   * submission or a notice we wrote — and its From: domain has keys. Signed at delivery, after every
+   * submission, a message a local user queued with `tern sendmail` (only who may write data_dir can),
+   * or a notice we wrote — and its From: domain has keys. Signed at delivery, after every
    * header change; a failure to sign sends it unsigned and logs why.
    */
   async #signed(
@@ -569,7 +570,11 @@ export class DeliveryWorker {
     const { queue, clock } = this.#deps;
     const plain = await this.#outgoing(message, log);
     const client = message.envelope.client;
-    const own = client.authUser !== null || client.service === 'dsn' || client.service === 'double-bounce';
+    const own =
+      client.authUser !== null ||
+      client.service === 'sendmail' ||
+      client.service === 'dsn' ||
+      client.service === 'double-bounce';
     const dataDir = this.#deps.dkimDataDir;
     if (!own || !dataDir) return plain;
     const now = clock.nowMs();

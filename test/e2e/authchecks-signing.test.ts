@@ -208,6 +208,26 @@ describe('outbound DKIM signing (keys from tern dkim keygen)', () => {
     });
   }
 
+  test('a message queued with tern sendmail (cron, PHP) is signed like a submission', async () => {
+    const subject = 'signed via sendmail';
+    const r = await tern.tern(
+      ['sendmail', '-t', '-i', '-f', ALICE.address],
+      `From: <alice@example.test>\r\nTo: <${REMOTE}>\r\nSubject: ${subject}\r\n\r\nFrom a cron job.\r\n`,
+    );
+    assert.equal(r.code, 0, r.stderr);
+    const got = await waitFor(
+      `"${subject}" at the receiver`,
+      () => receiver.accepted.find((m) => headerFields(m.data, 'Subject')[0] === subject),
+      15_000,
+    );
+    const ours = await ternVerify(got.data);
+    assert.deepEqual(
+      ours.map((v) => [v.result, v.domain]),
+      [['pass', 'example.test']],
+      JSON.stringify(ours),
+    );
+  });
+
   test('From: a domain without a key: delivered unsigned', async () => {
     const data = await sendOut('alice@nokey.test', 'unsigned nokey.test');
     assert.deepEqual(headerFields(data, 'DKIM-Signature'), []);

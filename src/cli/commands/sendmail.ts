@@ -15,7 +15,7 @@
 // again later, 77 not permitted, 78 configuration.
 // Deliberately NOT here: delivery (the worker), alias files (aliases live in the directory: `tern alias`,
 // so newaliases has nothing to rebuild), a daemon (-bd, -q30m: `tern serve`), DKIM signing (the worker
-// signs authenticated submissions only: mail queued here carries no authUser).
+// signs mail queued here, service "sendmail", as it signs authenticated submissions).
 
 import { randomBytes } from 'node:crypto';
 import { existsSync, statSync } from 'node:fs';
