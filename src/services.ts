@@ -120,6 +120,7 @@ export async function openDirectory(config: Config): Promise<Directory> {
       path: paths.directory,
       localDomains: config.localDomains,
       postmaster: postmasterAddress(config),
+      recipientDelimiter: config.recipientDelimiter,
       // XXX: the snapshot opened with; a reload does not change it (limits.mailbox_quota_*: restart).
       defaultQuota: configQuota(config.limits),
     }),

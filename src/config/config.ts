@@ -478,6 +478,11 @@ export interface Config {
   readonly hostname: string;
   readonly dataDir: string;
   readonly localDomains: readonly string[];
+  /**
+   * Subaddressing (RFC 5233): `user+tag@domain` is delivered to `user@domain` when no alias or user has
+   * the whole address. Characters that may start a tag (Postfix's recipient_delimiter); "" turns it off.
+   */
+  readonly recipientDelimiter: string;
   readonly listeners: readonly ListenerConfig[];
   readonly tls: TlsConfig;
   readonly limits: LimitsConfig;
@@ -609,6 +614,7 @@ export function defaultConfig(): Config {
     hostname: 'localhost',
     dataDir: './data',
     localDomains: ['localhost'],
+    recipientDelimiter: '+',
     listeners: [
       { ...listenerDefaults('smtp'), service: 'smtp', host: '127.0.0.1', port: 2525 },
       { ...listenerDefaults('submission'), service: 'submission', host: '127.0.0.1', port: 2587 },

@@ -99,6 +99,7 @@ const FULL = `
 hostname = "mx1.Example.org"
 data_dir = "/var/lib/tern"
 local_domains = ["Example.ORG", "example.net"]
+recipient_delimiter = "+-"
 
 [[listeners]]
 service = "smtp"
@@ -315,6 +316,7 @@ describe('parseConfig: a full file', () => {
       hostname: 'mx1.Example.org',
       dataDir: '/var/lib/tern',
       localDomains: ['example.org', 'example.net'],
+      recipientDelimiter: '+-',
       listeners: [
         { ...listenerDefaults('smtp'), service: 'smtp', host: '0.0.0.0', port: 25 },
         { ...listenerDefaults('smtp'), service: 'smtp', host: '2001:db8::1', port: 25, tls: 'none' },
@@ -2739,5 +2741,18 @@ describe('[filters]', () => {
       byKey.has('filters.networks.10.0.0.0/33') ||
         [...byKey.keys()].some((k) => k.startsWith('filters.networks')),
     );
+  });
+});
+
+describe('recipient_delimiter', () => {
+  test('"+" by default, "" turns subaddressing off, anything that is address syntax is an error', () => {
+    assert.equal(parsedOk('').config.recipientDelimiter, '+');
+    assert.equal(parsedOk('recipient_delimiter = ""\n').config.recipientDelimiter, '');
+    for (const bad of ['@', ' ', '++++-', 'a'])
+      assert.equal(
+        parsedErrors(`recipient_delimiter = ${JSON.stringify(bad)}\n`)[0]?.key,
+        'recipient_delimiter',
+        bad,
+      );
   });
 });

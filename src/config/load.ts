@@ -192,6 +192,19 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const dataDir = opt(top['data_dir'], (v) => readPath(ctx, ['data_dir'], v)) ?? defaults.dataDir;
   const localDomainsRead = opt(top['local_domains'], (v) => readDomains(ctx, ['local_domains'], v));
   const localDomains = localDomainsRead ?? defaults.localDomains;
+  const recipientDelimiter =
+    opt(top['recipient_delimiter'], (v) => {
+      const d = readString(ctx, ['recipient_delimiter'], v);
+      // Characters that can be in a local part and are no address syntax of their own.
+      if (d !== undefined && !/^[-+_=.#~]{0,4}$/.test(d))
+        return fail(
+          ctx,
+          ['recipient_delimiter'],
+          `"${d}" is not up to four of - + _ = . # ~ ("" turns it off)`,
+          d,
+        );
+      return d;
+    }) ?? defaults.recipientDelimiter;
   // Checks against local_domains need the list as written; a bad one is reported once, not again by them.
   const knownLocalDomains =
     top['local_domains'] !== undefined && localDomainsRead === undefined ? undefined : localDomains;
@@ -224,6 +237,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     hostname,
     dataDir,
     localDomains,
+    recipientDelimiter,
     listeners,
     tls,
     limits,
@@ -260,6 +274,7 @@ const TOP_KEYS = [
   'hostname',
   'data_dir',
   'local_domains',
+  'recipient_delimiter',
   'listeners',
   'tls',
   'limits',

@@ -202,3 +202,44 @@ describe('SqliteDirectory specifics', () => {
     }
   });
 });
+
+describe('subaddressing (RFC 5233)', () => {
+  it('user+tag@ reaches the user unless an alias or user has the whole address; then the catch-all', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'tern-directory-'));
+    try {
+      const d = await SqliteDirectory.open({
+        path: join(dir, 'd.sqlite'),
+        localDomains: ['example.org'],
+        recipientDelimiter: '+-',
+      });
+      await d.addUser('bob@example.org', null);
+      await d.addUser('日本@example.org', null);
+      await d.addUser('bob+exact@example.org', null);
+      await d.addAlias('sales@example.org', 'bob@example.org');
+      const users = async (a: string) => {
+        const r = await d.resolve(a);
+        return r.kind === 'local' ? [...r.users] : r.kind;
+      };
+      assert.deepEqual(await users('bob+lists@example.org'), ['bob@example.org']);
+      assert.deepEqual(await users('BOB-news@Example.ORG'), ['bob@example.org']);
+      assert.deepEqual(await users('日本+タグ@example.org'), ['日本@example.org']);
+      assert.deepEqual(await users('bob+exact@example.org'), ['bob+exact@example.org']);
+      assert.deepEqual(await users('sales+q1@example.org'), ['bob@example.org']);
+      assert.equal(await users('nobody+x@example.org'), 'unknown');
+      assert.equal(await users('+bob@example.org'), 'unknown');
+      await d.addAlias('@example.org', 'bob@example.org');
+      assert.deepEqual(await users('nobody+x@example.org'), ['bob@example.org']);
+      await d.close();
+      // Without a delimiter (""): a tag is part of the address, which nothing has here.
+      const off = await SqliteDirectory.open({
+        path: join(dir, 'off.sqlite'),
+        localDomains: ['example.org'],
+      });
+      await off.addUser('bob@example.org', null);
+      assert.equal((await off.resolve('bob+lists@example.org')).kind, 'unknown');
+      await off.close();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});

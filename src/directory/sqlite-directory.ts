@@ -74,6 +74,8 @@ export interface SqliteDirectoryOptions {
    * queue.postmaster, default postmaster@<first local domain>: see postmasterAddress()).
    */
   readonly postmaster?: string | null | undefined;
+  /** Subaddressing (RFC 5233): characters that start a tag in a local part; "" or absent: none. */
+  readonly recipientDelimiter?: string | undefined;
   /**
    * The quota of a user with no limits of its own (configQuota(config.limits), quota.ts); a function is
    * asked on every lookup. Default: unlimited.
@@ -208,6 +210,7 @@ export class SqliteDirectory implements Directory {
   readonly #clock: Clock;
   readonly #maxDepth: number;
   readonly #postmaster: string | null;
+  readonly #delimiter: string;
   readonly #defaultQuota: () => QuotaLimits;
   /**
    * What the SMTP session asks at every RCPT (resolve), kept until the directory changes: an alias
@@ -232,6 +235,7 @@ export class SqliteDirectory implements Directory {
     this.#clock = options.clock ?? systemClock;
     this.#maxDepth = options.maxAliasDepth ?? DEFAULT_MAX_ALIAS_DEPTH;
     this.#postmaster = options.postmaster == null ? null : normalizeAddress(options.postmaster);
+    this.#delimiter = options.recipientDelimiter ?? '';
     const quota = options.defaultQuota ?? UNLIMITED_QUOTA;
     this.#defaultQuota = typeof quota === 'function' ? quota : () => quota;
   }
@@ -306,11 +310,31 @@ export class SqliteDirectory implements Directory {
       this.#expand(this.#postmaster, depth + 1, new Set(path).add(key), x);
       return;
     }
+    // RFC 5233: user+tag@domain is user@domain's when nothing has the whole address (before the
+    // catch-all, as Postfix looks up user+tag, then user, then @domain).
+    const base = this.#withoutTag(key);
+    if (base !== null) {
+      const before = x.users.size + x.forward.size;
+      this.#expand(base, depth + 1, new Set(path).add(key), x);
+      if (x.users.size + x.forward.size > before) return;
+    }
     const catchAll = `@${domainOf(key)}`;
     // A catch-all is taken once per resolution: its target may itself be unknown in the domain.
     if (!x.catchAll || x.seen.has(catchAll)) return;
     x.seen.add(catchAll);
     this.#expandTargets(this.#targets(catchAll), depth, new Set(path).add(key), x);
+  }
+
+  /** The address without its subaddress tag, or null when it has none (or the part before it is empty). */
+  #withoutTag(key: string): string | null {
+    if (this.#delimiter === '') return null;
+    const local = localPartOf(key);
+    let cut = -1;
+    for (const d of this.#delimiter) {
+      const i = local.indexOf(d);
+      if (i > 0 && (cut < 0 || i < cut)) cut = i;
+    }
+    return cut < 0 ? null : `${local.slice(0, cut)}@${domainOf(key)}`;
   }
 
   #expandTargets(targets: readonly string[], depth: number, path: ReadonlySet<string>, x: Expansion): void {

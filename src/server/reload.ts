@@ -26,6 +26,7 @@ import { ListenerBindError } from './listeners.ts';
 /** Config keys a reload reads but only a restart applies: the delivery side, the logger, the threads. */
 export const RESTART_ONLY = [
   ['local_domains', (c: Config) => c.localDomains],
+  ['recipient_delimiter', (c: Config) => c.recipientDelimiter],
   ['log', (c: Config) => c.log],
   ['dns', (c: Config) => c.dns],
   ['outbound', (c: Config) => c.outbound],

@@ -89,3 +89,29 @@ describe('an alias named like a user', () => {
     assert.equal(`${reply.code} ${reply.enhanced}`, '550 5.1.1');
   });
 });
+
+describe('subaddressing (RFC 5233, recipient_delimiter "+" by default)', () => {
+  let tern: Tern;
+  before(async () => {
+    tern = await startTern({ users: ['frank@example.test', '日本@example.test'] });
+  });
+  after(async () => tern?.stop());
+
+  for (const [user, tagged] of [
+    ['frank@example.test', 'frank+lists@example.test'],
+    ['日本@example.test', '日本+タグ@example.test'],
+  ] as const) {
+    test(`${tagged} is accepted and delivered to ${user}`, async () => {
+      const reply = await send(tern.ports.smtp, tagged, `tagged ${tagged}`);
+      assert.equal(reply.code, 250);
+      await waitFor(`the message in ${user}'s mailbox`, async () =>
+        (await tern.storedMessages(user)).find((m) => m.subject === `tagged ${tagged}`),
+      );
+    });
+  }
+
+  test('an unknown user with a tag is still refused at RCPT', async () => {
+    const reply = await send(tern.ports.smtp, 'nobody+x@example.test', 'nope');
+    assert.equal(reply.code, 550);
+  });
+});
