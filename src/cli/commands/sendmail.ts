@@ -733,6 +733,9 @@ export async function verifyAddresses(
   return code;
 }
 
+/** After stdin ends, -bs waits for the server to be quiet this long before it closes its side. */
+const BS_QUIET_MS = 2000;
+
 /** -bs: an SMTP session with the local smtp listener, bytes relayed both ways. */
 async function speakSmtp(config: Config, io: { stdin: Readable; stdout: Writable }): Promise<number> {
   const listener = config.listeners.find((l) => l.service === 'smtp');
@@ -741,13 +744,30 @@ async function speakSmtp(config: Config, io: { stdin: Readable; stdout: Writable
   return await new Promise<number>((resolve) => {
     const socket = connect({ host, port: listener.port });
     let connected = false;
+    // A caller writes its whole dialogue and closes stdin at once; the server answers pipelined commands
+    // in turn. Closing our side with stdin would cut those answers short (a server may end a session at
+    // the client's FIN): the socket is ended only once the server has been quiet for a while after it.
+    let stdinEnded = false;
+    let quiet: NodeJS.Timeout | undefined;
+    const armQuiet = (): void => {
+      clearTimeout(quiet);
+      if (stdinEnded) quiet = setTimeout(() => socket.end(), BS_QUIET_MS);
+    };
     socket.once('connect', () => {
       connected = true;
-      io.stdin.pipe(socket);
+      io.stdin.pipe(socket, { end: false });
+      io.stdin.once('end', () => {
+        stdinEnded = true;
+        armQuiet();
+      });
     });
-    socket.on('data', (d: Buffer) => io.stdout.write(d));
+    socket.on('data', (d: Buffer) => {
+      io.stdout.write(d);
+      armQuiet();
+    });
     socket.once('error', () => undefined);
     socket.once('close', () => {
+      clearTimeout(quiet);
       io.stdin.unpipe(socket);
       resolve(connected ? EX.ok : EX.tempFail);
     });
