@@ -13,13 +13,14 @@
 // Deliberately NOT here: the official databases (too big, and fetched from the internet), a Unix
 // socket (TCP is what the filter's tests and the e2e tests both reach), LocalSocket fd passing.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile, mkdir } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, stopGroup } from './process.ts';
 
 export const CLAMD_BINARY = '/usr/sbin/clamd';
 
@@ -130,31 +131,13 @@ async function launch(
         address: `127.0.0.1:${port}`,
         port,
         log,
-        stop: () => (stopped ??= stop(child, exited, dir)),
+        stop: () => (stopped ??= stopGroup(child, exited, dir)),
       };
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  await stop(child, exited, null);
+  await stopGroup(child, exited, null);
   throw new Error(`clamd did not answer PING within ${READY_MS} ms:\n${output}\n${await log()}`);
-}
-
-async function stop(child: ChildProcess, exited: Promise<unknown>, dir: string | null): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-    killGroup(child.pid, 'SIGTERM');
-    const timer = setTimeout(() => killGroup(child.pid!, 'SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  if (dir !== null) await rm(dir, { recursive: true, force: true });
-}
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
-  }
 }
 
 /** `zPING` → `PONG`, or null when clamd is not listening yet. */
@@ -170,17 +153,5 @@ export function ping(port: number): Promise<string | null> {
     });
     socket.on('error', () => undefined);
     socket.on('close', () => resolve(answer.includes('\0') ? answer.slice(0, answer.indexOf('\0')) : null));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
   });
 }

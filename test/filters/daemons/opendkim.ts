@@ -13,14 +13,15 @@
 // Deliberately NOT here: a Unix socket (TCP is what the filter tests and the e2e tests both reach),
 // KeyTable/SigningTable (one domain is enough), verification against real DNS.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, stopGroup } from './process.ts';
 
 export const OPENDKIM_BINARY = '/usr/sbin/opendkim';
 
@@ -123,33 +124,13 @@ async function launch(
         selector: 'sel',
         domain: 'example.org',
         output: () => output,
-        stop: () => (stopped ??= stop(child, exited, dir)),
+        stop: () => (stopped ??= stopGroup(child, exited, dir, 1_000)),
       };
     }
     await new Promise((resolve) => setTimeout(resolve, 50));
   }
-  await stop(child, exited, null);
+  await stopGroup(child, exited, null, 1_000);
   throw new Error(`opendkim did not listen within ${READY_MS} ms:\n${output}`);
-}
-
-async function stop(child: ChildProcess, exited: Promise<unknown>, dir: string | null): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-    killGroup(child.pid, 'SIGTERM');
-    // libmilter notices SIGTERM only when its accept loop wakes, about 5 s later; opendkim keeps no
-    // state worth a clean exit here, so a second is all it gets.
-    const timer = setTimeout(() => killGroup(child.pid!, 'SIGKILL'), 1_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  if (dir !== null) await rm(dir, { recursive: true, force: true });
-}
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
-  }
 }
 
 /** Whether something accepts connections on the port (a probe libmilter sees as a client that left). */
@@ -161,17 +142,5 @@ function listening(port: number): Promise<boolean> {
       resolve(true);
     });
     socket.once('error', () => resolve(false));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
   });
 }

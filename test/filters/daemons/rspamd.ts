@@ -17,13 +17,14 @@
 //
 // Deliberately NOT here: the controller (learning, the web UI), Redis, a Unix socket.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, stopGroup } from './process.ts';
 
 export const RSPAMD_BINARY = '/usr/bin/rspamd';
 
@@ -225,33 +226,13 @@ async function launch(dir: string, port: number): Promise<Rspamd | 'port-taken'>
         url: `http://127.0.0.1:${port}`,
         port,
         log: () => output,
-        stop: () => (stopped ??= stop(child, exited, dir)),
+        stop: () => (stopped ??= stopGroup(child, exited, dir)),
       };
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  await stop(child, exited, null);
+  await stopGroup(child, exited, null);
   throw new Error(`rspamd did not answer /ping within ${READY_MS} ms:\n${output}`);
-}
-
-async function stop(child: ChildProcess, exited: Promise<unknown>, dir: string | null): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-    killGroup(child.pid, 'SIGTERM');
-    const timer = setTimeout(() => killGroup(child.pid!, 'SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  // The workers are in the group too; one that outlived the main process goes now.
-  if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
-  if (dir !== null) await rm(dir, { recursive: true, force: true });
-}
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
-  }
 }
 
 /** GET /ping on the normal worker: true once it answers 200. */
@@ -266,17 +247,5 @@ function ping(port: number): Promise<boolean> {
     socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
     socket.on('error', () => undefined);
     socket.on('close', () => resolve(answer.startsWith('HTTP/1.1 200')));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
   });
 }

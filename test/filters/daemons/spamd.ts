@@ -12,13 +12,14 @@
 //
 // Deliberately NOT here: sa-update's rule channels (network), sa-compile, a Unix socket, SSL.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort, stopGroup } from './process.ts';
 
 export const SPAMD_BINARY = '/usr/sbin/spamd';
 const DEFAULT_RULES = '/usr/share/spamassassin';
@@ -132,33 +133,13 @@ async function launch(dir: string, site: string, port: number): Promise<Spamd | 
         address: `127.0.0.1:${port}`,
         port,
         log: () => output,
-        stop: () => (stopped ??= stop(child, exited, dir)),
+        stop: () => (stopped ??= stopGroup(child, exited, dir)),
       };
     }
     await new Promise((resolve) => setTimeout(resolve, 100));
   }
-  await stop(child, exited, null);
+  await stopGroup(child, exited, null);
   throw new Error(`spamd did not answer PING within ${READY_MS} ms:\n${output}`);
-}
-
-async function stop(child: ChildProcess, exited: Promise<unknown>, dir: string | null): Promise<void> {
-  if (child.exitCode === null && child.signalCode === null && child.pid !== undefined) {
-    killGroup(child.pid, 'SIGTERM');
-    const timer = setTimeout(() => killGroup(child.pid!, 'SIGKILL'), 5_000);
-    await exited;
-    clearTimeout(timer);
-  }
-  // The preforked children are in the group too; one that outlived the parent goes now.
-  if (child.pid !== undefined) killGroup(child.pid, 'SIGKILL');
-  if (dir !== null) await rm(dir, { recursive: true, force: true });
-}
-
-function killGroup(pid: number, signal: NodeJS.Signals): void {
-  try {
-    process.kill(-pid, signal);
-  } catch {
-    // Already gone.
-  }
 }
 
 /** `PING SPAMC/1.5` → `SPAMD/1.5 0 PONG`: true once a child answers. */
@@ -171,17 +152,5 @@ function ping(port: number): Promise<boolean> {
     socket.on('data', (d: Buffer) => (answer += d.toString('latin1')));
     socket.on('error', () => undefined);
     socket.on('close', () => resolve(/^SPAMD\/[\d.]+ 0 PONG/.test(answer)));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address !== null ? address.port : 0;
-      server.close(() => resolve(port));
-    });
   });
 }
