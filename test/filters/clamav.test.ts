@@ -3,6 +3,7 @@
 // clamd.ts) for what it actually answers: the EICAR file attached in base64, a clean message, a message
 // over StreamMaxLength, a stopped clamd, and a 20 MiB message streamed without growing memory.
 
+import { messageFrom as messageOf } from './fixtures.ts';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type Server, type Socket } from 'node:net';
@@ -15,8 +16,9 @@ import {
   type FilterMessage,
   type Verdict,
 } from '../../src/policy/filters/filter.ts';
-import { fieldOf, splitFields } from '../../src/protocol/header-edit.ts';
 import { CLAMD_SKIP, EICAR_SIGNATURE, eicar, startClamd, type Clamd } from './daemons/clamd.ts';
+
+const messageFrom = (raw: Buffer, pieceBytes = 10_000) => messageOf(raw, pieceBytes);
 
 const ASCII = { from: 'sender@example.org', to: 'rcpt@example.net' } as const;
 const UTF8 = { from: 'jürgen@example.org', to: '日本@example.net' } as const;
@@ -24,29 +26,6 @@ const TWINS = [
   ['ASCII', ASCII],
   ['UTF-8', UTF8],
 ] as const;
-
-/** A FilterMessage over bytes: headers as the pipeline splits them, read() in pieces, as often as asked. */
-function messageFrom(raw: Buffer, pieceBytes = 10_000): FilterMessage & { reads: number } {
-  const headers = splitFields(raw)
-    .fields.map(fieldOf)
-    .filter((f) => f !== null);
-  const m = {
-    headers,
-    fromAddresses: headers
-      .filter((h) => h.name.toLowerCase() === 'from')
-      .map((h) => h.value.replace(/^<|>$/g, '')),
-    sizeBytes: raw.length,
-    reads: 0,
-    async *read(): AsyncIterable<Uint8Array> {
-      m.reads++;
-      for (let at = 0; at < raw.length; at += pieceBytes) {
-        await Promise.resolve();
-        yield raw.subarray(at, at + pieceBytes);
-      }
-    },
-  };
-  return m;
-}
 
 /**
  * A message of `totalBytes` made up as it is read, in fresh 64 KiB buffers (as a spool file's reads

@@ -10,7 +10,6 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { after, before, describe, test } from 'node:test';
 import { dial } from '../../src/net/dial.ts';
-import { fieldOf } from '../../src/protocol/header-edit.ts';
 import { decodeEncodedWords } from '../../src/protocol/headers.ts';
 import {
   runFilter,
@@ -18,11 +17,11 @@ import {
   type FilterContext,
   type FilterMessage,
   type HeaderEdit,
-  type HeaderField,
   type Verdict,
 } from '../../src/policy/filters/filter.ts';
 import { RspamdFilter, type RspamdOptions } from '../../src/policy/filters/rspamd.ts';
 import { MARKERS, RSPAMD_GTUBE, RSPAMD_SKIP, startRspamd, type Rspamd } from './daemons/rspamd.ts';
+import { messageFrom } from './fixtures.ts';
 
 const ASCII = { from: 'sender@example.org', to: 'rcpt@example.net', user: 'mail' } as const;
 const UTF8 = { from: 'jürgen@example.org', to: '日本@example.net', user: 'jürgen' } as const;
@@ -31,38 +30,6 @@ const TWINS = [
   ['UTF-8', UTF8],
 ] as const;
 type Addresses = { readonly from: string; readonly to: string; readonly user: string };
-
-/** A FilterMessage over bytes: headers parsed simply, read() in pieces, as often as asked. */
-function messageFrom(raw: Buffer, pieceBytes = 1000): FilterMessage & { returned: number } {
-  const end = raw.indexOf('\r\n\r\n');
-  // Each field with its folded lines, as written; fieldOf unfolds it the way the intake does.
-  const lines: string[] = [];
-  for (const line of raw
-    .subarray(0, end === -1 ? raw.length : end)
-    .toString('utf8')
-    .split('\r\n')) {
-    if (/^[ \t]/.test(line) && lines.length > 0) lines[lines.length - 1] += `\r\n${line}`;
-    else lines.push(line);
-  }
-  const headers = lines.map(fieldOf).filter((f): f is HeaderField => f !== null);
-  const m = {
-    headers,
-    fromAddresses: [] as string[],
-    sizeBytes: raw.length,
-    returned: 0,
-    async *read(): AsyncIterable<Uint8Array> {
-      try {
-        for (let at = 0; at < raw.length; at += pieceBytes) {
-          await Promise.resolve();
-          yield raw.subarray(at, at + pieceBytes);
-        }
-      } finally {
-        m.returned++;
-      }
-    },
-  };
-  return m;
-}
 
 function mail(a: Addresses, opts: { subject?: string; body?: string } = {}): Buffer {
   return Buffer.from(
