@@ -184,8 +184,6 @@ export type FilterFactory = (options: {
  */
 export type Dial = (address: string, signal: AbortSignal) => Promise<Duplex>;
 
-export const TEMPFAIL: Reply = Replies.filterTempfail;
-
 /** One check's outcome with what the log and the trace need. */
 export interface FilterOutcome {
   readonly filter: string;

@@ -83,9 +83,6 @@ export interface MilterFilterOptions {
   readonly maxReplacedBodyBytes?: number;
 }
 
-// As Postfix answers SMFIR_REJECT: the text stays generic; the milter's name goes to the log (the reason).
-const FILTER_REJECTED: Reply = Replies.filterRejected;
-
 /** Flags Tern offers: all of version 6 but SMFIP_RCPT_REJ (only accepted recipients are sent). */
 const OFFERED_FLAGS = ALL_FLAGS & ~Flag.rcptRejected;
 /** Frames a milter may send ahead of being asked before it is deemed to flood us. */
@@ -833,7 +830,7 @@ class MilterSession implements FilterSession {
       case 'reject':
         return {
           kind: 'refuse',
-          verdict: { kind: 'reject', reply: FILTER_REJECTED, reason: 'milter rejected' },
+          verdict: { kind: 'reject', reply: Replies.filterRejected, reason: 'milter rejected' },
         };
       case 'tempfail':
         return {
@@ -930,11 +927,11 @@ function replyCodeVerdict(text: string): Verdict {
     // temporary; Postfix answers 451 4.3.5 here).
     const reason = `milter sent a malformed reply: ${JSON.stringify(text.slice(0, 200))}`;
     return /^5[0-9][0-9][ -]/.test(text)
-      ? { kind: 'reject', reply: FILTER_REJECTED, reason }
+      ? { kind: 'reject', reply: Replies.filterRejected, reason }
       : { kind: 'defer', reply: Replies.filterTempfail, reason };
   }
   const permanent = r.code >= 500;
-  const base = permanent ? FILTER_REJECTED : Replies.filterTempfail;
+  const base = permanent ? Replies.filterRejected : Replies.filterTempfail;
   const reply: Reply = {
     code: r.code,
     enhanced: r.enhanced ?? base.enhanced,
