@@ -172,8 +172,9 @@ function lockData(root: string): DataDirLock {
 
 /** The line printed for each bound listener, e.g. `listening smtp 127.0.0.1:2525 (starttls)`. */
 export function formatListening(
-  l: Pick<BoundListener, 'host' | 'port' | 'tls'> & { service: string },
+  l: Pick<BoundListener, 'host' | 'port' | 'tls' | 'path'> & { service: string },
 ): string {
+  if (l.path !== undefined) return `listening ${l.service} unix:${l.path} (${l.tls})`;
   const host = l.host.includes(':') ? `[${l.host}]` : l.host;
   return `listening ${l.service} ${host}:${l.port} (${l.tls})`;
 }

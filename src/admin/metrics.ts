@@ -63,7 +63,18 @@ const MECHANISMS = new Set([
   'APOP',
   'admin',
 ]);
-const SERVICES = new Set(['smtp', 'submission', 'submissions', 'pop3', 'pop3s', 'imap', 'imaps', 'admin']);
+const SERVICES = new Set([
+  'smtp',
+  'submission',
+  'submissions',
+  'pop3',
+  'pop3s',
+  'imap',
+  'imaps',
+  'lmtp',
+  'managesieve',
+  'admin',
+]);
 
 export class ServerMetrics {
   readonly registry = new Registry();

@@ -2,7 +2,8 @@
 // Keys and defaults are documented in docs/configuration.md; tern.example.toml shows them all.
 // This file holds the types and defaults only; load.ts turns TOML into this (or every error at once).
 
-export type Service = 'smtp' | 'submission' | 'submissions' | 'pop3' | 'pop3s' | 'imap' | 'imaps';
+export type Service =
+  'smtp' | 'submission' | 'submissions' | 'pop3' | 'pop3s' | 'imap' | 'imaps' | 'lmtp' | 'managesieve';
 export const SERVICES: readonly Service[] = [
   'smtp',
   'submission',
@@ -11,17 +12,21 @@ export const SERVICES: readonly Service[] = [
   'pop3s',
   'imap',
   'imaps',
+  'lmtp',
+  'managesieve',
 ];
 
 /**
- * The protocol a service speaks: SMTP (MX and submission), POP3 (RFC 1939) or IMAP (RFC 9051), each of
- * the last two with STARTTLS/STLS or implicit TLS.
+ * The protocol a service speaks: SMTP (MX and submission; LMTP, RFC 2033, is SMTP's driver in its LMTP
+ * mode), POP3 (RFC 1939) or IMAP (RFC 9051), each of those two with STARTTLS/STLS or implicit TLS, and
+ * ManageSieve (RFC 5804).
  */
-export type Protocol = 'smtp' | 'pop3' | 'imap';
+export type Protocol = 'smtp' | 'pop3' | 'imap' | 'managesieve';
 
 export function protocolOf(service: Service): Protocol {
   if (service === 'pop3' || service === 'pop3s') return 'pop3';
   if (service === 'imap' || service === 'imaps') return 'imap';
+  if (service === 'managesieve') return 'managesieve';
   return 'smtp';
 }
 
@@ -56,6 +61,13 @@ export interface ListenerConfig {
    * from one of these networks (a load balancer), and the address it names is the client's; absent: none.
    */
   readonly proxyFrom?: readonly string[];
+  /**
+   * `path = "/run/tern/lmtp"`: an LMTP listener on a Unix socket instead of `address` (host is then
+   * "unix", port 0); its clients are local processes, named 127.0.0.1 in logs and Received:.
+   */
+  readonly path?: string;
+  /** The socket file's permission bits (`mode = "0660"`), for a path listener. */
+  readonly socketMode?: number;
 }
 
 /**
@@ -383,6 +395,10 @@ export interface RelayHost {
   readonly tls: OutboundTlsPolicy;
   /** SMTP AUTH to the relay (PLAIN or LOGIN over TLS); null = none. Only with tls encrypt or verify. */
   readonly auth: { readonly username: string; readonly password: string } | null;
+  /** The next hop speaks LMTP (RFC 2033): a mailbox server (Dovecot, Cyrus) takes final delivery. */
+  readonly lmtp?: boolean;
+  /** LMTP on a Unix socket of this host (host is then "localhost", port 0). */
+  readonly path?: string;
 }
 
 export interface OutboundConfig {
@@ -597,10 +613,11 @@ export const DEFAULT_CHECKS: ChecksConfig = {
 export function listenerDefaults(
   service: Service,
 ): Pick<ListenerConfig, 'tls' | 'auth' | 'requireAuth' | 'plaintextAuthOnLoopback' | 'clientCertificates'> {
-  // Submission and POP3 ports log users in; the MX port does not.
-  const submission = service !== 'smtp';
+  // Submission and POP3 ports log users in; the MX port does not, nor LMTP (RFC 2033: a trusted MTA's).
+  const submission = service !== 'smtp' && service !== 'lmtp';
   return {
-    tls: isImplicitTlsService(service) ? 'implicit' : 'starttls',
+    // LMTP is spoken inside a host or a private network (RFC 2033 §1); TLS can be asked for.
+    tls: isImplicitTlsService(service) ? 'implicit' : service === 'lmtp' ? 'none' : 'starttls',
     auth: submission,
     requireAuth: submission,
     plaintextAuthOnLoopback: false,

@@ -304,6 +304,8 @@ const LISTENER_KEYS = [
   'client_certificates',
   'filters',
   'proxy_from',
+  'path',
+  'mode',
 ];
 const TLS_KEYS = ['cert', 'key', 'client_ca'];
 const AUTH_KEYS = [
@@ -1403,7 +1405,7 @@ const OUTBOUND_KEYS = [
   'data_done_timeout_seconds',
 ];
 const RELAY_KEYS = ['host', 'port', 'mx', 'tls', 'username', 'password'];
-const TRANSPORT_KEYS = ['domain', 'relay', 'tls', 'username', 'password'];
+const TRANSPORT_KEYS = ['domain', 'relay', 'transport', 'tls', 'username', 'password'];
 const QUEUE_KEYS = [
   'retry_min_seconds',
   'retry_max_seconds',
@@ -1793,7 +1795,8 @@ function readTransports(
     }
     const domainPath = [...path, i, 'domain'];
     const earlier = firstIndex.get(r.domain);
-    if (localDomains?.includes(r.domain) === true) {
+    // An LMTP transport of a local domain hands its users' mail to a mailbox server (Dovecot, Cyrus).
+    if (localDomains?.includes(r.domain) === true && r.relay.lmtp !== true) {
       bad = true;
       fail(
         ctx,
@@ -1838,9 +1841,20 @@ function readTransport(
     if (domain === undefined) fail(ctx, p('domain'), domainPatternError(written), written);
   }
 
-  let hop: { host: string; port: number; mx: boolean } | undefined;
-  if (t['relay'] === undefined) {
-    fail(ctx, p('relay'), 'missing; give the next hop, "host:port" or "[host]:port"');
+  let hop: { host: string; port: number; mx: boolean; lmtp?: boolean; path?: string } | undefined;
+  if (t['relay'] !== undefined && t['transport'] !== undefined) {
+    fail(ctx, p('transport'), 'give either relay or transport, not both');
+  } else if (t['transport'] !== undefined) {
+    const s = readString(ctx, p('transport'), t['transport']);
+    const r = s === undefined ? undefined : parseTransport(s);
+    if (typeof r === 'string') fail(ctx, p('transport'), r, s);
+    else hop = r;
+  } else if (t['relay'] === undefined) {
+    fail(
+      ctx,
+      p('relay'),
+      'missing; give the next hop, "host:port" or "[host]:port" (or transport = "lmtp:...")',
+    );
   } else {
     const s = readString(ctx, p('relay'), t['relay']);
     const r = s === undefined ? undefined : parseRelay(s);
@@ -1860,7 +1874,38 @@ function readTransport(
   if (domain === undefined || written === undefined || hop === undefined || auth === undefined || tlsBad) {
     return undefined;
   }
-  return { domain, written, relay: { ...hop, tls: effective ?? DEFAULT_OUTBOUND.tls, auth } };
+  // A Unix socket is this host: no TLS to ask for.
+  const hopTls = hop.path === undefined ? (effective ?? DEFAULT_OUTBOUND.tls) : 'none';
+  return { domain, written, relay: { ...hop, tls: hopTls, auth } };
+}
+
+/** LMTP's port (RFC 2033 §5 leaves it to the site; 24 is the one IANA lists and Dovecot uses). */
+const LMTP_PORT = 24;
+
+/**
+ * `transport = "lmtp:unix:/path"`, `"lmtp:[host]:port"` (port 24 by default), or `"smtp:host:port"` (the
+ * same as relay = "host:port").
+ */
+function parseTransport(
+  s: string,
+): { host: string; port: number; mx: boolean; lmtp?: boolean; path?: string } | string {
+  const example = 'write "lmtp:unix:/path", "lmtp:[host]:port" or "smtp:[host]:port"';
+  const colon = s.indexOf(':');
+  const scheme = colon < 0 ? '' : s.slice(0, colon).toLowerCase();
+  const rest = s.slice(colon + 1);
+  if (scheme === 'smtp') return parseRelay(rest);
+  if (scheme !== 'lmtp') return `"${s}" is not a transport; ${example}`;
+  if (rest.toLowerCase().startsWith('unix:')) {
+    const path = rest.slice(5);
+    if (!path.startsWith('/') || path.includes('\0'))
+      return `"${s}": the socket path must be absolute, for example "lmtp:unix:/run/dovecot/lmtp"`;
+    return { host: 'localhost', port: 0, mx: false, lmtp: true, path };
+  }
+  const r = parseRelay(rest);
+  if (typeof r === 'string') return r;
+  const portGiven = rest.startsWith('[') ? rest.includes(']:') : rest.includes(':');
+  // LMTP names the server itself: never an MX lookup (brackets or not), port 24 unless given.
+  return { host: r.host, port: portGiven ? r.port : LMTP_PORT, mx: false, lmtp: true };
 }
 
 function readQueue(ctx: Ctx, value: unknown, localDomains: readonly string[] | undefined): QueueConfig {
@@ -2078,14 +2123,21 @@ function readListener(
       ? fail(
           ctx,
           [...base, 'service'],
-          'missing; give one of "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps"',
+          'missing; give one of "smtp", "submission", "submissions", "pop3", "pop3s", "imap", "imaps", "lmtp", "managesieve"',
         )
       : readEnum(ctx, [...base, 'service'], t['service'], SERVICES);
 
   let where: { host: string; port: number; hostKey: string; family: 0 | 4 | 6 } | undefined;
+  if (service === 'managesieve') return fail(ctx, [...base, 'service'], 'managesieve is not available yet');
+  const socket = readSocketPath(ctx, base, t, service);
+  if (socket === null) return undefined;
   const address =
-    t['address'] === undefined ? undefined : readString(ctx, [...base, 'address'], t['address']);
-  if (t['address'] === undefined) {
+    t['address'] === undefined ? socket?.address : readString(ctx, [...base, 'address'], t['address']);
+  if (socket !== undefined) {
+    where = { host: 'unix', port: 0, hostKey: `unix:${socket.path}`, family: 0 };
+    if (t['address'] !== undefined)
+      fail(ctx, [...base, 'address'], 'give either address or path, not both', address);
+  } else if (t['address'] === undefined) {
     fail(ctx, [...base, 'address'], 'missing; give "host:port", for example "0.0.0.0:25" or "[::]:25"');
   } else if (address !== undefined) {
     const r = parseListenAddress(address);
@@ -2131,8 +2183,65 @@ function readListener(
         ? {}
         : { filters: readStringArray(ctx, [...base, 'filters'], t['filters']) ?? [] }),
       ...(proxyFrom === undefined ? {} : { proxyFrom }),
+      ...(socket === undefined ? {} : { path: socket.path, socketMode: socket.mode }),
     },
   };
+}
+
+/**
+ * An LMTP listener's Unix socket (`path`, `mode`): undefined when there is none, null when what was
+ * written is wrong (reported).
+ */
+function readSocketPath(
+  ctx: Ctx,
+  base: KeyPath,
+  t: Record<string, unknown>,
+  service: Service | undefined,
+): { path: string; mode: number; address: string } | undefined | null {
+  if (t['path'] === undefined) {
+    if (t['mode'] !== undefined)
+      return fail(ctx, [...base, 'mode'], 'only for a listener with a path') ?? null;
+    return undefined;
+  }
+  const path = readString(ctx, [...base, 'path'], t['path']);
+  if (path === undefined) return null;
+  if (service !== undefined && service !== 'lmtp') {
+    return (
+      fail(
+        ctx,
+        [...base, 'path'],
+        `a Unix socket path is for service = "lmtp"; ${service} listens on an address`,
+        path,
+      ) ?? null
+    );
+  }
+  if (!path.startsWith('/') || path.includes('\0') || Buffer.byteLength(path) > 100) {
+    return (
+      fail(
+        ctx,
+        [...base, 'path'],
+        'give an absolute path of at most 100 octets, for example "/run/tern/lmtp"',
+        path,
+      ) ?? null
+    );
+  }
+  let mode = 0o660;
+  if (t['mode'] !== undefined) {
+    const text = readString(ctx, [...base, 'mode'], t['mode']);
+    if (text === undefined) return null;
+    if (!/^0?[0-7]{3}$/.test(text)) {
+      return (
+        fail(
+          ctx,
+          [...base, 'mode'],
+          'give the permission bits in octal as a string, for example "0660"',
+          text,
+        ) ?? null
+      );
+    }
+    mode = Number.parseInt(text, 8);
+  }
+  return { path, mode, address: `unix:${path}` };
 }
 
 type ListenerAuth = Pick<
@@ -2172,6 +2281,14 @@ function readListenerAuth(
     clientCertificates: certs ?? d.clientCertificates,
   };
   let bad = false;
+  if (service === 'lmtp' && out.auth) {
+    // RFC 2033 §1: LMTP is spoken to a trusted MTA on this host or network; nobody logs in.
+    return fail(
+      ctx,
+      [...base, auth === true ? 'auth' : 'require_auth'],
+      'lmtp takes mail from trusted MTAs without AUTH; restrict who can reach it (a Unix socket path or a private address) instead',
+    );
+  }
   if (protocolOf(service) !== 'smtp') {
     // A maildrop is only ever opened for a logged-in user (RFC 1939 §4, RFC 9051 §3): nothing to turn off.
     for (const [key, read] of [
@@ -2261,6 +2378,12 @@ function tlsMismatch(service: Service, mode: TlsMode): string | undefined {
     case 'imap':
       return mode === 'implicit'
         ? 'for implicit TLS use service = "imaps" (RFC 8314 §3.3); imap offers STARTTLS (RFC 9051 §6.2.1) or none'
+        : undefined;
+    case 'lmtp':
+      return mode === 'implicit' ? 'lmtp offers STARTTLS or none, not implicit TLS' : undefined;
+    case 'managesieve':
+      return mode === 'implicit'
+        ? 'ManageSieve clients expect STARTTLS (RFC 5804 §2.2), not implicit TLS; use "starttls" or "none"'
         : undefined;
   }
 }

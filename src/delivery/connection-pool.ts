@@ -50,7 +50,8 @@ export class ConnectionPool {
   /** Key of a destination: where we connect and how (TLS policy, credentials) — sessions are only reused alike. */
   static keyOf(opts: ConnectOptions): string {
     const dane = opts.dane === undefined || opts.dane === null ? '' : `dane:${opts.dane.records.length}`;
-    return `${opts.address}|${opts.port}|${opts.tls}|${opts.implicitTls ? 'implicit' : ''}|${opts.auth?.username ?? ''}|${opts.servername ?? opts.host}|${dane}`;
+    const via = opts.path === undefined ? `${opts.address}|${opts.port}` : `unix:${opts.path}`;
+    return `${opts.lmtp === true ? 'lmtp|' : ''}${via}|${opts.tls}|${opts.implicitTls ? 'implicit' : ''}|${opts.auth?.username ?? ''}|${opts.servername ?? opts.host}|${dane}`;
   }
 
   private destination(key: string): Destination {

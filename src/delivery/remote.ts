@@ -201,6 +201,8 @@ export class RemoteDelivery {
           mechanism: host.mechanism,
           auth: route.auth,
           relayed: route.viaRelay,
+          lmtp: route.lmtp === true,
+          path: target.path,
           log,
         });
         if (!route.viaRelay) {
@@ -272,6 +274,8 @@ export class RemoteDelivery {
       mechanism: HostPlan['mechanism'];
       auth: { username: string; password: string } | null;
       relayed: boolean;
+      lmtp: boolean;
+      path: string | undefined;
       log: Logger;
     },
   ): Promise<
@@ -298,6 +302,8 @@ export class RemoteDelivery {
       timeouts: timeoutsFromConfig(config.outbound),
       auth: where.auth,
       log: where.log,
+      ...(where.lmtp ? { lmtp: true } : {}),
+      ...(where.path === undefined ? {} : { path: where.path }),
     };
     let leased = await this.pool.lease(base);
     if (leased.kind === 'failed' && leased.failure.retryWithoutTls) {
@@ -321,7 +327,8 @@ export class RemoteDelivery {
       body: message.body,
     });
     await lease.done(result.kind === 'sent');
-    const relayed = where.relayed || !lease.session.capabilities.dsn;
+    // LMTP is final delivery (RFC 2033): its 250 is "delivered", not "relayed", in a DSN.
+    const relayed = !where.lmtp && (where.relayed || !lease.session.capabilities.dsn);
     if (result.kind === 'sent') {
       where.log.event(Events.deliveryRemote, {
         host: where.host,

@@ -6,6 +6,9 @@
 
 import { domainToASCII } from 'node:url';
 import type { DestinationTlsPolicy, OutboundConfig, RelayHost } from '../config/config.ts';
+import { transportFor } from '../config/transports.ts';
+
+export { transportFor } from '../config/transports.ts';
 import type { DnsAnswer, Resolver } from '../core/dns.ts';
 
 /** One host to try, with its addresses in the order to try them. */
@@ -19,6 +22,8 @@ export interface Target {
   readonly secure?: boolean;
   /** The host name after CNAMEs, when the MX host name is an alias (RFC 7672 §2.2.2). */
   readonly canonical?: string;
+  /** A Unix socket to connect to (an LMTP transport on this host); `addresses` then holds the path. */
+  readonly path?: string;
 }
 
 export interface RouteOk {
@@ -30,6 +35,8 @@ export interface RouteOk {
   readonly auth: RelayHost['auth'];
   /** Relayed through a smart host (DSN Action "relayed" semantics belong to the next hop). */
   readonly viaRelay: boolean;
+  /** The next hop speaks LMTP: final delivery, a reply per recipient (RFC 2033). */
+  readonly lmtp?: boolean;
   /** Some hosts of the route could not be resolved right now (worth a retry if all others fail). */
   readonly partial: boolean;
   /** The MX RRset (or the implicit MX's denial) was DNSSEC-authenticated: DANE may apply (RFC 7672 §2.2.1). */
@@ -69,19 +76,6 @@ const perm = (code: number, enhanced: string, text: string): RouteError => ({
   text,
 });
 
-/** The transport for a domain: exact match, then "*.parent" patterns from the nearest parent up. */
-export function transportFor(domain: string, transports: ReadonlyMap<string, RelayHost>): RelayHost | null {
-  const d = domain.toLowerCase();
-  const exact = transports.get(d);
-  if (exact) return exact;
-  const labels = d.split('.');
-  for (let i = 1; i < labels.length; i++) {
-    const t = transports.get(`*.${labels.slice(i).join('.')}`);
-    if (t) return t;
-  }
-  return null;
-}
-
 /** The TLS policy for a domain: a per-domain entry (exact, then "*.parent"), else the default. */
 export function tlsPolicyFor(domain: string, outbound: OutboundConfig): DestinationTlsPolicy {
   const d = domain.toLowerCase();
@@ -102,12 +96,36 @@ export async function resolveRoute(domainIn: string, resolver: Resolver, opts: R
   if (domain === null) return perm(550, '5.1.2', `Bad destination domain ${domainIn}`);
 
   const relay = transportFor(domain, outbound.transports) ?? outbound.relay;
+  if (relay?.path !== undefined) {
+    const target: Target = {
+      host: 'localhost',
+      addresses: [relay.path],
+      port: 0,
+      preference: 0,
+      path: relay.path,
+    };
+    return {
+      kind: 'ok',
+      targets: [target],
+      partial: false,
+      tls: relay.tls,
+      auth: relay.auth,
+      viaRelay: true,
+      lmtp: true,
+    };
+  }
   if (relay) {
     const relayTargets = relay.mx
       ? await mxTargets(relay.host, resolver, opts, relay.port, random)
       : await hostTargets([{ host: relay.host, preference: 0 }], resolver, relay.port);
     if (relayTargets.kind === 'error') return relayTargets;
-    return { ...relayTargets, tls: relay.tls, auth: relay.auth, viaRelay: true };
+    return {
+      ...relayTargets,
+      tls: relay.tls,
+      auth: relay.auth,
+      viaRelay: true,
+      ...(relay.lmtp === true ? { lmtp: true } : {}),
+    };
   }
   const direct = await mxTargets(domain, resolver, opts, outbound.port, random);
   if (direct.kind === 'error') return direct;

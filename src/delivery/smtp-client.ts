@@ -57,6 +57,7 @@ import type {
 import {
   evaluateEnvelope,
   evaluateFinal,
+  evaluateLmtpFinal,
   failAll,
   failureFromReply,
   isPermanent,
@@ -122,6 +123,13 @@ export interface ConnectOptions {
    */
   readonly dane?: { readonly records: readonly TlsaRecord[]; readonly names: readonly string[] } | null;
   readonly sourceAddress?: string | null;
+  /**
+   * LMTP (RFC 2033) instead of SMTP: LHLO, and a reply per accepted recipient after the content (a
+   * mailbox store behind, Dovecot or Cyrus, tells each recipient's fate).
+   */
+  readonly lmtp?: boolean;
+  /** A Unix socket to connect to instead of address and port (LMTP on this host). */
+  readonly path?: string;
   readonly timeouts: SmtpClientTimeouts;
   /** AUTH to a smart host: PLAIN, else LOGIN; only over TLS. */
   readonly auth?: { readonly username: string; readonly password: string } | null;
@@ -376,12 +384,15 @@ class Wire {
 /** Open a TCP connection, or say why not. */
 function openSocket(opts: ConnectOptions): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = netConnect({
-      host: opts.address,
-      port: opts.port,
-      ...(opts.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
-    });
-    socket.setNoDelay(true);
+    const socket =
+      opts.path === undefined
+        ? netConnect({
+            host: opts.address,
+            port: opts.port,
+            ...(opts.sourceAddress ? { localAddress: opts.sourceAddress } : {}),
+          })
+        : netConnect({ path: opts.path });
+    if (opts.path === undefined) socket.setNoDelay(true);
     const timer = setTimeout(() => {
       socket.destroy();
       reject(new Error(`connect timed out after ${opts.timeouts.connectMs} ms`));
@@ -549,6 +560,15 @@ class Session implements SmtpClientSession {
     const helo = this.opts.helo;
     if (helo === '' || hasControl(helo) || helo.includes(' ')) {
       throw new ClientError(localFailure('ehlo', `invalid HELO name ${JSON.stringify(helo)}`, '4.3.5'));
+    }
+    if (this.opts.lmtp === true) {
+      // RFC 2033 §4.1: LHLO, no HELO fallback. Content goes as DATA: its per-recipient replies are the
+      // one LMTP reply shape every server agrees on (BDAT LAST's are rarer).
+      await this.wire.write(`LHLO ${helo}\r\n`, 'ehlo', this.t.commandMs);
+      const lhlo = await this.wire.read('ehlo', this.t.commandMs);
+      if (lhlo.code !== 250) throw new ClientError(failureFromReply('ehlo', lhlo, 'the server refused LHLO'));
+      this.capabilities = { ...parseEhloReply(lhlo.lines), chunking: false, binaryMime: false };
+      return;
     }
     await this.wire.write(formatEhlo(helo), 'ehlo', this.t.commandMs);
     const ehlo = await this.wire.read('ehlo', this.t.commandMs);
@@ -752,6 +772,12 @@ class Session implements SmtpClientSession {
       }
       await w.write(encoder.end(), 'content', t.dataBlockMs);
       final = await w.read('end-of-data', t.dataDoneMs);
+      if (this.opts.lmtp === true) {
+        // RFC 2033 §4.2: one reply per recipient RCPT accepted, in order; each decides for its own.
+        const replies = [final];
+        for (let i = 1; i < accepted.length; i++) replies.push(await w.read('end-of-data', t.dataDoneMs));
+        return evaluateLmtpFinal(accepted, refused, replies);
+      }
     } else {
       const bdat = await this.sendBdat(message, plan);
       final = bdat.reply;

@@ -11,6 +11,7 @@
 
 import { setTimeout as sleep } from 'node:timers/promises';
 import { defaultConfig, type Config } from '../config/config.ts';
+import { lmtpTransportOf } from '../config/transports.ts';
 import type { EnvelopeRecipient } from '../core/envelope.ts';
 import { assertNever } from '../core/assert-never.ts';
 import { Events } from '../core/events.ts';
@@ -394,7 +395,20 @@ export class DeliveryWorker {
         case 'remote':
           return this.#deps.remote ? 'remote' : this.#parkRemote(log, rcpt, [rcpt.address], []);
         case 'local': {
-          const { users, forward } = resolution;
+          // Users an LMTP transport serves (a mailbox server behind us): the recipient itself goes there
+          // as remote mail does; users an alias reaches go through a new queue entry, as forwards.
+          const outbound = this.#config.outbound;
+          const viaLmtp = resolution.users.filter((u) => lmtpTransportOf(u, outbound) !== null);
+          if (
+            viaLmtp.length === 1 &&
+            resolution.users.length === 1 &&
+            resolution.forward.length === 0 &&
+            viaLmtp[0]!.toLowerCase() === rcpt.address.toLowerCase()
+          ) {
+            return this.#deps.remote ? 'remote' : this.#parkRemote(log, rcpt, [rcpt.address], []);
+          }
+          const users = resolution.users.filter((u) => !viaLmtp.includes(u));
+          const forward = [...resolution.forward, ...viaLmtp];
           if (users.length === 0 && forward.length === 0) return this.#bounce(log, rcpt);
           // Users whose quota had no room: not stored for them (logged in #overQuota).
           const full: string[] = [];

@@ -17,4 +17,6 @@ export const DRIVERS: DriverRegistry = {
   pop3s: pop3Driver,
   imap: imapDriver,
   imaps: imapDriver,
+  lmtp: smtpDriver,
+  managesieve: smtpDriver,
 };

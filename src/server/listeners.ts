@@ -13,7 +13,7 @@
 // Deliberately NOT here: protocols (the drivers) and per-session I/O (the shell).
 
 import { randomBytes } from 'node:crypto';
-import { createServer as createTcpServer, type Server, type Socket } from 'node:net';
+import { createConnection, createServer as createTcpServer, type Server, type Socket } from 'node:net';
 import type { Config, ListenerConfig, Service, TlsMode } from '../config/config.ts';
 import { Events } from '../core/events.ts';
 import type { Clock } from '../core/ports.ts';
@@ -29,6 +29,7 @@ import { parseProxyHeader } from '../protocol/proxy.ts';
 import { inNetworks, parseCidr } from '../policy/networks.ts';
 import { DiskSpace } from '../net/disk-space.ts';
 import { resolve } from 'node:path';
+import { chmod, lstat, unlink } from 'node:fs/promises';
 import { AuthGuard, SendRateLimiter } from '../policy/auth-guard.ts';
 import { imapSharedState, UserSlotCounter } from './imap/shared-uids.ts';
 import type { DriverFactory, RefusalReason } from './driver.ts';
@@ -123,6 +124,8 @@ export interface BoundListener {
   readonly host: string;
   readonly port: number;
   readonly tls: TlsMode;
+  /** A Unix socket listener's path (host is "unix", port 0). */
+  readonly path?: string;
 }
 
 /** A listener that could not be bound: `index` is its place in config.listeners (listeners[index]). */
@@ -132,7 +135,8 @@ export class ListenerBindError extends Error {
   readonly code: string;
   constructor(index: number, listener: ListenerConfig, cause: unknown) {
     const code = (cause as NodeJS.ErrnoException | null)?.code ?? '';
-    super(describeBindError(formatHostPort(listener.host, listener.port), code, cause), { cause });
+    const where = listener.path ?? formatHostPort(listener.host, listener.port);
+    super(describeBindError(where, code, cause), { cause });
     this.name = 'ListenerBindError';
     this.index = index;
     this.listener = listener;
@@ -205,6 +209,7 @@ const REFUSAL_LOG_TEXT: Readonly<Record<RefusalReason, string>> = {
  * otherwise dropping one port-0 listener would hand its socket to the next one of another protocol.
  */
 function listenerKey(l: ListenerConfig): string {
+  if (l.path !== undefined) return `unix:${l.path}`;
   const host = l.host.toLowerCase();
   return l.port === 0 ? `${host}|0|${l.service}` : `${host}|${l.port}`;
 }
@@ -287,6 +292,15 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     if (open >= config.limits.maxConnections || (perService.get(listener.service) ?? 0) >= serviceCap) {
       return refuse(socket, factory, 'max-connections', peerIp, implicit);
     }
+    // A Unix socket's peer is a process of this host: named as loopback, and (its socket being a kind
+    // a session thread is not handed) run on this thread like a proxied one.
+    if (listener.path !== undefined) {
+      const local = { ip: '127.0.0.1', port: 0 };
+      return admit(entry, gen, socket, local.ip, {
+        endpoints: { source: local, destination: local },
+        rest: new Uint8Array(0),
+      });
+    }
     const proxyFrom = listener.proxyFrom;
     if (proxyFrom === undefined) return admit(entry, gen, socket, peerIp, null);
     // PROXY protocol: only the listed balancers may name a client; anyone else is closed unanswered.
@@ -364,18 +378,28 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       listener,
       index,
       server: createTcpServer({ pauseOnConnect: dispatch !== null }, (socket) => accept(entry, socket)),
-      bound: { service: listener.service, host: listener.host, port: listener.port, tls: listener.tls },
+      bound: {
+        service: listener.service,
+        host: listener.host,
+        port: listener.port,
+        tls: listener.tls,
+        ...(listener.path === undefined ? {} : { path: listener.path }),
+      },
     };
     const server = entry.server;
     server.maxConnections = gen.config.limits.maxConnections + 100; // the rest get a polite 421 above
     try {
+      const path = listener.path;
+      if (path !== undefined) await removeStaleSocket(path);
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
-        server.listen({ host: listener.host, port: listener.port, backlog: 1024 }, () => {
+        const where = path === undefined ? { host: listener.host, port: listener.port } : { path };
+        server.listen({ ...where, backlog: 1024 }, () => {
           server.off('error', reject);
           resolve();
         });
       });
+      if (path !== undefined) await chmod(path, listener.socketMode ?? 0o660);
     } catch (err) {
       throw new ListenerBindError(index, listener, err);
     }
@@ -385,8 +409,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     entry.bound = { ...entry.bound, port };
     logger.event(Events.serverListening, {
       service: listener.service,
-      host: listener.host,
-      port,
+      ...(listener.path === undefined ? { host: listener.host, port } : { path: listener.path }),
       tls: listener.tls,
     });
     return entry;
@@ -473,4 +496,22 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       await closed;
     },
   };
+}
+
+/**
+ * A socket file left by a server that did not stop cleanly would make listen() fail (EADDRINUSE):
+ * removed when it is a socket nobody answers on. Anything else at the path is left for bind to report.
+ */
+async function removeStaleSocket(path: string): Promise<void> {
+  const st = await lstat(path).catch(() => null);
+  if (st === null || !st.isSocket()) return;
+  const answered = await new Promise<boolean>((done) => {
+    const probe = createConnection({ path });
+    probe.once('connect', () => {
+      probe.destroy();
+      done(true);
+    });
+    probe.once('error', () => done(false));
+  });
+  if (!answered) await unlink(path).catch(() => undefined);
 }

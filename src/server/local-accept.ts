@@ -35,6 +35,8 @@ export interface LocalPlan {
   readonly direct: ReadonlyMap<number, readonly string[]>;
   /** Set when the message must be refused: every recipient is over quota. */
   readonly overQuota: boolean;
+  /** Recipient indexes with a user over quota (LMTP refuses those alone). */
+  readonly full: ReadonlySet<number>;
 }
 
 export async function planLocal(
@@ -48,7 +50,7 @@ export async function planLocal(
   },
 ): Promise<LocalPlan> {
   const direct = new Map<number, readonly string[]>();
-  let full = 0;
+  const full = new Set<number>();
   for (const [index, rcpt] of args.recipients.entries()) {
     const users = args.usersOf(rcpt);
     if (users === null || users.length === 0) continue;
@@ -62,12 +64,12 @@ export async function planLocal(
       }
     }
     if (anyFull) {
-      full += 1;
+      full.add(index);
       continue;
     }
     direct.set(index, users);
   }
-  return { direct, overQuota: full > 0 && full === args.recipients.length };
+  return { direct, overQuota: full.size > 0 && full.size === args.recipients.length, full };
 }
 
 /** Whether storing `sizeBytes` more (and one message) would take the user over a quota; logged when so. */

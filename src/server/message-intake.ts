@@ -61,6 +61,14 @@ export interface CommitRequest {
   readonly quotaLimits: QuotaLimitsMemo;
   /** MAIL FROM's parameters as sent (for the filters). */
   readonly mailParams: ReadonlyMap<string, string>;
+  /** LMTP: a reply per recipient, so a recipient over quota is refused alone (RFC 2033 §4.2). */
+  readonly perRecipient?: boolean;
+}
+
+export interface CommitResult {
+  readonly reply: Reply;
+  /** With perRecipient: a reply for each recipient of the transaction, in order. */
+  readonly recipientReplies?: readonly Reply[];
 }
 
 type IntakeDeps = Pick<ConnectionDeps, 'queue' | 'config' | 'clock' | 'store' | 'directory'>;
@@ -182,8 +190,23 @@ export class MessageIntake {
       });
   }
 
-  /** End of content: the final checks, then the queue commit (fsync). The reply to send. */
-  async commit(request: CommitRequest): Promise<Reply> {
+  /** End of content: the final checks, then the queue commit (fsync). The reply (replies) to send. */
+  async commit(request: CommitRequest): Promise<CommitResult> {
+    let refused: ReadonlySet<number> = new Set();
+    const reply = await this.commitMessage(request, (full) => {
+      refused = full;
+    });
+    if (request.perRecipient !== true || refused.size === 0 || reply.code >= 400) return { reply };
+    return {
+      reply,
+      recipientReplies: request.tx.recipients.map((_, i) => (refused.has(i) ? Replies.mailboxFull : reply)),
+    };
+  }
+
+  private async commitMessage(
+    request: CommitRequest,
+    refuse: (full: ReadonlySet<number>) => void,
+  ): Promise<Reply> {
     const { tx } = request;
     const writer = this.writer;
     this.writer = null;
@@ -259,12 +282,17 @@ export class MessageIntake {
       // A rewritten message is not the one the scanner saw, and recipients the filters changed were not
       // resolved at RCPT: the delivery worker stores those.
       if (target !== writer || recipients !== tx.recipients) this.scanner = null;
-      const stored = await this.storeLocal(target, request, envelope, prefix);
-      if (stored === 'over-quota') {
+      const local = await this.storeLocal(target, request, envelope, prefix);
+      if (local === 'over-quota') {
         await target.abort();
         return Replies.mailboxFull;
       }
-      const queued = envelope.recipients.filter((_, i) => !stored.has(i));
+      const stored = local.stored;
+      // LMTP refuses a full mailbox's recipient alone; SMTP queues it (the worker bounces it).
+      const skipped =
+        request.perRecipient === true && recipients === tx.recipients ? local.full : new Set<number>();
+      refuse(skipped);
+      const queued = envelope.recipients.filter((_, i) => !stored.has(i) && !skipped.has(i));
       if (queued.length === 0) await target.abort();
       else await target.commit({ ...envelope, recipients: queued }, prefix === undefined ? {} : { prefix });
       const messageId = this.headerFacts?.messageId ?? null;
@@ -408,12 +436,13 @@ export class MessageIntake {
     request: CommitRequest,
     envelope: Envelope,
     prefix: Uint8Array | undefined,
-  ): Promise<ReadonlySet<number> | 'over-quota'> {
+  ): Promise<{ stored: ReadonlySet<number>; full: ReadonlySet<number> } | 'over-quota'> {
+    const none = { stored: new Set<number>(), full: new Set<number>() };
     const scanner = this.scanner;
     this.scanner = null;
     // A header block too long to hold was written as it came: a Return-Path: in it may still stand,
     // which the worker's delivery removes as it streams.
-    if (scanner === null || this.headerFacts?.complete !== true) return new Set();
+    if (scanner === null || this.headerFacts?.complete !== true) return none;
     const deps = { directory: this.deps.directory, store: this.deps.store, log: this.log };
     const plan = await planLocal(deps, {
       limits: request.quotaLimits,
@@ -423,7 +452,7 @@ export class MessageIntake {
       sizeBytes: request.sizeBytes,
     });
     if (plan.overQuota) return 'over-quota';
-    if (plan.direct.size === 0) return new Set();
+    if (plan.direct.size === 0) return { ...none, full: plan.full };
     let structure: MessageStructure | null = null;
     try {
       structure = scanner.finish();
@@ -452,10 +481,10 @@ export class MessageIntake {
           summary,
         },
       );
-      return new Set(plan.direct.keys());
+      return { stored: new Set(plan.direct.keys()), full: plan.full };
     } catch (err) {
       this.log.warn(Events.smtpCommitFailed, { queueId: writer.id, stage: 'local', error: String(err) });
-      return new Set();
+      return { ...none, full: plan.full };
     }
   }
 

@@ -31,7 +31,8 @@ import type { MailParams } from '../protocol/smtp/command.ts';
 import { SmtpSession, type Effect, type TransactionInfo } from '../protocol/smtp/session.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
 import { isOverQuota, type LocalUsers, type QuotaLimitsMemo } from './local-accept.ts';
-import { MessageIntake } from './message-intake.ts';
+import { MessageIntake, type CommitResult } from './message-intake.ts';
+import { lmtpTransportOf } from '../config/transports.ts';
 import {
   listenerMechanisms,
   plaintextAuthAllowed,
@@ -53,7 +54,7 @@ const MAX_PREGREETING_BYTES = 4096;
 /** Above this many unfed bytes the socket is paused until the session catches up. */
 export const SMTP_MAX_BUFFERED_BYTES = 256 * 1024;
 
-/** SMTP, submission and submissions (RFC 5321, RFC 6409, RFC 8314) on the listeners. */
+/** SMTP, submission and submissions (RFC 5321, RFC 6409, RFC 8314), and LMTP (RFC 2033), on the listeners. */
 export const smtpDriver: DriverFactory = {
   create: (shell, { id, listener, deps }) => new SmtpConnection(shell, id, listener, deps),
   refusal: (reason) =>
@@ -126,7 +127,8 @@ export class SmtpConnection implements Driver {
       plaintextAuth: plaintextAllowed,
       requireAuth: listener.requireAuth,
       // BURL (RFC 4468) belongs to message submission (RFC 6409), never to the MX listener.
-      burl: listener.service !== 'smtp',
+      burl: listener.service !== 'smtp' && listener.service !== 'lmtp',
+      lmtp: listener.service === 'lmtp',
     });
     this.sasl = new SaslDrive({
       deps,
@@ -330,9 +332,10 @@ export class SmtpConnection implements Driver {
         }
         case 'commit': {
           flush();
-          const reply = await this.commit(effect.transaction, effect.sizeBytes, effect.longLines === true);
+          const result = await this.commit(effect.transaction, effect.sizeBytes, effect.longLines === true);
+          const { reply } = result;
           if (reply.code >= 400) this.logRefusal(Events.smtpDataRejected, effect.transaction, reply);
-          await this.perform(this.session.resolve({ kind: 'commit', reply }));
+          await this.perform(this.session.resolve({ kind: 'commit', ...result }));
           break;
         }
         default:
@@ -374,7 +377,10 @@ export class SmtpConnection implements Driver {
     const decision = decideRecipient(mailbox, {
       isLocalDomain: (d) => this.deps.directory.isLocalDomain(d),
       primaryDomain: this.deps.config.localDomains[0] ?? this.deps.config.hostname,
-      mayRelay: this.session.authUser !== null || inNetworks(this.shell.remoteIp, this.deps.trustedNetworks),
+      // LMTP is final delivery (RFC 2033 §1): its recipients are ours or refused, whoever the client is.
+      mayRelay:
+        this.listener.service !== 'lmtp' &&
+        (this.session.authUser !== null || inNetworks(this.shell.remoteIp, this.deps.trustedNetworks)),
     });
     if (decision.kind === 'reject') return reject(decision.reply, decision.reason);
     const user = this.session.authUser;
@@ -394,7 +400,13 @@ export class SmtpConnection implements Driver {
       try {
         const resolution = await this.deps.directory.resolve(decision.address);
         if (resolution.kind !== 'local') return reject(Replies.noSuchUser, 'unknown local user');
-        if (resolution.forward.length === 0) this.localUsers.set(recipient.address, resolution.users);
+        // Users whose domain an LMTP transport serves are the worker's to hand over, never stored here.
+        const outbound = this.deps.config.outbound;
+        if (
+          resolution.forward.length === 0 &&
+          !resolution.users.some((u) => lmtpTransportOf(u, outbound) !== null)
+        )
+          this.localUsers.set(recipient.address, resolution.users);
         // A mailbox already full is refused here, as Dovecot's LMTP does: the client learns it for
         // this recipient alone, and the message still goes to the others.
         const [only] = resolution.users;
@@ -580,10 +592,10 @@ export class SmtpConnection implements Driver {
     this.intake.abort();
   }
 
-  private async commit(tx: TransactionInfo, sizeBytes: number, longLines: boolean): Promise<Reply> {
+  private async commit(tx: TransactionInfo, sizeBytes: number, longLines: boolean): Promise<CommitResult> {
     this.shell.clearTimer('data');
     const user = this.session.authUser;
-    const reply = await this.intake.commit({
+    const result = await this.intake.commit({
       tx,
       sizeBytes,
       longLines,
@@ -592,11 +604,13 @@ export class SmtpConnection implements Driver {
       usersOf: (r) => this.localUsers.get(r.address) ?? null,
       quotaLimits: this.quotaLimits,
       mailParams: this.mailParams,
+      perRecipient: this.listener.service === 'lmtp',
     });
+    const { reply } = result;
     if (reply.code < 400 && user !== null) await this.submission.recordSent(user, tx.recipients.length);
     // Twice the size: the queue's copy now, the mailbox's (or a relay's spool) at delivery, with WAL frames.
     if (reply.code < 400) this.deps.diskSpace?.charge(2 * sizeBytes);
-    return reply;
+    return result;
   }
 
   // --- STARTTLS and AUTH --------------------------------------------------------------------------

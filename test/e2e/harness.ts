@@ -163,6 +163,10 @@ export interface TernOptions {
   readonly extraToml?: string;
   /** `proxy_from = [...]` on the smtp, imap and imaps listeners (PROXY protocol). */
   readonly proxyFrom?: readonly string[];
+  /** An LMTP listener on a free loopback port (ports.lmtp), and one on this Unix socket path if given. */
+  readonly lmtp?: boolean | { readonly path: string };
+  /** A ManageSieve listener on a free loopback port (ports.managesieve), plaintext AUTH on loopback. */
+  readonly managesieve?: boolean;
 }
 
 /** The session threads a test server gets unless the test says (TERN_E2E_WORKERS: "auto" or a count). */
@@ -189,6 +193,10 @@ export interface Ports {
   readonly imap?: number;
   /** Port 993 style: IMAP over implicit TLS. */
   readonly imaps?: number;
+  /** LMTP (RFC 2033) on TCP, when startTern was asked for it. */
+  readonly lmtp?: number;
+  /** ManageSieve (RFC 5804), when startTern was asked for it. */
+  readonly managesieve?: number;
 }
 
 /** One line of the server's JSON log. */
@@ -323,6 +331,26 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
           '',
         ]
       : []),
+    ...(opts.lmtp === undefined || opts.lmtp === false
+      ? []
+      : [
+          '[[listeners]]',
+          'service = "lmtp"',
+          'address = "127.0.0.1:0"',
+          '',
+          ...(opts.lmtp === true
+            ? []
+            : ['[[listeners]]', 'service = "lmtp"', `path = ${tomlValue(opts.lmtp.path)}`, '']),
+        ]),
+    ...(opts.managesieve === true
+      ? [
+          '[[listeners]]',
+          'service = "managesieve"',
+          'address = "127.0.0.1:0"',
+          'allow_plaintext_auth_on_loopback = true',
+          '',
+        ]
+      : []),
     ...tomlTable('limits', { ...BASE_LIMITS, ...opts.limits }),
     ...tomlTable('smtp', opts.smtp ?? {}),
     ...tomlTable('log', { level: opts.logLevel ?? 'info', format: 'json' }),
@@ -338,7 +366,7 @@ function workersTable(workers: number | 'auto' | undefined, given: boolean): str
 }
 
 const LISTENING =
-  /^listening (smtp|submission|submissions|pop3|pop3s|imap|imaps|admin) 127\.0\.0\.1:(\d+) \((starttls|implicit|none)\)$/;
+  /^listening (smtp|submission|submissions|pop3|pop3s|imap|imaps|admin|lmtp|managesieve) 127\.0\.0\.1:(\d+) \((starttls|implicit|none)\)$/;
 
 export async function startTern(opts: TernOptions = {}): Promise<Tern> {
   const dir = await mkdtemp(join(tmpdir(), 'tern-e2e-'));
@@ -443,9 +471,13 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
           if (m) found.set(m[1]!, Number(m[2]));
         }
         const admin = opts.admin === true || opts.admin === 'https';
-        if (found.size < (admin ? 8 : 7)) return undefined;
+        const lmtp = opts.lmtp !== undefined && opts.lmtp !== false;
+        const sieve = opts.managesieve === true;
+        if (found.size < 7 + (admin ? 1 : 0) + (lmtp ? 1 : 0) + (sieve ? 1 : 0)) return undefined;
         return {
           ...(admin ? { admin: found.get('admin')! } : {}),
+          ...(lmtp ? { lmtp: found.get('lmtp')! } : {}),
+          ...(sieve ? { managesieve: found.get('managesieve')! } : {}),
           smtp: found.get('smtp')!,
           submission: found.get('submission')!,
           submissions: found.get('submissions')!,

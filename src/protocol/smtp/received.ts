@@ -29,6 +29,8 @@ export function escapeHeaderText(s: string, allowUtf8 = false): string {
 }
 
 export function protocolName(client: ClientInfo, smtputf8: boolean): string {
+  // RFC 3848 and RFC 6531 §3.7.3: LMTP, UTF8LMTP (with S for TLS, A for AUTH) on an LMTP listener.
+  if (client.service === 'lmtp') return `${smtputf8 ? 'UTF8LMTP' : 'LMTP'}${client.tls ? 'S' : ''}`;
   if (!client.esmtp) return 'SMTP';
   const base = smtputf8 ? 'UTF8SMTP' : 'ESMTP';
   return `${base}${client.tls ? 'S' : ''}${client.authUser ? 'A' : ''}`;

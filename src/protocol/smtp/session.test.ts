@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { formatMailbox } from '../../core/address.ts';
-import { Replies } from '../../core/reply.ts';
+import { Replies, type Reply } from '../../core/reply.ts';
 import { SmtpSession, type Effect, type SessionOptions } from './session.ts';
 
 const baseOptions: SessionOptions = {
@@ -35,6 +35,8 @@ class Harness {
   /** BURL: what each URL names (absent: nothing, so the fetch fails). */
   urls = new Map<string, Uint8Array>();
   burlUsers: string[] = [];
+  /** LMTP: the per-recipient replies the driver gives at commit (null: none). */
+  recipientReplies: Reply[] | null = null;
 
   constructor(options: Partial<SessionOptions> = {}) {
     this.session = new SmtpSession({ ...baseOptions, ...options });
@@ -87,7 +89,13 @@ class Harness {
         case 'commit':
           this.messages.push(Buffer.concat(this.current!));
           this.current = null;
-          this.handle(this.session.resolve({ kind: 'commit', reply: Replies.queued }));
+          this.handle(
+            this.session.resolve({
+              kind: 'commit',
+              reply: Replies.queued,
+              ...(this.recipientReplies === null ? {} : { recipientReplies: this.recipientReplies }),
+            }),
+          );
           break;
         default:
           break;
@@ -694,5 +702,46 @@ describe('SMTP session: BURL (RFC 4468)', () => {
     assert.equal(h.replies.at(-1), '503 5.5.1');
     const syntax = submit(new Harness(submission), '日本@例え.jp', 'BURL\r\nBURL a b c\r\n');
     assert.deepEqual(syntax.replies.slice(-2), ['501 5.5.4', '501 5.5.4']);
+  });
+});
+
+describe('LMTP session (RFC 2033)', () => {
+  const lmtp = { lmtp: true } as const;
+
+  it('greets as LMTP, takes LHLO and refuses EHLO and HELO with 500 5.5.1', () => {
+    const h = new Harness(lmtp);
+    const first = h.effects[0];
+    assert.ok(first?.kind === 'reply' && / LMTP /.test(first.reply.text));
+    h.send('EHLO c.test\r\nHELO c.test\r\nLHLO c.test\r\n');
+    assert.deepEqual(h.replies.slice(1), ['500 5.5.1', '500 5.5.1', '250']);
+    const lhlo = h.effects.findLast((e) => e.kind === 'reply');
+    assert.ok(lhlo?.kind === 'reply' && lhlo.extraLines?.includes('PIPELINING') === true);
+  });
+
+  it('LHLO is an unknown command to SMTP', () => {
+    const h = new Harness().send('LHLO c.test\r\n');
+    assert.equal(h.replies.at(-1), '500 5.5.1');
+  });
+
+  it('after DATA: one reply per accepted recipient, in RCPT order, refused ones skipped', () => {
+    const h = new Harness({ ...lmtp, maxRecipients: 10 });
+    h.rejectRcpt.add('nobody@example.test');
+    h.recipientReplies = [Replies.queued, Replies.mailboxFull, Replies.queued];
+    h.send(
+      'LHLO c.test\r\nMAIL FROM:<a@example.org> SMTPUTF8\r\nRCPT TO:<b@example.test>\r\n' +
+        'RCPT TO:<nobody@example.test>\r\nRCPT TO:<jürgen@example.test>\r\nRCPT TO:<日本@example.test>\r\n' +
+        'DATA\r\nSubject: x\r\n\r\nhi\r\n.\r\n',
+    );
+    assert.deepEqual(h.replies.slice(-4), ['354', '250 2.0.0', '552 5.2.2', '250 2.0.0']);
+    assert.equal(h.session.phase, 'ready');
+  });
+
+  it('BDAT LAST gets the per-recipient replies too; the same reply for each when the driver gives one', () => {
+    const h = new Harness(lmtp);
+    h.send(
+      'LHLO c.test\r\nMAIL FROM:<>\r\nRCPT TO:<b@example.test>\r\nRCPT TO:<c@example.test>\r\n' +
+        'BDAT 4\r\nab\r\nBDAT 4 LAST\r\ncd\r\n',
+    );
+    assert.deepEqual(h.replies.slice(-3), ['250 2.0.0', '250 2.0.0', '250 2.0.0']);
   });
 });

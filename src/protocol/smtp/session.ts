@@ -58,6 +58,11 @@ export interface SessionOptions {
   readonly requireAuth: boolean;
   /** BURL (RFC 4468): offered on submission listeners, whose driver can read the mailbox store. */
   readonly burl?: boolean;
+  /**
+   * LMTP (RFC 2033): LHLO instead of EHLO/HELO, and after the content one reply per accepted recipient,
+   * in RCPT order (the driver's `recipientReplies`).
+   */
+  readonly lmtp?: boolean;
 }
 
 /** RFC 4954 §4: a client's SASL response line may be up to 12288 octets. */
@@ -138,7 +143,11 @@ export type Resolution =
   /** `recipient` is what goes into the envelope when accepted (null: refused with `reply`). */
   | { readonly kind: 'rcpt'; readonly recipient: EnvelopeRecipient | null; readonly reply: Reply }
   | { readonly kind: 'vrfy'; readonly reply: Reply }
-  | { readonly kind: 'commit'; readonly reply: Reply }
+  /**
+   * `recipientReplies` (LMTP): one per recipient of the transaction, in order; absent: `reply` for each.
+   * SMTP sends `reply` alone.
+   */
+  | { readonly kind: 'commit'; readonly reply: Reply; readonly recipientReplies?: readonly Reply[] }
   | { readonly kind: 'tls'; readonly ok: boolean }
   | { readonly kind: 'auth'; readonly outcome: AuthOutcome }
   /** BURL: the URL's octets (in memory, up to the message size limit), or null with the reply to send. */
@@ -208,7 +217,10 @@ export class SmtpSession {
   greet(): Effect[] {
     this.out({
       kind: 'reply',
-      reply: withText({ code: 220, enhanced: '', text: '' }, `${this.options.hostname} ESMTP Tern`),
+      reply: withText(
+        { code: 220, enhanced: '', text: '' },
+        `${this.options.hostname} ${this.options.lmtp === true ? 'LMTP' : 'ESMTP'} Tern`,
+      ),
     });
     return this.drain();
   }
@@ -246,7 +258,7 @@ export class SmtpSession {
         this.resolveAuth(result.outcome);
         break;
       case 'commit':
-        this.finishTransaction(result.reply);
+        this.finishTransaction(result.reply, result.recipientReplies);
         break;
       case 'burl':
         this.resolveBurl(result.content, result.reply);
@@ -359,6 +371,10 @@ export class SmtpSession {
     switch (verb) {
       case 'EHLO':
       case 'HELO':
+        if (this.options.lmtp === true) return this.error(Replies.useLhlo, `${verb} on LMTP`);
+        return this.cmdHelo(verb, arg);
+      case 'LHLO':
+        if (this.options.lmtp !== true) return this.error(Replies.unknownCommand, 'unknown command');
         return this.cmdHelo(verb, arg);
       case 'MAIL':
         return this.cmdMail(arg);
@@ -401,14 +417,14 @@ export class SmtpSession {
     }
   }
 
-  private cmdHelo(verb: 'EHLO' | 'HELO', arg: string): void {
+  private cmdHelo(verb: 'EHLO' | 'HELO' | 'LHLO', arg: string): void {
     if (this.tx?.contentStarted && this.tx.usedBdat)
       return this.error(Replies.badSequence, `${verb} inside BDAT`);
     if (!isAcceptableHelo(arg)) return this.error(Replies.badHeloArgument, `bad ${verb} argument`);
     // RFC 5321 §4.1.4: EHLO/HELO in a session resets any transaction, like RSET.
     this.abortTransaction();
     this.helo = arg;
-    this.esmtp = verb === 'EHLO';
+    this.esmtp = verb !== 'HELO';
     this.setPhase('ready');
     const greeting = `${this.options.hostname} greets ${arg}`;
     if (verb === 'HELO') return this.reply(withText(Replies.greets, greeting));
@@ -786,10 +802,19 @@ export class SmtpSession {
     });
   }
 
-  private finishTransaction(reply: Reply): void {
+  private finishTransaction(reply: Reply, recipientReplies?: readonly Reply[]): void {
+    const tx = this.tx;
     this.tx = null;
     this.transactions++;
     this.setPhase('ready');
+    if (this.options.lmtp === true && tx !== null) {
+      // RFC 2033 §4.2: one reply for each RCPT that succeeded, in the order they were given.
+      tx.recipients.forEach((_, i) => this.reply(recipientReplies?.[i] ?? reply));
+      const anyAccepted = tx.recipients.some((_, i) => (recipientReplies?.[i] ?? reply).code < 400);
+      if (anyAccepted) this.junkCommands = 0;
+      else this.countJunk();
+      return;
+    }
     this.reply(reply);
     if (reply.code < 400) this.junkCommands = 0;
     else this.countJunk();

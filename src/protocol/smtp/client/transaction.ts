@@ -314,6 +314,41 @@ function verdictOf(f: Failure): Omit<RecipientResult, 'address'> {
 }
 
 /** The reply after the content (end of DATA or BDAT LAST) decides for every accepted recipient. */
+/**
+ * LMTP's end of data (RFC 2033 §4.2): `replies[i]` is accepted[i]'s own. 'sent' when any recipient was
+ * delivered (the others carry their refusals), else 'failed' as one failure per recipient would say.
+ */
+export function evaluateLmtpFinal(
+  accepted: readonly string[],
+  refused: readonly RecipientResult[],
+  replies: readonly RemoteReply[],
+): SendResult {
+  const results = accepted.map((address, i): RecipientResult => {
+    const reply = replies[i]!;
+    if (isPositive(reply))
+      return {
+        address,
+        verdict: 'delivered',
+        status: statusOf(reply),
+        reply,
+        reason: 'accepted by the server',
+      };
+    const f = failureFromReply('end-of-data', reply, 'the server refused the message for this recipient');
+    return {
+      address,
+      verdict: f.temporary ? 'temporary' : 'permanent',
+      status: f.status,
+      reply,
+      reason: f.reason,
+    };
+  });
+  const firstOk = replies.findIndex((r) => isPositive(r));
+  if (firstOk >= 0)
+    return { kind: 'sent', recipients: [...refused, ...results], dataReply: replies[firstOk]! };
+  const first = failureFromReply('end-of-data', replies[0]!, 'the server refused the message');
+  return { kind: 'failed', recipients: [...refused, ...results], ...first };
+}
+
 export function evaluateFinal(
   accepted: readonly string[],
   refused: readonly RecipientResult[],
