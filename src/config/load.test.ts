@@ -598,6 +598,52 @@ describe('parseConfig: a full file', () => {
     assert.equal(config.listeners[1]?.proxyFrom, undefined);
   });
 
+  test('lmtp: no AUTH and cleartext by default; a Unix socket path with its mode', () => {
+    const { config, warnings } = parsedOk(
+      '[[listeners]]\nservice = "lmtp"\naddress = "127.0.0.1:24"\n[[listeners]]\nservice = "lmtp"\npath = "/run/tern/lmtp"\nmode = "0600"\n[[listeners]]\nservice = "lmtp"\npath = "/run/tern/lmtp2"\n',
+    );
+    assert.deepEqual(warnings, []);
+    const [tcp, unix, unix2] = config.listeners;
+    assert.deepEqual(
+      { auth: tcp?.auth, requireAuth: tcp?.requireAuth, tls: tcp?.tls, port: tcp?.port, path: tcp?.path },
+      { auth: false, requireAuth: false, tls: 'none', port: 24, path: undefined },
+    );
+    assert.deepEqual(
+      { path: unix?.path, mode: unix?.socketMode, host: unix?.host, port: unix?.port },
+      {
+        path: '/run/tern/lmtp',
+        mode: 0o600,
+        host: 'unix',
+        port: 0,
+      },
+    );
+    assert.equal(unix2?.socketMode, 0o660);
+  });
+
+  test('[[outbound.transport]] transport: LMTP over TCP (port 24 unless given) or a Unix socket, smtp: as relay', () => {
+    const { config } = parsedOk(
+      'local_domains = ["example.test"]\n[[outbound.transport]]\ndomain = "example.test"\ntransport = "lmtp:unix:/run/dovecot/lmtp"\n[[outbound.transport]]\ndomain = "a.test"\ntransport = "lmtp:[192.0.2.5]"\n[[outbound.transport]]\ndomain = "b.test"\ntransport = "LMTP:mail.b.test:2424"\n[[outbound.transport]]\ndomain = "c.test"\ntransport = "smtp:[192.0.2.9]:2525"\n',
+    );
+    const t = config.outbound.transports;
+    assert.deepEqual(t.get('example.test'), {
+      host: 'localhost',
+      port: 0,
+      mx: false,
+      lmtp: true,
+      path: '/run/dovecot/lmtp',
+      tls: 'none',
+      auth: null,
+    });
+    assert.deepEqual(
+      { ...t.get('a.test'), tls: undefined },
+      { host: '192.0.2.5', port: 24, mx: false, lmtp: true, tls: undefined, auth: null },
+    );
+    assert.equal(t.get('b.test')?.port, 2424);
+    assert.equal(t.get('b.test')?.mx, false);
+    assert.equal(t.get('c.test')?.lmtp, undefined);
+    assert.equal(t.get('c.test')?.port, 2525);
+  });
+
   test('port 0 listeners never conflict (the OS picks each port)', () => {
     const { config } = parsedOk(
       '[[listeners]]\nservice = "smtp"\naddress = "127.0.0.1:0"\n[[listeners]]\nservice = "submission"\naddress = "127.0.0.1:0"\n',
@@ -1034,6 +1080,48 @@ const ERROR_CASES: { name: string; toml: string; key: string; line: number; mess
     key: 'listeners[0].proxy_from[1]',
     line: 5,
     message: /"999\.1\.1\.1" is not a network in CIDR form/,
+  },
+  {
+    name: 'an lmtp listener asked for AUTH',
+    toml: '[[listeners]]\nservice = "lmtp"\naddress = "127.0.0.1:24"\nauth = true\n',
+    key: 'listeners[0].auth',
+    line: 4,
+    message: /lmtp takes mail from trusted MTAs without AUTH/,
+  },
+  {
+    name: 'a Unix socket path on a service other than lmtp',
+    toml: '[[listeners]]\nservice = "smtp"\npath = "/run/tern/smtp"\n',
+    key: 'listeners[0].path',
+    line: 3,
+    message: /a Unix socket path is for service = "lmtp"/,
+  },
+  {
+    name: 'a relative socket path',
+    toml: '[[listeners]]\nservice = "lmtp"\npath = "run/lmtp"\n',
+    key: 'listeners[0].path',
+    line: 3,
+    message: /absolute path/,
+  },
+  {
+    name: 'a socket mode that is not octal',
+    toml: '[[listeners]]\nservice = "lmtp"\npath = "/run/lmtp"\nmode = "rw-rw----"\n',
+    key: 'listeners[0].mode',
+    line: 4,
+    message: /in octal/,
+  },
+  {
+    name: 'a transport that is neither lmtp nor smtp',
+    toml: '[[outbound.transport]]\ndomain = "a.test"\ntransport = "uucp:host"\n',
+    key: 'outbound.transport[0].transport',
+    line: 3,
+    message: /is not a transport/,
+  },
+  {
+    name: 'an smtp transport for a local domain',
+    toml: 'local_domains = ["a.test"]\n[[outbound.transport]]\ndomain = "a.test"\ntransport = "smtp:[192.0.2.1]"\n',
+    key: 'outbound.transport[0].domain',
+    line: 3,
+    message: /is in local_domains/,
   },
   {
     name: 'listener address without a port',
@@ -1772,7 +1860,7 @@ const ERROR_CASES: { name: string; toml: string; key: string; line: number; mess
     toml: '[[outbound.transport]]\ndomain = "example.com"\nrelay = "smtp.example.net"\nport = 587\n',
     key: 'outbound.transport[0].port',
     line: 4,
-    message: /unknown key \(known here: domain, relay, tls, username, password\)/,
+    message: /unknown key \(known here: domain, relay, transport, tls, username, password\)/,
   },
   {
     name: 'transport credentials with tls inherited from outbound.tls',

@@ -11,6 +11,7 @@ import type { TransactionRequest } from './transaction.ts';
 import {
   evaluateEnvelope,
   evaluateFinal,
+  evaluateLmtpFinal,
   failAll,
   localFailure,
   planTransaction,
@@ -264,6 +265,40 @@ describe('evaluateEnvelope', () => {
     assert.deepEqual(
       o.refused.map((x) => [x.address, x.verdict]),
       [['b@example.net', 'temporary']],
+    );
+  });
+});
+
+describe('evaluateLmtpFinal (RFC 2033 §4.2)', () => {
+  test('each accepted recipient takes its own reply: delivered, deferred or bounced', () => {
+    const res = evaluateLmtpFinal(
+      ['a@b', 'jürgen@b', '日本@b'],
+      [],
+      [makeReply(250, ['2.0.0 ok']), makeReply(452, ['4.2.2 full']), makeReply(550, ['5.1.1 gone'])],
+    );
+    assert.equal(res.kind, 'sent');
+    assert.deepEqual(
+      res.recipients.map((x) => [x.address, x.verdict, x.status]),
+      [
+        ['a@b', 'delivered', '2.0.0'],
+        ['jürgen@b', 'temporary', '4.2.2'],
+        ['日本@b', 'permanent', '5.1.1'],
+      ],
+    );
+  });
+
+  test('no recipient delivered: failed, with each recipient still carrying its own reply', () => {
+    const res = evaluateLmtpFinal(
+      ['a@b', 'c@d'],
+      [],
+      [makeReply(452, ['4.3.0 later']), makeReply(550, ['5.1.1 no'])],
+    );
+    assert.ok(res.kind === 'failed' && !res.temporary, 'a permanent refusal among them is final');
+    const later = evaluateLmtpFinal(['a@b'], [], [makeReply(451, ['4.3.0 later'])]);
+    assert.ok(later.kind === 'failed' && later.temporary);
+    assert.deepEqual(
+      res.recipients.map((x) => x.verdict),
+      ['temporary', 'permanent'],
     );
   });
 });

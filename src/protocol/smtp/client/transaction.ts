@@ -346,7 +346,10 @@ export function evaluateLmtpFinal(
   if (firstOk >= 0)
     return { kind: 'sent', recipients: [...refused, ...results], dataReply: replies[firstOk]! };
   const first = failureFromReply('end-of-data', replies[0]!, 'the server refused the message');
-  return { kind: 'failed', recipients: [...refused, ...results], ...first };
+  // Temporary only when every refusal is: then the whole attempt is retried. Otherwise the caller takes
+  // each recipient's own verdict as final (a 4xx among them stays deferred).
+  const temporary = results.every((r) => r.verdict === 'temporary');
+  return { kind: 'failed', recipients: [...refused, ...results], ...first, temporary };
 }
 
 export function evaluateFinal(
