@@ -347,6 +347,11 @@ export interface SmtpConfig {
   /** Commands that move no mail (NOOP, RSET, VRFY, HELP, refused ones...) between accepted messages
    * before 421 4.7.0 and close; 0 = no limit. */
   readonly maxJunkCommands: number;
+  /**
+   * Clients (CIDR) that may use XCLIENT (Postfix's extension) to name the client they speak for: a
+   * proxy or a test harness. Empty (default): nobody; EHLO does not offer it.
+   */
+  readonly xclientFrom?: readonly string[];
 }
 
 export interface LogConfig {

@@ -333,7 +333,7 @@ const SUBMISSION_KEYS = [
   'max_messages_per_hour',
   'max_recipients_per_hour',
 ];
-const SMTP_KEYS = ['bare_line_endings', 'vrfy', 'trusted_networks', 'max_junk_commands'];
+const SMTP_KEYS = ['bare_line_endings', 'vrfy', 'trusted_networks', 'max_junk_commands', 'xclient_from'];
 const LOG_KEYS = ['level', 'format'];
 const TLS_MODES: readonly TlsMode[] = ['starttls', 'implicit', 'none'];
 const LOG_LEVELS: readonly LogConfig['level'][] = ['trace', 'debug', 'info', 'warn', 'error'];
@@ -1226,6 +1226,9 @@ function readSmtp(ctx: Ctx, value: unknown, defaults: SmtpConfig): SmtpConfig {
     maxJunkCommands:
       opt(t['max_junk_commands'], (v) => readInteger(ctx, ['smtp', 'max_junk_commands'], v, { min: 0 })) ??
       defaults.maxJunkCommands,
+    ...(t['xclient_from'] === undefined
+      ? {}
+      : { xclientFrom: readNetworks(ctx, ['smtp', 'xclient_from'], t['xclient_from']) ?? [] }),
   };
 }
 
@@ -2820,7 +2823,11 @@ function copyConfig(c: Config): Config {
     listeners: c.listeners.map((l) => ({ ...l, ...(l.filters ? { filters: [...l.filters] } : {}) })),
     tls: { ...c.tls },
     limits: { ...c.limits },
-    smtp: { ...c.smtp, trustedNetworks: [...c.smtp.trustedNetworks] },
+    smtp: {
+      ...c.smtp,
+      trustedNetworks: [...c.smtp.trustedNetworks],
+      ...(c.smtp.xclientFrom === undefined ? {} : { xclientFrom: [...c.smtp.xclientFrom] }),
+    },
     pop3: { ...c.pop3 },
     imap: { ...c.imap },
     log: { ...c.log },

@@ -30,6 +30,8 @@ export const Events = {
   smtpDiskLow: 'smtp.disk.low',
   smtpAuthVerify: 'smtp.auth.verify',
   smtpAuthSucceeded: 'smtp.auth.succeeded',
+  /** An authorized XCLIENT named the client this session speaks for. */
+  smtpXclient: 'smtp.xclient',
   /** Security events: failed authentications and lockouts. */
   smtpAuthFailed: 'security.auth.failed',
   smtpAuthLocked: 'security.auth.locked',

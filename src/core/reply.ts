@@ -72,6 +72,8 @@ export const Replies = {
   // 5xx syntax and sequence
   unknownCommand: { code: 500, enhanced: '5.5.1', text: 'Command unrecognized' },
   /** EHLO or HELO on an LMTP listener (RFC 2033 §4.1: LHLO replaces them). */
+  /** XCLIENT from a client not in [smtp] xclient_from (Postfix's wording). */
+  xclientDenied: { code: 550, enhanced: '5.7.0', text: 'Error: insufficient authorization' },
   useLhlo: { code: 500, enhanced: '5.5.1', text: 'This is LMTP (RFC 2033): use LHLO' },
   lineTooLong: { code: 500, enhanced: '5.5.6', text: 'Line too long' },
   syntaxError: { code: 501, enhanced: '5.5.4', text: 'Syntax error in parameters or arguments' },

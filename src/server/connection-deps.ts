@@ -32,6 +32,8 @@ export interface ConnectionDeps {
   /** For STARTTLS and implicit TLS; null when no certificate is available. */
   readonly secureContext: SecureContext | null;
   readonly trustedNetworks: readonly Network[];
+  /** [smtp] xclient_from: who may name another client with XCLIENT. */
+  readonly xclientNetworks?: readonly Network[];
   readonly authenticator: Authenticator;
   /** AUTH lockouts and hourly rates: one count for the process, whichever thread runs the session. */
   readonly authGuard: AuthLimits;

@@ -143,6 +143,7 @@ export class SessionRunner {
       clock: d.clock,
       secureContext,
       trustedNetworks: networks(config.smtp.trustedNetworks),
+      xclientNetworks: networks(config.smtp.xclientFrom ?? []),
       authenticator: new Authenticator(d.directory, d.tokens ?? null),
       authGuard,
       rateLimiter: this.#shared.rateLimiter,

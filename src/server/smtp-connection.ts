@@ -21,7 +21,8 @@ import { choosePipeline } from '../policy/filters/build.ts';
 import type { FilterClient, FilterOutcome } from '../policy/filters/filter.ts';
 import { FilterRun, type StageInput } from '../policy/filters/pipeline.ts';
 import type { Logger } from '../core/ports.ts';
-import { formatReply, Replies, replyFor, type Reply } from '../core/reply.ts';
+import { formatReply, Replies, replyFor, withText, type Reply } from '../core/reply.ts';
+import { parseXclientAddress, type XclientAttributes } from '../protocol/smtp/xclient.ts';
 import type { ListenerConfig } from '../config/config.ts';
 import type { Connection } from '../net/connection.ts';
 import { inNetworks } from '../policy/networks.ts';
@@ -99,6 +100,11 @@ export class SmtpConnection implements Driver {
   private authMechanism: string | null = null;
   /** The current transaction's MAIL parameters, as filters see them. */
   private mailParams: ReadonlyMap<string, string> = new Map();
+  /** The client as the policy sees it: the socket's, or whom an authorized XCLIENT named. */
+  private peer: { ip: string; port: number; localIp: string; localPort: number };
+  /** XCLIENT HELO and PROTO: what the named client said, until it says EHLO/HELO itself. */
+  private xclientHelo: string | null = null;
+  private xclientProto: boolean | null = null;
 
   constructor(shell: Connection, id: string, listener: ListenerConfig, deps: ConnectionDeps) {
     this.shell = shell;
@@ -106,6 +112,12 @@ export class SmtpConnection implements Driver {
     this.listener = listener;
     this.deps = deps;
     this.log = deps.logger.child({ session: id });
+    this.peer = {
+      ip: shell.remoteIp,
+      port: shell.remotePort,
+      localIp: shell.localIp,
+      localPort: shell.localPort,
+    };
     const limits = deps.config.limits;
     const mechanisms = listenerMechanisms(listener, deps.config);
     const plaintextAllowed = plaintextAuthAllowed(listener, shell.remoteIp);
@@ -129,6 +141,10 @@ export class SmtpConnection implements Driver {
       // BURL (RFC 4468) belongs to message submission (RFC 6409), never to the MX listener.
       burl: listener.service !== 'smtp' && listener.service !== 'lmtp',
       lmtp: listener.service === 'lmtp',
+      xclient:
+        deps.xclientNetworks !== undefined &&
+        deps.xclientNetworks.length > 0 &&
+        inNetworks(shell.remoteIp, deps.xclientNetworks),
     });
     this.sasl = new SaslDrive({
       deps,
@@ -330,6 +346,10 @@ export class SmtpConnection implements Driver {
           await this.perform(this.session.resolve({ kind: 'burl', content, reply: null }));
           break;
         }
+        case 'xclient':
+          flush();
+          await this.perform(await this.xclient(effect.attributes));
+          break;
         case 'commit': {
           flush();
           const result = await this.commit(effect.transaction, effect.sizeBytes, effect.longLines === true);
@@ -380,7 +400,7 @@ export class SmtpConnection implements Driver {
       // LMTP is final delivery (RFC 2033 §1): its recipients are ours or refused, whoever the client is.
       mayRelay:
         this.listener.service !== 'lmtp' &&
-        (this.session.authUser !== null || inNetworks(this.shell.remoteIp, this.deps.trustedNetworks)),
+        (this.session.authUser !== null || inNetworks(this.peer.ip, this.deps.trustedNetworks)),
     });
     if (decision.kind === 'reject') return reject(decision.reply, decision.reason);
     const user = this.session.authUser;
@@ -464,7 +484,7 @@ export class SmtpConnection implements Driver {
     this.mailParams = mailParamMap(params);
     const catalogue = this.deps.filters;
     if (catalogue === undefined) return null;
-    const ip = this.shell.remoteIp;
+    const ip = this.peer.ip;
     const choice = choosePipeline(catalogue, {
       ip,
       listener: this.listener,
@@ -506,18 +526,18 @@ export class SmtpConnection implements Driver {
 
   private filterClient(): FilterClient {
     return {
-      ip: this.shell.remoteIp,
-      port: this.shell.remotePort,
+      ip: this.peer.ip,
+      port: this.peer.port,
       hostname: this.rdns,
-      helo: this.session.helo ?? '',
+      helo: this.heloName(),
       tls: this.shell.tls !== null,
       tlsVersion: this.shell.tls?.version ?? null,
       tlsCipher: this.shell.tls?.cipher ?? null,
       authUser: this.session.authUser,
       authMechanism: this.session.authUser === null ? null : this.authMechanism,
       service: this.listener.service,
-      localAddress: this.shell.localIp,
-      localPort: this.shell.localPort,
+      localAddress: this.peer.localIp,
+      localPort: this.peer.localPort,
     };
   }
 
@@ -549,12 +569,12 @@ export class SmtpConnection implements Driver {
   ): void {
     const sender = tx.sender === null ? '' : formatMailbox(tx.sender);
     const to = extra.rcpt === undefined ? tx.recipients.map((r) => r.address) : undefined;
-    const helo = this.session.helo ?? '';
+    const helo = this.heloName();
     void this.clientName.then((hostname) =>
       this.log.event(
         event,
         refusedFields(
-          { ip: this.shell.remoteIp, hostname, helo },
+          { ip: this.peer.ip, hostname, helo },
           { sender, reply, ...extra, ...(to === undefined ? {} : { to }) },
         ),
       ),
@@ -565,11 +585,11 @@ export class SmtpConnection implements Driver {
 
   private clientInfo(): ClientInfo {
     return {
-      ip: this.shell.remoteIp,
-      port: this.shell.remotePort,
+      ip: this.peer.ip,
+      port: this.peer.port,
       hostname: this.rdns,
-      helo: this.session.helo ?? '',
-      esmtp: this.session.esmtp,
+      helo: this.heloName(),
+      esmtp: this.xclientProto ?? this.session.esmtp,
       tls: this.shell.tls,
       authUser: this.session.authUser,
       service: this.listener.service,
@@ -611,6 +631,81 @@ export class SmtpConnection implements Driver {
     // Twice the size: the queue's copy now, the mailbox's (or a relay's spool) at delivery, with WAL frames.
     if (reply.code < 400) this.deps.diskSpace?.charge(2 * sizeBytes);
     return result;
+  }
+
+  // --- XCLIENT -----------------------------------------------------------------------------------
+
+  /**
+   * Take the client an authorized XCLIENT names: its address (limits, trusted networks, SPF, Received:),
+   * name, HELO, protocol, login, and the address it connected to. Unknown values ("[UNAVAILABLE]") are
+   * unknown, never the proxy's own: a proxy in trusted_networks must not lend its trust.
+   */
+  private async xclient(attributes: XclientAttributes): Promise<Effect[]> {
+    const addr = attributes.get('ADDR');
+    let ip = this.peer.ip;
+    if (addr !== undefined) {
+      const given = addr === null ? null : parseXclientAddress(addr);
+      if (addr !== null && given === null) {
+        return this.session.resolve({
+          kind: 'xclient',
+          reply: withText(Replies.syntaxError, 'Bad XCLIENT ADDR'),
+        });
+      }
+      ip = given ?? '0.0.0.0';
+    }
+    const destAddr = attributes.get('DESTADDR');
+    const destIp = destAddr === undefined || destAddr === null ? null : parseXclientAddress(destAddr);
+    if (destAddr !== undefined && destAddr !== null && destIp === null) {
+      return this.session.resolve({
+        kind: 'xclient',
+        reply: withText(Replies.syntaxError, 'Bad XCLIENT DESTADDR'),
+      });
+    }
+    const login = attributes.get('LOGIN');
+    if (login !== undefined && login !== null) {
+      try {
+        await this.submission.load(login);
+      } catch (err) {
+        this.log.error(Events.smtpInternalError, { error: String(err) });
+        return this.session.resolve({ kind: 'xclient', reply: replyFor(err) });
+      }
+    }
+    const port = attributes.get('PORT');
+    const destPort = attributes.get('DESTPORT');
+    this.peer = {
+      ip,
+      port: port === undefined ? this.peer.port : Number(port ?? 0),
+      localIp: destAddr === undefined ? this.peer.localIp : (destIp ?? '0.0.0.0'),
+      localPort: destPort === undefined ? this.peer.localPort : Number(destPort ?? 0),
+    };
+    const name = attributes.get('NAME');
+    if (name !== undefined) {
+      this.rdns = name;
+      this.clientName = Promise.resolve(name);
+    } else if (addr !== undefined) {
+      this.rdns = null;
+      this.clientName = Promise.resolve(null);
+    }
+    const helo = attributes.get('HELO');
+    if (helo !== undefined) this.xclientHelo = helo;
+    const proto = attributes.get('PROTO');
+    if (proto !== undefined) this.xclientProto = proto === null ? null : proto.toUpperCase() === 'ESMTP';
+    this.filterRun?.close();
+    this.filterRun = null;
+    this.log.event(Events.smtpXclient, {
+      realIp: this.shell.remoteIp,
+      ip: this.peer.ip,
+      port: this.peer.port,
+      ...(name === undefined ? {} : { name }),
+      ...(helo === undefined ? {} : { helo }),
+      ...(login === undefined ? {} : { login }),
+    });
+    return this.session.resolve({ kind: 'xclient', reply: null, login: login ?? null });
+  }
+
+  /** The client's HELO: its own EHLO/HELO, else what XCLIENT said. */
+  private heloName(): string {
+    return this.session.helo ?? this.xclientHelo ?? '';
   }
 
   // --- STARTTLS and AUTH --------------------------------------------------------------------------

@@ -584,11 +584,15 @@ export class RawSmtpClient {
   }
 
   /** Connect (implicit TLS with `tls: true`, certificate not verified) without reading the greeting. */
-  static async connect(port: number, options: { tls?: boolean; host?: string } = {}): Promise<RawSmtpClient> {
+  static async connect(
+    port: number,
+    options: { tls?: boolean; host?: string; localAddress?: string } = {},
+  ): Promise<RawSmtpClient> {
     const host = options.host ?? '127.0.0.1';
+    const from = options.localAddress === undefined ? {} : { localAddress: options.localAddress };
     const socket = options.tls
-      ? tlsConnect({ host, port, rejectUnauthorized: false })
-      : netConnect({ host, port });
+      ? tlsConnect({ host, port, rejectUnauthorized: false, ...from })
+      : netConnect({ host, port, ...from });
     await new Promise<void>((resolve, reject) => {
       socket.once(options.tls ? 'secureConnect' : 'connect', () => {
         socket.off('error', reject);

@@ -49,6 +49,10 @@ class Harness {
     return this;
   }
 
+  handleAll(effects: Effect[]): void {
+    this.handle(effects);
+  }
+
   private handle(effects: Effect[]): void {
     for (const e of effects) {
       this.effects.push(e);
@@ -743,5 +747,24 @@ describe('LMTP session (RFC 2033)', () => {
         'BDAT 4\r\nab\r\nBDAT 4 LAST\r\ncd\r\n',
     );
     assert.deepEqual(h.replies.slice(-3), ['250 2.0.0', '250 2.0.0', '250 2.0.0']);
+  });
+});
+
+describe('XCLIENT in the session', () => {
+  it('offered and taken only when the driver says the client may: a new greeting, EHLO again', () => {
+    const h = new Harness({ xclient: true }).send('EHLO p.test\r\n');
+    const ext = h.effects.findLast((e) => e.kind === 'reply');
+    assert.ok(
+      ext?.kind === 'reply' && ext.extraLines?.some((l) => l.startsWith('XCLIENT NAME ADDR')) === true,
+    );
+    h.send('XCLIENT ADDR=192.0.2.1 LOGIN=alice@example.test\r\n');
+    const effect = h.effects.findLast((e) => e.kind === 'xclient');
+    assert.ok(effect?.kind === 'xclient' && effect.attributes.get('ADDR') === '192.0.2.1');
+    h.handleAll(h.session.resolve({ kind: 'xclient', reply: null, login: 'alice@example.test' }));
+    assert.equal(h.replies.at(-1), '220');
+    assert.equal(h.session.phase, 'connected');
+    assert.equal(h.session.authUser, 'alice@example.test');
+    const no = new Harness().send('EHLO p.test\r\nXCLIENT ADDR=192.0.2.1\r\n');
+    assert.equal(no.replies.at(-1), '550 5.7.0');
   });
 });

@@ -28,6 +28,7 @@ import {
   type RcptCommand,
 } from './command.ts';
 import { DataScanner } from './data-scanner.ts';
+import { parseXclient, XCLIENT_ATTRIBUTES, type XclientAttributes } from './xclient.ts';
 import { offeredMechanisms } from '../sasl/index.ts';
 
 export interface SessionOptions {
@@ -63,6 +64,8 @@ export interface SessionOptions {
    * in RCPT order (the driver's `recipientReplies`).
    */
   readonly lmtp?: boolean;
+  /** XCLIENT (Postfix's extension) may be used: the client is in [smtp] xclient_from. */
+  readonly xclient?: boolean;
 }
 
 /** RFC 4954 §4: a client's SASL response line may be up to 12288 octets. */
@@ -94,7 +97,8 @@ export type Pending =
   | { readonly kind: 'commit' }
   | { readonly kind: 'tls' }
   | { readonly kind: 'auth' }
-  | { readonly kind: 'burl' };
+  | { readonly kind: 'burl' }
+  | { readonly kind: 'xclient' };
 
 export interface TransactionInfo {
   readonly sender: Mailbox | null;
@@ -122,6 +126,8 @@ export type Effect =
    * null when the URL names nothing this user may submit. `begin-message` comes first when needed.
    */
   | { readonly kind: 'burl'; readonly url: string; readonly user: string }
+  /** XCLIENT: the driver checks and takes the attributes, and resolves 'xclient'. */
+  | { readonly kind: 'xclient'; readonly attributes: XclientAttributes }
   /** Message content starts (first DATA byte or first BDAT chunk): the driver opens a queue writer. */
   | { readonly kind: 'begin-message'; readonly transaction: TransactionInfo }
   | { readonly kind: 'data'; readonly chunk: Uint8Array }
@@ -151,7 +157,12 @@ export type Resolution =
   | { readonly kind: 'tls'; readonly ok: boolean }
   | { readonly kind: 'auth'; readonly outcome: AuthOutcome }
   /** BURL: the URL's octets (in memory, up to the message size limit), or null with the reply to send. */
-  | { readonly kind: 'burl'; readonly content: Uint8Array | null; readonly reply: Reply | null };
+  | { readonly kind: 'burl'; readonly content: Uint8Array | null; readonly reply: Reply | null }
+  /**
+   * XCLIENT: null reply when the attributes were taken (the session starts over with a 220 greeting;
+   * `login` the identity LOGIN named, null for none), else the refusal.
+   */
+  | { readonly kind: 'xclient'; readonly reply: Reply | null; readonly login?: string | null };
 
 /** Verbs that move mail or change the session's footing; the rest is junk (countJunk). */
 const MAIL_VERBS: ReadonlySet<string> = new Set([
@@ -215,6 +226,11 @@ export class SmtpSession {
 
   /** The greeting (RFC 5321 §4.3.1). */
   greet(): Effect[] {
+    this.sendGreeting();
+    return this.drain();
+  }
+
+  private sendGreeting(): void {
     this.out({
       kind: 'reply',
       reply: withText(
@@ -222,7 +238,6 @@ export class SmtpSession {
         `${this.options.hostname} ${this.options.lmtp === true ? 'LMTP' : 'ESMTP'} Tern`,
       ),
     });
-    return this.drain();
   }
 
   /** The phase in which the driver should apply the data-block timeout rather than the command timeout. */
@@ -262,6 +277,19 @@ export class SmtpSession {
         break;
       case 'burl':
         this.resolveBurl(result.content, result.reply);
+        break;
+      case 'xclient':
+        if (result.reply !== null) {
+          this.error(result.reply, 'XCLIENT refused');
+          break;
+        }
+        // XCLIENT_README: the server acts as if the named client had just connected.
+        this.esmtp = false;
+        this.helo = null;
+        this.authUser = result.login ?? null;
+        this.tx = null;
+        this.setPhase('connected');
+        this.sendGreeting();
         break;
       case 'tls':
         if (!result.ok) {
@@ -406,6 +434,8 @@ export class SmtpSession {
         return this.reply(Replies.help);
       case 'STARTTLS':
         return this.cmdStarttls(arg);
+      case 'XCLIENT':
+        return this.cmdXclient(arg);
       case 'AUTH':
         return this.cmdAuth(arg);
       case 'EXPN':
@@ -445,10 +475,20 @@ export class SmtpSession {
     if (this.tlsActive) ext.push('REQUIRETLS');
     // RFC 4468 §3: "imap": URLAUTH URLs of this server's IMAP store are fetched.
     if (this.options.burl === true) ext.push('BURL imap');
+    if (this.options.xclient === true) ext.push(`XCLIENT ${XCLIENT_ATTRIBUTES.join(' ')}`);
     const mechanisms = this.offeredMechanisms();
     if (mechanisms.length > 0) ext.push(`AUTH ${mechanisms.join(' ')}`);
     ext.push('HELP');
     this.out({ kind: 'reply', reply: withText(Replies.greets, greeting), extraLines: ext });
+  }
+
+  private cmdXclient(arg: string): void {
+    if (this.options.xclient !== true) return this.error(Replies.xclientDenied, 'XCLIENT not authorized');
+    if (this.tx !== null) return this.error(Replies.badSequence, 'XCLIENT inside a transaction');
+    const parsed = parseXclient(arg);
+    if (!parsed.ok) return this.error(withText(Replies.syntaxError, parsed.error), 'bad XCLIENT');
+    this.pending = { kind: 'xclient' };
+    this.out({ kind: 'xclient', attributes: parsed.attributes });
   }
 
   private cmdStarttls(arg: string): void {
