@@ -265,6 +265,11 @@ export interface SubmissionConfig {
   /** Per authenticated user and hour; 0 = unlimited. Exceeding gives 451 4.7.1. */
   readonly maxMessagesPerHour: number;
   readonly maxRecipientsPerHour: number;
+  /**
+   * FUTURERELEASE (RFC 4865): the longest HOLDFOR/HOLDUNTIL an authenticated or trusted client may ask
+   * for, in seconds; 0: not offered.
+   */
+  readonly maxHoldSeconds: number;
 }
 
 export interface TlsConfig {
@@ -563,6 +568,7 @@ export const DEFAULT_SUBMISSION: SubmissionConfig = {
   addMissingHeaders: true,
   maxMessagesPerHour: 1000,
   maxRecipientsPerHour: 5000,
+  maxHoldSeconds: 604_800,
 };
 
 export const DEFAULT_DNS: DnsConfig = {

@@ -411,6 +411,7 @@ describe('parseConfig: a full file', () => {
         addMissingHeaders: false,
         maxMessagesPerHour: 0,
         maxRecipientsPerHour: 250,
+        maxHoldSeconds: 604_800,
       },
       dns: {
         servers: ['192.0.2.53:53', '127.0.0.1:5353', '[2001:db8::53]:53', '[::1]:5353'],

@@ -328,6 +328,7 @@ const OAUTH_KEYS = [
   'username_claim',
 ];
 const SUBMISSION_KEYS = [
+  'max_hold_seconds',
   'sender_check',
   'add_missing_headers',
   'max_messages_per_hour',
@@ -1158,6 +1159,10 @@ function readSubmission(ctx: Ctx, value: unknown): SubmissionConfig {
     addMissingHeaders: bool('add_missing_headers') ?? DEFAULT_SUBMISSION.addMissingHeaders,
     maxMessagesPerHour: count('max_messages_per_hour') ?? DEFAULT_SUBMISSION.maxMessagesPerHour,
     maxRecipientsPerHour: count('max_recipients_per_hour') ?? DEFAULT_SUBMISSION.maxRecipientsPerHour,
+    maxHoldSeconds:
+      opt(t['max_hold_seconds'], (v) =>
+        readInteger(ctx, p('max_hold_seconds'), v, { min: 0, max: 31_536_000 }),
+      ) ?? DEFAULT_SUBMISSION.maxHoldSeconds,
   };
 }
 

@@ -67,4 +67,13 @@ export interface Envelope {
   readonly requireTls?: boolean;
   /** `TLS-Required: No` (RFC 8689 §5) without REQUIRETLS: recipients' MTA-STS and DANE do not stop it. */
   readonly tlsOptional?: boolean;
+  /** RFC 6710 MT-PRIORITY from a trusted sender (-9..9): higher goes first in the queue. Absent: 0. */
+  readonly priority?: number;
+  /**
+   * RFC 2852 DELIVERBY: delivered by `deadlineMs`, else returned (mode R: a failure DSN, 5.4.7) or
+   * reported (mode N: a delay DSN); passed on with the time left to a next hop that offers DELIVERBY.
+   */
+  readonly deliverBy?: { readonly deadlineMs: number; readonly mode: 'R' | 'N'; readonly trace: boolean };
+  /** RFC 4865 FUTURERELEASE: not delivered before this time. */
+  readonly holdUntilMs?: number;
 }

@@ -674,6 +674,7 @@ class Session implements SmtpClientSession {
         envelope: message.envelope,
         recipients: requested,
         sizeBytes: message.sizeBytes,
+        nowMs: Date.now(),
         ...(message.smtputf8Required === undefined ? {} : { smtputf8Required: message.smtputf8Required }),
       },
       this.capabilities,

@@ -124,6 +124,11 @@ class FakeQueue implements Queue {
       yield chunk;
     }
   }
+  // These tests drive wake-ups by commits, flush() and deferrals; the hold-ending wake is the SQLite
+  // queue's and is checked end to end (test/e2e/queue-extensions.test.ts).
+  nextAttemptAfter(): Promise<number | null> {
+    return Promise.resolve(null);
+  }
   due(nowMs: number, limit: number): Promise<QueuedMessage[]> {
     if (this.failDue > 0 && this.failDue--) return Promise.reject(new Error('database is locked'));
     const out: QueuedMessage[] = [];

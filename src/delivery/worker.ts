@@ -290,6 +290,14 @@ export class DeliveryWorker {
         return;
       }
       this.#backlog = due.length >= batchSize;
+      // A hold (FUTURERELEASE) or a retry ending before the next poll: look again then.
+      if (!this.#backlog)
+        void queue.nextAttemptAfter(clock.nowMs()).then(
+          (at) => {
+            if (at !== null) this.#wakeAt(at);
+          },
+          () => undefined,
+        );
       for (const message of due) {
         if (this.#inFlight.has(message.id)) continue;
         while (this.#inFlight.size >= concurrency) await Promise.race(this.#inFlight.values());
@@ -333,6 +341,11 @@ export class DeliveryWorker {
       if (done) {
         // Delivered before, but the queue could not record it (a full disk): record it now, never resend.
         attempts.push({ ...done, rcpt });
+        continue;
+      }
+      const late = this.#deliverByExpired(message, rcpt, clock.nowMs());
+      if (late !== null) {
+        attempts.push(late);
         continue;
       }
       const local = await this.#deliverLocalOrClassify(message, rcpt, log, getSummary);
@@ -629,6 +642,23 @@ export class DeliveryWorker {
     return encoded;
   }
 
+  /**
+   * DELIVERBY (RFC 2852 §4.1.4) with mode R: past its deadline a recipient is returned, never tried
+   * again (5.4.7 delivery time expired). Null: go on.
+   */
+  #deliverByExpired(message: QueuedMessage, rcpt: QueuedRecipient, nowMs: number): Attempt | null {
+    const by = message.envelope.deliverBy;
+    if (by === undefined || by.mode !== 'R' || nowMs < by.deadlineMs) return null;
+    const reply = '554 5.4.7 Delivery time expired (DELIVERBY)';
+    this.#deps.logger.warn(Events.deliveryBounced, {
+      queueId: message.id,
+      rcpt: rcpt.address,
+      reason: 'deliver-by expired',
+      reply,
+    });
+    return { rcpt, outcome: { status: 'bounced', reply }, action: 'failed', status: '5.4.7' };
+  }
+
   /** A temporary failure: deferred on the schedule, or bounced once the queue lifetime is over. */
   #temporary(
     message: QueuedMessage,
@@ -639,6 +669,14 @@ export class DeliveryWorker {
   ): Attempt {
     const now = this.#deps.clock.nowMs();
     const cfg = this.#config.queue;
+    const by = message.envelope.deliverBy;
+    if (by?.mode === 'R' && now >= by.deadlineMs) {
+      const expiredBy = this.#deliverByExpired(message, rcpt, now)!;
+      return {
+        ...expiredBy,
+        outcome: { ...expiredBy.outcome, reply: `${expiredBy.outcome.reply}: ${reply}`, ...detail },
+      };
+    }
     if (expired(message.arrivalMs, now, cfg)) {
       this.#deps.logger.warn(Events.deliveryBounced, {
         queueId: message.id,
@@ -653,7 +691,9 @@ export class DeliveryWorker {
         status: '4.4.7',
       };
     }
-    const nextAttempt = nextAttemptMs(rcpt.attempts + 1, now, cfg, this.#deps.random ?? Math.random);
+    let nextAttempt = nextAttemptMs(rcpt.attempts + 1, now, cfg, this.#deps.random ?? Math.random);
+    // DELIVERBY: a retry after the deadline is no retry: return (R) or report (N) at the deadline.
+    if (by !== undefined && now < by.deadlineMs) nextAttempt = Math.min(nextAttempt, by.deadlineMs);
     this.#deps.logger.warn(Events.deliveryDeferred, {
       queueId: message.id,
       rcpt: rcpt.address,
@@ -786,9 +826,14 @@ export class DeliveryWorker {
     const now = this.#deps.clock.nowMs();
     const cfg = this.#config.queue;
     const failed = attempts.filter((a) => a.outcome.status === 'bounced');
+    const by = envelope.deliverBy;
+    // DELIVERBY mode N (RFC 2852 §4.1.4): past the deadline the sender hears of the delay, once.
+    const lateN = by !== undefined && by.mode === 'N' && now >= by.deadlineMs;
     const delayed = attempts.filter(
       (a) =>
-        a.outcome.status === 'deferred' && needsDelayWarning(message.arrivalMs, now, a.rcpt.delayWarned, cfg),
+        a.outcome.status === 'deferred' &&
+        (needsDelayWarning(message.arrivalMs, now, a.rcpt.delayWarned, cfg) ||
+          (lateN && !a.rcpt.delayWarned)),
     );
     const succeeded = attempts.filter((a) => a.outcome.status === 'delivered' && a.dsnPassedOn !== true);
     const send = async (kind: DsnKind, list: readonly Attempt[], to?: string): Promise<void> => {

@@ -17,6 +17,18 @@ export function queuedMessageJson(m: QueuedMessage): Record<string, unknown> {
     size: m.sizeBytes,
     arrival: iso(m.envelope.receivedAtMs),
     held: m.held,
+    // RFC 6710 / 2852 / 4865 (issue 18): present only when the message has them.
+    ...(m.envelope.priority === undefined ? {} : { priority: m.envelope.priority }),
+    ...(m.envelope.holdUntilMs === undefined ? {} : { holdUntil: iso(m.envelope.holdUntilMs) }),
+    ...(m.envelope.deliverBy === undefined
+      ? {}
+      : {
+          deliverBy: {
+            deadline: iso(m.envelope.deliverBy.deadlineMs),
+            mode: m.envelope.deliverBy.mode,
+            trace: m.envelope.deliverBy.trace,
+          },
+        }),
     recipients: m.recipients.map((r) => ({
       address: r.address,
       status: r.status,

@@ -500,6 +500,64 @@ export function runQueueContract(name: string, make: () => Promise<QueueHarness>
       assert.equal(await q.get(id), null);
     });
 
+    withHarness(
+      'MT-PRIORITY: due() gives higher priorities first, negative ones after the rest',
+      async (h) => {
+        const ids: Record<string, string> = {};
+        for (const [name, priority] of [
+          ['normal', undefined],
+          ['low', -5],
+          ['high', 7],
+          ['higher', 9],
+          ['normal2', 0],
+        ] as const) {
+          const env = {
+            ...testEnvelope([`${name}@example.org`]),
+            ...(priority === undefined ? {} : { priority }),
+          };
+          ids[name] = await enqueue(h.queue, enc.encode(name), env);
+        }
+        const due = await h.queue.due(CONTRACT_NOW_MS + 1, 10);
+        assert.deepEqual(
+          due.map((m) => m.id),
+          [ids['higher'], ids['high'], ids['normal'], ids['normal2'], ids['low']],
+        );
+        const two = await h.queue.due(CONTRACT_NOW_MS + 1, 2, new Set([ids['higher']!]));
+        assert.deepEqual(
+          two.map((m) => m.id),
+          [ids['high'], ids['normal']],
+        );
+        const q = await h.reopen();
+        assert.equal((await q.get(ids['higher']!))?.envelope.priority, 9);
+      },
+    );
+
+    withHarness('FUTURERELEASE: a held envelope is not due before holdUntilMs, then it is', async (h) => {
+      const at = CONTRACT_NOW_MS + 3_600_000;
+      const id = await enqueue(h.queue, enc.encode('later'), {
+        ...testEnvelope(['日本@example.org']),
+        holdUntilMs: at,
+      });
+      assert.equal((await h.queue.due(at - 1, 10)).length, 0);
+      const due = await h.queue.due(at, 10);
+      assert.deepEqual(
+        due.map((m) => m.id),
+        [id],
+      );
+      assert.equal(due[0]?.recipients[0]?.nextAttemptMs, at);
+    });
+
+    withHarness('nextAttemptAfter: the earliest future attempt of a message not held', async (h) => {
+      assert.equal(await h.queue.nextAttemptAfter(CONTRACT_NOW_MS), null);
+      const at = CONTRACT_NOW_MS + 60_000;
+      const id = await enqueue(h.queue, enc.encode('x'), { ...testEnvelope(), holdUntilMs: at });
+      await enqueue(h.queue, enc.encode('y'), { ...testEnvelope(), holdUntilMs: at + 1 });
+      assert.equal(await h.queue.nextAttemptAfter(CONTRACT_NOW_MS), at);
+      assert.equal(await h.queue.nextAttemptAfter(at), at + 1);
+      await h.queue.hold(id);
+      assert.equal(await h.queue.nextAttemptAfter(CONTRACT_NOW_MS), at + 1);
+    });
+
     withHarness('markDelayWarned sets the flag once for good; unknown recipients fail', async (h) => {
       const id = await enqueue(h.queue, enc.encode('x'), testEnvelope(['1@example.org', '2@example.org']));
       await h.queue.settle(id, 1, {

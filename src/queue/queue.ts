@@ -112,6 +112,11 @@ export interface Queue {
    * Messages in `skip` (the worker's deliveries in flight) are left out and do not count to the limit.
    */
   due(nowMs: number, limit: number, skip?: ReadonlySet<string>): Promise<QueuedMessage[]>;
+  /**
+   * The earliest next attempt after nowMs of a pending recipient of a message not held, or null: when
+   * the worker should look again (a FUTURERELEASE hold ends, a retry falls due).
+   */
+  nextAttemptAfter(nowMs: number): Promise<number | null>;
   /** Record the outcome for one recipient; when no recipient is left pending the message is removed. */
   settle(id: string, index: number, outcome: RecipientOutcome): Promise<void>;
   /** Wake listeners (the delivery worker) when new mail is committed. */

@@ -139,6 +139,9 @@ const MIGRATIONS = [
      event TEXT NOT NULL,
      detail TEXT NOT NULL
    ) STRICT;`,
+  // MT-PRIORITY (RFC 6710): messages with a priority other than 0 are few; due() reads them first/last.
+  `ALTER TABLE messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0;
+   CREATE INDEX messages_priority ON messages (priority) WHERE priority != 0;`,
 ];
 
 /** Most bytes of fresh bodies kept in memory for the delivery worker's first read. */
@@ -217,7 +220,7 @@ export class SqliteQueue implements Queue {
     await this.#commits.run(() => {
       this.#sql
         .sql(
-          'INSERT INTO messages (id, envelope, size_bytes, body_file, created_ms, prefix) VALUES (?, ?, ?, ?, ?, ?)',
+          'INSERT INTO messages (id, envelope, size_bytes, body_file, created_ms, prefix, priority) VALUES (?, ?, ?, ?, ?, ?, ?)',
         )
         .run(
           id,
@@ -226,6 +229,7 @@ export class SqliteQueue implements Queue {
           body.kind === 'file' ? join(SPOOL, id) : null,
           nowMs,
           prefix,
+          envelope.priority ?? 0,
         );
       if (body.kind === 'inline') {
         this.#sql.sql('INSERT INTO bodies (message_id, data) VALUES (?, ?)').run(id, body.bytes);
@@ -233,7 +237,9 @@ export class SqliteQueue implements Queue {
       const rcpt = this.#sql.sql(
         `INSERT INTO recipients (message_id, idx, address, status, next_attempt_ms) VALUES (?, ?, ?, 'queued', ?)`,
       );
-      envelope.recipients.forEach((r, idx) => rcpt.run(id, idx, r.address, nowMs));
+      // FUTURERELEASE (RFC 4865): a held message's first attempt is its release time.
+      const firstAttemptMs = Math.max(nowMs, envelope.holdUntilMs ?? nowMs);
+      envelope.recipients.forEach((r, idx) => rcpt.run(id, idx, r.address, firstAttemptMs));
     });
     if (body.kind === 'inline' && this.#freshBytes + body.sizeBytes <= FRESH_MAX_BYTES) {
       this.#fresh.set(id, { prefix, data: body.bytes });
@@ -376,19 +382,50 @@ export class SqliteQueue implements Queue {
     return attempt(() => this.#due(nowMs, limit, skip));
   }
 
+  nextAttemptAfter(nowMs: number): Promise<number | null> {
+    return attempt(() => {
+      const row = this.#sql
+        .sql(
+          `SELECT min(r.next_attempt_ms) AS at FROM recipients r JOIN messages m ON m.id = r.message_id
+           WHERE r.${PENDING} AND r.next_attempt_ms > ? AND m.held = 0`,
+        )
+        .get(nowMs);
+      const at = row?.['at'];
+      return typeof at === 'number' || typeof at === 'bigint' ? Number(at) : null;
+    });
+  }
+
   #due(nowMs: number, limit: number, skip: ReadonlySet<string> | undefined): QueuedMessage[] {
     const want = Math.max(0, Math.floor(limit));
     const out: QueuedMessage[] = [];
     if (want === 0) return out;
+    const seen = new Set<string>();
+    const take = (id: string): boolean => {
+      if (seen.has(id) || skip?.has(id) === true) return false;
+      seen.add(id);
+      const m = this.#get(id, nowMs);
+      if (m !== null) out.push(m);
+      return out.length === want;
+    };
+    // MT-PRIORITY (RFC 6710): due messages above 0 first, highest first; those below 0 after the rest.
+    const prioritized = (sign: '>' | '<'): string[] =>
+      this.#sql
+        .sql(
+          `SELECT m.id AS id FROM messages m WHERE m.priority ${sign} 0 AND m.held = 0
+             AND EXISTS (SELECT 1 FROM recipients r WHERE r.message_id = m.id AND r.${PENDING} AND r.next_attempt_ms <= ?)
+           ORDER BY m.priority DESC, m.id LIMIT ?`,
+        )
+        .all(nowMs, want + (skip?.size ?? 0))
+        .map((row) => text(row, 'id'));
+    for (const id of prioritized('>')) if (take(id)) return out;
     // Recipients in due order, straight off the index; a message shows up once per due recipient, so
     // read in pages until `want` distinct messages (each is listed where its earliest recipient is).
     const page = this.#sql.sql(
       `SELECT r.message_id AS id, r.next_attempt_ms AS at FROM recipients r JOIN messages m ON m.id = r.message_id
-       WHERE r.${PENDING} AND r.next_attempt_ms <= ? AND m.held = 0
+       WHERE r.${PENDING} AND r.next_attempt_ms <= ? AND m.held = 0 AND m.priority = 0
          AND (r.next_attempt_ms, r.message_id) > (?, ?)
        ORDER BY r.next_attempt_ms, r.message_id LIMIT ?`,
     );
-    const seen = new Set<string>();
     let after: [number, string] = [-Infinity, ''];
     const pageSize = Math.max(16, want * 2);
     for (;;) {
@@ -396,14 +433,12 @@ export class SqliteQueue implements Queue {
       for (const row of rows) {
         const id = text(row, 'id');
         after = [integer(row, 'at'), id];
-        if (seen.has(id) || skip?.has(id) === true) continue;
-        seen.add(id);
-        const m = this.#get(id, nowMs);
-        if (m !== null) out.push(m);
-        if (out.length === want) return out;
+        if (take(id)) return out;
       }
-      if (rows.length < pageSize) return out;
+      if (rows.length < pageSize) break;
     }
+    for (const id of prioritized('<')) if (take(id)) return out;
+    return out;
   }
 
   #forget(id: string): void {

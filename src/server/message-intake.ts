@@ -63,6 +63,8 @@ export interface CommitRequest {
   readonly mailParams: ReadonlyMap<string, string>;
   /** LMTP: a reply per recipient, so a recipient over quota is refused alone (RFC 2033 §4.2). */
   readonly perRecipient?: boolean;
+  /** An authenticated or trusted-network client: its MT-PRIORITY is honoured (RFC 6710 §5). */
+  readonly trusted?: boolean;
 }
 
 export interface CommitResult {
@@ -275,6 +277,7 @@ export class MessageIntake {
         ...(request.longLines ? { longLines: true } : {}),
         ...(this.headerFacts?.complete === true ? { returnPathDropped: true } : {}),
         ...(tx.params.requireTls === true ? { requireTls: true } : {}),
+        ...queueTiming(tx.params, request.trusted === true, this.deps.clock.nowMs()),
         ...(tx.params.requireTls !== true && this.headerFacts?.tlsRequiredNo === true
           ? { tlsOptional: true }
           : {}),
@@ -442,7 +445,8 @@ export class MessageIntake {
     this.scanner = null;
     // A header block too long to hold was written as it came: a Return-Path: in it may still stand,
     // which the worker's delivery removes as it streams.
-    if (scanner === null || this.headerFacts?.complete !== true) return none;
+    // FUTURERELEASE: a held message waits in the queue, even for local mailboxes.
+    if (scanner === null || this.headerFacts?.complete !== true || envelope.holdUntilMs !== undefined) return none;
     const deps = { directory: this.deps.directory, store: this.deps.store, log: this.log };
     const plan = await planLocal(deps, {
       limits: request.quotaLimits,
@@ -524,6 +528,26 @@ export class MessageIntake {
     this.writtenHeaders = out;
     return out;
   }
+}
+
+/** MT-PRIORITY (trusted senders only), DELIVERBY's deadline and FUTURERELEASE's release time. */
+function queueTiming(
+  params: TransactionInfo['params'],
+  trusted: boolean,
+  nowMs: number,
+): Pick<Envelope, 'priority' | 'deliverBy' | 'holdUntilMs'> {
+  const out: { -readonly [K in 'priority' | 'deliverBy' | 'holdUntilMs']?: NonNullable<Envelope[K]> } = {};
+  if (trusted && params.priority !== undefined && params.priority !== 0) out.priority = params.priority;
+  if (params.by !== undefined) {
+    const { seconds, mode, trace } = params.by;
+    out.deliverBy = { deadlineMs: nowMs + seconds * 1000, mode, trace };
+  }
+  const hold = params.hold;
+  if (hold !== undefined) {
+    const atMs = hold.kind === 'for' ? nowMs + hold.seconds * 1000 : hold.atMs;
+    if (atMs > nowMs) out.holdUntilMs = atMs;
+  }
+  return out;
 }
 
 /** A stored body's bytes, from memory or from its spool file, in 64 KiB reads. */

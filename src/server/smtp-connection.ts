@@ -141,6 +141,15 @@ export class SmtpConnection implements Driver {
       // BURL (RFC 4468) belongs to message submission (RFC 6409), never to the MX listener.
       burl: listener.service !== 'smtp' && listener.service !== 'lmtp',
       lmtp: listener.service === 'lmtp',
+      // RFC 4865 §4: holding mail is a submission service; the MX listener does not offer it.
+      ...(listener.service === 'smtp' || listener.service === 'lmtp'
+        ? {}
+        : {
+            futureRelease: {
+              maxSeconds: deps.config.submission.maxHoldSeconds,
+              nowMs: () => deps.clock.nowMs(),
+            },
+          }),
       xclient:
         deps.xclientNetworks !== undefined &&
         deps.xclientNetworks.length > 0 &&
@@ -379,6 +388,8 @@ export class SmtpConnection implements Driver {
       const refused = await this.submission.checkSender(user, sender);
       if (refused !== null) return refused;
     }
+    const hold = this.checkHold(params);
+    if (hold !== null) return hold;
     return this.startFilters(sender === null ? '' : formatMailbox(sender), params);
   }
 
@@ -462,6 +473,24 @@ export class SmtpConnection implements Driver {
       if (r.kind === 'refuse') return reject(r.reply, 'filter');
     }
     return this.session.resolve({ kind: 'rcpt', recipient, reply: Replies.recipientOk });
+  }
+
+  /** An authenticated user, or a client of trusted_networks: whose MT-PRIORITY and FUTURERELEASE count. */
+  private trusted(): boolean {
+    return this.session.authUser !== null || inNetworks(this.peer.ip, this.deps.trustedNetworks);
+  }
+
+  /** FUTURERELEASE (RFC 4865 §4): only for trusted submitters, and no longer than max_hold_seconds. */
+  private checkHold(params: MailParams): Reply | null {
+    const hold = params.hold;
+    if (hold === undefined) return null;
+    const max = this.deps.config.submission.maxHoldSeconds;
+    if (max === 0 || this.listener.service === 'smtp' || this.listener.service === 'lmtp')
+      return withText(Replies.badParameter, 'FUTURERELEASE is not offered here');
+    if (!this.trusted()) return withText(Replies.authRequired, 'FUTURERELEASE needs an authenticated client');
+    const seconds = hold.kind === 'for' ? hold.seconds : (hold.atMs - this.deps.clock.nowMs()) / 1000;
+    if (seconds > max) return withText(Replies.syntaxError, `Hold time is longer than ${max} seconds (RFC 4865)`);
+    return null;
   }
 
   /** 452 4.3.1 when the data directory's filesystem is below the reserve (or 1.5 × the declared SIZE). */
@@ -625,6 +654,7 @@ export class SmtpConnection implements Driver {
       quotaLimits: this.quotaLimits,
       mailParams: this.mailParams,
       perRecipient: this.listener.service === 'lmtp',
+      trusted: this.trusted(),
     });
     const { reply } = result;
     if (reply.code < 400 && user !== null) await this.submission.recordSent(user, tx.recipients.length);

@@ -36,6 +36,13 @@ export function acceptedFields(queueId: string, envelope: Envelope, sizeBytes: n
     user: client.authUser,
     ...(envelope.requireTls === true ? { requireTls: true } : {}),
     ...(envelope.tlsOptional === true ? { tlsRequired: 'no' } : {}),
+    ...(envelope.priority === undefined ? {} : { priority: envelope.priority }),
+    ...(envelope.holdUntilMs === undefined
+      ? {}
+      : { holdUntil: new Date(envelope.holdUntilMs).toISOString() }),
+    ...(envelope.deliverBy === undefined
+      ? {}
+      : { deliverBy: `${new Date(envelope.deliverBy.deadlineMs).toISOString()};${envelope.deliverBy.mode}` }),
   };
 }
 

@@ -15,7 +15,8 @@ import { rmSync } from 'node:fs';
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer as createNetServer, connect as netConnect } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { generate } from 'selfsigned';
 import { SMTPServer } from 'smtp-server';
 import type { SMTPServerAddress, SMTPServerOptions, SMTPServerSession } from 'smtp-server';
@@ -827,14 +828,23 @@ export function findPython(module: string): string | null {
   return null;
 }
 
-/** aiosmtpd's Controller, or Python's stdlib smtpd (asyncore; gone in Python 3.12), on host:port. */
+const EXTENSION_PEER = join(dirname(fileURLToPath(import.meta.url)), 'py', 'extension_peer.py');
+
+/**
+ * aiosmtpd's Controller, Python's stdlib smtpd (asyncore; gone in Python 3.12), or aiosmtpd offering
+ * MT-PRIORITY and DELIVERBY (py/extension_peer.py; its messages carry no data), on host:port.
+ */
 export async function startPythonPeer(
-  kind: 'aiosmtpd' | 'smtpd',
+  kind: 'aiosmtpd' | 'smtpd' | 'extensions',
   python: string,
   host: string,
   port: number,
 ): Promise<ExternalPeer> {
-  const child = spawn(python, ['-W', 'ignore', '-c', PY_PEER, kind, host, String(port)], {
+  const args =
+    kind === 'extensions'
+      ? ['-W', 'ignore', EXTENSION_PEER, host, String(port)]
+      : ['-W', 'ignore', '-c', PY_PEER, kind, host, String(port)];
+  const child = spawn(python, args, {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
   liveChildren.add(child);
@@ -863,7 +873,7 @@ export async function startPythonPeer(
           mailFrom: event['mailFrom'] as string,
           rcptTos: event['rcptTos'] as string[],
           mailArgs: event['mailArgs'] as string[],
-          data: Buffer.from(event['data'] as string, 'base64'),
+          data: Buffer.from((event['data'] as string | undefined) ?? '', 'base64'),
         });
     }
   });

@@ -106,6 +106,10 @@ export const queueShow: Command = {
         `client:   ${describeClient(e)}`,
       ];
       if (e.envid !== null) lines.push(`envid:    ${e.envid}`);
+      if (e.priority !== undefined) lines.push(`priority: ${e.priority} (MT-PRIORITY)`);
+      if (e.holdUntilMs !== undefined) lines.push(`hold:     until ${iso(e.holdUntilMs)} (FUTURERELEASE)`);
+      if (e.deliverBy !== undefined)
+        lines.push(`by:       ${iso(e.deliverBy.deadlineMs)} mode ${e.deliverBy.mode} (DELIVERBY)`);
       if (e.ret !== null) lines.push(`ret:      ${e.ret}`);
       lines.push('recipients:');
       for (const r of m.recipients) {

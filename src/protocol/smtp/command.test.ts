@@ -13,6 +13,7 @@ import {
   parseBdat,
   parseCommandLine,
   parseMail,
+  parseRfc3339,
   parseRcpt,
   type MailCommand,
   type Parsed,
@@ -189,6 +190,48 @@ describe('parseMail: parameters', () => {
     for (const bad of ['=x', '-A=1', 'SIZE==1', 'X=', 'X=a=b', 'X=\x01', 'A_B=1']) {
       assert.equal(reply(parseMail(`FROM:<a@example.org> ${bad}`, true)), Replies.syntaxError, bad);
     }
+  });
+});
+
+describe('parseMail: MT-PRIORITY, DELIVERBY and FUTURERELEASE', () => {
+  const params = (arg: string) => {
+    const r = parseMail(`FROM:<a@example.org> ${arg}`, true);
+    return r.ok ? r.value.params : r.reply;
+  };
+  test('MT-PRIORITY (RFC 6710): -9 to 9 with an optional sign', () => {
+    assert.equal((params('MT-PRIORITY=5') as { priority?: number }).priority, 5);
+    assert.equal((params('mt-priority=-9') as { priority?: number }).priority, -9);
+    assert.equal((params('MT-PRIORITY=+3') as { priority?: number }).priority, 3);
+    for (const bad of ['MT-PRIORITY=10', 'MT-PRIORITY=x', 'MT-PRIORITY', 'MT-PRIORITY=1.5'])
+      assert.deepEqual(params(bad), Replies.syntaxError, bad);
+  });
+  test('BY (RFC 2852): time;mode[T], R needs a positive time', () => {
+    assert.deepEqual((params('BY=120;R') as { by?: unknown }).by, { seconds: 120, mode: 'R', trace: false });
+    assert.deepEqual((params('BY=-30;nt') as { by?: unknown }).by, { seconds: -30, mode: 'N', trace: true });
+    for (const bad of ['BY=0;R', 'BY=-5;R', 'BY=10', 'BY=10;X', 'BY=1234567890;N', 'BY=;R'])
+      assert.deepEqual(params(bad), Replies.syntaxError, bad);
+  });
+  test('HOLDFOR and HOLDUNTIL (RFC 4865), not both, not with BY', () => {
+    assert.deepEqual((params('HOLDFOR=3600') as { hold?: unknown }).hold, { kind: 'for', seconds: 3600 });
+    assert.deepEqual((params('HOLDUNTIL=2026-12-24T18:00:00+01:00') as { hold?: unknown }).hold, {
+      kind: 'until',
+      atMs: Date.UTC(2026, 11, 24, 17, 0, 0),
+    });
+    for (const bad of [
+      'HOLDFOR=-1',
+      'HOLDFOR=1 HOLDUNTIL=2026-12-24T18:00:00Z',
+      'HOLDFOR=10 BY=100;R',
+      'HOLDUNTIL=2026-02-30T00:00:00Z',
+      'HOLDUNTIL=tomorrow',
+    ])
+      assert.deepEqual(params(bad), Replies.syntaxError, bad);
+  });
+  test('parseRfc3339: zones, fractions, leap second clamp, nonsense refused', () => {
+    assert.equal(parseRfc3339('2026-01-01T00:00:00Z'), Date.UTC(2026, 0, 1));
+    assert.equal(parseRfc3339('2026-01-01T00:00:00.250-00:30'), Date.UTC(2026, 0, 1, 0, 30, 0, 250));
+    assert.equal(parseRfc3339('2026-13-01T00:00:00Z'), null);
+    assert.equal(parseRfc3339('2026-01-01 00:00:00Z'), null);
+    fc.assert(fc.property(fc.string(), (s) => void parseRfc3339(s)));
   });
 });
 

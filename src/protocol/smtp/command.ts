@@ -31,6 +31,20 @@ export interface MailParams {
   readonly envid: string | null;
   /** RFC 8689: the message must travel only over authenticated TLS (REQUIRETLS). */
   readonly requireTls?: boolean;
+  /** RFC 6710 MT-PRIORITY: -9 (lowest) to 9 (highest); absent: not given (0). */
+  readonly priority?: number;
+  /** RFC 2852 DELIVERBY: BY=<seconds>;R|N[T]. */
+  readonly by?: DeliverBy;
+  /** RFC 4865 FUTURERELEASE: HOLDFOR=<seconds>, or HOLDUNTIL as epoch milliseconds. */
+  readonly hold?:
+    { readonly kind: 'for'; readonly seconds: number } | { readonly kind: 'until'; readonly atMs: number };
+}
+
+/** RFC 2852 §4: the by-time (seconds, may be negative for N), the by-mode, and the trace flag. */
+export interface DeliverBy {
+  readonly seconds: number;
+  readonly mode: 'R' | 'N';
+  readonly trace: boolean;
 }
 
 export interface MailCommand {
@@ -142,6 +156,9 @@ export function parseMail(arg: string, esmtp: boolean): Parsed<MailCommand> {
   let ret: 'FULL' | 'HDRS' | null = null;
   let envid: string | null = null;
   let requireTls = false;
+  let priority: number | null = null;
+  let by: DeliverBy | null = null;
+  let hold: MailParams['hold'] | null = null;
   const seen = new Map<string, string | null>();
   for (const { key, value } of pairs) {
     // Python's smtplib adds SMTPUTF8 (and BODY=8BITMIME) even when its caller already did: an identical
@@ -180,6 +197,32 @@ export function parseMail(arg: string, esmtp: boolean): Parsed<MailCommand> {
         if (value !== null) return { ok: false, reply: Replies.syntaxError };
         requireTls = true;
         break;
+      case 'MT-PRIORITY':
+        // RFC 6710 §3: an integer from -9 to 9, an optional sign.
+        if (value === null || !/^[+-]?\d$/.test(value)) return { ok: false, reply: Replies.syntaxError };
+        priority = Number(value);
+        break;
+      case 'BY': {
+        // RFC 2852 §4: by-time ";" by-mode [by-trace]; by-time is at most 9 digits with a sign.
+        const m = value === null ? null : /^([+-]?\d{1,9});([RN])(T?)$/i.exec(value);
+        if (m === null) return { ok: false, reply: Replies.syntaxError };
+        const seconds = Number(m[1]);
+        const mode = m[2]!.toUpperCase() as 'R' | 'N';
+        // §4.1: with R the time must be positive: the message would have expired already.
+        if (mode === 'R' && seconds <= 0) return { ok: false, reply: Replies.syntaxError };
+        by = { seconds, mode, trace: m[3] !== '' };
+        break;
+      }
+      case 'HOLDFOR':
+        if (value === null || !/^\d{1,9}$/.test(value)) return { ok: false, reply: Replies.syntaxError };
+        hold = { kind: 'for', seconds: Number(value) };
+        break;
+      case 'HOLDUNTIL': {
+        const atMs = value === null ? null : parseRfc3339(value);
+        if (atMs === null) return { ok: false, reply: Replies.syntaxError };
+        hold = { kind: 'until', atMs };
+        break;
+      }
       case 'AUTH':
         // RFC 4954 §5: accepted from unauthenticated clients and not passed on; validated as xtext.
         if (value === null || (value !== '<>' && xtextOctets(value) === null))
@@ -189,13 +232,50 @@ export function parseMail(arg: string, esmtp: boolean): Parsed<MailCommand> {
         return { ok: false, reply: Replies.badParameter };
     }
   }
+  // RFC 4865 §4: HOLDFOR and HOLDUNTIL together, or with BY, are an error.
+  if (seen.has('HOLDFOR') && seen.has('HOLDUNTIL')) return { ok: false, reply: Replies.syntaxError };
+  if (hold !== null && by !== null) return { ok: false, reply: Replies.syntaxError };
   return {
     ok: true,
     value: {
       sender: path.mailbox,
-      params: { sizeBytes, body, smtputf8, ret, envid, ...(requireTls ? { requireTls } : {}) },
+      params: {
+        sizeBytes,
+        body,
+        smtputf8,
+        ret,
+        envid,
+        ...(requireTls ? { requireTls } : {}),
+        ...(priority === null ? {} : { priority }),
+        ...(by === null ? {} : { by }),
+        ...(hold === null ? {} : { hold }),
+      },
     },
   };
+}
+
+/**
+ * RFC 3339 date-time (RFC 4865 §3 HOLDUNTIL), e.g. "2026-12-24T18:00:00Z" or "…T18:00:00.5+01:00";
+ * epoch milliseconds, or null when it is not one.
+ */
+export function parseRfc3339(s: string): number | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$/.exec(s);
+  if (m === null) return null;
+  const [, y, mo, d, h, mi, sec, frac, zone] = m;
+  const month = Number(mo);
+  const day = Number(d);
+  if (month < 1 || month > 12 || day < 1 || day > 31 || Number(h) > 23 || Number(mi) > 59 || Number(sec) > 60)
+    return null;
+  const utc = Date.UTC(Number(y), month - 1, day, Number(h), Number(mi), Math.min(59, Number(sec)));
+  // Date.UTC rolls 31 February into March: such a date is not one.
+  if (new Date(utc).getUTCDate() !== day) return null;
+  const ms = frac === undefined ? 0 : Math.floor(Number(`0${frac}`) * 1000);
+  let offsetMin = 0;
+  if (zone !== undefined && zone.toUpperCase() !== 'Z') {
+    const sign = zone.startsWith('-') ? -1 : 1;
+    offsetMin = sign * (Number(zone.slice(1, 3)) * 60 + Number(zone.slice(4, 6)));
+  }
+  return utc + ms - offsetMin * 60_000;
 }
 
 /** "TO:<path> params". `smtputf8`: whether the transaction's MAIL carried SMTPUTF8. */

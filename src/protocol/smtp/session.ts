@@ -66,6 +66,11 @@ export interface SessionOptions {
   readonly lmtp?: boolean;
   /** XCLIENT (Postfix's extension) may be used: the client is in [smtp] xclient_from. */
   readonly xclient?: boolean;
+  /**
+   * FUTURERELEASE (RFC 4865): the longest hold offered, in seconds (0 or absent: not offered), and the
+   * clock its EHLO line's latest release date is computed from (time is an input here).
+   */
+  readonly futureRelease?: { readonly maxSeconds: number; readonly nowMs: () => number };
 }
 
 /** RFC 4954 §4: a client's SASL response line may be up to 12288 octets. */
@@ -469,7 +474,18 @@ export class SmtpSession {
       'DSN',
       // RFC 9422: the limits a client would otherwise learn by being refused (452 4.5.3, 421).
       `LIMITS MAILMAX=${this.options.maxTransactions} RCPTMAX=${this.options.maxRecipients}`,
+      // RFC 6710 §9: the MIXER policy (priorities order the queue; untrusted senders' are ignored).
+      'MT-PRIORITY MIXER',
+      // RFC 2852: any by-time (no minimum) is taken; the queue returns or reports at the deadline.
+      'DELIVERBY',
     ];
+    const release = this.options.futureRelease;
+    if (release !== undefined && release.maxSeconds > 0) {
+      const latest = new Date(release.nowMs() + release.maxSeconds * 1000)
+        .toISOString()
+        .replace(/\.\d{3}Z$/, 'Z');
+      ext.push(`FUTURERELEASE ${release.maxSeconds} ${latest}`);
+    }
     if (this.options.starttls && !this.tlsActive) ext.push('STARTTLS');
     // RFC 8689 §4: only over TLS (after STARTTLS, or on implicit TLS).
     if (this.tlsActive) ext.push('REQUIRETLS');

@@ -22,6 +22,10 @@ export interface Capabilities {
   readonly enhancedStatusCodes: boolean;
   /** RFC 8689: the server takes REQUIRETLS on MAIL FROM. */
   readonly requireTls: boolean;
+  /** RFC 6710: MT-PRIORITY=n is taken on MAIL FROM. */
+  readonly mtPriority?: boolean;
+  /** RFC 2852: BY= is taken on MAIL FROM. */
+  readonly deliverBy?: boolean;
   /** SASL mechanisms offered, upper case, in the server's order. */
   readonly authMechanisms: readonly string[];
 }
@@ -87,6 +91,12 @@ export function parseEhloReply(lines: readonly string[]): Capabilities {
         break;
       case 'ENHANCEDSTATUSCODES':
         caps.enhancedStatusCodes = true;
+        break;
+      case 'MT-PRIORITY':
+        caps.mtPriority = true;
+        break;
+      case 'DELIVERBY':
+        caps.deliverBy = true;
         break;
       case 'REQUIRETLS':
         caps.requireTls = true;

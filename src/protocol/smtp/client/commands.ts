@@ -103,6 +103,10 @@ export interface MailOptions {
   readonly envid: string | null;
   /** RFC 8689: pass REQUIRETLS on. */
   readonly requireTls?: boolean;
+  /** RFC 6710: MT-PRIORITY=n, only to a server that offers it. */
+  readonly priority?: number;
+  /** RFC 2852: BY=<seconds left>;R|N[T], only to a server that offers DELIVERBY. */
+  readonly by?: { readonly seconds: number; readonly mode: 'R' | 'N'; readonly trace: boolean };
 }
 
 export function formatMail(o: MailOptions): string {
@@ -116,6 +120,8 @@ export function formatMail(o: MailOptions): string {
     if (envid.length <= MAX_ENVID_CHARS) params.push(`ENVID=${envid}`);
   }
   if (o.requireTls === true) params.push('REQUIRETLS');
+  if (o.priority !== undefined && o.priority !== 0) params.push(`MT-PRIORITY=${o.priority}`);
+  if (o.by !== undefined) params.push(`BY=${o.by.seconds};${o.by.mode}${o.by.trace ? 'T' : ''}`);
   return `MAIL FROM:<${o.sender}>${params.map((p) => ` ${p}`).join('')}\r\n`;
 }
 

@@ -66,7 +66,12 @@ export type SendResult =
 export type ContentMode = 'data' | 'bdat' | 'bdat-binary';
 
 export interface TransactionRequest {
-  readonly envelope: Pick<Envelope, 'sender' | 'body' | 'smtputf8' | 'ret' | 'envid' | 'requireTls'>;
+  readonly envelope: Pick<
+    Envelope,
+    'sender' | 'body' | 'smtputf8' | 'ret' | 'envid' | 'requireTls' | 'priority' | 'deliverBy'
+  >;
+  /** Now, for DELIVERBY's time left (BY= says seconds from now). */
+  readonly nowMs?: number;
   readonly recipients: readonly EnvelopeRecipient[];
   /** The message size as stored (SIZE= is an estimate, RFC 1870 §3). */
   readonly sizeBytes: number;
@@ -224,6 +229,17 @@ export function planTransaction(req: TransactionRequest, caps: Capabilities): Pl
     ret: caps.dsn ? envelope.ret : null,
     envid: caps.dsn ? envelope.envid : null,
     ...(envelope.requireTls === true ? { requireTls: true } : {}),
+    // Passed on to a next hop that offers them (RFC 6710 §5.2, RFC 2852 §4.1.2); else kept here.
+    ...(caps.mtPriority === true && envelope.priority !== undefined ? { priority: envelope.priority } : {}),
+    ...(caps.deliverBy === true && envelope.deliverBy !== undefined && req.nowMs !== undefined
+      ? {
+          by: {
+            seconds: byTimeLeft(envelope.deliverBy, req.nowMs),
+            mode: envelope.deliverBy.mode,
+            trace: envelope.deliverBy.trace,
+          },
+        }
+      : {}),
   });
   const content: ContentMode =
     envelope.body === 'BINARYMIME' ? 'bdat-binary' : caps.chunking ? 'bdat' : 'data';
@@ -318,6 +334,13 @@ function verdictOf(f: Failure): Omit<RecipientResult, 'address'> {
  * LMTP's end of data (RFC 2033 §4.2): `replies[i]` is accepted[i]'s own. 'sent' when any recipient was
  * delivered (the others carry their refusals), else 'failed' as one failure per recipient would say.
  */
+/** BY='s by-time from now: whole seconds left (R: at least 1, as the worker returns expired mail itself). */
+function byTimeLeft(by: NonNullable<Envelope['deliverBy']>, nowMs: number): number {
+  const left = Math.ceil((by.deadlineMs - nowMs) / 1000);
+  const bounded = Math.max(-999_999_999, Math.min(999_999_999, left));
+  return by.mode === 'R' ? Math.max(1, bounded) : bounded;
+}
+
 export function evaluateLmtpFinal(
   accepted: readonly string[],
   refused: readonly RecipientResult[],
