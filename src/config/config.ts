@@ -527,9 +527,30 @@ export interface Config {
   readonly admin: AdminConfig;
   readonly mtaStsPublish: MtaStsPublishConfig;
   readonly filters: FiltersConfig;
+  /** Sieve at delivery and ManageSieve (issue 18). */
+  readonly sieve: SieveConfig;
   /** Where the snapshot came from: a file path, or null for embedded defaults. */
   readonly source: string | null;
 }
+
+/** `[sieve]`: users' Sieve scripts (RFC 5228), managed over ManageSieve (RFC 5804), run at delivery. */
+export interface SieveConfig {
+  /** Scripts one user may keep (QUOTA/MAXSCRIPTS past it); 0 = no limit. */
+  readonly maxScripts: number;
+  /** One script's size in octets (QUOTA/MAXSIZE past it). */
+  readonly maxScriptBytes: number;
+  /** redirect actions one delivery may carry out (the MAXREDIRECTS capability). */
+  readonly maxRedirects: number;
+  /** The shortest vacation period a script may ask for (RFC 5230 §4.1 suggests a day). */
+  readonly vacationMinSeconds: number;
+}
+
+export const DEFAULT_SIEVE: SieveConfig = {
+  maxScripts: 32,
+  maxScriptBytes: 1024 * 1024,
+  maxRedirects: 4,
+  vacationMinSeconds: 86_400,
+};
 
 export const DEFAULT_LIMITS: LimitsConfig = {
   maxMessageBytes: 26_214_400,
@@ -651,6 +672,7 @@ export function defaultConfig(): Config {
       { ...listenerDefaults('pop3s'), service: 'pop3s', host: '127.0.0.1', port: 2995 },
       { ...listenerDefaults('imap'), service: 'imap', host: '127.0.0.1', port: 2143 },
       { ...listenerDefaults('imaps'), service: 'imaps', host: '127.0.0.1', port: 2993 },
+      { ...listenerDefaults('managesieve'), service: 'managesieve', host: '127.0.0.1', port: 2419 },
     ],
     tls: { cert: null, key: null, clientCa: null },
     limits: DEFAULT_LIMITS,
@@ -669,6 +691,7 @@ export function defaultConfig(): Config {
     admin: { ...DEFAULT_ADMIN, listeners: [{ host: '127.0.0.1', port: 8025, tls: 'none' }] },
     mtaStsPublish: DEFAULT_MTA_STS_PUBLISH,
     filters: DEFAULT_FILTERS,
+    sieve: DEFAULT_SIEVE,
     source: null,
   };
 }

@@ -297,6 +297,12 @@ session_idle_minutes = 30
 mode = "enforce"
 max_age_seconds = 1209600
 
+[sieve]
+max_scripts = 5
+max_script_bytes = 65536
+max_redirects = 2
+vacation_min_seconds = 3600
+
 [filters]
 order = ["dnsbl"]
 
@@ -520,6 +526,7 @@ describe('parseConfig: a full file', () => {
         plugins: [],
         networks: [],
       },
+      sieve: { maxScripts: 5, maxScriptBytes: 65_536, maxRedirects: 2, vacationMinSeconds: 3600 },
       source: 'test.toml',
     };
     assert.deepEqual(config, expected);

@@ -32,6 +32,8 @@ import {
   DEFAULT_QUEUE,
   DEFAULT_SERVER,
   DEFAULT_TRACE,
+  DEFAULT_SIEVE,
+  type SieveConfig,
   DEFAULT_SUBMISSION,
   SERVICES,
   defaultConfig,
@@ -231,6 +233,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const admin = readAdmin(ctx, top['admin'], listenersRead?.admin ?? defaults.admin.listeners);
   const mtaStsPublish = readMtaStsPublish(ctx, top['mta_sts'], listenersRead?.mtaSts ?? []);
   const filters = readFilters(ctx, top['filters']);
+  const sieve = readSieve(ctx, top['sieve']);
 
   if (ctx.errors.length > 0) return { ok: false, errors: sortByLine(ctx.errors) };
   const config: Config = {
@@ -256,6 +259,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     admin,
     mtaStsPublish,
     filters,
+    sieve,
     source,
   };
   return { ok: true, config: deepFreeze(copyConfig(config)), warnings: sortByLine(ctx.warnings) };
@@ -293,6 +297,7 @@ const TOP_KEYS = [
   'admin',
   'mta_sts',
   'filters',
+  'sieve',
 ];
 const LISTENER_KEYS = [
   'service',
@@ -722,6 +727,28 @@ function readServer(ctx: Ctx, value: unknown): ServerConfig {
 
 /** Ten years: longer is a typo (and past what a timer or a date in milliseconds should hold). */
 const MAX_TRACE_DAYS = 3650;
+
+function readSieve(ctx: Ctx, value: unknown): SieveConfig {
+  const t = opt(value, (v) =>
+    readTable(ctx, ['sieve'], v, [
+      'max_scripts',
+      'max_script_bytes',
+      'max_redirects',
+      'vacation_min_seconds',
+    ]),
+  );
+  if (t === undefined) return DEFAULT_SIEVE;
+  const int = (key: string, bounds: { min: number; max?: number }): number | undefined =>
+    opt(t[key], (v) => readInteger(ctx, ['sieve', key], v, bounds));
+  return {
+    maxScripts: int('max_scripts', { min: 0 }) ?? DEFAULT_SIEVE.maxScripts,
+    maxScriptBytes:
+      int('max_script_bytes', { min: 1024, max: 16 * 1024 * 1024 }) ?? DEFAULT_SIEVE.maxScriptBytes,
+    maxRedirects: int('max_redirects', { min: 0, max: 64 }) ?? DEFAULT_SIEVE.maxRedirects,
+    vacationMinSeconds:
+      int('vacation_min_seconds', { min: 0, max: 90 * 86_400 }) ?? DEFAULT_SIEVE.vacationMinSeconds,
+  };
+}
 
 function readTrace(ctx: Ctx, value: unknown): TraceConfig {
   const t = opt(value, (v) => readTable(ctx, ['trace'], v, ['retention_days']));
@@ -2136,7 +2163,6 @@ function readListener(
       : readEnum(ctx, [...base, 'service'], t['service'], SERVICES);
 
   let where: { host: string; port: number; hostKey: string; family: 0 | 4 | 6 } | undefined;
-  if (service === 'managesieve') return fail(ctx, [...base, 'service'], 'managesieve is not available yet');
   const socket = readSocketPath(ctx, base, t, service);
   if (socket === null) return undefined;
   const address =

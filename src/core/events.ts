@@ -39,6 +39,25 @@ export const Events = {
   smtpRateLimited: 'security.rate.limited',
   tlsHandshake: 'smtp.tls',
   tlsFailed: 'smtp.tls.failed',
+  // ManageSieve sessions (src/server/managesieve-connection.ts); failed logins are the security.* events
+  sieveConnect: 'managesieve.connect',
+  sieveClose: 'managesieve.close',
+  sieveCommand: 'managesieve.command',
+  sieveState: 'managesieve.state',
+  sieveTimeout: 'managesieve.timeout',
+  sieveViolation: 'managesieve.violation',
+  sieveInternalError: 'managesieve.internal_error',
+  sieveRefused: 'managesieve.refused',
+  sieveTls: 'managesieve.tls',
+  sieveTlsFailed: 'managesieve.tls.failed',
+  sieveAuthVerify: 'managesieve.auth.verify',
+  sieveAuthSucceeded: 'managesieve.auth.succeeded',
+  /** A script stored, activated, deactivated, renamed or deleted. */
+  sieveScriptChanged: 'managesieve.script',
+  // Sieve at delivery (src/delivery/sieve-delivery.ts)
+  sieveRun: 'delivery.sieve',
+  sieveFailed: 'delivery.sieve.failed',
+  sieveVacation: 'delivery.sieve.vacation',
   // POP3 sessions (src/server/pop3-connection.ts); failed logins and lockouts are the security.* events
   pop3Connect: 'pop3.connect',
   pop3Close: 'pop3.close',

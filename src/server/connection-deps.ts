@@ -2,6 +2,7 @@
 // generation by the listener (listeners.ts) and kept by each session until it ends. Shared by every
 // protocol driver; a driver picks what it needs (Pick<ConnectionDeps, ...>).
 
+import type { SieveScriptStore } from '../store/sieve-scripts.ts';
 import type { X509Certificate } from 'node:crypto';
 import type { SecureContext } from 'node:tls';
 import type { Config } from '../config/config.ts';
@@ -32,6 +33,8 @@ export interface ConnectionDeps {
   /** For STARTTLS and implicit TLS; null when no certificate is available. */
   readonly secureContext: SecureContext | null;
   readonly trustedNetworks: readonly Network[];
+  /** Users' Sieve scripts (ManageSieve), opened on first use. */
+  readonly sieveScripts?: () => SieveScriptStore;
   /** [smtp] xclient_from: who may name another client with XCLIENT. */
   readonly xclientNetworks?: readonly Network[];
   readonly authenticator: Authenticator;

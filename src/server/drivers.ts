@@ -4,6 +4,7 @@
 import type { Service } from '../config/config.ts';
 import type { DriverFactory } from './driver.ts';
 import { imapDriver } from './imap-connection.ts';
+import { manageSieveDriver } from './managesieve-connection.ts';
 import { pop3Driver } from './pop3-connection.ts';
 import { smtpDriver } from './smtp-connection.ts';
 
@@ -18,5 +19,5 @@ export const DRIVERS: DriverRegistry = {
   imap: imapDriver,
   imaps: imapDriver,
   lmtp: smtpDriver,
-  managesieve: smtpDriver,
+  managesieve: manageSieveDriver,
 };

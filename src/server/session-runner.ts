@@ -29,6 +29,12 @@ import { buildFilters } from '../policy/filters/build.ts';
 import type { Filter } from '../policy/filters/filter.ts';
 import type { GreylistStore } from '../core/greylist.ts';
 import { SqliteGreylistStore } from '../store/greylist-sqlite.ts';
+import { SqliteSieveScriptStore, sieveScriptsPath } from '../store/sieve-scripts-sqlite.ts';
+import {
+  DEFAULT_SIEVE_SCRIPT_LIMITS,
+  type SieveScriptLimits,
+  type SieveScriptStore,
+} from '../store/sieve-scripts.ts';
 import { dial } from '../net/dial.ts';
 import { join, resolve as resolvePath } from 'node:path';
 import type { Driver } from './driver.ts';
@@ -99,6 +105,9 @@ export class SessionRunner {
   readonly #handshakes = new Set<Socket>();
   /** data/greylist.sqlite, opened when a generation first greylists; one per thread, kept across reloads. */
   #greylist: { readonly path: string; readonly store: GreylistStore } | null = null;
+  /** data/sieve.sqlite, opened when a ManageSieve session first needs it; its limits follow reloads. */
+  #sieve: { readonly path: string; readonly store: SieveScriptStore } | null = null;
+  #sieveLimits: SieveScriptLimits = DEFAULT_SIEVE_SCRIPT_LIMITS;
   #stopping = false;
 
   constructor(shared: RunnerShared) {
@@ -160,8 +169,21 @@ export class SessionRunner {
         greylistStore: () => this.#greylistStore(join(resolvePath(config.dataDir), 'greylist.sqlite')),
         plugins: d.plugins ?? new Map(),
       }),
+      sieveScripts: () => {
+        this.#sieveLimits = {
+          maxScripts: config.sieve.maxScripts,
+          maxScriptBytes: config.sieve.maxScriptBytes,
+        };
+        return this.#sieveStore(sieveScriptsPath(config));
+      },
     };
     return { config, connDeps, secureContext };
+  }
+
+  #sieveStore(path: string): SieveScriptStore {
+    if (this.#sieve?.path !== path)
+      this.#sieve = { path, store: SqliteSieveScriptStore.open(path, { limits: () => this.#sieveLimits }) };
+    return this.#sieve.store;
   }
 
   #greylistStore(path: string): GreylistStore {
@@ -254,5 +276,7 @@ export class SessionRunner {
     // No session greylists any more: its pending writes are committed by close().
     await this.#greylist?.store.close().catch(() => undefined);
     this.#greylist = null;
+    await this.#sieve?.store.close().catch(() => undefined);
+    this.#sieve = null;
   }
 }

@@ -1,5 +1,5 @@
 // The README's first run, exactly as written: `npm start` in the repository (no configuration file, so
-// the built-in defaults: ./data, local domain localhost, 127.0.0.1:2525/2587/2465/2110/2995/2143/2993
+// the built-in defaults: ./data, local domain localhost, 127.0.0.1:2525/2587/2465/2110/2995/2143/2993/2419
 // and the admin page on 8025),
 // `npx tern user add` while it runs, a message sent with Python's smtplib to 127.0.0.1:2525, read back
 // with `npx tern mailbox list/cat`, then over IMAP with imapflow on imaps (2993: read, flag, search,
@@ -24,7 +24,7 @@ import { ImapFlow } from 'imapflow';
 import type { ProcessResult } from './harness.ts';
 import { ROOT, havePython, poplib, runProcess, smtplib, waitFor } from './harness.ts';
 
-const PORTS = [2525, 2587, 2465, 2110, 2995, 2143, 2993, 8025] as const;
+const PORTS = [2525, 2587, 2465, 2110, 2995, 2143, 2993, 2419, 8025] as const;
 const DATA_DIR = join(ROOT, 'data');
 
 async function portFree(port: number): Promise<boolean> {
@@ -126,7 +126,7 @@ describe('npm start, as the README says', { skip }, () => {
     outputClosed = new Promise((resolve) => npm!.stdout.once('close', () => resolve()));
 
     await waitFor(
-      'the eight listening lines of the defaults',
+      'the nine listening lines of the defaults',
       () => {
         if (npm!.exitCode !== null && !output.includes('listening admin'))
           throw new Error(`npm start exited ${npm!.exitCode}:\n${output}`);
@@ -142,6 +142,7 @@ describe('npm start, as the README says', { skip }, () => {
       'listening pop3s 127.0.0.1:2995 (implicit)',
       'listening imap 127.0.0.1:2143 (starttls)',
       'listening imaps 127.0.0.1:2993 (implicit)',
+      'listening managesieve 127.0.0.1:2419 (starttls)',
       'listening admin 127.0.0.1:8025 (none)',
     ]) {
       assert.ok(output.split('\n').includes(line), `missing "${line}" in:\n${output}`);
