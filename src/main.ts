@@ -8,6 +8,7 @@
 // (src/protocol, src/server, src/net). Nothing imports this file except the CLI, the session threads'
 // entry (session-thread.ts, the other composition root) and tests.
 
+import { SqliteSieveScriptStore, sieveScriptsPath } from './store/sieve-scripts-sqlite.ts';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import type { Writable } from 'node:stream';
@@ -285,6 +286,8 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     ? new MtaSts({ resolver, cache: policyCache, clock, logger, tlsCa })
     : null;
   const remote = new RemoteDelivery({ config, resolver, logger, tlsCa, mtaSts, tlsResults: policyCache });
+  // Users' Sieve scripts, run at delivery here; ManageSieve sessions open their own connections to the file.
+  const sieveScripts = SqliteSieveScriptStore.open(sieveScriptsPath(config));
   const tlsReporter = new TlsReporter({ store: policyCache, resolver, queue, config, clock, logger, tlsCa });
   const dmarcReporter = new DmarcReporter({ store: dmarcStore, resolver, queue, config, clock, logger });
   const worker = new DeliveryWorker({
@@ -297,6 +300,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     remote,
     dkimDataDir: dataPaths(config).root,
     diskSpace: new DiskSpace(dataPaths(config).mail, 0),
+    sieve: sieveScripts,
   });
   let listeners: Awaited<ReturnType<typeof startListeners>> | undefined;
   let admin: RunningAdmin | null = null;
@@ -431,6 +435,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     await mtaSts?.close();
     await tlsReporter.close();
     policyCache.close();
+    await sieveScripts.close();
     await dmarcStore.close();
     await services.close();
     trace.close();
@@ -497,6 +502,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         await mtaSts?.close();
         await tlsReporter.close();
         policyCache.close();
+        await sieveScripts.close();
         await dmarcStore.close();
         await services.close();
         trace.close();

@@ -28,9 +28,35 @@ export interface LocalDeliveryRequest {
   /** The queued bytes; called once per delivery so each one streams from the start. */
   readonly body: () => AsyncIterable<Uint8Array>;
   readonly summary: { readonly from: string; readonly subject: string; readonly date: string };
+  /** Another mailbox than the envelope's folder or INBOX (Sieve fileinto). */
+  readonly mailbox?: string;
+  /** IMAP flags of the stored copy (Sieve imap4flags); checked by the store. */
+  readonly flags?: readonly string[];
+  /** Tells this copy from the recipient's others in the delivery key (one per mailbox of a Sieve run). */
+  readonly keySuffix?: string;
+  /** The message as it is to be stored instead of the queued bytes (Sieve editheader). */
+  readonly content?: Uint8Array;
 }
 
 export const INBOX = 'INBOX';
+
+/** One chunk as a stream. */
+function once(bytes: Uint8Array): AsyncIterable<Uint8Array> {
+  return {
+    [Symbol.asyncIterator]: () => {
+      let done = false;
+      return {
+        next: () => {
+          const result = done
+            ? ({ done: true, value: undefined } as const)
+            : ({ done: false, value: bytes } as const);
+          done = true;
+          return Promise.resolve(result);
+        },
+      };
+    },
+  };
+}
 
 async function* withPrefix(prefix: Uint8Array, body: AsyncIterable<Uint8Array>): AsyncIterable<Uint8Array> {
   yield prefix;
@@ -63,7 +89,12 @@ export async function deliverLocal(
   req: LocalDeliveryRequest,
   spooled: SpooledBody | null = null,
 ): Promise<{ uid: number; id: string }> {
-  if (spooled !== null && req.envelope.returnPathDropped === true) {
+  const mailbox = req.mailbox ?? req.envelope.folder ?? INBOX;
+  const deliveryKey = `${localDeliveryKey(req.queueId, req.recipientIndex, req.user)}${req.keySuffix ?? ''}`;
+  const flags = req.flags ?? [];
+  const content = req.content;
+  const body = content === undefined ? req.body : (): AsyncIterable<Uint8Array> => once(content);
+  if (spooled !== null && req.envelope.returnPathDropped === true && content === undefined) {
     const head = finalDeliveryHead(req.envelope.sender, req.user, spooled.prefix);
     const scanner = new MimeScanner();
     scanner.push(head);
@@ -81,9 +112,9 @@ export async function deliverLocal(
       copies: [
         {
           user: req.user,
-          mailbox: req.envelope.folder ?? INBOX,
-          deliveryKey: localDeliveryKey(req.queueId, req.recipientIndex, req.user),
-          flags: [],
+          mailbox,
+          deliveryKey,
+          flags,
           head,
           structure,
         },
@@ -95,13 +126,13 @@ export async function deliverLocal(
   const scanner = new MimeScanner();
   return deps.store.deliver({
     user: req.user,
-    mailbox: req.envelope.folder ?? INBOX,
+    mailbox,
     // IMAP INTERNALDATE of delivered mail is the time of final delivery (RFC 3501 §2.3.3).
     internalDateMs: deps.clock.nowMs(),
-    flags: [],
-    deliveryKey: localDeliveryKey(req.queueId, req.recipientIndex, req.user),
+    flags,
+    deliveryKey,
     summary: { from: req.summary.from, subject: req.summary.subject, date: req.summary.date },
-    content: scanned(scanner, withPrefix(prefix, withoutHeaderFields(req.body(), isReturnPathField))),
+    content: scanned(scanner, withPrefix(prefix, withoutHeaderFields(body(), isReturnPathField))),
     // The stored bytes, Return-Path: and Delivered-To: included: the offsets must match what FETCH reads.
     structure: () => encodeStructure(scanner.finish()),
   });

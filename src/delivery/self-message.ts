@@ -19,8 +19,8 @@ export function selfClient(service: string): Envelope['client'] {
 }
 
 /**
- * Queue a report Tern made (ASCII MIME, 7bit) from `from` to one address, NOTIFY=NEVER: a report that
- * cannot be delivered is not worth a bounce to our own postmaster. The queue id.
+ * Queue a report Tern made (ASCII MIME, 7bit unless said) from `from` to one address, NOTIFY=NEVER: a
+ * report (or a vacation reply) that cannot be delivered is not worth a bounce. The queue id.
  */
 export async function queueReport(
   queue: Queue,
@@ -30,6 +30,9 @@ export async function queueReport(
     readonly bytes: Uint8Array;
     readonly service: string;
     readonly nowMs: number;
+    /** Default 7BIT (a report Tern wrote in ASCII); 8BITMIME for a UTF-8 text such as a vacation reply. */
+    readonly body?: Envelope['body'];
+    readonly smtputf8?: boolean;
   },
 ): Promise<string> {
   const writer = queue.begin();
@@ -37,8 +40,8 @@ export async function queueReport(
     await writer.write(report.bytes);
     await writer.commit({
       sender: report.from,
-      body: '7BIT',
-      smtputf8: false,
+      body: report.body ?? '7BIT',
+      smtputf8: report.smtputf8 ?? false,
       ret: null,
       envid: null,
       recipients: [{ address: report.to, notify: [], orcpt: null }],

@@ -33,7 +33,7 @@ import {
   type DsnKind,
   type DsnRecipient,
 } from './dsn.ts';
-import { selfClient } from './self-message.ts';
+import { queueReport, selfClient } from './self-message.ts';
 import type { RemoteDelivery } from './remote.ts';
 import { loadDkimKeys, signMessage, type DkimKey } from './dkim-sign.ts';
 import { extractAddresses } from '../protocol/address-list.ts';
@@ -42,8 +42,11 @@ import { splitHeaderFields } from '../policy/dkim/header-fields.ts';
 import { createPrivateKey } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { deliveryOverQuota, overQuotaFields } from '../directory/quota.ts';
-import type { MailboxStore } from '../store/mailbox-store.ts';
-import { deliverLocal, storedSizeBytes } from './local.ts';
+import { INBOX, normalizeFlags, type ImapMailboxStore, type MailboxStore } from '../store/mailbox-store.ts';
+import type { SieveScriptStore } from '../store/sieve-scripts.ts';
+import type { SieveScript } from '../protocol/sieve/index.ts';
+import { deliverLocal, storedSizeBytes, type SpooledBody } from './local.ts';
+import { editedMessage, planSieve, type SievePlan } from './sieve-delivery.ts';
 import { isDiskFull } from '../db/storage-fs.ts';
 import { SpaceWait, type FreeSpace } from './space-wait.ts';
 import { withShortLines, type Content } from './long-lines.ts';
@@ -68,6 +71,8 @@ export interface DeliveryWorkerDeps {
    * as limits.min_free_bytes is free there. None: such deliveries wait for their scheduled retry.
    */
   readonly diskSpace?: FreeSpace | null;
+  /** Users' Sieve scripts (data/sieve.sqlite): an active one decides where the user's copy goes. */
+  readonly sieve?: SieveScriptStore | null;
 }
 
 /** After the queue failed to record an outcome (a full disk), try recording it again this soon. */
@@ -147,6 +152,8 @@ type State = 'idle' | 'running' | 'stopping' | 'stopped';
 export class DeliveryWorker {
   readonly #deps: DeliveryWorkerDeps;
   readonly #config: Config;
+  /** Parsed Sieve scripts by their text (sieve-delivery.ts). */
+  readonly #sieveCache = new Map<string, SieveScript | null>();
   #changeTimer: NodeJS.Timeout | null = null;
   /** The earliest retry we deferred: woken then rather than at the next poll. */
   #retryTimer: NodeJS.Timeout | null = null;
@@ -433,6 +440,17 @@ export class DeliveryWorker {
             for (const user of users) {
               if (await this.#overQuota(message, rcpt, user, log)) {
                 full.push(user);
+                continue;
+              }
+              const plan = await this.#sievePlan(message, rcpt, user, log);
+              if (plan !== null) {
+                const sole = users.length === 1 && forward.length === 0;
+                const refused = await this.#carryOut(
+                  plan,
+                  { message, rcpt, user, summary, spooled, sole },
+                  log,
+                );
+                if (refused !== null) return refused;
                 continue;
               }
               const stored = await deliverLocal(
@@ -820,6 +838,145 @@ export class DeliveryWorker {
     return writer.id;
   }
 
+  /** The user's Sieve script's decision for this message; null when there is no active script. */
+  async #sievePlan(
+    message: QueuedMessage,
+    rcpt: QueuedRecipient,
+    user: string,
+    log: Logger,
+  ): Promise<SievePlan | null> {
+    const scripts = this.#deps.sieve;
+    if (scripts === undefined || scripts === null) return null;
+    const { queue, store, clock } = this.#deps;
+    const read = (maxBytes: number): Promise<Uint8Array> => readHead(queue.readBody(message.id), maxBytes);
+    return planSieve(
+      { scripts, config: this.#config, log, cache: this.#sieveCache },
+      {
+        queueId: message.id,
+        envelope: message.envelope,
+        rcpt: rcpt.address,
+        user,
+        sizeBytes: message.sizeBytes,
+        nowMs: clock.nowMs(),
+        header: await readHeaderBytes(queue.readBody(message.id)),
+        read,
+        mailboxes: async () => new Set((await (store as ImapMailboxStore).folders(user)).map((f) => f.name)),
+        defaultMailbox: message.envelope.folder ?? INBOX,
+      },
+    );
+  }
+
+  /**
+   * A Sieve plan carried out for one user: each copy stored (a missing mailbox made with :create, else
+   * the copy kept in the default mailbox), redirects queued as forwards, the vacation reply queued from
+   * the null sender. A reject of the only recipient is the returned bounce (the sender gets the reason
+   * in a DSN); null otherwise.
+   */
+  async #carryOut(
+    plan: SievePlan,
+    at: {
+      readonly message: QueuedMessage;
+      readonly rcpt: QueuedRecipient;
+      readonly user: string;
+      readonly summary: HeaderSummary;
+      readonly spooled: SpooledBody | null;
+      readonly sole: boolean;
+    },
+    log: Logger,
+  ): Promise<Attempt | null> {
+    const { message, rcpt, user, summary } = at;
+    const { queue, store, clock } = this.#deps;
+    if (plan.reject !== null) {
+      // RFC 5429 §2.1: nobody to tell when the sender is null; an alias member's reject refuses only its copy.
+      if (at.sole && message.envelope.sender !== '') {
+        const reason = plan.reject.replace(/[\r\n]+/g, ' ').slice(0, 400);
+        return {
+          rcpt,
+          outcome: { status: 'bounced', reply: `550 5.7.1 Rejected by the recipient's filter: ${reason}` },
+          action: 'failed',
+          status: '5.7.1',
+        };
+      }
+      log.event(Events.sieveRun, {
+        rcpt: rcpt.address,
+        user,
+        rejected: 'not returned (null sender or alias member)',
+      });
+    }
+    let content: Uint8Array | undefined;
+    if (plan.headerEdits.length > 0 && plan.stores.length > 0) {
+      const read = (maxBytes: number): Promise<Uint8Array> => readHead(queue.readBody(message.id), maxBytes);
+      const edited = await editedMessage(plan.headerEdits, read, message.sizeBytes);
+      if (edited === null)
+        log.warn(Events.sieveFailed, { user, reason: 'message too large for editheader: stored unedited' });
+      else content = edited;
+    }
+    const imap = store as ImapMailboxStore;
+    const existing = plan.stores.some((s) => s.mailbox.toUpperCase() !== 'INBOX')
+      ? new Set((await imap.folders(user)).map((f) => f.name))
+      : new Set<string>();
+    for (const s of plan.stores) {
+      let mailbox = s.mailbox;
+      if (mailbox.toUpperCase() === 'INBOX') mailbox = INBOX;
+      else if (!existing.has(mailbox) && mailbox !== message.envelope.folder) {
+        if (s.create) await imap.createFolder(user, mailbox);
+        else {
+          log.warn(Events.sieveFailed, { user, reason: `fileinto "${mailbox}": no such mailbox, kept` });
+          mailbox = message.envelope.folder ?? INBOX;
+        }
+      }
+      const stored = await deliverLocal(
+        { store, clock },
+        {
+          queueId: message.id,
+          recipientIndex: rcpt.index,
+          user,
+          envelope: message.envelope,
+          body: () => queue.readBody(message.id),
+          summary,
+          mailbox,
+          flags: storableFlags(s.flags),
+          keySuffix: `/sieve/${mailbox}`,
+          ...(content === undefined ? {} : { content }),
+        },
+        at.spooled,
+      );
+      log.event(Events.deliveryLocal, {
+        rcpt: rcpt.address,
+        user,
+        mailbox,
+        uid: stored.uid,
+        id: stored.id,
+        messageId: summary.messageId,
+        sizeBytes: message.sizeBytes,
+        sieve: true,
+      });
+    }
+    if (plan.redirects.length > 0) {
+      const id = await this.#forward(message, rcpt, plan.redirects);
+      log.event(Events.deliveryForwarded, {
+        rcpt: rcpt.address,
+        forward: plan.redirects,
+        newQueueId: id,
+        sieve: true,
+      });
+    }
+    if (plan.vacation !== null) {
+      const to = plan.vacation.to;
+      const id = await queueReport(queue, {
+        from: '',
+        to,
+        bytes: plan.vacation.bytes,
+        service: 'vacation',
+        nowMs: clock.nowMs(),
+        body: '8BITMIME',
+        smtputf8: /[^\x00-\x7f]/.test(to),
+      });
+      log.event(Events.sieveVacation, { user, to, sent: true, newQueueId: id });
+    }
+    return null;
+  }
+
   /** Queue the DSNs this attempt calls for. */
   async #notify(message: QueuedMessage, attempts: readonly Attempt[], log: Logger): Promise<void> {
     const { envelope } = message;
@@ -946,4 +1103,17 @@ export class DeliveryWorker {
 
 async function* readFileChunks(path: string): AsyncIterable<Uint8Array> {
   for await (const chunk of createReadStream(path, { highWaterMark: 64 * 1024 })) yield chunk as Buffer;
+}
+
+/** Sieve imap4flags the store takes (RFC 9051 atoms and system flags); others are dropped, never fatal. */
+function storableFlags(flags: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const f of flags) {
+    try {
+      out.push(...normalizeFlags([f]));
+    } catch {
+      // \\Recent, unknown system flags, keywords that are not atoms: RFC 5232 §3 lets the server skip them.
+    }
+  }
+  return normalizeFlags(out);
 }

@@ -433,9 +433,11 @@ export class SmtpConnection implements Driver {
         if (resolution.kind !== 'local') return reject(Replies.noSuchUser, 'unknown local user');
         // Users whose domain an LMTP transport serves are the worker's to hand over, never stored here.
         const outbound = this.deps.config.outbound;
+        // A user with an active Sieve script too: the worker runs it (delivery/sieve-delivery.ts).
         if (
           resolution.forward.length === 0 &&
-          !resolution.users.some((u) => lmtpTransportOf(u, outbound) !== null)
+          !resolution.users.some((u) => lmtpTransportOf(u, outbound) !== null) &&
+          !(await this.anySieve(resolution.users))
         )
           this.localUsers.set(recipient.address, resolution.users);
         // A mailbox already full is refused here, as Dovecot's LMTP does: the client learns it for
@@ -473,6 +475,15 @@ export class SmtpConnection implements Driver {
       if (r.kind === 'refuse') return reject(r.reply, 'filter');
     }
     return this.session.resolve({ kind: 'rcpt', recipient, reply: Replies.recipientOk });
+  }
+
+  /** Whether any of these users has an active Sieve script (their mail then goes through the queue). */
+  private async anySieve(users: readonly string[]): Promise<boolean> {
+    const open = this.deps.sieveScripts;
+    if (open === undefined) return false;
+    const scripts = open();
+    for (const u of users) if ((await scripts.getActive(u)) !== null) return true;
+    return false;
   }
 
   /** An authenticated user, or a client of trusted_networks: whose MT-PRIORITY and FUTURERELEASE count. */

@@ -38,7 +38,19 @@ const MIGRATIONS = [
      PRIMARY KEY (owner, name)
    ) STRICT;
    CREATE UNIQUE INDEX scripts_one_active ON scripts (owner) WHERE active = 1;`,
+  // Vacation replies sent: one row per (user, handle, sender), the time of the last reply.
+  `CREATE TABLE vacation_replies (
+     owner TEXT NOT NULL,
+     handle TEXT NOT NULL,
+     sender TEXT NOT NULL,
+     replied_ms INTEGER NOT NULL,
+     PRIMARY KEY (owner, handle, sender)
+   ) STRICT, WITHOUT ROWID;
+   CREATE INDEX vacation_replies_age ON vacation_replies (replied_ms);`,
 ];
+
+/** Vacation rows older than this are forgotten (RFC 5230 §4.1 caps a period at a few months). */
+const VACATION_MEMORY_MS = 120 * 86_400_000;
 
 export interface SqliteSieveScriptStoreOptions {
   /** The quotas; a function is asked on every write, so a reloaded configuration applies at once. */
@@ -169,6 +181,33 @@ export class SqliteSieveScriptStore implements SieveScriptStore {
         .get(normalizeUser(user));
       return row === undefined ? null : { name: text(row, 'name'), script: text(row, 'script') };
     });
+  }
+
+  vacationDue(
+    user: string,
+    handle: string,
+    sender: string,
+    nowMs: number,
+    periodMs: number,
+  ): Promise<boolean> {
+    return attempt(() =>
+      transaction(this.#db, () => {
+        const owner = normalizeUser(user);
+        const key = sender.toLowerCase();
+        const row = this.#sql
+          .sql('SELECT replied_ms FROM vacation_replies WHERE owner = ? AND handle = ? AND sender = ?')
+          .get(owner, handle, key);
+        if (row !== undefined && nowMs - integer(row, 'replied_ms') < periodMs) return false;
+        this.#sql
+          .sql(
+            `INSERT INTO vacation_replies (owner, handle, sender, replied_ms) VALUES (?, ?, ?, ?)
+             ON CONFLICT (owner, handle, sender) DO UPDATE SET replied_ms = excluded.replied_ms`,
+          )
+          .run(owner, handle, key, nowMs);
+        this.#sql.sql('DELETE FROM vacation_replies WHERE replied_ms < ?').run(nowMs - VACATION_MEMORY_MS);
+        return true;
+      }),
+    );
   }
 
   close(): Promise<void> {

@@ -175,6 +175,38 @@ export function runSieveScriptStoreContract(
       await Promise.all([one.close(), two.close()]);
     });
 
+    void it('vacation memory: one reply per sender and period, per handle, across connections', async () => {
+      const backend = await fresh();
+      const [one, two] = await Promise.all([backend.connect(), backend.connect()]);
+      const u = 'jürgen@exämple.org';
+      const day = 86_400_000;
+      const t0 = Date.UTC(2026, 11, 1);
+      assert.equal(await one.vacationDue(u, 'h1', 'Bob@Example.NET', t0, 7 * day), true);
+      assert.equal(
+        await two.vacationDue(u, 'h1', 'bob@example.net', t0 + day, 7 * day),
+        false,
+        'sender without case',
+      );
+      assert.equal(
+        await one.vacationDue(u, 'h2', 'bob@example.net', t0 + day, 7 * day),
+        true,
+        'another handle',
+      );
+      assert.equal(await one.vacationDue('JÜRGEN@exämple.org', 'h1', '日本@例え.jp', t0, day), true);
+      assert.equal(
+        await two.vacationDue(u, 'h1', 'bob@example.net', t0 + 7 * day, 7 * day),
+        true,
+        'the period is over',
+      );
+      const racing = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          (i % 2 === 0 ? one : two).vacationDue(u, 'h3', 'c@x.test', t0, day),
+        ),
+      );
+      assert.equal(racing.filter(Boolean).length, 1);
+      await Promise.all([one.close(), two.close()]);
+    });
+
     void it('racing writers on two connections: the quota and the one-active rule hold', async () => {
       const backend = await fresh({ maxScripts: 5, maxScriptBytes: 1000 });
       const [one, two] = await Promise.all([backend.connect(), backend.connect()]);

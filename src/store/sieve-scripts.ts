@@ -54,6 +54,18 @@ export interface SieveScriptStore {
   setActive(user: string, name: string | null): Promise<SieveWrite<'nonexistent'>>;
   /** The active script, for delivery; null when none is active. */
   getActive(user: string): Promise<ActiveSieveScript | null>;
+  /**
+   * Vacation's memory (RFC 5230 §4.2): true, and `sender` remembered as answered now, when this user's
+   * vacation `handle` has not answered `sender` within `periodMs`; false otherwise. One transaction, so
+   * two deliveries at once answer once.
+   */
+  vacationDue(
+    user: string,
+    handle: string,
+    sender: string,
+    nowMs: number,
+    periodMs: number,
+  ): Promise<boolean>;
   close(): Promise<void>;
 }
 

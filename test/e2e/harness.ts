@@ -237,7 +237,8 @@ export interface Tern {
   addUser(address: string): Promise<void>;
   addAlias(alias: string, target: string): Promise<void>;
   /** `tern mailbox list ADDRESS --json`. */
-  mailboxList(address: string): Promise<MailboxEntry[]>;
+  /** `tern mailbox list ADDRESS --json` (INBOX), or with `all` every folder (`--all`). */
+  mailboxList(address: string, options?: { readonly all?: boolean }): Promise<MailboxEntry[]>;
   /** `tern mailbox cat ADDRESS ID`: the stored bytes. */
   mailboxCat(address: string, id: string): Promise<Buffer>;
   /** Poll the mailbox store until `address` holds at least `count` messages. */
@@ -533,8 +534,14 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
     async addAlias(alias, target) {
       await must(['alias', 'add', alias, target]);
     },
-    async mailboxList(address) {
-      const r = await must(['mailbox', 'list', address, '--json']);
+    async mailboxList(address, options = {}) {
+      const r = await must([
+        'mailbox',
+        'list',
+        address,
+        '--json',
+        ...(options.all === true ? ['--all'] : []),
+      ]);
       return JSON.parse(r.stdout) as MailboxEntry[];
     },
     async mailboxCat(address, id) {

@@ -27,17 +27,25 @@ function shorten(text: string, max: number): string {
 
 export const mailboxList: Command = {
   name: 'mailbox list',
-  args: 'ADDRESS [--json]',
-  summary: "list a local user's stored messages",
-  flags: ['json'],
+  args: 'ADDRESS [--folder NAME | --all] [--json]',
+  summary: "list a local user's stored messages (INBOX, one folder, or every folder)",
+  flags: ['json', 'all'],
+  options: ['folder'],
   minPositionals: 1,
   maxPositionals: 1,
   readOnly: true,
   async run(ctx, args) {
     const user = userAddress(args.positionals[0]!, ctx.config().localDomains);
+    const folder = args.options.get('folder');
+    const all = args.flags.has('all');
+    if (all && folder !== undefined) throw new UsageError('give --folder or --all, not both');
     const messages = await ctx.withServices(['directory', 'store'], async ({ directory, store }) => {
       await requireUser(directory, user);
-      return store.list(user);
+      if (!all) return store.list(user, folder === undefined ? INBOX : normalizeMailboxName(folder));
+      const names = (await store.folders(user))
+        .filter((f) => !f.attributes.includes('\\Noselect'))
+        .map((f) => f.name);
+      return (await Promise.all(names.map((n) => store.list(user, n)))).flat();
     });
     const { stdout } = ctx.io;
     if (args.flags.has('json')) {
