@@ -482,7 +482,16 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     dataDir: dataPaths(config).root,
     config: config.source,
     selfSignedTls: tls.selfSigned,
+    ...(config.catch ? { catch: true } : {}),
   });
+  if (config.catch) {
+    // Catcher mode accepts anyone's mail and any login: say so loudly when others can reach it.
+    const open = bound.filter((b) => b.path === undefined && !/^(127\.|::1$|localhost$)/.test(b.host));
+    logger.warn(Events.serverCatchMode, {
+      message: 'catcher mode: every message is kept, nothing is delivered (docs/catch.md)',
+      ...(open.length === 0 ? {} : { reachable: open.map((b) => `${b.service} ${b.host}:${b.port}`) }),
+    });
+  }
 
   let stopping: Promise<void> | null = null;
   const stop = (reason = 'requested'): Promise<void> => {

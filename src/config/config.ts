@@ -509,6 +509,12 @@ export interface Config {
    * the whole address. Characters that may start a tag (Postfix's recipient_delimiter); "" turns it off.
    */
   readonly recipientDelimiter: string;
+  /**
+   * Catcher mode (`catch = true`, `tern serve --catch`; docs/catch.md): every message on every listener is
+   * accepted, whoever sends it and whatever the recipient, and kept in a mailbox per original recipient;
+   * nothing leaves unless released. For developers, never for a real MX.
+   */
+  readonly catch: boolean;
   readonly listeners: readonly ListenerConfig[];
   readonly tls: TlsConfig;
   readonly limits: LimitsConfig;
@@ -664,6 +670,7 @@ export function defaultConfig(): Config {
     dataDir: './data',
     localDomains: ['localhost'],
     recipientDelimiter: '+',
+    catch: false,
     listeners: [
       { ...listenerDefaults('smtp'), service: 'smtp', host: '127.0.0.1', port: 2525 },
       { ...listenerDefaults('submission'), service: 'submission', host: '127.0.0.1', port: 2587 },

@@ -323,6 +323,7 @@ describe('parseConfig: a full file', () => {
       dataDir: '/var/lib/tern',
       localDomains: ['example.org', 'example.net'],
       recipientDelimiter: '+-',
+      catch: false,
       listeners: [
         { ...listenerDefaults('smtp'), service: 'smtp', host: '0.0.0.0', port: 25 },
         { ...listenerDefaults('smtp'), service: 'smtp', host: '2001:db8::1', port: 25, tls: 'none' },

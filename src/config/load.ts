@@ -234,6 +234,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const mtaStsPublish = readMtaStsPublish(ctx, top['mta_sts'], listenersRead?.mtaSts ?? []);
   const filters = readFilters(ctx, top['filters']);
   const sieve = readSieve(ctx, top['sieve']);
+  const catchMode = opt(top['catch'], (v) => readBoolean(ctx, ['catch'], v)) ?? false;
 
   if (ctx.errors.length > 0) return { ok: false, errors: sortByLine(ctx.errors) };
   const config: Config = {
@@ -241,6 +242,7 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     dataDir,
     localDomains,
     recipientDelimiter,
+    catch: catchMode,
     listeners,
     tls,
     limits,
@@ -279,6 +281,7 @@ const TOP_KEYS = [
   'data_dir',
   'local_domains',
   'recipient_delimiter',
+  'catch',
   'listeners',
   'tls',
   'limits',

@@ -76,4 +76,6 @@ export interface Envelope {
   readonly deliverBy?: { readonly deadlineMs: number; readonly mode: 'R' | 'N'; readonly trace: boolean };
   /** RFC 4865 FUTURERELEASE: not delivered before this time. */
   readonly holdUntilMs?: number;
+  /** Released from catcher mode (`tern mailbox release`): delivered for real even while catching. */
+  readonly released?: boolean;
 }

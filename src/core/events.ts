@@ -54,6 +54,10 @@ export const Events = {
   sieveAuthSucceeded: 'managesieve.auth.succeeded',
   /** A script stored, activated, deactivated, renamed or deleted. */
   sieveScriptChanged: 'managesieve.script',
+  /** Catcher mode: a copy kept in the recipient's catch mailbox (docs/catch.md). */
+  deliveryCaught: 'delivery.caught',
+  /** The server runs in catcher mode (logged at start, with the listeners others can reach). */
+  serverCatchMode: 'server.catch',
   // Sieve at delivery (src/delivery/sieve-delivery.ts)
   sieveRun: 'delivery.sieve',
   sieveFailed: 'delivery.sieve.failed',

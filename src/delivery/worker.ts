@@ -42,7 +42,13 @@ import { splitHeaderFields } from '../policy/dkim/header-fields.ts';
 import { createPrivateKey } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { deliveryOverQuota, overQuotaFields } from '../directory/quota.ts';
-import { INBOX, normalizeFlags, type ImapMailboxStore, type MailboxStore } from '../store/mailbox-store.ts';
+import {
+  INBOX,
+  normalizeFlags,
+  normalizeUser,
+  type ImapMailboxStore,
+  type MailboxStore,
+} from '../store/mailbox-store.ts';
 import type { SieveScriptStore } from '../store/sieve-scripts.ts';
 import type { SieveScript } from '../protocol/sieve/index.ts';
 import { deliverLocal, storedSizeBytes, type SpooledBody } from './local.ts';
@@ -348,6 +354,10 @@ export class DeliveryWorker {
       if (done) {
         // Delivered before, but the queue could not record it (a full disk): record it now, never resend.
         attempts.push({ ...done, rcpt });
+        continue;
+      }
+      if (this.#config.catch && message.envelope.released !== true) {
+        attempts.push(await this.#caught(message, rcpt, log, getSummary));
         continue;
       }
       const late = this.#deliverByExpired(message, rcpt, clock.nowMs());
@@ -836,6 +846,52 @@ export class DeliveryWorker {
       throw err;
     }
     return writer.id;
+  }
+
+  /**
+   * Catcher mode (docs/catch.md): the copy goes to the mailbox named by the recipient as addressed, local
+   * or not, and nowhere else; idempotent like any local delivery.
+   */
+  async #caught(
+    message: QueuedMessage,
+    rcpt: QueuedRecipient,
+    log: Logger,
+    getSummary: () => Promise<HeaderSummary>,
+  ): Promise<Attempt> {
+    const { queue, store, clock } = this.#deps;
+    try {
+      const summary = await getSummary();
+      const user = normalizeUser(rcpt.address);
+      const stored = await deliverLocal(
+        { store, clock },
+        {
+          queueId: message.id,
+          recipientIndex: rcpt.index,
+          user,
+          envelope: message.envelope,
+          body: () => queue.readBody(message.id),
+          summary,
+          mailbox: INBOX,
+        },
+      );
+      log.event(Events.deliveryCaught, {
+        rcpt: rcpt.address,
+        uid: stored.uid,
+        id: stored.id,
+        messageId: summary.messageId,
+      });
+      return {
+        rcpt,
+        outcome: { status: 'delivered', reply: '250 2.0.0 Caught' },
+        action: 'delivered',
+        status: '2.0.0',
+      };
+    } catch (err) {
+      const reply = replyFor(err);
+      const temporary = reply.code >= 400 && reply.code < 500 ? reply : Replies.localError;
+      log.warn(Events.deliveryDeferred, { rcpt: rcpt.address, attempt: rcpt.attempts + 1, err });
+      return this.#temporary(message, rcpt, replyLine(temporary), temporary.enhanced, {});
+    }
   }
 
   /** The user's Sieve script's decision for this message; null when there is no active script. */

@@ -33,6 +33,14 @@ export function userAddress(text: string, localDomains: readonly string[]): stri
   return addressKey(mailbox);
 }
 
+/**
+ * A mailbox owner's address key: a local user's, or, for mail kept in catcher mode (docs/catch.md), any
+ * recipient's. Whether such a mailbox exists is the caller's to check.
+ */
+export function mailboxAddress(text: string): string {
+  return addressKey(parse(text, 'address'));
+}
+
 /** An alias: `name@domain`, or `@domain` for the domain's catch-all; the domain must be local. */
 export function aliasAddress(text: string, localDomains: readonly string[]): string {
   const trimmed = text.trim();

@@ -37,6 +37,23 @@ export interface VerifyResult {
   readonly detail: string;
 }
 
+/**
+ * Catcher mode's authenticator (docs/catch.md): any name with any password (PLAIN, LOGIN) is that name;
+ * mechanisms that need a secret (SCRAM, tokens, certificates) are refused. Never used outside catch mode.
+ */
+export const acceptAnyCredentials: Pick<Authenticator, 'verify'> = {
+  verify(request: VerifyRequest): Promise<VerifyResult> {
+    if (request.kind !== 'password')
+      return Promise.resolve({
+        answer: { kind: 'reject' },
+        account: null,
+        detail: 'catch mode takes passwords only',
+      });
+    const account = normalizeUser(request.username);
+    return Promise.resolve({ answer: { kind: 'accept', identity: account }, account, detail: 'catch mode' });
+  },
+};
+
 export class Authenticator {
   private readonly directory: Directory;
   private readonly tokens: TokenCheck | null;

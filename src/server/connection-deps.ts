@@ -37,7 +37,7 @@ export interface ConnectionDeps {
   readonly sieveScripts?: () => SieveScriptStore;
   /** [smtp] xclient_from: who may name another client with XCLIENT. */
   readonly xclientNetworks?: readonly Network[];
-  readonly authenticator: Authenticator;
+  readonly authenticator: Pick<Authenticator, 'verify'>;
   /** AUTH lockouts and hourly rates: one count for the process, whichever thread runs the session. */
   readonly authGuard: AuthLimits;
   readonly rateLimiter: SendRates;

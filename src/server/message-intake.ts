@@ -446,7 +446,8 @@ export class MessageIntake {
     // A header block too long to hold was written as it came: a Return-Path: in it may still stand,
     // which the worker's delivery removes as it streams.
     // FUTURERELEASE: a held message waits in the queue, even for local mailboxes.
-    if (scanner === null || this.headerFacts?.complete !== true || envelope.holdUntilMs !== undefined) return none;
+    if (scanner === null || this.headerFacts?.complete !== true || envelope.holdUntilMs !== undefined)
+      return none;
     const deps = { directory: this.deps.directory, store: this.deps.store, log: this.log };
     const plan = await planLocal(deps, {
       limits: request.quotaLimits,

@@ -23,7 +23,7 @@ import { parseCidr, type Network } from '../policy/networks.ts';
 import type { Queue } from '../queue/queue.ts';
 import type { MailboxStore } from '../store/mailbox-store.ts';
 import type { MaildropLocks } from '../store/maildrop-locks.ts';
-import { Authenticator, type TokenCheck } from './authenticator.ts';
+import { acceptAnyCredentials, Authenticator, type TokenCheck } from './authenticator.ts';
 import type { ConnectionDeps } from './connection-deps.ts';
 import { buildFilters } from '../policy/filters/build.ts';
 import type { Filter } from '../policy/filters/filter.ts';
@@ -153,7 +153,8 @@ export class SessionRunner {
       secureContext,
       trustedNetworks: networks(config.smtp.trustedNetworks),
       xclientNetworks: networks(config.smtp.xclientFrom ?? []),
-      authenticator: new Authenticator(d.directory, d.tokens ?? null),
+      // Catcher mode takes any credentials: an application under test logs in with whatever it has.
+      authenticator: config.catch ? acceptAnyCredentials : new Authenticator(d.directory, d.tokens ?? null),
       authGuard,
       rateLimiter: this.#shared.rateLimiter,
       imap: this.#shared.imap,

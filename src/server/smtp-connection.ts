@@ -137,7 +137,8 @@ export class SmtpConnection implements Driver {
       tlsActive: shell.tls !== null,
       authMechanisms: mechanisms,
       plaintextAuth: plaintextAllowed,
-      requireAuth: listener.requireAuth,
+      // Catcher mode takes mail from anyone (docs/catch.md).
+      requireAuth: listener.requireAuth && !deps.config.catch,
       // BURL (RFC 4468) belongs to message submission (RFC 6409), never to the MX listener.
       burl: listener.service !== 'smtp' && listener.service !== 'lmtp',
       lmtp: listener.service === 'lmtp',
@@ -383,6 +384,8 @@ export class SmtpConnection implements Driver {
     this.localUsers.clear();
     const disk = await this.checkDiskSpace(params.sizeBytes);
     if (disk !== null) return disk;
+    // Catcher mode: no sender rules, rates or filters; every message is kept for its recipients.
+    if (this.deps.config.catch) return null;
     const user = this.session.authUser;
     if (user !== null) {
       const refused = await this.submission.checkSender(user, sender);
@@ -405,6 +408,18 @@ export class SmtpConnection implements Driver {
       });
       return this.session.resolve({ kind: 'rcpt', recipient: null, reply });
     };
+    if (this.deps.config.catch) {
+      const address =
+        mailbox.domain === ''
+          ? `postmaster@${this.deps.config.localDomains[0] ?? this.deps.config.hostname}`
+          : formatMailbox(mailbox);
+      this.localUsers.set(address, null);
+      return this.session.resolve({
+        kind: 'rcpt',
+        recipient: { address, notify: rcpt.notify, orcpt: rcpt.orcpt },
+        reply: Replies.recipientOk,
+      });
+    }
     const decision = decideRecipient(mailbox, {
       isLocalDomain: (d) => this.deps.directory.isLocalDomain(d),
       primaryDomain: this.deps.config.localDomains[0] ?? this.deps.config.hostname,
@@ -500,7 +515,8 @@ export class SmtpConnection implements Driver {
       return withText(Replies.badParameter, 'FUTURERELEASE is not offered here');
     if (!this.trusted()) return withText(Replies.authRequired, 'FUTURERELEASE needs an authenticated client');
     const seconds = hold.kind === 'for' ? hold.seconds : (hold.atMs - this.deps.clock.nowMs()) / 1000;
-    if (seconds > max) return withText(Replies.syntaxError, `Hold time is longer than ${max} seconds (RFC 4865)`);
+    if (seconds > max)
+      return withText(Replies.syntaxError, `Hold time is longer than ${max} seconds (RFC 4865)`);
     return null;
   }
 
@@ -660,7 +676,8 @@ export class SmtpConnection implements Driver {
       sizeBytes,
       longLines,
       client: this.clientInfo(),
-      checkHeaders: (facts) => this.submission.checkHeaderSenders(user, facts),
+      checkHeaders: (facts) =>
+        this.deps.config.catch ? Promise.resolve(null) : this.submission.checkHeaderSenders(user, facts),
       usersOf: (r) => this.localUsers.get(r.address) ?? null,
       quotaLimits: this.quotaLimits,
       mailParams: this.mailParams,

@@ -442,6 +442,8 @@ export interface ImapMailboxStore extends MailboxStore {
   deleteFolder(user: string, name: string): Promise<void>;
   /** Every folder of the user, by name. */
   folders(user: string): Promise<FolderInfo[]>;
+  /** Every owner of a mailbox with its INBOX's message count (catcher mode's list of recipients). */
+  owners(): Promise<{ readonly user: string; readonly messages: number }[]>;
   subscribe(user: string, name: string): Promise<void>;
   unsubscribe(user: string, name: string): Promise<void>;
   /** Subscribed names, existing or not (LSUB; LIST (SUBSCRIBED) marks the missing \NonExistent). */

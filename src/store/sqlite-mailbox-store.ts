@@ -1164,6 +1164,18 @@ export class SqliteMailboxStore implements ImapMailboxStore {
     return [INBOX, target];
   }
 
+  owners(): Promise<{ readonly user: string; readonly messages: number }[]> {
+    return attempt(() =>
+      this.#sql
+        .sql(
+          `SELECT b.user AS user, (SELECT count(*) FROM messages m WHERE m.mailbox_id = b.id) AS n
+           FROM mailboxes b WHERE b.name = 'INBOX' ORDER BY b.user`,
+        )
+        .all()
+        .map((r) => ({ user: String(r['user']), messages: Number(r['n']) })),
+    );
+  }
+
   folders(user: string): Promise<FolderInfo[]> {
     return attempt(() =>
       this.#reading(() => {

@@ -167,6 +167,8 @@ export interface TernOptions {
   readonly lmtp?: boolean | { readonly path: string };
   /** A ManageSieve listener on a free loopback port (ports.managesieve), plaintext AUTH on loopback. */
   readonly managesieve?: boolean;
+  /** Catcher mode: `catch = true` in the file, or `tern serve --catch`. */
+  readonly catchMode?: 'config' | 'flag';
 }
 
 /** The session threads a test server gets unless the test says (TERN_E2E_WORKERS: "auto" or a count). */
@@ -274,6 +276,7 @@ export function ternConfigToml(dataDir: string, opts: TernOptions): string {
     `hostname = ${tomlValue(opts.hostname ?? 'mx.example.test')}`,
     `data_dir = ${tomlValue(dataDir)}`,
     `local_domains = ${tomlValue(opts.localDomains ?? ['example.test'])}`,
+    ...(opts.catchMode === 'config' ? ['catch = true'] : []),
     '',
     '[[listeners]]',
     'service = "smtp"',
@@ -391,7 +394,7 @@ export async function startTern(opts: TernOptions = {}): Promise<Tern> {
     }
   }
 
-  const child = spawnTernServe(configPath, dir);
+  const child = spawnTernServe(configPath, dir, opts.catchMode === 'flag' ? ['--catch'] : []);
   liveChildren.add(child);
   // The log goes to stdout as JSON lines (src/net/logger.ts), between the `listening` lines; stderr
   // carries fatal errors. Both are kept whole and JSON lines from either are parsed.

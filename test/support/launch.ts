@@ -29,7 +29,11 @@ export const WATCHDOG =
  * `tern serve --config configPath` as a child process the way users run it (the `tern` command's Node
  * flags), with the watchdog above and TERN_DEBUG (stack traces in errors). The caller tracks the child.
  */
-export function spawnTernServe(configPath: string, cwd: string): ChildProcessWithoutNullStreams {
+export function spawnTernServe(
+  configPath: string,
+  cwd: string,
+  extraArgs: readonly string[] = [],
+): ChildProcessWithoutNullStreams {
   const child = spawn(
     process.execPath,
     [
@@ -40,6 +44,7 @@ export function spawnTernServe(configPath: string, cwd: string): ChildProcessWit
       'serve',
       '--config',
       configPath,
+      ...extraArgs,
     ],
     { cwd, env: { ...process.env, TERN_DEBUG: '1' }, stdio: ['pipe', 'pipe', 'pipe'] },
   );

@@ -5,9 +5,10 @@
 import type { FastifyInstance } from 'fastify';
 import { MailboxError, INBOX } from '../../store/mailbox-store.ts';
 import { Events } from '../../core/events.ts';
-import { userAddress } from '../../ops/addresses.ts';
+import { mailboxAddress } from '../../ops/addresses.ts';
 import { OpError } from '../../ops/errors.ts';
 import { folderRows, messageJson } from '../../ops/mailbox.ts';
+import { releaseMessage } from '../../ops/release.ts';
 import { normalizeMailboxName } from '../../store/mailbox-store.ts';
 import type { AdminContext } from '../context.ts';
 import { messageBytes, sendHtml, sendPart, sendSource, sendView } from './messages.ts';
@@ -41,7 +42,8 @@ async function inStore<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 export function registerMailboxRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  const user = (text: string): string => userAddress(text, ctx.config().localDomains);
+  // Any address: a local user's mailbox, or catcher mode's for any recipient (docs/catch.md).
+  const user = (text: string): string => mailboxAddress(text);
 
   app.get<{ Params: { user: string } }>(
     '/api/mailboxes/:user/folders',
@@ -137,6 +139,47 @@ export function registerMailboxRoutes(app: FastifyInstance, ctx: AdminContext): 
     async (request, reply) => {
       ctx.auth.require(request);
       return sendPart(reply, await bytesOf(user(request.params.user), request.query.id), request.query.part);
+    },
+  );
+
+  app.get(
+    '/api/catch/recipients',
+    { schema: { summary: 'Catcher mode: every address mail was kept for, with its message count' } },
+    async (request) => {
+      ctx.auth.require(request);
+      return { catch: ctx.config().catch, recipients: await ctx.store.owners() };
+    },
+  );
+
+  app.post<{ Params: { user: string }; Body: { id: string; to?: string[] } }>(
+    '/api/mailboxes/:user/message/release',
+    {
+      schema: {
+        summary: 'Deliver a kept message for real (catcher mode): to its recipient, or to `to`',
+        params: USER,
+        body: {
+          type: 'object',
+          required: ['id'],
+          additionalProperties: false,
+          properties: {
+            id: MESSAGE_ID,
+            to: { type: 'array', maxItems: 100, items: { type: 'string', minLength: 3, maxLength: 320 } },
+          },
+        },
+      },
+    },
+    async (request) => {
+      const p = ctx.auth.require(request);
+      const u = user(request.params.user);
+      const released = await releaseMessage(ctx, u, request.body.id, request.body.to ?? []);
+      ctx.logger.event(Events.adminChange, {
+        admin: p.name,
+        action: 'mailbox.release',
+        user: u,
+        id: request.body.id,
+        queueId: released.queueId,
+      });
+      return { user: u, id: request.body.id, ...released };
     },
   );
 

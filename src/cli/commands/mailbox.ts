@@ -11,11 +11,14 @@ import { assertNever } from '../../core/assert-never.ts';
 import type { Directory } from '../../directory/directory.ts';
 import type { FlagChange, ImapMailboxStore } from '../../store/mailbox-store.ts';
 import { INBOX, MailboxError, normalizeFlags, normalizeMailboxName } from '../../store/mailbox-store.ts';
-import { userAddress } from '../../ops/addresses.ts';
+import { mailboxAddress, userAddress } from '../../ops/addresses.ts';
 import type { Command, ParsedArgs } from '../command.ts';
 import { CliError, UsageError, writeLine } from '../io.ts';
 import { isoTime } from '../time.ts';
 import { folderRows, messageJson } from '../../ops/mailbox.ts';
+import { OpError } from '../../ops/errors.ts';
+import { releaseMessage } from '../../ops/release.ts';
+import { systemClock } from '../../core/ports.ts';
 
 export { messageJson, type FolderRow } from '../../ops/mailbox.ts';
 
@@ -35,12 +38,12 @@ export const mailboxList: Command = {
   maxPositionals: 1,
   readOnly: true,
   async run(ctx, args) {
-    const user = userAddress(args.positionals[0]!, ctx.config().localDomains);
+    const user = mailboxAddress(args.positionals[0]!);
     const folder = args.options.get('folder');
     const all = args.flags.has('all');
     if (all && folder !== undefined) throw new UsageError('give --folder or --all, not both');
     const messages = await ctx.withServices(['directory', 'store'], async ({ directory, store }) => {
-      await requireUser(directory, user);
+      await requireUser(directory, user, store, ctx.config().localDomains);
       if (!all) return store.list(user, folder === undefined ? INBOX : normalizeMailboxName(folder));
       const names = (await store.folders(user))
         .filter((f) => !f.attributes.includes('\\Noselect'))
@@ -82,7 +85,7 @@ export const mailboxCat: Command = {
   maxPositionals: 2,
   readOnly: true,
   async run(ctx, args) {
-    const user = userAddress(args.positionals[0]!, ctx.config().localDomains);
+    const user = mailboxAddress(args.positionals[0]!);
     const id = args.positionals[1]!;
     await ctx.withServices(['store'], async ({ store }) => {
       const content = store.read(user, id);
@@ -94,11 +97,21 @@ export const mailboxCat: Command = {
   },
 };
 
-/** The user must be in the directory: a typo would otherwise show an empty mailbox. */
-export async function requireUser(directory: Directory, user: string): Promise<void> {
-  if (!(await directory.listUsers()).some((u) => u.address === user)) {
-    throw new CliError(`no such user: ${user}`);
-  }
+/**
+ * The user must be in the directory (a typo would otherwise show an empty mailbox), or have mail kept for
+ * it without being a user: catcher mode's mailboxes per recipient (docs/catch.md).
+ */
+export async function requireUser(
+  directory: Directory,
+  user: string,
+  store?: ImapMailboxStore,
+  localDomains?: readonly string[],
+): Promise<void> {
+  if ((await directory.listUsers()).some((u) => u.address === user)) return;
+  if (store !== undefined && (await store.status(user, INBOX)) !== null) return;
+  // An address of a domain that is not local, with no kept mail: say that rather than "no such user".
+  if (localDomains !== undefined) userAddress(user, localDomains);
+  throw new CliError(`no such user: ${user}`);
 }
 
 /** A folder name as given on the command line (`--folder`), INBOX in any case. */
@@ -164,9 +177,9 @@ export const mailboxFolders: Command = {
   maxPositionals: 1,
   readOnly: true,
   async run(ctx, args) {
-    const user = userAddress(args.positionals[0]!, ctx.config().localDomains);
+    const user = mailboxAddress(args.positionals[0]!);
     const rows = await ctx.withServices(['directory', 'store'], async ({ directory, store }) => {
-      await requireUser(directory, user);
+      await requireUser(directory, user, store, ctx.config().localDomains);
       return folderRows(store, user);
     });
     const { stdout } = ctx.io;
@@ -246,13 +259,13 @@ export const mailboxFlags: Command = {
   maxPositionals: 100,
   readOnly: (args) => args.positionals.length <= 2,
   async run(ctx, args) {
-    const user = userAddress(args.positionals[0]!, ctx.config().localDomains);
+    const user = mailboxAddress(args.positionals[0]!);
     const id = args.positionals[1]!;
     const changes = parseFlagArgs(args.positionals.slice(2));
     const ref = parseMessageRef(id, INBOX);
     if (ref === null) throw new CliError(`no message ${id} for ${user}`);
     const flags = await ctx.withServices(['directory', 'store'], async ({ directory, store }) => {
-      await requireUser(directory, user);
+      await requireUser(directory, user, store, ctx.config().localDomains);
       const before = await messageFlags(store, user, ref.folder, ref.uid);
       if (before === null) throw new CliError(`no message ${id} for ${user}`);
       let now = before;
@@ -322,7 +335,7 @@ export const mailboxExpunge: Command = {
   minPositionals: 1,
   maxPositionals: 100_000,
   async run(ctx, args) {
-    const user = userAddress(args.positionals[0]!, ctx.config().localDomains);
+    const user = mailboxAddress(args.positionals[0]!);
     const ids = args.positionals.slice(1);
     const allDeleted = args.flags.has('all-deleted');
     if (allDeleted === ids.length > 0) {
@@ -330,7 +343,7 @@ export const mailboxExpunge: Command = {
     }
     const folder = folderOption(args);
     const result = await ctx.withServices(['directory', 'store'], async ({ directory, store }) => {
-      await requireUser(directory, user);
+      await requireUser(directory, user, store, ctx.config().localDomains);
       const { byFolder, unknown } = await expungeTargets(store, user, ids, folder, allDeleted);
       const expunged: { id: string; folder: string; uid: number }[] = [];
       for (const [f, wanted] of byFolder) {
@@ -371,10 +384,49 @@ export const mailboxExpunge: Command = {
   },
 };
 
+export const mailboxRelease: Command = {
+  name: 'mailbox release',
+  args: 'ADDRESS ID [--to ADDRESS[,ADDRESS...]] [--json]',
+  summary: 'deliver a kept message for real (catcher mode): to its recipient, or to --to',
+  flags: ['json'],
+  options: ['to'],
+  minPositionals: 2,
+  maxPositionals: 2,
+  async run(ctx, args) {
+    const user = mailboxAddress(args.positionals[0]!);
+    const id = args.positionals[1]!;
+    const to = (args.options.get('to') ?? '')
+      .split(',')
+      .map((a) => a.trim())
+      .filter((a) => a !== '');
+    const released = await ctx.withServices(
+      ['directory', 'store', 'queue'],
+      async ({ directory, store, queue }) => {
+        await requireUser(directory, user, store, ctx.config().localDomains);
+        return releaseMessage({ store, queue, clock: systemClock }, user, id, to).catch((err: unknown) => {
+          throw err instanceof OpError ? new CliError(err.message) : err;
+        });
+      },
+    );
+    // Moves the change counter: a running server's worker looks at the queue within a second.
+    await ctx.recordChange('mailbox.release', { user, id, ...released });
+    if (args.flags.has('json')) {
+      await writeLine(ctx.io.stdout, JSON.stringify({ user, id, ...released }, null, 2));
+    } else {
+      await writeLine(
+        ctx.io.stdout,
+        `${user} ${id} released as ${released.queueId} to ${released.recipients.join(', ')}`,
+      );
+    }
+    return 0;
+  },
+};
+
 export const mailboxCommands: readonly Command[] = [
   mailboxList,
   mailboxCat,
   mailboxFolders,
   mailboxFlags,
   mailboxExpunge,
+  mailboxRelease,
 ];

@@ -8,15 +8,19 @@ import type { Command } from '../command.ts';
 
 export const serve: Command = {
   name: 'serve',
-  args: '',
-  summary: 'run the mail server in the foreground (stop with Ctrl-C or SIGTERM, reload with SIGHUP)',
-  flags: [],
+  args: '[--catch]',
+  summary:
+    'run the mail server in the foreground (stop with Ctrl-C or SIGTERM, reload with SIGHUP); --catch: catcher mode',
+  flags: ['catch'],
   minPositionals: 0,
   maxPositionals: 0,
-  run(ctx) {
+  run(ctx, args) {
+    // --catch holds for the whole run, reloads included (docs/catch.md).
+    const catchMode = args.flags.has('catch');
     const read = (): { config: ReturnType<typeof ctx.config>; warnings: ConfigError[] } => {
       const warnings: ConfigError[] = [];
-      const config = ctx.readConfig((w) => warnings.push(w));
+      const read = ctx.readConfig((w) => warnings.push(w));
+      const config = catchMode && !read.catch ? Object.freeze({ ...read, catch: true }) : read;
       return { config, warnings };
     };
     const { config, warnings } = read();
