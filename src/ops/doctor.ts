@@ -453,9 +453,12 @@ function hostPort(host: string, port: number): string {
   return host.includes(':') ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
-async function tcpOpen(host: string, port: number, timeoutMs: number): Promise<Socket> {
+async function tcpOpen(host: string, port: number, timeoutMs: number, path?: string): Promise<Socket> {
   return new Promise((resolve, reject) => {
-    const socket = tcpConnect({ host, port, timeout: timeoutMs });
+    const socket =
+      path === undefined
+        ? tcpConnect({ host, port, timeout: timeoutMs })
+        : tcpConnect({ path, timeout: timeoutMs });
     const fail = (err: Error): void => {
       socket.destroy();
       reject(err);
@@ -474,11 +477,18 @@ interface Endpoint {
   readonly service: string;
   readonly host: string;
   readonly port: number;
+  /** An LMTP listener's Unix socket. */
+  readonly path?: string;
 }
 
 function endpoints(config: DoctorConfig): Endpoint[] {
   return [
-    ...config.listeners.map((l) => ({ service: l.service, host: l.host, port: l.port })),
+    ...config.listeners.map((l) => ({
+      service: l.service,
+      host: l.host,
+      port: l.port,
+      ...(l.path === undefined ? {} : { path: l.path }),
+    })),
     ...config.admin.listeners.map((l) => ({ service: 'admin', host: l.host, port: l.port })),
     ...config.mtaStsPublish.listeners.map((l) => ({ service: 'mta-sts', host: l.host, port: l.port })),
   ];
@@ -489,16 +499,16 @@ export async function checkListeners(deps: DoctorDeps): Promise<DoctorCheck[]> {
   const timeoutMs = deps.networkTimeoutMs ?? DEFAULT_NETWORK_TIMEOUT_MS;
   return Promise.all(
     endpoints(deps.config).map(async (ep): Promise<DoctorCheck> => {
-      const where = hostPort(ep.host, ep.port);
+      const where = ep.path === undefined ? hostPort(ep.host, ep.port) : `unix:${ep.path}`;
       const detail = { service: ep.service, address: where };
-      if (ep.port === 0) {
+      if (ep.port === 0 && ep.path === undefined) {
         return check('port', 'warn', null, `${ep.service} ${where}: port chosen at start; not checked`, {
           fix: 'give the listener a fixed port in [[listeners]] address',
           detail,
         });
       }
       try {
-        const socket = await tcpOpen(connectHost(ep.host), ep.port, timeoutMs);
+        const socket = await tcpOpen(connectHost(ep.host), ep.port, timeoutMs, ep.path);
         socket.destroy();
         return check('port', 'pass', null, `${ep.service} ${where} answers`, { detail });
       } catch (err) {

@@ -113,6 +113,25 @@ export async function applySnapshot(deps: SnapshotDeps, next: Config): Promise<R
       ],
     };
   }
+  if (next.catch !== startConfig.catch) {
+    // SECURITY: sessions and the delivery worker must agree; sessions that accept anything while the
+    // worker delivers for real would be an open relay.
+    return {
+      ok: false,
+      errors: [
+        formatConfigErrors(
+          [
+            {
+              key: 'catch',
+              line: null,
+              message: `changed from ${String(startConfig.catch)} to ${String(next.catch)}; catcher mode is switched at start only: restart tern serve`,
+            },
+          ],
+          where,
+        ),
+      ],
+    };
+  }
   try {
     // The certificate files are read again even when their names did not change: that is a renewal.
     const tls = await loadTlsMaterial(next, deps.logger);

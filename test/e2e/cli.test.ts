@@ -102,7 +102,7 @@ describe('tern management commands as a program (npx tern)', () => {
     assert.doesNotMatch(unknown.stderr, /\n\s+at /);
     const help = await npxTern(['--help']);
     assert.equal(help.code, 0);
-    assert.match(help.stdout, /tern mailbox list ADDRESS \[--json\]/);
+    assert.match(help.stdout, /tern mailbox list ADDRESS \[--folder NAME \| --all\] \[--json\]/);
   });
 });
 

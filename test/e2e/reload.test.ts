@@ -175,9 +175,15 @@ test('SIGHUP with a broken file is refused with its errors logged; the server ke
   assert.equal(moved.event, 'config.reload.refused');
   assert.match(JSON.stringify(moved['errors']), /data_dir: .*restart/);
 
+  // Nor can catcher mode be switched on (sessions would accept anything the worker then delivers).
+  await writeFile(tern.configPath, ternConfigToml(tern.dataDir, { catchMode: 'config' }));
+  const catching = await sighup(tern, 3);
+  assert.equal(catching.event, 'config.reload.refused');
+  assert.match(JSON.stringify(catching['errors']), /catch: changed from false to true.*restart/);
+
   // The handler is still there: a good file is then applied.
   await writeFile(tern.configPath, ternConfigToml(tern.dataDir, { limits: { max_message_bytes: 300_000 } }));
-  assert.equal((await sighup(tern, 3)).event, 'config.reloaded');
+  assert.equal((await sighup(tern, 4)).event, 'config.reloaded');
   assert.equal(await newSessionSize(tern.ports.smtp), 300_000);
 });
 

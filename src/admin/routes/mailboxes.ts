@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { MailboxError, INBOX } from '../../store/mailbox-store.ts';
 import { Events } from '../../core/events.ts';
-import { mailboxAddress } from '../../ops/addresses.ts';
+import { mailboxAddress, userAddress } from '../../ops/addresses.ts';
 import { OpError } from '../../ops/errors.ts';
 import { folderRows, messageJson } from '../../ops/mailbox.ts';
 import { releaseMessage } from '../../ops/release.ts';
@@ -42,15 +42,20 @@ async function inStore<T>(fn: () => Promise<T>): Promise<T> {
 }
 
 export function registerMailboxRoutes(app: FastifyInstance, ctx: AdminContext): void {
-  // Any address: a local user's mailbox, or catcher mode's for any recipient (docs/catch.md).
-  const user = (text: string): string => mailboxAddress(text);
+  // A local address, or another with mail kept for it (catcher mode, docs/catch.md); else the 422 that
+  // says the domain is not local.
+  const user = async (text: string): Promise<string> => {
+    const address = mailboxAddress(text);
+    if ((await ctx.store.status(address, INBOX)) !== null) return address;
+    return userAddress(text, ctx.config().localDomains);
+  };
 
   app.get<{ Params: { user: string } }>(
     '/api/mailboxes/:user/folders',
     { schema: { summary: "A user's folders with messages, size and unseen counts", params: USER } },
     async (request) => {
       ctx.auth.require(request);
-      const u = user(request.params.user);
+      const u = await user(request.params.user);
       return { user: u, folders: await inStore(() => folderRows(ctx.store, u)) };
     },
   );
@@ -74,7 +79,7 @@ export function registerMailboxRoutes(app: FastifyInstance, ctx: AdminContext): 
     },
     async (request) => {
       ctx.auth.require(request);
-      const u = user(request.params.user);
+      const u = await user(request.params.user);
       const folder = normalizeMailboxName(request.query.folder ?? INBOX);
       const all = (await inStore(() => ctx.store.list(u, folder))).toReversed();
       const offset = request.query.offset ?? 0;
@@ -108,7 +113,7 @@ export function registerMailboxRoutes(app: FastifyInstance, ctx: AdminContext): 
     { schema: { summary: 'One stored message taken apart for reading', params: USER, querystring: message } },
     async (request) => {
       ctx.auth.require(request);
-      return sendView(await bytesOf(user(request.params.user), request.query.id));
+      return sendView(await bytesOf(await user(request.params.user), request.query.id));
     },
   );
   app.get<{ Params: { user: string }; Querystring: { id: string } }>(
@@ -116,7 +121,11 @@ export function registerMailboxRoutes(app: FastifyInstance, ctx: AdminContext): 
     { schema: { summary: 'One stored message, byte for byte', params: USER, querystring: message } },
     async (request, reply) => {
       ctx.auth.require(request);
-      return sendSource(reply, await bytesOf(user(request.params.user), request.query.id), request.query.id);
+      return sendSource(
+        reply,
+        await bytesOf(await user(request.params.user), request.query.id),
+        request.query.id,
+      );
     },
   );
   app.get<{ Params: { user: string }; Querystring: { id: string; part: string } }>(
@@ -130,7 +139,11 @@ export function registerMailboxRoutes(app: FastifyInstance, ctx: AdminContext): 
     },
     async (request, reply) => {
       ctx.auth.require(request);
-      return sendHtml(reply, await bytesOf(user(request.params.user), request.query.id), request.query.part);
+      return sendHtml(
+        reply,
+        await bytesOf(await user(request.params.user), request.query.id),
+        request.query.part,
+      );
     },
   );
   app.get<{ Params: { user: string }; Querystring: { id: string; part: string } }>(
@@ -138,7 +151,11 @@ export function registerMailboxRoutes(app: FastifyInstance, ctx: AdminContext): 
     { schema: { summary: 'One part (an attachment), as a download', params: USER, querystring: withPart } },
     async (request, reply) => {
       ctx.auth.require(request);
-      return sendPart(reply, await bytesOf(user(request.params.user), request.query.id), request.query.part);
+      return sendPart(
+        reply,
+        await bytesOf(await user(request.params.user), request.query.id),
+        request.query.part,
+      );
     },
   );
 
@@ -170,7 +187,7 @@ export function registerMailboxRoutes(app: FastifyInstance, ctx: AdminContext): 
     },
     async (request) => {
       const p = ctx.auth.require(request);
-      const u = user(request.params.user);
+      const u = await user(request.params.user);
       const released = await releaseMessage(ctx, u, request.body.id, request.body.to ?? []);
       ctx.logger.event(Events.adminChange, {
         admin: p.name,
@@ -188,7 +205,7 @@ export function registerMailboxRoutes(app: FastifyInstance, ctx: AdminContext): 
     { schema: { summary: 'Delete (expunge) one stored message', params: USER, querystring: message } },
     async (request) => {
       const p = ctx.auth.require(request);
-      const u = user(request.params.user);
+      const u = await user(request.params.user);
       const ref = messageRef(request.query.id);
       if (ref === null)
         throw new OpError('invalid', `'${request.query.id}' is not a message id (uid, or folder/uid)`);

@@ -11,21 +11,33 @@ export async function mailboxesView(
 ): Promise<void> {
   const user = path[0];
   if (user === undefined) {
-    const { users } = await get<{ users: UserRow[] }>('/api/users');
+    const [{ users }, caught] = await Promise.all([
+      get<{ users: UserRow[] }>('/api/users'),
+      get<{ catch: boolean; recipients: { user: string; messages: number }[] }>('/api/catch/recipients'),
+    ]);
+    const link = (address: string): HTMLElement =>
+      h('a', { class: 'mono', href: `#/mailboxes/${encodeURIComponent(address)}` }, address);
+    // Catcher mode keeps mail for recipients that are not users (docs/catch.md).
+    const known = new Set(users.map((u) => u.address));
+    const others = caught.recipients.filter((r) => !known.has(r.user));
     fill(
       root,
       h('h1', {}, 'Mailboxes'),
       h(
         'ul',
         {},
-        users.map((u) =>
-          h(
-            'li',
-            {},
-            h('a', { class: 'mono', href: `#/mailboxes/${encodeURIComponent(u.address)}` }, u.address),
-          ),
-        ),
+        users.map((u) => h('li', {}, link(u.address))),
       ),
+      ...(others.length === 0
+        ? []
+        : [
+            h('h2', {}, caught.catch ? 'Caught mail (catcher mode)' : 'Other mailboxes'),
+            h(
+              'ul',
+              {},
+              others.map((r) => h('li', {}, link(r.user), ` ${r.messages}`)),
+            ),
+          ]),
     );
     return;
   }
