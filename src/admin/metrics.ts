@@ -6,6 +6,7 @@
 // small closed sets; remote domains are the first MAX_DOMAINS seen, then "other".
 // Deliberately NOT here: HTTP (server.ts), what is observed (core/observe.ts).
 
+import { SERVICES as CONFIG_SERVICES } from '../config/config.ts';
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { Events } from '../core/events.ts';
 import type { Observed, ObservedValue } from '../core/observe.ts';
@@ -63,18 +64,7 @@ const MECHANISMS = new Set([
   'APOP',
   'admin',
 ]);
-const SERVICES = new Set([
-  'smtp',
-  'submission',
-  'submissions',
-  'pop3',
-  'pop3s',
-  'imap',
-  'imaps',
-  'lmtp',
-  'managesieve',
-  'admin',
-]);
+const SERVICES: ReadonlySet<string> = new Set([...CONFIG_SERVICES, 'admin']);
 
 export class ServerMetrics {
   readonly registry = new Registry();

@@ -518,14 +518,20 @@ export class DeliveryWorker {
           return assertNever(resolution);
       }
     } catch (err) {
-      // Whatever failed (directory, store, body), the message stays: deferred, tried again later.
-      // A permanent-looking reply from a store still only defers: losing mail is worse than a delay.
-      const reply = replyFor(err);
-      const temporary = reply.code >= 400 && reply.code < 500 ? reply : Replies.localError;
-      log.warn(Events.deliveryDeferred, { rcpt: rcpt.address, attempt: rcpt.attempts + 1, err });
-      if (isDiskFull(err)) void this.#spaceWait?.add(message.id);
-      return this.#temporary(message, rcpt, replyLine(temporary), temporary.enhanced, {});
+      return this.#localFailure(message, rcpt, log, err);
     }
+  }
+
+  /**
+   * Whatever failed locally (directory, store, body), the message stays: deferred, tried again later.
+   * A permanent-looking reply from a store still only defers: losing mail is worse than a delay.
+   */
+  #localFailure(message: QueuedMessage, rcpt: QueuedRecipient, log: Logger, err: unknown): Attempt {
+    const reply = replyFor(err);
+    const temporary = reply.code >= 400 && reply.code < 500 ? reply : Replies.localError;
+    log.warn(Events.deliveryDeferred, { rcpt: rcpt.address, attempt: rcpt.attempts + 1, err });
+    if (isDiskFull(err)) void this.#spaceWait?.add(message.id);
+    return this.#temporary(message, rcpt, replyLine(temporary), temporary.enhanced, {});
   }
 
   /**
@@ -887,10 +893,7 @@ export class DeliveryWorker {
         status: '2.0.0',
       };
     } catch (err) {
-      const reply = replyFor(err);
-      const temporary = reply.code >= 400 && reply.code < 500 ? reply : Replies.localError;
-      log.warn(Events.deliveryDeferred, { rcpt: rcpt.address, attempt: rcpt.attempts + 1, err });
-      return this.#temporary(message, rcpt, replyLine(temporary), temporary.enhanced, {});
+      return this.#localFailure(message, rcpt, log, err);
     }
   }
 

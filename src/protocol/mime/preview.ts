@@ -19,7 +19,8 @@ function decodeCharset(charset: string, bytes: Uint8Array): string {
 
 const ENTITIES: Record<string, string> = { amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: ' ' };
 
-function htmlText(html: string): string {
+/** An HTML part's visible text: tags, comments, scripts and styles gone, entities decoded. */
+export function htmlText(html: string): string {
   return html
     .replace(/<(script|style|head)\b[\s\S]*?<\/\1\s*>/gi, ' ')
     .replace(/<!--[\s\S]*?-->/g, ' ')

@@ -5,6 +5,7 @@
 // PURE and total. The message bytes come from the caller, who may cut them to a size cap.
 // XXX: the prologue/epilogue of a multipart matched by :content "multipart" (§5.2) is not compared.
 
+import { htmlText } from '../mime/preview.ts';
 import { scanMessage, type MimePart } from '../mime/structure.ts';
 import { decodeTransfer } from '../mime/transfer.ts';
 import type { BodyTransform } from './ast.ts';
@@ -18,30 +19,6 @@ function decodeCharset(charset: string, bytes: Uint8Array): string {
   } catch {
     return utf8.decode(bytes);
   }
-}
-
-const ENTITIES: Readonly<Record<string, string>> = {
-  amp: '&',
-  lt: '<',
-  gt: '>',
-  quot: '"',
-  apos: "'",
-  nbsp: ' ',
-};
-
-function htmlToText(html: string): string {
-  return html
-    .replace(/<(script|style|head)\b[\s\S]*?<\/\1\s*>/gi, ' ')
-    .replace(/<!--[\s\S]*?-->/g, ' ')
-    .replace(/<[^>]*>?/g, ' ')
-    .replace(/&(#x[0-9a-f]+|#\d+|[a-z]+);/gi, (whole, e: string) => {
-      if (e[0] === '#') {
-        const code = e[1] === 'x' || e[1] === 'X' ? parseInt(e.slice(2), 16) : parseInt(e.slice(1), 10);
-        return code > 0 && code <= 0x10ffff ? String.fromCodePoint(code) : ' ';
-      }
-      return ENTITIES[e.toLowerCase()] ?? whole;
-    })
-    .replace(/[ \t\r\n]+/g, ' ');
 }
 
 /** Where the body begins: after the first empty line (CRLF or LF), or nowhere. */
@@ -74,7 +51,7 @@ function partText(bytes: Uint8Array, part: MimePart): string {
   const decoded = decodeTransfer(part.encoding, bytes.subarray(part.bodyStart, part.bodyEnd));
   if (part.type !== 'text') return utf8.decode(decoded);
   const text = decodeCharset(part.params.find((p) => p.name === 'charset')?.value ?? '', decoded);
-  return part.subtype === 'html' ? htmlToText(text) : text;
+  return part.subtype === 'html' ? htmlText(text).replace(/[ \t\r\n]+/g, ' ') : text;
 }
 
 /** The strings a body test with `transform` compares against. */
