@@ -463,6 +463,28 @@ export interface QueueConfig {
    * through the queue); "queue" puts every message on the queue for the delivery worker, as before.
    */
   readonly localDelivery: 'accept' | 'queue';
+  /**
+   * Multi-node (`[storage] backend = "postgres"`): how long a node holds the recipients it took from the
+   * queue; a crashed node's are taken by another once this has passed. Default 60 s.
+   */
+  readonly leaseMs: number;
+}
+
+/**
+ * Where the state lives (issue 19, docs/scaling.md): the embedded SQLite files under data_dir (default),
+ * or one PostgreSQL database shared by several Tern nodes. Restart only.
+ */
+export interface StorageConfig {
+  readonly backend: 'sqlite' | 'postgres';
+  /** postgres://user:password@host:port/database (required with backend "postgres"). */
+  readonly url: string | null;
+}
+
+export const DEFAULT_STORAGE: StorageConfig = { backend: 'sqlite', url: null };
+
+/** `[redis] url`: what nodes share fast (limits, lockouts, connection counts); null: each node alone. */
+export interface RedisConfig {
+  readonly url: string | null;
 }
 
 /** Inbound mail authentication (SPF, DKIM, DMARC, ARC) on the smtp listener, for unauthenticated clients. */
@@ -535,6 +557,8 @@ export interface Config {
   readonly filters: FiltersConfig;
   /** Sieve at delivery and ManageSieve (issue 18). */
   readonly sieve: SieveConfig;
+  readonly storage: StorageConfig;
+  readonly redis: RedisConfig;
   /** Where the snapshot came from: a file path, or null for embedded defaults. */
   readonly source: string | null;
 }
@@ -634,6 +658,7 @@ export const DEFAULT_QUEUE: QueueConfig = {
   delayWarningMs: 4 * 3_600_000,
   postmaster: null,
   localDelivery: 'accept',
+  leaseMs: 60_000,
 };
 
 export const DEFAULT_CHECKS: ChecksConfig = {
@@ -699,6 +724,8 @@ export function defaultConfig(): Config {
     mtaStsPublish: DEFAULT_MTA_STS_PUBLISH,
     filters: DEFAULT_FILTERS,
     sieve: DEFAULT_SIEVE,
+    storage: DEFAULT_STORAGE,
+    redis: { url: null },
     source: null,
   };
 }

@@ -481,6 +481,7 @@ describe('parseConfig: a full file', () => {
         delayWarningMs: 0,
         postmaster: 'Hostmaster@example.org',
         localDelivery: 'accept',
+        leaseMs: 60_000,
       },
       checks: {
         enabled: false,
@@ -528,6 +529,8 @@ describe('parseConfig: a full file', () => {
         networks: [],
       },
       sieve: { maxScripts: 5, maxScriptBytes: 65_536, maxRedirects: 2, vacationMinSeconds: 3600 },
+      storage: { backend: 'sqlite', url: null },
+      redis: { url: null },
       source: 'test.toml',
     };
     assert.deepEqual(config, expected);
@@ -841,6 +844,7 @@ describe('parseConfig: [dns], [outbound] and [queue]', () => {
       delayWarningMs: 0,
       postmaster: null,
       localDelivery: 'accept',
+      leaseMs: 60_000,
     });
   });
 
@@ -1089,6 +1093,27 @@ const ERROR_CASES: { name: string; toml: string; key: string; line: number; mess
     key: 'listeners[0].proxy_from[1]',
     line: 5,
     message: /"999\.1\.1\.1" is not a network in CIDR form/,
+  },
+  {
+    name: 'backend "postgres" without a url',
+    toml: '[storage]\nbackend = "postgres"\n',
+    key: 'storage.backend',
+    line: 2,
+    message: /needs \[storage\] url/,
+  },
+  {
+    name: 'a storage url that is not postgres://',
+    toml: '[storage]\nbackend = "postgres"\nurl = "mysql://db/tern"\n',
+    key: 'storage.url',
+    line: 3,
+    message: /give a postgres:\/\/ URL/,
+  },
+  {
+    name: 'a redis url that is not redis://',
+    toml: '[redis]\nurl = "127.0.0.1:6379"\n',
+    key: 'redis.url',
+    line: 2,
+    message: /give a redis:\/\//,
   },
   {
     name: 'an lmtp listener asked for AUTH',

@@ -33,7 +33,10 @@ import {
   DEFAULT_SERVER,
   DEFAULT_TRACE,
   DEFAULT_SIEVE,
+  DEFAULT_STORAGE,
+  type RedisConfig,
   type SieveConfig,
+  type StorageConfig,
   DEFAULT_SUBMISSION,
   SERVICES,
   defaultConfig,
@@ -235,6 +238,8 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
   const filters = readFilters(ctx, top['filters']);
   const sieve = readSieve(ctx, top['sieve']);
   const catchMode = opt(top['catch'], (v) => readBoolean(ctx, ['catch'], v)) ?? false;
+  const storage = readStorage(ctx, top['storage']);
+  const redis = readRedis(ctx, top['redis']);
 
   if (ctx.errors.length > 0) return { ok: false, errors: sortByLine(ctx.errors) };
   const config: Config = {
@@ -262,6 +267,8 @@ export function parseConfig(text: string, source: string): ParseConfigResult {
     mtaStsPublish,
     filters,
     sieve,
+    storage,
+    redis,
     source,
   };
   return { ok: true, config: deepFreeze(copyConfig(config)), warnings: sortByLine(ctx.warnings) };
@@ -301,6 +308,8 @@ const TOP_KEYS = [
   'mta_sts',
   'filters',
   'sieve',
+  'storage',
+  'redis',
 ];
 const LISTENER_KEYS = [
   'service',
@@ -730,6 +739,42 @@ function readServer(ctx: Ctx, value: unknown): ServerConfig {
 
 /** Ten years: longer is a typo (and past what a timer or a date in milliseconds should hold). */
 const MAX_TRACE_DAYS = 3650;
+
+function readStorage(ctx: Ctx, value: unknown): StorageConfig {
+  const t = opt(value, (v) => readTable(ctx, ['storage'], v, ['backend', 'url']));
+  if (t === undefined) return DEFAULT_STORAGE;
+  const backend = opt(t['backend'], (v) =>
+    readEnum(ctx, ['storage', 'backend'], v, ['sqlite', 'postgres'] as const),
+  );
+  const url = opt(t['url'], (v) => readString(ctx, ['storage', 'url'], v));
+  if (url !== undefined && !/^postgres(ql)?:\/\//.test(url)) {
+    fail(
+      ctx,
+      ['storage', 'url'],
+      'give a postgres:// URL, for example "postgres://tern@db.example.org/tern"',
+      url,
+    );
+  }
+  if (backend === 'postgres' && t['url'] === undefined) {
+    fail(ctx, ['storage', 'backend'], 'backend "postgres" needs [storage] url = "postgres://…"', 'postgres');
+  }
+  return { backend: backend ?? DEFAULT_STORAGE.backend, url: url ?? null };
+}
+
+function readRedis(ctx: Ctx, value: unknown): RedisConfig {
+  const t = opt(value, (v) => readTable(ctx, ['redis'], v, ['url']));
+  if (t === undefined) return { url: null };
+  const url = opt(t['url'], (v) => readString(ctx, ['redis', 'url'], v));
+  if (url !== undefined && !/^rediss?:\/\//.test(url)) {
+    fail(
+      ctx,
+      ['redis', 'url'],
+      'give a redis:// (or rediss://) URL, for example "redis://127.0.0.1:6379"',
+      url,
+    );
+  }
+  return { url: url ?? null };
+}
 
 function readSieve(ctx: Ctx, value: unknown): SieveConfig {
   const t = opt(value, (v) =>
@@ -1451,6 +1496,7 @@ const QUEUE_KEYS = [
   'delay_warning_seconds',
   'postmaster',
   'local_delivery',
+  'lease_seconds',
 ];
 const OUTBOUND_TLS: readonly OutboundTlsPolicy[] = ['none', 'may', 'encrypt', 'verify'];
 const DESTINATION_TLS: readonly DestinationTlsPolicy[] = [...OUTBOUND_TLS, 'dane', 'dane-only'];
@@ -1969,6 +2015,7 @@ function readQueue(ctx: Ctx, value: unknown, localDomains: readonly string[] | u
     localDelivery:
       opt(t['local_delivery'], (v) => readEnum(ctx, p('local_delivery'), v, ['accept', 'queue'] as const)) ??
       d.localDelivery,
+    leaseMs: seconds('lease_seconds', false) ?? d.leaseMs,
   };
   const given = (key: string, read: number | undefined): boolean =>
     t[key] !== undefined && read !== undefined;
