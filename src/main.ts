@@ -8,6 +8,7 @@
 // (src/protocol, src/server, src/net). Nothing imports this file except the CLI, the session threads'
 // entry (session-thread.ts, the other composition root) and tests.
 
+import { openRedis, redisReady } from './net/redis.ts';
 import { SqliteSieveScriptStore, sieveScriptsPath } from './store/sieve-scripts-sqlite.ts';
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
@@ -369,7 +370,21 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   });
   // What the CLI changes (queue actions, users, aliases) goes to this server's log as cli.* events.
   const changeLog = await watchChangeLog(queue, logger);
-  const limits = new ProcessLimits(config.auth, clock);
+  // [redis] url: lockouts and sending rates counted once for every node (docs/scaling.md).
+  const redis = config.redis.url === null ? null : openRedis(config.redis.url);
+  if (redis !== null) {
+    redis.on('error', () => undefined); // the shared limits log the outage and fall back
+    if (!(await redisReady(redis, 3000)))
+      logger.warn(Events.redisUnavailable, {
+        url: redactUrl(config.redis.url!),
+        fallback: 'per-node limits',
+      });
+  }
+  const limits = new ProcessLimits(
+    config.auth,
+    clock,
+    redis === null ? null : { redis, clock, logger, prefix: config.redis.keyPrefix },
+  );
   let pool: WorkerPool | null = null;
   try {
     // Session threads open their own connections to the stores this thread has opened (and migrated).
@@ -435,6 +450,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     await mtaSts?.close();
     await tlsReporter.close();
     policyCache.close();
+    redis?.disconnect();
     await sieveScripts.close();
     await dmarcStore.close();
     await services.close();
@@ -511,6 +527,7 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
         await mtaSts?.close();
         await tlsReporter.close();
         policyCache.close();
+        redis?.disconnect();
         await sieveScripts.close();
         await dmarcStore.close();
         await services.close();
@@ -623,4 +640,9 @@ export async function runServer(config: Config, options: ServerOptions = {}): Pr
     process.off('SIGHUP', onHup);
   }
   return 0;
+}
+
+/** A URL for the log: its password replaced. */
+function redactUrl(url: string): string {
+  return url.replace(/\/\/([^:@/]*):[^@/]*@/, '//$1:***@');
 }

@@ -485,6 +485,8 @@ export const DEFAULT_STORAGE: StorageConfig = { backend: 'sqlite', url: null };
 /** `[redis] url`: what nodes share fast (limits, lockouts, connection counts); null: each node alone. */
 export interface RedisConfig {
   readonly url: string | null;
+  /** Prefix of every key Tern writes ("tern:"): one Redis can serve several clusters. */
+  readonly keyPrefix: string;
 }
 
 /** Inbound mail authentication (SPF, DKIM, DMARC, ARC) on the smtp listener, for unauthenticated clients. */
@@ -725,7 +727,7 @@ export function defaultConfig(): Config {
     filters: DEFAULT_FILTERS,
     sieve: DEFAULT_SIEVE,
     storage: DEFAULT_STORAGE,
-    redis: { url: null },
+    redis: { url: null, keyPrefix: 'tern:' },
     source: null,
   };
 }

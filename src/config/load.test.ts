@@ -530,7 +530,7 @@ describe('parseConfig: a full file', () => {
       },
       sieve: { maxScripts: 5, maxScriptBytes: 65_536, maxRedirects: 2, vacationMinSeconds: 3600 },
       storage: { backend: 'sqlite', url: null },
-      redis: { url: null },
+      redis: { url: null, keyPrefix: 'tern:' },
       source: 'test.toml',
     };
     assert.deepEqual(config, expected);

@@ -762,8 +762,8 @@ function readStorage(ctx: Ctx, value: unknown): StorageConfig {
 }
 
 function readRedis(ctx: Ctx, value: unknown): RedisConfig {
-  const t = opt(value, (v) => readTable(ctx, ['redis'], v, ['url']));
-  if (t === undefined) return { url: null };
+  const t = opt(value, (v) => readTable(ctx, ['redis'], v, ['url', 'key_prefix']));
+  if (t === undefined) return { url: null, keyPrefix: 'tern:' };
   const url = opt(t['url'], (v) => readString(ctx, ['redis', 'url'], v));
   if (url !== undefined && !/^rediss?:\/\//.test(url)) {
     fail(
@@ -773,7 +773,8 @@ function readRedis(ctx: Ctx, value: unknown): RedisConfig {
       url,
     );
   }
-  return { url: url ?? null };
+  const keyPrefix = opt(t['key_prefix'], (v) => readString(ctx, ['redis', 'key_prefix'], v));
+  return { url: url ?? null, keyPrefix: keyPrefix ?? 'tern:' };
 }
 
 function readSieve(ctx: Ctx, value: unknown): SieveConfig {

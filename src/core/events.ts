@@ -56,6 +56,10 @@ export const Events = {
   sieveScriptChanged: 'managesieve.script',
   /** Catcher mode: a copy kept in the recipient's catch mailbox (docs/catch.md). */
   deliveryCaught: 'delivery.caught',
+  /** Redis ([redis] url) stopped answering: shared limits fall back to this node's own. */
+  redisUnavailable: 'redis.unavailable',
+  /** Redis answers again: limits are the cluster's again. */
+  redisBack: 'redis.back',
   /** The server runs in catcher mode (logged at start, with the listeners others can reach). */
   serverCatchMode: 'server.catch',
   // Sieve at delivery (src/delivery/sieve-delivery.ts)

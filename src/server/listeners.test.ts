@@ -64,18 +64,18 @@ describe('listeners: reload and the process-wide AUTH lockouts', () => {
       for (const ip of ['192.0.2.9', '2001:db8::9']) {
         guard.recordFailure(ip, null);
         guard.recordFailure(ip, null);
-        assert.equal(running.limits.authGuard.check(ip, null).locked, true, ip);
+        assert.equal((await running.limits.authGuard.check(ip, null)).locked, true, ip);
       }
       const reload = Promise.resolve(running.reload(deps(config(5), dispatch)));
       await new Promise((r) => setTimeout(r, 20));
       // The session threads are still preparing: every check still sees the lockouts.
       assert.equal(running.limits.authGuard, guard);
-      assert.equal(running.limits.authGuard.check('192.0.2.9', null).locked, true);
+      assert.equal((await running.limits.authGuard.check('192.0.2.9', null)).locked, true);
       open();
       await reload;
       // Applied: the counts start afresh with the new options, as docs/configuration.md says.
       assert.notEqual(running.limits.authGuard, guard);
-      assert.equal(running.limits.authGuard.check('192.0.2.9', null).locked, false);
+      assert.equal((await running.limits.authGuard.check('192.0.2.9', null)).locked, false);
     } finally {
       await running.close(0);
     }
@@ -92,7 +92,7 @@ describe('listeners: reload and the process-wide AUTH lockouts', () => {
       open();
       await assert.rejects(reload, /refused/);
       assert.equal(running.limits.authGuard, guard);
-      assert.equal(guard.check('192.0.2.11', 'jürgen@example.test').locked, true);
+      assert.equal((await guard.check('192.0.2.11', 'jürgen@example.test')).locked, true);
     } finally {
       await running.close(0);
     }

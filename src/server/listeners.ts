@@ -30,7 +30,8 @@ import { inNetworks, parseCidr } from '../policy/networks.ts';
 import { DiskSpace } from '../net/disk-space.ts';
 import { resolve } from 'node:path';
 import { chmod, lstat, unlink } from 'node:fs/promises';
-import { AuthGuard, SendRateLimiter } from '../policy/auth-guard.ts';
+import { AuthGuard, SendRateLimiter, type AuthLimits, type SendRates } from '../policy/auth-guard.ts';
+import { SharedAuthLimits, SharedSendRates, type SharedLimitsOptions } from '../policy/shared-limits.ts';
 import { imapSharedState, UserSlotCounter } from './imap/shared-uids.ts';
 import type { DriverFactory, RefusalReason } from './driver.ts';
 import { DRIVERS, type DriverRegistry } from './drivers.ts';
@@ -109,13 +110,23 @@ const PROXY_HEADER_TIMEOUT_MS = 10_000;
  * coordinator (coordinator.ts).
  */
 export class ProcessLimits {
-  authGuard: AuthGuard;
-  readonly rateLimiter: SendRateLimiter;
+  authGuard: AuthLimits;
+  readonly rateLimiter: SendRates;
   readonly userSlots = new UserSlotCounter();
+  readonly #shared: SharedLimitsOptions | null;
 
-  constructor(auth: Config['auth'], clock: Clock) {
-    this.authGuard = new AuthGuard(auth, clock);
-    this.rateLimiter = new SendRateLimiter(clock);
+  /** `shared`: the cluster's Redis ([redis] url): lockouts and rates counted once for every node. */
+  constructor(auth: Config['auth'], clock: Clock, shared: SharedLimitsOptions | null = null) {
+    this.#shared = shared;
+    this.authGuard = this.newAuthGuard(auth, clock);
+    this.rateLimiter = shared === null ? new SendRateLimiter(clock) : new SharedSendRates(shared);
+  }
+
+  /** A guard for these lockout options: this process's, or the cluster's through Redis. */
+  newAuthGuard(auth: Config['auth'], clock: Clock): AuthLimits {
+    return this.#shared === null
+      ? new AuthGuard(auth, clock)
+      : new SharedAuthLimits(auth, { ...this.#shared, clock });
   }
 }
 
@@ -240,7 +251,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
 
   let genCounter = 0;
   let closing = false;
-  const makeGeneration = (d: ListenerDeps, guard: AuthGuard): Generation & { readonly id: number } => ({
+  const makeGeneration = (d: ListenerDeps, guard: AuthLimits): Generation & { readonly id: number } => ({
     ...runner.generation(d, guard),
     id: ++genCounter,
   });
@@ -441,7 +452,7 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       // thread) keeps counting against the guard in force, and a refused reload changes nothing.
       const guard = guardOptionsEqual(current.config.auth, nextAuth)
         ? limits.authGuard
-        : new AuthGuard(nextAuth, next.clock);
+        : limits.newAuthGuard(nextAuth, next.clock);
       const gen = makeGeneration(next, guard);
       // Pair each new listener with an old one of the same key (listenerKey), in order.
       const unmatched = [...entries];

@@ -55,7 +55,7 @@ describe('Coordinator: the process-wide limits, asked from several threads', () 
         ]);
         const locked = [...ra, ...rb].filter((s) => s.locked);
         assert.equal(locked.length, 1, ip);
-        assert.equal(shared.authGuard.check(ip, null).locked, true, ip);
+        assert.equal((await shared.authGuard.check(ip, null)).locked, true, ip);
       }
     } finally {
       await a.worker.terminate();
