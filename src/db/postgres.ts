@@ -30,11 +30,12 @@ export function openPool(options: PgOptions): PgPool {
     // A node that lost its database answers 4xx quickly instead of holding sessions open.
     connectionTimeoutMillis: 10_000,
     idleTimeoutMillis: 30_000,
-    ...(options.schema === undefined ? {} : { options: `-c search_path=${quoteIdent(options.schema)}` }),
-  });
-  pool.on('connect', (client) => {
-    // A 250 means the commit is durable on the server (and its synchronous standbys, if any).
-    void client.query('SET synchronous_commit = on').catch(() => undefined);
+    // A 250 means the commit is durable on the server (and its synchronous standbys, if any): set at
+    // connection start, before any query can run.
+    options: [
+      '-c synchronous_commit=on',
+      ...(options.schema === undefined ? [] : [`-c search_path=${quoteIdent(options.schema)}`]),
+    ].join(' '),
   });
   // An idle client's error (the server restarted) must not take the process down; the next query fails.
   pool.on('error', () => undefined);
