@@ -70,6 +70,7 @@ import {
   openStore,
   prepareDataDir,
   type OpenOptions,
+  closeSharedPools,
 } from './services.ts';
 
 export interface Services {
@@ -119,6 +120,8 @@ export async function openServices(
   options: OpenOptions = {},
 ): Promise<Services> {
   const closers: (() => Promise<void>)[] = [];
+  // Closed last (closers run in reverse): the PostgreSQL pool the three share (none with SQLite).
+  if (config.storage.backend === 'postgres') closers.push(() => closeSharedPools());
   try {
     const directory = await openDirectory(config);
     closers.push(() => directory.close());

@@ -16,6 +16,8 @@ import type { ImapMailboxStore } from './store/mailbox-store.ts';
 import { SqliteMailboxStore } from './store/sqlite-mailbox-store.ts';
 import { SqliteTraceStore } from './trace/sqlite-trace-store.ts';
 import { SqliteAdminAccounts } from './directory/admin-accounts.ts';
+import { PostgresDirectory } from './directory/postgres-directory.ts';
+import { openPool, type PgPool } from './db/postgres.ts';
 
 /** A startup problem a person can fix (data dir, files); its message is meant to be shown as is. */
 export class StartupError extends Error {
@@ -115,16 +117,42 @@ async function opening<T>(what: string, open: () => T | Promise<T>): Promise<T> 
 
 export async function openDirectory(config: Config): Promise<Directory> {
   const paths = prepareDataDir(config);
-  return opening('user directory', () =>
-    SqliteDirectory.open({
-      path: paths.directory,
-      localDomains: config.localDomains,
-      postmaster: postmasterAddress(config),
-      recipientDelimiter: config.recipientDelimiter,
-      // XXX: the snapshot opened with; a reload does not change it (limits.mailbox_quota_*: restart).
-      defaultQuota: configQuota(config.limits),
-    }),
-  );
+  const options = {
+    localDomains: config.localDomains,
+    postmaster: postmasterAddress(config),
+    recipientDelimiter: config.recipientDelimiter,
+    // XXX: the snapshot opened with; a reload does not change it (limits.mailbox_quota_*: restart).
+    defaultQuota: configQuota(config.limits),
+  };
+  if (config.storage.backend === 'postgres') {
+    return opening('user directory (PostgreSQL)', async () =>
+      PostgresDirectory.open({ pool: sharedPool(config), config: options }),
+    );
+  }
+  return opening('user directory', () => SqliteDirectory.open({ path: paths.directory, ...options }));
+}
+
+/**
+ * One PostgreSQL pool per process and URL (`[storage] backend = "postgres"`): the queue, the mailbox
+ * store and the directory share it; ended by closeSharedPools() when the process stops.
+ */
+const pools = new Map<string, PgPool>();
+
+export function sharedPool(config: Pick<Config, 'storage'>): PgPool {
+  const url = config.storage.url;
+  if (url === null) throw new StartupError('[storage] backend = "postgres" needs [storage] url');
+  let pool = pools.get(url);
+  if (pool === undefined) {
+    pool = openPool({ url, max: 16 });
+    pools.set(url, pool);
+  }
+  return pool;
+}
+
+export async function closeSharedPools(): Promise<void> {
+  const all = [...pools.values()];
+  pools.clear();
+  await Promise.all(all.map((p) => p.end().catch(() => undefined)));
 }
 
 /** How a connection to a shared file takes part: the main thread owns it, session threads do not sweep. */
