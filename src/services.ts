@@ -18,6 +18,9 @@ import { SqliteTraceStore } from './trace/sqlite-trace-store.ts';
 import { SqliteAdminAccounts } from './directory/admin-accounts.ts';
 import { PostgresDirectory } from './directory/postgres-directory.ts';
 import { openPool, type PgPool } from './db/postgres.ts';
+import { PostgresQueue } from './queue/postgres-queue.ts';
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 
 /** A startup problem a person can fix (data dir, files); its message is meant to be shown as is. */
 export class StartupError extends Error {
@@ -149,6 +152,13 @@ export function sharedPool(config: Pick<Config, 'storage'>): PgPool {
   return pool;
 }
 
+/** This process's name among the nodes (queue leases): host, pid and a random part, unique per start. */
+let node: string | null = null;
+export function nodeId(): string {
+  node ??= `${hostname()}/${process.pid}/${randomBytes(4).toString('hex')}`;
+  return node;
+}
+
 export async function closeSharedPools(): Promise<void> {
   const all = [...pools.values()];
   pools.clear();
@@ -169,6 +179,19 @@ export async function openQueue(
   options: OpenOptions = {},
 ): Promise<Queue> {
   const paths = prepareDataDir(config);
+  if (config.storage.backend === 'postgres') {
+    // The spool of bodies being received stays local; committed mail is in PostgreSQL for every node.
+    return opening('queue (PostgreSQL)', () =>
+      PostgresQueue.open({
+        pool: sharedPool(config),
+        spoolDir: paths.queue,
+        clock,
+        logger,
+        nodeId: nodeId(),
+        leaseMs: config.queue.leaseMs,
+      }),
+    );
+  }
   return opening('queue', () => SqliteQueue.open({ dir: paths.queue, clock, logger, role: options.role }));
 }
 

@@ -113,6 +113,20 @@ export const Events = {
   tlsSelfSignedReplaced: 'tls.selfsigned.replaced',
   // Queue
   queueCommitted: 'queue.committed',
+  queueOrphanRemoved: 'queue.spool.orphan_removed',
+  queueUnlinkFailed: 'queue.spool.unlink_failed',
+  queueListenerFailed: 'queue.listener.failed',
+  queueRemoved: 'queue.removed',
+  queueHeld: 'queue.held',
+  queueReleased: 'queue.released',
+  queueDeleted: 'queue.deleted',
+  queueFlushed: 'queue.flushed',
+  queueBounceRequested: 'queue.bounce_requested',
+  /** Multi-node queue (PostgreSQL): leases of this node renewed, or failing to be. */
+  queueLeasesRenewed: 'queue.lease.renewed',
+  queueLeaseRenewFailed: 'queue.lease.renew_failed',
+  queueLeasesReleaseFailed: 'queue.lease.release_failed',
+  queueGroupCommitRetried: 'queue.commit.group_retried',
   // DNS (src/net/dns.ts)
   dnsQueryFailed: 'dns.query.failed',
   /** A datagram that is not the awaited answer (wrong source, id or question; malformed): spoofing? */

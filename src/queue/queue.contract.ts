@@ -1,4 +1,4 @@
-// The Queue contract: what every implementation (sqlite-queue.ts today, PostgreSQL later) must do,
+// The Queue contract: what every implementation (sqlite-queue.ts, postgres-queue.ts) must do,
 // as one node:test suite each implementation's test file runs with its own harness. Covers durability
 // across a restart, invisibility before commit, abort, large bodies byte-exact, group commit, the
 // per-recipient lifecycle (due → settle → removal), listeners, a full disk (452 4.3.1, nothing left),
@@ -25,6 +25,13 @@ export interface QueueHarness {
   transactions(): number;
   /** Close whatever is open and remove the storage. */
   cleanup(): Promise<void>;
+  /**
+   * Optional, for a backend whose commit is asynchronous (a database server): hold commits at the last
+   * step before they become durable, their rows written but not committed. `reached` resolves once one
+   * is held there; `resume()` lets every held commit go on. Without it, "nothing is visible before
+   * commit" relies on the commit not finishing before the next read (true of a synchronous database).
+   */
+  pauseCommits?(): { readonly reached: Promise<void>; resume(): void };
 }
 
 /** The harness clock reads this; tests of due() pass times relative to it. */
@@ -179,9 +186,13 @@ export function runQueueContract(name: string, make: () => Promise<QueueHarness>
       await w.write(enc.encode('Subject: x\r\n\r\nbody\r\n'));
       assert.equal(await h.queue.get(w.id), null);
       assert.deepEqual(await h.queue.list(), []);
+      const paused = h.pauseCommits?.();
       const committing = w.commit(testEnvelope());
+      await paused?.reached;
       assert.equal(await h.queue.get(w.id), null);
+      assert.deepEqual(await h.queue.list(), []);
       assert.deepEqual(await h.queue.due(CONTRACT_NOW_MS + 1, 10), []);
+      paused?.resume();
       await committing;
       assert.notEqual(await h.queue.get(w.id), null);
     });

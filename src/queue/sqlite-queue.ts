@@ -56,19 +56,6 @@ function parseDetail(json: string): Readonly<Record<string, unknown>> {
   return { detail: json };
 }
 
-// XXX: these belong in src/core/events.ts (not ours to edit); move them there.
-const QueueEvents = {
-  orphanRemoved: 'queue.spool.orphan_removed',
-  unlinkFailed: 'queue.spool.unlink_failed',
-  listenerFailed: 'queue.listener.failed',
-  removed: 'queue.removed',
-  held: 'queue.held',
-  released: 'queue.released',
-  deleted: 'queue.deleted',
-  flushed: 'queue.flushed',
-  bounceRequested: 'queue.bounce_requested',
-} as const;
-
 export interface SqliteQueueOptions {
   /** The queue's folder (e.g. data/queue): queue.db and spool/ live here. */
   readonly dir: string;
@@ -255,7 +242,7 @@ export class SqliteQueue implements Queue {
       try {
         listener(id);
       } catch (err) {
-        this.#log.error(QueueEvents.listenerFailed, { queueId: id, err });
+        this.#log.error(Events.queueListenerFailed, { queueId: id, err });
       }
     }
   }
@@ -485,7 +472,7 @@ export class SqliteQueue implements Queue {
       return this.#deleteRows(id);
     });
     if (removedFile === undefined) return;
-    this.#log.event(QueueEvents.removed, { queueId: id });
+    this.#log.event(Events.queueRemoved, { queueId: id });
     await this.#unlinkSpool(id, removedFile.file);
   }
 
@@ -501,7 +488,7 @@ export class SqliteQueue implements Queue {
   async #unlinkSpool(id: string, file: string | null): Promise<void> {
     if (file === null) return;
     const err = await removeQuietly(this.#fs, join(this.#dir, file));
-    if (err !== null) this.#log.warn(QueueEvents.unlinkFailed, { queueId: id, err });
+    if (err !== null) this.#log.warn(Events.queueUnlinkFailed, { queueId: id, err });
   }
 
   #bumpChangeCounter(): void {
@@ -522,7 +509,7 @@ export class SqliteQueue implements Queue {
     const found = await this.#change(
       () => this.#sql.sql('UPDATE messages SET held = 1 WHERE id = ?').run(id).changes > 0,
     );
-    if (found) this.#log.event(QueueEvents.held, { queueId: id });
+    if (found) this.#log.event(Events.queueHeld, { queueId: id });
     return found;
   }
 
@@ -530,7 +517,7 @@ export class SqliteQueue implements Queue {
     const found = await this.#change(
       () => this.#sql.sql('UPDATE messages SET held = 0 WHERE id = ?').run(id).changes > 0,
     );
-    if (found) this.#log.event(QueueEvents.released, { queueId: id });
+    if (found) this.#log.event(Events.queueReleased, { queueId: id });
     return found;
   }
 
@@ -538,7 +525,7 @@ export class SqliteQueue implements Queue {
     this.#forget(id);
     const removed = await this.#change(() => this.#deleteRows(id));
     if (removed === undefined) return false;
-    this.#log.event(QueueEvents.deleted, { queueId: id });
+    this.#log.event(Events.queueDeleted, { queueId: id });
     await this.#unlinkSpool(id, removed.file);
     return true;
   }
@@ -554,7 +541,7 @@ export class SqliteQueue implements Queue {
       );
       return Number((id === undefined ? stmt.run(nowMs) : stmt.run(nowMs, id)).changes);
     });
-    this.#log.event(QueueEvents.flushed, { queueId: id ?? null, recipients: changed });
+    this.#log.event(Events.queueFlushed, { queueId: id ?? null, recipients: changed });
     return changed;
   }
 
@@ -570,7 +557,7 @@ export class SqliteQueue implements Queue {
       if (n > 0) this.#sql.sql('UPDATE messages SET held = 0 WHERE id = ?').run(id);
       return Number(n);
     });
-    if (marked > 0) this.#log.event(QueueEvents.bounceRequested, { queueId: id, recipients: marked });
+    if (marked > 0) this.#log.event(Events.queueBounceRequested, { queueId: id, recipients: marked });
     return marked;
   }
 
@@ -651,11 +638,11 @@ export class SqliteQueue implements Queue {
       if (info === null || !info.isFile() || info.mtimeMs > cutoffMs) continue;
       const err = await removeQuietly(this.#fs, join(this.#spoolDir, name));
       if (err === null)
-        this.#log.warn(QueueEvents.orphanRemoved, {
+        this.#log.warn(Events.queueOrphanRemoved, {
           file: name,
           queueId: SORTABLE_ID_PATTERN.test(name) ? name : null,
         });
-      else this.#log.warn(QueueEvents.unlinkFailed, { file: name, err });
+      else this.#log.warn(Events.queueUnlinkFailed, { file: name, err });
     }
   }
 }
