@@ -19,6 +19,7 @@ import { SqliteAdminAccounts } from './directory/admin-accounts.ts';
 import { PostgresDirectory } from './directory/postgres-directory.ts';
 import { openPool, type PgPool } from './db/postgres.ts';
 import { PostgresQueue } from './queue/postgres-queue.ts';
+import { PostgresMailboxStore } from './store/postgres-mailbox-store.ts';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 
@@ -189,6 +190,8 @@ export async function openQueue(
         logger,
         nodeId: nodeId(),
         leaseMs: config.queue.leaseMs,
+        // The delivery worker's queue (the main thread's) wakes when any node commits.
+        listen: options.role !== 'session',
       }),
     );
   }
@@ -201,6 +204,16 @@ export async function openStore(
   options: OpenOptions = {},
 ): Promise<ImapMailboxStore> {
   const paths = prepareDataDir(config);
+  if (config.storage.backend === 'postgres') {
+    // Every node hears every other's commits (LISTEN/NOTIFY): IMAP IDLE and NOTIFY work across nodes.
+    return opening('mailbox store (PostgreSQL)', () =>
+      PostgresMailboxStore.open({
+        pool: sharedPool(config),
+        clock,
+        ...(options.role === 'session' ? { reclaimIntervalMs: 0 } : {}),
+      }),
+    );
+  }
   return opening('mailbox store', () =>
     SqliteMailboxStore.open({ dir: paths.mail, clock, role: options.role, broadcast: options.broadcast }),
   );

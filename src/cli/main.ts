@@ -34,6 +34,7 @@ import { configCheck } from './commands/config.ts';
 import { dkimCommands } from './commands/dkim.ts';
 import { dnsCommands } from './commands/dns.ts';
 import { doctorCommands } from './commands/doctor.ts';
+import { migrate } from './commands/migrate.ts';
 import { exportCommand, importCommand } from './commands/export.ts';
 import { mailboxCommands } from './commands/mailbox.ts';
 import { mailboxTransferCommands } from './commands/mailbox-transfer.ts';
@@ -70,6 +71,7 @@ export const COMMANDS: readonly Command[] = [
   sendmail,
   exportCommand,
   importCommand,
+  migrate,
   version,
 ];
 

@@ -8,7 +8,7 @@ import { parseMailbox } from '../core/address.ts';
 import type { Clock } from '../core/ports.ts';
 import { selfClient } from '../delivery/self-message.ts';
 import type { Queue } from '../queue/queue.ts';
-import type { MailboxStore } from '../store/mailbox-store.ts';
+import { MailboxError, type MailboxStore } from '../store/mailbox-store.ts';
 import { OpError } from './errors.ts';
 
 export interface Released {
@@ -34,10 +34,17 @@ export async function releaseMessage(
   }
   const chunks: Buffer[] = [];
   let size = 0;
-  for await (const chunk of body) {
-    size += chunk.length;
-    if (size > MAX_RELEASE_BYTES) throw new OpError('invalid', `message ${id} is too large to release`);
-    chunks.push(Buffer.from(chunk));
+  try {
+    for await (const chunk of body) {
+      size += chunk.length;
+      if (size > MAX_RELEASE_BYTES) throw new OpError('invalid', `message ${id} is too large to release`);
+      chunks.push(Buffer.from(chunk));
+    }
+  } catch (err) {
+    // A store that finds out only when reading (PostgreSQL) says "nonexistent" then.
+    if (err instanceof MailboxError && err.code === 'nonexistent')
+      throw new OpError('not-found', `no message ${id} for ${user}`);
+    throw err;
   }
   const { sender, rest } = withoutDeliveryTrace(Buffer.concat(chunks));
   const nonAscii = (s: string): boolean => /[^\x00-\x7f]/.test(s);

@@ -98,7 +98,8 @@ export function registerMailboxRoutes(app: FastifyInstance, ctx: AdminContext): 
   const bytesOf = async (u: string, id: string): Promise<Buffer> => {
     const body = ctx.store.read(u, id);
     if (body === null) throw new OpError('not-found', `no message ${id} for ${u}`);
-    return messageBytes(body);
+    // A store that finds out only when reading (PostgreSQL) says "nonexistent" then: the same 404.
+    return inStore(() => messageBytes(body));
   };
 
   const message = { type: 'object', required: ['id'], properties: { id: MESSAGE_ID } } as const;

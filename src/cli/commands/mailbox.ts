@@ -91,7 +91,14 @@ export const mailboxCat: Command = {
       const content = store.read(user, id);
       if (content === null) throw new CliError(`no message ${id} for ${user}`);
       // end: false — stdout belongs to the process, not to this command.
-      await pipeline(Readable.from(content, { objectMode: false }), ctx.io.stdout, { end: false });
+      await pipeline(Readable.from(content, { objectMode: false }), ctx.io.stdout, { end: false }).catch(
+        (err: unknown) => {
+          // A store that finds out only when reading (PostgreSQL) says "nonexistent" then.
+          if (err instanceof MailboxError && err.code === 'nonexistent')
+            throw new CliError(`no message ${id} for ${user}`);
+          throw err;
+        },
+      );
     });
     return 0;
   },
