@@ -83,6 +83,7 @@ export interface Services {
 
 export type { BoundListener };
 export {
+  closeSharedPools,
   StartupError,
   dataPaths,
   prepareDataDir,

@@ -15,7 +15,7 @@ import type { ConfigError } from '../config/load.ts';
 import { assertNever } from '../core/assert-never.ts';
 import type { LogFields, Logger } from '../core/ports.ts';
 import { systemClock } from '../core/ports.ts';
-import { StartupError, dataPaths, openDirectory, openQueue, openStore } from '../main.ts';
+import { StartupError, closeSharedPools, dataPaths, openDirectory, openQueue, openStore } from '../main.ts';
 import { TokenVerifierConfigError } from '../net/token-verifier.ts';
 import { DirectoryError } from '../directory/sqlite-directory.ts';
 import { createLogger } from '../net/logger.ts';
@@ -321,6 +321,7 @@ function makeContext(io: CliIo, options: ContextOptions): CommandContext {
         await queue.recordChange(event, detail);
       } finally {
         await queue.close();
+        await closeSharedPools();
       }
     } catch (err) {
       // The change itself is made; only the server's log line about it is lost. Say so, do not fail.
@@ -342,7 +343,8 @@ function makeContext(io: CliIo, options: ContextOptions): CommandContext {
       const opened: Partial<Record<keyof OpenedServices, { close(): Promise<void> }>> = {};
       try {
         const cfg = getConfig();
-        if (options.readOnly) {
+        // Shared PostgreSQL state ([storage] backend = "postgres") has no files here to look for.
+        if (options.readOnly && cfg.storage.backend === 'sqlite') {
           existingDataDir(cfg);
           for (const name of names) {
             const file = serviceFile(cfg, name);
@@ -374,6 +376,8 @@ function makeContext(io: CliIo, options: ContextOptions): CommandContext {
       } finally {
         openedQueue = null;
         for (const service of Object.values(opened).reverse()) await service.close();
+        // The PostgreSQL pool they shared (none with SQLite): a command's process must be free to exit.
+        await closeSharedPools();
       }
     },
   };

@@ -616,9 +616,12 @@ export class PostgresQueue implements Queue {
   async nextAttemptAfter(nowMs: number): Promise<number | null> {
     const row = (
       await this.#rows(
-        `SELECT min(r.next_attempt_ms) AS at FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id
-       WHERE r.${PENDING} AND r.next_attempt_ms > $1 AND NOT m.held`,
-        [nowMs],
+        // Also when another node's lease on due mail runs out: a crashed node's mail is taken then.
+        `SELECT min(CASE WHEN r.next_attempt_ms > $1 THEN r.next_attempt_ms ELSE r.lease_until END) AS at
+         FROM queue_recipients r JOIN queue_messages m ON m.id = r.message_id
+         WHERE r.${PENDING} AND NOT m.held
+           AND (r.next_attempt_ms > $1 OR (r.lease_owner IS NOT NULL AND r.lease_owner <> $2 AND r.lease_until > $1))`,
+        [nowMs, this.#nodeId],
       )
     )[0];
     return row === undefined || row['at'] === null ? null : pgInt(row, 'at');
