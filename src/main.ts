@@ -8,6 +8,7 @@
 // (src/protocol, src/server, src/net). Nothing imports this file except the CLI, the session threads'
 // entry (session-thread.ts, the other composition root) and tests.
 
+import { PostgresMaildropLocks } from './store/maildrop-locks-postgres.ts';
 import { openRedis, redisReady } from './net/redis.ts';
 import { SqliteSieveScriptStore, sieveScriptsPath } from './store/sieve-scripts-sqlite.ts';
 import { readFileSync } from 'node:fs';
@@ -71,6 +72,7 @@ import {
   prepareDataDir,
   type OpenOptions,
   closeSharedPools,
+  sharedPool,
 } from './services.ts';
 
 export interface Services {
@@ -282,7 +284,11 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
   await ensurePostmaster(config, directory, logger);
   const resolver = createResolver(config.dns, { clock, logger });
   // One lock table for every POP3 (later IMAP) session of this process: one server per data directory.
-  const maildropLocks = new InProcessMaildropLocks();
+  // With several nodes on one PostgreSQL, a maildrop is locked for all of them (a leased row).
+  const maildropLocks =
+    config.storage.backend === 'postgres'
+      ? await PostgresMaildropLocks.open({ pool: sharedPool(config) })
+      : new InProcessMaildropLocks();
   const tlsCa = readOptionalPem(config.outbound.tlsCa, 'outbound.tls_ca');
   // MTA-STS policies survive restarts (RFC 8461 §5.1), beside the queue they protect; the TLS results
   // of every delivery session wait there for their day's TLS-RPT report.

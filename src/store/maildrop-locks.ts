@@ -20,7 +20,7 @@ export interface MaildropLocks {
   acquire(user: string, mailbox: string): Promise<MaildropLock | null>;
 }
 
-function maildropKey(user: string, mailbox: string): string {
+export function maildropKey(user: string, mailbox: string): string {
   // JSON keeps the pair unambiguous whatever characters either part holds.
   return JSON.stringify([normalizeUser(user), normalizeMailboxName(mailbox)]);
 }
