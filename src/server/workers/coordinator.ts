@@ -44,12 +44,12 @@ export class Coordinator {
       case 'auth.failure':
         return limits.authGuard.recordFailure(call.ip, call.account);
       case 'auth.success':
-        limits.authGuard.recordSuccess(call.ip);
+        await limits.authGuard.recordSuccess(call.ip);
         return null;
       case 'rate.allows':
         return limits.rateLimiter.allows(call.user, call.limits, call.add);
       case 'rate.record':
-        limits.rateLimiter.record(call.user, call.recipients);
+        await limits.rateLimiter.record(call.user, call.recipients);
         return null;
       case 'slots.acquire': {
         if (this.#released || !limits.userSlots.acquire(call.user, call.max)) return false;
