@@ -8,6 +8,7 @@
 // (src/protocol, src/server, src/net). Nothing imports this file except the CLI, the session threads'
 // entry (session-thread.ts, the other composition root) and tests.
 
+import { PostgresSieveScriptStore } from './store/sieve-scripts-postgres.ts';
 import { PostgresMaildropLocks } from './store/maildrop-locks-postgres.ts';
 import { openRedis, redisReady } from './net/redis.ts';
 import { SqliteSieveScriptStore, sieveScriptsPath } from './store/sieve-scripts-sqlite.ts';
@@ -298,7 +299,10 @@ export async function startServer(config: Config, options: ServerOptions = {}): 
     : null;
   const remote = new RemoteDelivery({ config, resolver, logger, tlsCa, mtaSts, tlsResults: policyCache });
   // Users' Sieve scripts, run at delivery here; ManageSieve sessions open their own connections to the file.
-  const sieveScripts = SqliteSieveScriptStore.open(sieveScriptsPath(config));
+  const sieveScripts =
+    config.storage.backend === 'postgres'
+      ? await PostgresSieveScriptStore.open({ pool: sharedPool(config) })
+      : SqliteSieveScriptStore.open(sieveScriptsPath(config));
   const tlsReporter = new TlsReporter({ store: policyCache, resolver, queue, config, clock, logger, tlsCa });
   const dmarcReporter = new DmarcReporter({ store: dmarcStore, resolver, queue, config, clock, logger });
   const worker = new DeliveryWorker({

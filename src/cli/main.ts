@@ -35,6 +35,7 @@ import { dkimCommands } from './commands/dkim.ts';
 import { dnsCommands } from './commands/dns.ts';
 import { doctorCommands } from './commands/doctor.ts';
 import { migrate } from './commands/migrate.ts';
+import { migrateCopy } from './commands/migrate-copy.ts';
 import { exportCommand, importCommand } from './commands/export.ts';
 import { mailboxCommands } from './commands/mailbox.ts';
 import { mailboxTransferCommands } from './commands/mailbox-transfer.ts';
@@ -72,6 +73,7 @@ export const COMMANDS: readonly Command[] = [
   exportCommand,
   importCommand,
   migrate,
+  migrateCopy,
   version,
 ];
 
@@ -165,6 +167,9 @@ function resolveCommand(argv: readonly string[]): Resolved {
     if (matches.length > 1) return { kind: 'help', text: usageText(matches) };
     return { kind: 'usage-error', message: `unknown command '${topic}'`, text: usageText() };
   }
+  // `tern migrate sqlite-to-postgres` before `tern migrate`: a two-word command wins over a one-word one.
+  const pair = second === undefined ? undefined : COMMANDS.find((c) => c.name === `${first} ${second}`);
+  if (pair) return { kind: 'command', command: pair, argv: [...leading, ...rest.slice(2)] };
   const exact = COMMANDS.find((c) => c.name === first);
   if (exact) return { kind: 'command', command: exact, argv: [...leading, ...rest.slice(1)] };
   const group = COMMANDS.filter((c) => c.name.startsWith(`${first} `));

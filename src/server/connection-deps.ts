@@ -34,7 +34,7 @@ export interface ConnectionDeps {
   readonly secureContext: SecureContext | null;
   readonly trustedNetworks: readonly Network[];
   /** Users' Sieve scripts (ManageSieve), opened on first use. */
-  readonly sieveScripts?: () => SieveScriptStore;
+  readonly sieveScripts?: () => Promise<SieveScriptStore>;
   /** [smtp] xclient_from: who may name another client with XCLIENT. */
   readonly xclientNetworks?: readonly Network[];
   readonly authenticator: Pick<Authenticator, 'verify'>;

@@ -253,7 +253,7 @@ export class ManageSieveConnection implements Driver {
 
   // --- scripts ------------------------------------------------------------------------------------
 
-  private scripts(): SieveScriptStore {
+  private scripts(): Promise<SieveScriptStore> {
     const open = this.deps.sieveScripts;
     if (open === undefined) throw new Error('no Sieve script store in this snapshot');
     return open();
@@ -262,7 +262,7 @@ export class ManageSieveConnection implements Driver {
   /** One script operation; a store that fails is NO (TRYLATER), its cause logged. */
   private async store(user: string, op: StoreOp): Promise<StoreResult> {
     try {
-      const store = this.scripts();
+      const store = await this.scripts();
       switch (op.kind) {
         case 'have-space':
           return written(await store.haveSpace(user, op.name, op.sizeBytes));

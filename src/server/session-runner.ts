@@ -7,6 +7,9 @@
 // read after it are put back into the socket, ahead of the session's input or the TLS handshake.
 // Deliberately NOT here: accepting, the connection limits, refusals (listeners.ts, main thread only).
 
+import { PostgresGreylistStore } from '../store/greylist-postgres.ts';
+import { PostgresSieveScriptStore } from '../store/sieve-scripts-postgres.ts';
+import { sharedPool } from '../services.ts';
 import { X509Certificate } from 'node:crypto';
 import type { Socket } from 'node:net';
 import type { SecureContext } from 'node:tls';
@@ -106,7 +109,7 @@ export class SessionRunner {
   /** data/greylist.sqlite, opened when a generation first greylists; one per thread, kept across reloads. */
   #greylist: { readonly path: string; readonly store: GreylistStore } | null = null;
   /** data/sieve.sqlite, opened when a ManageSieve session first needs it; its limits follow reloads. */
-  #sieve: { readonly path: string; readonly store: SieveScriptStore } | null = null;
+  #sieve: { readonly path: string; readonly store: Promise<SieveScriptStore> } | null = null;
   #sieveLimits: SieveScriptLimits = DEFAULT_SIEVE_SCRIPT_LIMITS;
   #stopping = false;
 
@@ -167,7 +170,7 @@ export class SessionRunner {
         resolver,
         clock: d.clock,
         dial,
-        greylistStore: () => this.#greylistStore(join(resolvePath(config.dataDir), 'greylist.sqlite')),
+        greylistStore: () => this.#greylistStore(config),
         plugins: d.plugins ?? new Map(),
       }),
       sieveScripts: () => {
@@ -175,20 +178,43 @@ export class SessionRunner {
           maxScripts: config.sieve.maxScripts,
           maxScriptBytes: config.sieve.maxScriptBytes,
         };
-        return this.#sieveStore(sieveScriptsPath(config));
+        return this.#sieveStore(config);
       },
     };
     return { config, connDeps, secureContext };
   }
 
-  #sieveStore(path: string): SieveScriptStore {
-    if (this.#sieve?.path !== path)
-      this.#sieve = { path, store: SqliteSieveScriptStore.open(path, { limits: () => this.#sieveLimits }) };
+  /** data/sieve.sqlite, or the shared PostgreSQL's scripts ([storage] backend = "postgres"). */
+  #sieveStore(config: Config): Promise<SieveScriptStore> {
+    const limits = (): SieveScriptLimits => this.#sieveLimits;
+    const where =
+      config.storage.backend === 'postgres' ? `postgres:${config.storage.url}` : sieveScriptsPath(config);
+    if (this.#sieve?.path !== where) {
+      this.#sieve = {
+        path: where,
+        store:
+          config.storage.backend === 'postgres'
+            ? PostgresSieveScriptStore.open({ pool: sharedPool(config), limits })
+            : Promise.resolve(SqliteSieveScriptStore.open(where, { limits })),
+      };
+    }
     return this.#sieve.store;
   }
 
-  #greylistStore(path: string): GreylistStore {
-    if (this.#greylist?.path !== path) this.#greylist = { path, store: SqliteGreylistStore.open(path) };
+  /** data/greylist.sqlite, or the shared PostgreSQL's triplets ([storage] backend = "postgres"). */
+  #greylistStore(config: Config): GreylistStore {
+    const postgres = config.storage.backend === 'postgres';
+    const path = postgres
+      ? `postgres:${config.storage.url}`
+      : join(resolvePath(config.dataDir), 'greylist.sqlite');
+    if (this.#greylist?.path !== path) {
+      this.#greylist = {
+        path,
+        store: postgres
+          ? lazyGreylist(PostgresGreylistStore.open({ pool: sharedPool(config) }))
+          : SqliteGreylistStore.open(path),
+      };
+    }
     return this.#greylist.store;
   }
 
@@ -277,7 +303,19 @@ export class SessionRunner {
     // No session greylists any more: its pending writes are committed by close().
     await this.#greylist?.store.close().catch(() => undefined);
     this.#greylist = null;
-    await this.#sieve?.store.close().catch(() => undefined);
+    await this.#sieve?.store.then((s) => s.close()).catch(() => undefined);
     this.#sieve = null;
   }
+}
+
+/** A greylist store that is still opening (PostgreSQL migrates first): each call waits for it. */
+function lazyGreylist(opening: Promise<GreylistStore>): GreylistStore {
+  // A failed open fails each call (the filter's on_failure decides), never the process.
+  opening.catch(() => undefined);
+  return {
+    update: async (triplet, next) => (await opening).update(triplet, next),
+    passedCount: async (network, nowMs, atMost) => (await opening).passedCount(network, nowMs, atMost),
+    expire: async (nowMs) => (await opening).expire(nowMs),
+    close: async () => (await opening.catch(() => null))?.close(),
+  };
 }

@@ -496,7 +496,7 @@ export class SmtpConnection implements Driver {
   private async anySieve(users: readonly string[]): Promise<boolean> {
     const open = this.deps.sieveScripts;
     if (open === undefined) return false;
-    const scripts = open();
+    const scripts = await open();
     for (const u of users) if ((await scripts.getActive(u)) !== null) return true;
     return false;
   }

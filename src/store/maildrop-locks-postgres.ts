@@ -13,7 +13,7 @@ import { maildropKey, type MaildropLock, type MaildropLocks } from './maildrop-l
 export const LEASE_MS = 30_000;
 const RENEW_MS = 10_000;
 
-const STEPS: readonly string[] = [
+export const STEPS: readonly string[] = [
   `CREATE TABLE maildrop_locks (
      key TEXT COLLATE "C" PRIMARY KEY,
      token TEXT NOT NULL,

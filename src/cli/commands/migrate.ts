@@ -8,6 +8,9 @@ import { migratePostgres, openPool, pgInt, pgText } from '../../db/postgres.ts';
 import { DIRECTORY_STEPS } from '../../directory/postgres-directory.ts';
 import { STEPS as QUEUE_STEPS } from '../../queue/postgres-queue.ts';
 import { STEPS as MAILBOX_STEPS } from '../../store/postgres-mailbox-schema.ts';
+import { STEPS as MAILDROP_STEPS } from '../../store/maildrop-locks-postgres.ts';
+import { STEPS as SIEVE_STEPS } from '../../store/sieve-scripts-postgres.ts';
+import { STEPS as GREYLIST_STEPS } from '../../store/greylist-postgres.ts';
 import type { Command } from '../command.ts';
 import { CliError, writeLine } from '../io.ts';
 
@@ -15,6 +18,9 @@ const COMPONENTS: readonly (readonly [string, readonly string[]])[] = [
   ['directory', DIRECTORY_STEPS],
   ['queue', QUEUE_STEPS],
   ['mailbox', MAILBOX_STEPS],
+  ['maildrop', MAILDROP_STEPS],
+  ['sieve', SIEVE_STEPS],
+  ['greylist', GREYLIST_STEPS],
 ];
 
 export const migrate: Command = {
