@@ -253,3 +253,105 @@ export class SharedSendRates implements SendRates {
     }
   }
 }
+
+/** How long a connection's entry lives without renewal: a node that died frees its counts after this. */
+const CONNECTION_TTL_MS = 90_000;
+
+/**
+ * Takes a place for a connection when the address has fewer than ARGV[2] live ones: KEYS[1] the
+ * address's set of connections (scores: when each entry runs out); ARGV now, max, ttl, connection id.
+ */
+const ACQUIRE_CONNECTION = `
+local now = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[3]), ARGV[4])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1`;
+
+/** Keeps a live connection's entry (ZADD XX: an entry already gone is not brought back). */
+const RENEW_CONNECTION = `
+redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[1]), ARGV[2])
+redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[3]))
+return 1`;
+
+const RELEASE_CONNECTION = `return redis.call('ZREM', KEYS[1], ARGV[1])`;
+
+/**
+ * limits.max_connections_per_ip for the cluster: each connection is an entry in its client address's
+ * set, renewed while it lasts, removed when it ends; a node that dies frees its entries within
+ * CONNECTION_TTL_MS. When Redis is away each node's own count (the listeners') is the limit.
+ */
+export class SharedConnectionCounts {
+  readonly #redis: RedisPort;
+  readonly #clock: Clock;
+  readonly #prefix: string;
+  readonly #health: Health;
+  /** Live connections of this node: id → client address. */
+  readonly #live = new Map<string, string>();
+  #timer: NodeJS.Timeout | null = null;
+
+  constructor(shared: SharedLimitsOptions) {
+    this.#redis = shared.redis;
+    this.#clock = shared.clock;
+    this.#prefix = shared.prefix ?? 'tern:';
+    this.#health = new Health(shared.logger);
+  }
+
+  #key(ip: string): string {
+    return `${this.#prefix}conn:${ip}`;
+  }
+
+  /** True when the address may open one more connection (or Redis is away: the local count decides). */
+  async acquire(ip: string, max: number, id: string): Promise<boolean> {
+    try {
+      const ok = await timed(
+        this.#redis.eval(
+          ACQUIRE_CONNECTION,
+          1,
+          this.#key(ip),
+          this.#clock.nowMs(),
+          max,
+          CONNECTION_TTL_MS,
+          id,
+        ),
+      );
+      this.#health.ok();
+      if (Number(ok) !== 1) return false;
+      this.#live.set(id, ip);
+      this.#timer ??= setInterval(() => void this.#renew(), CONNECTION_TTL_MS / 3);
+      this.#timer.unref();
+      return true;
+    } catch (err) {
+      this.#health.failed(err);
+      return true;
+    }
+  }
+
+  async release(ip: string, id: string): Promise<void> {
+    if (!this.#live.delete(id)) return;
+    if (this.#live.size === 0 && this.#timer !== null) {
+      clearInterval(this.#timer);
+      this.#timer = null;
+    }
+    try {
+      await timed(this.#redis.eval(RELEASE_CONNECTION, 1, this.#key(ip), id));
+      this.#health.ok();
+    } catch (err) {
+      // The entry runs out by itself within CONNECTION_TTL_MS.
+      this.#health.failed(err);
+    }
+  }
+
+  async #renew(): Promise<void> {
+    const until = this.#clock.nowMs() + CONNECTION_TTL_MS;
+    for (const [id, ip] of this.#live) {
+      try {
+        await timed(this.#redis.eval(RENEW_CONNECTION, 1, this.#key(ip), until, id, CONNECTION_TTL_MS));
+      } catch (err) {
+        this.#health.failed(err);
+        return;
+      }
+    }
+  }
+}

@@ -31,7 +31,12 @@ import { DiskSpace } from '../net/disk-space.ts';
 import { resolve } from 'node:path';
 import { chmod, lstat, unlink } from 'node:fs/promises';
 import { AuthGuard, SendRateLimiter, type AuthLimits, type SendRates } from '../policy/auth-guard.ts';
-import { SharedAuthLimits, SharedSendRates, type SharedLimitsOptions } from '../policy/shared-limits.ts';
+import {
+  SharedAuthLimits,
+  SharedConnectionCounts,
+  SharedSendRates,
+  type SharedLimitsOptions,
+} from '../policy/shared-limits.ts';
 import { imapSharedState, UserSlotCounter } from './imap/shared-uids.ts';
 import type { DriverFactory, RefusalReason } from './driver.ts';
 import { DRIVERS, type DriverRegistry } from './drivers.ts';
@@ -113,6 +118,8 @@ export class ProcessLimits {
   authGuard: AuthLimits;
   readonly rateLimiter: SendRates;
   readonly userSlots = new UserSlotCounter();
+  /** limits.max_connections_per_ip for the cluster (Redis); null: this process's count alone. */
+  readonly connections: SharedConnectionCounts | null;
   readonly #shared: SharedLimitsOptions | null;
 
   /** `shared`: the cluster's Redis ([redis] url): lockouts and rates counted once for every node. */
@@ -120,6 +127,7 @@ export class ProcessLimits {
     this.#shared = shared;
     this.authGuard = this.newAuthGuard(auth, clock);
     this.rateLimiter = shared === null ? new SendRateLimiter(clock) : new SharedSendRates(shared);
+    this.connections = shared === null ? null : new SharedConnectionCounts(shared);
   }
 
   /** A guard for these lockout options: this process's, or the cluster's through Redis. */
@@ -362,6 +370,8 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
     open++;
     count(perIp, ip, 1);
     count(perService, listener.service, 1);
+    const id = `${sessionPrefix}${(++sessionCounter).toString(36).padStart(5, '0')}`;
+    const shared = limits.connections;
     let released = false;
     const ended = (): void => {
       if (released) return;
@@ -369,8 +379,36 @@ export async function startListeners(deps: ListenerDeps): Promise<RunningListene
       open--;
       count(perIp, ip, -1);
       count(perService, listener.service, -1);
+      void shared?.release(ip, id);
     };
-    const id = `${sessionPrefix}${(++sessionCounter).toString(36).padStart(5, '0')}`;
+    if (shared === null) return start(entry, gen, socket, ip, proxied, id, ended);
+    // The cluster's count too (Redis): this node's alone may be under the limit while others hold more.
+    // Until the session takes the socket, a reset must not be an unhandled 'error'.
+    socket.on('error', () => undefined);
+    void shared.acquire(ip, config.limits.maxConnectionsPerIp, id).then((ok) => {
+      if (ok) return start(entry, gen, socket, ip, proxied, id, ended);
+      ended();
+      refuse(socket, factory, 'max-connections-per-ip', ip, implicit);
+    });
+  };
+
+  /** Run the counted connection's session here, or hand it to a session thread. */
+  const start = (
+    entry: Entry,
+    gen: Generation & { readonly id: number },
+    socket: Socket,
+    ip: string,
+    proxied: ProxiedSession | null,
+    id: string,
+    ended: () => void,
+  ): void => {
+    const listener = entry.listener;
+    const factory = drivers[listener.service];
+    const implicit = listener.tls === 'implicit';
+    if (socket.destroyed || closing) {
+      socket.destroy();
+      return ended();
+    }
     // A PROXY header was read here, so the socket has been read from: its session stays on this thread
     // (a handle handed to a session thread after reading is not known to keep every byte).
     if (dispatch === null || proxied !== null) return runner.run(gen, listener, socket, id, ended, proxied);

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { openRedis, redisReady } from '../../src/net/redis.ts';
 import type { Tern } from './harness.ts';
-import { havePython, smtplib, startTern } from './harness.ts';
+import { havePython, RawSmtpClient, smtplib, startTern } from './harness.ts';
 
 const URL = process.env['TERN_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
@@ -39,6 +39,7 @@ describe('AUTH lockouts shared through Redis by two nodes', { skip: await redisS
             redis: { url: URL, key_prefix: prefix },
             auth: { failure_delay_seconds: 0, lockout_threshold: 4, lockout_seconds: 600 },
           },
+          limits: { max_connections_per_ip: 3 },
         }),
       );
     }
@@ -68,5 +69,30 @@ describe('AUTH lockouts shared through Redis by two nodes', { skip: await redisS
     assert.equal(right.ok, false);
     assert.equal(right.code, 454, JSON.stringify(right));
     await a.waitForLog('the lockout seen on node A', (l) => l.event === 'security.auth.locked');
+  });
+
+  test('max_connections_per_ip counts the connections held on every node', async () => {
+    const [a, b] = nodes as [Tern, Tern];
+    const held: RawSmtpClient[] = [];
+    try {
+      for (const port of [a.ports.smtp, b.ports.smtp, a.ports.smtp]) {
+        const c = await RawSmtpClient.connect(port);
+        held.push(c);
+        assert.equal((await c.readReply()).code, 220);
+      }
+      // Node B holds one connection of this address, node A two: the fourth is one too many anywhere.
+      const fourth = await RawSmtpClient.connect(b.ports.smtp);
+      held.push(fourth);
+      const refused = await fourth.readReply();
+      assert.equal(refused.code, 421, refused.raw);
+      // One closes: a place is free again, on either node.
+      held[0]!.close();
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      const again = await RawSmtpClient.connect(b.ports.smtp);
+      held.push(again);
+      assert.equal((await again.readReply()).code, 220);
+    } finally {
+      for (const c of held) c.close();
+    }
   });
 });

@@ -10,7 +10,7 @@ import { after, before, describe, test } from 'node:test';
 import type { Redis } from 'ioredis';
 import type { LogFields, Logger } from '../../src/core/ports.ts';
 import { openRedis, redisReady } from '../../src/net/redis.ts';
-import { SharedAuthLimits, SharedSendRates } from '../../src/policy/shared-limits.ts';
+import { SharedAuthLimits, SharedConnectionCounts, SharedSendRates } from '../../src/policy/shared-limits.ts';
 
 const URL = process.env['TERN_TEST_REDIS_URL'] ?? 'redis://127.0.0.1:6379';
 
@@ -129,5 +129,20 @@ describe('limits shared through Redis', { skip }, () => {
       false,
     );
     dead.disconnect();
+  });
+
+  test('connections per client address are counted across nodes; a release frees a place', async () => {
+    const p = prefix();
+    const a = new SharedConnectionCounts({ redis, clock, logger: recordingLogger(), prefix: p });
+    const b = new SharedConnectionCounts({ redis, clock, logger: recordingLogger(), prefix: p });
+    assert.equal(await a.acquire('2001:db8::1', 2, 'a1'), true);
+    assert.equal(await b.acquire('2001:db8::1', 2, 'b1'), true);
+    assert.equal(await a.acquire('2001:db8::1', 2, 'a2'), false);
+    assert.equal(await b.acquire('192.0.2.1', 2, 'b2'), true, 'another address has its own count');
+    await b.release('2001:db8::1', 'b1');
+    assert.equal(await a.acquire('2001:db8::1', 2, 'a3'), true);
+    // A node that died stops renewing: its entries run out (90 s) and free their places.
+    now += 91_000;
+    assert.equal(await b.acquire('2001:db8::1', 1, 'b3'), true);
   });
 });
