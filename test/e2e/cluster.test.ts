@@ -3,12 +3,14 @@
 // A user added with the CLI of one node logs in and gets mail on every node; mail sent to each node
 // lands in one mailbox; and a node killed with SIGKILL while it holds a relayed message (its next hop
 // never answers) loses nothing: once its lease runs out another node delivers the message to an
-// independent SMTP server (aiosmtpd), once, and the shared queue is empty at the end.
+// independent SMTP server (aiosmtpd), once, and the shared queue is empty at the end. An IMAP IDLE
+// session (imapflow) on one node hears a message delivered through another (LISTEN/NOTIFY).
 
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { createServer, type Server, type Socket } from 'node:net';
 import { after, before, describe, test } from 'node:test';
+import { ImapFlow } from 'imapflow';
 import pg from 'pg';
 import { openRedis, redisReady } from '../../src/net/redis.ts';
 import { postgresSkip, TEST_POSTGRES_URL } from '../support/postgres.ts';
@@ -190,5 +192,49 @@ describe('three nodes on one PostgreSQL and Redis', { skip: await skipReason() }
       },
       20_000,
     );
+  });
+
+  test('an IMAP IDLE session on one node hears mail delivered through another', async () => {
+    const [, b, c] = nodes as [Tern, Tern, Tern];
+    const add = await b.tern(['user', 'add', 'idle@example.test', '--password-stdin'], 'idle-password\n');
+    assert.equal(add.code, 0, add.stderr);
+    const client = new ImapFlow({
+      host: '127.0.0.1',
+      port: b.ports.imap!,
+      secure: false,
+      doSTARTTLS: true,
+      tls: { rejectUnauthorized: false },
+      auth: { user: 'idle@example.test', pass: 'idle-password' },
+      logger: false,
+      disableAutoIdle: true,
+      connectionTimeout: 10_000,
+    });
+    await client.connect();
+    try {
+      await client.mailboxOpen('INBOX');
+      const heard = new Promise<number>((resolve) =>
+        client.on('exists', (e: { count: number }) => resolve(e.count)),
+      );
+      const idling = client.idle();
+      const sent = await smtplib({
+        port: c.ports.smtp,
+        mode: 'plain',
+        action: 'sendmail',
+        from: 'someone@remote.test',
+        to: ['idle@example.test'],
+        raw: 'From: someone@remote.test\r\nSubject: wake up\r\n\r\nhello\r\n',
+      });
+      assert.ok(sent.ok, JSON.stringify(sent));
+      const count = await Promise.race([
+        heard,
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('no EXISTS within 10 s')), 10_000),
+        ),
+      ]);
+      assert.equal(count, 1);
+      void idling;
+    } finally {
+      await client.logout().catch(() => undefined);
+    }
   });
 });
