@@ -72,6 +72,10 @@ export const Replies = {
   // 5xx syntax and sequence
   unknownCommand: { code: 500, enhanced: '5.5.1', text: 'Command unrecognized' },
   /** EHLO or HELO on an LMTP listener (RFC 2033 §4.1: LHLO replaces them). */
+  /** DELIVERBY mode R (RFC 2852 §4.1.4): the deadline passed before delivery; the DSN's status. */
+  deliverByExpired: { code: 554, enhanced: '5.4.7', text: 'Delivery time expired (DELIVERBY)' },
+  /** Sieve reject/ereject at delivery (RFC 5429): the DSN's status; the script's reason follows. */
+  sieveRejected: { code: 550, enhanced: '5.7.1', text: "Rejected by the recipient's filter" },
   /** XCLIENT from a client not in [smtp] xclient_from (Postfix's wording). */
   xclientDenied: { code: 550, enhanced: '5.7.0', text: 'Error: insufficient authorization' },
   useLhlo: { code: 500, enhanced: '5.5.1', text: 'This is LMTP (RFC 2033): use LHLO' },

@@ -128,6 +128,8 @@ export const REMOTE_PENDING_DELAY_MS = 24 * 60 * MINUTE_MS;
 const SUMMARY_BYTES = 65_536;
 
 export const DELIVERED_REPLY = '250 2.0.0 delivered to mailbox';
+/** Catcher mode: kept in the recipient's catch mailbox (docs/catch.md). */
+export const CAUGHT_REPLY = '250 2.0.0 Caught';
 /** A local recipient whose quota has no room for the message (RFC 3463 X.2.2), as its DSN says it. */
 export const MAILBOX_FULL_REPLY = replyLine(Replies.mailboxFull);
 export const REMOTE_PENDING_REPLY = '451 4.4.0 remote delivery not available';
@@ -683,14 +685,19 @@ export class DeliveryWorker {
   #deliverByExpired(message: QueuedMessage, rcpt: QueuedRecipient, nowMs: number): Attempt | null {
     const by = message.envelope.deliverBy;
     if (by === undefined || by.mode !== 'R' || nowMs < by.deadlineMs) return null;
-    const reply = '554 5.4.7 Delivery time expired (DELIVERBY)';
+    const reply = replyLine(Replies.deliverByExpired);
     this.#deps.logger.warn(Events.deliveryBounced, {
       queueId: message.id,
       rcpt: rcpt.address,
       reason: 'deliver-by expired',
       reply,
     });
-    return { rcpt, outcome: { status: 'bounced', reply }, action: 'failed', status: '5.4.7' };
+    return {
+      rcpt,
+      outcome: { status: 'bounced', reply },
+      action: 'failed',
+      status: Replies.deliverByExpired.enhanced,
+    };
   }
 
   /** A temporary failure: deferred on the schedule, or bounced once the queue lifetime is over. */
@@ -888,7 +895,7 @@ export class DeliveryWorker {
       });
       return {
         rcpt,
-        outcome: { status: 'delivered', reply: '250 2.0.0 Caught' },
+        outcome: { status: 'delivered', reply: CAUGHT_REPLY },
         action: 'delivered',
         status: '2.0.0',
       };
@@ -951,9 +958,9 @@ export class DeliveryWorker {
         const reason = plan.reject.replace(/[\r\n]+/g, ' ').slice(0, 400);
         return {
           rcpt,
-          outcome: { status: 'bounced', reply: `550 5.7.1 Rejected by the recipient's filter: ${reason}` },
+          outcome: { status: 'bounced', reply: `${replyLine(Replies.sieveRejected)}: ${reason}` },
           action: 'failed',
-          status: '5.7.1',
+          status: Replies.sieveRejected.enhanced,
         };
       }
       log.event(Events.sieveRun, {
