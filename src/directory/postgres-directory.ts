@@ -21,7 +21,7 @@
 // Not here: the pool (db/postgres.ts; close() leaves it open), password hashing, SCRAM, quota usage.
 
 import pg from 'pg';
-import { isValidAddressLiteral, isValidDomain, normalizeDomain } from '../core/address.ts';
+import { normalizeDomain } from '../core/address.ts';
 import type { Clock } from '../core/ports.ts';
 import { systemClock } from '../core/ports.ts';
 import type { PgPool, PgRow } from '../db/postgres.ts';
@@ -33,7 +33,6 @@ import type {
   Directory,
   QuotaChange,
   QuotaLimits,
-  QuotaSetting,
   Resolution,
   SendAsGrant,
   User,
@@ -42,7 +41,19 @@ import type {
 import { DEFAULT_USER_POLICY, UNLIMITED_QUOTA } from './directory.ts';
 import { normalizeFingerprint } from './fingerprint.ts';
 import type { SqliteDirectoryOptions } from './sqlite-directory.ts';
-import { DEFAULT_MAX_ALIAS_DEPTH, DirectoryError, normalizeAddress } from './sqlite-directory.ts';
+// The address and quota rules are SQLite's own: one definition for both backends.
+import {
+  appliedQuota,
+  checkLimit,
+  DEFAULT_MAX_ALIAS_DEPTH,
+  DirectoryError,
+  domainOf,
+  localPartOf,
+  normalizeAddress,
+  normalizeCatchAll,
+  normalizeSendAs,
+  storedQuota,
+} from './sqlite-directory.ts';
 
 /** What SqliteDirectory takes from the config, less its file. */
 export type PostgresDirectoryConfig = Omit<SqliteDirectoryOptions, 'path'>;
@@ -122,54 +133,9 @@ export const DIRECTORY_STEPS: readonly string[] = [
      FOR EACH STATEMENT EXECUTE FUNCTION domains_changed();`,
 ];
 
-/** "@domain" (a catch-all) → its normalized form, or null (as SqliteDirectory). */
-function normalizeCatchAll(alias: string): string | null {
-  const s = alias.trim();
-  if (!s.startsWith('@')) return null;
-  const domain = s.slice(1);
-  if (!(isValidDomain(domain, true) || isValidAddressLiteral(domain))) return null;
-  return `@${normalizeDomain(domain)}`;
-}
-
-/** A send-as pattern: "@domain" (a trailing dot dropped) or an address; null if neither. */
-function normalizeSendAs(pattern: string, acceptKeyForm: boolean): string | null {
-  return normalizeCatchAll(pattern.trim().replace(/\.$/, '')) ?? normalizeAddress(pattern, acceptKeyForm);
-}
-
 /** A domain as the domains table keys it (a fully qualified trailing dot dropped), or null. */
 function storedDomainKey(domain: string): string | null {
   return normalizeCatchAll(`@${domain.trim().replace(/\.$/, '')}`)?.slice(1) ?? null;
-}
-
-function domainOf(key: string): string {
-  return key.slice(key.lastIndexOf('@') + 1);
-}
-
-function localPartOf(key: string): string {
-  return key.slice(0, key.lastIndexOf('@'));
-}
-
-/** A per-hour limit as stored: null (the global default) or a non-negative safe integer. */
-function checkLimit(value: number | null, what: string): number | null {
-  if (value === null || (Number.isSafeInteger(value) && value >= 0)) return value;
-  throw new DirectoryError('invalid', `${what} must be a whole number of 0 or more, or the default`);
-}
-
-/** A quota setting as stored: NULL (the default), 0 (unlimited) or the limit. */
-function storedQuota(setting: QuotaSetting, what: string): number | null {
-  if (setting === 'default') return null;
-  if (setting === null) return 0;
-  if (Number.isSafeInteger(setting) && setting >= 0) return setting;
-  throw new DirectoryError(
-    'invalid',
-    `${what} must be a whole number of 0 or more, unlimited or the default`,
-  );
-}
-
-/** The limit that applies, from a stored setting and the default. */
-function appliedQuota(stored: number | null, fallback: number | null): number | null {
-  if (stored === null) return fallback;
-  return stored === 0 ? null : stored;
 }
 
 function intOrNull(row: PgRow, key: string): number | null {

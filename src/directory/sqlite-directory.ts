@@ -136,7 +136,7 @@ export function normalizeAddress(address: string, acceptKeyForm = true): string 
 }
 
 /** "@domain" (a catch-all) → its normalized form, or null. */
-function normalizeCatchAll(alias: string): string | null {
+export function normalizeCatchAll(alias: string): string | null {
   const s = alias.trim();
   if (!s.startsWith('@')) return null;
   const domain = s.slice(1);
@@ -145,15 +145,15 @@ function normalizeCatchAll(alias: string): string | null {
 }
 
 /** A send-as pattern: "@domain" (a fully qualified trailing dot is dropped) or an address; null if neither. */
-function normalizeSendAs(pattern: string, acceptKeyForm: boolean): string | null {
+export function normalizeSendAs(pattern: string, acceptKeyForm: boolean): string | null {
   return normalizeCatchAll(pattern.trim().replace(/\.$/, '')) ?? normalizeAddress(pattern, acceptKeyForm);
 }
 
-function domainOf(key: string): string {
+export function domainOf(key: string): string {
   return key.slice(key.lastIndexOf('@') + 1);
 }
 
-function localPartOf(key: string): string {
+export function localPartOf(key: string): string {
   return key.slice(0, key.lastIndexOf('@'));
 }
 
@@ -168,13 +168,13 @@ interface Expansion {
 }
 
 /** A per-hour limit as stored: null (the global default) or a non-negative safe integer. */
-function checkLimit(value: number | null, what: string): number | null {
+export function checkLimit(value: number | null, what: string): number | null {
   if (value === null || (Number.isSafeInteger(value) && value >= 0)) return value;
   throw new DirectoryError('invalid', `${what} must be a whole number of 0 or more, or the default`);
 }
 
 /** A quota setting as stored: NULL (the default), 0 (unlimited) or the limit. */
-function storedQuota(setting: QuotaSetting, what: string): number | null {
+export function storedQuota(setting: QuotaSetting, what: string): number | null {
   if (setting === 'default') return null;
   if (setting === null) return 0;
   if (Number.isSafeInteger(setting) && setting >= 0) return setting;
@@ -185,7 +185,7 @@ function storedQuota(setting: QuotaSetting, what: string): number | null {
 }
 
 /** The limit that applies, from a stored setting and the default. */
-function appliedQuota(stored: number | null, fallback: number | null): number | null {
+export function appliedQuota(stored: number | null, fallback: number | null): number | null {
   if (stored === null) return fallback;
   return stored === 0 ? null : stored;
 }
