@@ -36,7 +36,8 @@ import type { PgClient, PgPool, PgRow } from '../db/postgres.ts';
 import { inTransaction, migratePostgres, pgBytes, pgInt, pgText, pgTextOrNull } from '../db/postgres.ts';
 import { SORTABLE_ID_PATTERN, SortableIds } from '../db/sortable-id.ts';
 import type { StorageFs } from '../db/storage-fs.ts';
-import { isDiskFull, nodeStorageFs, removeQuietly, storageError } from '../db/storage-fs.ts';
+import { isDiskFull, nodeStorageFs, removeQuietly } from '../db/storage-fs.ts';
+import { SpooledMessageWriter } from './spooled-writer.ts';
 import type {
   MessageWriter,
   Queue,
@@ -238,12 +239,15 @@ export class PostgresQueue implements Queue {
     if (this.#closed) throw new Error('queue: closed');
     const id = this.#ids.next(this.#clock.nowMs());
     const sink = new BodySink({ path: join(this.#spoolDir, id), spillBytes: this.#spillBytes, fs: this.#fs });
-    return new PostgresMessageWriter(
-      id,
-      sink,
-      (envelope, body, prefix) => this.#store(id, envelope, body, prefix),
-      this.#log,
-    );
+    return new SpooledMessageWriter(id, sink, {
+      store: (envelope, body, prefix) => this.#store(id, envelope, body, prefix),
+      failure: commitError,
+      // The bytes are in the database now: the spill file was only where they waited.
+      committed: () =>
+        sink.discard().catch((err: unknown) => {
+          this.#log.warn(Events.queueUnlinkFailed, { queueId: id, err });
+        }),
+    });
   }
 
   /** Called by a writer with its body complete: resolves once the message is committed. */
@@ -836,84 +840,6 @@ export class PostgresQueue implements Queue {
         });
       else this.#log.warn(Events.queueUnlinkFailed, { file: name, err });
     }
-  }
-}
-
-class PostgresMessageWriter implements MessageWriter {
-  readonly id: string;
-  readonly #sink: BodySink;
-  readonly #store: (envelope: Envelope, body: StoredBody, prefix: Uint8Array | null) => Promise<void>;
-  readonly #log: Logger;
-  #state: 'open' | 'sealed' | 'committing' | 'committed' | 'aborted' | 'failed' = 'open';
-  #sealed: Promise<StoredBody> | null = null;
-  /** Writes run one after another even if a caller forgets to await. */
-  #tail: Promise<void> = Promise.resolve();
-
-  constructor(
-    id: string,
-    sink: BodySink,
-    store: (envelope: Envelope, body: StoredBody, prefix: Uint8Array | null) => Promise<void>,
-    log: Logger,
-  ) {
-    this.id = id;
-    this.#sink = sink;
-    this.#store = store;
-    this.#log = log;
-  }
-
-  write(chunk: Uint8Array): Promise<void> {
-    if (this.#state !== 'open')
-      return Promise.reject(new Error(`queue ${this.id}: write after ${this.#state}`));
-    const p = this.#tail
-      .then(() => this.#sink.write(chunk))
-      .catch((err: unknown) => {
-        throw storageError(err);
-      });
-    this.#tail = p.catch(() => undefined);
-    return p;
-  }
-
-  seal(): Promise<StoredBody> {
-    if (this.#state !== 'open' && this.#state !== 'sealed')
-      return Promise.reject(new Error(`queue ${this.id}: seal after ${this.#state}`));
-    this.#state = 'sealed';
-    // The spill file's name never needs to be durable here: the body's home is the database.
-    this.#sealed ??= this.#tail
-      .then(() => this.#sink.finish({ name: false }))
-      .catch((err: unknown) => {
-        throw storageError(err);
-      });
-    return this.#sealed;
-  }
-
-  async commit(envelope: Envelope, options: { readonly prefix?: Uint8Array } = {}): Promise<void> {
-    if (this.#state !== 'open' && this.#state !== 'sealed')
-      throw new Error(`queue ${this.id}: commit after ${this.#state}`);
-    const sealing = this.seal();
-    this.#state = 'committing';
-    try {
-      const body = await sealing;
-      await this.#store(envelope, body, options.prefix ?? null);
-      this.#state = 'committed';
-    } catch (err) {
-      this.#state = 'failed';
-      await this.#sink.discard().catch(() => undefined);
-      throw commitError(err);
-    }
-    // The bytes are in the database now: the spill file was only where they waited.
-    await this.#sink.discard().catch((err: unknown) => {
-      this.#log.warn(Events.queueUnlinkFailed, { queueId: this.id, err });
-    });
-  }
-
-  /** Drops the message. A no-op once commit() has started: the commit decides (a duplicate beats a loss). */
-  async abort(): Promise<void> {
-    if (this.#state !== 'open' && this.#state !== 'sealed') return;
-    const sealing = this.#sealed;
-    this.#state = 'aborted';
-    await this.#tail;
-    if (sealing !== null) await sealing.catch(() => undefined);
-    await this.#sink.discard();
   }
 }
 

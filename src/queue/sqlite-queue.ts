@@ -31,6 +31,7 @@ import type { Row } from '../db/sqlite.ts';
 import { attempt, bytesOrNull, integer, openDatabase, Statements, text, textOrNull } from '../db/sqlite.ts';
 import type { StorageFs } from '../db/storage-fs.ts';
 import { nodeStorageFs, removeQuietly, storageError } from '../db/storage-fs.ts';
+import { SpooledMessageWriter } from './spooled-writer.ts';
 import type {
   MessageWriter,
   Queue,
@@ -193,9 +194,14 @@ export class SqliteQueue implements Queue {
     if (this.#closed) throw new Error('queue: closed');
     const id = this.#ids.next(this.#clock.nowMs());
     const sink = new BodySink({ path: join(this.#spoolDir, id), spillBytes: this.#spillBytes, fs: this.#fs });
-    return new SqliteMessageWriter(id, sink, (envelope, body, prefix) =>
-      this.#insert(id, envelope, body, prefix),
-    );
+    return new SpooledMessageWriter(id, sink, {
+      store: async (envelope, body, prefix) => {
+        // The spool file is the queue's now: its name must survive a crash before the rows point at it.
+        await sink.nameDurable();
+        await this.#insert(id, envelope, body, prefix);
+      },
+      failure: storageError,
+    });
   }
 
   /** Called by a writer once its body is durable: insert the rows in the next group transaction. */
@@ -644,79 +650,6 @@ export class SqliteQueue implements Queue {
         });
       else this.#log.warn(Events.queueUnlinkFailed, { file: name, err });
     }
-  }
-}
-
-class SqliteMessageWriter implements MessageWriter {
-  readonly id: string;
-  readonly #sink: BodySink;
-  readonly #insert: (envelope: Envelope, body: StoredBody, prefix: Uint8Array | null) => Promise<void>;
-  #state: 'open' | 'sealed' | 'committing' | 'committed' | 'aborted' | 'failed' = 'open';
-  #sealed: Promise<StoredBody> | null = null;
-  /** Writes run one after another even if a caller forgets to await. */
-  #tail: Promise<void> = Promise.resolve();
-
-  constructor(
-    id: string,
-    sink: BodySink,
-    insert: (envelope: Envelope, body: StoredBody, prefix: Uint8Array | null) => Promise<void>,
-  ) {
-    this.id = id;
-    this.#sink = sink;
-    this.#insert = insert;
-  }
-
-  write(chunk: Uint8Array): Promise<void> {
-    if (this.#state !== 'open')
-      return Promise.reject(new Error(`queue ${this.id}: write after ${this.#state}`));
-    const p = this.#tail
-      .then(() => this.#sink.write(chunk))
-      .catch((err: unknown) => {
-        throw storageError(err);
-      });
-    this.#tail = p.catch(() => undefined);
-    return p;
-  }
-
-  seal(): Promise<StoredBody> {
-    if (this.#state !== 'open' && this.#state !== 'sealed')
-      return Promise.reject(new Error(`queue ${this.id}: seal after ${this.#state}`));
-    this.#state = 'sealed';
-    // The spool name is made durable only if the queue commits it (commit()): when the mailbox store
-    // takes every copy, the name is dropped, and its fsync would be wasted.
-    this.#sealed ??= this.#tail
-      .then(() => this.#sink.finish({ name: false }))
-      .catch((err: unknown) => {
-        throw storageError(err);
-      });
-    return this.#sealed;
-  }
-
-  async commit(envelope: Envelope, options: { readonly prefix?: Uint8Array } = {}): Promise<void> {
-    if (this.#state !== 'open' && this.#state !== 'sealed')
-      throw new Error(`queue ${this.id}: commit after ${this.#state}`);
-    const sealing = this.seal();
-    this.#state = 'committing';
-    try {
-      const body = await sealing;
-      await this.#sink.nameDurable();
-      await this.#insert(envelope, body, options.prefix ?? null);
-      this.#state = 'committed';
-    } catch (err) {
-      this.#state = 'failed';
-      await this.#sink.discard().catch(() => undefined);
-      throw storageError(err);
-    }
-  }
-
-  /** Drops the message. A no-op once commit() has started: the commit decides (a duplicate beats a loss). */
-  async abort(): Promise<void> {
-    if (this.#state !== 'open' && this.#state !== 'sealed') return;
-    const sealing = this.#sealed;
-    this.#state = 'aborted';
-    await this.#tail;
-    if (sealing !== null) await sealing.catch(() => undefined);
-    await this.#sink.discard();
   }
 }
 
