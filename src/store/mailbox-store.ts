@@ -506,3 +506,22 @@ export interface ImapMailboxStore extends MailboxStore {
   /** The counts SELECT and STATUS need, read together; 'nonexistent' or 'noselect' as messages(). */
   folderStatus(user: string, folder: string): Promise<FolderStatus>;
 }
+
+/** The CLI id of a message: its UID in INBOX, "<mailbox>/<uid>" in any other mailbox (every store's). */
+export function messageId(mailbox: string, uid: number): string {
+  return mailbox === INBOX ? String(uid) : `${mailbox}/${uid}`;
+}
+
+/** A CLI message id read back; null when it is neither "<uid>" nor "<mailbox>/<uid>". */
+export function parseMessageId(id: string): { mailbox: string; uid: number } | null {
+  const slash = id.lastIndexOf('/');
+  const mailbox = slash < 0 ? INBOX : normalizeMailboxName(id.slice(0, slash));
+  const digits = id.slice(slash + 1);
+  if (!/^[1-9][0-9]{0,9}$/.test(digits) || mailbox === '') return null;
+  return { mailbox, uid: Number(digits) };
+}
+
+/** UIDs as a caller may pass them (repeated, unordered, junk): the valid ones, once each, ascending. */
+export function distinctUids(uids: readonly number[]): number[] {
+  return [...new Set(uids.filter((u) => Number.isSafeInteger(u) && u > 0))].sort((a, b) => a - b);
+}

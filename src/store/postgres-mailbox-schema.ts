@@ -8,7 +8,7 @@ import type { PgClient, PgRow } from '../db/postgres.ts';
 import { pgBytes, pgInt, pgText, pgTextOrNull } from '../db/postgres.ts';
 import { storageError } from '../db/storage-fs.ts';
 import type { MessageMeta, MessageSummary, SpecialUse } from './mailbox-store.ts';
-import { INBOX, normalizeMailboxName } from './mailbox-store.ts';
+import { messageId } from './mailbox-store.ts';
 import type { Changes } from './postgres-mailbox-feed.ts';
 
 /**
@@ -215,24 +215,6 @@ export function toSummary(r: PgRow, mailbox: string): MessageSummary {
 
 export function bytesOrNull(r: PgRow, key: string): Buffer | null {
   return pgBytes(r, key);
-}
-
-/** The CLI id of a message, as the SQLite store writes it: its UID in INBOX, "<mailbox>/<uid>" elsewhere. */
-export function messageId(mailbox: string, uid: number): string {
-  return mailbox === INBOX ? String(uid) : `${mailbox}/${uid}`;
-}
-
-export function parseMessageId(id: string): { mailbox: string; uid: number } | null {
-  const slash = id.lastIndexOf('/');
-  const mailbox = slash < 0 ? INBOX : normalizeMailboxName(id.slice(0, slash));
-  const digits = id.slice(slash + 1);
-  if (!/^[1-9][0-9]{0,9}$/.test(digits) || mailbox === '') return null;
-  return { mailbox, uid: Number(digits) };
-}
-
-/** UIDs as a caller may pass them (repeated, unordered, junk): the valid ones, once each, ascending. */
-export function distinctUids(uids: readonly number[]): number[] {
-  return [...new Set(uids.filter((u) => Number.isSafeInteger(u) && u > 0))].sort((a, b) => a - b);
 }
 
 function sqlState(err: unknown): string | null {

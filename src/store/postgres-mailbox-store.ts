@@ -76,6 +76,7 @@ import {
 } from './postgres-mailbox-blobs.ts';
 import { Changes, ChangeFeed } from './postgres-mailbox-feed.ts';
 import type { RowContext } from './postgres-mailbox-folders.ts';
+import { distinctUids, messageId, parseMessageId } from './mailbox-store.ts';
 import {
   createFolderIn,
   deleteFolderIn,
@@ -90,12 +91,9 @@ import { copyIn, insertMessage, removeMessages, storeFlagsIn } from './postgres-
 import type { FolderRow, Queryable, Tx } from './postgres-mailbox-schema.ts';
 import {
   DELETED,
-  distinctUids,
   flagsOf,
   isRetryable,
   META_COLUMNS,
-  messageId,
-  parseMessageId,
   pgStoreError,
   row,
   rows,

@@ -85,6 +85,7 @@ import type {
   StoreFlagsResult,
   StoredMessage,
 } from './mailbox-store.ts';
+import { distinctUids, messageId, parseMessageId } from './mailbox-store.ts';
 import {
   applyFlagChange,
   checkFolderName,
@@ -329,24 +330,6 @@ export const MIGRATIONS = [
 export const UNSEEN = String.raw`instr(lower(flags), '"\\seen"') = 0`;
 /** Exported for the query-plan test only. */
 export const DELETED = String.raw`instr(lower(flags), '"\\deleted"') > 0`;
-
-/** The CLI id of a message: its UID in INBOX, "<mailbox>/<uid>" in any other mailbox. */
-export function messageId(mailbox: string, uid: number): string {
-  return mailbox === INBOX ? String(uid) : `${mailbox}/${uid}`;
-}
-
-function parseMessageId(id: string): { mailbox: string; uid: number } | null {
-  const slash = id.lastIndexOf('/');
-  const mailbox = slash < 0 ? INBOX : normalizeMailboxName(id.slice(0, slash));
-  const digits = id.slice(slash + 1);
-  if (!/^[1-9][0-9]{0,9}$/.test(digits) || mailbox === '') return null;
-  return { mailbox, uid: Number(digits) };
-}
-
-/** UIDs as a caller may pass them (repeated, unordered, junk): the valid ones, once each, ascending. */
-function distinctUids(uids: readonly number[]): number[] {
-  return [...new Set(uids.filter((u) => Number.isSafeInteger(u) && u > 0))].sort((a, b) => a - b);
-}
 
 export class SqliteMailboxStore implements ImapMailboxStore {
   readonly #dir: string;
